@@ -1,0 +1,11 @@
+//! `netconf`: the domain of the netconf suite (networks, pools, instances, NICs) and the file
+//! formats its tools share. No packets and no firewall calls live here.
+
+pub mod eui64;
+pub mod ifname;
+pub mod mac;
+pub mod nicmode;
+
+pub use ifname::IfName;
+pub use mac::{MacAddr, MacPrefix};
+pub use nicmode::NicMode;
