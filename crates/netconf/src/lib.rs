@@ -1,6 +1,7 @@
 //! `netconf`: the domain of the netconf suite (networks, pools, instances, NICs) and the file
 //! formats its tools share. No packets and no firewall calls live here.
 
+pub mod binding;
 pub mod eui64;
 pub mod ifname;
 pub mod mac;
