@@ -1,0 +1,5 @@
+//! `gnt-group`.
+
+pub fn main() -> std::process::ExitCode {
+    std::process::ExitCode::from(1)
+}

@@ -1,0 +1,5 @@
+//! `gnt-instance`.
+
+pub fn main() -> std::process::ExitCode {
+    std::process::ExitCode::from(1)
+}

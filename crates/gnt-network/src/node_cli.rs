@@ -1,0 +1,5 @@
+//! `gnt-node`.
+
+pub fn main() -> std::process::ExitCode {
+    std::process::ExitCode::from(1)
+}

@@ -1,0 +1,1 @@
+//! Instance operations (gnt-instance); see issue 3.
