@@ -151,11 +151,15 @@ impl FileStore {
 
     /// Best effort: a missing or unwritable cache only costs speed.
     fn save_cache(&self, stamp: &Stamp, cfg: &Config) {
-        let Ok(body) = postcard::to_allocvec(cfg) else {
-            return;
-        };
-        let mut bytes = stamp.header().to_vec();
-        bytes.extend_from_slice(&body);
+        if let Ok(body) = postcard::to_allocvec(cfg) {
+            self.save_cache_bytes(stamp, &body);
+        }
+    }
+
+    fn save_cache_bytes(&self, stamp: &Stamp, body: &[u8]) {
+        let mut bytes = Vec::with_capacity(64 + body.len());
+        bytes.extend_from_slice(&stamp.header());
+        bytes.extend_from_slice(body);
         let tmp = self
             .dir()
             .join(format!(".config.cache.tmp{}", std::process::id()));
@@ -165,7 +169,13 @@ impl FileStore {
     }
 
     fn write(&self, cfg: &Config) -> Result<(), GntError> {
-        let text = render(cfg)?;
+        // The snapshot cache is encoded on the second core while the TOML is rendered.
+        let (text, cache_body) = std::thread::scope(|scope| {
+            let body = scope.spawn(|| postcard::to_allocvec(cfg).ok());
+            let text = render(cfg);
+            (text, body.join().ok().flatten())
+        });
+        let text = text?;
         let dir = self.dir();
         let tmp = dir.join(format!(
             ".{}.tmp{}",
@@ -186,8 +196,8 @@ impl FileStore {
             let _ = fs::remove_file(&tmp);
             self.io_err("write", &self.path, &e)
         })?;
-        if let Ok(m) = fs::metadata(&self.path) {
-            self.save_cache(&Stamp::of(&m), cfg);
+        if let (Ok(m), Some(body)) = (fs::metadata(&self.path), cache_body) {
+            self.save_cache_bytes(&Stamp::of(&m), &body);
         }
         Ok(())
     }

@@ -121,7 +121,9 @@ fn instance(out: &mut String, uuid: &str, i: &Instance) {
             out.push_str(", name = ");
             quoted(out, name);
         }
-        let _ = write!(out, ", mac = \"{}\"", nic.mac);
+        out.push_str(", mac = \"");
+        push_mac(out, nic.mac);
+        out.push('"');
         if let Some(ip) = nic.ip {
             let _ = write!(out, ", ip = \"{ip}\"");
         }
@@ -162,16 +164,25 @@ fn kv(out: &mut String, key: &str, v: impl Display) {
 }
 
 fn kv_f64(out: &mut String, key: &str, v: f64) {
+    out.push_str(key);
+    out.push_str(" = ");
+    let start = out.len();
+    let _ = write!(out, "{}", if v.is_finite() { v } else { 0.0 });
     // TOML reads "5" as an integer; keep floats floats.
-    let s = if v.is_finite() {
-        v.to_string()
-    } else {
-        "0".into()
-    };
-    if s.contains(['.', 'e', 'E']) {
-        let _ = writeln!(out, "{key} = {s}");
-    } else {
-        let _ = writeln!(out, "{key} = {s}.0");
+    if !out[start..].contains(['.', 'e', 'E']) {
+        out.push_str(".0");
+    }
+    out.push('\n');
+}
+
+fn push_mac(out: &mut String, mac: crate::mac::MacAddr) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (i, b) in mac.octets().iter().enumerate() {
+        if i > 0 {
+            out.push(':');
+        }
+        out.push(HEX[(b >> 4) as usize] as char);
+        out.push(HEX[(b & 15) as usize] as char);
     }
 }
 
@@ -185,6 +196,12 @@ fn kv_str(out: &mut String, key: &str, v: &str) {
 /// A TOML basic string.
 fn quoted(out: &mut String, s: &str) {
     out.push('"');
+    // Names, UUIDs and links almost never need escapes: copy them whole.
+    if !s.chars().any(|c| c == '"' || c == '\\' || c.is_control()) {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),
