@@ -401,3 +401,111 @@ fn pages_render_without_warnings() {
         );
     }
 }
+
+/// A scratch configuration directory, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Scratch {
+        let d = std::env::temp_dir().join(format!("manpages-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(d.join("hooks")).unwrap();
+        Scratch(d)
+    }
+
+    /// Runs a tool on this configuration (no hooks) and returns its standard output.
+    fn run(&self, bin: &str, args: &[&str]) -> String {
+        let out = Command::new(bin)
+            .args(args)
+            .env("NETCONF_CONFIG", self.0.join("config.data"))
+            .env("NETCONF_HOOKS_DIR", self.0.join("hooks"))
+            .output()
+            .expect("run the binary");
+        assert!(
+            out.status.success(),
+            "{bin} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The first `.nf` … `.fi` example of a COMMANDS subsection, as printed text.
+fn example(page: &str, sub: &str) -> String {
+    let text = Page::load(page)
+        .command(sub)
+        .unwrap_or_else(|| panic!("{page}.8: no {sub}"))
+        .to_owned();
+    let body = text
+        .split_once(".nf\n")
+        .and_then(|(_, b)| b.split_once(".fi\n"))
+        .map(|(b, _)| b)
+        .unwrap_or_else(|| panic!("{page}.8 {sub}: no example"));
+    body.lines().map(|l| format!("{l}\n")).collect()
+}
+
+/// Blanks what differs between runs: UUIDs, serial numbers and times.
+fn normalize(text: &str) -> String {
+    text.lines()
+        .map(|l| {
+            let l = l.trim_end();
+            let key = l.split_once(": ").map(|(k, _)| k.trim());
+            match key {
+                Some("UUID" | "Serial number" | "Creation time" | "Modification time") => {
+                    format!("{}: X", l.split_once(": ").unwrap().0)
+                }
+                Some("group") => l.split(" (UUID").next().unwrap().to_owned(),
+                _ => l.to_owned(),
+            }
+        })
+        .map(|l| l + "\n")
+        .collect()
+}
+
+#[test]
+fn info_examples_are_real_output() {
+    let [(_, net, _), _, (_, node, _), (_, inst, _)] = TOOLS;
+    let s = Scratch::new("info");
+    s.run(node, &["add", "--primary-ip", "203.0.113.5", "node1"]);
+    s.run(
+        net,
+        &[
+            "add",
+            "--network",
+            "192.0.2.0/28",
+            "--gateway",
+            "192.0.2.1",
+            "--network6",
+            "2001:db8:1::/64",
+            "--add-reserved-ips",
+            "192.0.2.10",
+            "net1",
+        ],
+    );
+    s.run(net, &["connect", "-N", "mode=bridged,link=br0", "net1"]);
+    s.run(
+        inst,
+        &[
+            "add",
+            "-n",
+            "node1",
+            "--net",
+            "0:ip=pool,network=net1,mac=aa:00:00:0b:b6:83",
+            "inst1",
+        ],
+    );
+    assert_eq!(
+        normalize(&s.run(net, &["info", "net1"])),
+        normalize(&example("gnt-network", "info"))
+    );
+    assert_eq!(
+        normalize(&s.run(inst, &["info", "inst1"])),
+        normalize(&example("gnt-instance", "info"))
+    );
+}
