@@ -10,11 +10,18 @@ use snf_dnshook::config::{self, Config};
 use snf_dnshook::hookenv::{Action, HookEnv, Phase};
 use snf_dnshook::plan;
 
-/// Ganeti instance hook (add, modify, rename, remove; post phase) that keeps the A, AAAA
-/// and PTR records of an instance's NICs on DNS-tagged networks up to date with RFC 2136
-/// UPDATEs signed with TSIG. Reads GANETI_* variables; see snf-dnshook(8).
+/// Ganeti instance hook: keeps the A, AAAA and PTR records of an instance's NICs on
+/// DNS-tagged networks in sync, with RFC 2136 UPDATEs signed with TSIG.
 #[derive(Parser)]
-#[command(version, about, max_term_width = 100)]
+#[command(
+    version,
+    max_term_width = 100,
+    after_help = "Acts on OP_INSTANCE_CREATE, OP_INSTANCE_SET_PARAMS, OP_INSTANCE_RENAME and \
+                  OP_INSTANCE_REMOVE in the post phase, on the instance's primary node only, \
+                  reading the GANETI_* variables of the hook environment. Exit status: 0 done \
+                  or nothing to do, 1 failure, 2 usage error. See snf-dnshook(8) and \
+                  snf-dnshook.toml(5)."
+)]
 struct Cli {
     /// Configuration file (see snf-dnshook.toml(5)).
     #[arg(short, long, value_name = "FILE", env = "SNF_DNSHOOK_CONFIG",

@@ -160,7 +160,7 @@ pub fn plan(
             for rtype in [RType::A, RType::Aaaa] {
                 let current: BTreeSet<Rd> = dns
                     .lookup(owner, rtype)
-                    .with_context(|| format!("reading the records of {owner}"))?
+                    .with_context(|| format!("forward zone {zone}"))?
                     .into_iter()
                     .collect();
                 found.extend(current.iter().filter_map(addr_of));
@@ -220,7 +220,7 @@ pub fn plan(
             let name = names::ptr(*addr);
             let current: BTreeSet<Rd> = dns
                 .lookup(&name, RType::Ptr)
-                .with_context(|| format!("reading the PTR records of {addr} in zone {zone}"))?
+                .with_context(|| format!("reverse zone {zone}"))?
                 .into_iter()
                 .collect();
             transitions.push(Transition {
@@ -256,7 +256,7 @@ pub fn plan(
             };
             let current: BTreeSet<Rd> = dns
                 .lookup(&name, RType::Ptr)
-                .with_context(|| format!("reading the PTR records of {addr} in zone {zone}"))?
+                .with_context(|| format!("reverse zone {zone}"))?
                 .into_iter()
                 .collect();
             let desired = current

@@ -34,6 +34,7 @@ pub fn skip_reason(test: &str) -> Option<()> {
     Some(())
 }
 
+#[derive(Clone)]
 pub struct TestKey {
     pub name: &'static str,
     pub algorithm: &'static str,
@@ -339,6 +340,8 @@ impl Hook {
             String::from_utf8_lossy(&out.stdout)
         );
         assert_eq!(out.status.code(), Some(1), "exit status; stderr: {stderr}");
+        // Shown with --nocapture, to read the messages operators get.
+        eprint!("snf-dnshook said: {stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
         stderr
     }
