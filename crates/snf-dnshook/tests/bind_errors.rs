@@ -270,16 +270,15 @@ fn every_bind_tsig_algorithm_and_key_files() {
             &key_config(named.port, "", &tsig),
         );
         let name = format!("alg{i}");
+        let ip = [
+            "198.51.100.100",
+            "198.51.100.101",
+            "198.51.100.102",
+            "198.51.100.103",
+            "198.51.100.104",
+        ][i];
         let nic = Nic {
-            ip: Some(
-                [
-                    "198.51.100.100",
-                    "198.51.100.101",
-                    "198.51.100.102",
-                    "198.51.100.103",
-                    "198.51.100.104",
-                ][i],
-            ),
+            ip: Some(ip),
             ..NIC
         };
         hook.ok(&ganeti_env(
@@ -288,16 +287,16 @@ fn every_bind_tsig_algorithm_and_key_files() {
             &name,
             None,
             NODE,
-            &[nic.clone()],
+            &[nic],
         ));
         assert_eq!(
             named.dig(&format!("{name}.{FWD}"), "A"),
-            [nic.ip.unwrap()],
+            [ip],
             "key {} ({})",
             k.name,
             k.algorithm
         );
-        expected.push(format!("{name}.{FWD}. A {}", nic.ip.unwrap()));
+        expected.push(format!("{name}.{FWD}. A {ip}"));
     }
     assert_eq!(
         named.zone_records(FWD),
