@@ -3,10 +3,13 @@
 
 pub mod client;
 pub mod config;
+#[cfg(test)]
+mod fake;
 pub mod hookenv;
 pub mod keyfile;
 pub mod names;
 pub mod plan;
+pub mod sync;
 pub mod tsig;
 pub mod update;
 pub mod wire;

@@ -2,13 +2,13 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Parser;
 
-use snf_dnshook::client::{Client, RcodeError};
+use snf_dnshook::client::Client;
 use snf_dnshook::config::{self, Config};
 use snf_dnshook::hookenv::{Action, HookEnv, Phase};
-use snf_dnshook::plan;
+use snf_dnshook::sync::{Options, sync};
 
 /// Ganeti instance hook: keeps the A, AAAA and PTR records of an instance's NICs on
 /// DNS-tagged networks in sync, with RFC 2136 UPDATEs signed with TSIG.
@@ -41,9 +41,6 @@ struct Cli {
     #[arg(long, value_name = "NAME", env = "SNF_DNSHOOK_NODE")]
     node: Option<String>,
 }
-
-/// Rounds of read-plan-update when a prerequisite fails because of a concurrent change.
-const ROUNDS: usize = 3;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -134,47 +131,19 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         attempts: cfg.attempts,
         backoff: cfg.backoff,
     };
-    for round in 1..=ROUNDS {
-        let updates = plan::plan(&cfg, &client, instance, &action, &env.nics)?;
-        if updates.is_empty() {
-            note(cli, &format!("{instance}: DNS records are up to date"));
-            return Ok(ExitCode::SUCCESS);
-        }
-        if cli.dry_run {
-            for u in &updates {
-                print!("{u}");
-            }
-            return Ok(ExitCode::SUCCESS);
-        }
-        let mut conflict = None;
-        for u in &updates {
-            plan::check(u)?;
-            if cli.verbose {
-                eprint!("{u}");
-            }
-            match client.update(u) {
-                Ok(()) => {
-                    let (deleted, added) = u.counts();
-                    println!(
-                        "zone {}: deleted {deleted}, added {added} record(s)",
-                        u.zone
-                    );
-                }
-                Err(e)
-                    if e.downcast_ref::<RcodeError>()
-                        .is_some_and(RcodeError::is_prerequisite_failure) =>
-                {
-                    conflict = Some(e);
-                    break;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        match conflict {
-            None => return Ok(ExitCode::SUCCESS),
-            Some(e) if round == ROUNDS => return Err(e),
-            Some(e) => note(cli, &format!("{e}; reading the records again")),
-        }
-    }
-    bail!("unreachable: the update loop always returns")
+    let opts = Options {
+        dry_run: cli.dry_run,
+        verbose: cli.verbose,
+    };
+    sync(
+        &cfg,
+        &client,
+        instance,
+        &action,
+        &env.nics,
+        &opts,
+        &mut std::io::stdout().lock(),
+        &mut std::io::stderr().lock(),
+    )?;
+    Ok(ExitCode::SUCCESS)
 }
