@@ -452,6 +452,28 @@ fn dry_run_prints_and_sends_nothing() {
     );
     assert_eq!(serials_of(&named, &[FWD, REV4]), before);
     assert!(named.zone_records(FWD).is_empty());
+
+    // The printed script is nsupdate input: replayed, it makes the records.
+    let nsupdate = std::process::Command::new("nsupdate")
+        .args([
+            "-y",
+            &format!("{}:{}:{}", KEY.algorithm, KEY.name, KEY.secret),
+        ])
+        .output_with_stdin(&format!("server 127.0.0.1 {}\n{text}", named.port));
+    assert!(nsupdate.status.success(), "{}", nsupdate.stderr_text());
+    assert_eq!(
+        named.zone_records(FWD),
+        strings(&["web1.example.org. A 198.51.100.10"])
+    );
+    assert_eq!(
+        named.zone_records(REV4),
+        strings(&["10.100.51.198.in-addr.arpa. PTR web1.example.org."])
+    );
+    // And the hook now finds nothing to do.
+    assert_eq!(
+        hook.ok(&env("OP_INSTANCE_CREATE", "web1", None, &[NIC_V4])),
+        ""
+    );
 }
 
 fn serials_of(named: &Named, zones: &[&str]) -> Vec<String> {

@@ -360,3 +360,37 @@ pub fn strings(v: &[&str]) -> Vec<String> {
     v.sort();
     v
 }
+
+pub trait StdinExt {
+    /// Spawns with `input` on standard input and waits.
+    fn output_with_stdin(&mut self, input: &str) -> Output;
+}
+
+impl StdinExt for Command {
+    fn output_with_stdin(&mut self, input: &str) -> Output {
+        use std::io::Write;
+        let mut child = self
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+}
+
+pub trait OutputExt {
+    fn stderr_text(&self) -> String;
+}
+
+impl OutputExt for Output {
+    fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+}
