@@ -8,7 +8,7 @@ use clap::Parser;
 use snf_dnshook::client::Client;
 use snf_dnshook::config::{self, Config};
 use snf_dnshook::hookenv::{Action, HookEnv, Phase};
-use snf_dnshook::sync::{Options, sync};
+use snf_dnshook::sync::{Job, Options, sync};
 
 /// Ganeti instance hook: keeps the A, AAAA and PTR records of an instance's NICs on
 /// DNS-tagged networks in sync, with RFC 2136 UPDATEs signed with TSIG.
@@ -135,12 +135,15 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         dry_run: cli.dry_run,
         verbose: cli.verbose,
     };
+    let job = Job {
+        instance,
+        action: &action,
+        nics: &env.nics,
+    };
     sync(
         &cfg,
         &client,
-        instance,
-        &action,
-        &env.nics,
+        &job,
         &opts,
         &mut std::io::stdout().lock(),
         &mut std::io::stderr().lock(),

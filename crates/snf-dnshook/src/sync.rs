@@ -25,6 +25,13 @@ impl Server for Client {
     }
 }
 
+/// What the hook was asked to do, for which instance and NICs.
+pub struct Job<'a> {
+    pub instance: &'a str,
+    pub action: &'a Action,
+    pub nics: &'a [Nic],
+}
+
 pub struct Options {
     pub dry_run: bool,
     pub verbose: bool,
@@ -32,22 +39,23 @@ pub struct Options {
 
 /// Brings the server in line with the NICs. Prints the UPDATEs (dry run) or one line per
 /// zone updated to `out`; notes for `--verbose` go to `log`.
-#[allow(clippy::too_many_arguments)]
 pub fn sync(
     cfg: &Config,
     server: &dyn Server,
-    instance: &str,
-    action: &Action,
-    nics: &[Nic],
+    job: &Job<'_>,
     opts: &Options,
     out: &mut dyn Write,
     log: &mut dyn Write,
 ) -> Result<()> {
     for round in 1..=ROUNDS {
-        let updates = plan::plan(cfg, server, instance, action, nics)?;
+        let updates = plan::plan(cfg, server, job.instance, job.action, job.nics)?;
         if updates.is_empty() {
             if opts.verbose {
-                writeln!(log, "snf-dnshook: {instance}: DNS records are up to date")?;
+                writeln!(
+                    log,
+                    "snf-dnshook: {}: DNS records are up to date",
+                    job.instance
+                )?;
             }
             return Ok(());
         }
@@ -127,16 +135,12 @@ mod tests {
             dry_run: false,
             verbose: true,
         };
-        sync(
-            &cfg(),
-            f,
-            "web1",
-            &Action::Modify,
+        let job = Job {
+            instance: "web1",
+            action: &Action::Modify,
             nics,
-            &opts,
-            &mut out,
-            &mut log,
-        )?;
+        };
+        sync(&cfg(), f, &job, &opts, &mut out, &mut log)?;
         Ok(String::from_utf8(out).unwrap())
     }
 
@@ -202,17 +206,13 @@ mod tests {
             dry_run: false,
             verbose: false,
         };
-        let e = sync(
-            &cfg(),
-            &f,
-            "web1",
-            &Action::Modify,
-            &[nic("198.51.100.2")],
-            &opts,
-            &mut out,
-            &mut log,
-        )
-        .unwrap_err();
+        let nics = [nic("198.51.100.2")];
+        let job = Job {
+            instance: "web1",
+            action: &Action::Modify,
+            nics: &nics,
+        };
+        let e = sync(&cfg(), &f, &job, &opts, &mut out, &mut log).unwrap_err();
         assert_eq!(f.0.updates.get(), ROUNDS);
         let msg = format!("{e:#}");
         assert!(msg.contains("kept changing during 3 rounds"), "{msg}");
