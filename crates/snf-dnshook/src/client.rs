@@ -18,6 +18,7 @@ pub const NOERROR: u8 = 0;
 pub const SERVFAIL: u8 = 2;
 pub const NXDOMAIN: u8 = 3;
 pub const REFUSED: u8 = 5;
+pub const NOTAUTH: u8 = 9;
 
 pub fn rcode_name(rcode: u8) -> String {
     match rcode {
@@ -92,8 +93,29 @@ impl fmt::Display for RcodeError {
 
 impl std::error::Error for RcodeError {}
 
-pub struct Client {
+/// The server answered a query without the AA bit: it is not the zone's server.
+#[derive(Debug)]
+pub struct NotAuthoritative {
+    pub what: String,
     pub server: SocketAddr,
+}
+
+impl fmt::Display for NotAuthoritative {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: server {} is not authoritative for the name (its answer lacks the AA flag): \
+             `server` must be the zone's primary",
+            self.what, self.server
+        )
+    }
+}
+
+impl std::error::Error for NotAuthoritative {}
+
+pub struct Client {
+    /// The server's addresses; attempts go to them in turn.
+    pub servers: Vec<SocketAddr>,
     pub key: Option<Key>,
     pub timeout: Duration,
     pub attempts: u32,
@@ -126,12 +148,67 @@ fn is_timeout(e: &io::Error) -> bool {
     )
 }
 
+/// One request, one answer: UDP, or TCP for large requests and truncated answers.
+fn send(server: SocketAddr, timeout: Duration, request: &[u8], id: u16) -> io::Result<Vec<u8>> {
+    // Requests beyond the classic 512-octet limit go over TCP (as nsupdate does).
+    if request.len() > 512 {
+        return send_tcp(server, timeout, request);
+    }
+    let answer = send_udp(server, timeout, request, id)?;
+    if wire::is_truncated(&answer) {
+        return send_tcp(server, timeout, request);
+    }
+    Ok(answer)
+}
+
+fn send_udp(server: SocketAddr, timeout: Duration, request: &[u8], id: u16) -> io::Result<Vec<u8>> {
+    let local: SocketAddr = if server.is_ipv4() {
+        "0.0.0.0:0".parse().expect("constant")
+    } else {
+        "[::]:0".parse().expect("constant")
+    };
+    let sock = UdpSocket::bind(local)?;
+    sock.connect(server)?;
+    sock.send(request)?;
+    let deadline = Instant::now() + timeout;
+    let mut buf = vec![0u8; 65535];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        sock.set_read_timeout(Some(left))?;
+        let n = sock.recv(&mut buf)?;
+        let answer = &buf[..n];
+        // Ignore stray datagrams (late answers to an earlier attempt).
+        if wire::id(answer) == Some(id) && wire::is_response(answer) {
+            return Ok(answer.to_vec());
+        }
+    }
+}
+
+fn send_tcp(server: SocketAddr, timeout: Duration, request: &[u8]) -> io::Result<Vec<u8>> {
+    let mut s = TcpStream::connect_timeout(&server, timeout)?;
+    s.set_read_timeout(Some(timeout))?;
+    s.set_write_timeout(Some(timeout))?;
+    let mut framed = (request.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(request);
+    s.write_all(&framed)?;
+    let mut len = [0u8; 2];
+    s.read_exact(&mut len)?;
+    let mut answer = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    s.read_exact(&mut answer)?;
+    Ok(answer)
+}
+
 impl Client {
     /// Sends `msg` (signed when a key is configured) and returns the checked answer bytes.
     /// Timeouts, unreachable servers and SERVFAIL are retried with exponential backoff.
-    fn exchange(&self, msg: &mut Message, what: &str) -> Result<Vec<u8>> {
+    fn exchange(&self, msg: &mut Message, what: &str) -> Result<(Vec<u8>, SocketAddr)> {
+        anyhow::ensure!(!self.servers.is_empty(), "no server address");
         let mut last: Option<anyhow::Error> = None;
         for attempt in 0..self.attempts {
+            let server = self.servers[attempt as usize % self.servers.len()];
             if attempt > 0 {
                 std::thread::sleep(self.backoff * 2u32.saturating_pow(attempt - 1));
             }
@@ -145,7 +222,7 @@ impl Client {
                 }
                 None => (bytes, None),
             };
-            let answer = match self.send(&request, msg.metadata.id) {
+            let answer = match send(server, self.timeout, &request, msg.metadata.id) {
                 Ok(a) => a,
                 Err(e) if is_timeout(&e) => {
                     last = Some(anyhow!("no answer within {:?}", self.timeout));
@@ -159,15 +236,14 @@ impl Client {
             let rcode = wire::rcode(&answer).context("answer shorter than a DNS header")?;
             let tsig_error = match (&self.key, &request_mac) {
                 (Some(k), Some(mac)) => match tsig::verify_response(&answer, k, mac, now())
-                    .with_context(|| format!("{what}: answer from {}", self.server))?
+                    .with_context(|| format!("{what}: answer from {server}"))?
                 {
                     Verdict::Valid => None,
                     Verdict::ServerError(e) => Some(e),
                     // BIND signs every answer to a signed request, errors included, unless it
                     // could not use the key; an unsigned success could be forged.
                     Verdict::Unsigned if rcode == NOERROR || rcode == NXDOMAIN => bail!(
-                        "{what}: the answer from {} is not signed with key '{}'",
-                        self.server,
+                        "{what}: the answer from {server} is not signed with key '{}'",
                         k.name
                     ),
                     Verdict::Unsigned => None,
@@ -175,81 +251,37 @@ impl Client {
                 _ => None,
             };
             if rcode == SERVFAIL && tsig_error.is_none() {
-                last = Some(anyhow!(self.rcode_error(what, rcode, None)));
+                last = Some(anyhow!(self.rcode_error(what, server, rcode, None)));
                 continue;
             }
             if tsig_error.is_some() {
-                return Err(self.rcode_error(what, rcode, tsig_error).into());
+                return Err(self.rcode_error(what, server, rcode, tsig_error).into());
             }
-            return Ok(answer);
+            return Ok((answer, server));
         }
         let last = last.unwrap_or_else(|| anyhow!("no attempt made"));
+        let servers: Vec<String> = self.servers.iter().map(ToString::to_string).collect();
         Err(last.context(format!(
             "{what}: no usable answer from {} after {} attempt(s)",
-            self.server, self.attempts
+            servers.join(", "),
+            self.attempts
         )))
     }
 
-    fn rcode_error(&self, what: &str, rcode: u8, tsig_error: Option<u16>) -> RcodeError {
+    fn rcode_error(
+        &self,
+        what: &str,
+        server: SocketAddr,
+        rcode: u8,
+        tsig_error: Option<u16>,
+    ) -> RcodeError {
         RcodeError {
             what: what.to_string(),
-            server: self.server,
+            server,
             rcode,
             tsig_error,
             key: self.key.as_ref().map(|k| k.name.clone()),
         }
-    }
-
-    fn send(&self, request: &[u8], id: u16) -> io::Result<Vec<u8>> {
-        // Requests beyond the classic 512-octet limit go over TCP (as nsupdate does).
-        if request.len() > 512 {
-            return self.send_tcp(request);
-        }
-        let answer = self.send_udp(request, id)?;
-        if wire::is_truncated(&answer) {
-            return self.send_tcp(request);
-        }
-        Ok(answer)
-    }
-
-    fn send_udp(&self, request: &[u8], id: u16) -> io::Result<Vec<u8>> {
-        let local: SocketAddr = if self.server.is_ipv4() {
-            "0.0.0.0:0".parse().expect("constant")
-        } else {
-            "[::]:0".parse().expect("constant")
-        };
-        let sock = UdpSocket::bind(local)?;
-        sock.connect(self.server)?;
-        sock.send(request)?;
-        let deadline = Instant::now() + self.timeout;
-        let mut buf = vec![0u8; 65535];
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(io::ErrorKind::TimedOut.into());
-            }
-            sock.set_read_timeout(Some(left))?;
-            let n = sock.recv(&mut buf)?;
-            let answer = &buf[..n];
-            // Ignore stray datagrams (late answers to an earlier attempt).
-            if wire::id(answer) == Some(id) && wire::is_response(answer) {
-                return Ok(answer.to_vec());
-            }
-        }
-    }
-
-    fn send_tcp(&self, request: &[u8]) -> io::Result<Vec<u8>> {
-        let mut s = TcpStream::connect_timeout(&self.server, self.timeout)?;
-        s.set_read_timeout(Some(self.timeout))?;
-        s.set_write_timeout(Some(self.timeout))?;
-        let mut framed = (request.len() as u16).to_be_bytes().to_vec();
-        framed.extend_from_slice(request);
-        s.write_all(&framed)?;
-        let mut len = [0u8; 2];
-        s.read_exact(&mut len)?;
-        let mut answer = vec![0u8; usize::from(u16::from_be_bytes(len))];
-        s.read_exact(&mut answer)?;
-        Ok(answer)
     }
 
     /// The records of one RRset (`rcode` tells NXDOMAIN from "exists, no such type").
@@ -261,12 +293,17 @@ impl Client {
             Name::from_ascii(name).with_context(|| format!("invalid DNS name '{name}'"))?,
             rtype,
         ));
-        let bytes = self.exchange(&mut m, &what)?;
+        let (bytes, server) = self.exchange(&mut m, &what)?;
         let rcode = wire::rcode(&bytes).unwrap_or(SERVFAIL);
         let answer = Message::from_vec(&bytes)
-            .map_err(|e| anyhow!("{what}: cannot parse the answer from {}: {e}", self.server))?;
+            .map_err(|e| anyhow!("{what}: cannot parse the answer from {server}: {e}"))?;
         if rcode != NOERROR && rcode != NXDOMAIN {
-            return Err(self.rcode_error(&what, rcode, None).into());
+            return Err(self.rcode_error(&what, server, rcode, None).into());
+        }
+        // Only the zone's own server knows the records as they are (a resolver's answer may be
+        // cached or from elsewhere).
+        if !answer.metadata.authoritative {
+            return Err(NotAuthoritative { what, server }.into());
         }
         let wanted = Name::from_ascii(name)?;
         let records = answer
@@ -297,8 +334,9 @@ impl Client {
     pub fn zone_of(&self, name: &str) -> Result<Option<String>> {
         match self.query(name, RecordType::SOA) {
             Ok(a) => Ok(a.soa_owner),
+            Err(e) if e.is::<NotAuthoritative>() => Ok(None),
             Err(e) => match e.downcast_ref::<RcodeError>() {
-                Some(r) if r.rcode == REFUSED || r.rcode == 9 => Ok(None),
+                Some(r) if r.rcode == REFUSED || r.rcode == NOTAUTH => Ok(None),
                 _ => Err(e),
             },
         }
@@ -307,10 +345,10 @@ impl Client {
     pub fn update(&self, u: &ZoneUpdate) -> Result<()> {
         let what = format!("UPDATE of zone {}", u.zone);
         let mut m = u.to_message(0)?;
-        let bytes = self.exchange(&mut m, &what)?;
+        let (bytes, server) = self.exchange(&mut m, &what)?;
         let rcode = wire::rcode(&bytes).unwrap_or(SERVFAIL);
         if rcode != NOERROR {
-            return Err(self.rcode_error(&what, rcode, None).into());
+            return Err(self.rcode_error(&what, server, rcode, None).into());
         }
         Ok(())
     }

@@ -72,7 +72,8 @@ pub struct Network {
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub server: SocketAddr,
+    /// Every address of `server`.
+    pub servers: Vec<SocketAddr>,
     pub zone: Option<String>,
     pub ttl: u32,
     pub dns_tags: Vec<String>,
@@ -110,11 +111,15 @@ impl Config {
     pub fn parse(text: &str, dir: &Path) -> Result<Config> {
         let f: File = toml::from_str(text)?;
         let port = f.port.unwrap_or(53);
-        let server = (f.server.as_str(), port)
+        let servers: Vec<SocketAddr> = (f.server.as_str(), port)
             .to_socket_addrs()
             .with_context(|| format!("`server`: cannot resolve '{}'", f.server))?
-            .next()
-            .with_context(|| format!("`server`: '{}' has no address", f.server))?;
+            .collect();
+        ensure!(
+            !servers.is_empty(),
+            "`server`: '{}' has no address",
+            f.server
+        );
         let dns_tags = match f.dns_tag {
             None => vec!["public".to_string(), "dns".to_string()],
             Some(OneOrMany::One(t)) => vec![t],
@@ -143,7 +148,7 @@ impl Config {
         let attempts = f.attempts.unwrap_or(3);
         ensure!(attempts >= 1, "`attempts` must be at least 1");
         Ok(Config {
-            server,
+            servers,
             zone: f.zone.map(|z| zone(&z, "zone")).transpose()?,
             ttl: f.ttl.unwrap_or(300),
             dns_tags,
@@ -255,7 +260,7 @@ mod tests {
             Path::new(DIR),
         )
         .unwrap();
-        assert_eq!(c.server, "127.0.0.1:53".parse().unwrap());
+        assert_eq!(c.servers, ["127.0.0.1:53".parse().unwrap()]);
         assert_eq!(c.zone.as_deref(), Some("example.org."));
         assert_eq!(c.ttl, 300);
         assert_eq!(c.dns_tags, ["public", "dns"]);
@@ -287,7 +292,7 @@ reverse_zone6 = "8.b.d.0.1.0.0.2.ip6.arpa"
             Path::new(DIR),
         )
         .unwrap();
-        assert_eq!(c.server.port(), 5353);
+        assert_eq!(c.servers[0].port(), 5353);
         assert_eq!(c.dns_tags, ["dns"]);
         assert_eq!(c.forward_zones(), ["b.example.org.", "example.org."]);
         assert_eq!(c.zone_for(Some("pub2")), Some("b.example.org."));

@@ -34,6 +34,8 @@ pub struct Nic {
     pub tags: Vec<String>,
 }
 
+/// The hook environment. Only the phase is checked up front: the pre phase must never
+/// fail (a failing pre hook aborts the Ganeti operation), whatever else the variables hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HookEnv {
     pub phase: Phase,
@@ -41,23 +43,25 @@ pub struct HookEnv {
     pub instance: Option<String>,
     pub primary: Option<String>,
     pub new_name: Option<String>,
-    pub nics: Vec<Nic>,
+    vars: HashMap<String, String>,
 }
 
 impl HookEnv {
-    /// Parses the variables that matter; `vars` is usually `std::env::vars()`.
+    /// Reads the GANETI_* variables; `vars` is usually the process environment.
     pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self> {
         let vars: HashMap<String, String> = vars
             .into_iter()
             .filter(|(k, _)| k.starts_with("GANETI_"))
             .collect();
-        // Ganeti exports unset values as "" (and some versions as "None").
-        let get = |k: &str| {
-            vars.get(&format!("GANETI_{k}"))
-                .map(|v| v.trim())
-                .filter(|v| !v.is_empty() && *v != "None")
+        let env = HookEnv {
+            phase: Phase::Pre,
+            op_code: String::new(),
+            instance: None,
+            primary: None,
+            new_name: None,
+            vars,
         };
-        let phase = match get("HOOKS_PHASE") {
+        let phase = match env.get("HOOKS_PHASE") {
             Some("pre") => Phase::Pre,
             Some("post") => Phase::Post,
             Some(other) => bail!("GANETI_HOOKS_PHASE: unknown phase '{other}'"),
@@ -66,8 +70,28 @@ impl HookEnv {
                  (see snf-dnshook(8))"
             ),
         };
-        let op_code = get("OP_CODE").unwrap_or_default().to_string();
-        let count: usize = match get("INSTANCE_NIC_COUNT") {
+        let owned = |k: &str| env.get(k).map(str::to_string);
+        Ok(HookEnv {
+            phase,
+            op_code: owned("OP_CODE").unwrap_or_default(),
+            instance: owned("INSTANCE_NAME"),
+            primary: owned("INSTANCE_PRIMARY"),
+            new_name: owned("INSTANCE_NEW_NAME"),
+            ..env
+        })
+    }
+
+    /// `GANETI_<k>`; Ganeti exports unset values as "" (and some versions as "None").
+    fn get(&self, k: &str) -> Option<&str> {
+        self.vars
+            .get(&format!("GANETI_{k}"))
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty() && *v != "None")
+    }
+
+    /// The instance's NICs (for instance-modify: the NEW list).
+    pub fn nics(&self) -> Result<Vec<Nic>> {
+        let count: usize = match self.get("INSTANCE_NIC_COUNT") {
             Some(n) => n
                 .parse()
                 .with_context(|| format!("GANETI_INSTANCE_NIC_COUNT: not a number: '{n}'"))?,
@@ -75,7 +99,7 @@ impl HookEnv {
         };
         let mut nics = Vec::with_capacity(count);
         for i in 0..count {
-            let field = |f: &str| get(&format!("INSTANCE_NIC{i}_{f}"));
+            let field = |f: &str| self.get(&format!("INSTANCE_NIC{i}_{f}"));
             let ip = match field("IP") {
                 Some(v) => Some(v.parse::<Ipv4Addr>().with_context(|| {
                     format!("GANETI_INSTANCE_NIC{i}_IP: '{v}' is not an IPv4 address")
@@ -119,14 +143,7 @@ impl HookEnv {
                 tags,
             });
         }
-        Ok(HookEnv {
-            phase,
-            op_code,
-            instance: get("INSTANCE_NAME").map(str::to_string),
-            primary: get("INSTANCE_PRIMARY").map(str::to_string),
-            new_name: get("INSTANCE_NEW_NAME").map(str::to_string),
-            nics,
-        })
+        Ok(nics)
     }
 
     /// The DNS work an opcode implies; `None` for opcodes this hook ignores.
@@ -179,16 +196,14 @@ mod tests {
         assert_eq!(env.phase, Phase::Post);
         assert_eq!(env.action().unwrap(), Some(Action::Add));
         assert_eq!(env.instance.as_deref(), Some("web1.example.org"));
-        assert_eq!(env.nics.len(), 2);
-        assert_eq!(env.nics[0].ip, Some("198.51.100.10".parse().unwrap()));
-        assert_eq!(env.nics[0].tags, ["public", "nfdhcpd"]);
-        assert_eq!(env.nics[0].network.as_deref(), Some("pub4"));
-        assert_eq!(env.nics[1].ip, None);
-        assert!(env.nics[1].tags.is_empty());
-        assert_eq!(
-            env.nics[1].subnet6,
-            Some("2001:db8:1::/64".parse().unwrap())
-        );
+        let nics = env.nics().unwrap();
+        assert_eq!(nics.len(), 2);
+        assert_eq!(nics[0].ip, Some("198.51.100.10".parse().unwrap()));
+        assert_eq!(nics[0].tags, ["public", "nfdhcpd"]);
+        assert_eq!(nics[0].network.as_deref(), Some("pub4"));
+        assert_eq!(nics[1].ip, None);
+        assert!(nics[1].tags.is_empty());
+        assert_eq!(nics[1].subnet6, Some("2001:db8:1::/64".parse().unwrap()));
     }
 
     #[test]
@@ -219,6 +234,8 @@ mod tests {
             ("GANETI_INSTANCE_NIC_COUNT", "1"),
             ("GANETI_INSTANCE_NIC0_IP", "300.1.1.1"),
         ]))
+        .unwrap()
+        .nics()
         .unwrap_err();
         assert!(
             format!("{e:#}").contains("GANETI_INSTANCE_NIC0_IP"),

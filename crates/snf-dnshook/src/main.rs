@@ -112,9 +112,10 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         .instance
         .as_deref()
         .context("GANETI_INSTANCE_NAME is not set")?;
+    let nics = env.nics()?;
     // A modify may have taken the last DNS NIC away, so it always looks; the other
     // opcodes act only for instances with a DNS NIC.
-    if action != Action::Modify && !env.nics.iter().any(|n| cfg.is_dns_nic(&n.tags)) {
+    if action != Action::Modify && !nics.iter().any(|n| cfg.is_dns_nic(&n.tags)) {
         note(
             cli,
             &format!(
@@ -125,7 +126,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let client = Client {
-        server: cfg.server,
+        servers: cfg.servers.clone(),
         key: cfg.key.clone(),
         timeout: cfg.timeout,
         attempts: cfg.attempts,
@@ -138,7 +139,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
     let job = Job {
         instance,
         action: &action,
-        nics: &env.nics,
+        nics: &nics,
     };
     sync(
         &cfg,

@@ -15,7 +15,7 @@ const FWD: &str = "example.org";
 
 fn client(port: u16) -> Client {
     Client {
-        server: format!("127.0.0.1:{port}").parse().unwrap(),
+        servers: vec![format!("127.0.0.1:{port}").parse().unwrap()],
         key: Some(Key {
             name: KEY.name.into(),
             algorithm: KEY.algorithm.parse().unwrap(),
