@@ -118,6 +118,33 @@ fn update_refused_by_policy() {
     assert!(named.zone_records(FWD).is_empty());
 }
 
+/// Without `[tsig]` the hook sends unsigned requests (the server allows by address).
+#[test]
+fn unsigned_updates_without_a_key() {
+    if skip_reason("unsigned_updates_without_a_key").is_none() {
+        return;
+    }
+    let by_address = |name| Zone {
+        name,
+        keys: vec!["127.0.0.1"],
+    };
+    let named = Named::start(&[by_address(FWD), by_address(REV4)], &[KEY]);
+    let hook = Hook::new(
+        named.dir.path(),
+        "dnshook.toml",
+        &format!(
+            "server = \"127.0.0.1\"\nport = {}\nzone = \"{FWD}\"\ntimeout = 2\n",
+            named.port
+        ),
+    );
+    hook.ok(&add("web1"));
+    assert_eq!(named.dig("web1.example.org", "A"), ["198.51.100.10"]);
+    assert_eq!(
+        named.dig("10.100.51.198.in-addr.arpa", "PTR"),
+        ["web1.example.org."]
+    );
+}
+
 #[test]
 fn unreachable_server_fails_after_retries() {
     if skip_reason("unreachable_server_fails_after_retries").is_none() {

@@ -49,7 +49,7 @@ pub const KEY: TestKey = TestKey {
 
 pub struct Zone {
     pub name: &'static str,
-    /// Keys allowed to update it (empty: updates refused).
+    /// Keys (or, written as an address, clients) allowed to update it; empty: none.
     pub keys: Vec<&'static str>,
 }
 
@@ -117,7 +117,13 @@ impl Named {
                 let allow = if z.keys.is_empty() {
                     "none;".to_string()
                 } else {
-                    z.keys.iter().map(|k| format!("key \"{k}\"; ")).collect()
+                    z.keys
+                        .iter()
+                        .map(|k| match k.parse::<std::net::IpAddr>() {
+                            Ok(ip) => format!("{ip}; "),
+                            Err(_) => format!("key \"{k}\"; "),
+                        })
+                        .collect()
                 };
                 writeln!(
                     conf,
