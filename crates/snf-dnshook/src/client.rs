@@ -11,7 +11,7 @@ use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RData, RecordType};
 
 use crate::tsig::{self, Key, Verdict};
-use crate::update::{RType, Rd, ZoneUpdate};
+use crate::update::{RType, Rd, RrSet, ZoneUpdate};
 use crate::wire;
 
 pub const NOERROR: u8 = 0;
@@ -125,7 +125,7 @@ pub struct Client {
 /// What a query found.
 pub struct Answer {
     pub rcode: u8,
-    pub records: Vec<Rd>,
+    pub records: RrSet,
     /// Owner of the SOA in the answer or authority section: the enclosing zone.
     pub soa_owner: Option<String>,
 }
@@ -306,12 +306,17 @@ impl Client {
             return Err(NotAuthoritative { what, server }.into());
         }
         let wanted = Name::from_ascii(name)?;
-        let records = answer
+        let mut records = RrSet::default();
+        for r in answer
             .answers
             .iter()
             .filter(|r| r.name == wanted && r.record_type() == rtype)
-            .filter_map(|r| Rd::from_hickory(&r.data))
-            .collect();
+        {
+            if let Some(rd) = Rd::from_hickory(&r.data) {
+                records.rds.push(rd);
+                records.ttl = Some(r.ttl);
+            }
+        }
         let soa_owner = answer
             .answers
             .iter()
@@ -325,7 +330,7 @@ impl Client {
         })
     }
 
-    pub fn lookup(&self, name: &str, rtype: RType) -> Result<Vec<Rd>> {
+    pub fn lookup(&self, name: &str, rtype: RType) -> Result<RrSet> {
         Ok(self.query(name, rtype.hickory())?.records)
     }
 

@@ -10,13 +10,14 @@ use crate::client::RcodeError;
 use crate::names;
 use crate::plan::Dns;
 use crate::sync::Server;
-use crate::update::{Change, Prereq, RType, Rd, ZoneUpdate};
+use crate::update::{Change, Prereq, RType, Rd, RrSet, ZoneUpdate};
 
 type Hook = Box<dyn Fn(&Fake)>;
 
 #[derive(Default)]
 pub struct Fake {
     pub rrs: RefCell<BTreeMap<(String, RType), BTreeSet<Rd>>>,
+    pub ttls: RefCell<BTreeMap<(String, RType), u32>>,
     pub zones: Vec<String>,
     pub updates: Cell<usize>,
     /// Runs before the next UPDATE is applied (a concurrent writer), then is dropped.
@@ -24,13 +25,20 @@ pub struct Fake {
 }
 
 impl Dns for Fake {
-    fn lookup(&self, name: &str, rtype: RType) -> Result<Vec<Rd>> {
-        Ok(self
-            .rrs
-            .borrow()
-            .get(&(name.to_string(), rtype))
-            .map(|s| s.iter().cloned().collect())
-            .unwrap_or_default())
+    fn lookup(&self, name: &str, rtype: RType) -> Result<RrSet> {
+        let rds: Vec<Rd> = self.rrset(name, rtype).into_iter().collect();
+        let ttl = if rds.is_empty() {
+            None
+        } else {
+            Some(
+                self.ttls
+                    .borrow()
+                    .get(&(name.to_string(), rtype))
+                    .copied()
+                    .unwrap_or(300),
+            )
+        };
+        Ok(RrSet { rds, ttl })
     }
 
     fn zone_of(&self, name: &str) -> Result<Option<String>> {
@@ -103,10 +111,13 @@ impl Fake {
                         .or_default()
                         .remove(rd);
                 }
-                Change::Add { name, rd, .. } => {
+                Change::Add { name, rd, ttl } => {
                     rrs.entry((name.clone(), rd.rtype()))
                         .or_default()
                         .insert(rd.clone());
+                    self.ttls
+                        .borrow_mut()
+                        .insert((name.clone(), rd.rtype()), *ttl);
                 }
             }
         }

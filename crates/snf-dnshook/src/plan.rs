@@ -19,17 +19,17 @@ use ipnet::IpNet;
 use crate::config::Config;
 use crate::hookenv::{Action, Nic};
 use crate::names;
-use crate::update::{Change, Prereq, RType, Rd, ZoneUpdate};
+use crate::update::{Change, Prereq, RType, Rd, RrSet, ZoneUpdate};
 
 /// The read side of DNS that planning needs (the real one is `client::Client`).
 pub trait Dns {
-    fn lookup(&self, name: &str, rtype: RType) -> Result<Vec<Rd>>;
+    fn lookup(&self, name: &str, rtype: RType) -> Result<RrSet>;
     /// The zone enclosing `name` on the server, `None` if it serves none.
     fn zone_of(&self, name: &str) -> Result<Option<String>>;
 }
 
 impl Dns for crate::client::Client {
-    fn lookup(&self, name: &str, rtype: RType) -> Result<Vec<Rd>> {
+    fn lookup(&self, name: &str, rtype: RType) -> Result<RrSet> {
         crate::client::Client::lookup(self, name, rtype)
     }
     fn zone_of(&self, name: &str) -> Result<Option<String>> {
@@ -111,8 +111,34 @@ struct Transition {
     name: String,
     rtype: RType,
     current: BTreeSet<Rd>,
+    current_ttl: Option<u32>,
     desired: BTreeSet<Rd>,
-    ttl: u32,
+    /// The TTL the RRset should have; `None` for RRsets that are not ours to shape (stale
+    /// PTRs that may keep other instances' records).
+    ttl: Option<u32>,
+}
+
+impl Transition {
+    fn new(zone: &str, name: &str, rtype: RType, current: RrSet) -> Transition {
+        Transition {
+            zone: zone.to_string(),
+            name: name.to_string(),
+            rtype,
+            current: current.rds.into_iter().collect(),
+            current_ttl: current.ttl,
+            desired: BTreeSet::new(),
+            ttl: None,
+        }
+    }
+
+    /// Records differ, or ours carry another TTL than configured.
+    fn needs_update(&self) -> bool {
+        self.current != self.desired
+            || (!self.desired.is_empty()
+                && self.ttl.is_some()
+                && self.current_ttl.is_some()
+                && self.ttl != self.current_ttl)
+    }
 }
 
 /// The longest zone in `zones` that contains `name`.
@@ -158,14 +184,16 @@ pub fn plan(
         for (i, owner) in owners.iter().enumerate() {
             ours.insert(owner.clone());
             for rtype in [RType::A, RType::Aaaa] {
-                let current: BTreeSet<Rd> = dns
-                    .lookup(owner, rtype)
-                    .with_context(|| format!("forward zone {zone}"))?
-                    .into_iter()
-                    .collect();
-                found.extend(current.iter().filter_map(addr_of));
+                let mut t = Transition::new(
+                    &zone,
+                    owner,
+                    rtype,
+                    dns.lookup(owner, rtype)
+                        .with_context(|| format!("forward zone {zone}"))?,
+                );
+                found.extend(t.current.iter().filter_map(addr_of));
                 // Only the final name keeps records; a rename empties the old one.
-                let desired: BTreeSet<Rd> = if i == 0 {
+                t.desired = if i == 0 {
                     wanted
                         .iter()
                         .filter(|w| w.zone == zone)
@@ -175,18 +203,13 @@ pub fn plan(
                 } else {
                     BTreeSet::new()
                 };
-                let ttl = wanted
-                    .iter()
-                    .find(|w| w.zone == zone)
-                    .map_or(cfg.ttl, |w| w.ttl);
-                transitions.push(Transition {
-                    zone: zone.clone(),
-                    name: owner.clone(),
-                    rtype,
-                    current,
-                    desired,
-                    ttl,
-                });
+                t.ttl = Some(
+                    wanted
+                        .iter()
+                        .find(|w| w.zone == zone)
+                        .map_or(cfg.ttl, |w| w.ttl),
+                );
+                transitions.push(t);
             }
         }
     }
@@ -197,7 +220,7 @@ pub fn plan(
         let mut ptr_wanted: BTreeMap<IpAddr, (BTreeSet<Rd>, u32, String)> = BTreeMap::new();
         for w in &wanted {
             let ptr = names::ptr(w.addr);
-            let zone = w
+            let known = w
                 .reverse_zone
                 .clone()
                 .filter(|z| names::in_zone(&ptr, z))
@@ -207,8 +230,17 @@ pub fn plan(
                         IpNet::V4(n) => names::reverse_zone_v4(n),
                         IpNet::V6(n) => names::reverse_zone_v6(n),
                     })
-                })
-                .with_context(|| format!("no reverse zone known for {}", w.addr))?;
+                });
+            let zone = match known {
+                Some(z) => z,
+                None => dns.zone_of(&ptr)?.with_context(|| {
+                    format!(
+                        "no reverse zone for {}: none configured and the server serves none \
+                         (set `reverse_zones`, or `ptr = false`)",
+                        w.addr
+                    )
+                })?,
+            };
             let target = Rd::Ptr(names::instance_fqdn(final_name, &w.zone)?);
             ptr_wanted
                 .entry(w.addr)
@@ -218,19 +250,13 @@ pub fn plan(
         }
         for (addr, (desired, ttl, zone)) in &ptr_wanted {
             let name = names::ptr(*addr);
-            let current: BTreeSet<Rd> = dns
+            let current = dns
                 .lookup(&name, RType::Ptr)
-                .with_context(|| format!("reverse zone {zone}"))?
-                .into_iter()
-                .collect();
-            transitions.push(Transition {
-                zone: zone.clone(),
-                name,
-                rtype: RType::Ptr,
-                current,
-                desired: desired.clone(),
-                ttl: *ttl,
-            });
+                .with_context(|| format!("reverse zone {zone}"))?;
+            let mut t = Transition::new(zone, &name, RType::Ptr, current);
+            t.desired = desired.clone();
+            t.ttl = Some(*ttl);
+            transitions.push(t);
         }
         // Stale addresses: drop only the PTRs that point to one of our names.
         let derived: Vec<String> = nics
@@ -254,24 +280,17 @@ pub fn plan(
                     None => continue,
                 },
             };
-            let current: BTreeSet<Rd> = dns
+            let current = dns
                 .lookup(&name, RType::Ptr)
-                .with_context(|| format!("reverse zone {zone}"))?
-                .into_iter()
-                .collect();
-            let desired = current
+                .with_context(|| format!("reverse zone {zone}"))?;
+            let mut t = Transition::new(&zone, &name, RType::Ptr, current);
+            t.desired = t
+                .current
                 .iter()
-                .filter(|rd| !matches!(rd, Rd::Ptr(t) if ours.contains(t)))
+                .filter(|rd| !matches!(rd, Rd::Ptr(target) if ours.contains(target)))
                 .cloned()
                 .collect();
-            transitions.push(Transition {
-                zone,
-                name,
-                rtype: RType::Ptr,
-                current,
-                desired,
-                ttl: cfg.ttl,
-            });
+            transitions.push(t);
         }
     }
 
@@ -281,7 +300,7 @@ pub fn plan(
 /// One UPDATE per zone with a change, reverse zones first.
 fn group(transitions: Vec<Transition>) -> Vec<ZoneUpdate> {
     let mut by_zone: BTreeMap<(bool, String), ZoneUpdate> = BTreeMap::new();
-    for t in transitions.into_iter().filter(|t| t.current != t.desired) {
+    for t in transitions.into_iter().filter(Transition::needs_update) {
         let forward = t.rtype != RType::Ptr;
         let u = by_zone
             .entry((forward, t.zone.clone()))
@@ -307,10 +326,18 @@ fn group(transitions: Vec<Transition>) -> Vec<ZoneUpdate> {
                 rd: rd.clone(),
             });
         }
-        for rd in t.desired.difference(&t.current) {
+        // Only RRsets with a TTL of ours gain records. Adding a record that exists with
+        // another TTL changes the TTL of the whole RRset (RFC 2136 3.4.2.2 as BIND does it).
+        let Some(ttl) = t.ttl else { continue };
+        let ttl_changed = t.current_ttl.is_some_and(|c| c != ttl);
+        for rd in t
+            .desired
+            .iter()
+            .filter(|rd| ttl_changed || !t.current.contains(rd))
+        {
             u.changes.push(Change::Add {
                 name: t.name.clone(),
-                ttl: t.ttl,
+                ttl,
                 rd: rd.clone(),
             });
         }
@@ -475,6 +502,68 @@ mod tests {
             f.dump(),
             ["9.100.51.198.in-addr.arpa. PTR other.example.org."]
         );
+    }
+
+    #[test]
+    fn a_new_ttl_is_applied_once() {
+        let f = Fake::default();
+        let n = nic(0, Some("198.51.100.10"), "pub1", None, None);
+        let c300 = Config {
+            ptr: false,
+            ..cfg()
+        };
+        let c60 = Config {
+            ttl: 60,
+            ptr: false,
+            ..cfg()
+        };
+        for u in plan(&c300, &f, "web1", &Action::Add, std::slice::from_ref(&n)).unwrap() {
+            f.apply(&u).unwrap();
+        }
+        let ups = plan(&c60, &f, "web1", &Action::Modify, std::slice::from_ref(&n)).unwrap();
+        assert_eq!(
+            ups,
+            [ZoneUpdate {
+                zone: "example.org.".into(),
+                prereqs: vec![Prereq::Exactly {
+                    name: "web1.example.org.".into(),
+                    rdatas: vec![Rd::A("198.51.100.10".parse().unwrap())],
+                }],
+                changes: vec![Change::Add {
+                    name: "web1.example.org.".into(),
+                    ttl: 60,
+                    rd: Rd::A("198.51.100.10".parse().unwrap()),
+                }],
+            }]
+        );
+        f.apply(&ups[0]).unwrap();
+        assert!(
+            plan(&c60, &f, "web1", &Action::Modify, &[n])
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn reverse_zone_asked_from_the_server_when_not_derivable() {
+        // A NIC without NETWORK_SUBNET: the server's zone is used, or the error says why.
+        let n = nic(0, Some("198.51.100.10"), "pub1", None, None);
+        let e = plan(
+            &cfg(),
+            &Fake::default(),
+            "web1",
+            &Action::Add,
+            std::slice::from_ref(&n),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("no reverse zone for 198.51.100.10"), "{e}");
+        let f = Fake {
+            zones: vec!["51.198.in-addr.arpa.".into()],
+            ..Fake::default()
+        };
+        let ups = plan(&cfg(), &f, "web1", &Action::Add, &[n]).unwrap();
+        assert_eq!(ups[0].zone, "51.198.in-addr.arpa.");
     }
 
     #[test]

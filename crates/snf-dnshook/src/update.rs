@@ -18,6 +18,14 @@ pub enum Rd {
     Ptr(String),
 }
 
+/// An RRset as read from the server.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RrSet {
+    pub rds: Vec<Rd>,
+    /// The TTL the server gives it (`None` when empty).
+    pub ttl: Option<u32>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum RType {
     A,

@@ -479,3 +479,47 @@ fn dry_run_prints_and_sends_nothing() {
 fn serials_of(named: &Named, zones: &[&str]) -> Vec<String> {
     zones.iter().map(|z| named.serial(z)).collect()
 }
+
+/// A changed `ttl` reaches the records on the next run, once.
+#[test]
+fn ttl_change_is_applied_once() {
+    if skip_reason("ttl_change_is_applied_once").is_none() {
+        return;
+    }
+    let named = Named::start(&[Zone::new(FWD), Zone::new(REV4)], &[KEY]);
+    let dir = named.dir.path();
+    let h300 = Hook::new(
+        dir,
+        "300.toml",
+        &config(named.port, &format!("zone = \"{FWD}\"")),
+    );
+    let h60 = Hook::new(
+        dir,
+        "60.toml",
+        &config(named.port, &format!("zone = \"{FWD}\"")).replace("ttl = 300", "ttl = 60"),
+    );
+    let ttl_of = |name: &str, rtype: &str| -> Vec<String> {
+        let out = std::process::Command::new("dig")
+            .args(["@127.0.0.1", "-p", &named.port.to_string(), "+norec"])
+            .args(["+noall", "+answer", name, rtype])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(1).map(str::to_string))
+            .collect()
+    };
+    let add = env("OP_INSTANCE_CREATE", "web1", None, &[NIC_V4]);
+    h300.ok(&add);
+    assert_eq!(ttl_of("web1.example.org", "A"), ["300"]);
+    h60.ok(&env("OP_INSTANCE_SET_PARAMS", "web1", None, &[NIC_V4]));
+    assert_eq!(ttl_of("web1.example.org", "A"), ["60"]);
+    assert_eq!(ttl_of("10.100.51.198.in-addr.arpa", "PTR"), ["60"]);
+    assert_eq!(
+        named.zone_records(FWD),
+        strings(&["web1.example.org. A 198.51.100.10"])
+    );
+    let before = serials_of(&named, &[FWD, REV4]);
+    assert_eq!(h60.ok(&add), "");
+    assert_eq!(serials_of(&named, &[FWD, REV4]), before);
+}
