@@ -358,3 +358,96 @@ impl Client {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A UDP responder on 127.0.0.1 that answers the first `failures` requests with
+    /// SERVFAIL and the rest with an empty NOERROR (with the AA flag if `aa`); counts
+    /// requests.
+    fn responder(failures: usize, aa: bool) -> (SocketAddr, Arc<AtomicUsize>) {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = sock.local_addr().unwrap();
+        let seen = Arc::new(AtomicUsize::new(0));
+        let count = Arc::clone(&seen);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok((n, peer)) = sock.recv_from(&mut buf) {
+                let i = count.fetch_add(1, Ordering::SeqCst);
+                let mut answer = buf[..n].to_vec();
+                answer[2] = if aa { 0x84 } else { 0x80 }; // QR, AA
+                answer[3] = if i < failures { SERVFAIL } else { NOERROR };
+                let _ = sock.send_to(&answer, peer);
+            }
+        });
+        (addr, seen)
+    }
+
+    fn client(addr: SocketAddr) -> Client {
+        Client {
+            servers: vec![addr],
+            key: None,
+            timeout: Duration::from_secs(2),
+            attempts: 3,
+            backoff: Duration::from_millis(10),
+        }
+    }
+
+    #[test]
+    fn servfail_is_retried() {
+        let (addr, seen) = responder(2, true);
+        let rrs = client(addr).lookup("web1.example.org.", RType::A).unwrap();
+        assert!(rrs.rds.is_empty());
+        assert_eq!(seen.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn persistent_servfail_fails_after_the_last_attempt() {
+        let (addr, seen) = responder(usize::MAX, true);
+        let e = client(addr)
+            .lookup("web1.example.org.", RType::A)
+            .unwrap_err();
+        let msg = format!("{e:#}");
+        assert!(msg.contains("after 3 attempt(s)"), "{msg}");
+        assert!(msg.contains("answered SERVFAIL"), "{msg}");
+        assert_eq!(seen.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn answers_without_aa_are_not_trusted() {
+        let (addr, _) = responder(0, false);
+        let c = client(addr);
+        let e = c.lookup("web1.example.org.", RType::A).unwrap_err();
+        assert!(e.to_string().contains("not authoritative"), "{e}");
+        // For finding a stale address's zone it means "no zone here".
+        assert_eq!(c.zone_of("1.100.51.198.in-addr.arpa.").unwrap(), None);
+    }
+
+    #[test]
+    fn rcode_errors_explain_themselves() {
+        let e = RcodeError {
+            what: "UPDATE of zone example.org.".into(),
+            server: "127.0.0.1:53".parse().unwrap(),
+            rcode: 9,
+            tsig_error: Some(18),
+            key: Some("k".into()),
+        };
+        assert_eq!(
+            e.to_string(),
+            "UPDATE of zone example.org.: server 127.0.0.1:53 answered NOTAUTH (BADTIME): \
+             the clocks of this node and the server differ by more than the fudge"
+        );
+        assert!(!e.is_prerequisite_failure());
+        for (rcode, name) in [
+            (7, "YXRRSET"),
+            (8, "NXRRSET"),
+            (10, "NOTZONE"),
+            (5, "REFUSED"),
+        ] {
+            assert_eq!(rcode_name(rcode), name);
+        }
+    }
+}
