@@ -75,8 +75,7 @@ impl Cluster {
             r.stdout,
             r.stderr
         );
-        r
-            .stdout
+        r.stdout
     }
 
     pub fn bytes(&self) -> Vec<u8> {
@@ -152,7 +151,12 @@ impl Cluster {
     /// A hook that records its environment in `<tmp>/env.<path>.<phase>`; returns that path.
     pub fn env_hook(&self, path: &str, phase: &str) -> PathBuf {
         let out = self.dir.path().join(format!("env.{path}.{phase}"));
-        self.hook(path, phase, "10-record", &format!("env > '{}'", out.display()));
+        self.hook(
+            path,
+            phase,
+            "10-record",
+            &format!("env > '{}'", out.display()),
+        );
         out
     }
 
@@ -172,7 +176,9 @@ impl Cluster {
 
 /// Ganeti's OpPrereqError as the CLI prints it (with the final newline).
 pub fn prereq(ecode: &str, msg: &str) -> String {
-    format!("Failure: prerequisites not met for this operation:\nerror type: {ecode}, error details:\n{msg}\n")
+    format!(
+        "Failure: prerequisites not met for this operation:\nerror type: {ecode}, error details:\n{msg}\n"
+    )
 }
 
 /// Ganeti's OpExecError as the CLI prints it.

@@ -64,7 +64,10 @@ fn seed_network_connect_and_pool_instance() {
     let iinfo = c.ok(INST, &["info", "inst1"]);
     assert!(iinfo.contains(&format!("      MAC: {mac}\n")), "{iinfo}");
     assert!(iinfo.contains("      IP: 192.168.1.2\n"), "{iinfo}");
-    assert!(iinfo.contains("      mode: bridged\n      link: prv0\n"), "{iinfo}");
+    assert!(
+        iinfo.contains("      mode: bridged\n      link: prv0\n"),
+        "{iinfo}"
+    );
     assert!(iinfo.contains("      network: net1\n"), "{iinfo}");
 
     let info = c.ok(NET, &["info", "net1"]);
@@ -107,8 +110,26 @@ fn info_of_a_small_network_with_everything_set() {
         ],
     );
     c.ok(GROUP, &["add", "group2"]);
-    c.ok(NET, &["connect", "-N", "mode=bridged,link=br100", "net100", "default"]);
-    c.ok(NET, &["connect", "-N", "mode=routed,link=rt_tab", "net100", "group2"]);
+    c.ok(
+        NET,
+        &[
+            "connect",
+            "-N",
+            "mode=bridged,link=br100",
+            "net100",
+            "default",
+        ],
+    );
+    c.ok(
+        NET,
+        &[
+            "connect",
+            "-N",
+            "mode=routed,link=rt_tab",
+            "net100",
+            "group2",
+        ],
+    );
     c.ok(
         INST,
         &[
