@@ -103,6 +103,32 @@ pub fn normalize_vlan(v: &str) -> Result<String, GntError> {
     Ok(v.to_owned())
 }
 
+/// Ganeti's `ValidateDeviceNames("NIC", …)` over (name, UUID) pairs: a name may not be
+/// purely numeric, nor repeat another NIC's name or UUID.
+fn validate_nic_names(nics: &[(Option<&str>, Option<&str>)]) -> Result<(), GntError> {
+    let mut seen: Vec<&str> = Vec::new();
+    for (name, uuid) in nics {
+        seen.extend(uuid);
+        let Some(name) = name else { continue };
+        if name.parse::<i64>().is_ok() {
+            return Err(GntError::inval(format!(
+                "Invalid name '{name}'. Purely numeric NIC names are not allowed"
+            )));
+        }
+        if name.eq_ignore_ascii_case("none") {
+            continue;
+        }
+        if seen.contains(name) {
+            return Err(GntError::prereq(
+                ErrorCode::NotUnique,
+                format!("NIC name '{name}' already used"),
+            ));
+        }
+        seen.push(name);
+    }
+    Ok(())
+}
+
 /// Ganeti's `CheckParameterSyntax` on a finished NIC parameter set.
 fn check_params(p: &NicParams) -> Result<(), GntError> {
     if p.mode == NicMode::Bridged && p.link.is_empty() {
@@ -208,9 +234,14 @@ pub fn add(cfg: &mut Config, a: &AddInstance, fb: &mut Feedback) -> Result<HookE
     let mut inst_tags = BTreeSet::new();
     tags::add(&mut inst_tags, &a.tags)?;
     let (group, node) = placement(cfg, a.node.as_deref(), a.group.as_deref())?;
+    validate_nic_names(
+        &a.nics
+            .iter()
+            .map(|n| (n.name.as_deref(), None))
+            .collect::<Vec<_>>(),
+    )?;
     let mut used_macs = cfg.macs_in_use();
     let mut nics = Vec::new();
-    let mut names = BTreeSet::new();
     for (idx, spec) in a.nics.iter().enumerate() {
         let nic = new_nic(
             cfg,
@@ -222,13 +253,6 @@ pub fn add(cfg: &mut Config, a: &AddInstance, fb: &mut Feedback) -> Result<HookE
             &mut used_macs,
             fb,
         )?;
-        if let Some(n) = &nic.name
-            && !names.insert(n.clone())
-        {
-            return Err(GntError::inval(format!(
-                "NIC name '{n}' is given to more than one NIC"
-            )));
-        }
         nics.push(nic);
     }
     let t = now();
@@ -492,6 +516,13 @@ pub fn modify(
             }
         }
     }
+    validate_nic_names(
+        &inst
+            .nics
+            .iter()
+            .map(|n| (n.name.as_deref(), Some(n.uuid.as_str())))
+            .collect::<Vec<_>>(),
+    )?;
     inst.serial_no += 1;
     inst.mtime = now();
     let vars = instance_hook_vars(cfg, &inst);
