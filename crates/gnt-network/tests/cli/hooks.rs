@@ -2,7 +2,7 @@
 //! variables must be Ganeti's names and values. A failing pre hook aborts with nothing
 //! changed; a failing post hook is reported and the command succeeds.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::harness::*;
 
@@ -43,14 +43,7 @@ fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
 /// Checks the base variables and that the environment was reset, then returns the
 /// operation's variables of the pre phase, after checking the post phase repeats them
 /// as GANETI_* and GANETI_POST_*.
-fn check_phases(
-    c: &Cluster,
-    pre: &PathBuf,
-    post: &PathBuf,
-    op: &str,
-    path: &str,
-    obj: &str,
-) -> Env {
+fn check_phases(c: &Cluster, pre: &Path, post: &Path, op: &str, path: &str, obj: &str) -> Env {
     let master = c.cluster_value("master_node");
     let cluster = c.cluster_value("name");
     let pre_env = env_file(pre);
