@@ -674,15 +674,38 @@ fn modify_pool_ip_without_network() {
 
 #[test]
 fn modify_new_pool_ip_releases_the_old_one() {
+    // Ganeti generates the new address before releasing the old one, so `ip=pool` gives
+    // the NIC a different address.
     let c = with_instance();
     c.ok(NET, &["modify", "--add-reserved-ips", "192.0.2.3", "net1"]);
     let r = c.cmd(INST, &["modify", "--net", "0:ip=pool", "i1"]);
     assert_eq!((r.code, r.stderr.as_str()), (0, ""));
-    // The old address goes back only after the new one was picked? Ganeti releases first:
-    // the lowest free address is then the NIC's own old one.
-    let ip = c.inst_field("i1", "nic.ips");
-    assert_eq!(ip, "192.0.2.2,None");
+    assert_eq!(
+        feedback(&r.stdout, "INFO"),
+        ["Chose IP 192.0.2.4 from network net1"]
+    );
+    assert_eq!(c.inst_field("i1", "nic.ips"), "192.0.2.4,None");
     assert_eq!(c.net_field("net1", "free_count"), "251");
+    // The old one is free again: the next allocation takes it.
+    c.ok(INST, &["add", "--net", "0:ip=pool,network=net1", "i2"]);
+    assert_eq!(c.inst_field("i2", "nic.ips"), "192.0.2.2");
+}
+
+#[test]
+fn modify_repeating_the_current_ip_is_no_change() {
+    let c = with_instance();
+    let map = c.net_field("net1", "map");
+    c.ok(INST, &["modify", "--net", "0:ip=192.0.2.2", "i1"]);
+    assert_eq!(c.inst_field("i1", "nic.ips"), "192.0.2.2,None");
+    assert_eq!(c.net_field("net1", "free_count"), "252");
+    assert_eq!(c.net_field("net1", "map"), map);
+    // ...so mode or link may not come with it.
+    c.prereq(
+        INST,
+        &["modify", "--net", "0:ip=192.0.2.2,link=br7", "i1"],
+        INVAL,
+        "Not allowed to change link or mode of a NIC that is connected to a network",
+    );
 }
 
 #[test]

@@ -578,7 +578,14 @@ fn modify_nic(
         nic.name = (n != "none").then(|| n.clone());
     }
     let net_changed = new_network != old.network;
-    let ip_changed = !matches!(ip_req, Ip::Keep);
+    // Ganeti compares the (ip, network) pair by value: repeating the current address is
+    // no change.
+    let ip_changed = match &ip_req {
+        Ip::Keep => false,
+        Ip::None => old.ip.is_some(),
+        Ip::Given(ip) => old.ip != Some(*ip),
+        Ip::Pool => true,
+    };
 
     // Link-layer parameters.
     if let Some(nu) = &new_network {
@@ -617,7 +624,8 @@ fn modify_nic(
         nic.vlan = normalize_vlan(v)?;
     }
 
-    // Addresses: release the old, take the new, only if (ip, network) changed.
+    // Addresses, only if (ip, network) changed: take the new one, then release the old one
+    // (in Ganeti's order, so `ip=pool` never hands the NIC back its own address).
     let new_ip: Option<IpAddr> = match &ip_req {
         Ip::Keep => old.ip,
         Ip::None => None,
@@ -625,7 +633,6 @@ fn modify_nic(
         Ip::Pool => None,
     };
     if net_changed || ip_changed {
-        release_nic_ip(cfg, old);
         nic.ip = match (&ip_req, &new_network) {
             (Ip::Pool, None) => return Err(GntError::inval("ip=pool, but no network found")),
             (Ip::Pool, Some(nu)) => {
@@ -661,6 +668,7 @@ fn modify_nic(
                 new_ip
             }
         };
+        release_nic_ip(cfg, old);
     }
     if nic.mode == NicMode::Routed && nic.ip.is_none() && new_network.is_none() {
         return Err(GntError::inval(
