@@ -106,6 +106,30 @@ fn create_pool_ip_without_network() {
 }
 
 #[test]
+fn keywords_are_case_insensitive_as_in_ganeti() {
+    let c = fixture();
+    c.ok(
+        INST,
+        &["add", "--net", "0:ip=POOL,network=net1,name=NONE", "i1"],
+    );
+    assert_eq!(c.inst_field("i1", "nic.ips"), "192.0.2.2");
+    assert_eq!(c.inst_field("i1", "nic.names"), "None");
+    c.ok(
+        INST,
+        &["add", "--net", "0:ip=None,network=None,link=brx", "i2"],
+    );
+    assert_eq!(c.inst_field("i2", "nic.networks"), "None");
+    c.ok(INST, &["modify", "--net", "0:ip=Pool", "i1"]);
+    assert_eq!(c.inst_field("i1", "nic.ips"), "192.0.2.3");
+    c.prereq(
+        INST,
+        &["modify", "--net", "add:ip=Pool,network=NONE", "i1"],
+        INVAL,
+        "If ip=pool, parameter network cannot be none",
+    );
+}
+
+#[test]
 fn create_valid_and_invalid_ips_without_network() {
     let c = fixture();
     c.ok(INST, &["add", "--net", "0:ip=203.0.113.7", "i1"]);

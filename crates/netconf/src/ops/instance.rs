@@ -51,7 +51,18 @@ impl NicSpec {
                     )));
                 }
             };
-            *slot = Some(v.to_owned());
+            // Ganeti compares these keywords case-insensitively (`ip.lower() == "pool"`).
+            let keywords: &[&str] = match k {
+                "ip" => &["none", "auto", "pool"],
+                "network" | "name" => &["none"],
+                _ => &[],
+            };
+            *slot = Some(
+                match keywords.iter().find(|kw| v.eq_ignore_ascii_case(kw)) {
+                    Some(kw) => (*kw).to_owned(),
+                    None => v.to_owned(),
+                },
+            );
         }
         Ok(n)
     }
@@ -875,6 +886,16 @@ mod tests {
         let s = NicSpec::parse("ip=pool,network=net1").unwrap();
         assert_eq!(s.ip.as_deref(), Some("pool"));
         assert_eq!(s.network.as_deref(), Some("net1"));
+        let s = NicSpec::parse("ip=Pool,network=NONE,name=None,link=None").unwrap();
+        assert_eq!(
+            (s.ip.as_deref(), s.network.as_deref(), s.name.as_deref()),
+            (Some("pool"), Some("none"), Some("none"))
+        );
+        assert_eq!(
+            s.link.as_deref(),
+            Some("None"),
+            "links are names, not keywords"
+        );
         assert!(NicSpec::parse("bogus=1").is_err());
         assert!(NicSpec::parse("ip").is_err());
     }
