@@ -131,7 +131,9 @@ pub enum Cmd {
     },
     /// Change an instance's NICs: --net add:PARAMS, --net IDX:modify,PARAMS, --net IDX:remove.
     Modify {
-        #[arg(long = "net", value_name = "CHANGE")]
+        // optparse takes the next word as the value even when it starts with `-`
+        // (`--net -1:remove`).
+        #[arg(long = "net", value_name = "CHANGE", allow_hyphen_values = true)]
         net: Vec<String>,
         #[arg(long)]
         no_conflicts_check: bool,

@@ -534,3 +534,96 @@ fn instance_list_fields_and_options() {
         "Instance 'nope' not known",
     );
 }
+
+#[test]
+fn rename_network() {
+    // §3.6 (Ganeti HEAD's rename).
+    let c = Cluster::new();
+    c.ok(NET, &["add", "--network", "192.0.2.0/24", "a"]);
+    c.ok(NET, &["add", "--network", "198.51.100.0/24", "b"]);
+    let b = c.net_field("b", "uuid");
+    c.prereq(
+        NET,
+        &["rename", "a", "b"],
+        "already_exists",
+        &format!("Desired new name 'b' clashes with existing network (UUID: {b})"),
+    );
+    c.prereq(
+        NET,
+        &["rename", "a", ""],
+        "wrong_input",
+        "Parameter 'OP_NETWORK_RENAME.new_name' fails validation",
+    );
+    let a = c.net_field("a", "uuid");
+    c.ok(NET, &["connect", "-N", "link=br0", "a"]);
+    c.ok(INST, &["add", "--net", "0:ip=pool,network=a", "i1"]);
+    c.ok(NET, &["rename", "a", "c"]);
+    // NICs reference the UUID: nothing else changes.
+    assert_eq!(c.net_field("c", "uuid"), a);
+    assert_eq!(c.inst_field("i1", "nic.networks"), "c");
+    assert_eq!(c.net_field("c", "serial_no"), "2");
+}
+
+#[test]
+fn dry_run_checks_and_changes_nothing() {
+    let c = seeded();
+    let before = c.bytes();
+    for (bin, args) in [
+        (
+            NET,
+            vec!["add", "--dry-run", "--network", "198.51.100.0/24", "n2"],
+        ),
+        (
+            NET,
+            vec![
+                "modify",
+                "--dry-run",
+                "--add-reserved-ips",
+                "192.168.1.9",
+                "net1",
+            ],
+        ),
+        (NET, vec!["disconnect", "--dry-run", "net1"]),
+        (
+            INST,
+            vec!["add", "--dry-run", "--net", "0:ip=pool,network=net1", "i1"],
+        ),
+    ] {
+        let r = c.cmd(bin, &args);
+        assert_eq!((r.code, r.stderr.as_str()), (0, ""), "{args:?}");
+        assert!(c.bytes() == before, "{args:?} changed config.data");
+    }
+    // The checks still run.
+    c.prereq(
+        NET,
+        &["add", "--dry-run", "--network", "192.168.1.0/24", "net1"],
+        "already_exists",
+        &format!(
+            "Desired network name 'net1' already exists as a network (UUID: {})",
+            c.net_field("net1", "uuid")
+        ),
+    );
+}
+
+#[test]
+fn modify_remove_last_nic_forms() {
+    let c = seeded();
+    c.ok(
+        INST,
+        &[
+            "add",
+            "--net",
+            "0:ip=pool,network=net1",
+            "--net",
+            "1:ip=pool,network=net1",
+            "--net",
+            "2:link=b",
+            "i1",
+        ],
+    );
+    c.ok(INST, &["modify", "--net", "-1:remove", "i1"]);
+    assert_eq!(c.inst_field("i1", "nic.count"), "2");
+    c.ok(INST, &["modify", "--net", "remove", "i1"]);
+    assert_eq!(c.inst_field("i1", "nic.ips"), "192.168.1.2");
+    assert_eq!(c.net_field("net1", "free_count"), "252");
+}
