@@ -286,15 +286,23 @@ fn create_valid_nic_params_and_vlans() {
     c.ok(INST, &["add", "i5"]);
     assert_eq!(c.inst_field("i5", "nic.links"), "xen-br0");
     assert_eq!(c.inst_field("i5", "nic.modes"), "bridged");
-    // An invalid mode, including Ganeti's accidental `pool` (our fix).
+    // An invalid mode (and `pool`, which Ganeti's mode list let through) fails Ganeti's
+    // CheckParameterSyntax: a ConfigurationError, exit code 2 (testNICParameterSyntaxCheck).
     for m in ["pool", "000invalid"] {
-        c.prereq(
+        c.fails(
             INST,
             &["add", "--net", &format!("0:mode={m},ip=203.0.113.5"), "i6"],
-            INVAL,
-            &format!("Invalid NIC mode '{m}'"),
+            2,
+            &format!("Corrupt configuration file: Invalid NIC mode '{m}'\nAborting.\n"),
         );
     }
+    c.ok(INST, &["add", "--net", "0:link=brm", "i6"]);
+    c.fails(
+        INST,
+        &["modify", "--net", "0:mode=pool", "i6"],
+        2,
+        "Corrupt configuration file: Invalid NIC mode 'pool'\nAborting.\n",
+    );
 }
 
 #[test]

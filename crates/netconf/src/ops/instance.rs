@@ -153,9 +153,11 @@ fn parse_ip(s: &str) -> Result<IpAddr, GntError> {
         .map_err(|_| GntError::inval(format!("Invalid IP address '{s}'")))
 }
 
+/// An unknown NIC mode fails Ganeti's `CheckParameterSyntax` like a missing bridge link: a
+/// ConfigurationError (exit code 2), misleading as that is.
 fn parse_mode(s: &str) -> Result<NicMode, GntError> {
     s.parse::<NicMode>()
-        .map_err(|e| GntError::inval(e.to_string()))
+        .map_err(|e| GntError::Config(e.to_string()))
 }
 
 /// A random MAC with `prefix`, unique among `used` (which it joins).
