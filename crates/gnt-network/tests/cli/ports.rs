@@ -627,3 +627,62 @@ fn modify_remove_last_nic_forms() {
     assert_eq!(c.inst_field("i1", "nic.ips"), "192.168.1.2");
     assert_eq!(c.net_field("net1", "free_count"), "252");
 }
+
+#[test]
+fn add_reserves_node_addresses_unless_no_conflicts_check() {
+    // §3.1 step 3, with Ganeti's quirk: primary == secondary warns "already reserved".
+    let c = Cluster::new();
+    c.ok(NODE, &["add", "--primary-ip", "192.0.2.10", "node1"]);
+    c.ok(
+        NODE,
+        &[
+            "add",
+            "--primary-ip",
+            "192.0.2.11",
+            "-s",
+            "198.51.100.11",
+            "node2",
+        ],
+    );
+    let r = c.cmd(NET, &["add", "--network", "192.0.2.0/24", "n1"]);
+    assert_eq!((r.code, r.stderr.as_str()), (0, ""));
+    // Nodes come in config (UUID) order.
+    assert_eq!(feedback(&r.stdout, "INFO").len(), 2);
+    assert!(
+        r.stdout
+            .contains("  - INFO: Reserved IP address of node 'node1' (192.0.2.10)\n"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("  - INFO: Reserved IP address of node 'node2' (192.0.2.11)\n"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains(
+            "  - WARNING: Cannot reserve IP address '192.0.2.10' of node 'node1': IP 192.0.2.10 is already externally reserved\n"
+        ),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        c.net_field("n1", "external_reservations"),
+        "192.0.2.0, 192.0.2.10, 192.0.2.11, 192.0.2.255"
+    );
+    c.ok(
+        NET,
+        &[
+            "add",
+            "--no-conflicts-check",
+            "--network",
+            "198.51.100.0/24",
+            "n2",
+        ],
+    );
+    assert_eq!(
+        c.net_field("n2", "external_reservations"),
+        "198.51.100.0, 198.51.100.255"
+    );
+}
