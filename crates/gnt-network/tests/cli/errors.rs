@@ -510,7 +510,14 @@ fn unknown_group() {
 #[test]
 fn malformed_mac_prefix() {
     let c = base();
-    for bad in ["zz:00:00", "aa:bb", "aa:bb:cc:dd:ee:ff", "00:11:"] {
+    for bad in [
+        "xxx",
+        "zz:00:00",
+        "aa:bb",
+        "aa:bb:cc:dd:ee:ff",
+        "aa:bb:cc:dd:ee:ff:00",
+        "00:11:",
+    ] {
         c.prereq(
             NET,
             &["add", "--network", "198.51.100.0/24", "-m", bad, "n2"],
