@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use netconf::GntError;
-use netconf::config::{Config, FileStore, Store, transaction};
+use netconf::config::{Config, FileStore, Store, render, transaction};
 use netconf::hooks::{HookEnv, HookRunner, Phase};
 use netconf::ops::Feedback;
 
@@ -57,9 +57,16 @@ pub fn print_feedback(fb: &Feedback) {
     }
 }
 
-/// Runs a mutation. `hook_path` names the hook directory (e.g. `network-add`); `op` must be
-/// repeatable on a copy: it runs once on a snapshot when pre hooks exist (so they see what
-/// will be done, and a doomed command fails before any hook) and once in the transaction.
+/// Runs a mutation. `hook_path` names the hook directory (e.g. `network-add`); `op` checks
+/// and changes a configuration and returns its hooks' environments.
+///
+/// Without pre hooks, `op` runs once inside the locked transaction. With pre hooks, it runs
+/// on a snapshot first (so a doomed command fails before any hook), the hooks see that
+/// result, and exactly that result is committed if config.data did not change meanwhile;
+/// otherwise the whole round is repeated on the new state. Re-running `op` under the lock
+/// instead would hand hooks values (random MACs and NIC UUIDs, pool addresses taken by a
+/// concurrent command) that differ from the committed ones; running the hooks under the
+/// lock would deadlock hooks that query the configuration.
 pub fn mutate<T>(
     store: &FileStore,
     jobs: &JobOpts,
@@ -68,42 +75,87 @@ pub fn mutate<T>(
 ) -> Result<T, GntError> {
     let probe_runner = HookRunner::from_env("", "");
     let has_pre = !probe_runner.scripts(hook_path, Phase::Pre).is_empty();
-    if jobs.dry_run || has_pre {
+    if jobs.dry_run {
         let mut snapshot = store.read()?;
         let mut fb = Feedback::default();
         let result = op(&mut snapshot, &mut fb);
-        if jobs.dry_run {
-            print_feedback(&fb);
-            return result.map(|(t, _)| t);
-        }
-        let (_, envs) = result.inspect_err(|_| print_feedback(&fb))?;
-        let runner = HookRunner::from_env(&snapshot.cluster.name, &snapshot.cluster.master_node);
-        for env in &envs {
-            let failures = runner.run(env, Phase::Pre);
-            if !failures.is_empty() {
-                return Err(GntError::HooksAbort(failures));
-            }
-        }
+        print_feedback(&fb);
+        return result.map(|(t, _)| t);
     }
-    let mut fb = Feedback::default();
-    let mut names = (String::new(), String::new());
-    let result = transaction(store, |cfg| {
-        names = (cfg.cluster.name.clone(), cfg.cluster.master_node.clone());
-        op(cfg, &mut fb)
-    });
-    print_feedback(&fb);
-    let (value, envs) = result?;
+    let (value, envs, names) = if has_pre {
+        with_pre_hooks(store, &op)?
+    } else {
+        let mut fb = Feedback::default();
+        let mut names = (String::new(), String::new());
+        let result = transaction(store, |cfg| {
+            names = (cfg.cluster.name.clone(), cfg.cluster.master_node.clone());
+            op(cfg, &mut fb)
+        });
+        print_feedback(&fb);
+        let (value, envs) = result?;
+        (value, envs, names)
+    };
     let runner = HookRunner::from_env(&names.0, &names.1);
     let mut post = Feedback::default();
     for env in &envs {
         for (node, script, out) in runner.run(env, Phase::Post) {
-            post.warn(format!(
-                "Hook {script} failed on node {node} (post phase): {out}"
-            ));
+            // Ganeti's HooksMaster wording for a failed post hook.
+            let out = if out.is_empty() { "(no output)" } else { &out };
+            post.warn(format!("On {node} script {script} failed, output: {out}"));
         }
     }
     print_feedback(&post);
     Ok(value)
+}
+
+type Committed<T> = (T, Vec<HookEnv>, (String, String));
+
+/// Snapshot, `op`, pre hooks, then commit that very result unless config.data changed.
+fn with_pre_hooks<T>(
+    store: &FileStore,
+    op: &impl Fn(&mut Config, &mut Feedback) -> Result<(T, Vec<HookEnv>), GntError>,
+) -> Result<Committed<T>, GntError> {
+    loop {
+        // An absent file reads as a fresh cluster with new UUIDs each time, so "unchanged"
+        // is "still absent" there.
+        let existed = store.path().exists();
+        let base = store.read()?;
+        // Compared as file text: exact, and immune to values without equality (NaN).
+        let base_text = render(&base)?;
+        let mut next = base.clone();
+        let mut fb = Feedback::default();
+        let (value, envs) = op(&mut next, &mut fb).inspect_err(|_| print_feedback(&fb))?;
+        let names = (next.cluster.name.clone(), next.cluster.master_node.clone());
+        let runner = HookRunner::from_env(&names.0, &names.1);
+        for env in &envs {
+            let failures = runner.run(env, Phase::Pre);
+            if !failures.is_empty() {
+                print_feedback(&fb);
+                return Err(GntError::HooksAbort(failures));
+            }
+        }
+        let mut stale = false;
+        let mut next = Some(next);
+        let committed = store.transact(&mut |cfg| {
+            let unchanged = if existed {
+                store.path().exists() && render(cfg).is_ok_and(|t| t == base_text)
+            } else {
+                !store.path().exists()
+            };
+            if !unchanged {
+                stale = true;
+                return Err(GntError::Usage("config.data changed; retrying".into()));
+            }
+            *cfg = next.take().expect("committed once");
+            Ok(())
+        });
+        if stale {
+            continue;
+        }
+        print_feedback(&fb);
+        committed?;
+        return Ok((value, envs, names));
+    }
 }
 
 /// The end of every `main`: errors in Ganeti's format on stderr with its exit codes; a
