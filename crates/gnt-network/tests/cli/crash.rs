@@ -126,8 +126,18 @@ fn sigkilled_writers_leave_one_committed_state() {
         .count();
     eprintln!("crash test: {leftovers} temporary files left behind by killed writers");
     assert!(killed > 0, "the random delays never hit a running writer");
-    // A killed writer's lock is gone with it: the next command proceeds.
+    // A killed writer's lock is gone with it: the next command proceeds, and clears the
+    // temporaries the killed writers left.
     c.ok(NET, &["modify", "--add-reserved-ips", "10.200.9.9", "n"]);
+    let left: Vec<String> = std::fs::read_dir(c.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp"))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "temporaries left after a clean commit: {left:?}"
+    );
 }
 
 /// A config.data whose end marker is gone, cut at `frac` of its length.

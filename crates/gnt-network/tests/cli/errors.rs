@@ -791,6 +791,34 @@ fn reconnect_with_other_params_updates_group_and_nics() {
 }
 
 #[test]
+fn reconnect_changes_only_the_given_parameters() {
+    let c = base();
+    c.ok(
+        NET,
+        &["connect", "-N", "mode=routed,link=rt5,vlan=.7", "net1"],
+    );
+    // No -N: nothing to change, Ganeti's warning, the connection stays.
+    let r = c.cmd(NET, &["connect", "net1"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout
+            .contains("WARNING: Network 'net1' is already mapped to group 'default'"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        c.net_field("net1", "group_list"),
+        "default (routed, rt5, .7)"
+    );
+    // Only the link given: mode stays, vlan too.
+    c.ok(NET, &["connect", "-N", "link=rt6", "net1"]);
+    assert_eq!(
+        c.net_field("net1", "group_list"),
+        "default (routed, rt6, .7)"
+    );
+}
+
+#[test]
 fn invalid_tags() {
     let c = base();
     let tag_err = |m: &str| format!("Failure: invalid tag(s) given:\n{m}\n");
