@@ -137,3 +137,122 @@ fn routed_udhcpc_gets_binding_and_renews() {
 fn routed_dhcpcd_gets_binding_and_renews() {
     lease_and_renew("routed_dhcpcd_gets_binding_and_renews", Mode::Routed, Client::Dhcpcd);
 }
+
+#[test]
+fn forged_mac_gets_nothing() {
+    if !need_root("forged_mac_gets_nothing") {
+        return;
+    }
+    let mut tb = Testbed::new(Mode::Bridged, 1);
+    // The binding names another MAC than the guest's interface has.
+    let text = tb.binding_text(0, "02:00:00:00:01:99", "");
+    tb.write_binding("tap0", &text);
+    tb.start_daemon(&tb.config_text(""));
+    assert!(tb.udhcpc_once(0).is_none(), "udhcpc got a lease with a forged MAC");
+    assert!(!tb.guest_ipv4(0).contains("198.51.100."));
+    wait_for("spoofed counter", Duration::from_secs(3), || tb.counter("spoofed") >= 1);
+    assert_eq!(tb.counter("DHCPDISCOVER"), 0);
+}
+
+#[test]
+fn macspoof_binding_serves_another_mac() {
+    if !need_root("macspoof_binding_serves_another_mac") {
+        return;
+    }
+    let mut tb = Testbed::new(Mode::Bridged, 1);
+    let text = tb.binding_text(0, "02:00:00:00:01:99", "MACSPOOF=1\n");
+    tb.write_binding("tap0", &text);
+    tb.start_daemon(&tb.config_text(""));
+    assert!(tb.udhcpc_once(0).is_some(), "{}", tb.daemon_log());
+    assert!(tb.guest_ipv4(0).contains("198.51.100.10/24"));
+}
+
+#[test]
+fn unbound_tap_passes_through_to_dnsmasq() {
+    if !need_root("unbound_tap_passes_through_to_dnsmasq") {
+        return;
+    }
+    let mut tb = Testbed::new(Mode::Bridged, 2);
+    tb.bind(0); // guest 1 stays unbound
+    let leases = tb.path("dnsmasq.leases");
+    let dlog = tb.path("dnsmasq.log");
+    tb.spawn_in_node(
+        &[
+            "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--port=0", "--no-resolv",
+            "--no-hosts", "--interface=prv0", "--bind-interfaces", "--dhcp-authoritative", "--no-ping",
+            "--dhcp-range=198.51.100.100,198.51.100.150,255.255.255.0,1h",
+            &format!("--dhcp-leasefile={}", leases.display()),
+            "--pid-file=", "--log-dhcp", &format!("--log-facility={}", dlog.display()),
+        ],
+        &tb.path("dnsmasq.out"),
+    );
+    tb.start_daemon(&tb.config_text(""));
+    wait_for("dnsmasq to listen", Duration::from_secs(5), || {
+        tb.node_sh(&["ss", "-uln"]).contains(":67 ")
+    });
+    assert!(tb.udhcpc_once(1).is_some(), "unbound guest got no lease from dnsmasq");
+    let a = tb.guest_ipv4(1);
+    assert!(a.contains("198.51.100.1") && !a.contains("198.51.100.11/"), "{a}");
+    let octet: u32 = a
+        .split("198.51.100.")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .and_then(|o| o.parse().ok())
+        .unwrap();
+    assert!((100..=150).contains(&octet), "{a}");
+    // The bound guest is answered by nfdhcpd; dnsmasq never sees its packets.
+    assert!(tb.udhcpc_once(0).is_some());
+    assert!(tb.guest_ipv4(0).contains("198.51.100.10/24"));
+    let dl = std::fs::read_to_string(&dlog).unwrap_or_default();
+    assert!(!dl.contains(&tb.guests[0].mac), "dnsmasq saw the bound guest:\n{dl}");
+    wait_for("unknown-interface counter", Duration::from_secs(3), || {
+        tb.status()
+            .lines()
+            .any(|l| l.starts_with("unknown-interface ") && l != "unknown-interface 0")
+    });
+}
+
+#[test]
+fn rules_installed_and_removed_on_sigterm() {
+    if !need_root("rules_installed_and_removed_on_sigterm") {
+        return;
+    }
+    let mut tb = Testbed::new(Mode::Routed, 1);
+    tb.start_daemon(&tb.config_text(""));
+    let v4 = tb.node_sh(&["iptables", "-t", "mangle", "-S"]);
+    assert!(v4.contains("-A PREROUTING -j nfdhcpd"), "{v4}");
+    assert!(
+        v4.contains("-A nfdhcpd -i tap+ -p udp -m udp --dport 67 -j NFQUEUE --queue-num 42 --queue-bypass"),
+        "{v4}"
+    );
+    assert!(v4.contains("--physdev-in tap+"), "{v4}");
+    let v6 = tb.node_sh(&["ip6tables", "-t", "mangle", "-S"]);
+    for q in ["43", "44", "45"] {
+        assert!(v6.contains(&format!("--queue-num {q} --queue-bypass")), "{v6}");
+    }
+    let st = tb.stop_daemon().expect("daemon was running");
+    assert!(st.success(), "exit status {st}\n{}", tb.daemon_log());
+    assert!(!tb.node_sh(&["iptables", "-t", "mangle", "-S"]).contains("nfdhcpd"));
+    assert!(!tb.node_sh(&["ip6tables", "-t", "mangle", "-S"]).contains("nfdhcpd"));
+    assert!(!tb.path("status").exists());
+}
+
+#[test]
+fn no_rules_leaves_the_firewall_alone() {
+    if !need_root("no_rules_leaves_the_firewall_alone") {
+        return;
+    }
+    let mut tb = Testbed::new(Mode::Routed, 1);
+    tb.start_daemon_with(&tb.config_text(""), &["--no-rules"]);
+    assert!(!tb.node_sh(&["iptables", "-t", "mangle", "-S"]).contains("nfdhcpd"));
+    // Without rules nothing is queued: the guest gets nothing (no other server).
+    tb.bind(0);
+    assert!(tb.udhcpc_once(0).is_none());
+    // The operator's own rule (reference B11) makes it work.
+    tb.node_sh(&[
+        "iptables", "-t", "mangle", "-A", "PREROUTING", "-i", "tap+", "-p", "udp", "--dport", "67",
+        "-j", "NFQUEUE", "--queue-num", "42",
+    ]);
+    assert!(tb.udhcpc_once(0).is_some());
+    assert!(tb.stop_daemon().unwrap().success());
+}

@@ -131,7 +131,7 @@ impl Testbed {
         tb
     }
 
-    fn add_guest(&mut self, k: usize) {
+    pub fn add_guest(&mut self, k: usize) {
         let ns = unique("g");
         sh(&["ip", "netns", "add", &ns]);
         let tap = format!("tap{k}");
@@ -242,12 +242,17 @@ impl Testbed {
     /// Starts nfdhcpd in the node namespace with its own rules and waits until the
     /// rules are in place.
     pub fn start_daemon(&mut self, config: &str) {
+        self.start_daemon_with(config, &[]);
+    }
+
+    pub fn start_daemon_with(&mut self, config: &str, args: &[&str]) {
         let cfg = self.path("nfdhcpd.toml");
         std::fs::write(&cfg, config).unwrap();
         let log = std::fs::File::create(self.path("nfdhcpd.log")).unwrap();
         let child = Command::new("ip")
             .args(["netns", "exec", &self.node, env!("CARGO_BIN_EXE_nfdhcpd"), "-f", "-d", "-c"])
             .arg(&cfg)
+            .args(args)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -389,6 +394,20 @@ exit 0
             sh(&["chmod", "+x", p.to_str().unwrap()]);
         }
         (dh, ud)
+    }
+
+    /// One udhcpc exchange (exits after the lease or after 3 unanswered DISCOVERs).
+    pub fn udhcpc_once(&self, k: usize) -> Option<String> {
+        let (_, ud) = self.client_scripts();
+        let ifname = self.guests[k].ifname.clone();
+        let _ = self.guest_try(k, &["ip", "-4", "addr", "flush", "dev", &ifname]);
+        self.guest_try(
+            k,
+            &[
+                "busybox", "udhcpc", "-n", "-q", "-f", "-i", &ifname, "-s", ud.to_str().unwrap(), "-t",
+                "3", "-T", "1",
+            ],
+        )
     }
 
     pub fn client_log(&self) -> String {
