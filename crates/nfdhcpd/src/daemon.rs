@@ -20,6 +20,9 @@ use crate::stats::{self, Stats};
 use crate::table::{Entry, Table};
 use crate::{debug, error, info, ndp, rules, warn, watch};
 
+/// Room for a burst of a few thousand queued packets (each ~200 bytes plus metadata).
+const NFQUEUE_RCVBUF: i32 = 8 << 20;
+
 pub struct Options {
     pub foreground: bool,
     pub install_rules: bool,
@@ -62,6 +65,11 @@ pub fn run(cfg: Config, opts: &Options) -> anyhow::Result<()> {
             .with_context(|| format!("queue {num}: setting the length"))?;
         q.set_fail_open(num, cfg.rules.fail_open)
             .with_context(|| format!("queue {num}: setting fail-open"))?;
+    }
+    match crate::rawsock::raise_nfqueue_rcvbuf(NFQUEUE_RCVBUF) {
+        Ok(n) if n > 0 => {}
+        Ok(_) => warn!("NFQUEUE socket not found: receive buffer left at its default"),
+        Err(e) => warn!("raising the NFQUEUE receive buffer: {e}"),
     }
     info!(
         "bound NFQUEUE {}",

@@ -50,3 +50,45 @@ impl PacketSocket {
         Ok(())
     }
 }
+
+/// Raises the receive buffer of this process's NFQUEUE netlink socket. The `nfq` crate
+/// keeps its fd private, so the socket is found through /proc/self/fd and recognised by
+/// its domain and protocol. Without this a burst (e.g. a flood of DAD probes) overflows
+/// the default buffer and, with fail-open, those packets bypass nfdhcpd.
+pub fn raise_nfqueue_rcvbuf(bytes: i32) -> io::Result<usize> {
+    let mut done = 0;
+    for ent in std::fs::read_dir("/proc/self/fd")? {
+        let Some(fd) = ent?.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let get = |opt: libc::c_int| -> Option<libc::c_int> {
+            let mut v: libc::c_int = 0;
+            let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+            // SAFETY: getsockopt on an fd we may not own only reads an int; failure
+            // (not a socket, closed meanwhile) is reported and ignored.
+            let r = unsafe {
+                libc::getsockopt(fd, libc::SOL_SOCKET, opt, (&raw mut v).cast(), &raw mut len)
+            };
+            (r == 0).then_some(v)
+        };
+        if get(libc::SO_DOMAIN) == Some(libc::AF_NETLINK)
+            && get(libc::SO_PROTOCOL) == Some(libc::NETLINK_NETFILTER)
+        {
+            // SAFETY: sets one int option on the socket identified above.
+            let r = unsafe {
+                libc::setsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    libc::SO_RCVBUFFORCE,
+                    (&raw const bytes).cast(),
+                    size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            if r != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            done += 1;
+        }
+    }
+    Ok(done)
+}
