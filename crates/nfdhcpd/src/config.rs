@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 pub const DEFAULT_PATH: &str = "/etc/nfdhcpd/nfdhcpd.toml";
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub general: General,
@@ -156,17 +156,6 @@ impl Default for Rules {
     }
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            general: General::default(),
-            dhcp: Dhcp::default(),
-            ipv6: Ipv6::default(),
-            rules: Rules::default(),
-        }
-    }
-}
-
 /// What the IPv6 side does once `mode` is resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ipv6Plan {
@@ -203,8 +192,7 @@ impl Config {
             bail!("rules.tap_prefix must be 1 to 14 characters");
         }
         for d in self.domains_and_domain() {
-            if d.is_empty() || d.len() > 253 || d.split('.').any(|l| l.is_empty() || l.len() > 63)
-            {
+            if d.is_empty() || d.len() > 253 || d.split('.').any(|l| l.is_empty() || l.len() > 63) {
                 bail!("invalid domain name '{d}'");
             }
         }

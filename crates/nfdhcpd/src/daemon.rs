@@ -35,13 +35,18 @@ struct Shared {
     sock: PacketSocket,
 }
 
-pub fn run(cfg: Config, opts: &Options) -> anyhow::Result<()> {
+pub fn run(cfg: &Config, opts: &Options) -> anyhow::Result<()> {
     if !opts.foreground {
         nix::unistd::daemon(false, true).context("daemonizing")?;
     }
     // Threads inherit this mask, so only the main thread's sigwait sees these signals.
     let mut sigs = SigSet::empty();
-    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP, Signal::SIGUSR1] {
+    for s in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGUSR1,
+    ] {
         sigs.add(s);
     }
     sigs.thread_block().context("blocking signals")?;
@@ -90,8 +95,8 @@ pub fn run(cfg: Config, opts: &Options) -> anyhow::Result<()> {
     }
 
     if opts.install_rules && cfg.rules.install {
-        if let Err(e) = rules::install(&cfg) {
-            rules::remove(&cfg);
+        if let Err(e) = rules::install(cfg) {
+            rules::remove(cfg);
             return Err(e.context("installing NFQUEUE rules"));
         }
         info!("NFQUEUE rules installed in chain {}", cfg.rules.chain);
@@ -141,7 +146,7 @@ pub fn run(cfg: Config, opts: &Options) -> anyhow::Result<()> {
     })();
 
     if opts.install_rules && cfg.rules.install {
-        rules::remove(&cfg);
+        rules::remove(cfg);
         info!("NFQUEUE rules removed");
     }
     let _ = std::fs::remove_file(&cfg.general.status_file);
@@ -183,7 +188,10 @@ fn queue_loop(mut q: nfq::Queue, s: &Shared) {
         });
         if let Err(e) = q.verdict(msg) {
             error!("NFQUEUE verdict: {e}");
-            s.stats.lock().unwrap_or_else(|p| p.into_inner()).verdict_errors += 1;
+            s.stats
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .verdict_errors += 1;
         }
     }
 }
@@ -215,10 +223,12 @@ fn process(msg: &nfq::Message, s: &Shared, macs: &mut MacCache) -> Verdict {
             }
             // Never answer from a broken binding; the packet goes on as if unbound.
             Some(Entry::Broken(_)) => crate::outcome::Outcome::accept("broken-binding"),
-            Some(Entry::Bound(b)) => match indev_name(b, msg.get_indev()).and_then(|n| macs.get(&n)) {
-                Some(indev_mac) => packet::handle(&kind, hw, b, &s.cfg, indev_mac),
-                None => crate::outcome::Outcome::drop("no-indev"),
-            },
+            Some(Entry::Bound(b)) => {
+                match indev_name(b, msg.get_indev()).and_then(|n| macs.get(&n)) {
+                    Some(indev_mac) => packet::handle(&kind, hw, b, &s.cfg, indev_mac),
+                    None => crate::outcome::Outcome::drop("no-indev"),
+                }
+            }
         }
     };
     let mut sent = false;
@@ -227,14 +237,22 @@ fn process(msg: &nfq::Message, s: &Shared, macs: &mut MacCache) -> Verdict {
             Ok(()) => sent = true,
             Err(e) => {
                 warn!("{tap}: sending reply: {e}");
-                s.stats.lock().unwrap_or_else(|p| p.into_inner()).send_errors += 1;
+                s.stats
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .send_errors += 1;
             }
         }
     }
     if matches!(kind, Kind::Icmp6 { .. }) {
         debug!("{tap}: {} -> {:?}", outcome.what, outcome.verdict);
     } else {
-        info!("{tap}: {} -> {:?}{}", outcome.what, outcome.verdict, if sent { ", replied" } else { "" });
+        info!(
+            "{tap}: {} -> {:?}{}",
+            outcome.what,
+            outcome.verdict,
+            if sent { ", replied" } else { "" }
+        );
     }
     s.stats.lock().unwrap_or_else(|p| p.into_inner()).count(
         &tap,
@@ -300,7 +318,11 @@ fn write_status(s: &Shared) {
         let b = t.bound().count();
         (b, t.entries.len() - b)
     };
-    let text = s.stats.lock().unwrap_or_else(|p| p.into_inner()).render(bound, broken);
+    let text = s
+        .stats
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .render(bound, broken);
     if let Err(e) = stats::write_status(&s.cfg.general.status_file, &text) {
         debug!("status file: {e}");
     }
@@ -324,7 +346,9 @@ fn dump_table(s: &Shared) {
                 b.hostname,
                 b.mac,
                 b.ip.map(|a| a.to_string()).unwrap_or_else(|| "-".into()),
-                b.subnet6.map(|a| a.to_string()).unwrap_or_else(|| "-".into())
+                b.subnet6
+                    .map(|a| a.to_string())
+                    .unwrap_or_else(|| "-".into())
             ),
             Entry::Broken(e) => info!("{n}: BROKEN {e}"),
         }

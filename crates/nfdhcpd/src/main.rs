@@ -51,7 +51,10 @@ fn run() -> anyhow::Result<ExitCode> {
         println!(
             "{}: OK (queues {})",
             cli.config.display(),
-            q.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+            q.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         return Ok(ExitCode::SUCCESS);
     }
@@ -59,7 +62,7 @@ fn run() -> anyhow::Result<ExitCode> {
         return status(&cfg);
     }
     daemon::run(
-        cfg,
+        &cfg,
         &daemon::Options {
             foreground: cli.foreground,
             install_rules: !cli.no_rules,

@@ -41,9 +41,7 @@ pub fn classify(payload: &[u8]) -> Kind<'_> {
         (Some(NetSlice::Ipv4(_)), Some(TransportSlice::Udp(u)))
             if u.destination_port() == dhcp4::SERVER_PORT =>
         {
-            Kind::Dhcp4 {
-                bootp: u.payload(),
-            }
+            Kind::Dhcp4 { bootp: u.payload() }
         }
         (Some(NetSlice::Ipv6(ip)), Some(TransportSlice::Icmpv6(i))) => {
             let h = ip.header();
@@ -138,4 +136,3 @@ pub fn handle(
         Kind::Other => Outcome::accept("other"),
     }
 }
-

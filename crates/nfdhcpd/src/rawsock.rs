@@ -58,7 +58,11 @@ impl PacketSocket {
 pub fn raise_nfqueue_rcvbuf(bytes: i32) -> io::Result<usize> {
     let mut done = 0;
     for ent in std::fs::read_dir("/proc/self/fd")? {
-        let Some(fd) = ent?.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+        let Some(fd) = ent?
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
             continue;
         };
         let get = |opt: libc::c_int| -> Option<libc::c_int> {

@@ -36,7 +36,7 @@ pub fn chain_rules(cfg: &Config, plan: Option<Ipv6Plan>) -> Vec<(Family, Vec<Str
             "-m".into(),
             "physdev".into(),
             "--physdev-in".into(),
-            pattern.clone(),
+            pattern,
         ]);
     }
     let target = |q: u16| -> Vec<String> {
@@ -61,11 +61,21 @@ pub fn chain_rules(cfg: &Config, plan: Option<Ipv6Plan>) -> Vec<(Family, Vec<Str
         }
         if let Some(p) = plan {
             let mut rs = m.clone();
-            rs.extend(s(&["-p", "ipv6-icmp", "--icmpv6-type", "router-solicitation"]));
+            rs.extend(s(&[
+                "-p",
+                "ipv6-icmp",
+                "--icmpv6-type",
+                "router-solicitation",
+            ]));
             rs.extend(target(p.rs_queue));
             out.push((Family::V6, rs));
             let mut ns = m.clone();
-            ns.extend(s(&["-p", "ipv6-icmp", "--icmpv6-type", "neighbour-solicitation"]));
+            ns.extend(s(&[
+                "-p",
+                "ipv6-icmp",
+                "--icmpv6-type",
+                "neighbour-solicitation",
+            ]));
             ns.extend(target(p.ns_queue));
             out.push((Family::V6, ns));
             if let Some(q) = p.dhcpv6_queue {
@@ -119,7 +129,10 @@ pub fn install(cfg: &Config) -> anyhow::Result<()> {
     let chain = cfg.rules.chain.as_str();
     for fam in families(plan) {
         if !quiet(fam, &["-t", "mangle", "-N", chain]) {
-            run(fam, &["-t".into(), "mangle".into(), "-F".into(), chain.into()])?;
+            run(
+                fam,
+                &["-t".into(), "mangle".into(), "-F".into(), chain.into()],
+            )?;
         }
     }
     for (fam, rule) in chain_rules(cfg, plan) {
@@ -171,7 +184,9 @@ mod tests {
         assert!(text.contains(
             &"-i tap+ -p udp --dport 67 -j NFQUEUE --queue-num 42 --queue-bypass".to_owned()
         ));
-        assert!(text.iter().any(|t| t.starts_with("-m physdev --physdev-in tap+ -p ipv6-icmp --icmpv6-type neighbour-solicitation") && t.contains("--queue-num 44")));
+        assert!(text.iter().any(|t| t.starts_with(
+            "-m physdev --physdev-in tap+ -p ipv6-icmp --icmpv6-type neighbour-solicitation"
+        ) && t.contains("--queue-num 44")));
         assert!(text.iter().all(|t| t.ends_with("--queue-bypass")));
         let mut c = Config::default();
         c.rules.bridged = false;

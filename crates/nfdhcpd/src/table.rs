@@ -56,7 +56,9 @@ impl Table {
                     "binding {name}: MAC {} IP {} SUBNET6 {}",
                     b.mac,
                     b.ip.map(|a| a.to_string()).unwrap_or_else(|| "-".into()),
-                    b.subnet6.map(|a| a.to_string()).unwrap_or_else(|| "-".into())
+                    b.subnet6
+                        .map(|a| a.to_string())
+                        .unwrap_or_else(|| "-".into())
                 );
                 self.entries.insert(name.to_owned(), Entry::Bound(b));
                 Change::Loaded
@@ -67,7 +69,8 @@ impl Table {
             }
             Err(e) => {
                 error!("binding {name} not served until fixed: {e}");
-                self.entries.insert(name.to_owned(), Entry::Broken(e.to_string()));
+                self.entries
+                    .insert(name.to_owned(), Entry::Broken(e.to_string()));
                 Change::Broken
             }
         }
@@ -130,7 +133,11 @@ mod tests {
         assert_eq!(t.reload("tap1"), Change::Loaded);
         assert!(matches!(t.get("tap1"), Some(Entry::Bound(_))));
         // A broken rewrite replaces the good entry: never serve the stale one.
-        fs::write(d.path().join("tap1"), "MAC=02:00:00:00:00:01\nMTU=\nIP=1.2.3\n").unwrap();
+        fs::write(
+            d.path().join("tap1"),
+            "MAC=02:00:00:00:00:01\nMTU=\nIP=1.2.3\n",
+        )
+        .unwrap();
         assert_eq!(t.reload("tap1"), Change::Broken);
         match t.get("tap1") {
             Some(Entry::Broken(e)) => assert!(e.contains("tap1:3:"), "{e}"),

@@ -41,7 +41,10 @@ pub fn start(dir: &Path, table: Arc<RwLock<Table>>) -> anyhow::Result<std::threa
                     let Some(name) = ev.name.and_then(|n| n.to_str()) else {
                         continue;
                     };
-                    if ev.mask.intersects(EventMask::MOVED_FROM | EventMask::DELETE) {
+                    if ev
+                        .mask
+                        .intersects(EventMask::MOVED_FROM | EventMask::DELETE)
+                    {
                         t.remove(name);
                     } else {
                         t.reload(name);

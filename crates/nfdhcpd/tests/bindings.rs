@@ -37,7 +37,9 @@ fn binding_changed_in_place_takes_effect() {
         .binding_text(0, &tb.guests[0].mac, "")
         .replace("IP=198.51.100.10", "IP=198.51.100.20");
     std::fs::write(tb.bindings().join("tap0"), text).unwrap();
-    wait_for("the new address", Duration::from_secs(15), || served(&tb, 0, "198.51.100.20"));
+    wait_for("the new address", Duration::from_secs(15), || {
+        served(&tb, 0, "198.51.100.20")
+    });
 }
 
 #[test]
@@ -49,14 +51,28 @@ fn binding_renamed_with_mv_takes_effect() {
     let text = tb.binding_text(0, &tb.guests[0].mac, "");
     tb.write_binding("tapother", &text);
     tb.start_daemon(&tb.config_text(""));
-    assert!(tb.udhcpc_once(0).is_none(), "served from another TAP's binding");
+    assert!(
+        tb.udhcpc_once(0).is_none(),
+        "served from another TAP's binding"
+    );
     let b = tb.bindings();
-    tb.node_sh(&["mv", b.join("tapother").to_str().unwrap(), b.join("tap0").to_str().unwrap()]);
+    tb.node_sh(&[
+        "mv",
+        b.join("tapother").to_str().unwrap(),
+        b.join("tap0").to_str().unwrap(),
+    ]);
     assert!(served(&tb, 0, "198.51.100.10"), "{}", tb.daemon_log());
     // Moved out of the directory: no longer served.
     let out = tb.path("tap0.away");
-    tb.node_sh(&["mv", b.join("tap0").to_str().unwrap(), out.to_str().unwrap()]);
-    assert!(tb.udhcpc_once(0).is_none(), "served after the binding was moved away");
+    tb.node_sh(&[
+        "mv",
+        b.join("tap0").to_str().unwrap(),
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        tb.udhcpc_once(0).is_none(),
+        "served after the binding was moved away"
+    );
 }
 
 #[test]
@@ -69,7 +85,10 @@ fn binding_deleted_stops_service() {
     tb.start_daemon(&tb.config_text(""));
     assert!(served(&tb, 0, "198.51.100.10"));
     std::fs::remove_file(tb.bindings().join("tap0")).unwrap();
-    assert!(tb.udhcpc_once(0).is_none(), "served after the binding was deleted");
+    assert!(
+        tb.udhcpc_once(0).is_none(),
+        "served after the binding was deleted"
+    );
     assert!(tb.daemon_log().contains("binding tap0 removed"));
 }
 
@@ -108,7 +127,8 @@ fn malformed_binding_is_refused_until_fixed() {
     assert!(tb.udhcpc_once(0).is_none(), "served from a stale binding");
     let path = tb.bindings().join("tap0");
     assert!(
-        tb.daemon_log().contains(&format!("{}:{line}: SUBNET", path.display())),
+        tb.daemon_log()
+            .contains(&format!("{}:{line}: SUBNET", path.display())),
         "{}",
         tb.daemon_log()
     );

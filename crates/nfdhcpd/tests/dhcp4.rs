@@ -34,8 +34,16 @@ fn lease_and_renew(test: &str, mode: Mode, client: Client) {
             tb.spawn_in_guest(
                 0,
                 &[
-                    "dhclient", "-d", "-v", "-lf", lf.to_str().unwrap(), "-pf", pf.to_str().unwrap(),
-                    "-sf", dh.to_str().unwrap(), &ifname,
+                    "dhclient",
+                    "-d",
+                    "-v",
+                    "-lf",
+                    lf.to_str().unwrap(),
+                    "-pf",
+                    pf.to_str().unwrap(),
+                    "-sf",
+                    dh.to_str().unwrap(),
+                    &ifname,
                 ],
                 &out,
             );
@@ -44,7 +52,19 @@ fn lease_and_renew(test: &str, mode: Mode, client: Client) {
         Client::Udhcpc => {
             tb.spawn_in_guest(
                 0,
-                &["busybox", "udhcpc", "-f", "-i", &ifname, "-s", ud.to_str().unwrap(), "-t", "5", "-T", "1"],
+                &[
+                    "busybox",
+                    "udhcpc",
+                    "-f",
+                    "-i",
+                    &ifname,
+                    "-s",
+                    ud.to_str().unwrap(),
+                    "-t",
+                    "5",
+                    "-T",
+                    "1",
+                ],
                 &out,
             );
             "udhcpc"
@@ -55,7 +75,14 @@ fn lease_and_renew(test: &str, mode: Mode, client: Client) {
             tb.spawn_in_guest(
                 0,
                 &[
-                    "dhcpcd", "-f", conf.to_str().unwrap(), "-4", "-B", "-c", script.to_str().unwrap(), &ifname,
+                    "dhcpcd",
+                    "-f",
+                    conf.to_str().unwrap(),
+                    "-4",
+                    "-B",
+                    "-c",
+                    script.to_str().unwrap(),
+                    &ifname,
                 ],
                 &out,
             );
@@ -110,32 +137,56 @@ fn lease_and_renew(test: &str, mode: Mode, client: Client) {
 
 #[test]
 fn bridged_dhclient_gets_binding_and_renews() {
-    lease_and_renew("bridged_dhclient_gets_binding_and_renews", Mode::Bridged, Client::Dhclient);
+    lease_and_renew(
+        "bridged_dhclient_gets_binding_and_renews",
+        Mode::Bridged,
+        Client::Dhclient,
+    );
 }
 
 #[test]
 fn bridged_udhcpc_gets_binding_and_renews() {
-    lease_and_renew("bridged_udhcpc_gets_binding_and_renews", Mode::Bridged, Client::Udhcpc);
+    lease_and_renew(
+        "bridged_udhcpc_gets_binding_and_renews",
+        Mode::Bridged,
+        Client::Udhcpc,
+    );
 }
 
 #[test]
 fn bridged_dhcpcd_gets_binding_and_renews() {
-    lease_and_renew("bridged_dhcpcd_gets_binding_and_renews", Mode::Bridged, Client::Dhcpcd);
+    lease_and_renew(
+        "bridged_dhcpcd_gets_binding_and_renews",
+        Mode::Bridged,
+        Client::Dhcpcd,
+    );
 }
 
 #[test]
 fn routed_dhclient_gets_binding_and_renews() {
-    lease_and_renew("routed_dhclient_gets_binding_and_renews", Mode::Routed, Client::Dhclient);
+    lease_and_renew(
+        "routed_dhclient_gets_binding_and_renews",
+        Mode::Routed,
+        Client::Dhclient,
+    );
 }
 
 #[test]
 fn routed_udhcpc_gets_binding_and_renews() {
-    lease_and_renew("routed_udhcpc_gets_binding_and_renews", Mode::Routed, Client::Udhcpc);
+    lease_and_renew(
+        "routed_udhcpc_gets_binding_and_renews",
+        Mode::Routed,
+        Client::Udhcpc,
+    );
 }
 
 #[test]
 fn routed_dhcpcd_gets_binding_and_renews() {
-    lease_and_renew("routed_dhcpcd_gets_binding_and_renews", Mode::Routed, Client::Dhcpcd);
+    lease_and_renew(
+        "routed_dhcpcd_gets_binding_and_renews",
+        Mode::Routed,
+        Client::Dhcpcd,
+    );
 }
 
 #[test]
@@ -148,9 +199,14 @@ fn forged_mac_gets_nothing() {
     let text = tb.binding_text(0, "02:00:00:00:01:99", "");
     tb.write_binding("tap0", &text);
     tb.start_daemon(&tb.config_text(""));
-    assert!(tb.udhcpc_once(0).is_none(), "udhcpc got a lease with a forged MAC");
+    assert!(
+        tb.udhcpc_once(0).is_none(),
+        "udhcpc got a lease with a forged MAC"
+    );
     assert!(!tb.guest_ipv4(0).contains("198.51.100."));
-    wait_for("spoofed counter", Duration::from_secs(3), || tb.counter("spoofed") >= 1);
+    wait_for("spoofed counter", Duration::from_secs(3), || {
+        tb.counter("spoofed") >= 1
+    });
     assert_eq!(tb.counter("DHCPDISCOVER"), 0);
 }
 
@@ -178,11 +234,21 @@ fn unbound_tap_passes_through_to_dnsmasq() {
     let dlog = tb.path("dnsmasq.log");
     tb.spawn_in_node(
         &[
-            "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--port=0", "--no-resolv",
-            "--no-hosts", "--interface=prv0", "--bind-interfaces", "--dhcp-authoritative", "--no-ping",
+            "dnsmasq",
+            "--keep-in-foreground",
+            "--conf-file=/dev/null",
+            "--port=0",
+            "--no-resolv",
+            "--no-hosts",
+            "--interface=prv0",
+            "--bind-interfaces",
+            "--dhcp-authoritative",
+            "--no-ping",
             "--dhcp-range=198.51.100.100,198.51.100.150,255.255.255.0,1h",
             &format!("--dhcp-leasefile={}", leases.display()),
-            "--pid-file=", "--log-dhcp", &format!("--log-facility={}", dlog.display()),
+            "--pid-file=",
+            "--log-dhcp",
+            &format!("--log-facility={}", dlog.display()),
         ],
         &tb.path("dnsmasq.out"),
     );
@@ -190,9 +256,15 @@ fn unbound_tap_passes_through_to_dnsmasq() {
     wait_for("dnsmasq to listen", Duration::from_secs(5), || {
         tb.node_sh(&["ss", "-uln"]).contains(":67 ")
     });
-    assert!(tb.udhcpc_once(1).is_some(), "unbound guest got no lease from dnsmasq");
+    assert!(
+        tb.udhcpc_once(1).is_some(),
+        "unbound guest got no lease from dnsmasq"
+    );
     let a = tb.guest_ipv4(1);
-    assert!(a.contains("198.51.100.1") && !a.contains("198.51.100.11/"), "{a}");
+    assert!(
+        a.contains("198.51.100.1") && !a.contains("198.51.100.11/"),
+        "{a}"
+    );
     let octet: u32 = a
         .split("198.51.100.")
         .nth(1)
@@ -204,7 +276,10 @@ fn unbound_tap_passes_through_to_dnsmasq() {
     assert!(tb.udhcpc_once(0).is_some());
     assert!(tb.guest_ipv4(0).contains("198.51.100.10/24"));
     let dl = std::fs::read_to_string(&dlog).unwrap_or_default();
-    assert!(!dl.contains(&tb.guests[0].mac), "dnsmasq saw the bound guest:\n{dl}");
+    assert!(
+        !dl.contains(&tb.guests[0].mac),
+        "dnsmasq saw the bound guest:\n{dl}"
+    );
     wait_for("unknown-interface counter", Duration::from_secs(3), || {
         tb.status()
             .lines()
@@ -222,18 +297,29 @@ fn rules_installed_and_removed_on_sigterm() {
     let v4 = tb.node_sh(&["iptables", "-t", "mangle", "-S"]);
     assert!(v4.contains("-A PREROUTING -j nfdhcpd"), "{v4}");
     assert!(
-        v4.contains("-A nfdhcpd -i tap+ -p udp -m udp --dport 67 -j NFQUEUE --queue-num 42 --queue-bypass"),
+        v4.contains(
+            "-A nfdhcpd -i tap+ -p udp -m udp --dport 67 -j NFQUEUE --queue-num 42 --queue-bypass"
+        ),
         "{v4}"
     );
     assert!(v4.contains("--physdev-in tap+"), "{v4}");
     let v6 = tb.node_sh(&["ip6tables", "-t", "mangle", "-S"]);
     for q in ["43", "44", "45"] {
-        assert!(v6.contains(&format!("--queue-num {q} --queue-bypass")), "{v6}");
+        assert!(
+            v6.contains(&format!("--queue-num {q} --queue-bypass")),
+            "{v6}"
+        );
     }
     let st = tb.stop_daemon().expect("daemon was running");
     assert!(st.success(), "exit status {st}\n{}", tb.daemon_log());
-    assert!(!tb.node_sh(&["iptables", "-t", "mangle", "-S"]).contains("nfdhcpd"));
-    assert!(!tb.node_sh(&["ip6tables", "-t", "mangle", "-S"]).contains("nfdhcpd"));
+    assert!(
+        !tb.node_sh(&["iptables", "-t", "mangle", "-S"])
+            .contains("nfdhcpd")
+    );
+    assert!(
+        !tb.node_sh(&["ip6tables", "-t", "mangle", "-S"])
+            .contains("nfdhcpd")
+    );
     assert!(!tb.path("status").exists());
 }
 
@@ -244,14 +330,30 @@ fn no_rules_leaves_the_firewall_alone() {
     }
     let mut tb = Testbed::new(Mode::Routed, 1);
     tb.start_daemon_with(&tb.config_text(""), &["--no-rules"]);
-    assert!(!tb.node_sh(&["iptables", "-t", "mangle", "-S"]).contains("nfdhcpd"));
+    assert!(
+        !tb.node_sh(&["iptables", "-t", "mangle", "-S"])
+            .contains("nfdhcpd")
+    );
     // Without rules nothing is queued: the guest gets nothing (no other server).
     tb.bind(0);
     assert!(tb.udhcpc_once(0).is_none());
     // The operator's own rule (reference B11) makes it work.
     tb.node_sh(&[
-        "iptables", "-t", "mangle", "-A", "PREROUTING", "-i", "tap+", "-p", "udp", "--dport", "67",
-        "-j", "NFQUEUE", "--queue-num", "42",
+        "iptables",
+        "-t",
+        "mangle",
+        "-A",
+        "PREROUTING",
+        "-i",
+        "tap+",
+        "-p",
+        "udp",
+        "--dport",
+        "67",
+        "-j",
+        "NFQUEUE",
+        "--queue-num",
+        "42",
     ]);
     assert!(tb.udhcpc_once(0).is_some());
     assert!(tb.stop_daemon().unwrap().success());

@@ -25,7 +25,10 @@ fn rdisc6_gets_prefix_rdnss_dnssl(test: &str, mode: Mode) {
         .unwrap_or_else(|| panic!("rdisc6 got no RA\n{}", tb.daemon_log()));
     let o = squash(&out);
     assert!(o.contains(&format!("Prefix : {NET6}")), "{out}");
-    assert!(o.contains(&format!("Recursive DNS server : {NS6}")), "{out}");
+    assert!(
+        o.contains(&format!("Recursive DNS server : {NS6}")),
+        "{out}"
+    );
     assert!(o.contains(&format!("DNS search list : {DOMAIN}")), "{out}");
     assert!(o.contains("Stateful other conf. : Yes"), "{out}");
     assert!(o.contains("Router preference : high"), "{out}");
@@ -36,17 +39,25 @@ fn rdisc6_gets_prefix_rdnss_dnssl(test: &str, mode: Mode) {
         tb.guest_sh(0, &["ip", "-6", "addr", "show", "dev", &ifname])
             .contains(&format!("{want}/64"))
     });
-    wait_for("the RS counter", Duration::from_secs(3), || tb.counter("RS") >= 1);
+    wait_for("the RS counter", Duration::from_secs(3), || {
+        tb.counter("RS") >= 1
+    });
 }
 
 #[test]
 fn bridged_rdisc6_gets_prefix_rdnss_dnssl_and_slaac_works() {
-    rdisc6_gets_prefix_rdnss_dnssl("bridged_rdisc6_gets_prefix_rdnss_dnssl_and_slaac_works", Mode::Bridged);
+    rdisc6_gets_prefix_rdnss_dnssl(
+        "bridged_rdisc6_gets_prefix_rdnss_dnssl_and_slaac_works",
+        Mode::Bridged,
+    );
 }
 
 #[test]
 fn routed_rdisc6_gets_prefix_rdnss_dnssl_and_slaac_works() {
-    rdisc6_gets_prefix_rdnss_dnssl("routed_rdisc6_gets_prefix_rdnss_dnssl_and_slaac_works", Mode::Routed);
+    rdisc6_gets_prefix_rdnss_dnssl(
+        "routed_rdisc6_gets_prefix_rdnss_dnssl_and_slaac_works",
+        Mode::Routed,
+    );
 }
 
 fn indev_mac(tb: &Testbed) -> String {
@@ -73,13 +84,16 @@ fn gateway_resolved_through_na(test: &str, mode: Mode) {
         .guest_try(0, &["ndisc6", "-1", "-w", "2000", GW6, &ifname])
         .unwrap_or_else(|| panic!("ndisc6 got no NA\n{}", tb.daemon_log()));
     assert!(
-        squash(&out).to_lowercase().contains(&format!("target link-layer address: {mac}")),
+        squash(&out)
+            .to_lowercase()
+            .contains(&format!("target link-layer address: {mac}")),
         "{out}"
     );
     // The guest kernel resolves the gateway the same way, once an RA gave it the prefix.
     let _ = tb.guest_try(0, &["rdisc6", "-1", "-w", "2000", &ifname]);
     wait_for("the on-link prefix route", Duration::from_secs(10), || {
-        tb.guest_sh(0, &["ip", "-6", "route", "show", "dev", &ifname]).contains(NET6)
+        tb.guest_sh(0, &["ip", "-6", "route", "show", "dev", &ifname])
+            .contains(NET6)
     });
     let ping = tb.guest_try(0, &["busybox", "ping", "-6", "-c", "1", "-W", "2", GW6]);
     let neigh = tb.guest_sh(0, &["ip", "-6", "neigh", "show", GW6, "dev", &ifname]);
@@ -88,7 +102,9 @@ fn gateway_resolved_through_na(test: &str, mode: Mode) {
         "neigh: {neigh}\nping: {ping:?}\n{}",
         tb.daemon_log()
     );
-    wait_for("the NS counter", Duration::from_secs(3), || tb.counter("NS") >= 2);
+    wait_for("the NS counter", Duration::from_secs(3), || {
+        tb.counter("NS") >= 2
+    });
 }
 
 #[test]
@@ -109,15 +125,26 @@ fn information_request(test: &str, stable_privacy: bool) {
     let ifname = tb.guests[0].ifname.clone();
     if stable_privacy {
         // A random (non-EUI-64) link-local address, as RFC 7217 guests have.
-        tb.guest_sh(0, &["sysctl", "-qw", &format!("net.ipv6.conf.{ifname}.addr_gen_mode=3")]);
+        tb.guest_sh(
+            0,
+            &[
+                "sysctl",
+                "-qw",
+                &format!("net.ipv6.conf.{ifname}.addr_gen_mode=3"),
+            ],
+        );
         tb.guest_sh(0, &["ip", "link", "set", &ifname, "down"]);
         tb.guest_sh(0, &["ip", "link", "set", &ifname, "up"]);
         let mac: netconf::MacAddr = tb.guests[0].mac.parse().unwrap();
         let eui = netconf::eui64::link_local(mac).to_string();
         wait_for("a link-local address", Duration::from_secs(5), || {
-            tb.guest_sh(0, &["ip", "-6", "addr", "show", "dev", &ifname]).contains("fe80::")
+            tb.guest_sh(0, &["ip", "-6", "addr", "show", "dev", &ifname])
+                .contains("fe80::")
         });
-        assert!(!tb.guest_sh(0, &["ip", "-6", "addr", "show", "dev", &ifname]).contains(&eui));
+        assert!(
+            !tb.guest_sh(0, &["ip", "-6", "addr", "show", "dev", &ifname])
+                .contains(&eui)
+        );
     }
     tb.bind(0);
     tb.start_daemon(&tb.config_text(""));
@@ -138,8 +165,18 @@ fn information_request(test: &str, stable_privacy: bool) {
     tb.spawn_in_guest(
         0,
         &[
-            "dhclient", "-6", "-S", "-d", "-v", "-lf", lf.to_str().unwrap(), "-pf", pf.to_str().unwrap(),
-            "-sf", script.to_str().unwrap(), &ifname,
+            "dhclient",
+            "-6",
+            "-S",
+            "-d",
+            "-v",
+            "-lf",
+            lf.to_str().unwrap(),
+            "-pf",
+            pf.to_str().unwrap(),
+            "-sf",
+            script.to_str().unwrap(),
+            &ifname,
         ],
         &tb.path("dhclient6.out"),
     );
@@ -185,12 +222,24 @@ fn dad_flood_leaves_no_packet_queued() {
         let mut n = 0;
         for i in 0..10_000u32 {
             let b = i.to_be_bytes();
-            let target: std::net::Ipv6Addr =
-                format!("2001:db8:5::{:x}:{:x}", u16::from_be_bytes([b[0], b[1]]), u16::from_be_bytes([b[2], b[3]]) | 1)
-                    .parse()
-                    .unwrap();
+            let target: std::net::Ipv6Addr = format!(
+                "2001:db8:5::{:x}:{:x}",
+                u16::from_be_bytes([b[0], b[1]]),
+                u16::from_be_bytes([b[2], b[3]]) | 1
+            )
+            .parse()
+            .unwrap();
             let t = target.octets();
-            let group = std::net::Ipv6Addr::new(0xff02, 0, 0, 0, 0, 1, 0xff00 | u16::from(t[13]), u16::from_be_bytes([t[14], t[15]]));
+            let group = std::net::Ipv6Addr::new(
+                0xff02,
+                0,
+                0,
+                0,
+                0,
+                1,
+                0xff00 | u16::from(t[13]),
+                u16::from_be_bytes([t[14], t[15]]),
+            );
             let mut body = vec![0u8; 4];
             body.extend_from_slice(&t);
             let frame = nfdhcpd::frame::icmp6(
@@ -226,8 +275,13 @@ fn dad_flood_leaves_no_packet_queued() {
         .and_then(|l| l.split_whitespace().nth(7)?.parse().ok())
         .unwrap();
     assert!(queued >= 5_000, "{q}");
-    wait_for("every queued probe accounted", Duration::from_secs(5), || {
-        tb.counter("NS-DAD") >= queued
-    });
-    eprintln!("nfnetlink_queue after the flood:\n{q}NS-DAD verdicts: {}", tb.counter("NS-DAD"));
+    wait_for(
+        "every queued probe accounted",
+        Duration::from_secs(5),
+        || tb.counter("NS-DAD") >= queued,
+    );
+    eprintln!(
+        "nfnetlink_queue after the flood:\n{q}NS-DAD verdicts: {}",
+        tb.counter("NS-DAD")
+    );
 }

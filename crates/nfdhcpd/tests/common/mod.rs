@@ -95,7 +95,7 @@ impl Testbed {
         sh(&["ip", "netns", "add", &node]);
         let mut tb = Testbed {
             mode,
-            node: node.clone(),
+            node,
             guests: Vec::new(),
             dir: tempfile::tempdir().unwrap(),
             children: Vec::new(),
@@ -116,12 +116,32 @@ impl Testbed {
                 "net.bridge.bridge-nf-call-ip6tables=1",
             ]);
             tb.node_sh(&[
-                "ip", "link", "add", "prv0", "address", "02:aa:00:00:00:01", "type", "bridge",
-                "forward_delay", "0", "stp_state", "0", "mcast_snooping", "0",
+                "ip",
+                "link",
+                "add",
+                "prv0",
+                "address",
+                "02:aa:00:00:00:01",
+                "type",
+                "bridge",
+                "forward_delay",
+                "0",
+                "stp_state",
+                "0",
+                "mcast_snooping",
+                "0",
             ]);
             tb.node_sh(&["sysctl", "-qw", "net.ipv6.conf.prv0.accept_dad=0"]);
             tb.node_sh(&["ip", "addr", "add", &format!("{GW4}/24"), "dev", "prv0"]);
-            tb.node_sh(&["ip", "addr", "add", &format!("{GW6}/64"), "dev", "prv0", "nodad"]);
+            tb.node_sh(&[
+                "ip",
+                "addr",
+                "add",
+                &format!("{GW6}/64"),
+                "dev",
+                "prv0",
+                "nodad",
+            ]);
             tb.node_sh(&["ip", "link", "set", "prv0", "up"]);
         }
         for k in 0..n {
@@ -151,19 +171,22 @@ impl Testbed {
             mac: mac.clone(),
         });
         sh(&[
-            "ip", "link", "add", &tap, "netns", &self.node, "type", "veth", "peer", "name", &ifname,
-            "netns", &ns,
+            "ip", "link", "add", &tap, "netns", &self.node, "type", "veth", "peer", "name",
+            &ifname, "netns", &ns,
         ]);
         self.guest_sh(k, &["ip", "link", "set", "lo", "up"]);
         self.guest_sh(k, &["ip", "link", "set", &ifname, "address", &mac]);
-        self.guest_sh(k, &[
-            "sysctl",
-            "-qw",
-            &format!("net.ipv6.conf.{ifname}.accept_ra=2"),
-            &format!("net.ipv6.conf.{ifname}.autoconf=1"),
-            &format!("net.ipv6.conf.{ifname}.accept_dad=0"),
-            "net.ipv4.conf.all.rp_filter=0",
-        ]);
+        self.guest_sh(
+            k,
+            &[
+                "sysctl",
+                "-qw",
+                &format!("net.ipv6.conf.{ifname}.accept_ra=2"),
+                &format!("net.ipv6.conf.{ifname}.autoconf=1"),
+                &format!("net.ipv6.conf.{ifname}.accept_dad=0"),
+                "net.ipv4.conf.all.rp_filter=0",
+            ],
+        );
         self.guest_sh(k, &["ip", "link", "set", &ifname, "up"]);
         if self.mode == Mode::Bridged {
             self.node_sh(&["ip", "link", "set", &tap, "master", "prv0"]);
@@ -173,8 +196,24 @@ impl Testbed {
             // The node holds the gateway on every tap (routed TAPs in snf-network get
             // proxy ARP instead; an address is the simplest stand-in).
             self.node_sh(&["ip", "addr", "add", &format!("{GW4}/32"), "dev", &tap]);
-            self.node_sh(&["ip", "-6", "addr", "add", &format!("{GW6}/128"), "dev", &tap, "nodad"]);
-            self.node_sh(&["ip", "route", "add", &format!("198.51.100.{}/32", 10 + k), "dev", &tap]);
+            self.node_sh(&[
+                "ip",
+                "-6",
+                "addr",
+                "add",
+                &format!("{GW6}/128"),
+                "dev",
+                &tap,
+                "nodad",
+            ]);
+            self.node_sh(&[
+                "ip",
+                "route",
+                "add",
+                &format!("198.51.100.{}/32", 10 + k),
+                "dev",
+                &tap,
+            ]);
         }
     }
 
@@ -250,7 +289,15 @@ impl Testbed {
         std::fs::write(&cfg, config).unwrap();
         let log = std::fs::File::create(self.path("nfdhcpd.log")).unwrap();
         let child = Command::new("ip")
-            .args(["netns", "exec", &self.node, env!("CARGO_BIN_EXE_nfdhcpd"), "-f", "-d", "-c"])
+            .args([
+                "netns",
+                "exec",
+                &self.node,
+                env!("CARGO_BIN_EXE_nfdhcpd"),
+                "-f",
+                "-d",
+                "-c",
+            ])
             .arg(&cfg)
             .args(args)
             .stdout(Stdio::null())
@@ -334,7 +381,18 @@ impl Testbed {
     }
 
     pub fn guest_ipv4(&self, k: usize) -> String {
-        self.guest_sh(k, &["ip", "-4", "-o", "addr", "show", "dev", &self.guests[k].ifname])
+        self.guest_sh(
+            k,
+            &[
+                "ip",
+                "-4",
+                "-o",
+                "addr",
+                "show",
+                "dev",
+                &self.guests[k].ifname,
+            ],
+        )
     }
 
     /// Writes the hook scripts real clients run: they configure only the guest namespace
@@ -404,8 +462,19 @@ exit 0
         self.guest_try(
             k,
             &[
-                "busybox", "udhcpc", "-n", "-q", "-f", "-i", &ifname, "-s", ud.to_str().unwrap(), "-t",
-                "3", "-T", "1",
+                "busybox",
+                "udhcpc",
+                "-n",
+                "-q",
+                "-f",
+                "-i",
+                &ifname,
+                "-s",
+                ud.to_str().unwrap(),
+                "-t",
+                "3",
+                "-T",
+                "1",
             ],
         )
     }
