@@ -12,8 +12,12 @@ pub mod link;
 pub mod ndp;
 pub mod outcome;
 pub mod packet;
+pub mod pcap;
 pub mod rawsock;
 pub mod rules;
 pub mod stats;
 pub mod table;
 pub mod watch;
+
+#[cfg(test)]
+mod tests;
