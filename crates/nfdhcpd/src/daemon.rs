@@ -181,7 +181,14 @@ fn queue_loop(mut q: nfq::Queue, s: &Shared) {
                 continue;
             }
         };
-        let verdict = process(&msg, s, &mut macs);
+        // A bug in a handler must cost one packet, never the queue thread (which would
+        // leave every later packet without a verdict).
+        let verdict =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| process(&msg, s, &mut macs)))
+                .unwrap_or_else(|_| {
+                    error!("handler panicked; packet dropped");
+                    Verdict::Drop
+                });
         msg.set_verdict(match verdict {
             Verdict::Accept => nfq::Verdict::Accept,
             Verdict::Drop => nfq::Verdict::Drop,

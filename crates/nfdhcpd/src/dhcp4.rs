@@ -39,8 +39,13 @@ pub fn encode(msg: &Message) -> Option<Vec<u8>> {
 }
 
 fn chaddr_mac(msg: &Message) -> Option<MacAddr> {
+    // Check hlen first: dhcproto's chaddr() slices by hlen and panics beyond 16 (found
+    // by the fuzzer).
+    if msg.hlen() != 6 {
+        return None;
+    }
     let c = msg.chaddr();
-    (msg.hlen() == 6 && c.len() >= 6).then(|| MacAddr([c[0], c[1], c[2], c[3], c[4], c[5]]))
+    Some(MacAddr([c[0], c[1], c[2], c[3], c[4], c[5]]))
 }
 
 /// The address replies come from and option 54 names.

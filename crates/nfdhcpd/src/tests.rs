@@ -353,6 +353,19 @@ fn private_spoofed_and_ipless_bindings() {
         dhcp4::handle(&req, &b, &cfg, BRIDGE).verdict,
         Verdict::Accept
     );
+    // hlen beyond chaddr's 16 bytes (a fuzzer find: dhcproto's chaddr() panicked).
+    let mut long = dhcp4::encode(&request(MessageType::Discover)).unwrap();
+    long[2] = 116;
+    let out = dhcp4::handle(
+        &dhcp4::Request {
+            bootp: &long,
+            hw_src: Some(GUEST),
+        },
+        &binding(),
+        &cfg,
+        BRIDGE,
+    );
+    assert_eq!(out.verdict, Verdict::Drop);
     let out = dhcp4::handle(
         &dhcp4::Request {
             bootp: b"garbage",
