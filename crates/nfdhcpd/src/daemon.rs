@@ -12,9 +12,9 @@ use netconf::binding::Binding;
 use nix::sys::signal::{SigSet, Signal};
 
 use crate::config::Config;
-use crate::link::{self, MacCache};
+use crate::link::{self, MacCache, NameCache};
 use crate::outcome::Verdict;
-use crate::packet::{self, Kind};
+use crate::packet;
 use crate::rawsock::PacketSocket;
 use crate::stats::{self, Stats};
 use crate::table::{Entry, Table};
@@ -172,6 +172,7 @@ fn indev_name(b: &Binding, packet_indev: u32) -> Option<String> {
 
 fn queue_loop(mut q: nfq::Queue, s: &Shared) {
     let mut macs = MacCache::default();
+    let mut names = NameCache::default();
     loop {
         let mut msg = match q.recv() {
             Ok(m) => m,
@@ -183,12 +184,13 @@ fn queue_loop(mut q: nfq::Queue, s: &Shared) {
         };
         // A bug in a handler must cost one packet, never the queue thread (which would
         // leave every later packet without a verdict).
-        let verdict =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| process(&msg, s, &mut macs)))
-                .unwrap_or_else(|_| {
-                    error!("handler panicked; packet dropped");
-                    Verdict::Drop
-                });
+        let verdict = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            process(&msg, s, &mut macs, &mut names)
+        }))
+        .unwrap_or_else(|_| {
+            error!("handler panicked; packet dropped");
+            Verdict::Drop
+        });
         msg.set_verdict(match verdict {
             Verdict::Accept => nfq::Verdict::Accept,
             Verdict::Drop => nfq::Verdict::Drop,
@@ -203,7 +205,7 @@ fn queue_loop(mut q: nfq::Queue, s: &Shared) {
     }
 }
 
-fn process(msg: &nfq::Message, s: &Shared, macs: &mut MacCache) -> Verdict {
+fn process(msg: &nfq::Message, s: &Shared, macs: &mut MacCache, names: &mut NameCache) -> Verdict {
     let kind = packet::classify(msg.get_payload());
     if !packet::wanted(&kind, &s.cfg) {
         return Verdict::Accept;
@@ -214,7 +216,7 @@ fn process(msg: &nfq::Message, s: &Shared, macs: &mut MacCache) -> Verdict {
     } else {
         msg.get_indev()
     };
-    let Some(tap) = link::name_of(ifindex) else {
+    let Some(tap) = names.get(ifindex) else {
         return Verdict::Accept;
     };
     let hw = hw_src(msg);
@@ -251,16 +253,14 @@ fn process(msg: &nfq::Message, s: &Shared, macs: &mut MacCache) -> Verdict {
             }
         }
     }
-    if matches!(kind, Kind::Icmp6 { .. }) {
-        debug!("{tap}: {} -> {:?}", outcome.what, outcome.verdict);
-    } else {
-        info!(
-            "{tap}: {} -> {:?}{}",
-            outcome.what,
-            outcome.verdict,
-            if sent { ", replied" } else { "" }
-        );
-    }
+    // Per packet only at debug level: at thousands of requests per second a log line
+    // each would cost more than answering them. Refusals are counted in the status.
+    debug!(
+        "{tap}: {} -> {:?}{}",
+        outcome.what,
+        outcome.verdict,
+        if sent { ", replied" } else { "" }
+    );
     s.stats.lock().unwrap_or_else(|p| p.into_inner()).count(
         &tap,
         outcome.what,

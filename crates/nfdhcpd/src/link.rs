@@ -43,3 +43,29 @@ impl MacCache {
         mac
     }
 }
+
+/// Interface names by index. Linux hands out indexes in increasing order per namespace, so
+/// an index is not reused for another device; the short lifetime covers renames.
+#[derive(Default)]
+pub struct NameCache {
+    entries: HashMap<u32, (String, Instant)>,
+}
+
+const NAME_TTL: Duration = Duration::from_secs(1);
+
+impl NameCache {
+    pub fn get(&mut self, ifindex: u32) -> Option<String> {
+        let now = Instant::now();
+        if let Some((name, at)) = self.entries.get(&ifindex)
+            && now.duration_since(*at) < NAME_TTL
+        {
+            return Some(name.clone());
+        }
+        let name = name_of(ifindex)?;
+        if self.entries.len() > 65_536 {
+            self.entries.clear();
+        }
+        self.entries.insert(ifindex, (name.clone(), now));
+        Some(name)
+    }
+}

@@ -22,6 +22,7 @@ pub enum Entry {
 pub struct Table {
     pub dir: PathBuf,
     pub entries: HashMap<String, Entry>,
+    rescanning: bool,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -37,6 +38,7 @@ impl Table {
         Table {
             dir: dir.to_owned(),
             entries: HashMap::new(),
+            rescanning: false,
         }
     }
 
@@ -52,7 +54,13 @@ impl Table {
         let path = self.dir.join(name);
         match Binding::load(&path) {
             Ok(b) => {
-                info!(
+                // A full rescan (start, SIGHUP) logs a summary instead of 10,000 lines.
+                crate::log_at!(
+                    if self.rescanning {
+                        crate::log::DEBUG
+                    } else {
+                        crate::log::INFO
+                    },
                     "binding {name}: MAC {} IP {} SUBNET6 {}",
                     b.mac,
                     b.ip.map(|a| a.to_string()).unwrap_or_else(|| "-".into()),
@@ -87,7 +95,14 @@ impl Table {
 
     /// Re-reads the whole directory (start, SIGHUP, inotify queue overflow).
     pub fn rescan(&mut self) -> io::Result<usize> {
-        let mut seen = Vec::new();
+        self.rescanning = true;
+        let r = self.rescan_inner();
+        self.rescanning = false;
+        r
+    }
+
+    fn rescan_inner(&mut self) -> io::Result<usize> {
+        let mut seen = std::collections::HashSet::new();
         for ent in std::fs::read_dir(&self.dir)? {
             let ent = ent?;
             let Ok(name) = ent.file_name().into_string() else {
@@ -95,13 +110,13 @@ impl Table {
             };
             if is_binding_name(&name) && ent.file_type().is_ok_and(|t| t.is_file()) {
                 self.reload(&name);
-                seen.push(name);
+                seen.insert(name);
             }
         }
         let gone: Vec<String> = self
             .entries
             .keys()
-            .filter(|k| !seen.contains(k))
+            .filter(|k| !seen.contains(k.as_str()))
             .cloned()
             .collect();
         for g in gone {
