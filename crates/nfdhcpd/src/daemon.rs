@@ -302,10 +302,14 @@ fn ra_loop(s: &Shared) {
                 continue;
             };
             if let Some(f) = ndp::router_advert(b, &s.cfg, mac, managed_other) {
-                match s.sock.send(idx, &f) {
-                    Ok(()) => sent += 1,
-                    Err(e) => debug!("{tap}: periodic RA: {e}"),
+                let ok = s.sock.send(idx, &f);
+                if let Err(e) = &ok {
+                    debug!("{tap}: periodic RA: {e}");
                 }
+                sent += usize::from(ok.is_ok());
+                let mut st = s.stats.lock().unwrap_or_else(|p| p.into_inner());
+                *st.per_message.entry("RA-periodic").or_default() += u64::from(ok.is_ok());
+                st.send_errors += u64::from(ok.is_err());
             }
         }
         debug!("periodic RA round: {sent} sent");

@@ -358,3 +358,64 @@ fn no_rules_leaves_the_firewall_alone() {
     assert!(tb.udhcpc_once(0).is_some());
     assert!(tb.stop_daemon().unwrap().success());
 }
+
+#[test]
+fn daemon_mode_detaches_serves_and_stops_on_sigterm() {
+    if !need_root("daemon_mode_detaches_serves_and_stops_on_sigterm") {
+        return;
+    }
+    let tb = Testbed::new(Mode::Routed, 1);
+    tb.bind(0);
+    let cfg = tb.path("nfdhcpd.toml");
+    std::fs::write(&cfg, tb.config_text("")).unwrap();
+    let log = std::fs::File::create(tb.path("nfdhcpd.log")).unwrap();
+    // Without -f the launcher returns at once and the daemon lives on.
+    let st = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &tb.node,
+            env!("CARGO_BIN_EXE_nfdhcpd"),
+            "-c",
+        ])
+        .arg(&cfg)
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    wait_for("the status file", Duration::from_secs(10), || {
+        tb.path("status").exists()
+    });
+    let pid = std::fs::read_to_string(tb.path("nfdhcpd.pid")).unwrap();
+    let pid = pid.trim().to_owned();
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+    assert!(tb.udhcpc_once(0).is_some(), "{}", tb.daemon_log());
+    // --status talks about the running daemon (the file is refreshed every second).
+    wait_for(
+        "--status to show the exchange",
+        Duration::from_secs(5),
+        || {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_nfdhcpd"))
+                .args(["-c", cfg.to_str().unwrap(), "--status"])
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            out.status.success()
+                && text.contains(&format!("pid {pid}\n"))
+                && text.contains("DHCPDISCOVER")
+        },
+    );
+    sh(&["kill", "-TERM", &pid]);
+    // Gone, or a zombie waiting for init to reap it.
+    wait_for("the daemon to exit", Duration::from_secs(10), || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| s.split(") ").nth(1).is_some_and(|r| r.starts_with('Z')))
+            .unwrap_or(true)
+    });
+    assert!(
+        !tb.node_sh(&["iptables", "-t", "mangle", "-S"])
+            .contains("nfdhcpd")
+    );
+    assert!(!tb.path("nfdhcpd.pid").exists());
+}

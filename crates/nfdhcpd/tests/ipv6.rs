@@ -285,3 +285,50 @@ fn dad_flood_leaves_no_packet_queued() {
         tb.counter("NS-DAD")
     );
 }
+
+/// Unsolicited RAs every ra_period, also to a TAP that appears after its binding.
+#[test]
+fn periodic_ras_reach_every_bound_tap() {
+    if !need_root("periodic_ras_reach_every_bound_tap") {
+        return;
+    }
+    let mut tb = Testbed::new(Mode::Bridged, 1);
+    tb.bind(0);
+    let text = tb
+        .binding_text(0, "02:00:00:00:01:02", "")
+        .replace("vm0.", "vm1.");
+    tb.write_binding("tap1", &text); // tap1 does not exist yet
+    let cfg = tb
+        .config_text("")
+        .replace("ra_period = 600", "ra_period = 1");
+    tb.start_daemon(&cfg);
+    tb.add_guest(1);
+    for k in 0..2 {
+        let ifname = tb.guests[k].ifname.clone();
+        // Three RAs in a row: more than the one RS a guest sends at link-up would get.
+        let out = tb
+            .guest_try(
+                k,
+                &[
+                    "timeout",
+                    "10",
+                    "tcpdump",
+                    "-i",
+                    &ifname,
+                    "-c",
+                    "3",
+                    "-nn",
+                    "icmp6 and ip6[40] == 134",
+                ],
+            )
+            .unwrap_or_else(|| panic!("guest {k}: fewer than 3 RAs in 10 s\n{}", tb.daemon_log()));
+        assert_eq!(out.matches("router advertisement").count(), 3, "{out}");
+        let mac: netconf::MacAddr = tb.guests[k].mac.parse().unwrap();
+        let want = netconf::eui64::address(NET6.parse().unwrap(), mac).to_string();
+        wait_for("the SLAAC address", Duration::from_secs(10), || {
+            tb.guest_sh(k, &["ip", "-6", "addr", "show", "dev", &ifname])
+                .contains(&format!("{want}/64"))
+        });
+    }
+    assert!(tb.counter("RA-periodic") >= 3);
+}
