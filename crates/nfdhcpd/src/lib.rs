@@ -4,6 +4,7 @@
 pub mod log;
 
 pub mod config;
+pub mod convert;
 pub mod daemon;
 pub mod dhcp4;
 pub mod dhcp6;

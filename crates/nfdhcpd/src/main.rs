@@ -30,6 +30,9 @@ struct Cli {
     /// Print the counters of the running daemon and exit.
     #[arg(long)]
     status: bool,
+    /// Print the TOML equivalent of an original nfdhcpd.conf and exit.
+    #[arg(long, value_name = "OLD_CONF")]
+    convert_config: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -45,6 +48,14 @@ fn main() -> ExitCode {
 fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     log::set_level(if cli.debug { log::DEBUG } else { log::INFO });
+    if let Some(old) = &cli.convert_config {
+        let text =
+            std::fs::read_to_string(old).with_context(|| format!("reading {}", old.display()))?;
+        let toml =
+            nfdhcpd::convert::convert(&text).with_context(|| format!("in {}", old.display()))?;
+        print!("{toml}");
+        return Ok(ExitCode::SUCCESS);
+    }
     let cfg = Config::load(&cli.config)?;
     if cli.check_config {
         let q = cfg.queues()?;
