@@ -26,7 +26,47 @@ pub struct Request<'a> {
 }
 
 pub fn parse(bootp: &[u8]) -> Option<Message> {
+    if !option_lengths_sane(bootp) {
+        return None;
+    }
     Message::decode(&mut Decoder::new(bootp)).ok()
+}
+
+/// BOOTP fixed header and magic cookie.
+const OPTIONS_OFFSET: usize = 240;
+
+/// Rejects options whose length dhcproto 0.15 only checks with `debug_assert!` or
+/// subtracts from unchecked (rapid commit, client FQDN, client network interface, the
+/// bulk lease query options): found by the fuzzer, they panic in debug builds.
+fn option_lengths_sane(bootp: &[u8]) -> bool {
+    let mut i = OPTIONS_OFFSET;
+    while i < bootp.len() {
+        let code = bootp[i];
+        match code {
+            0 => {
+                i += 1;
+                continue;
+            }
+            255 => return true,
+            _ => {}
+        }
+        let Some(&len) = bootp.get(i + 1) else {
+            return false;
+        };
+        let ok = match code {
+            80 => len == 0,
+            81 => len >= 3,
+            94 => len == 3,
+            151 => len >= 1,
+            152..=155 => len == 4,
+            _ => true,
+        };
+        if !ok {
+            return false;
+        }
+        i += 2 + usize::from(len);
+    }
+    true
 }
 
 pub fn encode(msg: &Message) -> Option<Vec<u8>> {

@@ -366,6 +366,17 @@ fn private_spoofed_and_ipless_bindings() {
         BRIDGE,
     );
     assert_eq!(out.verdict, Verdict::Drop);
+    // Option lengths dhcproto only debug-asserts (more fuzzer finds): refused, no panic.
+    for bad_opt in [
+        [152u8, 2, 0, 0],
+        [81, 1, 0, 0],
+        [80, 1, 0, 0],
+        [151, 0, 255, 0],
+    ] {
+        let mut m = dhcp4::encode(&request(MessageType::Discover)).unwrap();
+        m.splice(240..240, bad_opt);
+        assert!(dhcp4::parse(&m).is_none(), "{bad_opt:?}");
+    }
     let out = dhcp4::handle(
         &dhcp4::Request {
             bootp: b"garbage",
