@@ -18,7 +18,55 @@ pub const SERVER_PORT: u16 = 547;
 pub const CLIENT_PORT: u16 = 546;
 
 pub fn parse(bytes: &[u8]) -> Option<Message> {
+    if !message_sane(bytes, 0) {
+        return None;
+    }
     Message::decode(&mut Decoder::new(bytes)).ok()
+}
+
+/// Rejects options (at any nesting depth) whose lengths dhcproto 0.15 subtracts from
+/// without checking (status code, vendor class/options): found by the fuzzer, they
+/// panic with overflow checks on.
+fn message_sane(msg: &[u8], depth: u8) -> bool {
+    match msg.first() {
+        // Relay-forward / relay-reply: 34-byte header.
+        Some(12 | 13) => msg.len() < 34 || options_sane(&msg[34..], depth),
+        Some(_) => msg.len() < 4 || options_sane(&msg[4..], depth),
+        None => true,
+    }
+}
+
+fn options_sane(mut buf: &[u8], depth: u8) -> bool {
+    if depth > 8 {
+        return false;
+    }
+    let d = depth + 1;
+    while buf.len() >= 4 {
+        let code = u16::from_be_bytes([buf[0], buf[1]]);
+        let len = usize::from(u16::from_be_bytes([buf[2], buf[3]]));
+        let Some(body) = buf.get(4..4 + len) else {
+            return true; // truncated: dhcproto reports the error itself
+        };
+        // Nested options start after each container's fixed part.
+        let nested = |fixed: usize| len >= fixed && options_sane(&body[fixed..], d);
+        let ok = match code {
+            13 => len >= 2,
+            16 => len >= 4,
+            17 | 3 | 25 | 4 | 5 | 26 => match code {
+                17 | 4 => nested(4),
+                3 | 25 => nested(12),
+                5 => nested(24),
+                _ => nested(25),
+            },
+            9 => message_sane(body, d),
+            _ => true,
+        };
+        if !ok {
+            return false;
+        }
+        buf = &buf[4 + len..];
+    }
+    true
 }
 
 /// DUID-LL (RFC 8415 §11.4) of INDEV's MAC: stable across restarts and replies.

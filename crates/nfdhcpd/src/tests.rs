@@ -519,6 +519,20 @@ fn dhcpv6_reply_goes_to_the_source_and_solicit_is_refused() {
         Some(dhcproto::v6::DhcpOption::ServerId(d)) if d == &dhcp6::server_duid(BRIDGE)
     ));
 
+    // Option lengths dhcproto subtracts from unchecked (fuzzer finds): refused, no panic.
+    for bad in [
+        &[11u8, 0, 0, 1, 0, 17, 0, 2, 0, 0][..],
+        &[11, 0, 0, 1, 0, 13, 0, 1, 0],
+        &[
+            11, 0, 0, 1, 0, 3, 0, 16, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 13, 0, 0,
+        ],
+        &[
+            12, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            0, 0, 0, 0, 0, 0, 9, 0, 8, 11, 0, 0, 1, 0, 16, 0, 0,
+        ],
+    ] {
+        assert!(dhcp6::parse(bad).is_none(), "{bad:?}");
+    }
     let m = dhcproto::v6::Message::new(dhcproto::v6::MessageType::Solicit);
     let mut buf = Vec::new();
     m.encode(&mut Encoder::new(&mut buf)).unwrap();
