@@ -5,8 +5,10 @@ pub mod binding;
 pub mod eui64;
 pub mod ifname;
 pub mod mac;
+pub mod nicenv;
 pub mod nicmode;
 
 pub use ifname::IfName;
 pub use mac::{MacAddr, MacPrefix};
+pub use nicenv::{NetworkInfo, NicEnv, Vlan};
 pub use nicmode::NicMode;
