@@ -181,6 +181,10 @@ fn stale_lines(old: &Undo, new: &Undo, tap: &str) -> (Vec<String>, Vec<String>) 
 
 fn execute(ctx: &Ctx, tap: &IfName, plan: &Plan, prev: Option<&State>) -> anyhow::Result<()> {
     let t = tap.as_str();
+    // Before the link comes up (accept_dad only matters then).
+    for (k, v) in &plan.sysctls {
+        std::fs::write(node::sysctl_path(k), v).with_context(|| format!("cannot set {k}={v}"))?;
+    }
     batch("ip", &["-4", "-batch", "-"], &plan.ip4)?;
     batch("bridge", &["-batch", "-"], &plan.bridge)?;
     if !plan.ovs.is_empty() {
@@ -198,9 +202,6 @@ fn execute(ctx: &Ctx, tap: &IfName, plan: &Plan, prev: Option<&State>) -> anyhow
         {
             exec::run("ip", &["link", "set", "dev", t, "nomaster"])?;
         }
-    }
-    for (k, v) in &plan.sysctls {
-        std::fs::write(node::sysctl_path(k), v).with_context(|| format!("cannot set {k}={v}"))?;
     }
     for fam in Family::ALL {
         let spec = plan.firewall.get(&fam);
@@ -251,7 +252,11 @@ fn execute(ctx: &Ctx, tap: &IfName, plan: &Plan, prev: Option<&State>) -> anyhow
 
 fn remove_file(path: &std::path::Path) -> anyhow::Result<()> {
     match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+        // A missing directory (or a file where a directory should be) means no file either.
+        Err(e)
+            if e.kind() != std::io::ErrorKind::NotFound
+                && e.raw_os_error() != Some(libc::ENOTDIR) =>
+        {
             Err(e).with_context(|| format!("cannot remove {}", path.display()))
         }
         _ => Ok(()),
@@ -448,6 +453,12 @@ fn print_plan(
     binding_path: &std::path::Path,
 ) -> anyhow::Result<()> {
     let t = tap.as_str();
+    let sys: Vec<String> = plan
+        .sysctls
+        .iter()
+        .map(|(k, v)| format!("{k} = {v}"))
+        .collect();
+    section("sysctl", &sys);
     section("ip -4 -batch -", &plan.ip4);
     section("bridge -batch -", &plan.bridge);
     if !plan.ovs.is_empty() {

@@ -40,7 +40,7 @@ fn bridge(dev: &str) -> Option<BridgeFacts> {
     }
     Some(BridgeFacts {
         mtu: sys(dev, "mtu")?.parse().ok()?,
-        vlan_filtering: sys(dev, "bridge/vlan_filtering").as_deref() == Some("1"),
+        vlan_filtering: sys(dev, "bridge/vlan_filtering").map(|v| v == "1"),
     })
 }
 

@@ -112,7 +112,8 @@ pub struct Facts {
 #[derive(Clone, Debug)]
 pub struct BridgeFacts {
     pub mtu: u32,
-    pub vlan_filtering: bool,
+    /// None when the kernel has no bridge VLAN filtering at all.
+    pub vlan_filtering: Option<bool>,
 }
 
 /// One `ip rule` entry for our TAP.
@@ -291,11 +292,16 @@ pub fn build(
             p.ip4.push(format!("link set dev {t} up"));
             p.undo.bridge = Some(br.to_owned());
             if !nic.vlan.is_empty() {
-                if !bf.vlan_filtering {
+                if bf.vlan_filtering != Some(true) {
                     bail!(
-                        "Instance {} NIC {} configured for VLAN support, but bridge {br} has VLAN filtering disabled",
+                        "Instance {} NIC {} configured for VLAN support, but bridge {br} has VLAN filtering disabled{}",
                         nic.instance,
-                        nic.index
+                        nic.index,
+                        if bf.vlan_filtering.is_none() {
+                            " (this kernel has no bridge VLAN filtering)"
+                        } else {
+                            ""
+                        }
                     );
                 }
                 if let Some(u) = nic.vlan.untagged {
@@ -315,6 +321,9 @@ pub fn build(
             p.ip4.push(format!("link set dev {t} up"));
             let table = table_of(nic);
             for (k, v) in [
+                // The TAP's link-local address is the VM's router: usable at once, no DAD
+                // (every routed TAP has the same one, by design).
+                ("net.ipv6.conf.{}.accept_dad", "0"),
                 ("net.ipv4.conf.{}.proxy_arp", "1"),
                 ("net.ipv4.conf.{}.forwarding", "1"),
                 ("net.ipv6.conf.{}.proxy_ndp", "1"),
@@ -634,7 +643,7 @@ mod tests {
             tap_exists: true,
             bridge: Some(BridgeFacts {
                 mtu: 1400,
-                vlan_filtering: false,
+                vlan_filtering: Some(false),
             }),
             link_exists: true,
             uplink4: Some("up0".parse().unwrap()),
@@ -673,7 +682,7 @@ mod tests {
         let e = build(&n, &tap(), Flavour::Kvm, &cfg, &facts(), true).unwrap_err();
         assert!(e.to_string().contains("has VLAN filtering disabled"));
         let mut f = facts();
-        f.bridge.as_mut().unwrap().vlan_filtering = true;
+        f.bridge.as_mut().unwrap().vlan_filtering = Some(true);
         let p = build(&n, &tap(), Flavour::Kvm, &cfg, &f, true).unwrap();
         assert_eq!(
             p.bridge,
