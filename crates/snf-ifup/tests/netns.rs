@@ -876,17 +876,9 @@ fn every_entry_point_gives_the_same_result() {
             vec!["xen", "remove"],
         ),
     ];
-    let down_as: Vec<(std::path::PathBuf, Env, Vec<&str>)> = vec![
-        (
-            links.join("ganeti/kvm-ifdown-custom"),
-            env.clone(),
-            vec![vif, "1"],
-        ),
-        (
-            links.join("ganeti/network/bridged/down"),
-            env.clone(),
-            vec![],
-        ),
+    let down_as: Vec<(std::path::PathBuf, &Env, Vec<&str>)> = vec![
+        (links.join("ganeti/kvm-ifdown-custom"), &env, vec![vif, "1"]),
+        (links.join("ganeti/network/bridged/down"), &env, vec![]),
     ];
     let mut reference: Option<(String, String, String, String)> = None;
     for (i, (what, prog, e, up_args, down_args)) in calls.iter().enumerate() {
@@ -1142,7 +1134,7 @@ fn errors_dry_run_and_openvswitch() {
         String::from_utf8_lossy(&o.stderr)
             .contains("invalid Ganeti NIC environment: MAC is missing")
     );
-    let mut e = env.clone();
+    let mut e = env;
     set(&mut e, "NETWORK_SUBNET", "198.51.100.0/33");
     let o = lab.ifup(&refs(&e), &["ganeti", "up"]);
     assert!(

@@ -279,10 +279,10 @@ impl Lab {
             .map(|l| {
                 let l = l.split(" qlen").next().unwrap_or(l);
                 let mut words: Vec<&str> = l.split(' ').collect();
-                if let Some(i) = words.iter().position(|w| *w == "state") {
-                    if i + 1 < words.len() {
-                        words.drain(i..=i + 1);
-                    }
+                if let Some(i) = words.iter().position(|w| *w == "state")
+                    && i + 1 < words.len()
+                {
+                    words.drain(i..=i + 1);
                 }
                 words.join(" ") + "\n"
             })
