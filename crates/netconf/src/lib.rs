@@ -2,12 +2,18 @@
 //! formats its tools share. No packets and no firewall calls live here.
 
 pub mod binding;
+pub mod config;
+pub mod error;
 pub mod eui64;
+pub mod hooks;
 pub mod ifname;
 pub mod mac;
 pub mod nicenv;
 pub mod nicmode;
+pub mod ops;
+pub mod pool;
 
+pub use error::{ErrorCode, GntError};
 pub use ifname::IfName;
 pub use mac::{MacAddr, MacPrefix};
 pub use nicenv::{NetworkInfo, NicEnv, Vlan};

@@ -1,0 +1,286 @@
+//! `gnt-group`: node groups, as far as networks need them.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use netconf::GntError;
+use netconf::config::{Config, Store};
+use netconf::ops::group as ops;
+
+use crate::common::{Global, JobOpts, finish, mutate, out, unknown_fields};
+use crate::sort::nice_cmp;
+use crate::table::{self, Field, Kind, ListOpts, Value};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "gnt-group",
+    version,
+    about = "Node group administration (netconf)"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Add a node group.
+    Add {
+        #[command(flatten)]
+        jobs: JobOpts,
+        group: String,
+    },
+    /// Remove an empty node group.
+    Remove {
+        #[command(flatten)]
+        jobs: JobOpts,
+        group: String,
+    },
+    /// Rename a node group.
+    Rename {
+        #[command(flatten)]
+        jobs: JobOpts,
+        old: String,
+        new: String,
+    },
+    /// Move nodes (and their instances) into a group.
+    AssignNodes {
+        #[command(flatten)]
+        jobs: JobOpts,
+        group: String,
+        #[arg(required = true)]
+        nodes: Vec<String>,
+    },
+    /// List node groups.
+    List {
+        #[arg(long)]
+        no_headers: bool,
+        #[arg(long, value_name = "SEP")]
+        separator: Option<String>,
+        #[arg(short, long)]
+        verbose: bool,
+        #[arg(short = 'o', long = "output", value_name = "FIELDS")]
+        output: Option<String>,
+        groups: Vec<String>,
+    },
+    /// Show node groups in detail.
+    Info { groups: Vec<String> },
+}
+
+pub fn main() -> ExitCode {
+    finish(run(Cli::parse()))
+}
+
+const fn f(name: &'static str, title: &'static str, kind: Kind, doc: &'static str) -> Field {
+    Field {
+        name,
+        title,
+        kind,
+        doc,
+    }
+}
+
+pub const FIELDS: [Field; 10] = [
+    f("name", "Group", Kind::Text, "Group name"),
+    f("uuid", "UUID", Kind::Text, "Group UUID"),
+    f("node_cnt", "Nodes", Kind::Number, "Number of nodes"),
+    f("node_list", "NodeList", Kind::Other, "List of nodes"),
+    f(
+        "pinst_cnt",
+        "Instances",
+        Kind::Number,
+        "Number of instances",
+    ),
+    f(
+        "pinst_list",
+        "InstanceList",
+        Kind::Other,
+        "List of instances",
+    ),
+    f(
+        "alloc_policy",
+        "AllocPolicy",
+        Kind::Text,
+        "Allocation policy for group",
+    ),
+    f(
+        "networks",
+        "Networks",
+        Kind::Other,
+        "Connected networks (name, mode, link, vlan)",
+    ),
+    f(
+        "serial_no",
+        "SerialNo",
+        Kind::Number,
+        "Group object serial number",
+    ),
+    f("tags", "Tags", Kind::Other, "Tags"),
+];
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let store = cli.global.store();
+    match cli.cmd {
+        Cmd::Add { jobs, group } => mutate(&store, &jobs, "group-add", |c, _| {
+            Ok((ops::add(c, &group)?, vec![]))
+        })?,
+        Cmd::Remove { jobs, group } => {
+            mutate(&store, &jobs, "group-remove", |c, _| {
+                Ok((ops::remove(c, &group)?, vec![]))
+            })?;
+        }
+        Cmd::Rename { jobs, old, new } => {
+            mutate(&store, &jobs, "group-rename", |c, _| {
+                Ok((ops::rename(c, &old, &new)?, vec![]))
+            })?;
+        }
+        Cmd::AssignNodes { jobs, group, nodes } => {
+            mutate(&store, &jobs, "group-assign-nodes", |c, _| {
+                for n in &nodes {
+                    netconf::ops::node::set_group(c, n, &group)?;
+                }
+                Ok(((), vec![]))
+            })?;
+        }
+        Cmd::List {
+            no_headers,
+            separator,
+            verbose,
+            output,
+            groups,
+        } => {
+            let cfg = store.read()?;
+            let fields = match table::select_fields(
+                &FIELDS,
+                &["name", "node_cnt", "pinst_cnt", "alloc_policy"],
+                output.as_deref(),
+            ) {
+                Ok(f) => f,
+                Err(u) => return Ok(unknown_fields(&u)),
+            };
+            let rows: Vec<Vec<Value>> = resolve(&cfg, &groups)?
+                .iter()
+                .map(|u| fields.iter().map(|f| value(&cfg, u, f.name)).collect())
+                .collect();
+            out(&table::render(
+                &fields,
+                &rows,
+                &ListOpts {
+                    headers: !no_headers,
+                    separator,
+                    verbose,
+                },
+            ))?;
+        }
+        Cmd::Info { groups } => {
+            let cfg = store.read()?;
+            let mut s = String::new();
+            for u in resolve(&cfg, &groups)? {
+                let g = &cfg.nodegroups[&u];
+                s.push_str(&format!(
+                    "Node group: {}\n  UUID: {u}\n  Serial number: {}\n  Alloc policy: preferred\n",
+                    g.name, g.serial_no
+                ));
+                s.push_str(&format!("  Nodes: {}\n", text_list(&nodes(&cfg, &u))));
+                s.push_str(&format!(
+                    "  Instances: {}\n",
+                    text_list(&instances(&cfg, &u))
+                ));
+                if g.networks.is_empty() {
+                    s.push_str("  Networks: none\n");
+                } else {
+                    s.push_str("  Networks:\n");
+                    for (nu, p) in &g.networks {
+                        let name = cfg
+                            .networks
+                            .get(nu)
+                            .map_or(nu.as_str(), |n| n.name.as_str());
+                        s.push_str(&format!(
+                            "    {name} (mode:{} link:{} vlan:{})\n",
+                            p.mode, p.link, p.vlan
+                        ));
+                    }
+                }
+            }
+            out(&s)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn text_list(v: &[String]) -> String {
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
+    }
+}
+
+fn nodes(cfg: &Config, g: &str) -> Vec<String> {
+    let mut v: Vec<String> = cfg
+        .nodes
+        .values()
+        .filter(|n| n.group == g)
+        .map(|n| n.name.clone())
+        .collect();
+    v.sort_by(|a, b| nice_cmp(a, b));
+    v
+}
+
+fn instances(cfg: &Config, g: &str) -> Vec<String> {
+    let mut v: Vec<String> = cfg
+        .instances
+        .values()
+        .filter(|i| i.group == g)
+        .map(|i| i.name.clone())
+        .collect();
+    v.sort_by(|a, b| nice_cmp(a, b));
+    v
+}
+
+fn resolve(cfg: &Config, names: &[String]) -> Result<Vec<String>, GntError> {
+    if names.is_empty() {
+        let mut all: Vec<(&String, &String)> =
+            cfg.nodegroups.iter().map(|(u, g)| (u, &g.name)).collect();
+        all.sort_by(|a, b| nice_cmp(a.1, b.1));
+        return Ok(all.into_iter().map(|(u, _)| u.clone()).collect());
+    }
+    names.iter().map(|n| cfg.group_uuid(n)).collect()
+}
+
+fn value(cfg: &Config, u: &str, field: &str) -> Value {
+    let g = &cfg.nodegroups[u];
+    match field {
+        "name" => Value::Text(g.name.clone()),
+        "uuid" => Value::Text(u.to_owned()),
+        "node_cnt" => Value::Number(nodes(cfg, u).len() as i64),
+        "node_list" => Value::Text(nodes(cfg, u).join(",")),
+        "pinst_cnt" => Value::Number(instances(cfg, u).len() as i64),
+        "pinst_list" => Value::Text(instances(cfg, u).join(",")),
+        "alloc_policy" => Value::Text("preferred".into()),
+        "networks" => Value::Text(
+            g.networks
+                .iter()
+                .map(|(nu, p)| {
+                    let name = cfg
+                        .networks
+                        .get(nu)
+                        .map_or(nu.as_str(), |n| n.name.as_str());
+                    format!("{name} ({}, {}, {})", p.mode, p.link, p.vlan)
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+        "serial_no" => Value::Number(g.serial_no as i64),
+        "tags" => Value::Text(
+            g.tags
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+        _ => Value::Unavail,
+    }
+}

@@ -1,0 +1,710 @@
+//! `gnt-instance`, network side: instance NICs, their addresses and MACs, tags, hooks.
+//! Options of Ganeti's `gnt-instance` that are not about networking are accepted (so
+//! operators' command lines paste as they are) and ignored with one warning.
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use netconf::config::{Config, Instance, Store};
+use netconf::ops::instance::{self as ops, AddInstance, NicChange, NicSpec};
+use netconf::{GntError, eui64};
+
+use crate::common::{
+    Global, JobOpts, finish, mutate, out, split_list, tags_with_file, unknown_fields,
+};
+use crate::sort::nice_cmp;
+use crate::table::{self, Field, Kind, ListOpts, Value};
+use crate::timefmt::format_time;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "gnt-instance",
+    version,
+    about = "Instance administration, network side (netconf)"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+/// Ganeti options this suite does not act on (disks, OS, hypervisor, start-up).
+#[derive(Args, Debug, Default)]
+pub struct Ignored {
+    #[arg(short = 't', long = "disk-template", hide = true)]
+    disk_template: Option<String>,
+    #[arg(short = 'o', long = "os-type", hide = true)]
+    os: Option<String>,
+    #[arg(long = "disk", hide = true)]
+    disk: Vec<String>,
+    #[arg(short = 's', long = "os-size", hide = true)]
+    os_size: Option<String>,
+    #[arg(short = 'B', long = "backend-parameters", hide = true)]
+    beparams: Option<String>,
+    #[arg(short = 'H', long = "hypervisor-parameters", hide = true)]
+    hvparams: Option<String>,
+    #[arg(short = 'O', long = "os-parameters", hide = true)]
+    osparams: Option<String>,
+    #[arg(short = 'I', long = "iallocator", hide = true)]
+    iallocator: Option<String>,
+    #[arg(long = "file-storage-dir", hide = true)]
+    file_storage_dir: Option<String>,
+    #[arg(long = "file-driver", hide = true)]
+    file_driver: Option<String>,
+    #[arg(long = "no-start", hide = true)]
+    no_start: bool,
+    #[arg(long = "no-install", hide = true)]
+    no_install: bool,
+    #[arg(long = "no-name-check", hide = true)]
+    no_name_check: bool,
+    #[arg(long = "no-ip-check", hide = true)]
+    no_ip_check: bool,
+    #[arg(long = "no-wait-for-sync", hide = true)]
+    no_wait_for_sync: bool,
+}
+
+impl Ignored {
+    fn names(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        let mut flag = |set: bool, name: &'static str| {
+            if set {
+                v.push(name);
+            }
+        };
+        flag(self.disk_template.is_some(), "-t");
+        flag(self.os.is_some(), "-o");
+        flag(!self.disk.is_empty(), "--disk");
+        flag(self.os_size.is_some(), "-s");
+        flag(self.beparams.is_some(), "-B");
+        flag(self.hvparams.is_some(), "-H");
+        flag(self.osparams.is_some(), "-O");
+        flag(self.iallocator.is_some(), "-I");
+        flag(self.file_storage_dir.is_some(), "--file-storage-dir");
+        flag(self.file_driver.is_some(), "--file-driver");
+        flag(self.no_start, "--no-start");
+        flag(self.no_install, "--no-install");
+        flag(self.no_name_check, "--no-name-check");
+        flag(self.no_ip_check, "--no-ip-check");
+        flag(self.no_wait_for_sync, "--no-wait-for-sync");
+        v
+    }
+
+    fn warn(&self) {
+        let n = self.names();
+        if !n.is_empty() {
+            eprintln!(
+                "Warning: ignoring options that are not about networking: {}",
+                n.join(" ")
+            );
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Add an instance with its NICs.
+    Add {
+        /// Primary node (its group gives the NICs' connections).
+        #[arg(short = 'n', long = "node", value_name = "NODE")]
+        node: Option<String>,
+        /// Node group, for instances without a node (default: `default`).
+        #[arg(short = 'g', long = "node-group", value_name = "GROUP")]
+        group: Option<String>,
+        /// NIC: IDX:ip=pool|none|ADDR,network=NET,mac=generate|ADDR,mode=M,link=L,vlan=V,name=N
+        #[arg(long = "net", value_name = "IDX:PARAMS")]
+        net: Vec<String>,
+        /// Create the instance without NICs.
+        #[arg(long)]
+        no_nics: bool,
+        /// Tags, comma separated.
+        #[arg(long, value_name = "TAG,TAG")]
+        tags: Option<String>,
+        /// Allow externally reserved addresses and addresses of connected networks.
+        #[arg(long)]
+        no_conflicts_check: bool,
+        #[command(flatten)]
+        ignored: Ignored,
+        #[command(flatten)]
+        jobs: JobOpts,
+        name: String,
+    },
+    /// Change an instance's NICs: --net add:PARAMS, --net IDX:modify,PARAMS, --net IDX:remove.
+    Modify {
+        #[arg(long = "net", value_name = "CHANGE")]
+        net: Vec<String>,
+        #[arg(long)]
+        no_conflicts_check: bool,
+        /// Accepted for compatibility.
+        #[arg(short = 'f', long)]
+        force: bool,
+        /// Accepted for compatibility (NICs change at the next ifup).
+        #[arg(long, hide = true)]
+        hotplug: bool,
+        #[command(flatten)]
+        ignored: Ignored,
+        #[command(flatten)]
+        jobs: JobOpts,
+        name: String,
+    },
+    /// Remove an instance and release its addresses (no prompt: no disks are lost here).
+    Remove {
+        #[arg(short = 'f', long)]
+        force: bool,
+        #[arg(long, hide = true, value_name = "SECS")]
+        shutdown_timeout: Option<String>,
+        #[arg(long, hide = true)]
+        ignore_failures: bool,
+        #[command(flatten)]
+        jobs: JobOpts,
+        name: String,
+    },
+    /// Rename an instance.
+    Rename {
+        #[arg(long, hide = true)]
+        no_name_check: bool,
+        #[arg(long, hide = true)]
+        no_ip_check: bool,
+        #[command(flatten)]
+        jobs: JobOpts,
+        old: String,
+        new: String,
+    },
+    /// Show instances in detail.
+    Info {
+        /// Show every instance.
+        #[arg(long)]
+        all: bool,
+        /// Accepted for compatibility (all data is static here).
+        #[arg(short = 's', long = "static")]
+        static_: bool,
+        names: Vec<String>,
+    },
+    /// List instances.
+    List {
+        #[arg(long)]
+        no_headers: bool,
+        #[arg(long, value_name = "SEP")]
+        separator: Option<String>,
+        #[arg(short, long)]
+        verbose: bool,
+        #[arg(short = 'o', long = "output", value_name = "FIELDS")]
+        output: Option<String>,
+        names: Vec<String>,
+    },
+    /// List the fields `list` knows.
+    ListFields {
+        #[arg(long)]
+        no_headers: bool,
+        #[arg(long, value_name = "SEP")]
+        separator: Option<String>,
+        fields: Vec<String>,
+    },
+    /// Add tags to an instance.
+    AddTags {
+        #[arg(long, value_name = "FILE")]
+        from: Option<String>,
+        #[command(flatten)]
+        jobs: JobOpts,
+        name: String,
+        tags: Vec<String>,
+    },
+    /// Remove tags from an instance.
+    RemoveTags {
+        #[arg(long, value_name = "FILE")]
+        from: Option<String>,
+        #[command(flatten)]
+        jobs: JobOpts,
+        name: String,
+        tags: Vec<String>,
+    },
+    /// List an instance's tags.
+    ListTags { name: String },
+}
+
+pub fn main() -> ExitCode {
+    finish(run(Cli::parse()))
+}
+
+/// `--net IDX:PARAMS` of `add`, with Ganeti's gap filling (missing indexes get defaults).
+fn add_nics(opts: &[String], no_nics: bool) -> Result<Vec<NicSpec>, GntError> {
+    if no_nics {
+        if !opts.is_empty() {
+            return Err(GntError::inval(
+                "Cannot specify NICs and --no-nics at the same time",
+            ));
+        }
+        return Ok(Vec::new());
+    }
+    if opts.is_empty() {
+        return Ok(vec![NicSpec::default()]);
+    }
+    let mut nics: Vec<Option<NicSpec>> = Vec::new();
+    for o in opts {
+        let (idx, params) = o.split_once(':').unwrap_or((o.as_str(), ""));
+        let idx: usize = idx
+            .parse()
+            .map_err(|_| GntError::inval(format!("Invalid NIC index passed: {idx}")))?;
+        if idx >= ops::MAX_NICS {
+            return Err(GntError::inval(format!(
+                "Instance has too many network interfaces ({}), cannot add more",
+                idx + 1
+            )));
+        }
+        if nics.len() <= idx {
+            nics.resize(idx + 1, None);
+        }
+        nics[idx] = Some(NicSpec::parse(params)?);
+    }
+    Ok(nics.into_iter().map(Option::unwrap_or_default).collect())
+}
+
+/// `--net` of `modify`: `add:P`, `IDX:add,P`, `IDX:remove`, `remove`, `IDX:modify,P`, `IDX:P`.
+fn parse_change(o: &str) -> Result<NicChange, GntError> {
+    let (ident, params) = o.split_once(':').unwrap_or((o, ""));
+    let mut parts: Vec<&str> = params.split(',').filter(|p| !p.is_empty()).collect();
+    let action = parts
+        .iter()
+        .position(|p| ["add", "remove", "modify", "attach", "detach"].contains(p));
+    let action = action.map(|i| parts.remove(i));
+    let rest = parts.join(",");
+    match (ident, action) {
+        ("add", None) => Ok(NicChange::Add(NicSpec::parse(&rest)?)),
+        ("remove", None) if rest.is_empty() => Ok(NicChange::Remove(None)),
+        ("attach", _) | (_, Some("attach")) => Err(GntError::inval(
+            "Attach operation is not supported for NICs",
+        )),
+        ("detach", _) | (_, Some("detach")) => Err(GntError::inval(
+            "Detach operation is not supported for NICs",
+        )),
+        (i, a) => {
+            let idx = if i == "-1" {
+                None
+            } else {
+                Some(
+                    i.parse::<usize>()
+                        .map_err(|_| GntError::inval(format!("Invalid NIC index passed: {i}")))?,
+                )
+            };
+            match a {
+                Some("add") => Ok(NicChange::Add(NicSpec::parse(&rest)?)),
+                Some("remove") if !rest.is_empty() => Err(GntError::inval(
+                    "Not accepting parameters on removal/detach",
+                )),
+                Some("remove") => Ok(NicChange::Remove(idx)),
+                _ => match idx {
+                    Some(i) => Ok(NicChange::Modify(i, NicSpec::parse(&rest)?)),
+                    None => Err(GntError::inval("Modifying NIC -1 needs an explicit index")),
+                },
+            }
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let store = cli.global.store();
+    match cli.cmd {
+        Cmd::Add {
+            node,
+            group,
+            net,
+            no_nics,
+            tags,
+            no_conflicts_check,
+            ignored,
+            jobs,
+            name,
+        } => {
+            ignored.warn();
+            let args = AddInstance {
+                name,
+                node,
+                group,
+                nics: add_nics(&net, no_nics)?,
+                tags: tags.as_deref().map(split_list).unwrap_or_default(),
+                conflicts_check: !no_conflicts_check,
+            };
+            mutate(&store, &jobs, "instance-add", |cfg, fb| {
+                Ok(((), vec![ops::add(cfg, &args, fb)?]))
+            })?;
+        }
+        Cmd::Modify {
+            net,
+            no_conflicts_check,
+            ignored,
+            jobs,
+            name,
+            ..
+        } => {
+            ignored.warn();
+            if net.is_empty() {
+                return Err(
+                    GntError::Usage("Please give at least one of the parameters.".into()).into(),
+                );
+            }
+            let changes: Vec<NicChange> = net
+                .iter()
+                .map(|o| parse_change(o))
+                .collect::<Result<_, _>>()?;
+            mutate(&store, &jobs, "instance-modify", |cfg, fb| {
+                Ok((
+                    (),
+                    vec![ops::modify(cfg, &name, &changes, !no_conflicts_check, fb)?],
+                ))
+            })?;
+            out(&format!("Modified instance {name}\n"))?;
+        }
+        Cmd::Remove { jobs, name, .. } => {
+            mutate(&store, &jobs, "instance-remove", |cfg, _| {
+                Ok(((), vec![ops::remove(cfg, &name)?]))
+            })?;
+        }
+        Cmd::Rename { jobs, old, new, .. } => {
+            mutate(&store, &jobs, "instance-rename", |cfg, _| {
+                Ok(((), vec![ops::rename(cfg, &old, &new)?]))
+            })?;
+            out(&format!("Instance '{old}' renamed to '{new}'\n"))?;
+        }
+        Cmd::Info { all, names, .. } => {
+            if names.is_empty() && !all {
+                eprintln!(
+                    "No instance selected. Please pass in --all if you want to query all instances.\nNote that this can take a long time on a big cluster."
+                );
+                return Ok(ExitCode::from(1));
+            }
+            if !names.is_empty() && all {
+                eprintln!("Cannot use --all if you specify instance names.");
+                return Ok(ExitCode::from(1));
+            }
+            let cfg = store.read()?;
+            let mut s = String::new();
+            for u in resolve(&cfg, &names)? {
+                s.push_str(&info(&cfg, &u));
+            }
+            out(&s)?;
+        }
+        Cmd::List {
+            no_headers,
+            separator,
+            verbose,
+            output,
+            names,
+        } => {
+            let cfg = store.read()?;
+            let fields = match table::select_fields(&FIELDS, &DEFAULT_FIELDS, output.as_deref()) {
+                Ok(f) => f,
+                Err(u) => return Ok(unknown_fields(&u)),
+            };
+            let rows: Vec<Vec<Value>> = resolve(&cfg, &names)?
+                .iter()
+                .map(|u| fields.iter().map(|f| value(&cfg, u, f.name)).collect())
+                .collect();
+            out(&table::render(
+                &fields,
+                &rows,
+                &ListOpts {
+                    headers: !no_headers,
+                    separator,
+                    verbose,
+                },
+            ))?;
+        }
+        Cmd::ListFields {
+            no_headers,
+            separator,
+            fields,
+        } => {
+            let o = ListOpts {
+                headers: !no_headers,
+                separator,
+                verbose: false,
+            };
+            match table::render_fields(&FIELDS, &fields, &o) {
+                Ok(t) => out(&t)?,
+                Err(u) => return Ok(unknown_fields(&u)),
+            }
+        }
+        Cmd::AddTags {
+            from,
+            jobs,
+            name,
+            tags,
+        } => {
+            let tags = tags_with_file(tags, from.as_deref())?;
+            mutate(&store, &jobs, "instance-add-tags", |cfg, _| {
+                Ok((ops::add_tags(cfg, &name, &tags)?, vec![]))
+            })?;
+        }
+        Cmd::RemoveTags {
+            from,
+            jobs,
+            name,
+            tags,
+        } => {
+            let tags = tags_with_file(tags, from.as_deref())?;
+            mutate(&store, &jobs, "instance-remove-tags", |cfg, _| {
+                Ok((ops::remove_tags(cfg, &name, &tags)?, vec![]))
+            })?;
+        }
+        Cmd::ListTags { name } => {
+            let cfg = store.read()?;
+            let u = cfg.instance_uuid(&name)?;
+            let s: String = cfg.instances[&u]
+                .tags
+                .iter()
+                .map(|t| format!("{t}\n"))
+                .collect();
+            out(&s)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn resolve(cfg: &Config, names: &[String]) -> Result<Vec<String>, GntError> {
+    if names.is_empty() {
+        let mut all: Vec<(&String, &Instance)> = cfg.instances.iter().collect();
+        all.sort_by(|a, b| nice_cmp(&a.1.name, &b.1.name));
+        return Ok(all.into_iter().map(|(u, _)| u.clone()).collect());
+    }
+    names.iter().map(|n| cfg.instance_uuid(n)).collect()
+}
+
+const fn f(name: &'static str, title: &'static str, kind: Kind, doc: &'static str) -> Field {
+    Field {
+        name,
+        title,
+        kind,
+        doc,
+    }
+}
+
+pub const FIELDS: [Field; 18] = [
+    f("name", "Instance", Kind::Text, "Instance name"),
+    f("uuid", "UUID", Kind::Text, "Instance UUID"),
+    f("pnode", "Primary_node", Kind::Text, "Primary node"),
+    f(
+        "pnode.group",
+        "PrimaryNodeGroup",
+        Kind::Text,
+        "Primary node's group",
+    ),
+    f(
+        "nic.count",
+        "NICs",
+        Kind::Number,
+        "Number of network interfaces",
+    ),
+    f(
+        "nic.ips",
+        "NIC_IPs",
+        Kind::Other,
+        "List containing each network interface's IP address",
+    ),
+    f(
+        "nic.macs",
+        "NIC_MACs",
+        Kind::Other,
+        "List containing each network interface's MAC address",
+    ),
+    f(
+        "nic.modes",
+        "NIC_modes",
+        Kind::Other,
+        "List containing each network interface's mode",
+    ),
+    f(
+        "nic.links",
+        "NIC_links",
+        Kind::Other,
+        "List containing each network interface's link",
+    ),
+    f(
+        "nic.vlans",
+        "NIC_VLANs",
+        Kind::Other,
+        "List containing each network interface's VLAN",
+    ),
+    f(
+        "nic.networks",
+        "NIC_networks",
+        Kind::Other,
+        "List containing each interface's network",
+    ),
+    f(
+        "nic.names",
+        "NIC_Names",
+        Kind::Other,
+        "List containing each network interface's name",
+    ),
+    f(
+        "nic.uuids",
+        "NIC_UUIDs",
+        Kind::Other,
+        "List containing each network interface's UUID",
+    ),
+    f(
+        "nic.ip6s",
+        "NIC_IPv6s",
+        Kind::Other,
+        "List containing each network interface's EUI-64 IPv6 address",
+    ),
+    f("tags", "Tags", Kind::Other, "Tags"),
+    f(
+        "serial_no",
+        "SerialNo",
+        Kind::Number,
+        "Instance object serial number",
+    ),
+    f("ctime", "CTime", Kind::Timestamp, "Creation timestamp"),
+    f("mtime", "MTime", Kind::Timestamp, "Modification timestamp"),
+];
+
+const DEFAULT_FIELDS: [&str; 4] = ["name", "pnode", "nic.ips", "nic.networks"];
+
+fn eui64_of(cfg: &Config, nic: &netconf::config::Nic) -> Option<std::net::Ipv6Addr> {
+    let net = cfg.networks.get(nic.network.as_ref()?)?;
+    Some(eui64::address(net.network6?, nic.mac))
+}
+
+fn value(cfg: &Config, u: &str, field: &str) -> Value {
+    let i = &cfg.instances[u];
+    let join = |f: &dyn Fn(&netconf::config::Nic) -> String| {
+        Value::Text(i.nics.iter().map(f).collect::<Vec<_>>().join(","))
+    };
+    let none = |o: Option<String>| o.unwrap_or_else(|| "None".into());
+    match field {
+        "name" => Value::Text(i.name.clone()),
+        "uuid" => Value::Text(u.to_owned()),
+        "pnode" => Value::Text(ops::primary_name(cfg, i)),
+        "pnode.group" => Value::Text(
+            cfg.nodegroups
+                .get(&i.group)
+                .map_or_else(|| i.group.clone(), |g| g.name.clone()),
+        ),
+        "nic.count" => Value::Number(i.nics.len() as i64),
+        "nic.ips" => join(&|n| none(n.ip.map(|x| x.to_string()))),
+        "nic.macs" => join(&|n| n.mac.to_string()),
+        "nic.modes" => join(&|n| n.mode.to_string()),
+        "nic.links" => join(&|n| n.link.clone()),
+        "nic.vlans" => join(&|n| n.vlan.clone()),
+        "nic.networks" => join(&|n| {
+            none(
+                n.network
+                    .as_ref()
+                    .and_then(|x| cfg.networks.get(x))
+                    .map(|x| x.name.clone()),
+            )
+        }),
+        "nic.names" => join(&|n| none(n.name.clone())),
+        "nic.uuids" => join(&|n| n.uuid.clone()),
+        "nic.ip6s" => join(&|n| none(eui64_of(cfg, n).map(|x| x.to_string()))),
+        "tags" => Value::Text(
+            i.tags
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+        "serial_no" => Value::Number(i.serial_no as i64),
+        "ctime" => Value::Text(format_time(i.ctime)),
+        "mtime" => Value::Text(format_time(i.mtime)),
+        _ => Value::Unavail,
+    }
+}
+
+/// Ganeti's `gnt-instance info` layout (PrintGenericInfo), network part, plus the
+/// EUI-64 address of NICs whose network has an IPv6 subnet.
+pub fn info(cfg: &Config, u: &str) -> String {
+    use std::fmt::Write;
+    let i = &cfg.instances[u];
+    let g = cfg
+        .nodegroups
+        .get(&i.group)
+        .map_or(i.group.as_str(), |g| g.name.as_str());
+    let mut s = String::new();
+    let _ = writeln!(s, "- Instance name: {}", i.name);
+    let _ = writeln!(s, "  UUID: {u}");
+    let _ = writeln!(s, "  Serial number: {}", i.serial_no);
+    let _ = writeln!(s, "  Creation time: {}", format_time(i.ctime));
+    let _ = writeln!(s, "  Modification time: {}", format_time(i.mtime));
+    let _ = writeln!(s, "  Nodes: ");
+    let _ = writeln!(s, "    - primary: {}", ops::primary_name(cfg, i));
+    let _ = writeln!(s, "      group: {g} (UUID {})", i.group);
+    let _ = writeln!(s, "    - secondaries: ");
+    let _ = writeln!(
+        s,
+        "  Tags: {}",
+        i.tags
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let _ = writeln!(s, "  NICs: ");
+    for (idx, nic) in i.nics.iter().enumerate() {
+        let net = nic.network.as_ref().and_then(|n| cfg.networks.get(n));
+        let _ = writeln!(s, "    - nic/{idx}: ");
+        let _ = writeln!(s, "      MAC: {}", nic.mac);
+        let _ = writeln!(
+            s,
+            "      IP: {}",
+            nic.ip.map_or_else(|| "None".into(), |ip| ip.to_string())
+        );
+        let _ = writeln!(s, "      mode: {}", nic.mode);
+        let _ = writeln!(s, "      link: {}", nic.link);
+        let _ = writeln!(s, "      vlan: {}", nic.vlan);
+        let _ = writeln!(
+            s,
+            "      network: {}",
+            net.map_or("None", |n| n.name.as_str())
+        );
+        let _ = writeln!(s, "      UUID: {}", nic.uuid);
+        let _ = writeln!(s, "      name: {}", nic.name.as_deref().unwrap_or("None"));
+        if let Some(ip6) = eui64_of(cfg, nic) {
+            let _ = writeln!(s, "      IPv6 (EUI-64): {ip6}");
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modify_change_forms() {
+        assert!(
+            matches!(parse_change("add:ip=pool,network=n").unwrap(), NicChange::Add(s) if s.network.as_deref() == Some("n"))
+        );
+        assert!(matches!(
+            parse_change("1:add,ip=pool,network=n").unwrap(),
+            NicChange::Add(_)
+        ));
+        assert_eq!(
+            parse_change("2:remove").unwrap(),
+            NicChange::Remove(Some(2))
+        );
+        assert_eq!(parse_change("remove").unwrap(), NicChange::Remove(None));
+        assert!(matches!(
+            parse_change("0:modify,ip=1.2.3.4").unwrap(),
+            NicChange::Modify(0, _)
+        ));
+        assert!(matches!(
+            parse_change("0:ip=1.2.3.4").unwrap(),
+            NicChange::Modify(0, _)
+        ));
+        assert_eq!(
+            parse_change("0:attach").unwrap_err(),
+            GntError::inval("Attach operation is not supported for NICs")
+        );
+    }
+
+    #[test]
+    fn add_fills_gaps() {
+        let n = add_nics(&["1:ip=pool,network=x".into()], false).unwrap();
+        assert_eq!(n.len(), 2);
+        assert_eq!(n[0], NicSpec::default());
+        assert_eq!(add_nics(&[], false).unwrap().len(), 1);
+        assert!(add_nics(&[], true).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,11 @@
+//! The command-line front ends of the netconf control plane: argument parsing and
+//! Ganeti's output layouts. The domain (checks, changes, hooks' variables) is `netconf`.
+
+pub mod common;
+pub mod group_cli;
+pub mod instance_cli;
+pub mod network_cli;
+pub mod node_cli;
+pub mod sort;
+pub mod table;
+pub mod timefmt;

@@ -1,0 +1,638 @@
+//! `gnt-network`: Ganeti 3.0's command line, output layouts and error texts.
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use netconf::config::{Config, Network, Store};
+use netconf::ops::network::{self as ops, AddNetwork, ModifyNetwork, RawNicParams};
+use netconf::{GntError, NicMode};
+
+use crate::common::{
+    Global, JobOpts, finish, mutate, out, split_list, tags_with_file, unknown_fields,
+};
+use crate::sort::nice_cmp;
+use crate::table::{self, Field, Kind, ListOpts, Value};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "gnt-network",
+    version,
+    about = "Ganeti network administration (netconf)",
+    long_about = "Manages cluster networks: IPv4 address pools, gateways, IPv6 subnets, MAC prefixes, \
+                  reserved addresses, tags and their connections to node groups. Works on the \
+                  file-locked config.data (see --config)."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Add a network.
+    Add(AddArgs),
+    /// Change a network's gateway, IPv6 settings, MAC prefix or reserved addresses.
+    Modify(ModifyArgs),
+    /// Remove a network (it must be disconnected from every group).
+    Remove {
+        /// Accepted for compatibility; removal never asks.
+        #[arg(short, long)]
+        force: bool,
+        #[command(flatten)]
+        jobs: JobOpts,
+        network: String,
+    },
+    /// Rename a network.
+    Rename {
+        #[command(flatten)]
+        jobs: JobOpts,
+        old: String,
+        new: String,
+    },
+    /// Connect a network to node groups (all groups when none are named).
+    Connect(ConnectArgs),
+    /// Disconnect a network from node groups (all groups when none are named).
+    Disconnect {
+        #[command(flatten)]
+        jobs: JobOpts,
+        network: String,
+        groups: Vec<String>,
+    },
+    /// List networks.
+    List(ListArgs),
+    /// List the fields `list` knows.
+    ListFields {
+        #[arg(long)]
+        no_headers: bool,
+        #[arg(long, value_name = "SEP")]
+        separator: Option<String>,
+        fields: Vec<String>,
+    },
+    /// Show networks in detail (all networks when none are named).
+    Info { networks: Vec<String> },
+    /// Add tags to a network.
+    AddTags {
+        /// Read more tags from FILE, one per line (`-` for stdin).
+        #[arg(long, value_name = "FILE")]
+        from: Option<String>,
+        #[command(flatten)]
+        jobs: JobOpts,
+        network: String,
+        tags: Vec<String>,
+    },
+    /// Remove tags from a network.
+    RemoveTags {
+        #[arg(long, value_name = "FILE")]
+        from: Option<String>,
+        #[command(flatten)]
+        jobs: JobOpts,
+        network: String,
+        tags: Vec<String>,
+    },
+    /// List a network's tags.
+    ListTags { network: String },
+}
+
+#[derive(Args, Debug)]
+pub struct AddArgs {
+    /// IPv4 subnet in CIDR form, /16 to /30 (required).
+    #[arg(long, value_name = "CIDR")]
+    pub network: Option<String>,
+    /// IPv4 gateway; reserved externally.
+    #[arg(long, value_name = "IP")]
+    pub gateway: Option<String>,
+    /// Addresses to reserve externally, comma separated.
+    #[arg(long, value_name = "IP,IP")]
+    pub add_reserved_ips: Option<String>,
+    /// IPv6 subnet in CIDR form.
+    #[arg(long, value_name = "CIDR6")]
+    pub network6: Option<String>,
+    /// IPv6 gateway (inside the IPv6 subnet or link-local).
+    #[arg(long, value_name = "IP6")]
+    pub gateway6: Option<String>,
+    /// MAC prefix of NICs in this network (three octets).
+    #[arg(short = 'm', long, value_name = "XX:XX:XX")]
+    pub mac_prefix: Option<String>,
+    /// Tags, comma separated.
+    #[arg(long, value_name = "TAG,TAG")]
+    pub tags: Option<String>,
+    /// Neither reserve node addresses nor refuse a subnet overlapping another network.
+    #[arg(long)]
+    pub no_conflicts_check: bool,
+    #[command(flatten)]
+    pub jobs: JobOpts,
+    pub name: String,
+}
+
+#[derive(Args, Debug)]
+pub struct ModifyArgs {
+    /// New IPv4 gateway, or `none`.
+    #[arg(long, value_name = "IP")]
+    pub gateway: Option<String>,
+    /// Addresses to reserve externally, comma separated.
+    #[arg(long, value_name = "IP,IP")]
+    pub add_reserved_ips: Option<String>,
+    /// Addresses to release from the external reservations, comma separated.
+    #[arg(long, value_name = "IP,IP")]
+    pub remove_reserved_ips: Option<String>,
+    /// New IPv6 subnet, or `none`.
+    #[arg(long, value_name = "CIDR6")]
+    pub network6: Option<String>,
+    /// New IPv6 gateway, or `none`.
+    #[arg(long, value_name = "IP6")]
+    pub gateway6: Option<String>,
+    /// New MAC prefix, or `none`.
+    #[arg(short = 'm', long, value_name = "XX:XX:XX")]
+    pub mac_prefix: Option<String>,
+    #[command(flatten)]
+    pub jobs: JobOpts,
+    pub network: String,
+}
+
+#[derive(Args, Debug)]
+pub struct ConnectArgs {
+    /// NIC parameters of the connection: mode=M,link=L,vlan=V (defaults: the cluster's).
+    #[arg(
+        short = 'N',
+        long = "nic-parameters",
+        value_name = "mode=M,link=L,vlan=V"
+    )]
+    pub nic_parameters: Option<String>,
+    /// Skip the check for instance addresses already inside the subnet.
+    #[arg(long)]
+    pub no_conflicts_check: bool,
+    #[command(flatten)]
+    pub jobs: JobOpts,
+    /// NETWORK [GROUP…], or the old form NETWORK MODE LINK [GROUP…].
+    #[arg(required = true, value_name = "ARGS")]
+    pub args: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    #[arg(long)]
+    pub no_headers: bool,
+    #[arg(long, value_name = "SEP")]
+    pub separator: Option<String>,
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Fields to show (`+f1,f2` appends to the defaults).
+    #[arg(short = 'o', long = "output", value_name = "FIELDS")]
+    pub output: Option<String>,
+    pub networks: Vec<String>,
+}
+
+pub fn main() -> ExitCode {
+    finish(run(Cli::parse()))
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let store = cli.global.store();
+    match cli.cmd {
+        Cmd::Add(a) => {
+            let args = AddNetwork {
+                name: a.name,
+                network: a.network,
+                gateway: a.gateway,
+                network6: a.network6,
+                gateway6: a.gateway6,
+                mac_prefix: a.mac_prefix,
+                add_reserved_ips: a
+                    .add_reserved_ips
+                    .as_deref()
+                    .map(split_list)
+                    .unwrap_or_default(),
+                tags: a.tags.as_deref().map(split_list).unwrap_or_default(),
+                conflicts_check: !a.no_conflicts_check,
+            };
+            mutate(&store, &a.jobs, "network-add", |cfg, fb| {
+                Ok(((), vec![ops::add(cfg, &args, fb)?]))
+            })?;
+        }
+        Cmd::Modify(m) => {
+            let args = ModifyNetwork {
+                name: m.network,
+                gateway: m.gateway,
+                network6: m.network6,
+                gateway6: m.gateway6,
+                mac_prefix: m.mac_prefix,
+                add_reserved_ips: m.add_reserved_ips.as_deref().map(split_list),
+                remove_reserved_ips: m.remove_reserved_ips.as_deref().map(split_list),
+            };
+            if args.is_empty() {
+                // Ganeti's client refuses before submitting anything.
+                return Err(
+                    GntError::Usage("Please give at least one of the parameters.".into()).into(),
+                );
+            }
+            mutate(&store, &m.jobs, "network-modify", |cfg, fb| {
+                Ok(((), vec![ops::modify(cfg, &args, fb)?]))
+            })?;
+        }
+        Cmd::Remove { jobs, network, .. } => {
+            mutate(&store, &jobs, "network-remove", |cfg, fb| {
+                Ok(((), vec![ops::remove(cfg, &network, fb)?]))
+            })?;
+        }
+        Cmd::Rename { jobs, old, new } => {
+            mutate(&store, &jobs, "network-rename", |cfg, _| {
+                Ok(((), vec![ops::rename(cfg, &old, &new)?]))
+            })?;
+        }
+        Cmd::Connect(c) => connect(&store, c)?,
+        Cmd::Disconnect {
+            jobs,
+            network,
+            groups,
+        } => {
+            mutate(&store, &jobs, "network-disconnect", |cfg, fb| {
+                Ok(((), ops::disconnect(cfg, &network, &groups, fb)?))
+            })?;
+        }
+        Cmd::List(l) => return list(&store.read()?, &l),
+        Cmd::ListFields {
+            no_headers,
+            separator,
+            fields,
+        } => {
+            let o = ListOpts {
+                headers: !no_headers,
+                separator,
+                verbose: false,
+            };
+            match table::render_fields(&FIELDS, &fields, &o) {
+                Ok(t) => out(&t)?,
+                Err(unknown) => return Ok(unknown_fields(&unknown)),
+            }
+        }
+        Cmd::Info { networks } => {
+            let cfg = store.read()?;
+            let mut text = String::new();
+            for uuid in resolve(&cfg, &networks)? {
+                text.push_str(&info(&cfg, &uuid));
+            }
+            out(&text)?;
+        }
+        Cmd::AddTags {
+            from,
+            jobs,
+            network,
+            tags,
+        } => {
+            let tags = tags_with_file(tags, from.as_deref())?;
+            mutate(&store, &jobs, "network-add-tags", |cfg, _| {
+                Ok((ops::add_tags(cfg, &network, &tags)?, vec![]))
+            })?;
+        }
+        Cmd::RemoveTags {
+            from,
+            jobs,
+            network,
+            tags,
+        } => {
+            let tags = tags_with_file(tags, from.as_deref())?;
+            mutate(&store, &jobs, "network-remove-tags", |cfg, _| {
+                Ok((ops::remove_tags(cfg, &network, &tags)?, vec![]))
+            })?;
+        }
+        Cmd::ListTags { network } => {
+            let cfg = store.read()?;
+            let uuid = cfg.network_uuid(&network)?;
+            let mut text = String::new();
+            for t in &cfg.networks[&uuid].tags {
+                text.push_str(t);
+                text.push('\n');
+            }
+            out(&text)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `-N` key=value pairs.
+fn parse_nic_params(s: &str) -> Result<RawNicParams, GntError> {
+    let mut p = RawNicParams::default();
+    for kv in split_list(s) {
+        let Some((k, v)) = kv.split_once('=') else {
+            return Err(GntError::inval(format!(
+                "Missing value for key '{kv}' in option --nic-parameters"
+            )));
+        };
+        match k {
+            "mode" => p.mode = Some(v.to_owned()),
+            "link" => p.link = Some(v.to_owned()),
+            "vlan" => p.vlan = Some(v.to_owned()),
+            _ => {
+                return Err(GntError::inval(format!(
+                    "Unknown parameter '{k}' in --nic-parameters (valid: mode, link, vlan)"
+                )));
+            }
+        }
+    }
+    Ok(p)
+}
+
+/// Both syntaxes of `connect`. The old positional form (Ganeti 2.7–2.10) is taken only
+/// when the second argument is a NIC mode and no group has that name; when both readings
+/// are possible the command refuses instead of guessing.
+fn connect(store: &netconf::config::FileStore, c: ConnectArgs) -> anyhow::Result<()> {
+    let mut args = c.args;
+    let network = args.remove(0);
+    let (raw, groups) = match c.nic_parameters {
+        Some(n) => (parse_nic_params(&n)?, args),
+        None if args.len() >= 2 && args[0].parse::<NicMode>().is_ok() => {
+            let cfg = store.read()?;
+            if cfg.group_uuid(&args[0]).is_ok() {
+                return Err(GntError::inval(format!(
+                    "Ambiguous arguments: '{}' is both a NIC mode and a node group; use -N mode=M,link=L {network} GROUP...",
+                    args[0]
+                ))
+                .into());
+            }
+            let mode = args.remove(0);
+            let link = args.remove(0);
+            (
+                RawNicParams {
+                    mode: Some(mode),
+                    link: Some(link),
+                    vlan: None,
+                },
+                args,
+            )
+        }
+        None => (RawNicParams::default(), args),
+    };
+    mutate(store, &c.jobs, "network-connect", |cfg, fb| {
+        Ok((
+            (),
+            ops::connect(cfg, &network, &raw, &groups, !c.no_conflicts_check, fb)?,
+        ))
+    })?;
+    Ok(())
+}
+
+/// Networks named on the command line (UUID or name), or all of them nice-sorted.
+fn resolve(cfg: &Config, names: &[String]) -> Result<Vec<String>, GntError> {
+    if names.is_empty() {
+        let mut all: Vec<(&String, &Network)> = cfg.networks.iter().collect();
+        all.sort_by(|a, b| nice_cmp(&a.1.name, &b.1.name));
+        return Ok(all.into_iter().map(|(u, _)| u.clone()).collect());
+    }
+    names
+        .iter()
+        .map(|n| {
+            cfg.network_uuid(n)
+                .map_err(|_| GntError::noent(format!("Network name {n} not found")))
+        })
+        .collect()
+}
+
+const fn f(name: &'static str, title: &'static str, kind: Kind, doc: &'static str) -> Field {
+    Field {
+        name,
+        title,
+        kind,
+        doc,
+    }
+}
+
+pub const FIELDS: [Field; 19] = [
+    f("name", "Network", Kind::Text, "Name"),
+    f("network", "Subnet", Kind::Text, "IPv4 subnet"),
+    f("gateway", "Gateway", Kind::Other, "IPv4 gateway"),
+    f("network6", "IPv6Subnet", Kind::Other, "IPv6 subnet"),
+    f("gateway6", "IPv6Gateway", Kind::Other, "IPv6 gateway"),
+    f("mac_prefix", "MacPrefix", Kind::Other, "MAC address prefix"),
+    f(
+        "free_count",
+        "FreeCount",
+        Kind::Number,
+        "Number of available addresses",
+    ),
+    f("map", "Map", Kind::Text, "Actual mapping"),
+    f(
+        "reserved_count",
+        "ReservedCount",
+        Kind::Number,
+        "Number of reserved addresses",
+    ),
+    f(
+        "group_list",
+        "GroupList",
+        Kind::Other,
+        "List of nodegroups (group name, NIC mode, NIC link)",
+    ),
+    f(
+        "group_cnt",
+        "NodeGroups",
+        Kind::Number,
+        "Number of nodegroups",
+    ),
+    f(
+        "inst_list",
+        "InstanceList",
+        Kind::Other,
+        "List of instances",
+    ),
+    f("inst_cnt", "Instances", Kind::Number, "Number of instances"),
+    f(
+        "external_reservations",
+        "ExternalReservations",
+        Kind::Text,
+        "External reservations",
+    ),
+    f("ctime", "CTime", Kind::Timestamp, "Creation timestamp"),
+    f("mtime", "MTime", Kind::Timestamp, "Modification timestamp"),
+    f("uuid", "UUID", Kind::Text, "Network UUID"),
+    f(
+        "serial_no",
+        "SerialNo",
+        Kind::Number,
+        "Network object serial number, incremented on each modification",
+    ),
+    f("tags", "Tags", Kind::Other, "Tags"),
+];
+
+const DEFAULT_FIELDS: [&str; 6] = [
+    "name",
+    "network",
+    "gateway",
+    "mac_prefix",
+    "group_list",
+    "tags",
+];
+
+fn opt<T: ToString>(v: Option<T>) -> Value {
+    v.map_or(Value::Unavail, |x| Value::Text(x.to_string()))
+}
+
+/// Groups connected to network `uuid`, in group-map order: (name, params).
+fn connections<'a>(
+    cfg: &'a Config,
+    uuid: &'a str,
+) -> impl Iterator<Item = (&'a str, &'a netconf::config::NicParams)> {
+    cfg.nodegroups
+        .values()
+        .filter_map(move |g| g.networks.get(uuid).map(|p| (g.name.as_str(), p)))
+}
+
+fn value(cfg: &Config, uuid: &str, n: &Network, field: &str) -> Value {
+    match field {
+        "name" => Value::Text(n.name.clone()),
+        "network" => Value::Text(n.network.to_string()),
+        "gateway" => opt(n.gateway),
+        "network6" => opt(n.network6),
+        "gateway6" => opt(n.gateway6),
+        "mac_prefix" => opt(n.mac_prefix),
+        "free_count" => Value::Number(n.pool.free_count() as i64),
+        "map" => Value::Text(n.pool.map()),
+        "reserved_count" => Value::Number(n.pool.reserved_count() as i64),
+        "group_list" => Value::Text(
+            connections(cfg, uuid)
+                .map(|(g, p)| format!("{g} ({}, {}, {})", p.mode, p.link, p.vlan))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+        "group_cnt" => Value::Number(connections(cfg, uuid).count() as i64),
+        "inst_list" => Value::Text(
+            cfg.instances_on_network(uuid)
+                .map(|(_, i)| i.name.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+        "inst_cnt" => Value::Number(cfg.instances_on_network(uuid).count() as i64),
+        "external_reservations" => Value::Text(join_ips(&n.pool.external_reservations())),
+        "ctime" => Value::Text(crate::timefmt::format_time(n.ctime)),
+        "mtime" => Value::Text(crate::timefmt::format_time(n.mtime)),
+        "uuid" => Value::Text(uuid.to_owned()),
+        "serial_no" => Value::Number(n.serial_no as i64),
+        "tags" => Value::Text(
+            n.tags
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+        _ => Value::Unavail,
+    }
+}
+
+fn join_ips(ips: &[std::net::Ipv4Addr]) -> String {
+    ips.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn list(cfg: &Config, l: &ListArgs) -> anyhow::Result<ExitCode> {
+    let fields = match table::select_fields(&FIELDS, &DEFAULT_FIELDS, l.output.as_deref()) {
+        Ok(f) => f,
+        Err(unknown) => return Ok(unknown_fields(&unknown)),
+    };
+    let rows: Vec<Vec<Value>> = resolve(cfg, &l.networks)?
+        .iter()
+        .map(|u| {
+            fields
+                .iter()
+                .map(|f| value(cfg, u, &cfg.networks[u], f.name))
+                .collect()
+        })
+        .collect();
+    let o = ListOpts {
+        headers: !l.no_headers,
+        separator: l.separator.clone(),
+        verbose: l.verbose,
+    };
+    out(&table::render(&fields, &rows, &o))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ganeti 3.0.2's `gnt-network info` block for one network.
+pub fn info(cfg: &Config, uuid: &str) -> String {
+    use std::fmt::Write;
+    let n = &cfg.networks[uuid];
+    let none = |v: Option<String>| v.unwrap_or_else(|| "None".into());
+    let mut s = String::new();
+    let _ = writeln!(s, "Network name: {}", n.name);
+    let _ = writeln!(s, "UUID: {uuid}");
+    let _ = writeln!(s, "Serial number: {}", n.serial_no);
+    let _ = writeln!(s, "  Subnet: {}", n.network);
+    let _ = writeln!(s, "  Gateway: {}", none(n.gateway.map(|g| g.to_string())));
+    let _ = writeln!(
+        s,
+        "  IPv6 Subnet: {}",
+        none(n.network6.map(|g| g.to_string()))
+    );
+    let _ = writeln!(
+        s,
+        "  IPv6 Gateway: {}",
+        none(n.gateway6.map(|g| g.to_string()))
+    );
+    let _ = writeln!(
+        s,
+        "  Mac Prefix: {}",
+        none(n.mac_prefix.map(|g| g.to_string()))
+    );
+    let free = n.pool.free_count();
+    let size = free + n.pool.reserved_count();
+    let _ = writeln!(s, "  Size: {size}");
+    let pct = if size == 0 {
+        0.0
+    } else {
+        free as f64 * 100.0 / size as f64
+    };
+    let _ = writeln!(s, "  Free: {free} ({pct:.2}%)");
+    let _ = writeln!(s, "  Usage map:");
+    let map = n.pool.map();
+    for (i, chunk) in map.as_bytes().chunks(64).enumerate() {
+        let start = i * 64;
+        let chunk = std::str::from_utf8(chunk).unwrap_or_default();
+        let _ = writeln!(s, "     {start:>4} {chunk:<64} {}", start + 63);
+    }
+    let _ = writeln!(s, "         (X) used    (.) free");
+    let ext = n.pool.external_reservations();
+    if !ext.is_empty() {
+        let _ = writeln!(s, "  externally reserved IPs:");
+        for line in table::wrap(&join_ips(&ext), 64) {
+            let _ = writeln!(s, "    {line}");
+        }
+    }
+    let groups: Vec<_> = connections(cfg, uuid).collect();
+    if groups.is_empty() {
+        let _ = writeln!(s, "  not connected to any node group");
+    } else {
+        let _ = writeln!(s, "  connected to node groups:");
+        for (g, p) in groups {
+            let _ = writeln!(
+                s,
+                "    {g} (mode:{} link:{} vlan:{})",
+                p.mode, p.link, p.vlan
+            );
+        }
+    }
+    let insts: Vec<_> = cfg.instances_on_network(uuid).collect();
+    if insts.is_empty() {
+        let _ = writeln!(s, "  not used by any instances");
+    } else {
+        let _ = writeln!(s, "  used by {} instances:", insts.len());
+        for (_, inst) in insts {
+            let nics: Vec<String> = inst
+                .nics
+                .iter()
+                .enumerate()
+                .filter(|(_, nic)| nic.network.as_deref() == Some(uuid))
+                .map(|(i, nic)| {
+                    format!(
+                        "{i}:{}",
+                        nic.ip
+                            .map_or_else(|| "None".to_owned(), |ip| ip.to_string())
+                    )
+                })
+                .collect();
+            let _ = writeln!(s, "    {}: {}", inst.name, nics.join(", "));
+        }
+    }
+    s
+}

@@ -1,0 +1,217 @@
+//! `gnt-node`: nodes and their groups, as far as networks need them.
+
+use std::net::Ipv4Addr;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use netconf::GntError;
+use netconf::config::{Config, Store};
+use netconf::ops::node as ops;
+
+use crate::common::{Global, JobOpts, finish, mutate, out, unknown_fields};
+use crate::sort::nice_cmp;
+use crate::table::{self, Field, Kind, ListOpts, Value};
+
+#[derive(Parser, Debug)]
+#[command(name = "gnt-node", version, about = "Node administration (netconf)")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Add a node to a group (`default` unless -g is given).
+    Add {
+        /// Node group of the new node.
+        #[arg(short = 'g', long = "node-group", value_name = "GROUP")]
+        group: Option<String>,
+        /// The node's primary IPv4 address (Ganeti resolves the name; this suite does not).
+        #[arg(long, value_name = "IP")]
+        primary_ip: Option<Ipv4Addr>,
+        /// The node's secondary IPv4 address (defaults to the primary).
+        #[arg(short = 's', long, value_name = "IP")]
+        secondary_ip: Option<Ipv4Addr>,
+        #[command(flatten)]
+        jobs: JobOpts,
+        node: String,
+    },
+    /// Remove a node without instances.
+    Remove {
+        #[command(flatten)]
+        jobs: JobOpts,
+        node: String,
+    },
+    /// Change a node: move it (and its instances) to another group.
+    Modify {
+        #[arg(
+            short = 'g',
+            long = "node-group",
+            value_name = "GROUP",
+            required = true
+        )]
+        group: String,
+        #[command(flatten)]
+        jobs: JobOpts,
+        node: String,
+    },
+    /// List nodes.
+    List {
+        #[arg(long)]
+        no_headers: bool,
+        #[arg(long, value_name = "SEP")]
+        separator: Option<String>,
+        #[arg(short, long)]
+        verbose: bool,
+        #[arg(short = 'o', long = "output", value_name = "FIELDS")]
+        output: Option<String>,
+        nodes: Vec<String>,
+    },
+}
+
+pub fn main() -> ExitCode {
+    finish(run(Cli::parse()))
+}
+
+const fn f(name: &'static str, title: &'static str, kind: Kind, doc: &'static str) -> Field {
+    Field {
+        name,
+        title,
+        kind,
+        doc,
+    }
+}
+
+pub const FIELDS: [Field; 8] = [
+    f("name", "Node", Kind::Text, "Node name"),
+    f("uuid", "UUID", Kind::Text, "Node UUID"),
+    f("group", "Group", Kind::Text, "Node group"),
+    f("pip", "PrimaryIP", Kind::Text, "Primary IP address"),
+    f("sip", "SecondaryIP", Kind::Text, "Secondary IP address"),
+    f(
+        "pinst_cnt",
+        "Pinst",
+        Kind::Number,
+        "Number of instances with this node as primary",
+    ),
+    f(
+        "pinst_list",
+        "PriInstances",
+        Kind::Other,
+        "List of instances with this node as primary",
+    ),
+    f(
+        "serial_no",
+        "SerialNo",
+        Kind::Number,
+        "Node object serial number",
+    ),
+];
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let store = cli.global.store();
+    match cli.cmd {
+        Cmd::Add {
+            group,
+            primary_ip,
+            secondary_ip,
+            jobs,
+            node,
+        } => {
+            mutate(&store, &jobs, "node-add", |c, _| {
+                Ok((
+                    ops::add(c, &node, group.as_deref(), primary_ip, secondary_ip)?,
+                    vec![],
+                ))
+            })?;
+        }
+        Cmd::Remove { jobs, node } => mutate(&store, &jobs, "node-remove", |c, _| {
+            Ok((ops::remove(c, &node)?, vec![]))
+        })?,
+        Cmd::Modify { group, jobs, node } => {
+            mutate(&store, &jobs, "node-modify", |c, fb| {
+                let moved = ops::set_group(c, &node, &group)?;
+                if moved > 0 {
+                    fb.info(format!(
+                        "Moved {moved} instance(s) with node {node} to group {group}"
+                    ));
+                }
+                Ok(((), vec![]))
+            })?;
+        }
+        Cmd::List {
+            no_headers,
+            separator,
+            verbose,
+            output,
+            nodes,
+        } => {
+            let cfg = store.read()?;
+            let fields = match table::select_fields(
+                &FIELDS,
+                &["name", "group", "pip", "sip", "pinst_cnt"],
+                output.as_deref(),
+            ) {
+                Ok(f) => f,
+                Err(u) => return Ok(unknown_fields(&u)),
+            };
+            let rows: Vec<Vec<Value>> = resolve(&cfg, &nodes)?
+                .iter()
+                .map(|u| fields.iter().map(|f| value(&cfg, u, f.name)).collect())
+                .collect();
+            out(&table::render(
+                &fields,
+                &rows,
+                &ListOpts {
+                    headers: !no_headers,
+                    separator,
+                    verbose,
+                },
+            ))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn resolve(cfg: &Config, names: &[String]) -> Result<Vec<String>, GntError> {
+    if names.is_empty() {
+        let mut all: Vec<(&String, &String)> =
+            cfg.nodes.iter().map(|(u, n)| (u, &n.name)).collect();
+        all.sort_by(|a, b| nice_cmp(a.1, b.1));
+        return Ok(all.into_iter().map(|(u, _)| u.clone()).collect());
+    }
+    names.iter().map(|n| cfg.node_uuid(n)).collect()
+}
+
+fn instances(cfg: &Config, u: &str) -> Vec<String> {
+    let mut v: Vec<String> = cfg
+        .instances
+        .values()
+        .filter(|i| i.primary_node.as_deref() == Some(u))
+        .map(|i| i.name.clone())
+        .collect();
+    v.sort_by(|a, b| nice_cmp(a, b));
+    v
+}
+
+fn value(cfg: &Config, u: &str, field: &str) -> Value {
+    let n = &cfg.nodes[u];
+    let ip = |v: Option<Ipv4Addr>| v.map_or(Value::Unavail, |i| Value::Text(i.to_string()));
+    match field {
+        "name" => Value::Text(n.name.clone()),
+        "uuid" => Value::Text(u.to_owned()),
+        "group" => Value::Text(
+            cfg.nodegroups
+                .get(&n.group)
+                .map_or_else(|| n.group.clone(), |g| g.name.clone()),
+        ),
+        "pip" => ip(n.primary_ip),
+        "sip" => ip(n.secondary_ip),
+        "pinst_cnt" => Value::Number(instances(cfg, u).len() as i64),
+        "pinst_list" => Value::Text(instances(cfg, u).join(",")),
+        "serial_no" => Value::Number(n.serial_no as i64),
+        _ => Value::Unavail,
+    }
+}

@@ -1,0 +1,45 @@
+//! Ganeti's "nice" (natural) sort: digit runs compare as numbers.
+
+use std::cmp::Ordering;
+
+fn chunks(s: &str) -> Vec<(bool, &str)> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let b = s.as_bytes();
+    for i in 1..=b.len() {
+        if i == b.len() || b[i].is_ascii_digit() != b[start].is_ascii_digit() {
+            out.push((b[start].is_ascii_digit(), &s[start..i]));
+            start = i;
+        }
+    }
+    out
+}
+
+pub fn nice_cmp(a: &str, b: &str) -> Ordering {
+    let (ca, cb) = (chunks(a), chunks(b));
+    for (x, y) in ca.iter().zip(&cb) {
+        let o = match (x.0, y.0) {
+            (true, true) => {
+                let (xa, ya) = (x.1.trim_start_matches('0'), y.1.trim_start_matches('0'));
+                xa.len().cmp(&ya.len()).then_with(|| xa.cmp(ya))
+            }
+            _ => x.1.cmp(y.1),
+        };
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+    ca.len().cmp(&cb.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn natural_order() {
+        let mut v = vec!["net10", "net2", "a", "net1", "net1b"];
+        v.sort_by(|a, b| nice_cmp(a, b));
+        assert_eq!(v, ["a", "net1", "net1b", "net2", "net10"]);
+    }
+}

@@ -1,0 +1,363 @@
+//! The objects of `config.data`: cluster, node groups, nodes, networks, instances and NICs.
+//! Maps are keyed by UUID, as in Ganeti, so renames touch one object only.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use ipnet::{Ipv4Net, Ipv6Net};
+use serde::{Deserialize, Serialize};
+
+use crate::error::GntError;
+use crate::mac::{MacAddr, MacPrefix};
+use crate::nicmode::NicMode;
+use crate::pool::AddressPool;
+
+/// The format version this build writes; a file with a larger one is refused.
+pub const CONFIG_VERSION: u32 = 1;
+
+/// Seconds since the epoch, as Ganeti's `ctime`/`mtime`.
+pub fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+pub fn new_uuid() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub version: u32,
+    pub cluster: Cluster,
+    #[serde(default)]
+    pub nodegroups: BTreeMap<String, NodeGroup>,
+    #[serde(default)]
+    pub nodes: BTreeMap<String, Node>,
+    #[serde(default)]
+    pub networks: BTreeMap<String, Network>,
+    #[serde(default)]
+    pub instances: BTreeMap<String, Instance>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cluster {
+    pub name: String,
+    /// Node that runs the commands and hooks (`GANETI_MASTER`).
+    pub master_node: String,
+    pub mac_prefix: MacPrefix,
+    /// NIC parameters of NICs without a network, when not given (`nicparams.default`).
+    pub default_nicparams: NicParams,
+    #[serde(default)]
+    pub master_ip: Option<Ipv4Addr>,
+    pub serial_no: u64,
+    pub ctime: f64,
+    pub mtime: f64,
+}
+
+/// `{mode, link, vlan}` of a group connection, copied into NICs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NicParams {
+    pub mode: NicMode,
+    pub link: String,
+    #[serde(default)]
+    pub vlan: String,
+}
+
+impl NicParams {
+    /// Ganeti's `NICC_DEFAULTS` with Debian's build-time default bridge.
+    pub fn ganeti_default() -> Self {
+        NicParams {
+            mode: NicMode::Bridged,
+            link: "xen-br0".into(),
+            vlan: String::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeGroup {
+    pub name: String,
+    /// Connected networks: network UUID → netparams.
+    #[serde(default)]
+    pub networks: BTreeMap<String, NicParams>,
+    #[serde(default)]
+    pub tags: BTreeSet<String>,
+    pub serial_no: u64,
+    pub ctime: f64,
+    pub mtime: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Node {
+    pub name: String,
+    /// Node group UUID.
+    pub group: String,
+    #[serde(default)]
+    pub primary_ip: Option<Ipv4Addr>,
+    #[serde(default)]
+    pub secondary_ip: Option<Ipv4Addr>,
+    #[serde(default)]
+    pub tags: BTreeSet<String>,
+    pub serial_no: u64,
+    pub ctime: f64,
+    pub mtime: f64,
+}
+
+/// The user-facing parameters of a network (everything but the pool and bookkeeping).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetworkSpec {
+    pub network: Ipv4Net,
+    pub gateway: Option<Ipv4Addr>,
+    pub network6: Option<Ipv6Net>,
+    pub gateway6: Option<Ipv6Addr>,
+    pub mac_prefix: Option<MacPrefix>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "NetworkRepr", into = "NetworkRepr")]
+pub struct Network {
+    pub name: String,
+    pub network: Ipv4Net,
+    pub gateway: Option<Ipv4Addr>,
+    pub network6: Option<Ipv6Net>,
+    pub gateway6: Option<Ipv6Addr>,
+    pub mac_prefix: Option<MacPrefix>,
+    pub pool: AddressPool,
+    pub tags: BTreeSet<String>,
+    pub serial_no: u64,
+    pub ctime: f64,
+    pub mtime: f64,
+}
+
+/// The stored form: the pool as two compact bitmaps.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NetworkRepr {
+    name: String,
+    network: Ipv4Net,
+    #[serde(default)]
+    gateway: Option<Ipv4Addr>,
+    #[serde(default)]
+    network6: Option<Ipv6Net>,
+    #[serde(default)]
+    gateway6: Option<Ipv6Addr>,
+    #[serde(default)]
+    mac_prefix: Option<MacPrefix>,
+    /// Offsets used by instances (`2-5,9`), or Ganeti's `0`/`1` string.
+    reservations: String,
+    /// Offsets reserved externally.
+    ext_reservations: String,
+    #[serde(default)]
+    tags: BTreeSet<String>,
+    serial_no: u64,
+    ctime: f64,
+    mtime: f64,
+}
+
+impl TryFrom<NetworkRepr> for Network {
+    type Error = String;
+    fn try_from(r: NetworkRepr) -> Result<Self, String> {
+        if r.network != r.network.trunc() {
+            return Err(format!(
+                "network {}: {} has host bits set",
+                r.name, r.network
+            ));
+        }
+        let pool = AddressPool::from_stored(r.network, &r.reservations, &r.ext_reservations)
+            .map_err(|e| format!("network {}: {e}", r.name))?;
+        Ok(Network {
+            name: r.name,
+            network: r.network,
+            gateway: r.gateway,
+            network6: r.network6,
+            gateway6: r.gateway6,
+            mac_prefix: r.mac_prefix,
+            pool,
+            tags: r.tags,
+            serial_no: r.serial_no,
+            ctime: r.ctime,
+            mtime: r.mtime,
+        })
+    }
+}
+
+impl From<Network> for NetworkRepr {
+    fn from(n: Network) -> Self {
+        let (reservations, ext_reservations) = n.pool.to_stored();
+        NetworkRepr {
+            name: n.name,
+            network: n.network,
+            gateway: n.gateway,
+            network6: n.network6,
+            gateway6: n.gateway6,
+            mac_prefix: n.mac_prefix,
+            reservations,
+            ext_reservations,
+            tags: n.tags,
+            serial_no: n.serial_no,
+            ctime: n.ctime,
+            mtime: n.mtime,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Instance {
+    pub name: String,
+    /// Node group UUID; instances of this suite need not have a node.
+    pub group: String,
+    #[serde(default)]
+    pub primary_node: Option<String>,
+    #[serde(default)]
+    pub tags: BTreeSet<String>,
+    #[serde(default)]
+    pub nics: Vec<Nic>,
+    pub serial_no: u64,
+    pub ctime: f64,
+    pub mtime: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Nic {
+    pub uuid: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    pub mac: MacAddr,
+    #[serde(default)]
+    pub ip: Option<IpAddr>,
+    /// Network UUID.
+    #[serde(default)]
+    pub network: Option<String>,
+    pub mode: NicMode,
+    pub link: String,
+    #[serde(default)]
+    pub vlan: String,
+}
+
+impl Nic {
+    pub fn params(&self) -> NicParams {
+        NicParams {
+            mode: self.mode,
+            link: self.link.clone(),
+            vlan: self.vlan.clone(),
+        }
+    }
+
+    pub fn ipv4(&self) -> Option<Ipv4Addr> {
+        match self.ip {
+            Some(IpAddr::V4(a)) => Some(a),
+            _ => None,
+        }
+    }
+}
+
+fn this_host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+impl Config {
+    /// A fresh cluster: this host as master, one `default` group.
+    pub fn new() -> Self {
+        let t = now();
+        let host = this_host();
+        let mut nodegroups = BTreeMap::new();
+        nodegroups.insert(
+            new_uuid(),
+            NodeGroup {
+                name: "default".into(),
+                networks: BTreeMap::new(),
+                tags: BTreeSet::new(),
+                serial_no: 1,
+                ctime: t,
+                mtime: t,
+            },
+        );
+        Config {
+            version: CONFIG_VERSION,
+            cluster: Cluster {
+                name: host.clone(),
+                master_node: host,
+                mac_prefix: MacPrefix::DEFAULT,
+                default_nicparams: NicParams::ganeti_default(),
+                master_ip: None,
+                serial_no: 1,
+                ctime: t,
+                mtime: t,
+            },
+            nodegroups,
+            nodes: BTreeMap::new(),
+            networks: BTreeMap::new(),
+            instances: BTreeMap::new(),
+        }
+    }
+
+    /// UUID of the network called `name` (a UUID is accepted too, as Ganeti does).
+    pub fn network_uuid(&self, name: &str) -> Result<String, GntError> {
+        find(&self.networks, name, |n| &n.name)
+            .ok_or_else(|| GntError::noent(format!("Network '{name}' not found")))
+    }
+
+    pub fn group_uuid(&self, name: &str) -> Result<String, GntError> {
+        find(&self.nodegroups, name, |g| &g.name)
+            .ok_or_else(|| GntError::noent(format!("Node group '{name}' not found")))
+    }
+
+    pub fn node_uuid(&self, name: &str) -> Result<String, GntError> {
+        find(&self.nodes, name, |n| &n.name)
+            .ok_or_else(|| GntError::noent(format!("Node '{name}' not found")))
+    }
+
+    pub fn instance_uuid(&self, name: &str) -> Result<String, GntError> {
+        find(&self.instances, name, |i| &i.name)
+            .ok_or_else(|| GntError::noent(format!("Instance '{name}' not known")))
+    }
+
+    /// Instances whose NICs use network `net_uuid`, in UUID (map) order as Ganeti 3.0.
+    pub fn instances_on_network<'a>(
+        &'a self,
+        net_uuid: &'a str,
+    ) -> impl Iterator<Item = (&'a String, &'a Instance)> + 'a {
+        self.instances.iter().filter(move |(_, i)| {
+            i.nics
+                .iter()
+                .any(|n| n.network.as_deref() == Some(net_uuid))
+        })
+    }
+
+    /// Every MAC in use by an instance NIC.
+    pub fn macs_in_use(&self) -> BTreeSet<MacAddr> {
+        self.instances
+            .values()
+            .flat_map(|i| i.nics.iter().map(|n| n.mac))
+            .collect()
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn find<T>(map: &BTreeMap<String, T>, key: &str, name: impl Fn(&T) -> &String) -> Option<String> {
+    if map.contains_key(key) {
+        return Some(key.to_owned());
+    }
+    map.iter()
+        .find(|(_, v)| name(v) == key)
+        .map(|(k, _)| k.clone())
+}

@@ -1,0 +1,130 @@
+//! Errors in Ganeti's classes, with the texts and exit codes of Ganeti's `FormatError`, so
+//! that scripts written against Ganeti's CLI read ours the same way.
+
+use std::fmt;
+
+/// Ganeti's error codes (`errors.ECODE_*`), printed after "error type:".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorCode {
+    Inval,
+    State,
+    NoEnt,
+    Exists,
+    NotUnique,
+    Environ,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Inval => "wrong_input",
+            ErrorCode::State => "wrong_state",
+            ErrorCode::NoEnt => "unknown_entity",
+            ErrorCode::Exists => "already_exists",
+            ErrorCode::NotUnique => "resource_not_unique",
+            ErrorCode::Environ => "environment_error",
+        }
+    }
+}
+
+/// One failed hook script: (node, script, output).
+pub type HookFailure = (String, String, String);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GntError {
+    /// `OpPrereqError`: checks failed before anything changed.
+    Prereq(ErrorCode, String),
+    /// `OpExecError`.
+    Exec(String),
+    /// `TagError`.
+    Tag(String),
+    /// `ConfigurationError`: config.data is unreadable, corrupt, or from a newer version.
+    Config(String),
+    /// A pre hook failed.
+    HooksAbort(Vec<HookFailure>),
+    /// A plain message for command-line misuse, printed as is.
+    Usage(String),
+}
+
+impl GntError {
+    pub fn prereq(code: ErrorCode, msg: impl Into<String>) -> Self {
+        GntError::Prereq(code, msg.into())
+    }
+
+    pub fn inval(msg: impl Into<String>) -> Self {
+        GntError::Prereq(ErrorCode::Inval, msg.into())
+    }
+
+    pub fn state(msg: impl Into<String>) -> Self {
+        GntError::Prereq(ErrorCode::State, msg.into())
+    }
+
+    pub fn noent(msg: impl Into<String>) -> Self {
+        GntError::Prereq(ErrorCode::NoEnt, msg.into())
+    }
+
+    /// Ganeti's opcode type check failure, e.g. `OP_NETWORK_ADD.gateway`.
+    pub fn param(op: &str, field: &str) -> Self {
+        GntError::inval(format!("Parameter '{op}.{field}' fails validation"))
+    }
+
+    /// The exit code Ganeti's CLI uses for this class.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            GntError::Config(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+impl fmt::Display for GntError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GntError::Prereq(code, msg) => write!(
+                f,
+                "Failure: prerequisites not met for this operation:\nerror type: {}, error details:\n{msg}",
+                code.as_str()
+            ),
+            GntError::Exec(msg) => write!(f, "Failure: command execution error:\n{msg}"),
+            GntError::Tag(msg) => write!(f, "Failure: invalid tag(s) given:\n{msg}"),
+            GntError::Config(msg) => write!(f, "Corrupt configuration file: {msg}\nAborting."),
+            GntError::HooksAbort(fails) => {
+                f.write_str("Failure: hooks execution failed:")?;
+                for (node, script, out) in fails {
+                    if out.is_empty() {
+                        write!(f, "\n  node: {node}, script: {script} (no output)")?;
+                    } else {
+                        write!(f, "\n  node: {node}, script: {script}, output: {out}")?;
+                    }
+                }
+                Ok(())
+            }
+            GntError::Usage(msg) => f.write_str(msg),
+        }
+    }
+}
+
+impl std::error::Error for GntError {}
+
+pub type Result<T, E = GntError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_like_ganeti() {
+        assert_eq!(
+            GntError::noent("Network 'x' not found").to_string(),
+            "Failure: prerequisites not met for this operation:\nerror type: unknown_entity, error details:\nNetwork 'x' not found"
+        );
+        assert_eq!(
+            GntError::Exec("boom".into()).to_string(),
+            "Failure: command execution error:\nboom"
+        );
+        let c = GntError::Config("bad".into());
+        assert_eq!(c.to_string(), "Corrupt configuration file: bad\nAborting.");
+        assert_eq!(c.exit_code(), 2);
+        assert_eq!(GntError::Tag("Tags cannot be empty".into()).exit_code(), 1);
+    }
+}

@@ -1,0 +1,842 @@
+//! `gnt-instance` operations on the network side: NICs with pool addresses and generated
+//! MACs, Ganeti's NIC rules (§7 of the reference), and the instance hook environment.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr};
+
+use super::Feedback;
+use crate::config::{Config, Instance, Nic, NicParams, new_uuid, now, tags};
+use crate::error::{ErrorCode, GntError};
+use crate::hooks::HookEnv;
+use crate::mac::{MacAddr, MacPrefix};
+use crate::nicmode::NicMode;
+use crate::pool::Kind;
+
+/// Ganeti's `MAX_NICS`.
+pub const MAX_NICS: usize = 8;
+
+/// The `key=value` parameters of one `--net` option, unvalidated.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NicSpec {
+    pub ip: Option<String>,
+    pub network: Option<String>,
+    pub mac: Option<String>,
+    pub mode: Option<String>,
+    pub link: Option<String>,
+    pub vlan: Option<String>,
+    pub name: Option<String>,
+}
+
+impl NicSpec {
+    /// Parses `ip=pool,network=net1,...`.
+    pub fn parse(s: &str) -> Result<NicSpec, GntError> {
+        let mut n = NicSpec::default();
+        for kv in s.split(',').filter(|x| !x.is_empty()) {
+            let Some((k, v)) = kv.split_once('=') else {
+                return Err(GntError::inval(format!(
+                    "Missing value for key '{kv}' in option --net"
+                )));
+            };
+            let slot = match k {
+                "ip" => &mut n.ip,
+                "network" => &mut n.network,
+                "mac" => &mut n.mac,
+                "mode" => &mut n.mode,
+                "link" => &mut n.link,
+                "vlan" => &mut n.vlan,
+                "name" => &mut n.name,
+                _ => {
+                    return Err(GntError::inval(format!(
+                        "Unknown NIC parameter '{k}' (valid: ip, network, mac, mode, link, vlan, name)"
+                    )));
+                }
+            };
+            *slot = Some(v.to_owned());
+        }
+        Ok(n)
+    }
+}
+
+/// One `--net` option of `gnt-instance modify`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NicChange {
+    /// Add a NIC at the end.
+    Add(NicSpec),
+    Modify(usize, NicSpec),
+    /// Remove the NIC at an index, or the last one.
+    Remove(Option<usize>),
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct AddInstance {
+    pub name: String,
+    pub node: Option<String>,
+    pub group: Option<String>,
+    pub nics: Vec<NicSpec>,
+    pub tags: Vec<String>,
+    pub conflicts_check: bool,
+}
+
+/// Ganeti's VLAN syntax: `.N`, `:N[:N…]`, `.N:N[:N…]`, or `N` (meaning `.N`).
+pub fn normalize_vlan(v: &str) -> Result<String, GntError> {
+    let bad = || GntError::inval(format!("Specified VLAN parameter is invalid : {v}"));
+    if v.is_empty() {
+        return Ok(String::new());
+    }
+    let num = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if num(v) {
+        return Ok(format!(".{v}"));
+    }
+    let (head, rest) = if let Some(r) = v.strip_prefix('.') {
+        match r.split_once(':') {
+            Some((a, b)) => (Some(a), Some(b)),
+            None => (Some(r), None),
+        }
+    } else if let Some(r) = v.strip_prefix(':') {
+        (None, Some(r))
+    } else {
+        return Err(bad());
+    };
+    if head.is_some_and(|h| !num(h)) || rest.is_some_and(|r| !r.split(':').all(num)) {
+        return Err(bad());
+    }
+    Ok(v.to_owned())
+}
+
+/// Ganeti's `CheckParameterSyntax` on a finished NIC parameter set.
+fn check_params(p: &NicParams) -> Result<(), GntError> {
+    if p.mode == NicMode::Bridged && p.link.is_empty() {
+        return Err(GntError::Config("Missing bridged NIC link".into()));
+    }
+    Ok(())
+}
+
+fn parse_ip(s: &str) -> Result<IpAddr, GntError> {
+    s.parse()
+        .map_err(|_| GntError::inval(format!("Invalid IP address '{s}'")))
+}
+
+fn parse_mode(s: &str) -> Result<NicMode, GntError> {
+    s.parse::<NicMode>()
+        .map_err(|e| GntError::inval(e.to_string()))
+}
+
+/// A random MAC with `prefix`, unique among `used` (which it joins).
+pub fn generate_mac(prefix: MacPrefix, used: &mut BTreeSet<MacAddr>) -> Result<MacAddr, GntError> {
+    for _ in 0..64 {
+        let mut low = [0u8; 3];
+        getrandom::fill(&mut low)
+            .map_err(|e| GntError::Exec(format!("Cannot read random bytes: {e}")))?;
+        let mac = MacAddr::from_prefix(prefix, low);
+        if used.insert(mac) {
+            return Ok(mac);
+        }
+    }
+    Err(GntError::prereq(
+        ErrorCode::NotUnique,
+        format!("Not able to generate a new MAC address with prefix {prefix}: too many in use"),
+    ))
+}
+
+/// The MAC prefix for a NIC on `network` (the network's, else the cluster's).
+fn prefix_for(cfg: &Config, network: Option<&str>) -> MacPrefix {
+    network
+        .and_then(|n| cfg.networks.get(n))
+        .and_then(|n| n.mac_prefix)
+        .unwrap_or(cfg.cluster.mac_prefix)
+}
+
+/// Where an instance lives: (group UUID, node UUID, a name for messages).
+fn placement(
+    cfg: &Config,
+    node: Option<&str>,
+    group: Option<&str>,
+) -> Result<(String, Option<String>), GntError> {
+    match (node, group) {
+        (Some(_), Some(_)) => Err(GntError::inval(
+            "Give either a node (-n) or a node group (-g), not both",
+        )),
+        (Some(n), None) => {
+            let u = cfg.node_uuid(n)?;
+            Ok((cfg.nodes[&u].group.clone(), Some(u)))
+        }
+        (None, Some(g)) => Ok((cfg.group_uuid(g)?, None)),
+        (None, None) => Ok((cfg.group_uuid("default")?, None)),
+    }
+}
+
+/// "node's <node> nodegroup" or "node group '<g>'" for Ganeti's netparams message.
+fn where_text(cfg: &Config, group: &str, node: Option<&str>) -> String {
+    match node.and_then(|n| cfg.nodes.get(n)) {
+        Some(n) => format!("node's {} nodegroup", n.name),
+        None => format!("node group '{}'", cfg.nodegroups[group].name),
+    }
+}
+
+/// The network-less NIC conflict check of Ganeti (`conflicts_check`).
+fn check_ip_not_in_connected(cfg: &Config, group: &str, ip: IpAddr) -> Result<(), GntError> {
+    let IpAddr::V4(v4) = ip else { return Ok(()) };
+    for net_uuid in cfg.nodegroups[group].networks.keys() {
+        if let Some(net) = cfg.networks.get(net_uuid)
+            && net.network.contains(&v4)
+        {
+            return Err(GntError::state(format!(
+                "The requested IP address ({ip}) belongs to network {}, but the target NIC does not.",
+                net.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+pub fn add(cfg: &mut Config, a: &AddInstance, fb: &mut Feedback) -> Result<HookEnv, GntError> {
+    if a.name.is_empty() {
+        return Err(GntError::param("OP_INSTANCE_CREATE", "instance_name"));
+    }
+    if cfg.instances.values().any(|i| i.name == a.name) {
+        return Err(GntError::prereq(
+            ErrorCode::Exists,
+            format!("Instance '{}' is already in the cluster", a.name),
+        ));
+    }
+    if a.nics.len() > MAX_NICS {
+        return Err(GntError::inval(format!(
+            "Instance has too many network interfaces ({}), cannot add more",
+            a.nics.len()
+        )));
+    }
+    let mut inst_tags = BTreeSet::new();
+    tags::add(&mut inst_tags, &a.tags)?;
+    let (group, node) = placement(cfg, a.node.as_deref(), a.group.as_deref())?;
+    let mut used_macs = cfg.macs_in_use();
+    let mut nics = Vec::new();
+    let mut names = BTreeSet::new();
+    for (idx, spec) in a.nics.iter().enumerate() {
+        let nic = new_nic(
+            cfg,
+            idx,
+            spec,
+            &group,
+            node.as_deref(),
+            a.conflicts_check,
+            &mut used_macs,
+            fb,
+        )?;
+        if let Some(n) = &nic.name
+            && !names.insert(n.clone())
+        {
+            return Err(GntError::inval(format!(
+                "NIC name '{n}' is given to more than one NIC"
+            )));
+        }
+        nics.push(nic);
+    }
+    let t = now();
+    let inst = Instance {
+        name: a.name.clone(),
+        group,
+        primary_node: node,
+        tags: inst_tags,
+        nics,
+        serial_no: 1,
+        ctime: t,
+        mtime: t,
+    };
+    let mut vars = vec![("ADD_MODE".to_owned(), "create".to_owned())];
+    vars.extend(instance_hook_vars(cfg, &inst));
+    cfg.instances.insert(new_uuid(), inst);
+    Ok(instance_env("OP_INSTANCE_CREATE", "instance-add", vars))
+}
+
+/// Builds a NIC for add (create, or modify's `add`), reserving its IP and MAC in `cfg`.
+#[allow(clippy::too_many_arguments)]
+fn new_nic(
+    cfg: &mut Config,
+    idx: usize,
+    spec: &NicSpec,
+    group: &str,
+    node: Option<&str>,
+    conflicts_check: bool,
+    used_macs: &mut BTreeSet<MacAddr>,
+    fb: &mut Feedback,
+) -> Result<Nic, GntError> {
+    let network = match spec.network.as_deref() {
+        None | Some("none") | Some("") => None,
+        Some(n) => Some(cfg.network_uuid(n)?),
+    };
+    if network.is_some() && (spec.mode.is_some() || spec.link.is_some()) {
+        return Err(GntError::inval(
+            "If network is given, no mode or link is allowed to be passed",
+        ));
+    }
+    let mode = spec
+        .mode
+        .as_deref()
+        .filter(|m| *m != "auto")
+        .map(parse_mode)
+        .transpose()?;
+    enum Ip {
+        None,
+        Pool,
+        Given(IpAddr),
+    }
+    let ip = match spec.ip.as_deref() {
+        None | Some("none") => Ip::None,
+        Some("auto") => {
+            return Err(GntError::inval(
+                "IP address set to auto but name checks have been skipped",
+            ));
+        }
+        Some("pool") if network.is_none() => {
+            return Err(GntError::inval(
+                "if ip=pool, parameter network must be passed too",
+            ));
+        }
+        Some("pool") => Ip::Pool,
+        Some(s) => Ip::Given(parse_ip(s)?),
+    };
+    let vlan = spec.vlan.as_deref().map(normalize_vlan).transpose()?;
+    let mac = match spec.mac.as_deref() {
+        None | Some("auto") | Some("generate") => None,
+        Some(m) => {
+            let mac: MacAddr = m
+                .parse()
+                .map_err(|_| GntError::inval(format!("Invalid MAC address '{m}'")))?;
+            if !used_macs.insert(mac) {
+                return Err(GntError::prereq(
+                    ErrorCode::NotUnique,
+                    format!("MAC address {mac} already in use in cluster"),
+                ));
+            }
+            Some(mac)
+        }
+    };
+    let name = spec.name.clone().filter(|n| n != "none");
+
+    let (params, ip) = if let Some(net_uuid) = &network {
+        let net_name = cfg.networks[net_uuid].name.clone();
+        let Some(p) = cfg.nodegroups[group].networks.get(net_uuid).cloned() else {
+            return Err(GntError::inval(format!(
+                "No netparams found for network {net_name}. Probably not connected to {}",
+                where_text(cfg, group, node)
+            )));
+        };
+        fb.info(format!(
+            "NIC/{idx} inherits netparams ['{}', '{}', '{}']",
+            p.mode, p.link, p.vlan
+        ));
+        let pool = &mut cfg.networks.get_mut(net_uuid).expect("resolved").pool;
+        let ip = match ip {
+            Ip::None => None,
+            Ip::Pool => {
+                let ip = pool.allocate().map_err(|_| {
+                    GntError::state(format!(
+                        "Unable to get a free IP for NIC {idx} from the address pool"
+                    ))
+                })?;
+                fb.info(format!("Chose IP {ip} from network {net_name}"));
+                Some(IpAddr::V4(ip))
+            }
+            Ip::Given(ip) => {
+                reserve_given(pool, ip, conflicts_check).map_err(|()| {
+                    GntError::prereq(
+                        ErrorCode::NotUnique,
+                        format!("IP address {ip} already in use or does not belong to network {net_name}"),
+                    )
+                })?;
+                Some(ip)
+            }
+        };
+        (p, ip)
+    } else {
+        let d = &cfg.cluster.default_nicparams;
+        let p = NicParams {
+            mode: mode.unwrap_or(d.mode),
+            link: spec.link.clone().unwrap_or_else(|| d.link.clone()),
+            vlan: vlan.unwrap_or_else(|| d.vlan.clone()),
+        };
+        let ip = match ip {
+            Ip::Given(ip) => Some(ip),
+            _ => None,
+        };
+        if p.mode == NicMode::Routed && ip.is_none() {
+            return Err(GntError::inval(
+                "Routed nic mode requires an ip address if not attached to a network",
+            ));
+        }
+        if let (Some(ip), true) = (ip, conflicts_check) {
+            check_ip_not_in_connected(cfg, group, ip)?;
+        }
+        check_params(&p)?;
+        (p, ip)
+    };
+    let mac = match mac {
+        Some(m) => m,
+        None => generate_mac(prefix_for(cfg, network.as_deref()), used_macs)?,
+    };
+    Ok(Nic {
+        uuid: new_uuid(),
+        name,
+        mac,
+        ip,
+        network,
+        mode: params.mode,
+        link: params.link,
+        vlan: params.vlan,
+    })
+}
+
+/// Ganeti's `ReserveIp`: never an address used by an instance; an externally reserved one
+/// only without the conflicts check.
+fn reserve_given(pool: &mut crate::pool::AddressPool, ip: IpAddr, check: bool) -> Result<(), ()> {
+    let IpAddr::V4(v4) = ip else { return Err(()) };
+    if !pool.contains(v4) || pool.is_reserved(v4, Kind::Instance).unwrap_or(true) {
+        return Err(());
+    }
+    if check && pool.is_reserved(v4, Kind::External).unwrap_or(true) {
+        return Err(());
+    }
+    pool.reserve(v4, Kind::Instance).map_err(|_| ())
+}
+
+/// Releases a NIC's address from its network, if it has both.
+fn release_nic_ip(cfg: &mut Config, nic: &Nic) {
+    if let (Some(net), Some(ip)) = (&nic.network, nic.ipv4())
+        && let Some(n) = cfg.networks.get_mut(net)
+    {
+        let _ = n.pool.release(ip, Kind::Instance);
+    }
+}
+
+pub fn modify(
+    cfg: &mut Config,
+    name: &str,
+    changes: &[NicChange],
+    conflicts_check: bool,
+    fb: &mut Feedback,
+) -> Result<HookEnv, GntError> {
+    if changes.is_empty() {
+        return Err(GntError::Usage(
+            "Please give at least one of the parameters.".into(),
+        ));
+    }
+    let uuid = cfg.instance_uuid(name)?;
+    let mut inst = cfg.instances[&uuid].clone();
+    let group = inst.group.clone();
+    let node = inst.primary_node.clone();
+    let mut used_macs = cfg.macs_in_use();
+    for change in changes {
+        match change {
+            NicChange::Add(spec) => {
+                if inst.nics.len() >= MAX_NICS {
+                    return Err(GntError::inval(format!(
+                        "Instance has too many network interfaces ({}), cannot add more",
+                        inst.nics.len() + 1
+                    )));
+                }
+                if spec.ip.as_deref() == Some("pool")
+                    && matches!(spec.network.as_deref(), None | Some("none"))
+                {
+                    return Err(GntError::inval(
+                        "If ip=pool, parameter network cannot be none",
+                    ));
+                }
+                let idx = inst.nics.len();
+                let nic = new_nic(
+                    cfg,
+                    idx,
+                    spec,
+                    &group,
+                    node.as_deref(),
+                    conflicts_check,
+                    &mut used_macs,
+                    fb,
+                )?;
+                inst.nics.push(nic);
+            }
+            NicChange::Remove(idx) => {
+                let i = match idx {
+                    Some(i) => *i,
+                    None if !inst.nics.is_empty() => inst.nics.len() - 1,
+                    None => return Err(GntError::inval("Instance has no NICs to remove")),
+                };
+                if i >= inst.nics.len() {
+                    return Err(GntError::inval(format!(
+                        "Invalid NIC index {i}, valid range is 0-{}",
+                        inst.nics.len().saturating_sub(1)
+                    )));
+                }
+                let nic = inst.nics.remove(i);
+                release_nic_ip(cfg, &nic);
+                used_macs.remove(&nic.mac);
+            }
+            NicChange::Modify(i, spec) => {
+                if *i >= inst.nics.len() {
+                    return Err(GntError::inval(format!(
+                        "Invalid NIC index {i}, valid range is 0-{}",
+                        inst.nics.len().saturating_sub(1)
+                    )));
+                }
+                let old = inst.nics[*i].clone();
+                let new = modify_nic(
+                    cfg,
+                    *i,
+                    &old,
+                    spec,
+                    &group,
+                    conflicts_check,
+                    &mut used_macs,
+                    fb,
+                )?;
+                inst.nics[*i] = new;
+            }
+        }
+    }
+    inst.serial_no += 1;
+    inst.mtime = now();
+    let vars = instance_hook_vars(cfg, &inst);
+    cfg.instances.insert(uuid, inst);
+    Ok(instance_env(
+        "OP_INSTANCE_SET_PARAMS",
+        "instance-modify",
+        vars,
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn modify_nic(
+    cfg: &mut Config,
+    idx: usize,
+    old: &Nic,
+    spec: &NicSpec,
+    group: &str,
+    conflicts_check: bool,
+    used_macs: &mut BTreeSet<MacAddr>,
+    fb: &mut Feedback,
+) -> Result<Nic, GntError> {
+    let net_given = spec.network.as_deref().filter(|n| *n != "none");
+    if net_given.is_some() && (spec.mode.is_some() || spec.link.is_some()) {
+        return Err(GntError::inval(
+            "If network is given mode or link should not",
+        ));
+    }
+    if spec.mac.as_deref() == Some("auto") {
+        return Err(GntError::inval(
+            "'auto' is not a valid MAC address when modifying an existing NIC",
+        ));
+    }
+    let new_network = match spec.network.as_deref() {
+        None => old.network.clone(),
+        Some("none") | Some("") => None,
+        Some(n) => Some(cfg.network_uuid(n)?),
+    };
+    enum Ip {
+        Keep,
+        None,
+        Pool,
+        Given(IpAddr),
+    }
+    let ip_req = match spec.ip.as_deref() {
+        None => Ip::Keep,
+        Some("none") => Ip::None,
+        Some("pool") => Ip::Pool,
+        Some(s) => Ip::Given(parse_ip(s)?),
+    };
+    let mut nic = old.clone();
+    if let Some(n) = &spec.name {
+        nic.name = (n != "none").then(|| n.clone());
+    }
+    let net_changed = new_network != old.network;
+    let ip_changed = !matches!(ip_req, Ip::Keep);
+
+    // Link-layer parameters.
+    if let Some(nu) = &new_network {
+        if !net_changed && !ip_changed && (spec.mode.is_some() || spec.link.is_some()) {
+            return Err(GntError::inval(
+                "Not allowed to change link or mode of a NIC that is connected to a network",
+            ));
+        }
+        let Some(p) = cfg.nodegroups[group].networks.get(nu).cloned() else {
+            return Err(GntError::inval(format!(
+                "No netparams found for the network {}, probably not connected",
+                cfg.networks[nu].name
+            )));
+        };
+        if net_changed {
+            fb.info(format!(
+                "NIC/{idx} inherits netparams ['{}', '{}', '{}']",
+                p.mode, p.link, p.vlan
+            ));
+        }
+        nic.mode = p.mode;
+        nic.link = p.link;
+        nic.vlan = p.vlan;
+    } else {
+        if let Some(m) = spec.mode.as_deref() {
+            nic.mode = parse_mode(m)?;
+        }
+        if let Some(l) = &spec.link {
+            nic.link.clone_from(l);
+        }
+        check_params(&nic.params())?;
+    }
+    if let Some(v) = spec.vlan.as_deref()
+        && new_network.is_none()
+    {
+        nic.vlan = normalize_vlan(v)?;
+    }
+
+    // Addresses: release the old, take the new, only if (ip, network) changed.
+    let new_ip: Option<IpAddr> = match &ip_req {
+        Ip::Keep => old.ip,
+        Ip::None => None,
+        Ip::Given(ip) => Some(*ip),
+        Ip::Pool => None,
+    };
+    if net_changed || ip_changed {
+        release_nic_ip(cfg, old);
+        nic.ip = match (&ip_req, &new_network) {
+            (Ip::Pool, None) => return Err(GntError::inval("ip=pool, but no network found")),
+            (Ip::Pool, Some(nu)) => {
+                let pool = &mut cfg.networks.get_mut(nu).expect("resolved").pool;
+                let ip = pool.allocate().map_err(|_| {
+                    GntError::state("Unable to get a free IP from the address pool")
+                })?;
+                fb.info(format!(
+                    "Chose IP {ip} from network {}",
+                    cfg.networks[nu].name
+                ));
+                Some(IpAddr::V4(ip))
+            }
+            (_, Some(nu)) => match new_ip {
+                None => None,
+                Some(ip) => {
+                    let net_name = cfg.networks[nu].name.clone();
+                    let pool = &mut cfg.networks.get_mut(nu).expect("resolved").pool;
+                    reserve_given(pool, ip, conflicts_check).map_err(|()| {
+                        GntError::prereq(
+                            ErrorCode::NotUnique,
+                            format!("IP {ip} not available in network {net_name}"),
+                        )
+                    })?;
+                    fb.info(format!("Reserving IP {ip} in network {net_name}"));
+                    Some(ip)
+                }
+            },
+            (_, None) => {
+                if let (Some(ip), true) = (new_ip, conflicts_check) {
+                    check_ip_not_in_connected(cfg, group, ip)?;
+                }
+                new_ip
+            }
+        };
+    }
+    if nic.mode == NicMode::Routed && nic.ip.is_none() && new_network.is_none() {
+        return Err(GntError::inval(
+            "Cannot set the NIC IP address to None on a routed NIC if not attached to a network",
+        ));
+    }
+    nic.network = new_network;
+
+    // MAC: explicit, generate, or a new one when the network's prefix changes.
+    let old_prefix = prefix_for(cfg, old.network.as_deref());
+    let new_prefix = prefix_for(cfg, nic.network.as_deref());
+    match spec.mac.as_deref() {
+        Some("generate") => {
+            used_macs.remove(&old.mac);
+            nic.mac = generate_mac(new_prefix, used_macs)?;
+        }
+        Some(m) => {
+            let mac: MacAddr = m
+                .parse()
+                .map_err(|_| GntError::inval(format!("Invalid MAC address '{m}'")))?;
+            if mac != old.mac {
+                if used_macs.contains(&mac) {
+                    return Err(GntError::prereq(
+                        ErrorCode::NotUnique,
+                        format!("MAC address '{mac}' already in use in cluster"),
+                    ));
+                }
+                used_macs.remove(&old.mac);
+                used_macs.insert(mac);
+                nic.mac = mac;
+            }
+        }
+        None if net_changed && old_prefix != new_prefix => {
+            used_macs.remove(&old.mac);
+            nic.mac = generate_mac(new_prefix, used_macs)?;
+        }
+        None => {}
+    }
+    Ok(nic)
+}
+
+pub fn remove(cfg: &mut Config, name: &str) -> Result<HookEnv, GntError> {
+    let uuid = cfg.instance_uuid(name)?;
+    let inst = cfg.instances.remove(&uuid).expect("looked up");
+    for nic in &inst.nics {
+        release_nic_ip(cfg, nic);
+    }
+    let vars = instance_hook_vars(cfg, &inst);
+    Ok(instance_env("OP_INSTANCE_REMOVE", "instance-remove", vars))
+}
+
+pub fn rename(cfg: &mut Config, old: &str, new: &str) -> Result<HookEnv, GntError> {
+    if new.is_empty() {
+        return Err(GntError::param("OP_INSTANCE_RENAME", "new_name"));
+    }
+    let uuid = cfg.instance_uuid(old)?;
+    if cfg.instances.values().any(|i| i.name == new) {
+        return Err(GntError::prereq(
+            ErrorCode::Exists,
+            format!("Instance '{new}' is already in the cluster"),
+        ));
+    }
+    // Ganeti's rename hooks describe the instance under its old name, plus the new one.
+    let mut vars = instance_hook_vars(cfg, &cfg.instances[&uuid]);
+    vars.push(("INSTANCE_NEW_NAME".into(), new.to_owned()));
+    let inst = cfg.instances.get_mut(&uuid).expect("looked up");
+    inst.name = new.to_owned();
+    inst.serial_no += 1;
+    inst.mtime = now();
+    Ok(instance_env("OP_INSTANCE_RENAME", "instance-rename", vars))
+}
+
+pub fn add_tags(cfg: &mut Config, name: &str, new: &[String]) -> Result<(), GntError> {
+    let uuid = cfg.instance_uuid(name)?;
+    let inst = cfg.instances.get_mut(&uuid).expect("looked up");
+    tags::add(&mut inst.tags, new)?;
+    inst.serial_no += 1;
+    inst.mtime = now();
+    Ok(())
+}
+
+pub fn remove_tags(cfg: &mut Config, name: &str, old: &[String]) -> Result<(), GntError> {
+    let uuid = cfg.instance_uuid(name)?;
+    let inst = cfg.instances.get_mut(&uuid).expect("looked up");
+    tags::remove(&mut inst.tags, old)?;
+    inst.serial_no += 1;
+    inst.mtime = now();
+    Ok(())
+}
+
+fn instance_env(op_code: &'static str, path: &'static str, vars: Vec<(String, String)>) -> HookEnv {
+    HookEnv {
+        op_code,
+        path,
+        object_type: "INSTANCE",
+        vars,
+    }
+}
+
+/// The node an instance runs on for hooks: its primary node, else the master (this suite
+/// also manages instances that were placed only in a group).
+pub fn primary_name(cfg: &Config, inst: &Instance) -> String {
+    inst.primary_node
+        .as_ref()
+        .and_then(|n| cfg.nodes.get(n))
+        .map_or_else(|| cfg.cluster.master_node.clone(), |n| n.name.clone())
+}
+
+/// Ganeti's `BuildInstanceHookEnv`, network side (without the `GANETI_` prefix).
+pub fn instance_hook_vars(cfg: &Config, inst: &Instance) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = vec![
+        ("INSTANCE_NAME".into(), inst.name.clone()),
+        ("INSTANCE_PRIMARY".into(), primary_name(cfg, inst)),
+        ("INSTANCE_SECONDARIES".into(), String::new()),
+        ("INSTANCE_OS_TYPE".into(), String::new()),
+        ("INSTANCE_STATUS".into(), "down".into()),
+        ("INSTANCE_DISK_TEMPLATE".into(), "diskless".into()),
+        ("INSTANCE_DISK_COUNT".into(), "0".into()),
+        (
+            "INSTANCE_TAGS".into(),
+            inst.tags
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        ("INSTANCE_NIC_COUNT".into(), inst.nics.len().to_string()),
+    ];
+    for (i, nic) in inst.nics.iter().enumerate() {
+        let p = format!("INSTANCE_NIC{i}_");
+        let mut put = |k: &str, val: String| v.push((format!("{p}{k}"), val));
+        if let Some(n) = &nic.name {
+            put("NAME", n.clone());
+        }
+        put("UUID", nic.uuid.clone());
+        put("IP", nic.ip.map(|ip| ip.to_string()).unwrap_or_default());
+        put("MAC", nic.mac.to_string());
+        put("MODE", nic.mode.to_string());
+        put("LINK", nic.link.clone());
+        put("VLAN", nic.vlan.clone());
+        if matches!(nic.mode, NicMode::Bridged | NicMode::OpenVSwitch) {
+            put("BRIDGE", nic.link.clone());
+        }
+        if let Some(net) = nic
+            .network
+            .as_ref()
+            .and_then(|u| cfg.networks.get(u).map(|n| (u, n)))
+        {
+            let (nu, n) = net;
+            put("NETWORK_NAME", n.name.clone());
+            put("NETWORK_UUID", nu.clone());
+            put(
+                "NETWORK_TAGS",
+                n.tags
+                    .iter()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            );
+            put("NETWORK_SUBNET", n.network.to_string());
+            if let Some(g) = n.gateway {
+                put("NETWORK_GATEWAY", g.to_string());
+            }
+            if let Some(s6) = n.network6 {
+                put("NETWORK_SUBNET6", s6.to_string());
+            }
+            if let Some(g6) = n.gateway6 {
+                put("NETWORK_GATEWAY6", g6.to_string());
+            }
+            if let Some(mp) = n.mac_prefix {
+                put("NETWORK_MAC_PREFIX", mp.to_string());
+            }
+        }
+    }
+    v
+}
+
+/// IPv4 address of an instance NIC, for callers that want it typed.
+pub fn nic_ipv4(nic: &Nic) -> Option<Ipv4Addr> {
+    nic.ipv4()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vlan_forms() {
+        assert_eq!(normalize_vlan("100").unwrap(), ".100");
+        for ok in [".1", ":1", ":1:2", ".1:2:3", ""] {
+            normalize_vlan(ok).unwrap();
+        }
+        // Ganeti's testVLanFormat.
+        for bad in [".pinky", ":bunny", ":1:pinky", "bunny"] {
+            assert_eq!(
+                normalize_vlan(bad).unwrap_err(),
+                GntError::inval(format!("Specified VLAN parameter is invalid : {bad}"))
+            );
+        }
+    }
+
+    #[test]
+    fn nic_spec_parsing() {
+        let s = NicSpec::parse("ip=pool,network=net1").unwrap();
+        assert_eq!(s.ip.as_deref(), Some("pool"));
+        assert_eq!(s.network.as_deref(), Some("net1"));
+        assert!(NicSpec::parse("bogus=1").is_err());
+        assert!(NicSpec::parse("ip").is_err());
+    }
+}

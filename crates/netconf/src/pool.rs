@@ -1,0 +1,459 @@
+//! Ganeti's IPv4 address pool: two bitmaps over a subnet (instance and external
+//! reservations), lowest-free-first allocation, and the `X`/`.` usage map.
+//!
+//! The bitmaps live in memory as `u64` words so that "first free" is a word scan (a /16 is
+//! 1,024 words) and nothing is re-serialised per operation; they are written to
+//! `config.data` once per transaction as compact offset ranges (`0-1,255`).
+
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use bitvec::prelude::{BitVec, Lsb0};
+use ipnet::Ipv4Net;
+
+/// Smallest and largest prefix lengths Ganeti accepts for a pool.
+pub const MIN_PREFIX: u8 = 16;
+pub const MAX_PREFIX: u8 = 30;
+
+type Bits = BitVec<u64, Lsb0>;
+
+/// Which of the two bitmaps an operation targets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Used by an instance NIC.
+    Instance,
+    /// Excluded from allocation: network, broadcast, gateway, admin reservations.
+    External,
+}
+
+/// An `AddressPoolError` with Ganeti's texts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolError(pub String);
+
+impl fmt::Display for PoolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for PoolError {}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct AddressPool {
+    net: Ipv4Net,
+    instance: Bits,
+    external: Bits,
+}
+
+impl fmt::Debug for AddressPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "AddressPool({}, instance={}, external={})",
+            self.net,
+            encode_ranges(&self.instance),
+            encode_ranges(&self.external)
+        )
+    }
+}
+
+impl AddressPool {
+    /// An empty pool (no reservations at all) after Ganeti's size check.
+    pub fn empty(net: Ipv4Net) -> Result<Self, PoolError> {
+        let size = 1usize << (32 - net.prefix_len());
+        if net.prefix_len() > MAX_PREFIX {
+            return Err(PoolError(format!(
+                "A network with only {size} host(s) is too small, please specify at least a /30 network"
+            )));
+        }
+        if net.prefix_len() < MIN_PREFIX {
+            return Err(PoolError(format!(
+                "A big network with {size} host(s) is currently not supported. please specify at most a /16 network"
+            )));
+        }
+        Ok(AddressPool {
+            net,
+            instance: Bits::repeat(false, size),
+            external: Bits::repeat(false, size),
+        })
+    }
+
+    /// Ganeti's `InitializeNetwork`: network and broadcast, then the gateway, are reserved
+    /// externally.
+    pub fn initialize(net: Ipv4Net, gateway: Option<Ipv4Addr>) -> Result<Self, PoolError> {
+        let mut pool = Self::empty(net)?;
+        let last = pool.size() - 1;
+        pool.external.set(0, true);
+        pool.external.set(last, true);
+        if let Some(gw) = gateway {
+            pool.reserve(gw, Kind::External)?;
+        }
+        Ok(pool)
+    }
+
+    /// Rebuilds a pool from its stored bitmaps.
+    pub fn from_stored(net: Ipv4Net, instance: &str, external: &str) -> Result<Self, PoolError> {
+        let mut pool = Self::empty(net)?;
+        pool.instance = decode_bits(instance, pool.size())?;
+        pool.external = decode_bits(external, pool.size())?;
+        Ok(pool)
+    }
+
+    /// The stored forms of the instance and external bitmaps.
+    pub fn to_stored(&self) -> (String, String) {
+        (encode_ranges(&self.instance), encode_ranges(&self.external))
+    }
+
+    /// Ganeti's `0`/`1` strings, for export to Ganeti-format consumers.
+    pub fn to_ganeti_strings(&self) -> (String, String) {
+        let s = |b: &Bits| b.iter().map(|x| if *x { '1' } else { '0' }).collect();
+        (s(&self.instance), s(&self.external))
+    }
+
+    pub fn network(&self) -> Ipv4Net {
+        self.net
+    }
+
+    /// Number of addresses, network and broadcast included.
+    pub fn size(&self) -> usize {
+        self.instance.len()
+    }
+
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        self.net.contains(&ip)
+    }
+
+    fn index(&self, ip: Ipv4Addr) -> Result<usize, PoolError> {
+        if !self.contains(ip) {
+            return Err(PoolError(format!("{} does not contain {ip}", self.net)));
+        }
+        Ok((u32::from(ip) - u32::from(self.net.network())) as usize)
+    }
+
+    fn addr(&self, idx: usize) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.net.network()) + idx as u32)
+    }
+
+    fn bits(&self, kind: Kind) -> &Bits {
+        match kind {
+            Kind::Instance => &self.instance,
+            Kind::External => &self.external,
+        }
+    }
+
+    fn bits_mut(&mut self, kind: Kind) -> &mut Bits {
+        match kind {
+            Kind::Instance => &mut self.instance,
+            Kind::External => &mut self.external,
+        }
+    }
+
+    pub fn is_reserved(&self, ip: Ipv4Addr, kind: Kind) -> Result<bool, PoolError> {
+        let i = self.index(ip)?;
+        Ok(self.bits(kind)[i])
+    }
+
+    /// Set in either bitmap.
+    pub fn is_used(&self, ip: Ipv4Addr) -> Result<bool, PoolError> {
+        let i = self.index(ip)?;
+        Ok(self.instance[i] || self.external[i])
+    }
+
+    pub fn reserve(&mut self, ip: Ipv4Addr, kind: Kind) -> Result<(), PoolError> {
+        let i = self.index(ip)?;
+        if self.bits(kind)[i] {
+            return Err(PoolError(match kind {
+                Kind::Instance => format!("IP {ip} is already used by an instance"),
+                Kind::External => format!("IP {ip} is already externally reserved"),
+            }));
+        }
+        self.bits_mut(kind).set(i, true);
+        Ok(())
+    }
+
+    pub fn release(&mut self, ip: Ipv4Addr, kind: Kind) -> Result<(), PoolError> {
+        let i = self.index(ip)?;
+        if !self.bits(kind)[i] {
+            return Err(PoolError(match kind {
+                Kind::Instance => format!("IP {ip} is not used by an instance"),
+                Kind::External => format!("IP {ip} is not externally reserved"),
+            }));
+        }
+        self.bits_mut(kind).set(i, false);
+        Ok(())
+    }
+
+    /// The lowest address free in both bitmaps (Ganeti's `GenerateFree`), not reserved.
+    pub fn first_free(&self) -> Option<Ipv4Addr> {
+        let size = self.size();
+        let words = self
+            .instance
+            .as_raw_slice()
+            .iter()
+            .zip(self.external.as_raw_slice());
+        for (w, (a, b)) in words.enumerate() {
+            let free = !(a | b);
+            if free != 0 {
+                let idx = w * 64 + free.trailing_zeros() as usize;
+                // Bits past the end of a short (/27../30) pool are free in the raw word.
+                return (idx < size).then(|| self.addr(idx));
+            }
+        }
+        None
+    }
+
+    /// Ganeti's `GetFreeAddress`: the lowest free address, reserved for an instance.
+    pub fn allocate(&mut self) -> Result<Ipv4Addr, PoolError> {
+        let ip = self
+            .first_free()
+            .ok_or_else(|| PoolError(format!("{} is full", self.net)))?;
+        self.reserve(ip, Kind::Instance)?;
+        Ok(ip)
+    }
+
+    /// Addresses set in either bitmap (each counted once).
+    pub fn reserved_count(&self) -> usize {
+        let size = self.size();
+        let full_words = size / 64;
+        let a = self.instance.as_raw_slice();
+        let b = self.external.as_raw_slice();
+        let mut n: usize = (0..full_words)
+            .map(|w| (a[w] | b[w]).count_ones() as usize)
+            .sum();
+        if !size.is_multiple_of(64) {
+            let mask = (1u64 << (size % 64)) - 1;
+            n += ((a[full_words] | b[full_words]) & mask).count_ones() as usize;
+        }
+        n
+    }
+
+    pub fn free_count(&self) -> usize {
+        self.size() - self.reserved_count()
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.free_count() == 0
+    }
+
+    /// One character per address: `X` used (either bitmap), `.` free.
+    pub fn map(&self) -> String {
+        self.instance
+            .iter()
+            .zip(self.external.iter())
+            .map(|(a, b)| if *a || *b { 'X' } else { '.' })
+            .collect()
+    }
+
+    /// Externally reserved addresses in ascending order.
+    pub fn external_reservations(&self) -> Vec<Ipv4Addr> {
+        self.external.iter_ones().map(|i| self.addr(i)).collect()
+    }
+
+    /// Addresses used by instances in ascending order.
+    pub fn instance_reservations(&self) -> Vec<Ipv4Addr> {
+        self.instance.iter_ones().map(|i| self.addr(i)).collect()
+    }
+}
+
+/// `0-1,17,255`: the set bits as ascending offset ranges, found a word at a time.
+fn encode_ranges(bits: &Bits) -> String {
+    let words = bits.as_raw_slice();
+    let len = bits.len();
+    let mut out = String::new();
+    let mut from = 0;
+    while let Some(start) = next_bit(words, from, len, true) {
+        let end = next_bit(words, start, len, false).unwrap_or(len) - 1;
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if start == end {
+            out.push_str(&start.to_string());
+        } else {
+            out.push_str(&format!("{start}-{end}"));
+        }
+        from = end + 1;
+    }
+    out
+}
+
+/// The first index ≥ `from` (and < `len`) whose bit equals `value`.
+fn next_bit(words: &[u64], from: usize, len: usize, value: bool) -> Option<usize> {
+    if from >= len {
+        return None;
+    }
+    let word = |w: usize| if value { words[w] } else { !words[w] };
+    let mut w = from / 64;
+    let mut cur = word(w) & (!0u64 << (from % 64));
+    loop {
+        if cur != 0 {
+            let idx = w * 64 + cur.trailing_zeros() as usize;
+            return (idx < len).then_some(idx);
+        }
+        w += 1;
+        if w >= words.len() {
+            return None;
+        }
+        cur = word(w);
+    }
+}
+
+/// Reads either the range form or Ganeti's `0`/`1` string of exactly `size` characters
+/// (so a Ganeti export can be pasted in). The forms cannot be confused: a single offset
+/// written with `size` digits would exceed `size`.
+fn decode_bits(s: &str, size: usize) -> Result<Bits, PoolError> {
+    let bad = |why: &str| PoolError(format!("invalid reservation bitmap '{}': {why}", short(s)));
+    if s.len() == size && s.bytes().all(|c| c == b'0' || c == b'1') {
+        return Ok(s.bytes().map(|c| c == b'1').collect());
+    }
+    let mut bits = Bits::repeat(false, size);
+    for part in s.split(',').filter(|p| !p.is_empty()) {
+        let (a, b) = match part.split_once('-') {
+            Some((a, b)) => (a, b),
+            None => (part, part),
+        };
+        let a: usize = a.trim().parse().map_err(|_| bad("not a number"))?;
+        let b: usize = b.trim().parse().map_err(|_| bad("not a number"))?;
+        if a > b || b >= size {
+            return Err(bad("offset out of range"));
+        }
+        bits[a..=b].fill(true);
+    }
+    Ok(bits)
+}
+
+fn short(s: &str) -> String {
+    if s.len() > 40 {
+        format!("{}…", &s[..40])
+    } else {
+        s.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(s: &str) -> Ipv4Net {
+        s.parse().unwrap()
+    }
+    fn ip(s: &str) -> Ipv4Addr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn fresh_24_with_gateway() {
+        let p = AddressPool::initialize(net("192.168.1.0/24"), Some(ip("192.168.1.1"))).unwrap();
+        assert_eq!(p.size(), 256);
+        assert_eq!(p.free_count(), 253);
+        assert_eq!(p.reserved_count(), 3);
+        assert_eq!(
+            p.external_reservations(),
+            [ip("192.168.1.0"), ip("192.168.1.1"), ip("192.168.1.255")]
+        );
+        assert_eq!(p.first_free(), Some(ip("192.168.1.2")));
+        assert_eq!(p.to_stored(), (String::new(), "0-1,255".to_owned()));
+    }
+
+    #[test]
+    fn size_limits_have_ganeti_texts() {
+        assert_eq!(
+            AddressPool::initialize(net("10.0.0.0/31"), None)
+                .unwrap_err()
+                .0,
+            "A network with only 2 host(s) is too small, please specify at least a /30 network"
+        );
+        assert_eq!(
+            AddressPool::initialize(net("10.0.0.0/32"), None)
+                .unwrap_err()
+                .0,
+            "A network with only 1 host(s) is too small, please specify at least a /30 network"
+        );
+        assert_eq!(
+            AddressPool::initialize(net("10.0.0.0/15"), None)
+                .unwrap_err()
+                .0,
+            "A big network with 131072 host(s) is currently not supported. please specify at most a /16 network"
+        );
+        let p = AddressPool::initialize(net("10.0.0.0/30"), None).unwrap();
+        assert_eq!(p.free_count(), 2);
+    }
+
+    #[test]
+    fn gateway_errors() {
+        assert_eq!(
+            AddressPool::initialize(net("192.0.2.0/24"), Some(ip("198.51.100.1")))
+                .unwrap_err()
+                .0,
+            "192.0.2.0/24 does not contain 198.51.100.1"
+        );
+        assert_eq!(
+            AddressPool::initialize(net("192.0.2.0/24"), Some(ip("192.0.2.255")))
+                .unwrap_err()
+                .0,
+            "IP 192.0.2.255 is already externally reserved"
+        );
+    }
+
+    #[test]
+    fn reserve_release_texts() {
+        let mut p = AddressPool::initialize(net("10.0.0.0/16"), None).unwrap();
+        let a = ip("10.0.0.2");
+        p.reserve(a, Kind::Instance).unwrap();
+        assert_eq!(
+            p.reserve(a, Kind::Instance).unwrap_err().0,
+            "IP 10.0.0.2 is already used by an instance"
+        );
+        p.release(a, Kind::Instance).unwrap();
+        assert_eq!(
+            p.release(a, Kind::Instance).unwrap_err().0,
+            "IP 10.0.0.2 is not used by an instance"
+        );
+        assert_eq!(
+            p.release(a, Kind::External).unwrap_err().0,
+            "IP 10.0.0.2 is not externally reserved"
+        );
+        // Both bitmaps may hold the same address; it counts once.
+        p.reserve(a, Kind::Instance).unwrap();
+        p.reserve(a, Kind::External).unwrap();
+        assert_eq!(p.reserved_count(), 3);
+    }
+
+    #[test]
+    fn fill_a_16_in_order_then_full() {
+        let mut p = AddressPool::initialize(net("10.0.0.0/16"), None).unwrap();
+        assert_eq!(p.allocate().unwrap(), ip("10.0.0.1"));
+        for _ in 0..65533 {
+            p.allocate().unwrap();
+        }
+        assert!(p.is_full());
+        assert_eq!(p.allocate().unwrap_err().0, "10.0.0.0/16 is full");
+        assert_eq!(p.to_stored(), ("1-65534".to_owned(), "0,65535".to_owned()));
+    }
+
+    #[test]
+    fn short_pools_never_hand_out_padding_bits() {
+        let mut p = AddressPool::initialize(net("10.0.0.0/30"), None).unwrap();
+        assert_eq!(p.allocate().unwrap(), ip("10.0.0.1"));
+        assert_eq!(p.allocate().unwrap(), ip("10.0.0.2"));
+        assert_eq!(p.first_free(), None);
+        assert_eq!(p.map(), "XXXX");
+    }
+
+    #[test]
+    fn stored_forms_round_trip_and_ganeti_strings_are_read() {
+        let mut p = AddressPool::initialize(net("192.0.2.0/28"), Some(ip("192.0.2.1"))).unwrap();
+        p.reserve(ip("192.0.2.10"), Kind::External).unwrap();
+        p.reserve(ip("192.0.2.2"), Kind::Instance).unwrap();
+        p.reserve(ip("192.0.2.3"), Kind::Instance).unwrap();
+        let (i, e) = p.to_stored();
+        assert_eq!((i.as_str(), e.as_str()), ("2-3", "0-1,10,15"));
+        assert_eq!(AddressPool::from_stored(p.network(), &i, &e).unwrap(), p);
+        let (gi, ge) = p.to_ganeti_strings();
+        assert_eq!(ge, "1100000000100001");
+        assert_eq!(AddressPool::from_stored(p.network(), &gi, &ge).unwrap(), p);
+        assert_eq!(p.map(), "XXXX......X....X");
+        assert!(AddressPool::from_stored(p.network(), "0-16", "").is_err());
+        assert!(AddressPool::from_stored(p.network(), "x", "").is_err());
+        assert!(AddressPool::from_stored(p.network(), "5-2", "").is_err());
+    }
+}
