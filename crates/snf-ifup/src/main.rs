@@ -50,9 +50,9 @@ enum Cmd {
         instance: String,
         #[arg(long)]
         nic: u32,
-        /// config.data to read (default: the cluster's).
-        #[arg(long)]
-        config: Option<PathBuf>,
+        /// config.data to read.
+        #[arg(long, env = "NETCONF_CONFIG", default_value = netconf::config::DEFAULT_CONFIG_PATH, value_name = "FILE")]
+        config: PathBuf,
     },
     /// Remove everything snf-ifup configured for TAP.
     Down {
@@ -120,7 +120,7 @@ fn run() -> anyhow::Result<ExitCode> {
             config,
         } => {
             let t = tap(&t)?;
-            let mut env = standalone::nic_from_config(config.as_deref(), &instance, nic)?;
+            let mut env = standalone::nic_from_config(&config, &instance, nic)?;
             env.interface = Some(t.clone());
             apply::up(&ctx, &env, &t, Flavour::Kvm, true)?;
         }

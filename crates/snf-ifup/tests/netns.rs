@@ -756,12 +756,100 @@ fn private_filtered_isolates_mac_prefixes() {
     assert!(lab.ping_ok(&g[0], "198.51.100.13", &[]), "without the tag");
 }
 
-/// Ganeti's Xen NIC file for the NIC of `nic()` (layout of Ganeti's _WriteNICInfoFile).
-fn xen_file(tags: &[&str], net_tags: &str) -> String {
-    format!(
-        "TAGS=\"{}\"\nNETWORK_NAME=\"net1\"\nNETWORK_UUID=\"a1b2c3d4-0000-4000-8000-000000000002\"\nNETWORK_TAGS=\"{net_tags}\"\nNETWORK_SUBNET=\"198.51.100.0/24\"\nNETWORK_GATEWAY=\"198.51.100.1\"\nNETWORK_SUBNET6=\"2001:db8:1::/64\"\nNETWORK_GATEWAY6=\"2001:db8:1::1\"\nNETWORK_MAC_PREFIX=\"aa:00:00\"\nMAC={MAC1}\nIP=198.51.100.11\nINTERFACE_INDEX=0\nINTERFACE_UUID=5e0c7a52-0000-4000-8000-000000000001\nMODE=bridged\nLINK=br0\nVLAN=\n",
-        tags.join("\\ ")
-    )
+/// Ganeti's Xen NIC file (layout of Ganeti's _WriteNICInfoFile) for `env`.
+fn xen_file(env: &Env) -> String {
+    let get = |k: &str| {
+        env.iter()
+            .find(|(a, _)| a == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let mut s = format!("TAGS=\"{}\"\n", get("TAGS").replace(' ', "\\ "));
+    for k in [
+        "NETWORK_NAME",
+        "NETWORK_UUID",
+        "NETWORK_TAGS",
+        "NETWORK_SUBNET",
+        "NETWORK_GATEWAY",
+        "NETWORK_SUBNET6",
+        "NETWORK_GATEWAY6",
+        "NETWORK_MAC_PREFIX",
+    ] {
+        s.push_str(&format!("{k}=\"{}\"\n", get(k)));
+    }
+    for k in [
+        "MAC",
+        "IP",
+        "INTERFACE_INDEX",
+        "INTERFACE_UUID",
+        "MODE",
+        "LINK",
+        "VLAN",
+    ] {
+        s.push_str(&format!("{k}={}\n", get(k)));
+    }
+    s
+}
+
+/// Writes config.data (network net1 connected bridged to br0, instance vm1.example.org
+/// with one NIC in it) through netconf's store, as gnt-network and gnt-instance would;
+/// returns Ganeti's environment for that NIC on TAP `tap`.
+fn write_config(path: &Path, tap: &str, net_tags: &[&str], inst_tags: &[&str]) -> Env {
+    use netconf::config::{FileStore, transaction};
+    use netconf::ops::{self, Feedback};
+    let store = FileStore::new(path);
+    let mut fb = Feedback::default();
+    transaction(&store, |cfg| {
+        ops::network::add(
+            cfg,
+            &ops::network::AddNetwork {
+                name: "net1".into(),
+                network: Some("198.51.100.0/24".into()),
+                gateway: Some("198.51.100.1".into()),
+                network6: Some("2001:db8:1::/64".into()),
+                gateway6: Some("2001:db8:1::1".into()),
+                mac_prefix: Some("aa:00:00".into()),
+                tags: net_tags.iter().map(|t| (*t).to_owned()).collect(),
+                ..Default::default()
+            },
+            &mut fb,
+        )?;
+        let raw = ops::network::RawNicParams {
+            mode: Some("bridged".into()),
+            link: Some("br0".into()),
+            vlan: None,
+        };
+        ops::network::connect(cfg, "net1", &raw, &[], false, &mut fb)?;
+        let spec =
+            ops::instance::NicSpec::parse(&format!("network=net1,ip=198.51.100.11,mac={MAC1}"))?;
+        ops::instance::add(
+            cfg,
+            &ops::instance::AddInstance {
+                name: "vm1.example.org".into(),
+                nics: vec![spec],
+                tags: inst_tags.iter().map(|t| (*t).to_owned()).collect(),
+                ..Default::default()
+            },
+            &mut fb,
+        )?;
+        Ok(())
+    })
+    .expect("write config.data");
+    let cfg = netconf::config::Store::read(&store).unwrap();
+    let inst = cfg.instances.values().next().unwrap();
+    let nu = cfg.network_uuid("net1").unwrap();
+    let mut env = nic(
+        tap,
+        MAC1,
+        "198.51.100.11",
+        "bridged",
+        "br0",
+        &net_tags.join(" "),
+        &inst_tags.join(" "),
+    );
+    set(&mut env, "INTERFACE_UUID", &inst.nics[0].uuid);
+    set(&mut env, "NETWORK_UUID", &nu);
+    env
 }
 
 #[test]
@@ -774,16 +862,13 @@ fn every_entry_point_gives_the_same_result() {
     let vif = "vif1.0";
     lab.guest(vif, MAC1);
     let fw0 = lab.fw_dump();
-    let net_tags = "nfdhcpd private-filtered spoof-protected";
-    let tags = ["synnefo:network:0:protected", "blue"];
-    let env = nic(
+    let config = lab.dir.path().join("config.data");
+    // Sorted, as config.data keeps tags as sets.
+    let env = write_config(
+        &config,
         vif,
-        MAC1,
-        "198.51.100.11",
-        "bridged",
-        "br0",
-        net_tags,
-        &tags.join(" "),
+        &["nfdhcpd", "private-filtered", "spoof-protected"],
+        &["blue", "synnefo:network:0:protected"],
     );
     let bin = Path::new(env!("CARGO_BIN_EXE_snf-ifup"));
     let links = lab.dir.path().join("links");
@@ -802,7 +887,7 @@ fn every_entry_point_gives_the_same_result() {
     }
     let nicfile = lab.nic_dir().join("vm1.example.org");
     std::fs::create_dir_all(&nicfile).unwrap();
-    std::fs::write(nicfile.join("0"), xen_file(&tags, net_tags)).unwrap();
+    std::fs::write(nicfile.join("0"), xen_file(&env)).unwrap();
     // The domain name comes from the configured command (here instead of `xl domname`).
     std::fs::write(
         lab.dir.path().join("snf-network.toml"),
@@ -812,12 +897,13 @@ fn every_entry_point_gives_the_same_result() {
 
     let mut env_action = env.clone();
     set(&mut env_action, "ACTION", "up");
-    let mut env_pre = env_action.clone();
-    set(&mut env_pre, "MIGRATION_PHASE", "post");
+    let mut env_post = env_action.clone();
+    set(&mut env_post, "MIGRATION_PHASE", "post");
     let xen_env: Env = vec![
         ("vif".into(), vif.into()),
         ("XENBUS_PATH".into(), "backend/vif/1/0".into()),
     ];
+    let standalone_env: Env = vec![("NETCONF_CONFIG".into(), config.display().to_string())];
     type Call<'a> = (
         &'a str,
         std::path::PathBuf,
@@ -850,7 +936,7 @@ fn every_entry_point_gives_the_same_result() {
         (
             "network/bridged/up (Ganeti 3.2)",
             links.join("ganeti/network/bridged/up"),
-            &env_pre,
+            &env_post,
             vec![],
             vec![],
         ),
@@ -874,6 +960,29 @@ fn every_entry_point_gives_the_same_result() {
             &xen_env,
             vec!["xen", "add"],
             vec!["xen", "remove"],
+        ),
+        (
+            "standalone (config.data)",
+            bin.into(),
+            &standalone_env,
+            vec!["up", vif, "--instance", "vm1.example.org", "--nic", "0"],
+            vec!["down", vif],
+        ),
+        (
+            "standalone --config",
+            bin.into(),
+            &xen_env,
+            vec![
+                "up",
+                vif,
+                "--instance",
+                "vm1.example.org",
+                "--nic",
+                "0",
+                "--config",
+                config.to_str().unwrap(),
+            ],
+            vec!["down", vif],
         ),
     ];
     let down_as: Vec<(std::path::PathBuf, &Env, Vec<&str>)> = vec![
@@ -919,13 +1028,25 @@ fn every_entry_point_gives_the_same_result() {
         assert_eq!(lab.fw_dump(), fw0, "{what} down");
         assert!(!lab.nfdhcpd_dir().join(vif).exists());
     }
-    // The standalone path reads config.data (not on this branch yet): a clear error.
+    // The standalone path's errors name what is wrong.
     let o = lab.ifup(
-        &[],
-        &["up", vif, "--instance", "vm1.example.org", "--nic", "0"],
+        &refs(&standalone_env),
+        &["up", vif, "--instance", "vm1.example.org", "--nic", "3"],
     );
     assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("standalone mode needs netconf::config"));
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("Instance 'vm1.example.org' has no NIC 3 (it has 1)")
+    );
+    let o = lab.ifup(
+        &refs(&standalone_env),
+        &["up", vif, "--instance", "vm9", "--nic", "0"],
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("Instance 'vm9' not known"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 #[test]
