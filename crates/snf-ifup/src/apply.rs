@@ -1,8 +1,13 @@
-//! Executing a plan (`up`, `reapply`), undoing it (`down`), and showing it (`status`,
+//! Executing plans (`up`, `reapply`), undoing them (`down`), and showing them (`status`,
 //! `--dry-run`).
+//!
+//! Speed: one `ip -batch` per address family, one `*-restore` per firewall table, and no
+//! `*-save` when the recorded state says what the tables hold (the batch then asserts it:
+//! a wrong guess fails atomically and we retry from a real dump). `reapply` does all NICs
+//! in one batch per tool.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use netconf::{IfName, NicEnv};
@@ -10,15 +15,24 @@ use netconf::{IfName, NicEnv};
 use crate::announce;
 use crate::config::Config;
 use crate::exec;
-use crate::firewall::{self, Family, TableSpec};
+use crate::firewall::{self, Dump, Family, TableSpec};
 use crate::log;
-use crate::node;
+use crate::node::{self, RoutingCache};
 use crate::plan::{self, Announce, Flavour, Plan, Undo};
-use crate::state::{self, State};
+use crate::state::{self, FwMap, State};
 
 pub struct Ctx {
     pub cfg: Config,
     pub dry_run: bool,
+}
+
+/// One NIC to apply.
+struct Work<'a> {
+    tap: &'a IfName,
+    plan: &'a Plan,
+    prev: Option<&'a State>,
+    /// What the firewall holds of this TAP, if known without reading it.
+    known: Option<FwMap>,
 }
 
 /// Brings one NIC up. On failure everything this call changed is rolled back: to the
@@ -33,14 +47,15 @@ pub fn up(
     let _lock = lock(ctx)?;
     let dir = &ctx.cfg.state_dir;
     let prev = state::load(dir, tap)?;
-    let facts = node::facts(nic, tap)?;
+    let mut routing = RoutingCache::default();
+    let facts = node::facts(nic, tap, &mut routing)?;
     let plan = plan::build(nic, tap, flavour, &ctx.cfg, &facts, announce)?;
     for w in &plan.warnings {
         log::warn(&format!("{tap}: {w}"));
     }
     let binding_path = ctx.cfg.nfdhcpd_state_dir.join(tap.as_str());
     if ctx.dry_run {
-        return print_plan(ctx, tap, &plan, prev.as_ref(), &binding_path);
+        return print_plan(tap, &plan, prev.as_ref(), &binding_path);
     }
     log::info(&format!(
         "configuring {tap} (instance {}, NIC {}, mode {})",
@@ -79,13 +94,29 @@ pub fn up(
             .map(|_| binding_path.clone())
             .or_else(|| prev.as_ref().and_then(|p| p.binding.clone())),
         undo,
+        firewall: prev
+            .as_ref()
+            .map(|p| p.firewall.clone())
+            .unwrap_or_default(),
     };
     state::save(dir, &st)?;
 
-    match execute(ctx, tap, &plan, prev.as_ref()) {
+    let known = match &prev {
+        None => Some(FwMap::new()),
+        Some(p) if p.complete => Some(p.fw_map()),
+        Some(_) => None,
+    };
+    let work = Work {
+        tap,
+        plan: &plan,
+        prev: prev.as_ref(),
+        known,
+    };
+    match execute(ctx, &[work]) {
         Ok(()) => {
             st.complete = true;
             st.families = plan.firewall.keys().copied().collect();
+            st.firewall = state::to_records(&plan.firewall);
             st.undo = plan.undo.clone();
             st.binding = plan.binding.as_ref().map(|_| binding_path);
             state::save(dir, &st)?;
@@ -179,51 +210,125 @@ fn stale_lines(old: &Undo, new: &Undo, tap: &str) -> (Vec<String>, Vec<String>) 
     (v4, v6)
 }
 
-fn execute(ctx: &Ctx, tap: &IfName, plan: &Plan, prev: Option<&State>) -> anyhow::Result<()> {
-    let t = tap.as_str();
-    // Before the link comes up (accept_dad only matters then).
-    for (k, v) in &plan.sysctls {
-        std::fs::write(node::sysctl_path(k), v).with_context(|| format!("cannot set {k}={v}"))?;
+fn execute(ctx: &Ctx, works: &[Work]) -> anyhow::Result<()> {
+    // Before the links come up (accept_dad only matters then).
+    for w in works {
+        for (k, v) in &w.plan.sysctls {
+            std::fs::write(node::sysctl_path(k), v)
+                .with_context(|| format!("cannot set {k}={v}"))?;
+        }
     }
-    batch("ip", &["-4", "-batch", "-"], &plan.ip4)?;
-    batch("bridge", &["-batch", "-"], &plan.bridge)?;
-    if !plan.ovs.is_empty() {
-        let args: Vec<&str> = plan.ovs.iter().map(String::as_str).collect();
+    // The three firewall tables, the links/routes and the bindings are independent: they
+    // run side by side (the kernel's nf_tables commits mostly wait, they do not compute).
+    std::thread::scope(|scope| {
+        let fw: Vec<_> = Family::ALL
+            .into_iter()
+            .map(|fam| scope.spawn(move || firewall_family(fam, works)))
+            .collect();
+        let files = scope.spawn(|| -> anyhow::Result<()> {
+            for w in works {
+                write_binding(&ctx.cfg, w.tap, w.plan)?;
+            }
+            Ok(())
+        });
+        let links = links_and_routes(works);
+        let mut errors = Vec::new();
+        for h in fw.into_iter().chain([files]) {
+            match h.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => errors.push(e),
+                Err(_) => errors.push(anyhow::anyhow!("internal error: a worker panicked")),
+            }
+        }
+        links?;
+        if let Some(e) = errors.into_iter().next() {
+            return Err(e);
+        }
+        Ok(())
+    })?;
+    for w in works {
+        announce_all(w.tap.as_str(), &w.plan.announce);
+    }
+    Ok(())
+}
+
+fn links_and_routes(works: &[Work]) -> anyhow::Result<()> {
+    let all = |f: fn(&Plan) -> &Vec<String>| -> Vec<String> {
+        works
+            .iter()
+            .flat_map(|w| f(w.plan).iter().cloned())
+            .collect()
+    };
+    batch("ip", &["-4", "-batch", "-"], &all(|p| &p.ip4))?;
+    batch("bridge", &["-batch", "-"], &all(|p| &p.bridge))?;
+    for w in works.iter().filter(|w| !w.plan.ovs.is_empty()) {
+        let args: Vec<&str> = w.plan.ovs.iter().map(String::as_str).collect();
         exec::run("ovs-vsctl", &args)?;
     }
-    batch("ip", &["-6", "-batch", "-"], &plan.ip6)?;
-    if let Some(p) = prev {
-        let (v4, v6) = stale_lines(&p.undo, &plan.undo, t);
-        batch_forgiving("ip", &["-4", "-force", "-batch", "-"], &v4)?;
-        batch_forgiving("ip", &["-6", "-force", "-batch", "-"], &v6)?;
-        if let Some(old) = &p.undo.bridge
-            && plan.undo.bridge.as_ref() != Some(old)
-            && node::master(t).as_deref() == Some(old.as_str())
-        {
-            exec::run("ip", &["link", "set", "dev", t, "nomaster"])?;
+    batch("ip", &["-6", "-batch", "-"], &all(|p| &p.ip6))?;
+    let (mut s4, mut s6) = (Vec::new(), Vec::new());
+    for w in works {
+        let t = w.tap.as_str();
+        if let Some(p) = w.prev {
+            let (a, b) = stale_lines(&p.undo, &w.plan.undo, t);
+            s4.extend(a);
+            s6.extend(b);
+            if let Some(old) = &p.undo.bridge
+                && w.plan.undo.bridge.as_ref() != Some(old)
+                && node::master(t).as_deref() == Some(old.as_str())
+            {
+                exec::run("ip", &["link", "set", "dev", t, "nomaster"])?;
+            }
         }
     }
-    for fam in Family::ALL {
-        let spec = plan.firewall.get(&fam);
-        let before = prev.is_some_and(|p| p.families.contains(&fam));
-        if spec.is_none() && !before {
-            continue;
-        }
+    batch_forgiving("ip", &["-4", "-force", "-batch", "-"], &s4)?;
+    batch_forgiving("ip", &["-6", "-force", "-batch", "-"], &s6)
+}
+
+/// One firewall table for `works`: the recorded-state fast path for a single NIC, one
+/// dump and one batch for several.
+fn firewall_family(fam: Family, works: &[Work]) -> anyhow::Result<()> {
+    if let [w] = works {
+        let maybe = w.prev.map_or(Family::ALL.to_vec(), |p| p.families.clone());
+        apply_firewall(
+            fam,
+            w.tap.as_str(),
+            &w.plan.firewall,
+            w.known.as_ref(),
+            &maybe,
+        )
+    } else {
         let empty = TableSpec::default();
+        let list: Vec<(&str, &TableSpec)> = works
+            .iter()
+            .map(|w| (w.tap.as_str(), w.plan.firewall.get(&fam).unwrap_or(&empty)))
+            .collect();
         let dump = firewall::dump(fam)?;
-        if let Some(b) = firewall::render(fam, &dump, t, spec.unwrap_or(&empty)) {
-            firewall::restore(fam, &b).with_context(|| format!("{fam} rules for {t}"))?;
+        if let Some(b) = firewall::render_many(fam, &dump, &list, true) {
+            firewall::restore(fam, &b).with_context(|| format!("{fam} rules"))?;
         }
+        Ok(())
     }
-    let path = ctx.cfg.nfdhcpd_state_dir.join(t);
+}
+
+fn write_binding(cfg: &Config, tap: &IfName, plan: &Plan) -> anyhow::Result<()> {
+    let path = cfg.nfdhcpd_state_dir.join(tap.as_str());
     match &plan.binding {
         Some(b) => {
-            b.write_atomic(&ctx.cfg.nfdhcpd_state_dir, tap)
+            // Unchanged bindings are not rewritten: nfdhcpd reloads on every write.
+            if std::fs::read_to_string(&path).is_ok_and(|old| old == b.render()) {
+                return Ok(());
+            }
+            b.write_atomic(&cfg.nfdhcpd_state_dir, tap)
                 .with_context(|| format!("cannot write binding {}", path.display()))?;
         }
         None => remove_file(&path)?,
     }
-    for a in &plan.announce {
+    Ok(())
+}
+
+fn announce_all(t: &str, list: &[Announce]) {
+    for a in list {
         let (dev, frame, what) = match a {
             Announce::Garp { ip, dev } => match node::mac(dev.as_str()) {
                 Some(m) => (
@@ -247,10 +352,60 @@ fn execute(ctx: &Ctx, tap: &IfName, plan: &Plan, prev: Option<&State>) -> anyhow
             Err(e) => log::warn(&format!("{t}: {what} on {dev} failed: {e:#}")),
         }
     }
+}
+
+/// Makes `tap`'s chains in table `fam` equal `want`. `known` is what the tables are
+/// believed to hold (from the state file); `maybe` the tables to look at when it is not.
+fn apply_firewall(
+    fam: Family,
+    tap: &str,
+    want: &FwMap,
+    known: Option<&FwMap>,
+    maybe: &[Family],
+) -> anyhow::Result<()> {
+    let empty = TableSpec::default();
+    let w = want.get(&fam).unwrap_or(&empty);
+    let Some(k) = known else {
+        if maybe.contains(&fam) || !w.is_empty() {
+            firewall_from_dump(fam, tap, w)?;
+        }
+        return Ok(());
+    };
+    let old = k.get(&fam).unwrap_or(&empty);
+    if old.is_empty() && w.is_empty() {
+        return Ok(());
+    }
+    let assumed = Dump::assumed(fam, tap, old);
+    let fast = match firewall::render_many(fam, &assumed, &[(tap, w)], false) {
+        Some(b) => firewall::restore(fam, &b),
+        None => Ok(()),
+    };
+    match fast {
+        Ok(()) => {
+            // Profile chains this NIC no longer uses go if nobody else does.
+            for c in old.shared.iter().filter(|c| !w.shared.contains(c)) {
+                let _ = firewall::restore(fam, &firewall::gc_batch(&c.name));
+            }
+            Ok(())
+        }
+        Err(e) => {
+            log::info(&format!(
+                "{tap}: {fam} differs from the recorded state ({e:#}); reading it"
+            ));
+            firewall_from_dump(fam, tap, w)
+        }
+    }
+}
+
+fn firewall_from_dump(fam: Family, tap: &str, want: &TableSpec) -> anyhow::Result<()> {
+    let dump = firewall::dump(fam)?;
+    if let Some(b) = firewall::render(fam, &dump, tap, want) {
+        firewall::restore(fam, &b).with_context(|| format!("{fam} rules for {tap}"))?;
+    }
     Ok(())
 }
 
-fn remove_file(path: &std::path::Path) -> anyhow::Result<()> {
+fn remove_file(path: &Path) -> anyhow::Result<()> {
     match std::fs::remove_file(path) {
         // A missing directory (or a file where a directory should be) means no file either.
         Err(e)
@@ -275,16 +430,21 @@ pub fn down(ctx: &Ctx, tap: &IfName) -> anyhow::Result<()> {
     teardown(ctx, tap, st.as_ref())
 }
 
-fn teardown_lines(tap: &str, st: Option<&State>) -> anyhow::Result<(Vec<String>, Vec<String>)> {
+fn teardown_lines(
+    tap: &str,
+    st: Option<&State>,
+    routing: &mut RoutingCache,
+) -> anyhow::Result<(Vec<String>, Vec<String>)> {
     let mut v4 = Vec::new();
     let mut v6 = Vec::new();
-    for r in node::rules_for(tap, false)? {
+    routing.load_both()?;
+    for r in routing.get(false)?.rules_for(tap) {
         v4.push(format!(
             "rule del priority {} iif {tap} lookup {}",
             r.priority, r.table
         ));
     }
-    for r in node::rules_for(tap, true)? {
+    for r in routing.get(true)?.rules_for(tap) {
         v6.push(format!(
             "rule del priority {} iif {tap} lookup {}",
             r.priority, r.table
@@ -292,6 +452,7 @@ fn teardown_lines(tap: &str, st: Option<&State>) -> anyhow::Result<(Vec<String>,
     }
     if let Some(st) = st {
         let (a, b) = stale_lines(&st.undo, &Undo::default(), tap);
+        // Routes through the TAP vanish with it; proxy entries are on the uplink.
         if node::link_exists(tap) {
             v4.extend(a);
             v6.extend(b.iter().filter(|l| l.starts_with("route")).cloned());
@@ -309,23 +470,29 @@ fn teardown(ctx: &Ctx, tap: &IfName, st: Option<&State>) -> anyhow::Result<()> {
             errors.push(format!("{e:#}"));
         }
     };
-    let families: Vec<Family> = match st {
-        Some(s) => s.families.clone(),
-        None => Family::ALL.to_vec(),
-    };
-    for fam in families {
-        note(
-            &mut errors,
-            (|| {
-                let dump = firewall::dump(fam)?;
-                if let Some(b) = firewall::render(fam, &dump, t, &TableSpec::default()) {
-                    firewall::restore(fam, &b)?;
-                }
-                Ok(())
-            })(),
-        );
+    let known = st.filter(|s| s.complete).map(State::fw_map);
+    let maybe = st.map_or(Family::ALL.to_vec(), |s| s.families.clone());
+    let none = FwMap::new();
+    let results: Vec<anyhow::Result<()>> = std::thread::scope(|scope| {
+        let hs: Vec<_> = Family::ALL
+            .into_iter()
+            .map(|fam| {
+                let (known, maybe, none) = (known.as_ref(), &maybe, &none);
+                scope.spawn(move || apply_firewall(fam, t, none, known, maybe))
+            })
+            .collect();
+        hs.into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("internal error: a worker panicked")))
+            })
+            .collect()
+    });
+    for r in results {
+        note(&mut errors, r);
     }
-    match teardown_lines(t, st) {
+    let mut routing = RoutingCache::default();
+    match teardown_lines(t, st, &mut routing) {
         Ok((v4, v6)) => {
             note(
                 &mut errors,
@@ -382,35 +549,78 @@ fn teardown(ctx: &Ctx, tap: &IfName, st: Option<&State>) -> anyhow::Result<()> {
     }
 }
 
-/// Rebuilds NICs from their recorded state.
+/// Rebuilds NICs from their recorded state, reading the firewall tables (they may have
+/// been reloaded) and doing every NIC in one batch per tool.
 pub fn reapply(ctx: &Ctx, taps: &[IfName]) -> anyhow::Result<()> {
     let _lock = lock(ctx)?;
     let mut failed = Vec::new();
+    let mut routing = RoutingCache::default();
+    let mut ready: Vec<(IfName, State, Plan)> = Vec::new();
     for tap in taps {
-        let res = match state::load(&ctx.cfg.state_dir, tap) {
-            Ok(Some(st)) => {
-                if ctx.dry_run {
-                    st.nic().and_then(|nic| {
-                        let facts = node::facts(&nic, tap)?;
-                        let plan = plan::build(&nic, tap, st.flavour, &ctx.cfg, &facts, false)?;
-                        print_plan(
-                            ctx,
-                            tap,
-                            &plan,
-                            Some(&st),
-                            &ctx.cfg.nfdhcpd_state_dir.join(tap.as_str()),
-                        )
-                    })
-                } else {
-                    reapply_one(ctx, tap, &st)
+        let res = (|| {
+            let Some(st) = state::load(&ctx.cfg.state_dir, tap)? else {
+                bail!("no recorded state for {tap}");
+            };
+            let nic = st.nic()?;
+            let facts = node::facts(&nic, tap, &mut routing)?;
+            let plan = plan::build(&nic, tap, st.flavour, &ctx.cfg, &facts, false)?;
+            Ok((st, plan))
+        })();
+        match res {
+            Ok((st, plan)) => ready.push((tap.clone(), st, plan)),
+            Err(e) => {
+                log::error(&format!("reapply {tap}: {e:#}"));
+                failed.push(tap.to_string());
+            }
+        }
+    }
+    if ctx.dry_run {
+        for (tap, st, plan) in &ready {
+            print_plan(
+                tap,
+                plan,
+                Some(st),
+                &ctx.cfg.nfdhcpd_state_dir.join(tap.as_str()),
+            )?;
+        }
+    } else if !ready.is_empty() {
+        let works: Vec<Work> = ready
+            .iter()
+            .map(|(tap, st, plan)| Work {
+                tap,
+                plan,
+                prev: Some(st),
+                known: None,
+            })
+            .collect();
+        let all_ok = match execute(ctx, &works) {
+            Ok(()) => true,
+            Err(e) => {
+                log::warn(&format!("reapply in one batch failed ({e:#}); NIC by NIC"));
+                false
+            }
+        };
+        for (tap, st, plan) in &ready {
+            let r = if all_ok {
+                Ok(())
+            } else {
+                execute(
+                    ctx,
+                    &[Work {
+                        tap,
+                        plan,
+                        prev: Some(st),
+                        known: None,
+                    }],
+                )
+            };
+            match r.and_then(|()| record(ctx, tap, st, plan)) {
+                Ok(()) => {}
+                Err(e) => {
+                    log::error(&format!("reapply {tap}: {e:#}"));
+                    failed.push(tap.to_string());
                 }
             }
-            Ok(None) => Err(anyhow::anyhow!("no recorded state for {tap}")),
-            Err(e) => Err(e),
-        };
-        if let Err(e) = res {
-            log::error(&format!("reapply {tap}: {e:#}"));
-            failed.push(tap.to_string());
         }
     }
     if !failed.is_empty() {
@@ -419,20 +629,36 @@ pub fn reapply(ctx: &Ctx, taps: &[IfName]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn reapply_one(ctx: &Ctx, tap: &IfName, st: &State) -> anyhow::Result<()> {
-    let nic = st.nic()?;
-    let facts = node::facts(&nic, tap)?;
-    let plan = plan::build(&nic, tap, st.flavour, &ctx.cfg, &facts, false)?;
-    execute(ctx, tap, &plan, Some(st))?;
+fn record(ctx: &Ctx, tap: &IfName, st: &State, plan: &Plan) -> anyhow::Result<()> {
     let mut new = st.clone();
     new.complete = true;
     new.families = plan.firewall.keys().copied().collect();
+    new.firewall = state::to_records(&plan.firewall);
     new.undo = plan.undo.clone();
     new.binding = plan
         .binding
         .as_ref()
         .map(|_| ctx.cfg.nfdhcpd_state_dir.join(tap.as_str()));
-    state::save(&ctx.cfg.state_dir, &new)
+    if &new != st {
+        state::save(&ctx.cfg.state_dir, &new)?;
+    }
+    Ok(())
+}
+
+fn reapply_one(ctx: &Ctx, tap: &IfName, st: &State) -> anyhow::Result<()> {
+    let nic = st.nic()?;
+    let facts = node::facts(&nic, tap, &mut RoutingCache::default())?;
+    let plan = plan::build(&nic, tap, st.flavour, &ctx.cfg, &facts, false)?;
+    execute(
+        ctx,
+        &[Work {
+            tap,
+            plan: &plan,
+            prev: Some(st),
+            known: None,
+        }],
+    )?;
+    record(ctx, tap, st, &plan)
 }
 
 fn section(title: &str, lines: &[String]) {
@@ -446,11 +672,10 @@ fn section(title: &str, lines: &[String]) {
 }
 
 fn print_plan(
-    _ctx: &Ctx,
     tap: &IfName,
     plan: &Plan,
     prev: Option<&State>,
-    binding_path: &std::path::Path,
+    binding_path: &Path,
 ) -> anyhow::Result<()> {
     let t = tap.as_str();
     let sys: Vec<String> = plan
@@ -470,12 +695,6 @@ fn print_plan(
         section("ip -4 -force -batch - (stale)", &v4);
         section("ip -6 -force -batch - (stale)", &v6);
     }
-    let sys: Vec<String> = plan
-        .sysctls
-        .iter()
-        .map(|(k, v)| format!("{k} = {v}"))
-        .collect();
-    section("sysctl", &sys);
     for fam in Family::ALL {
         let spec = plan.firewall.get(&fam);
         if spec.is_none() && !prev.is_some_and(|p| p.families.contains(&fam)) {
@@ -499,7 +718,9 @@ fn print_plan(
     for a in &plan.announce {
         match a {
             Announce::Garp { ip, dev } => println!("# gratuitous ARP for {ip} on {dev}"),
-            Announce::UnsolicitedNa { ip, dev } => println!("# unsolicited NA for {ip} on {dev}"),
+            Announce::UnsolicitedNa { ip, dev } => {
+                println!("# unsolicited NA for {ip} on {dev}");
+            }
         }
     }
     Ok(())
@@ -515,7 +736,7 @@ fn print_teardown(ctx: &Ctx, tap: &IfName, st: Option<&State>) -> anyhow::Result
             print!("{b}");
         }
     }
-    let (v4, v6) = teardown_lines(t, st)?;
+    let (v4, v6) = teardown_lines(t, st, &mut RoutingCache::default())?;
     section("ip -4 -force -batch -", &v4);
     section("ip -6 -force -batch -", &v6);
     if let Some(s) = st {
@@ -552,12 +773,13 @@ fn print_teardown(ctx: &Ctx, tap: &IfName, st: Option<&State>) -> anyhow::Result
 pub fn status(ctx: &Ctx, taps: &[IfName]) -> anyhow::Result<bool> {
     let all = state::all(&ctx.cfg.state_dir)?;
     let list: Vec<IfName> = if taps.is_empty() { all } else { taps.to_vec() };
-    let mut dumps: BTreeMap<Family, firewall::Dump> = BTreeMap::new();
+    let mut dumps: BTreeMap<Family, Dump> = BTreeMap::new();
     for fam in Family::ALL {
         if exec::in_path(&format!("{}-save", fam.tool())) {
             dumps.insert(fam, firewall::dump(fam)?);
         }
     }
+    let mut routing = RoutingCache::default();
     let mut ok = true;
     for tap in &list {
         let t = tap.as_str();
@@ -583,13 +805,13 @@ pub fn status(ctx: &Ctx, taps: &[IfName]) -> anyhow::Result<bool> {
                 println!("{t}: not configured by snf-ifup");
             }
         }
-        if !node::link_exists(t) {
-            println!("  link: absent");
-        } else {
+        if node::link_exists(t) {
             println!(
                 "  link: master {}",
                 node::master(t).unwrap_or_else(|| "-".to_owned())
             );
+        } else {
+            println!("  link: absent");
         }
         for (fam, d) in &dumps {
             for c in [firewall::from_chain(t), firewall::to_chain(t)] {
@@ -606,10 +828,10 @@ pub fn status(ctx: &Ctx, taps: &[IfName]) -> anyhow::Result<bool> {
                 }
             }
         }
-        for r in node::rules_for(t, false)? {
+        for r in routing.get(false)?.rules_for(t) {
             println!("  ip rule: {}: iif {t} lookup {}", r.priority, r.table);
         }
-        for r in node::rules_for(t, true)? {
+        for r in routing.get(true)?.rules_for(t) {
             println!("  ip -6 rule: {}: iif {t} lookup {}", r.priority, r.table);
         }
         if let Some(s) = &st {

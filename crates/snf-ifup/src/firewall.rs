@@ -206,38 +206,100 @@ pub fn target_of(rule: &str) -> Option<&str> {
     target
 }
 
+impl Dump {
+    /// What the table holds of `tap` if `spec` was applied and nobody touched it since:
+    /// lets `up`/`down` skip the `*-save` call. A wrong guess makes the batch fail (a `-D`
+    /// of a missing jump, a `-N` of an existing chain), and the caller then falls back to
+    /// a real dump.
+    pub fn assumed(family: Family, tap: &str, spec: &TableSpec) -> Dump {
+        let mut d = Dump::default();
+        for c in &spec.chains {
+            d.chains.push(c.name.clone());
+        }
+        for c in &spec.shared {
+            d.chains.push(c.name.clone());
+        }
+        for j in &spec.jumps {
+            d.rules.push((
+                j.from.clone(),
+                format!("{} {}", j.matches, family.jump_tail(&j.target)),
+            ));
+        }
+        let _ = tap;
+        d
+    }
+}
+
 /// The restore batch that makes `tap`'s chains in this table equal `spec` (an empty spec
-/// removes them), or `None` when the table already has nothing of ours and nothing is
-/// wanted.
+/// removes them), or `None` when nothing of ours is there and nothing is wanted.
 pub fn render(family: Family, dump: &Dump, tap: &str, spec: &TableSpec) -> Option<String> {
-    let ours: Vec<String> = [from_chain(tap), to_chain(tap)]
-        .into_iter()
+    render_many(family, dump, &[(tap, spec)], true)
+}
+
+/// [`render`] for several TAPs in one batch. With `gc`, shared chains that nothing
+/// references any more are removed; that needs a real dump (references by other TAPs).
+pub fn render_many(
+    family: Family,
+    dump: &Dump,
+    items: &[(&str, &TableSpec)],
+    gc: bool,
+) -> Option<String> {
+    let ours: Vec<String> = items
+        .iter()
+        .flat_map(|(t, _)| [from_chain(t), to_chain(t)])
         .filter(|c| dump.has_chain(c))
         .collect();
-    if ours.is_empty() && spec.is_empty() {
+    if ours.is_empty() && items.iter().all(|(_, s)| s.is_empty()) {
         return None;
     }
     let is_ours = |c: &str| ours.iter().any(|o| o == c);
-    let wanted: BTreeSet<&str> = spec.chains.iter().map(|c| c.name.as_str()).collect();
-    let shared_wanted: BTreeSet<&str> = spec.shared.iter().map(|c| c.name.as_str()).collect();
+    let wanted: BTreeSet<&str> = items
+        .iter()
+        .flat_map(|(_, s)| s.chains.iter().map(|c| c.name.as_str()))
+        .collect();
+    let mut shared: Vec<&Chain> = Vec::new();
+    for (_, s) in items {
+        for c in &s.shared {
+            if !shared.iter().any(|x| x.name == c.name) {
+                shared.push(c);
+            }
+        }
+    }
     let mut out = vec!["*filter".to_owned()];
 
     // Jumps into our chains go first, wherever they are (we re-insert the wanted ones).
-    let mut deleted: Vec<(String, String)> = Vec::new();
+    let mut deleted: Vec<(&str, &str)> = Vec::new();
     for (chain, rule) in &dump.rules {
         if !is_ours(chain) && target_of(rule).is_some_and(is_ours) {
             out.push(format!("-D {chain} {rule}"));
-            deleted.push((chain.clone(), rule.clone()));
+            deleted.push((chain, rule));
         }
     }
-    // Per-TAP chains: declaring flushes an existing one, then fill.
-    for c in &spec.chains {
+    // A chain we believe absent is created with -N, which fails if it exists after all;
+    // declaring an existing one flushes it.
+    for (_, s) in items {
+        for c in &s.chains {
+            if dump.has_chain(&c.name) {
+                out.push(family.declare(&c.name));
+            } else {
+                out.push(format!("-N {}", c.name));
+                if family == Family::Eb {
+                    out.push(format!("-P {} RETURN", c.name));
+                }
+            }
+        }
+    }
+    for c in &shared {
         out.push(family.declare(&c.name));
     }
-    for c in &spec.shared {
-        out.push(family.declare(&c.name));
+    for (_, s) in items {
+        for c in &s.chains {
+            for r in &c.rules {
+                out.push(format!("-A {} {r}", c.name));
+            }
+        }
     }
-    for c in spec.chains.iter().chain(&spec.shared) {
+    for c in &shared {
         for r in &c.rules {
             out.push(format!("-A {} {r}", c.name));
         }
@@ -248,39 +310,53 @@ pub fn render(family: Family, dump: &Dump, tap: &str, spec: &TableSpec) -> Optio
             out.push(format!("-X {c}"));
         }
     }
-    // Insert at the top in reverse so that the jumps keep the spec's order.
-    for j in spec.jumps.iter().rev() {
-        out.push(format!(
-            "-I {} 1 {} {}",
-            j.from,
-            j.matches,
-            family.jump_tail(&j.target)
-        ));
-    }
-    // Shared chains nobody references any more are removed.
-    for name in dump.chains.iter().filter(|c| is_shared(c)) {
-        if shared_wanted.contains(name.as_str()) {
-            continue;
+    // Insert at the top, each spec's jumps in reverse so that they keep the spec's order;
+    // later items end up above earlier ones, as if brought up one after the other.
+    for (_, s) in items {
+        for j in s.jumps.iter().rev() {
+            out.push(format!(
+                "-I {} 1 {} {}",
+                j.from,
+                j.matches,
+                family.jump_tail(&j.target)
+            ));
         }
-        let referenced_elsewhere = dump.rules.iter().any(|(chain, rule)| {
-            target_of(rule) == Some(name.as_str())
-                && !is_ours(chain)
-                && !wanted.contains(chain.as_str())
-                && !deleted.iter().any(|(c, r)| c == chain && r == rule)
-        });
-        let referenced_by_spec = spec
-            .chains
-            .iter()
-            .any(|c| c.rules.iter().any(|r| target_of(r) == Some(name.as_str())));
-        if !referenced_elsewhere && !referenced_by_spec {
-            out.push(format!("-F {name}"));
-            out.push(format!("-X {name}"));
+    }
+    if gc {
+        // Shared chains nobody references any more are removed.
+        for name in dump.chains.iter().filter(|c| is_shared(c)) {
+            if shared.iter().any(|c| &c.name == name) {
+                continue;
+            }
+            let referenced_elsewhere = dump.rules.iter().any(|(chain, rule)| {
+                target_of(rule) == Some(name.as_str())
+                    && !is_ours(chain)
+                    && !wanted.contains(chain.as_str())
+                    && !deleted
+                        .iter()
+                        .any(|(c, r)| *c == chain.as_str() && *r == rule.as_str())
+            });
+            let referenced_by_spec = items.iter().any(|(_, s)| {
+                s.chains
+                    .iter()
+                    .any(|c| c.rules.iter().any(|r| target_of(r) == Some(name.as_str())))
+            });
+            if !referenced_elsewhere && !referenced_by_spec {
+                out.push(format!("-F {name}"));
+                out.push(format!("-X {name}"));
+            }
         }
     }
     out.push("COMMIT".to_owned());
     let mut s = out.join("\n");
     s.push('\n');
     Some(s)
+}
+
+/// A batch removing the shared chain `name` if nothing references it; it fails (and
+/// changes nothing) when something still does.
+pub fn gc_batch(name: &str) -> String {
+    format!("*filter\n-F {name}\n-X {name}\nCOMMIT\n")
 }
 
 /// Reads the filter table of `family`.
@@ -321,7 +397,7 @@ mod tests {
         let b = render(Family::Ip4, &d, "tap1", &spec("tap1")).unwrap();
         assert_eq!(
             b,
-            "*filter\n:SNF-FROM-tap1 - [0:0]\n:SNF-TO-tap1 - [0:0]\n:snf-protected - [0:0]\n\
+            "*filter\n-N SNF-FROM-tap1\n-N SNF-TO-tap1\n:snf-protected - [0:0]\n\
              -A SNF-FROM-tap1 ! -s 198.51.100.5/32 -j DROP\n-A SNF-TO-tap1 -j snf-protected\n\
              -A snf-protected -p icmp -j ACCEPT\n-A snf-protected -j DROP\n\
              -I FORWARD 1 -o tap1 -m comment --comment snf-ifup -j SNF-TO-tap1\n\
@@ -355,6 +431,24 @@ mod tests {
         )
         .unwrap();
         assert!(rm.contains("-F snf-protected\n-X snf-protected\n"));
+    }
+
+    #[test]
+    fn assumed_dump_deletes_recorded_jumps_without_gc() {
+        let sp = spec("tap1");
+        let d = Dump::assumed(Family::Ip4, "tap1", &sp);
+        let b = render_many(Family::Ip4, &d, &[("tap1", &TableSpec::default())], false).unwrap();
+        assert_eq!(
+            b,
+            "*filter\n-D FORWARD -i tap1 -m comment --comment snf-ifup -j SNF-FROM-tap1\n\
+             -D FORWARD -o tap1 -m comment --comment snf-ifup -j SNF-TO-tap1\n\
+             -F SNF-FROM-tap1\n-X SNF-FROM-tap1\n-F SNF-TO-tap1\n-X SNF-TO-tap1\nCOMMIT\n"
+        );
+        // Fresh ebtables chains get the RETURN policy.
+        let mut eb = TableSpec::default();
+        eb.push_rule("SNF-FROM-tap1", "-s ! aa:00:00:00:00:01 -j DROP".into());
+        let b = render(Family::Eb, &Dump::default(), "tap1", &eb).unwrap();
+        assert!(b.contains("-N SNF-FROM-tap1\n-P SNF-FROM-tap1 RETURN\n"));
     }
 
     #[test]

@@ -44,48 +44,104 @@ fn bridge(dev: &str) -> Option<BridgeFacts> {
     })
 }
 
-/// The device of the default route in `table` (`ip route show table T default`).
-pub fn default_dev(table: &str, v6: bool) -> Option<IfName> {
-    let fam = if v6 { "-6" } else { "-4" };
-    let out = exec::output("ip", &[fam, "route", "show", "table", table, "default"]).ok()?;
-    let mut words = out.split_whitespace();
-    while let Some(w) = words.next() {
-        if w == "dev" {
-            return words.next()?.parse().ok();
-        }
-    }
-    None
+/// Policy rules and default routes of one address family, read with one `ip` call.
+#[derive(Clone, Debug, Default)]
+pub struct Routing {
+    /// (input interface, rule) for every `iif` rule.
+    pub rules: Vec<(String, IpRule)>,
+    /// (table, device) of every default route.
+    pub defaults: Vec<(String, IfName)>,
 }
 
-/// `ip rule` entries whose input interface is `tap`.
-pub fn rules_for(tap: &str, v6: bool) -> anyhow::Result<Vec<IpRule>> {
-    let fam = if v6 { "-6" } else { "-4" };
-    let out = exec::output("ip", &[fam, "rule", "show"])?;
-    Ok(parse_rules(&out, tap))
+impl Routing {
+    pub fn read(v6: bool) -> anyhow::Result<Routing> {
+        let fam = if v6 { "-6" } else { "-4" };
+        let mut ok = true;
+        // -force: a missing table must not hide the rules.
+        let out = exec::with_stdin_output(
+            "ip",
+            &[fam, "-force", "-batch", "-"],
+            "rule show\nroute show table all default\n",
+            &mut ok,
+        )?;
+        Ok(Self::parse(&out))
+    }
+
+    fn parse(out: &str) -> Routing {
+        let mut r = Routing::default();
+        for line in out.lines() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let after = |k: &str| words.windows(2).find(|w| w[0] == k).map(|w| w[1]);
+            if words.first() == Some(&"default") {
+                if let Some(dev) = after("dev").and_then(|d| d.parse().ok()) {
+                    r.defaults
+                        .push((after("table").unwrap_or("main").to_owned(), dev));
+                }
+                continue;
+            }
+            let Some(prio) = words.first().and_then(|w| w.strip_suffix(':')) else {
+                continue;
+            };
+            let table = after("lookup").or_else(|| after("table"));
+            if let (Some(i), Some(t), Ok(p)) = (after("iif"), table, prio.parse()) {
+                r.rules.push((
+                    i.to_owned(),
+                    IpRule {
+                        priority: p,
+                        table: t.to_owned(),
+                    },
+                ));
+            }
+        }
+        r
+    }
+
+    pub fn rules_for(&self, tap: &str) -> Vec<IpRule> {
+        self.rules
+            .iter()
+            .filter(|(i, _)| i == tap)
+            .map(|(_, r)| r.clone())
+            .collect()
+    }
+
+    pub fn default_dev(&self, table: &str) -> Option<IfName> {
+        self.defaults
+            .iter()
+            .find(|(t, _)| t == table)
+            .map(|(_, d)| d.clone())
+    }
 }
 
-fn parse_rules(out: &str, tap: &str) -> Vec<IpRule> {
-    let mut v = Vec::new();
-    for line in out.lines() {
-        let Some((prio, rest)) = line.split_once(':') else {
-            continue;
-        };
-        let words: Vec<&str> = rest.split_whitespace().collect();
-        let iif = words.windows(2).find(|w| w[0] == "iif").map(|w| w[1]);
-        let table = words
-            .windows(2)
-            .find(|w| w[0] == "lookup" || w[0] == "table")
-            .map(|w| w[1]);
-        if let (Some(i), Some(t), Ok(p)) = (iif, table, prio.trim().parse())
-            && i == tap
-        {
-            v.push(IpRule {
-                priority: p,
-                table: t.to_owned(),
-            });
+/// Routing of both families, read on first use.
+#[derive(Default)]
+pub struct RoutingCache {
+    v4: Option<Routing>,
+    v6: Option<Routing>,
+}
+
+impl RoutingCache {
+    /// Reads both families at once (two `ip` processes side by side).
+    pub fn load_both(&mut self) -> anyhow::Result<()> {
+        if self.v4.is_some() || self.v6.is_some() {
+            return Ok(());
         }
+        let (a, b) = std::thread::scope(|s| {
+            let h = s.spawn(|| Routing::read(true));
+            let a = Routing::read(false);
+            (a, h.join())
+        });
+        self.v4 = Some(a?);
+        self.v6 = Some(b.map_err(|_| anyhow::anyhow!("internal error: a worker panicked"))??);
+        Ok(())
     }
-    v
+
+    pub fn get(&mut self, v6: bool) -> anyhow::Result<&Routing> {
+        let slot = if v6 { &mut self.v6 } else { &mut self.v4 };
+        if slot.is_none() {
+            *slot = Some(Routing::read(v6)?);
+        }
+        Ok(slot.as_ref().expect("just filled"))
+    }
 }
 
 /// Current value of a sysctl given with dots (`net.ipv4.conf.tap0.proxy_arp`).
@@ -107,7 +163,7 @@ pub fn sysctl_path(name: &str) -> String {
     format!("/proc/sys/{}", name.replace('.', "/"))
 }
 
-pub fn facts(nic: &NicEnv, tap: &IfName) -> anyhow::Result<Facts> {
+pub fn facts(nic: &NicEnv, tap: &IfName, routing: &mut RoutingCache) -> anyhow::Result<Facts> {
     let t = tap.as_str();
     let mut f = Facts {
         tap_exists: link_exists(t),
@@ -120,11 +176,16 @@ pub fn facts(nic: &NicEnv, tap: &IfName) -> anyhow::Result<Facts> {
     match nic.mode {
         NicMode::Routed => {
             let table = nic.link.as_deref().unwrap_or("main");
-            f.uplink4 = default_dev(table, false);
-            f.rules4 = rules_for(t, false)?;
             if nic.network.as_ref().is_some_and(|n| n.subnet6.is_some()) {
-                f.uplink6 = default_dev(table, true);
-                f.rules6 = rules_for(t, true)?;
+                routing.load_both()?;
+            }
+            let r4 = routing.get(false)?;
+            f.uplink4 = r4.default_dev(table);
+            f.rules4 = r4.rules_for(t);
+            if nic.network.as_ref().is_some_and(|n| n.subnet6.is_some()) {
+                let r6 = routing.get(true)?;
+                f.uplink6 = r6.default_dev(table);
+                f.rules6 = r6.rules_for(t);
             }
         }
         NicMode::OpenVSwitch => f.ovs_available = exec::in_path("ovs-vsctl"),
@@ -139,9 +200,13 @@ mod tests {
 
     #[test]
     fn rule_lines() {
-        let out = "0:\tfrom all lookup local\n32765:\tfrom all iif tap1 lookup 100\n32764:\tfrom all iif tap10 lookup 7\n32763:\tfrom all iif tap1 lookup 5 [detached]\n";
+        let out = "0:\tfrom all lookup local\n32765:\tfrom all iif tap1 lookup 100\n32764:\tfrom all iif tap10 lookup 7\n32763:\tfrom all iif tap1 lookup 5 [detached]\ndefault via 203.0.113.1 dev up0 table 100 \ndefault via 192.0.2.1 dev eth9 proto dhcp\n";
+        let r = Routing::parse(out);
+        assert_eq!(r.default_dev("100").unwrap().as_str(), "up0");
+        assert_eq!(r.default_dev("main").unwrap().as_str(), "eth9");
+        assert_eq!(r.default_dev("7"), None);
         assert_eq!(
-            parse_rules(out, "tap1"),
+            r.rules_for("tap1"),
             [
                 IpRule {
                     priority: 32765,

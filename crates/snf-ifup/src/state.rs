@@ -10,7 +10,7 @@ use anyhow::Context;
 use netconf::{IfName, NicEnv};
 use serde::{Deserialize, Serialize};
 
-use crate::firewall::Family;
+use crate::firewall::{Family, TableSpec};
 use crate::plan::{Flavour, Undo};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,9 +28,36 @@ pub struct State {
     /// The binding file written for nfdhcpd, if any.
     pub binding: Option<PathBuf>,
     pub undo: Undo,
+    /// The chains and jumps applied (valid when `complete`).
+    #[serde(default)]
+    pub firewall: Vec<FwRecord>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FwRecord {
+    pub family: Family,
+    pub spec: TableSpec,
+}
+
+pub type FwMap = std::collections::BTreeMap<Family, TableSpec>;
+
+pub fn to_records(m: &FwMap) -> Vec<FwRecord> {
+    m.iter()
+        .map(|(f, s)| FwRecord {
+            family: *f,
+            spec: s.clone(),
+        })
+        .collect()
 }
 
 impl State {
+    pub fn fw_map(&self) -> FwMap {
+        self.firewall
+            .iter()
+            .map(|r| (r.family, r.spec.clone()))
+            .collect()
+    }
+
     pub fn nic(&self) -> anyhow::Result<NicEnv> {
         NicEnv::from_env(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .with_context(|| format!("state of {}: recorded NIC is invalid", self.tap))
@@ -53,7 +80,8 @@ pub fn load(dir: &Path, tap: &IfName) -> anyhow::Result<Option<State>> {
     Ok(Some(s))
 }
 
-/// Writes atomically (temporary file + rename in the same directory).
+/// Writes atomically (temporary file + rename in the same directory). No fsync: the
+/// state describes kernel objects that do not survive a reboot either.
 pub fn save(dir: &Path, st: &State) -> anyhow::Result<()> {
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let tap: IfName = st.tap.parse().map_err(anyhow::Error::msg)?;
@@ -63,7 +91,6 @@ pub fn save(dir: &Path, st: &State) -> anyhow::Result<()> {
     let res = (|| {
         let mut f = fs::File::create(&tmp)?;
         f.write_all(text.as_bytes())?;
-        f.sync_all()?;
         fs::rename(&tmp, &target)
     })();
     if res.is_err() {
@@ -134,6 +161,10 @@ mod tests {
             sysctl_restore: vec![("net.ipv4.conf.tap3.proxy_arp".into(), "0".into())],
             binding: None,
             undo: Undo::default(),
+            firewall: vec![FwRecord {
+                family: Family::Eb,
+                spec: TableSpec::default(),
+            }],
         };
         save(d.path(), &st).unwrap();
         let tap: IfName = "tap3".parse().unwrap();
