@@ -117,6 +117,13 @@ mod tests {
     }
 
     #[test]
+    fn shipped_example_is_the_defaults() {
+        let c: Config = toml::from_str(include_str!("../snf-network.toml")).unwrap();
+        let d = Config::default();
+        assert_eq!(format!("{c:?}"), format!("{d:?}"));
+    }
+
+    #[test]
     fn overrides_and_typos() {
         let c: Config =
             toml::from_str("mac_mask = \"ff:ff:ff:00:00:00\"\n[tags]\nnfdhcpd = [\"dhcp\"]\n")

@@ -45,9 +45,12 @@ struct Cli {
 enum Cmd {
     /// Configure TAP for NIC IDX of INSTANCE, taken from config.data (standalone).
     Up {
+        /// The host interface (TAP) of the NIC.
         tap: String,
+        /// Instance name (or UUID) in config.data.
         #[arg(long)]
         instance: String,
+        /// NIC index (0-based).
         #[arg(long)]
         nic: u32,
         /// config.data to read.
@@ -56,6 +59,7 @@ enum Cmd {
     },
     /// Remove everything snf-ifup configured for TAP.
     Down {
+        /// The host interface (TAP) of the NIC.
         tap: String,
         /// Accepted for symmetry with `up`; `down` uses the recorded state.
         #[arg(long)]
@@ -77,6 +81,7 @@ enum Cmd {
     },
     /// Called by Xen as vif-custom: ACTION is online, offline, add or remove; the vif is $vif.
     Xen {
+        /// online, offline, add or remove.
         action: String,
         #[arg(hide = true, trailing_var_arg = true, allow_hyphen_values = true)]
         rest: Vec<String>,
@@ -86,10 +91,14 @@ enum Cmd {
         /// Every recorded NIC.
         #[arg(long, conflicts_with = "taps")]
         all: bool,
+        /// NICs to rebuild, by TAP.
         taps: Vec<String>,
     },
     /// Show what is applied for TAP (default: every recorded NIC).
-    Status { tap: Option<String> },
+    Status {
+        /// One TAP (default: all recorded).
+        tap: Option<String>,
+    },
 }
 
 fn tap(s: &str) -> anyhow::Result<IfName> {

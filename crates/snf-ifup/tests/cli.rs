@@ -1,0 +1,103 @@
+//! The command line without privileges: `--help` and the man page agree, usage errors.
+
+use std::process::Command;
+
+fn snf_ifup(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_snf-ifup"))
+        .args(args)
+        .env("SNF_NETWORK_CONFIG", "/dev/null")
+        .output()
+        .unwrap()
+}
+
+fn man() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../man/snf-ifup.8")).unwrap()
+}
+
+/// Long options and subcommands shown by `--help` for `args`.
+fn help_words(args: &[&str]) -> Vec<String> {
+    let mut a = args.to_vec();
+    a.push("--help");
+    let out = String::from_utf8(snf_ifup(&a).stdout).unwrap();
+    let mut words = Vec::new();
+    let mut in_commands = false;
+    for line in out.lines() {
+        if line.starts_with("Commands:") {
+            in_commands = true;
+            continue;
+        }
+        if in_commands {
+            match line.split_whitespace().next() {
+                Some(w) if line.starts_with("  ") && w != "help" => words.push(w.to_owned()),
+                _ => in_commands = false,
+            }
+        }
+        for w in line.split(|c: char| c.is_whitespace() || c == ',' || c == '[' || c == ']') {
+            if w.starts_with("--") && w.len() > 2 && w != "--help" && w != "--version" {
+                words.push(w.to_owned());
+            }
+        }
+    }
+    words.sort();
+    words.dedup();
+    words
+}
+
+#[test]
+fn help_and_man_page_agree() {
+    let man = man().replace("\\-", "-");
+    let top = help_words(&[]);
+    assert!(top.contains(&"reapply".to_owned()), "{top:?}");
+    for w in &top {
+        assert!(man.contains(w.as_str()), "man page lacks {w}");
+    }
+    for cmd in ["up", "down", "ganeti", "xen", "reapply", "status"] {
+        assert!(
+            man.contains(&format!(".B {cmd}")) || man.contains(&format!("\\fB{cmd}")),
+            "no section for {cmd}"
+        );
+        for w in help_words(&[cmd]) {
+            assert!(man.contains(w.as_str()), "man page lacks {w} of {cmd}");
+        }
+    }
+    for name in [
+        "kvm-vif-bridge",
+        "kvm-ifup-custom",
+        "kvm-ifdown-custom",
+        "vif-custom",
+        "network/<mode>/up",
+    ] {
+        assert!(man.contains(name), "man page lacks install name {name}");
+    }
+}
+
+#[test]
+fn usage_errors_exit_2_and_bad_names_exit_1() {
+    let o = snf_ifup(&["frobnicate"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = snf_ifup(&["reapply"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("reapply needs --all or TAP names"));
+    let o = snf_ifup(&["down", "a234567890123456"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("longer than 15 bytes"));
+    let o = Command::new(env!("CARGO_BIN_EXE_snf-ifup"))
+        .args(["ganeti", "up", "tap0"])
+        .env_clear()
+        .env("SNF_NETWORK_CONFIG", "/dev/null")
+        .env("INTERFACE", "tap0")
+        .env("ACTION", "sideways")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let o = Command::new(env!("CARGO_BIN_EXE_snf-ifup"))
+        .args(["ganeti"])
+        .env_clear()
+        .env("SNF_NETWORK_CONFIG", "/dev/null")
+        .env("ACTION", "sideways")
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("ACTION must be up or down, not 'sideways'")
+    );
+}
