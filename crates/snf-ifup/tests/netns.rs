@@ -235,13 +235,14 @@ fn bridged_up_exact_idempotent_and_down_restores() {
     lab.bridge("br0", 1400);
     lab.guest("tap1", MAC1);
     let fw0 = lab.fw_dump();
+    // `masq` and unknown tags (`public`) change nothing.
     let env = nic(
         "tap1",
         MAC1,
         "198.51.100.11",
         "bridged",
         "br0",
-        "public",
+        "public masq",
         "",
     );
     lab.ifup_ok(&refs(&env), &["ganeti", "up"]);
@@ -425,15 +426,24 @@ fn routed_up_exact_traffic_announcements_and_down() {
         .exec(&["cat", "/sys/class/net/up0/address"])
         .trim()
         .to_owned();
-    let n4 = String::from_utf8_lossy(
-        &lab.exec_in(&r, &["ip", "neigh", "show", "198.51.100.10"])
-            .stdout,
-    )
-    .into_owned();
-    assert!(n4.contains(&up0), "router neighbours: {n4}");
-    let n6 = String::from_utf8_lossy(&lab.exec_in(&r, &["ip", "-6", "neigh", "show", eui]).stdout)
-        .into_owned();
-    assert!(n6.contains(&up0), "router neighbours: {n6}");
+    let learnt = |args: &[&str]| {
+        (0..20).any(|_| {
+            let o = lab.exec_in(&r, args);
+            let ok = String::from_utf8_lossy(&o.stdout).contains(&up0);
+            if !ok {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            ok
+        })
+    };
+    assert!(
+        learnt(&["ip", "neigh", "show", "198.51.100.10"]),
+        "no gratuitous ARP seen"
+    );
+    assert!(
+        learnt(&["ip", "-6", "neigh", "show", eui]),
+        "no unsolicited NA seen"
+    );
 
     // Traffic both ways through the node, IPv4 and IPv6 (limited profile allows ICMP).
     assert!(
@@ -471,6 +481,7 @@ fn routed_spoof_protected_drops_forged_ip_and_mac() {
     let mut lab = Lab::new();
     let r = routed_node(&mut lab);
     let g = guest_routed(&mut lab, "tap1", "aa:00:00:00:00:10");
+    let fw0 = lab.fw_dump();
     let env = nic(
         "tap1",
         "aa:00:00:00:00:10",
@@ -481,6 +492,34 @@ fn routed_spoof_protected_drops_forged_ip_and_mac() {
         "",
     );
     lab.ifup_ok(&refs(&env), &["ganeti", "up"]);
+    assert_eq!(
+        ipt_chain(&lab, "iptables", "SNF-FROM-tap1"),
+        [
+            "-N SNF-FROM-tap1",
+            "-A SNF-FROM-tap1 -m mac ! --mac-source aa:00:00:00:00:10 -j DROP",
+            "-A SNF-FROM-tap1 -p udp -m udp --sport 67 -j DROP",
+            "-A SNF-FROM-tap1 -s 0.0.0.0/32 -p udp -m udp --dport 67 -j RETURN",
+            "-A SNF-FROM-tap1 ! -s 198.51.100.10/32 -j DROP",
+        ]
+    );
+    assert_eq!(
+        ipt_chain(&lab, "ip6tables", "SNF-FROM-tap1"),
+        [
+            "-N SNF-FROM-tap1",
+            "-A SNF-FROM-tap1 -m mac ! --mac-source aa:00:00:00:00:10 -j DROP",
+            "-A SNF-FROM-tap1 -p ipv6-icmp -m icmp6 --icmpv6-type 134 -j DROP",
+            "-A SNF-FROM-tap1 -p udp -m udp --sport 547 -j DROP",
+            "-A SNF-FROM-tap1 -s 2001:db8:1:0:a800:ff:fe00:10/128 -j RETURN",
+            "-A SNF-FROM-tap1 -s fe80::a800:ff:fe00:10/128 -j RETURN",
+            "-A SNF-FROM-tap1 -s ::/128 -p ipv6-icmp -j RETURN",
+            "-A SNF-FROM-tap1 -j DROP",
+        ]
+    );
+    // up twice: the same tables and links.
+    let (fw1, net1) = (lab.fw_dump(), lab.net_dump());
+    lab.ifup_ok(&refs(&env), &["ganeti", "up"]);
+    assert_eq!(lab.fw_dump(), fw1);
+    assert_eq!(lab.net_dump(), net1);
     let v6 = ipt_chain(&lab, "ip6tables", "SNF-FROM-tap1");
     assert!(
         v6.contains(&"-A SNF-FROM-tap1 -p ipv6-icmp -m icmp6 --icmpv6-type 134 -j DROP".to_owned()),
@@ -543,6 +582,8 @@ fn routed_spoof_protected_drops_forged_ip_and_mac() {
         lab.ping_ok(&g, "203.0.113.1", &[]),
         "the real MAC passes again"
     );
+    lab.ifup_ok(&[], &["down", "tap1"]);
+    assert_eq!(lab.fw_dump(), fw0);
 }
 
 fn bridged_guest(lab: &mut Lab, tap: &str, mac: &str, ip: &str) -> String {
@@ -610,6 +651,10 @@ fn bridged_spoof_protected_exact_rules_and_traffic() {
             "-p IPv6 -j DROP",
         ]
     );
+    let (fw1, net1) = (lab.fw_dump(), lab.net_dump());
+    lab.ifup_ok(&refs(&e1), &["ganeti", "up"]);
+    assert_eq!(lab.fw_dump(), fw1, "up twice");
+    assert_eq!(lab.net_dump(), net1, "up twice");
     let fwd = ebt_chain(&lab, "FORWARD");
     assert_eq!(fwd[0], "-i tap1 -j SNF-FROM-tap1");
     assert!(ebt_chain(&lab, "INPUT").contains(&"-i tap1 -j SNF-FROM-tap1".to_owned()));
