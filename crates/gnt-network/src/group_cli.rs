@@ -55,12 +55,16 @@ pub enum Cmd {
     },
     /// List node groups.
     List {
+        /// Do not print the header row.
         #[arg(long)]
         no_headers: bool,
+        /// Separate fields with SEP instead of aligning columns.
         #[arg(long, value_name = "SEP")]
         separator: Option<String>,
+        /// Print unavailable values as (unavail) instead of -.
         #[arg(short, long)]
         verbose: bool,
+        /// Fields to show (`+f1,f2` appends to the defaults).
         #[arg(short = 'o', long = "output", value_name = "FIELDS")]
         output: Option<String>,
         groups: Vec<String>,

@@ -131,8 +131,10 @@ pub enum Cmd {
     },
     /// Change an instance's NICs: --net add:PARAMS, --net IDX:modify,PARAMS, --net IDX:remove.
     Modify {
-        #[arg(long = "net", value_name = "CHANGE")]
+        /// NIC change: add:PARAMS, IDX:add,PARAMS, IDX:modify,PARAMS, IDX:PARAMS, IDX:remove, remove
+        #[arg(long = "net", value_name = "CHANGE", allow_hyphen_values = true)]
         net: Vec<String>,
+        /// Allow externally reserved addresses and addresses of connected networks.
         #[arg(long)]
         no_conflicts_check: bool,
         /// Accepted for compatibility.
@@ -149,6 +151,7 @@ pub enum Cmd {
     },
     /// Remove an instance and release its addresses (no prompt: no disks are lost here).
     Remove {
+        /// Accepted for compatibility; removal never asks.
         #[arg(short = 'f', long)]
         force: bool,
         #[arg(long, hide = true, value_name = "SECS")]
@@ -182,26 +185,33 @@ pub enum Cmd {
     },
     /// List instances.
     List {
+        /// Do not print the header row.
         #[arg(long)]
         no_headers: bool,
+        /// Separate fields with SEP instead of aligning columns.
         #[arg(long, value_name = "SEP")]
         separator: Option<String>,
+        /// Print unavailable values as (unavail) instead of -.
         #[arg(short, long)]
         verbose: bool,
+        /// Fields to show (`+f1,f2` appends to the defaults).
         #[arg(short = 'o', long = "output", value_name = "FIELDS")]
         output: Option<String>,
         names: Vec<String>,
     },
     /// List the fields `list` knows.
     ListFields {
+        /// Do not print the header row.
         #[arg(long)]
         no_headers: bool,
+        /// Separate fields with SEP instead of aligning columns.
         #[arg(long, value_name = "SEP")]
         separator: Option<String>,
         fields: Vec<String>,
     },
     /// Add tags to an instance.
     AddTags {
+        /// Read more tags from FILE, one per line (`-` for stdin).
         #[arg(long, value_name = "FILE")]
         from: Option<String>,
         #[command(flatten)]
@@ -211,6 +221,7 @@ pub enum Cmd {
     },
     /// Remove tags from an instance.
     RemoveTags {
+        /// Read more tags from FILE, one per line (`-` for stdin).
         #[arg(long, value_name = "FILE")]
         from: Option<String>,
         #[command(flatten)]
@@ -269,7 +280,7 @@ fn parse_change(o: &str) -> Result<NicChange, GntError> {
     let action = action.map(|i| parts.remove(i));
     let rest = parts.join(",");
     match (ident, action) {
-        ("add", None) => Ok(NicChange::Add(NicSpec::parse(&rest)?)),
+        ("add", None) => Ok(NicChange::Add(None, NicSpec::parse(&rest)?)),
         ("remove", None) if rest.is_empty() => Ok(NicChange::Remove(None)),
         ("attach", _) | (_, Some("attach")) => Err(GntError::inval(
             "Attach operation is not supported for NICs",
@@ -287,7 +298,7 @@ fn parse_change(o: &str) -> Result<NicChange, GntError> {
                 )
             };
             match a {
-                Some("add") => Ok(NicChange::Add(NicSpec::parse(&rest)?)),
+                Some("add") => Ok(NicChange::Add(idx, NicSpec::parse(&rest)?)),
                 Some("remove") if !rest.is_empty() => Err(GntError::inval(
                     "Not accepting parameters on removal/detach",
                 )),
@@ -674,11 +685,11 @@ mod tests {
     #[test]
     fn modify_change_forms() {
         assert!(
-            matches!(parse_change("add:ip=pool,network=n").unwrap(), NicChange::Add(s) if s.network.as_deref() == Some("n"))
+            matches!(parse_change("add:ip=pool,network=n").unwrap(), NicChange::Add(None, s) if s.network.as_deref() == Some("n"))
         );
         assert!(matches!(
             parse_change("1:add,ip=pool,network=n").unwrap(),
-            NicChange::Add(_)
+            NicChange::Add(Some(1), _)
         ));
         assert_eq!(
             parse_change("2:remove").unwrap(),

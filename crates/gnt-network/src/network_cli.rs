@@ -64,8 +64,10 @@ pub enum Cmd {
     List(ListArgs),
     /// List the fields `list` knows.
     ListFields {
+        /// Do not print the header row.
         #[arg(long)]
         no_headers: bool,
+        /// Separate fields with SEP instead of aligning columns.
         #[arg(long, value_name = "SEP")]
         separator: Option<String>,
         fields: Vec<String>,
@@ -84,6 +86,7 @@ pub enum Cmd {
     },
     /// Remove tags from a network.
     RemoveTags {
+        /// Read more tags from FILE, one per line (`-` for stdin).
         #[arg(long, value_name = "FILE")]
         from: Option<String>,
         #[command(flatten)]
@@ -172,10 +175,13 @@ pub struct ConnectArgs {
 
 #[derive(Args, Debug)]
 pub struct ListArgs {
+    /// Do not print the header row.
     #[arg(long)]
     pub no_headers: bool,
+    /// Separate fields with SEP instead of aligning columns.
     #[arg(long, value_name = "SEP")]
     pub separator: Option<String>,
+    /// Print unavailable values as (unavail) instead of -.
     #[arg(short, long)]
     pub verbose: bool,
     /// Fields to show (`+f1,f2` appends to the defaults).

@@ -1,35 +1,34 @@
+//! Stage timings of one transaction on a large config (for tuning the store).
 use std::time::Instant;
 fn main() {
-    let p = std::env::args().nth(1).unwrap();
+    let p = std::env::args().nth(1).expect("usage: parse-time CONFIG");
     let store = netconf::config::FileStore::new(&p);
     use netconf::config::Store;
-    let cfg = store.read().unwrap();
-    for _ in 0..3 {
+    for _ in 0..5 {
         let t = Instant::now();
-        let cfg2 = store.read().unwrap();
+        let cfg = store.read().unwrap();
         let r = t.elapsed();
         let t = Instant::now();
-        let s = netconf::config::render(&cfg2).unwrap();
+        let s = netconf::config::render(&cfg).unwrap();
         let a = t.elapsed();
         let t = Instant::now();
-        let b = postcard::to_allocvec(&cfg2).unwrap();
+        let b = postcard::to_allocvec(&cfg).unwrap();
         let bb = t.elapsed();
         let t = Instant::now();
-        {
-            use std::io::Write;
-            let mut f = std::fs::File::create("/tmp/w.tmp").unwrap();
-            f.write_all(s.as_bytes()).unwrap();
-            f.sync_all().unwrap();
-        }
-        let c = t.elapsed();
+        let c2: netconf::config::Config = postcard::from_bytes(&b).unwrap();
+        let dd = t.elapsed();
         let t = Instant::now();
-        std::fs::write("/tmp/w2.tmp", &b).unwrap();
-        let d = t.elapsed();
+        netconf::config::transaction(&store, |c| {
+            c.cluster.name = "x".into();
+            Ok(())
+        })
+        .unwrap();
+        let tx = t.elapsed();
         println!(
-            "read {r:?} render {a:?} ({} B) postcard {bb:?} ({} B) write+fsync {c:?} cachewrite {d:?}",
+            "read {r:?} render {a:?} ({} B) encode {bb:?} decode {dd:?} ({} B) transaction {tx:?}",
             s.len(),
             b.len()
         );
+        drop(c2);
     }
-    drop(cfg);
 }

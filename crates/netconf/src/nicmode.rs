@@ -3,8 +3,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::mac::serde_via_str;
-
 /// Ganeti's NIC modes. Ganeti also accepted `pool` here by accident; it is refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum NicMode {
@@ -53,7 +51,31 @@ impl fmt::Display for NicMode {
     }
 }
 
-serde_via_str!(NicMode);
+// Text in config.data, one byte in the binary snapshot cache.
+impl serde::Serialize for NicMode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.serialize_str(self.as_str())
+        } else {
+            s.serialize_u8(*self as u8)
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for NicMode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if d.is_human_readable() {
+            let s = <String as serde::Deserialize>::deserialize(d)?;
+            s.parse().map_err(serde::de::Error::custom)
+        } else {
+            let b = <u8 as serde::Deserialize>::deserialize(d)?;
+            NicMode::ALL
+                .get(usize::from(b))
+                .copied()
+                .ok_or_else(|| serde::de::Error::custom("invalid NIC mode"))
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

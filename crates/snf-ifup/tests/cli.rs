@@ -101,3 +101,50 @@ fn usage_errors_exit_2_and_bad_names_exit_1() {
         String::from_utf8_lossy(&o.stderr).contains("ACTION must be up or down, not 'sideways'")
     );
 }
+
+/// groff (all warnings), man --warnings and lexgrog accept snf-ifup's pages.
+#[test]
+fn pages_render_without_warnings() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../man/");
+    let mut checked = 0;
+    for (page, name) in [
+        ("snf-ifup.8", "snf-ifup"),
+        ("nfdhcpd-binding.5", "nfdhcpd-binding"),
+        ("snf-network.toml.5", "snf-network.toml"),
+    ] {
+        let path = format!("{dir}{page}");
+        let runs: [(&str, Vec<&str>); 3] = [
+            ("groff", vec!["-man", "-Tutf8", "-ww", "-z", &path]),
+            (
+                "man",
+                vec!["--warnings", "-E", "UTF-8", "-l", "-Tutf8", "-Z", &path],
+            ),
+            ("lexgrog", vec![&path]),
+        ];
+        for (tool, args) in runs {
+            let Ok(o) = Command::new(tool)
+                .args(&args)
+                .env("LC_ALL", "C.UTF-8")
+                .env("MANWIDTH", "80")
+                .output()
+            else {
+                continue;
+            };
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(
+                o.status.success() && err.trim().is_empty(),
+                "{tool} on {page}: {err}"
+            );
+            if tool == "lexgrog" {
+                assert!(
+                    String::from_utf8_lossy(&o.stdout).contains(&format!(": \"{name} - ")),
+                    "whatis entry of {page}"
+                );
+            }
+            checked += 1;
+        }
+    }
+    if checked == 0 {
+        eprintln!("SKIP pages_render_without_warnings: groff, man and lexgrog are not installed");
+    }
+}

@@ -1,5 +1,6 @@
 //! The cluster configuration (`config.data`): the model and the store behind it.
 
+mod cache;
 mod model;
 mod store;
 pub mod tags;

@@ -16,12 +16,14 @@ use crate::pool::AddressPool;
 /// The format version this build writes; a file with a larger one is refused.
 pub const CONFIG_VERSION: u32 = 1;
 
-/// Seconds since the epoch, as Ganeti's `ctime`/`mtime`.
+/// Seconds since the epoch with microseconds, as Ganeti's `ctime`/`mtime`. Rounded to the
+/// microsecond so that the value survives config.data's six-decimal form exactly.
 pub fn now() -> f64 {
-    SystemTime::now()
+    let micros = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
+        .map(|d| d.as_micros())
+        .unwrap_or(0);
+    micros as f64 / 1e6
 }
 
 pub fn new_uuid() -> String {

@@ -15,6 +15,7 @@ use std::io::{ErrorKind, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use super::cache;
 use super::model::{CONFIG_VERSION, Config, now};
 use crate::error::GntError;
 
@@ -146,16 +147,20 @@ impl FileStore {
     fn load_cache(&self, stamp: &Stamp) -> Option<Config> {
         let bytes = fs::read(&self.cache_path).ok()?;
         let body = bytes.strip_prefix(&stamp.header()[..])?;
-        postcard::from_bytes(body).ok()
+        cache::decode(body)
     }
 
     /// Best effort: a missing or unwritable cache only costs speed.
     fn save_cache(&self, stamp: &Stamp, cfg: &Config) {
-        let Ok(body) = postcard::to_allocvec(cfg) else {
-            return;
-        };
-        let mut bytes = stamp.header().to_vec();
-        bytes.extend_from_slice(&body);
+        if let Some(body) = cache::encode(cfg) {
+            self.save_cache_bytes(stamp, &body);
+        }
+    }
+
+    fn save_cache_bytes(&self, stamp: &Stamp, body: &[u8]) {
+        let mut bytes = Vec::with_capacity(64 + body.len());
+        bytes.extend_from_slice(&stamp.header());
+        bytes.extend_from_slice(body);
         let tmp = self
             .dir()
             .join(format!(".config.cache.tmp{}", std::process::id()));
@@ -165,7 +170,13 @@ impl FileStore {
     }
 
     fn write(&self, cfg: &Config) -> Result<(), GntError> {
-        let text = render(cfg)?;
+        // The snapshot cache is encoded on the second core while the TOML is rendered.
+        let (text, cache_body) = std::thread::scope(|scope| {
+            let body = scope.spawn(|| cache::encode(cfg));
+            let text = render(cfg);
+            (text, body.join().ok().flatten())
+        });
+        let text = text?;
         let dir = self.dir();
         let tmp = dir.join(format!(
             ".{}.tmp{}",
@@ -186,8 +197,8 @@ impl FileStore {
             let _ = fs::remove_file(&tmp);
             self.io_err("write", &self.path, &e)
         })?;
-        if let Ok(m) = fs::metadata(&self.path) {
-            self.save_cache(&Stamp::of(&m), cfg);
+        if let (Ok(m), Some(body)) = (fs::metadata(&self.path), cache_body) {
+            self.save_cache_bytes(&Stamp::of(&m), &body);
         }
         Ok(())
     }
@@ -253,7 +264,7 @@ impl Stamp {
 pub fn render(cfg: &Config) -> Result<String, GntError> {
     let mut s = String::with_capacity(4096 + cfg.instances.len() * 400);
     s.push_str(HEADER);
-    super::writer::write_config(&mut s, cfg);
+    super::writer::write_config_parallel(&mut s, cfg);
     s.push('\n');
     s.push_str(END_MARKER);
     s.push('\n');
@@ -409,6 +420,12 @@ mod tests {
         // A corrupt cache is ignored.
         fs::write(dir.path().join("config.data.cache"), b"garbage").unwrap();
         assert_eq!(store.read().unwrap().cluster.name, "edited");
+        // A cache with the right stamp but a damaged body is ignored too.
+        let stamp = Stamp::of(&fs::metadata(store.path()).unwrap());
+        let mut bad = stamp.header().to_vec();
+        bad.extend_from_slice(&[1, 2, 3]);
+        fs::write(dir.path().join("config.data.cache"), bad).unwrap();
+        assert_eq!(store.read().unwrap().cluster.name, "edited");
     }
 
     #[test]
@@ -418,5 +435,48 @@ mod tests {
         let text = render(&cfg).unwrap();
         let back: Config = toml::from_str(&text).unwrap();
         assert_eq!(back, cfg);
+    }
+
+    #[test]
+    fn cache_and_toml_give_the_same_config_with_instances() {
+        use crate::ops::{Feedback, instance, network};
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::new(dir.path().join("config.data"));
+        transaction(&store, |c| {
+            let mut fb = Feedback::default();
+            let add = network::AddNetwork {
+                name: "n".into(),
+                network: Some("192.0.2.0/24".into()),
+                gateway: Some("192.0.2.1".into()),
+                conflicts_check: true,
+                ..Default::default()
+            };
+            network::add(c, &add, &mut fb)?;
+            let raw = network::RawNicParams {
+                link: Some("br0".into()),
+                ..Default::default()
+            };
+            network::connect(c, "n", &raw, &[], true, &mut fb)?;
+            for k in 0..7 {
+                let spec = instance::NicSpec::parse("ip=pool,network=n").unwrap();
+                let a = instance::AddInstance {
+                    name: format!("i{k}"),
+                    nics: vec![
+                        spec,
+                        instance::NicSpec::parse("mode=routed,ip=198.51.100.7").unwrap(),
+                    ],
+                    conflicts_check: true,
+                    ..Default::default()
+                };
+                instance::add(c, &a, &mut fb)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert!(store.cache_is_fresh());
+        let from_cache = store.read().unwrap();
+        let from_toml = parse(&fs::read_to_string(store.path()).unwrap(), store.path()).unwrap();
+        assert_eq!(from_cache, from_toml);
+        assert_eq!(from_cache.instances.len(), 7);
     }
 }

@@ -60,8 +60,8 @@ impl NicSpec {
 /// One `--net` option of `gnt-instance modify`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NicChange {
-    /// Add a NIC at the end.
-    Add(NicSpec),
+    /// Add a NIC at an index (Ganeti's `N:add`), or at the end.
+    Add(Option<usize>, NicSpec),
     Modify(usize, NicSpec),
     /// Remove the NIC at an index, or the last one.
     Remove(Option<usize>),
@@ -106,7 +106,9 @@ pub fn normalize_vlan(v: &str) -> Result<String, GntError> {
 /// Ganeti's `CheckParameterSyntax` on a finished NIC parameter set.
 fn check_params(p: &NicParams) -> Result<(), GntError> {
     if p.mode == NicMode::Bridged && p.link.is_empty() {
-        return Err(GntError::Config("Missing bridged NIC link".into()));
+        // Ganeti raised a ConfigurationError here ("Corrupt configuration file", exit 2),
+        // which blamed config.data for a command-line mistake.
+        return Err(GntError::inval("Missing bridged NIC link"));
     }
     Ok(())
 }
@@ -427,7 +429,7 @@ pub fn modify(
     let mut used_macs = cfg.macs_in_use();
     for change in changes {
         match change {
-            NicChange::Add(spec) => {
+            NicChange::Add(at, spec) => {
                 if inst.nics.len() >= MAX_NICS {
                     return Err(GntError::inval(format!(
                         "Instance has too many network interfaces ({}), cannot add more",
@@ -441,7 +443,13 @@ pub fn modify(
                         "If ip=pool, parameter network cannot be none",
                     ));
                 }
-                let idx = inst.nics.len();
+                let idx = at.unwrap_or(inst.nics.len());
+                if idx > inst.nics.len() {
+                    return Err(GntError::inval(format!(
+                        "Invalid NIC index {idx} for add, valid range is 0-{}",
+                        inst.nics.len()
+                    )));
+                }
                 let nic = new_nic(
                     cfg,
                     idx,
@@ -452,7 +460,7 @@ pub fn modify(
                     &mut used_macs,
                     fb,
                 )?;
-                inst.nics.push(nic);
+                inst.nics.insert(idx, nic);
             }
             NicChange::Remove(idx) => {
                 let i = match idx {

@@ -425,7 +425,12 @@ pub struct RawNicParams {
 /// Fills `raw` over the cluster defaults and validates it as Ganeti's opcode does (but
 /// refusing `pool`, which Ganeti's NIC mode list let through).
 pub fn connection_params(cfg: &Config, raw: &RawNicParams) -> Result<NicParams, GntError> {
-    let d = &cfg.cluster.default_nicparams;
+    fill_params(&cfg.cluster.default_nicparams, raw)
+}
+
+/// `raw` filled over `d`: the cluster defaults for a new connection, the current
+/// parameters when a connected group is connected again (so only what is given changes).
+fn fill_params(d: &NicParams, raw: &RawNicParams) -> Result<NicParams, GntError> {
     let mode = match &raw.mode {
         None => d.mode,
         Some(m) => m
@@ -436,11 +441,12 @@ pub fn connection_params(cfg: &Config, raw: &RawNicParams) -> Result<NicParams, 
     if link.is_empty() {
         return Err(GntError::param(OP_CONNECT, "network_link"));
     }
-    Ok(NicParams {
-        mode,
-        link,
-        vlan: raw.vlan.clone().unwrap_or_default(),
-    })
+    let vlan = match &raw.vlan {
+        Some(v) => v.clone(),
+        None if raw.mode.is_some() || raw.link.is_some() => String::new(),
+        None => d.vlan.clone(),
+    };
+    Ok(NicParams { mode, link, vlan })
 }
 
 /// The groups named, or all of them (sorted by name) when none are.
@@ -486,12 +492,16 @@ pub fn connect(
     fb: &mut Feedback,
 ) -> Result<Vec<HookEnv>, GntError> {
     let uuid = cfg.network_uuid(name)?;
-    let params = connection_params(cfg, raw)?;
+    let fresh = connection_params(cfg, raw)?;
     let targets = target_groups(cfg, groups)?;
     let net = cfg.networks[&uuid].clone();
     let mut envs = Vec::new();
     for g in targets {
         let group_name = cfg.nodegroups[&g].name.clone();
+        let params = match cfg.nodegroups[&g].networks.get(&uuid) {
+            Some(old) => fill_params(old, raw)?,
+            None => fresh.clone(),
+        };
         if let Some(old) = cfg.nodegroups[&g].networks.get(&uuid)
             && *old == params
         {

@@ -1,0 +1,15 @@
+//! `snf-dnshook`: a Ganeti instance hook that keeps the A, AAAA and PTR records of an
+//! instance's public NICs in sync, with RFC 2136 UPDATEs signed with TSIG.
+
+pub mod client;
+pub mod config;
+#[cfg(test)]
+mod fake;
+pub mod hookenv;
+pub mod keyfile;
+pub mod names;
+pub mod plan;
+pub mod sync;
+pub mod tsig;
+pub mod update;
+pub mod wire;

@@ -1,0 +1,153 @@
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+
+use snf_dnshook::client::Client;
+use snf_dnshook::config::{self, Config};
+use snf_dnshook::hookenv::{Action, HookEnv, Phase};
+use snf_dnshook::sync::{Job, Options, sync};
+
+/// Ganeti instance hook: keeps the A, AAAA and PTR records of an instance's NICs on
+/// DNS-tagged networks in sync, with RFC 2136 UPDATEs signed with TSIG.
+#[derive(Parser)]
+#[command(
+    version,
+    max_term_width = 100,
+    after_help = "Acts on OP_INSTANCE_CREATE, OP_INSTANCE_SET_PARAMS, OP_INSTANCE_RENAME and \
+                  OP_INSTANCE_REMOVE in the post phase, on the instance's primary node only, \
+                  reading the GANETI_* variables of the hook environment. Exit status: 0 done \
+                  or nothing to do, 1 failure, 2 usage error. See snf-dnshook(8) and \
+                  snf-dnshook.toml(5)."
+)]
+struct Cli {
+    /// Configuration file (see snf-dnshook.toml(5)).
+    #[arg(short, long, value_name = "FILE", env = "SNF_DNSHOOK_CONFIG",
+          default_value = config::DEFAULT_PATH)]
+    config: PathBuf,
+
+    /// Read the current records, print the UPDATEs that would be sent, send nothing.
+    #[arg(short = 'n', long)]
+    dry_run: bool,
+
+    /// Print every UPDATE sent, and why nothing was done when nothing was.
+    #[arg(short, long)]
+    verbose: bool,
+
+    /// This node's name, compared with GANETI_INSTANCE_PRIMARY [default: `node` in the
+    /// configuration file, else `hostname -f`].
+    #[arg(long, value_name = "NAME", env = "SNF_DNSHOOK_NODE")]
+    node: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("snf-dnshook: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn note(cli: &Cli, msg: &str) {
+    if cli.verbose {
+        eprintln!("snf-dnshook: {msg}");
+    }
+}
+
+/// The node's FQDN as Ganeti names nodes (what `hostname -f` prints).
+fn this_node() -> Result<String> {
+    if let Ok(out) = std::process::Command::new("hostname").arg("-f").output()
+        && out.status.success()
+    {
+        let name = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if !name.is_empty() {
+            return Ok(name);
+        }
+    }
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .context("cannot tell this node's name; set `node` or SNF_DNSHOOK_NODE")?;
+    Ok(name.trim().to_string())
+}
+
+fn same_host(a: &str, b: &str) -> bool {
+    a.trim_end_matches('.')
+        .eq_ignore_ascii_case(b.trim_end_matches('.'))
+}
+
+fn run(cli: &Cli) -> Result<ExitCode> {
+    // Ganeti variables are ASCII; anything else is not ours to read.
+    let vars = std::env::vars_os().filter_map(|(k, v): (OsString, OsString)| {
+        Some((k.into_string().ok()?, v.into_string().ok()?))
+    });
+    let env = HookEnv::from_vars(vars)?;
+    if env.phase == Phase::Pre {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let Some(action) = env.action()? else {
+        note(cli, &format!("opcode '{}': nothing to do", env.op_code));
+        return Ok(ExitCode::SUCCESS);
+    };
+    let cfg = Config::load(&cli.config)?;
+    let node = match cli.node.clone().or_else(|| cfg.node.clone()) {
+        Some(n) => n,
+        None => this_node()?,
+    };
+    let primary = env
+        .primary
+        .as_deref()
+        .context("GANETI_INSTANCE_PRIMARY is not set")?;
+    if !same_host(primary, &node) {
+        note(
+            cli,
+            &format!("this node ({node}) is not the primary ({primary}): nothing to do"),
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let instance = env
+        .instance
+        .as_deref()
+        .context("GANETI_INSTANCE_NAME is not set")?;
+    let nics = env.nics()?;
+    // A modify may have taken the last DNS NIC away, so it always looks; the other
+    // opcodes act only for instances with a DNS NIC.
+    if action != Action::Modify && !nics.iter().any(|n| cfg.is_dns_nic(&n.tags)) {
+        note(
+            cli,
+            &format!(
+                "{instance}: no NIC on a network tagged {}: nothing to do",
+                cfg.dns_tags.join(" or ")
+            ),
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let client = Client {
+        servers: cfg.servers.clone(),
+        key: cfg.key.clone(),
+        timeout: cfg.timeout,
+        attempts: cfg.attempts,
+        backoff: cfg.backoff,
+    };
+    let opts = Options {
+        dry_run: cli.dry_run,
+        verbose: cli.verbose,
+    };
+    let job = Job {
+        instance,
+        action: &action,
+        nics: &nics,
+    };
+    sync(
+        &cfg,
+        &client,
+        &job,
+        &opts,
+        &mut std::io::stdout().lock(),
+        &mut std::io::stderr().lock(),
+    )?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,276 @@
+//! When the hook must not act, or must fail before talking to any server. These need no
+//! root and no BIND: the configured server is a closed port, so any attempt to contact it
+//! would fail the run.
+
+use std::net::UdpSocket;
+use std::path::Path;
+use std::process::{Command, Output};
+
+const NODE: &str = "node1.example.org";
+
+fn closed_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn write_config(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("dnshook.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "server = \"127.0.0.1\"\nport = {}\nzone = \"example.org\"\ntimeout = 0.2\nattempts = 1\n",
+            closed_port()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn run(config: &Path, vars: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_snf-dnshook"))
+        .env_clear()
+        .env("PATH", "/sbin:/bin:/usr/sbin:/usr/bin")
+        .env("SNF_DNSHOOK_CONFIG", config)
+        .env("SNF_DNSHOOK_NODE", NODE)
+        .envs(vars.iter().copied())
+        .output()
+        .unwrap()
+}
+
+const PUBLIC_NIC: [(&str, &str); 5] = [
+    ("GANETI_INSTANCE_NIC_COUNT", "1"),
+    ("GANETI_INSTANCE_NIC0_IP", "198.51.100.10"),
+    ("GANETI_INSTANCE_NIC0_MAC", "aa:00:00:12:34:56"),
+    ("GANETI_INSTANCE_NIC0_NETWORK_SUBNET", "198.51.100.0/24"),
+    ("GANETI_INSTANCE_NIC0_NETWORK_TAGS", "public"),
+];
+
+fn with<'a>(base: &[(&'a str, &'a str)], more: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    base.iter().chain(more).copied().collect()
+}
+
+fn assert_quiet_success(out: &Output) {
+    assert!(
+        out.status.success(),
+        "status {}; stderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The same environment with the phase set to `post` does contact the (closed) server and
+/// fails: so the successes below really come from the checks they name.
+#[test]
+fn control_the_post_phase_on_the_primary_reaches_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path());
+    let vars = with(
+        &PUBLIC_NIC,
+        &[
+            ("GANETI_HOOKS_PHASE", "post"),
+            ("GANETI_OP_CODE", "OP_INSTANCE_CREATE"),
+            ("GANETI_INSTANCE_NAME", "web1"),
+            ("GANETI_INSTANCE_PRIMARY", NODE),
+        ],
+    );
+    let out = run(&config, &vars);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no usable answer"), "{err}");
+}
+
+#[test]
+fn pre_phase_does_nothing_even_with_broken_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path());
+    let out = run(
+        &config,
+        &[
+            ("GANETI_HOOKS_PHASE", "pre"),
+            ("GANETI_OP_CODE", "OP_INSTANCE_CREATE"),
+            ("GANETI_INSTANCE_NAME", "web1"),
+            ("GANETI_INSTANCE_PRIMARY", NODE),
+            ("GANETI_INSTANCE_NIC_COUNT", "1"),
+            ("GANETI_INSTANCE_NIC0_IP", "not-an-ip"),
+            ("GANETI_INSTANCE_NIC0_NETWORK_TAGS", "public"),
+        ],
+    );
+    assert_quiet_success(&out);
+    // Not even the configuration is read in the pre phase.
+    let out = run(
+        Path::new("/nonexistent/dnshook.toml"),
+        &[
+            ("GANETI_HOOKS_PHASE", "pre"),
+            ("GANETI_OP_CODE", "OP_INSTANCE_CREATE"),
+        ],
+    );
+    assert_quiet_success(&out);
+}
+
+#[test]
+fn other_nodes_and_other_opcodes_do_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path());
+    let base = with(
+        &PUBLIC_NIC,
+        &[
+            ("GANETI_HOOKS_PHASE", "post"),
+            ("GANETI_INSTANCE_NAME", "web1"),
+        ],
+    );
+    let out = run(
+        &config,
+        &with(
+            &base,
+            &[
+                ("GANETI_OP_CODE", "OP_INSTANCE_CREATE"),
+                ("GANETI_INSTANCE_PRIMARY", "node2.example.org"),
+            ],
+        ),
+    );
+    assert_quiet_success(&out);
+    // Case and a trailing dot do not make another node.
+    let out = run(
+        &config,
+        &with(
+            &base,
+            &[
+                ("GANETI_OP_CODE", "OP_INSTANCE_CREATE"),
+                ("GANETI_INSTANCE_PRIMARY", "NODE1.example.org."),
+            ],
+        ),
+    );
+    assert_eq!(out.status.code(), Some(1), "the primary should act");
+    for op in [
+        "OP_INSTANCE_STARTUP",
+        "OP_INSTANCE_MIGRATE",
+        "OP_NETWORK_ADD",
+    ] {
+        let out = run(
+            &config,
+            &with(
+                &base,
+                &[("GANETI_OP_CODE", op), ("GANETI_INSTANCE_PRIMARY", NODE)],
+            ),
+        );
+        assert_quiet_success(&out);
+    }
+}
+
+#[test]
+fn instances_without_a_dns_nic_do_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path());
+    for op in [
+        "OP_INSTANCE_CREATE",
+        "OP_INSTANCE_RENAME",
+        "OP_INSTANCE_REMOVE",
+    ] {
+        let out = run(
+            &config,
+            &[
+                ("GANETI_HOOKS_PHASE", "post"),
+                ("GANETI_OP_CODE", op),
+                ("GANETI_INSTANCE_NAME", "web1"),
+                ("GANETI_INSTANCE_NEW_NAME", "web2"),
+                ("GANETI_INSTANCE_PRIMARY", NODE),
+                ("GANETI_INSTANCE_NIC_COUNT", "2"),
+                ("GANETI_INSTANCE_NIC0_IP", "198.51.100.10"),
+                ("GANETI_INSTANCE_NIC0_MAC", "aa:00:00:12:34:56"),
+                (
+                    "GANETI_INSTANCE_NIC0_NETWORK_TAGS",
+                    "nfdhcpd private-filtered",
+                ),
+                ("GANETI_INSTANCE_NIC1_IP", ""),
+                ("GANETI_INSTANCE_NIC1_MAC", "aa:00:00:12:34:57"),
+            ],
+        );
+        assert_quiet_success(&out);
+    }
+}
+
+#[test]
+fn configuration_and_environment_errors_are_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path());
+    let post = [
+        ("GANETI_HOOKS_PHASE", "post"),
+        ("GANETI_OP_CODE", "OP_INSTANCE_CREATE"),
+        ("GANETI_INSTANCE_NAME", "web1"),
+        ("GANETI_INSTANCE_PRIMARY", NODE),
+    ];
+    let fails = |config: &Path, vars: &[(&str, &str)], want: &str| {
+        let out = run(config, vars);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.starts_with("snf-dnshook: error: "), "{err}");
+        assert!(err.contains(want), "wanted '{want}' in: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    };
+    fails(
+        Path::new("/nonexistent/dnshook.toml"),
+        &with(&PUBLIC_NIC, &post),
+        "cannot read /nonexistent/dnshook.toml",
+    );
+    fails(
+        &config,
+        &with(
+            &post,
+            &[
+                ("GANETI_INSTANCE_NIC_COUNT", "1"),
+                ("GANETI_INSTANCE_NIC0_IP", "198.51.100.300"),
+            ],
+        ),
+        "GANETI_INSTANCE_NIC0_IP: '198.51.100.300' is not an IPv4 address",
+    );
+    fails(
+        &config,
+        &with(
+            &post,
+            &[
+                ("GANETI_INSTANCE_NIC_COUNT", "1"),
+                ("GANETI_INSTANCE_NIC0_MAC", "aa:00:00:12:34"),
+            ],
+        ),
+        "Invalid MAC address 'aa:00:00:12:34'",
+    );
+    fails(
+        &config,
+        &[
+            ("GANETI_HOOKS_PHASE", "post"),
+            ("GANETI_OP_CODE", "OP_INSTANCE_RENAME"),
+            ("GANETI_INSTANCE_NAME", "web1"),
+        ],
+        "GANETI_INSTANCE_NEW_NAME",
+    );
+    fails(&config, &[], "GANETI_HOOKS_PHASE is not set");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "server = \"127.0.0.1\"\n[tsig]\nname = \"k\"\nsecret = \"***\"\n",
+    )
+    .unwrap();
+    fails(&bad, &with(&PUBLIC_NIC, &post), "`tsig.secret`");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let out = Command::new(env!("CARGO_BIN_EXE_snf-dnshook"))
+        .arg("--no-such-flag")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
