@@ -259,13 +259,37 @@ fn links_and_routes(works: &[Work]) -> anyhow::Result<()> {
             .flat_map(|w| f(w.plan).iter().cloned())
             .collect()
     };
-    batch("ip", &["-4", "-batch", "-"], &all(|p| &p.ip4))?;
-    batch("bridge", &["-batch", "-"], &all(|p| &p.bridge))?;
-    for w in works.iter().filter(|w| !w.plan.ovs.is_empty()) {
-        let args: Vec<&str> = w.plan.ovs.iter().map(String::as_str).collect();
-        exec::run("ovs-vsctl", &args)?;
+    let ip4 = all(|p| &p.ip4);
+    // IPv6 routes need the link up: the IPv6 batch repeats the (idempotent) link lines, in
+    // the same order (address before up, so the link-local address is derived from the
+    // final MAC), and both batches run side by side.
+    let mut ip6: Vec<String> = Vec::new();
+    for w in works.iter().filter(|w| !w.plan.ip6.is_empty()) {
+        ip6.extend(
+            w.plan
+                .ip4
+                .iter()
+                .filter(|l| l.starts_with("link "))
+                .cloned(),
+        );
+        ip6.extend(w.plan.ip6.iter().cloned());
     }
-    batch("ip", &["-6", "-batch", "-"], &all(|p| &p.ip6))?;
+    std::thread::scope(|scope| {
+        let v6 = scope.spawn(|| batch("ip", &["-6", "-batch", "-"], &ip6));
+        let v4 = (|| {
+            batch("ip", &["-4", "-batch", "-"], &ip4)?;
+            batch("bridge", &["-batch", "-"], &all(|p| &p.bridge))?;
+            for w in works.iter().filter(|w| !w.plan.ovs.is_empty()) {
+                let args: Vec<&str> = w.plan.ovs.iter().map(String::as_str).collect();
+                exec::run("ovs-vsctl", &args)?;
+            }
+            Ok(())
+        })();
+        let v6 = v6
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("internal error: a worker panicked")));
+        v4.and(v6)
+    })?;
     let (mut s4, mut s6) = (Vec::new(), Vec::new());
     for w in works {
         let t = w.tap.as_str();

@@ -6,6 +6,17 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context, bail};
 
+use crate::log;
+
+/// Logs (with -v) how long a tool took: the tools are where the time goes.
+fn timed(cmd: &str, args: &[&str], start: std::time::Instant) {
+    log::info(&format!(
+        "ran {} in {:.1} ms",
+        describe(cmd, args),
+        start.elapsed().as_secs_f64() * 1000.0
+    ));
+}
+
 fn describe(cmd: &str, args: &[&str]) -> String {
     let mut s = cmd.to_owned();
     for a in args {
@@ -25,11 +36,13 @@ fn spawn_error(cmd: &str, e: &std::io::Error) -> anyhow::Error {
 
 /// Runs a read-only query and returns its stdout.
 pub fn output(cmd: &str, args: &[&str]) -> anyhow::Result<String> {
+    let start = std::time::Instant::now();
     let out = Command::new(cmd)
         .args(args)
         .stdin(Stdio::null())
         .output()
         .map_err(|e| spawn_error(cmd, &e))?;
+    timed(cmd, args, start);
     if !out.status.success() {
         bail!(
             "`{}` failed: {}",
@@ -56,6 +69,7 @@ pub fn with_stdin(cmd: &str, args: &[&str], input: &str) -> anyhow::Result<()> {
 
 /// Like [`with_stdin`] but returns the exit status and stderr instead of failing.
 pub fn with_stdin_status(cmd: &str, args: &[&str], input: &str) -> anyhow::Result<(bool, String)> {
+    let start = std::time::Instant::now();
     let mut child = Command::new(cmd)
         .args(args)
         .stdin(Stdio::piped())
@@ -72,6 +86,7 @@ pub fn with_stdin_status(cmd: &str, args: &[&str], input: &str) -> anyhow::Resul
     let out = child
         .wait_with_output()
         .with_context(|| format!("waiting for {cmd}"))?;
+    timed(cmd, args, start);
     Ok((
         out.status.success(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -86,6 +101,7 @@ pub fn with_stdin_output(
     input: &str,
     ok: &mut bool,
 ) -> anyhow::Result<String> {
+    let start = std::time::Instant::now();
     let mut child = Command::new(cmd)
         .args(args)
         .stdin(Stdio::piped())
@@ -102,6 +118,7 @@ pub fn with_stdin_output(
     let out = child
         .wait_with_output()
         .with_context(|| format!("waiting for {cmd}"))?;
+    timed(cmd, args, start);
     *ok = out.status.success();
     String::from_utf8(out.stdout).with_context(|| format!("`{}`: output", describe(cmd, args)))
 }
