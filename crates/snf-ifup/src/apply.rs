@@ -1,0 +1,875 @@
+//! Executing plans (`up`, `reapply`), undoing them (`down`), and showing them (`status`,
+//! `--dry-run`).
+//!
+//! Speed: one `ip -batch` per address family, one `*-restore` per firewall table, and no
+//! `*-save` when the recorded state says what the tables hold (the batch then asserts it:
+//! a wrong guess fails atomically and we retry from a real dump). `reapply` does all NICs
+//! in one batch per tool.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use netconf::{IfName, NicEnv};
+
+use crate::announce;
+use crate::config::Config;
+use crate::exec;
+use crate::firewall::{self, Dump, Family, TableSpec};
+use crate::log;
+use crate::node::{self, RoutingCache};
+use crate::plan::{self, Announce, Flavour, Plan, Undo};
+use crate::state::{self, FwMap, State};
+
+pub struct Ctx {
+    pub cfg: Config,
+    pub dry_run: bool,
+}
+
+/// One NIC to apply.
+struct Work<'a> {
+    tap: &'a IfName,
+    plan: &'a Plan,
+    prev: Option<&'a State>,
+    /// What the firewall holds of this TAP, if known without reading it.
+    known: Option<FwMap>,
+}
+
+/// Brings one NIC up. On failure everything this call changed is rolled back: to the
+/// previous configuration if there was a complete one, else to nothing.
+pub fn up(
+    ctx: &Ctx,
+    nic: &NicEnv,
+    tap: &IfName,
+    flavour: Flavour,
+    announce: bool,
+) -> anyhow::Result<()> {
+    let _lock = lock(ctx)?;
+    let dir = &ctx.cfg.state_dir;
+    let prev = state::load(dir, tap)?;
+    let mut routing = RoutingCache::default();
+    let facts = node::facts(nic, tap, &mut routing)?;
+    let plan = plan::build(nic, tap, flavour, &ctx.cfg, &facts, announce)?;
+    for w in &plan.warnings {
+        log::warn(&format!("{tap}: {w}"));
+    }
+    let binding_path = ctx.cfg.nfdhcpd_state_dir.join(tap.as_str());
+    if ctx.dry_run {
+        return print_plan(tap, &plan, prev.as_ref(), &binding_path);
+    }
+    log::info(&format!(
+        "configuring {tap} (instance {}, NIC {}, mode {})",
+        nic.instance, nic.index, nic.mode
+    ));
+
+    // Record first, so that a `down` after a crash half-way knows everything to look for.
+    let mut families: Vec<Family> = plan.firewall.keys().copied().collect();
+    let mut undo = plan.undo.clone();
+    let mut sysctl_restore = Vec::new();
+    for (k, _) in &plan.sysctls {
+        let old = prev
+            .as_ref()
+            .and_then(|p| p.sysctl_restore.iter().find(|(n, _)| n == k).cloned())
+            .or_else(|| node::sysctl_get(k).map(|v| (k.clone(), v)));
+        sysctl_restore.extend(old);
+    }
+    if let Some(p) = &prev {
+        for f in &p.families {
+            if !families.contains(f) {
+                families.push(*f);
+            }
+        }
+        undo = undo.merged(&p.undo);
+    }
+    let mut st = State {
+        tap: tap.to_string(),
+        flavour,
+        complete: false,
+        env: nic.to_env(),
+        families,
+        sysctl_restore,
+        binding: plan
+            .binding
+            .as_ref()
+            .map(|_| binding_path.clone())
+            .or_else(|| prev.as_ref().and_then(|p| p.binding.clone())),
+        undo,
+        firewall: prev
+            .as_ref()
+            .map(|p| p.firewall.clone())
+            .unwrap_or_default(),
+    };
+    state::save(dir, &st)?;
+
+    let known = match &prev {
+        None => Some(FwMap::new()),
+        Some(p) if p.complete => Some(p.fw_map()),
+        Some(_) => None,
+    };
+    let work = Work {
+        tap,
+        plan: &plan,
+        prev: prev.as_ref(),
+        known,
+    };
+    match execute(ctx, &[work]) {
+        Ok(()) => {
+            st.complete = true;
+            st.families = plan.firewall.keys().copied().collect();
+            st.firewall = state::to_records(&plan.firewall);
+            st.undo = plan.undo.clone();
+            st.binding = plan.binding.as_ref().map(|_| binding_path);
+            state::save(dir, &st)?;
+            log::info(&format!("{tap} configured"));
+            Ok(())
+        }
+        Err(e) => {
+            rollback(ctx, tap, &st, prev.as_ref());
+            Err(e.context(format!("cannot configure {tap}; changes rolled back")))
+        }
+    }
+}
+
+fn rollback(ctx: &Ctx, tap: &IfName, pending: &State, prev: Option<&State>) {
+    let res = match prev.filter(|p| p.complete) {
+        Some(p) => {
+            // The previous state file is what we restore; write it back first.
+            let r = state::save(&ctx.cfg.state_dir, p).and_then(|()| reapply_one(ctx, tap, p));
+            r.context("restoring the previous configuration")
+        }
+        None => teardown(ctx, tap, Some(pending)),
+    };
+    if let Err(e) = res {
+        log::warn(&format!("{tap}: rollback incomplete: {e:#}"));
+    }
+}
+
+fn lock(ctx: &Ctx) -> anyhow::Result<Option<std::fs::File>> {
+    if ctx.dry_run {
+        Ok(None)
+    } else {
+        state::lock(&ctx.cfg.state_dir).map(Some)
+    }
+}
+
+fn batch(cmd: &str, args: &[&str], lines: &[String]) -> anyhow::Result<()> {
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let mut input = lines.join("\n");
+    input.push('\n');
+    exec::with_stdin(cmd, args, &input)
+}
+
+/// Runs a batch where "already gone" is success (teardown), returning other errors.
+fn batch_forgiving(cmd: &str, args: &[&str], lines: &[String]) -> anyhow::Result<()> {
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let mut input = lines.join("\n");
+    input.push('\n');
+    let (ok, stderr) = exec::with_stdin_status(cmd, args, &input)?;
+    if ok {
+        return Ok(());
+    }
+    let benign = [
+        "No such file or directory",
+        "No such process",
+        "Cannot find device",
+        "Command failed",
+        "does not exist",
+        "Nothing to flush",
+    ];
+    let real: Vec<&str> = stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !benign.iter().any(|b| l.contains(b)))
+        .collect();
+    if real.is_empty() {
+        Ok(())
+    } else {
+        bail!("`{cmd} {}` failed: {}", args.join(" "), real.join("; "))
+    }
+}
+
+fn stale_lines(old: &Undo, new: &Undo, tap: &str) -> (Vec<String>, Vec<String>) {
+    let mut v4 = Vec::new();
+    let mut v6 = Vec::new();
+    for r in old.routes4.iter().filter(|r| !new.routes4.contains(r)) {
+        v4.push(format!("route del {} dev {tap} table {}", r.0, r.1));
+    }
+    for r in old.routes6.iter().filter(|r| !new.routes6.contains(r)) {
+        v6.push(format!("route del {} dev {tap} table {}", r.0, r.1));
+    }
+    for n in old
+        .neigh_proxies
+        .iter()
+        .filter(|n| !new.neigh_proxies.contains(n))
+    {
+        v6.push(format!("neigh del proxy {} dev {}", n.0, n.1));
+    }
+    (v4, v6)
+}
+
+fn execute(ctx: &Ctx, works: &[Work]) -> anyhow::Result<()> {
+    // Before the links come up (accept_dad only matters then).
+    for w in works {
+        for (k, v) in &w.plan.sysctls {
+            std::fs::write(node::sysctl_path(k), v)
+                .with_context(|| format!("cannot set {k}={v}"))?;
+        }
+    }
+    // The three firewall tables, the links/routes and the bindings are independent: they
+    // run side by side (the kernel's nf_tables commits mostly wait, they do not compute).
+    std::thread::scope(|scope| {
+        let fw: Vec<_> = Family::ALL
+            .into_iter()
+            .map(|fam| scope.spawn(move || firewall_family(fam, works)))
+            .collect();
+        let files = scope.spawn(|| -> anyhow::Result<()> {
+            for w in works {
+                write_binding(&ctx.cfg, w.tap, w.plan)?;
+            }
+            Ok(())
+        });
+        let links = links_and_routes(works);
+        let mut errors = Vec::new();
+        for h in fw.into_iter().chain([files]) {
+            match h.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => errors.push(e),
+                Err(_) => errors.push(anyhow::anyhow!("internal error: a worker panicked")),
+            }
+        }
+        links?;
+        if let Some(e) = errors.into_iter().next() {
+            return Err(e);
+        }
+        Ok(())
+    })?;
+    for w in works {
+        announce_all(w.tap.as_str(), &w.plan.announce);
+    }
+    Ok(())
+}
+
+fn links_and_routes(works: &[Work]) -> anyhow::Result<()> {
+    let all = |f: fn(&Plan) -> &Vec<String>| -> Vec<String> {
+        works
+            .iter()
+            .flat_map(|w| f(w.plan).iter().cloned())
+            .collect()
+    };
+    let ip4 = all(|p| &p.ip4);
+    // IPv6 routes need the link up: the IPv6 batch repeats the (idempotent) link lines, in
+    // the same order (address before up, so the link-local address is derived from the
+    // final MAC), and both batches run side by side.
+    let mut ip6: Vec<String> = Vec::new();
+    for w in works.iter().filter(|w| !w.plan.ip6.is_empty()) {
+        ip6.extend(
+            w.plan
+                .ip4
+                .iter()
+                .filter(|l| l.starts_with("link "))
+                .cloned(),
+        );
+        ip6.extend(w.plan.ip6.iter().cloned());
+    }
+    std::thread::scope(|scope| {
+        let v6 = scope.spawn(|| batch("ip", &["-6", "-batch", "-"], &ip6));
+        let v4 = (|| {
+            batch("ip", &["-4", "-batch", "-"], &ip4)?;
+            batch("bridge", &["-batch", "-"], &all(|p| &p.bridge))?;
+            for w in works.iter().filter(|w| !w.plan.ovs.is_empty()) {
+                let args: Vec<&str> = w.plan.ovs.iter().map(String::as_str).collect();
+                exec::run("ovs-vsctl", &args)?;
+            }
+            Ok(())
+        })();
+        let v6 = v6
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("internal error: a worker panicked")));
+        v4.and(v6)
+    })?;
+    let (mut s4, mut s6) = (Vec::new(), Vec::new());
+    for w in works {
+        let t = w.tap.as_str();
+        if let Some(p) = w.prev {
+            let (a, b) = stale_lines(&p.undo, &w.plan.undo, t);
+            s4.extend(a);
+            s6.extend(b);
+            if let Some(old) = &p.undo.bridge
+                && w.plan.undo.bridge.as_ref() != Some(old)
+                && node::master(t).as_deref() == Some(old.as_str())
+            {
+                exec::run("ip", &["link", "set", "dev", t, "nomaster"])?;
+            }
+        }
+    }
+    batch_forgiving("ip", &["-4", "-force", "-batch", "-"], &s4)?;
+    batch_forgiving("ip", &["-6", "-force", "-batch", "-"], &s6)
+}
+
+/// One firewall table for `works`: the recorded-state fast path for a single NIC, one
+/// dump and one batch for several.
+fn firewall_family(fam: Family, works: &[Work]) -> anyhow::Result<()> {
+    if let [w] = works {
+        let maybe = w.prev.map_or(Family::ALL.to_vec(), |p| p.families.clone());
+        apply_firewall(
+            fam,
+            w.tap.as_str(),
+            &w.plan.firewall,
+            w.known.as_ref(),
+            &maybe,
+        )
+    } else {
+        let empty = TableSpec::default();
+        let list: Vec<(&str, &TableSpec)> = works
+            .iter()
+            .map(|w| (w.tap.as_str(), w.plan.firewall.get(&fam).unwrap_or(&empty)))
+            .collect();
+        let dump = firewall::dump(fam)?;
+        if let Some(b) = firewall::render_many(fam, &dump, &list, true) {
+            firewall::restore(fam, &b).with_context(|| format!("{fam} rules"))?;
+        }
+        Ok(())
+    }
+}
+
+fn write_binding(cfg: &Config, tap: &IfName, plan: &Plan) -> anyhow::Result<()> {
+    let path = cfg.nfdhcpd_state_dir.join(tap.as_str());
+    match &plan.binding {
+        Some(b) => {
+            // Unchanged bindings are not rewritten: nfdhcpd reloads on every write.
+            if std::fs::read_to_string(&path).is_ok_and(|old| old == b.render()) {
+                return Ok(());
+            }
+            b.write_atomic(&cfg.nfdhcpd_state_dir, tap)
+                .with_context(|| format!("cannot write binding {}", path.display()))?;
+        }
+        None => remove_file(&path)?,
+    }
+    Ok(())
+}
+
+fn announce_all(t: &str, list: &[Announce]) {
+    for a in list {
+        let (dev, frame, what) = match a {
+            Announce::Garp { ip, dev } => match node::mac(dev.as_str()) {
+                Some(m) => (
+                    dev,
+                    announce::garp_frame(m, *ip),
+                    format!("gratuitous ARP for {ip}"),
+                ),
+                None => continue,
+            },
+            Announce::UnsolicitedNa { ip, dev } => match node::mac(dev.as_str()) {
+                Some(m) => (
+                    dev,
+                    announce::na_frame(m, *ip),
+                    format!("unsolicited NA for {ip}"),
+                ),
+                None => continue,
+            },
+        };
+        match announce::send(dev.as_str(), &frame) {
+            Ok(()) => log::info(&format!("{t}: sent {what} on {dev}")),
+            Err(e) => log::warn(&format!("{t}: {what} on {dev} failed: {e:#}")),
+        }
+    }
+}
+
+/// Makes `tap`'s chains in table `fam` equal `want`. `known` is what the tables are
+/// believed to hold (from the state file); `maybe` the tables to look at when it is not.
+fn apply_firewall(
+    fam: Family,
+    tap: &str,
+    want: &FwMap,
+    known: Option<&FwMap>,
+    maybe: &[Family],
+) -> anyhow::Result<()> {
+    let empty = TableSpec::default();
+    let w = want.get(&fam).unwrap_or(&empty);
+    let Some(k) = known else {
+        if maybe.contains(&fam) || !w.is_empty() {
+            firewall_from_dump(fam, tap, w)?;
+        }
+        return Ok(());
+    };
+    let old = k.get(&fam).unwrap_or(&empty);
+    if old.is_empty() && w.is_empty() {
+        return Ok(());
+    }
+    let assumed = Dump::assumed(fam, tap, old);
+    let fast = match firewall::render_many(fam, &assumed, &[(tap, w)], false) {
+        Some(b) => firewall::restore(fam, &b),
+        None => Ok(()),
+    };
+    match fast {
+        Ok(()) => {
+            // Profile chains this NIC no longer uses go if nobody else does.
+            for c in old.shared.iter().filter(|c| !w.shared.contains(c)) {
+                let _ = firewall::restore(fam, &firewall::gc_batch(&c.name));
+            }
+            Ok(())
+        }
+        Err(e) => {
+            log::info(&format!(
+                "{tap}: {fam} differs from the recorded state ({e:#}); reading it"
+            ));
+            firewall_from_dump(fam, tap, w)
+        }
+    }
+}
+
+fn firewall_from_dump(fam: Family, tap: &str, want: &TableSpec) -> anyhow::Result<()> {
+    let dump = firewall::dump(fam)?;
+    if let Some(b) = firewall::render(fam, &dump, tap, want) {
+        firewall::restore(fam, &b).with_context(|| format!("{fam} rules for {tap}"))?;
+    }
+    Ok(())
+}
+
+fn remove_file(path: &Path) -> anyhow::Result<()> {
+    match std::fs::remove_file(path) {
+        // A missing directory (or a file where a directory should be) means no file either.
+        Err(e)
+            if e.kind() != std::io::ErrorKind::NotFound
+                && e.raw_os_error() != Some(libc::ENOTDIR) =>
+        {
+            Err(e).with_context(|| format!("cannot remove {}", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Takes a NIC down: removes whatever of ours exists (recorded or not) and succeeds when
+/// nothing is left.
+pub fn down(ctx: &Ctx, tap: &IfName) -> anyhow::Result<()> {
+    let _lock = lock(ctx)?;
+    let st = state::load(&ctx.cfg.state_dir, tap)?;
+    if ctx.dry_run {
+        return print_teardown(ctx, tap, st.as_ref());
+    }
+    log::info(&format!("taking down {tap}"));
+    teardown(ctx, tap, st.as_ref())
+}
+
+fn teardown_lines(
+    tap: &str,
+    st: Option<&State>,
+    routing: &mut RoutingCache,
+) -> anyhow::Result<(Vec<String>, Vec<String>)> {
+    let mut v4 = Vec::new();
+    let mut v6 = Vec::new();
+    routing.load_both()?;
+    for r in routing.get(false)?.rules_for(tap) {
+        v4.push(format!(
+            "rule del priority {} iif {tap} lookup {}",
+            r.priority, r.table
+        ));
+    }
+    for r in routing.get(true)?.rules_for(tap) {
+        v6.push(format!(
+            "rule del priority {} iif {tap} lookup {}",
+            r.priority, r.table
+        ));
+    }
+    if let Some(st) = st {
+        let (a, b) = stale_lines(&st.undo, &Undo::default(), tap);
+        // Routes through the TAP vanish with it; proxy entries are on the uplink.
+        if node::link_exists(tap) {
+            v4.extend(a);
+            v6.extend(b.iter().filter(|l| l.starts_with("route")).cloned());
+        }
+        v6.extend(b.into_iter().filter(|l| l.starts_with("neigh")));
+    }
+    Ok((v4, v6))
+}
+
+fn teardown(ctx: &Ctx, tap: &IfName, st: Option<&State>) -> anyhow::Result<()> {
+    let t = tap.as_str();
+    let mut errors: Vec<String> = Vec::new();
+    let note = |errors: &mut Vec<String>, r: anyhow::Result<()>| {
+        if let Err(e) = r {
+            errors.push(format!("{e:#}"));
+        }
+    };
+    let known = st.filter(|s| s.complete).map(State::fw_map);
+    let maybe = st.map_or(Family::ALL.to_vec(), |s| s.families.clone());
+    let none = FwMap::new();
+    let results: Vec<anyhow::Result<()>> = std::thread::scope(|scope| {
+        let hs: Vec<_> = Family::ALL
+            .into_iter()
+            .map(|fam| {
+                let (known, maybe, none) = (known.as_ref(), &maybe, &none);
+                scope.spawn(move || apply_firewall(fam, t, none, known, maybe))
+            })
+            .collect();
+        hs.into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("internal error: a worker panicked")))
+            })
+            .collect()
+    });
+    for r in results {
+        note(&mut errors, r);
+    }
+    let mut routing = RoutingCache::default();
+    match teardown_lines(t, st, &mut routing) {
+        Ok((v4, v6)) => {
+            note(
+                &mut errors,
+                batch_forgiving("ip", &["-4", "-force", "-batch", "-"], &v4),
+            );
+            note(
+                &mut errors,
+                batch_forgiving("ip", &["-6", "-force", "-batch", "-"], &v6),
+            );
+        }
+        Err(e) => note(&mut errors, Err(e)),
+    }
+    if let Some(s) = st {
+        if let Some(br) = &s.undo.bridge
+            && node::master(t).as_deref() == Some(br.as_str())
+        {
+            note(
+                &mut errors,
+                exec::run("ip", &["link", "set", "dev", t, "nomaster"]),
+            );
+        }
+        if let Some(sw) = &s.undo.ovs_bridge
+            && exec::in_path("ovs-vsctl")
+        {
+            note(
+                &mut errors,
+                exec::run("ovs-vsctl", &["--if-exists", "del-port", sw, t]),
+            );
+        }
+        if node::link_exists(t) {
+            for (k, v) in &s.sysctl_restore {
+                note(
+                    &mut errors,
+                    std::fs::write(node::sysctl_path(k), v)
+                        .with_context(|| format!("cannot restore {k}={v}")),
+                );
+            }
+        }
+        if let Some(b) = &s.binding {
+            note(&mut errors, remove_file(b));
+        }
+    }
+    note(&mut errors, remove_file(&ctx.cfg.nfdhcpd_state_dir.join(t)));
+    if errors.is_empty()
+        && let Err(e) = state::remove(&ctx.cfg.state_dir, tap)
+    {
+        errors.push(format!("{e:#}"));
+    }
+    if errors.is_empty() {
+        log::info(&format!("{tap} taken down"));
+        Ok(())
+    } else {
+        bail!("taking down {tap}: {}", errors.join("; "))
+    }
+}
+
+/// Rebuilds NICs from their recorded state, reading the firewall tables (they may have
+/// been reloaded) and doing every NIC in one batch per tool.
+pub fn reapply(ctx: &Ctx, taps: &[IfName]) -> anyhow::Result<()> {
+    let _lock = lock(ctx)?;
+    let mut failed = Vec::new();
+    let mut routing = RoutingCache::default();
+    let mut ready: Vec<(IfName, State, Plan)> = Vec::new();
+    for tap in taps {
+        let res = (|| {
+            let Some(st) = state::load(&ctx.cfg.state_dir, tap)? else {
+                bail!("no recorded state for {tap}");
+            };
+            let nic = st.nic()?;
+            let facts = node::facts(&nic, tap, &mut routing)?;
+            let plan = plan::build(&nic, tap, st.flavour, &ctx.cfg, &facts, false)?;
+            Ok((st, plan))
+        })();
+        match res {
+            Ok((st, plan)) => ready.push((tap.clone(), st, plan)),
+            Err(e) => {
+                log::error(&format!("reapply {tap}: {e:#}"));
+                failed.push(tap.to_string());
+            }
+        }
+    }
+    if ctx.dry_run {
+        for (tap, st, plan) in &ready {
+            print_plan(
+                tap,
+                plan,
+                Some(st),
+                &ctx.cfg.nfdhcpd_state_dir.join(tap.as_str()),
+            )?;
+        }
+    } else if !ready.is_empty() {
+        let works: Vec<Work> = ready
+            .iter()
+            .map(|(tap, st, plan)| Work {
+                tap,
+                plan,
+                prev: Some(st),
+                known: None,
+            })
+            .collect();
+        let all_ok = match execute(ctx, &works) {
+            Ok(()) => true,
+            Err(e) => {
+                log::warn(&format!("reapply in one batch failed ({e:#}); NIC by NIC"));
+                false
+            }
+        };
+        for (tap, st, plan) in &ready {
+            let r = if all_ok {
+                Ok(())
+            } else {
+                execute(
+                    ctx,
+                    &[Work {
+                        tap,
+                        plan,
+                        prev: Some(st),
+                        known: None,
+                    }],
+                )
+            };
+            match r.and_then(|()| record(ctx, tap, st, plan)) {
+                Ok(()) => {}
+                Err(e) => {
+                    log::error(&format!("reapply {tap}: {e:#}"));
+                    failed.push(tap.to_string());
+                }
+            }
+        }
+    }
+    if !failed.is_empty() {
+        bail!("reapply failed for {}", failed.join(", "));
+    }
+    Ok(())
+}
+
+fn record(ctx: &Ctx, tap: &IfName, st: &State, plan: &Plan) -> anyhow::Result<()> {
+    let mut new = st.clone();
+    new.complete = true;
+    new.families = plan.firewall.keys().copied().collect();
+    new.firewall = state::to_records(&plan.firewall);
+    new.undo = plan.undo.clone();
+    new.binding = plan
+        .binding
+        .as_ref()
+        .map(|_| ctx.cfg.nfdhcpd_state_dir.join(tap.as_str()));
+    if &new != st {
+        state::save(&ctx.cfg.state_dir, &new)?;
+    }
+    Ok(())
+}
+
+fn reapply_one(ctx: &Ctx, tap: &IfName, st: &State) -> anyhow::Result<()> {
+    let nic = st.nic()?;
+    let facts = node::facts(&nic, tap, &mut RoutingCache::default())?;
+    let plan = plan::build(&nic, tap, st.flavour, &ctx.cfg, &facts, false)?;
+    execute(
+        ctx,
+        &[Work {
+            tap,
+            plan: &plan,
+            prev: Some(st),
+            known: None,
+        }],
+    )?;
+    record(ctx, tap, st, &plan)
+}
+
+fn section(title: &str, lines: &[String]) {
+    if lines.is_empty() {
+        return;
+    }
+    println!("# {title}");
+    for l in lines {
+        println!("{l}");
+    }
+}
+
+fn print_plan(
+    tap: &IfName,
+    plan: &Plan,
+    prev: Option<&State>,
+    binding_path: &Path,
+) -> anyhow::Result<()> {
+    let t = tap.as_str();
+    let sys: Vec<String> = plan
+        .sysctls
+        .iter()
+        .map(|(k, v)| format!("{k} = {v}"))
+        .collect();
+    section("sysctl", &sys);
+    section("ip -4 -batch -", &plan.ip4);
+    section("bridge -batch -", &plan.bridge);
+    if !plan.ovs.is_empty() {
+        section("ovs-vsctl", &[plan.ovs.join(" ")]);
+    }
+    section("ip -6 -batch -", &plan.ip6);
+    if let Some(p) = prev {
+        let (v4, v6) = stale_lines(&p.undo, &plan.undo, t);
+        section("ip -4 -force -batch - (stale)", &v4);
+        section("ip -6 -force -batch - (stale)", &v6);
+    }
+    for fam in Family::ALL {
+        let spec = plan.firewall.get(&fam);
+        if spec.is_none() && !prev.is_some_and(|p| p.families.contains(&fam)) {
+            continue;
+        }
+        let dump = firewall::dump(fam)?;
+        let empty = TableSpec::default();
+        if let Some(b) = firewall::render(fam, &dump, t, spec.unwrap_or(&empty)) {
+            println!("# {}-restore --noflush", fam.tool());
+            print!("{b}");
+        }
+    }
+    match &plan.binding {
+        Some(b) => {
+            println!("# write {}", binding_path.display());
+            print!("{}", b.render());
+        }
+        None if binding_path.exists() => println!("# remove {}", binding_path.display()),
+        None => {}
+    }
+    for a in &plan.announce {
+        match a {
+            Announce::Garp { ip, dev } => println!("# gratuitous ARP for {ip} on {dev}"),
+            Announce::UnsolicitedNa { ip, dev } => {
+                println!("# unsolicited NA for {ip} on {dev}");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_teardown(ctx: &Ctx, tap: &IfName, st: Option<&State>) -> anyhow::Result<()> {
+    let t = tap.as_str();
+    let families = st.map_or(Family::ALL.to_vec(), |s| s.families.clone());
+    for fam in families {
+        let dump = firewall::dump(fam)?;
+        if let Some(b) = firewall::render(fam, &dump, t, &TableSpec::default()) {
+            println!("# {}-restore --noflush", fam.tool());
+            print!("{b}");
+        }
+    }
+    let (v4, v6) = teardown_lines(t, st, &mut RoutingCache::default())?;
+    section("ip -4 -force -batch -", &v4);
+    section("ip -6 -force -batch -", &v6);
+    if let Some(s) = st {
+        if let Some(br) = &s.undo.bridge
+            && node::master(t).as_deref() == Some(br.as_str())
+        {
+            println!("# ip link set dev {t} nomaster");
+        }
+        if let Some(sw) = &s.undo.ovs_bridge {
+            println!("# ovs-vsctl --if-exists del-port {sw} {t}");
+        }
+        let sys: Vec<String> = s
+            .sysctl_restore
+            .iter()
+            .map(|(k, v)| format!("{k} = {v}"))
+            .collect();
+        section("sysctl (restore)", &sys);
+    }
+    let mut files: Vec<PathBuf> = st.and_then(|s| s.binding.clone()).into_iter().collect();
+    files.push(ctx.cfg.nfdhcpd_state_dir.join(t));
+    files.dedup();
+    for f in files.iter().filter(|f| f.exists()) {
+        println!("# remove {}", f.display());
+    }
+    println!(
+        "# remove {}",
+        state::path(&ctx.cfg.state_dir, tap).display()
+    );
+    Ok(())
+}
+
+/// Prints what is applied for `taps` (all recorded ones when empty). Returns false when a
+/// named TAP has no recorded state.
+pub fn status(ctx: &Ctx, taps: &[IfName]) -> anyhow::Result<bool> {
+    let all = state::all(&ctx.cfg.state_dir)?;
+    let list: Vec<IfName> = if taps.is_empty() { all } else { taps.to_vec() };
+    let mut dumps: BTreeMap<Family, Dump> = BTreeMap::new();
+    for fam in Family::ALL {
+        if exec::in_path(&format!("{}-save", fam.tool())) {
+            dumps.insert(fam, firewall::dump(fam)?);
+        }
+    }
+    let mut routing = RoutingCache::default();
+    let mut ok = true;
+    for tap in &list {
+        let t = tap.as_str();
+        let st = state::load(&ctx.cfg.state_dir, tap)?;
+        match &st {
+            Some(s) => {
+                let nic = s.nic()?;
+                println!(
+                    "{t}: instance {} NIC {} mode {} link {}{}",
+                    nic.instance,
+                    nic.index,
+                    nic.mode,
+                    nic.link.as_deref().unwrap_or("-"),
+                    if s.complete { "" } else { " (incomplete up)" }
+                );
+                let tags = nic.network_tags().join(" ");
+                if !tags.is_empty() {
+                    println!("  network tags: {tags}");
+                }
+            }
+            None => {
+                ok = false;
+                println!("{t}: not configured by snf-ifup");
+            }
+        }
+        if node::link_exists(t) {
+            println!(
+                "  link: master {}",
+                node::master(t).unwrap_or_else(|| "-".to_owned())
+            );
+        } else {
+            println!("  link: absent");
+        }
+        for (fam, d) in &dumps {
+            for c in [firewall::from_chain(t), firewall::to_chain(t)] {
+                if d.has_chain(&c) {
+                    let jumps = d
+                        .rules
+                        .iter()
+                        .filter(|(_, r)| firewall::target_of(r) == Some(c.as_str()))
+                        .count();
+                    println!(
+                        "  {fam}: chain {c}: {} rules, {jumps} jumps",
+                        d.rules_of(&c).count()
+                    );
+                }
+            }
+        }
+        for r in routing.get(false)?.rules_for(t) {
+            println!("  ip rule: {}: iif {t} lookup {}", r.priority, r.table);
+        }
+        for r in routing.get(true)?.rules_for(t) {
+            println!("  ip -6 rule: {}: iif {t} lookup {}", r.priority, r.table);
+        }
+        if let Some(s) = &st {
+            for (d, tb) in s.undo.routes4.iter().chain(&s.undo.routes6) {
+                println!("  route: {d} dev {t} table {tb}");
+            }
+            for (a, d) in &s.undo.neigh_proxies {
+                println!("  neighbour proxy: {a} dev {d}");
+            }
+        }
+        let b = ctx.cfg.nfdhcpd_state_dir.join(t);
+        if b.exists() {
+            println!("  binding: {}", b.display());
+        }
+    }
+    Ok(ok)
+}

@@ -1,0 +1,137 @@
+//! `/etc/snf-network/snf-network.toml`: snf-network's knobs (tag names, constant TAP MAC,
+//! MAC mask, directories), with snf-network's defaults. `SNF_NETWORK_CONFIG` names another
+//! file; `SNF_NETWORK_STATE_DIR`, `NFDHCPD_STATE_DIR` and `GANETI_NIC_DIR` override the
+//! directories (tests and the original's `/etc/default/snf-network` variables).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use netconf::MacAddr;
+use serde::Deserialize;
+
+pub const DEFAULT_PATH: &str = "/etc/snf-network/snf-network.toml";
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Per-TAP state for `down`, `reapply` and `status`.
+    pub state_dir: PathBuf,
+    /// Where nfdhcpd binding files go.
+    pub nfdhcpd_state_dir: PathBuf,
+    /// Root of Ganeti's Xen NIC files (`<dir>/<instance>/<index>`).
+    pub ganeti_nic_dir: PathBuf,
+    /// MAC forced on routed KVM TAPs, so that every node looks the same to a migrated VM.
+    pub tap_constant_mac: MacAddr,
+    /// Mask for the MAC-prefix filter of mac-filtered networks.
+    pub mac_mask: MacAddr,
+    /// Instance-tag prefix of firewall profiles: `<prefix><nic>:<profile>`.
+    pub firewall_tag_prefix: String,
+    /// Command printing a Xen domain's name given its id as last argument.
+    pub xen_domname: Vec<String>,
+    /// Also log to syslog (`/dev/log`) when it exists.
+    pub syslog: bool,
+    pub tags: Tags,
+}
+
+/// Network tag names that select features; each feature accepts a list of names.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Tags {
+    pub nfdhcpd: Vec<String>,
+    pub ip_less_routed: Vec<String>,
+    pub mac_filtered: Vec<String>,
+    pub masq: Vec<String>,
+    pub spoof_protected: Vec<String>,
+}
+
+impl Default for Tags {
+    fn default() -> Self {
+        let v = |s: &[&str]| s.iter().map(|x| (*x).to_owned()).collect();
+        Tags {
+            nfdhcpd: v(&["nfdhcpd"]),
+            ip_less_routed: v(&["ip-less-routed"]),
+            // The shipped default and the name the documentation used.
+            mac_filtered: v(&["private-filtered", "mac-filtered"]),
+            masq: v(&["masq"]),
+            spoof_protected: v(&["spoof-protected"]),
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            state_dir: "/var/lib/snf-network".into(),
+            nfdhcpd_state_dir: netconf::binding::DEFAULT_STATE_DIR.into(),
+            ganeti_nic_dir: "/var/run/ganeti/xen-hypervisor/nic".into(),
+            tap_constant_mac: MacAddr([0xcc, 0x47, 0x52, 0x4e, 0x45, 0x54]),
+            mac_mask: MacAddr([0xff, 0xff, 0xf0, 0, 0, 0]),
+            firewall_tag_prefix: "synnefo:network:".into(),
+            xen_domname: vec!["xl".into(), "domname".into()],
+            syslog: true,
+            tags: Tags::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Loads the configuration: `explicit` (a `--config`-style path that must exist), else
+    /// `SNF_NETWORK_CONFIG` (must exist), else the default path if present, else defaults.
+    pub fn load(explicit: Option<&Path>) -> anyhow::Result<Config> {
+        let env_path = std::env::var_os("SNF_NETWORK_CONFIG").map(PathBuf::from);
+        let mut cfg = match explicit.map(Path::to_path_buf).or(env_path) {
+            Some(p) => Self::from_file(&p)?,
+            None if Path::new(DEFAULT_PATH).exists() => Self::from_file(Path::new(DEFAULT_PATH))?,
+            None => Config::default(),
+        };
+        if let Some(d) = std::env::var_os("SNF_NETWORK_STATE_DIR") {
+            cfg.state_dir = d.into();
+        }
+        if let Some(d) = std::env::var_os("NFDHCPD_STATE_DIR") {
+            cfg.nfdhcpd_state_dir = d.into();
+        }
+        if let Some(d) = std::env::var_os("GANETI_NIC_DIR") {
+            cfg.ganeti_nic_dir = d.into();
+        }
+        Ok(cfg)
+    }
+
+    fn from_file(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read configuration {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("invalid configuration {}", path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_snf_networks() {
+        let c: Config = toml::from_str("").unwrap();
+        assert_eq!(c.tap_constant_mac.to_string(), "cc:47:52:4e:45:54");
+        assert_eq!(c.mac_mask.to_string(), "ff:ff:f0:00:00:00");
+        assert_eq!(c.tags.mac_filtered, ["private-filtered", "mac-filtered"]);
+        assert_eq!(c.nfdhcpd_state_dir, Path::new("/var/lib/nfdhcpd"));
+    }
+
+    #[test]
+    fn shipped_example_is_the_defaults() {
+        let c: Config = toml::from_str(include_str!("../snf-network.toml")).unwrap();
+        let d = Config::default();
+        assert_eq!(format!("{c:?}"), format!("{d:?}"));
+    }
+
+    #[test]
+    fn overrides_and_typos() {
+        let c: Config =
+            toml::from_str("mac_mask = \"ff:ff:ff:00:00:00\"\n[tags]\nnfdhcpd = [\"dhcp\"]\n")
+                .unwrap();
+        assert_eq!(c.tags.nfdhcpd, ["dhcp"]);
+        assert_eq!(c.tags.masq, ["masq"]);
+        assert_eq!(c.mac_mask.to_string(), "ff:ff:ff:00:00:00");
+        assert!(toml::from_str::<Config>("mac_mask = \"zz\"").is_err());
+        assert!(toml::from_str::<Config>("statedir = \"/x\"").is_err());
+    }
+}

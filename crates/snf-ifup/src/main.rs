@@ -1,0 +1,194 @@
+//! snf-ifup: configures the node side of Ganeti VM NICs (links, routes, per-NIC firewall
+//! chains, nfdhcpd bindings). One binary for every way it is called; see `man 8 snf-ifup`.
+
+mod announce;
+mod apply;
+mod config;
+mod exec;
+mod firewall;
+mod invocation;
+mod log;
+mod node;
+mod plan;
+mod standalone;
+mod state;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::bail;
+use clap::{Parser, Subcommand};
+use netconf::IfName;
+
+use crate::apply::Ctx;
+use crate::invocation::Action;
+use crate::plan::Flavour;
+
+/// Configure the node side of a Ganeti NIC (TAP or Xen vif).
+///
+/// Install names: kvm-vif-bridge and kvm-ifup-custom (= `ganeti up`), kvm-ifdown-custom
+/// (= `ganeti down`), network/<mode>/up and down (Ganeti 3.2), vif-custom (= `xen`).
+#[derive(Parser, Debug)]
+#[command(name = "snf-ifup", version)]
+struct Cli {
+    /// Print every command and rule batch instead of applying them.
+    #[arg(long, global = true)]
+    dry_run: bool,
+    /// Also log what is done to stderr.
+    #[arg(short, long, global = true)]
+    verbose: bool,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Configure TAP for NIC IDX of INSTANCE, taken from config.data (standalone).
+    Up {
+        /// The host interface (TAP) of the NIC.
+        tap: String,
+        /// Instance name (or UUID) in config.data.
+        #[arg(long)]
+        instance: String,
+        /// NIC index (0-based).
+        #[arg(long)]
+        nic: u32,
+        /// config.data to read.
+        #[arg(long, env = "NETCONF_CONFIG", default_value = netconf::config::DEFAULT_CONFIG_PATH, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Remove everything snf-ifup configured for TAP.
+    Down {
+        /// The host interface (TAP) of the NIC.
+        tap: String,
+        /// Accepted for symmetry with `up`; `down` uses the recorded state.
+        #[arg(long)]
+        instance: Option<String>,
+        #[arg(long)]
+        nic: Option<u32>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Called by Ganeti (KVM): the NIC comes from Ganeti's environment.
+    Ganeti {
+        /// up or down (default: $ACTION, else up).
+        action: Option<String>,
+        /// The TAP (default: $INTERFACE).
+        tap: Option<String>,
+        /// Further arguments Ganeti passes (ignored).
+        #[arg(hide = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        rest: Vec<String>,
+    },
+    /// Called by Xen as vif-custom: ACTION is online, offline, add or remove; the vif is $vif.
+    Xen {
+        /// online, offline, add or remove.
+        action: String,
+        #[arg(hide = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        rest: Vec<String>,
+    },
+    /// Rebuild NICs (links, routes, rules, bindings) from their recorded state.
+    Reapply {
+        /// Every recorded NIC.
+        #[arg(long, conflicts_with = "taps")]
+        all: bool,
+        /// NICs to rebuild, by TAP.
+        taps: Vec<String>,
+    },
+    /// Show what is applied for TAP (default: every recorded NIC).
+    Status {
+        /// One TAP (default: all recorded).
+        tap: Option<String>,
+    },
+}
+
+fn tap(s: &str) -> anyhow::Result<IfName> {
+    s.parse().map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn run() -> anyhow::Result<ExitCode> {
+    let args = invocation::rewrite_args(std::env::args_os().collect());
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return Ok(ExitCode::from(code));
+        }
+    };
+    let cfg = config::Config::load(None)?;
+    log::init(cfg.syslog && !cli.dry_run, cli.verbose);
+    let ctx = Ctx {
+        cfg,
+        dry_run: cli.dry_run,
+    };
+    match cli.command {
+        Cmd::Up {
+            tap: t,
+            instance,
+            nic,
+            config,
+        } => {
+            let t = tap(&t)?;
+            let mut env = standalone::nic_from_config(&config, &instance, nic)?;
+            env.interface = Some(t.clone());
+            apply::up(&ctx, &env, &t, Flavour::Kvm, true)?;
+        }
+        Cmd::Down { tap: t, .. } => apply::down(&ctx, &tap(&t)?)?,
+        Cmd::Ganeti { action, tap: t, .. } => {
+            let action = invocation::ganeti_action(action.as_deref())?;
+            let t = invocation::ganeti_tap(t.as_deref())?;
+            let announce = invocation::ganeti_announce(action)?;
+            match action {
+                Action::Up => {
+                    let nic = invocation::ganeti_nic(&t)?;
+                    apply::up(&ctx, &nic, &t, Flavour::Kvm, announce)?;
+                }
+                Action::Down => apply::down(&ctx, &t)?,
+            }
+        }
+        Cmd::Xen { action, .. } => {
+            let action = invocation::xen_action(&action)?;
+            let (t, domid, devid) = invocation::xen_vif()?;
+            match action {
+                Action::Up => {
+                    let nic = invocation::xen_nic(&ctx.cfg, &t, domid, devid)?;
+                    apply::up(&ctx, &nic, &t, Flavour::Xen, true)?;
+                    if !ctx.dry_run {
+                        invocation::xen_success()?;
+                    }
+                }
+                Action::Down => apply::down(&ctx, &t)?,
+            }
+        }
+        Cmd::Reapply { all, taps } => {
+            let list: Vec<IfName> = if all {
+                state::all(&ctx.cfg.state_dir)?
+            } else if taps.is_empty() {
+                bail!("reapply needs --all or TAP names");
+            } else {
+                taps.iter().map(|t| tap(t)).collect::<anyhow::Result<_>>()?
+            };
+            apply::reapply(&ctx, &list)?;
+        }
+        Cmd::Status { tap: t } => {
+            let list = match t {
+                Some(t) => vec![tap(&t)?],
+                None => Vec::new(),
+            };
+            if !apply::status(&ctx, &list)? {
+                return Ok(ExitCode::from(1));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(e) => {
+            log::error(&format!("{e:#}"));
+            ExitCode::from(1)
+        }
+    }
+}

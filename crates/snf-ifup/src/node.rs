@@ -1,0 +1,234 @@
+//! Read-only look at the node: sysfs for links (no process per query), `ip` for routing
+//! rules and default routes.
+
+use std::fs;
+use std::path::Path;
+
+use netconf::{IfName, NicEnv, NicMode};
+
+use crate::exec;
+use crate::plan::{BridgeFacts, Facts, IpRule};
+
+fn sys(dev: &str, file: &str) -> Option<String> {
+    fs::read_to_string(format!("/sys/class/net/{dev}/{file}"))
+        .ok()
+        .map(|s| s.trim().to_owned())
+}
+
+pub fn link_exists(dev: &str) -> bool {
+    Path::new(&format!("/sys/class/net/{dev}")).exists()
+}
+
+/// The bridge `dev` is enslaved to.
+pub fn master(dev: &str) -> Option<String> {
+    fs::read_link(format!("/sys/class/net/{dev}/master"))
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+}
+
+pub fn mac(dev: &str) -> Option<netconf::MacAddr> {
+    sys(dev, "address")?.parse().ok()
+}
+
+pub fn ifindex(dev: &str) -> Option<i32> {
+    sys(dev, "ifindex")?.parse().ok()
+}
+
+fn bridge(dev: &str) -> Option<BridgeFacts> {
+    if !Path::new(&format!("/sys/class/net/{dev}/bridge")).exists() {
+        return None;
+    }
+    Some(BridgeFacts {
+        mtu: sys(dev, "mtu")?.parse().ok()?,
+        vlan_filtering: sys(dev, "bridge/vlan_filtering").map(|v| v == "1"),
+    })
+}
+
+/// Policy rules and default routes of one address family, read with one `ip` call.
+#[derive(Clone, Debug, Default)]
+pub struct Routing {
+    /// (input interface, rule) for every `iif` rule.
+    pub rules: Vec<(String, IpRule)>,
+    /// (table, device) of every default route.
+    pub defaults: Vec<(String, IfName)>,
+}
+
+impl Routing {
+    pub fn read(v6: bool) -> anyhow::Result<Routing> {
+        let fam = if v6 { "-6" } else { "-4" };
+        let mut ok = true;
+        // -force: a missing table must not hide the rules.
+        let out = exec::with_stdin_output(
+            "ip",
+            &[fam, "-force", "-batch", "-"],
+            "rule show\nroute show table all default\n",
+            &mut ok,
+        )?;
+        Ok(Self::parse(&out))
+    }
+
+    fn parse(out: &str) -> Routing {
+        let mut r = Routing::default();
+        for line in out.lines() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let after = |k: &str| words.windows(2).find(|w| w[0] == k).map(|w| w[1]);
+            if words.first() == Some(&"default") {
+                if let Some(dev) = after("dev").and_then(|d| d.parse().ok()) {
+                    r.defaults
+                        .push((after("table").unwrap_or("main").to_owned(), dev));
+                }
+                continue;
+            }
+            let Some(prio) = words.first().and_then(|w| w.strip_suffix(':')) else {
+                continue;
+            };
+            let table = after("lookup").or_else(|| after("table"));
+            if let (Some(i), Some(t), Ok(p)) = (after("iif"), table, prio.parse()) {
+                r.rules.push((
+                    i.to_owned(),
+                    IpRule {
+                        priority: p,
+                        table: t.to_owned(),
+                    },
+                ));
+            }
+        }
+        r
+    }
+
+    pub fn rules_for(&self, tap: &str) -> Vec<IpRule> {
+        self.rules
+            .iter()
+            .filter(|(i, _)| i == tap)
+            .map(|(_, r)| r.clone())
+            .collect()
+    }
+
+    pub fn default_dev(&self, table: &str) -> Option<IfName> {
+        self.defaults
+            .iter()
+            .find(|(t, _)| t == table)
+            .map(|(_, d)| d.clone())
+    }
+}
+
+/// Routing of both families, read on first use.
+#[derive(Default)]
+pub struct RoutingCache {
+    v4: Option<Routing>,
+    v6: Option<Routing>,
+}
+
+impl RoutingCache {
+    /// Reads both families at once (two `ip` processes side by side).
+    pub fn load_both(&mut self) -> anyhow::Result<()> {
+        if self.v4.is_some() || self.v6.is_some() {
+            return Ok(());
+        }
+        let (a, b) = std::thread::scope(|s| {
+            let h = s.spawn(|| Routing::read(true));
+            let a = Routing::read(false);
+            (a, h.join())
+        });
+        self.v4 = Some(a?);
+        self.v6 = Some(b.map_err(|_| anyhow::anyhow!("internal error: a worker panicked"))??);
+        Ok(())
+    }
+
+    pub fn get(&mut self, v6: bool) -> anyhow::Result<&Routing> {
+        let slot = if v6 { &mut self.v6 } else { &mut self.v4 };
+        if slot.is_none() {
+            *slot = Some(Routing::read(v6)?);
+        }
+        Ok(slot.as_ref().expect("just filled"))
+    }
+}
+
+/// Current value of a sysctl given with dots (`net.ipv4.conf.tap0.proxy_arp`).
+pub fn sysctl_get(name: &str) -> Option<String> {
+    fs::read_to_string(sysctl_path(name))
+        .ok()
+        .map(|s| s.trim().to_owned())
+}
+
+pub fn sysctl_path(name: &str) -> String {
+    // Interface names may contain dots; only the fixed parts are separators.
+    let parts: Vec<&str> = name.splitn(4, '.').collect();
+    if parts.len() == 4
+        && parts[2] == "conf"
+        && let Some((dev, key)) = parts[3].rsplit_once('.')
+    {
+        return format!("/proc/sys/{}/{}/conf/{dev}/{key}", parts[0], parts[1]);
+    }
+    format!("/proc/sys/{}", name.replace('.', "/"))
+}
+
+pub fn facts(nic: &NicEnv, tap: &IfName, routing: &mut RoutingCache) -> anyhow::Result<Facts> {
+    let t = tap.as_str();
+    let mut f = Facts {
+        tap_exists: link_exists(t),
+        ..Facts::default()
+    };
+    if let Some(link) = nic.link.as_deref() {
+        f.link_exists = link_exists(link);
+        f.bridge = bridge(link);
+    }
+    match nic.mode {
+        NicMode::Routed => {
+            let table = nic.link.as_deref().unwrap_or("main");
+            if nic.network.as_ref().is_some_and(|n| n.subnet6.is_some()) {
+                routing.load_both()?;
+            }
+            let r4 = routing.get(false)?;
+            f.uplink4 = r4.default_dev(table);
+            f.rules4 = r4.rules_for(t);
+            if nic.network.as_ref().is_some_and(|n| n.subnet6.is_some()) {
+                let r6 = routing.get(true)?;
+                f.uplink6 = r6.default_dev(table);
+                f.rules6 = r6.rules_for(t);
+            }
+        }
+        NicMode::OpenVSwitch => f.ovs_available = exec::in_path("ovs-vsctl"),
+        NicMode::Bridged => {}
+    }
+    Ok(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rule_lines() {
+        let out = "0:\tfrom all lookup local\n32765:\tfrom all iif tap1 lookup 100\n32764:\tfrom all iif tap10 lookup 7\n32763:\tfrom all iif tap1 lookup 5 [detached]\ndefault via 203.0.113.1 dev up0 table 100 \ndefault via 192.0.2.1 dev eth9 proto dhcp\n";
+        let r = Routing::parse(out);
+        assert_eq!(r.default_dev("100").unwrap().as_str(), "up0");
+        assert_eq!(r.default_dev("main").unwrap().as_str(), "eth9");
+        assert_eq!(r.default_dev("7"), None);
+        assert_eq!(
+            r.rules_for("tap1"),
+            [
+                IpRule {
+                    priority: 32765,
+                    table: "100".into()
+                },
+                IpRule {
+                    priority: 32763,
+                    table: "5".into()
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn sysctl_paths_keep_dotted_names() {
+        assert_eq!(
+            sysctl_path("net.ipv4.conf.vif1.0.proxy_arp"),
+            "/proc/sys/net/ipv4/conf/vif1.0/proxy_arp"
+        );
+        assert_eq!(
+            sysctl_path("net.ipv4.ip_forward"),
+            "/proc/sys/net/ipv4/ip_forward"
+        );
+    }
+}

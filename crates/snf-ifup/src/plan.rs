@@ -1,0 +1,810 @@
+//! From a NIC (Ganeti's environment) and a few facts about the node to the exact list of
+//! changes: `ip`/`bridge` batch lines, sysctls, Open vSwitch commands, per-table firewall
+//! chains, the nfdhcpd binding and the announcements. Pure, so it is unit-tested without
+//! root; `apply` executes it.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use anyhow::bail;
+use netconf::binding::Binding;
+use netconf::{IfName, MacAddr, NicEnv, NicMode, eui64};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::firewall::{Chain, Family, TableSpec, from_chain, to_chain};
+
+/// Who called us: KVM (Ganeti's kvm-ifup family, or standalone) or Xen (vif-custom).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Flavour {
+    Kvm,
+    Xen,
+}
+
+/// Network-tag driven features.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Feature {
+    Nfdhcpd,
+    IpLessRouted,
+    MacFiltered,
+    Masq,
+    SpoofProtected,
+}
+
+/// Firewall profiles selected by instance tags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Profile {
+    Protected,
+    Limited,
+    Unprotected,
+}
+
+impl Profile {
+    fn parse(s: &str) -> Option<Profile> {
+        match s {
+            "protected" => Some(Profile::Protected),
+            "limited" => Some(Profile::Limited),
+            "unprotected" => Some(Profile::Unprotected),
+            _ => None,
+        }
+    }
+
+    pub fn chain(self) -> &'static str {
+        match self {
+            Profile::Protected => "snf-protected",
+            Profile::Limited => "snf-limited",
+            Profile::Unprotected => "snf-unprotected",
+        }
+    }
+
+    /// The shipped profile chains (snf-network's ferm file, plus conntrack for replies and
+    /// ICMPv6 that the original's `proto icmp` missed in ip6tables).
+    pub fn definition(self, family: Family) -> Chain {
+        let icmp = if family == Family::Ip6 {
+            "-p ipv6-icmp -j ACCEPT"
+        } else {
+            "-p icmp -j ACCEPT"
+        };
+        let est = "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT";
+        let rules: Vec<&str> = match self {
+            Profile::Protected => vec![
+                est,
+                "-p tcp ! --syn -j ACCEPT",
+                "-p udp --sport 53 -j ACCEPT",
+                icmp,
+                "-j DROP",
+            ],
+            Profile::Limited => vec![
+                est,
+                "-p tcp ! --syn -j ACCEPT",
+                "-p tcp --dport 22 -j ACCEPT",
+                "-p tcp --dport 3389 -j ACCEPT",
+                "-p udp --sport 53 -j ACCEPT",
+                icmp,
+                "-j DROP",
+            ],
+            Profile::Unprotected => vec!["-j ACCEPT"],
+        };
+        Chain {
+            name: self.chain().to_owned(),
+            rules: rules.into_iter().map(str::to_owned).collect(),
+        }
+    }
+}
+
+/// What the node looks like right now (gathered by `node::facts`).
+#[derive(Clone, Debug, Default)]
+pub struct Facts {
+    pub tap_exists: bool,
+    /// LINK is an existing bridge; its MTU and VLAN filtering.
+    pub bridge: Option<BridgeFacts>,
+    pub link_exists: bool,
+    /// Devices of the default routes in table LINK (IPv4, IPv6).
+    pub uplink4: Option<IfName>,
+    pub uplink6: Option<IfName>,
+    /// `ip rule` lines with `iif <tap>` (IPv4, IPv6).
+    pub rules4: Vec<IpRule>,
+    pub rules6: Vec<IpRule>,
+    pub ovs_available: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct BridgeFacts {
+    pub mtu: u32,
+    /// None when the kernel has no bridge VLAN filtering at all.
+    pub vlan_filtering: Option<bool>,
+}
+
+/// One `ip rule` entry for our TAP.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IpRule {
+    pub priority: u32,
+    pub table: String,
+}
+
+/// A frame announcing that an address now lives behind this node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Announce {
+    Garp { ip: Ipv4Addr, dev: IfName },
+    UnsolicitedNa { ip: Ipv6Addr, dev: IfName },
+}
+
+/// What `down` must undo besides firewall chains (recorded in the state file).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Undo {
+    /// Tables of `ip rule iif <tap>` entries.
+    pub rule_tables4: Vec<String>,
+    pub rule_tables6: Vec<String>,
+    /// (destination, table or "main").
+    pub routes4: Vec<(String, String)>,
+    pub routes6: Vec<(String, String)>,
+    /// (address, device) of `ip -6 neigh proxy` entries.
+    pub neigh_proxies: Vec<(String, String)>,
+    /// Bridge the TAP was enslaved to.
+    pub bridge: Option<String>,
+    /// Open vSwitch bridge the TAP was added to.
+    pub ovs_bridge: Option<String>,
+}
+
+impl Undo {
+    /// Everything in `self` or `other` (so a re-`up` with a changed NIC still cleans up).
+    pub fn merged(&self, other: &Undo) -> Undo {
+        fn union<T: Clone + PartialEq>(a: &[T], b: &[T]) -> Vec<T> {
+            let mut v = a.to_vec();
+            for x in b {
+                if !v.contains(x) {
+                    v.push(x.clone());
+                }
+            }
+            v
+        }
+        Undo {
+            rule_tables4: union(&self.rule_tables4, &other.rule_tables4),
+            rule_tables6: union(&self.rule_tables6, &other.rule_tables6),
+            routes4: union(&self.routes4, &other.routes4),
+            routes6: union(&self.routes6, &other.routes6),
+            neigh_proxies: union(&self.neigh_proxies, &other.neigh_proxies),
+            bridge: self.bridge.clone().or_else(|| other.bridge.clone()),
+            ovs_bridge: self.ovs_bridge.clone().or_else(|| other.ovs_bridge.clone()),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Plan {
+    /// `ip -4 -batch` lines (links, IPv4 rules and routes).
+    pub ip4: Vec<String>,
+    /// `ip -6 -batch` lines.
+    pub ip6: Vec<String>,
+    /// `bridge -batch` lines.
+    pub bridge: Vec<String>,
+    /// One `ovs-vsctl` call (arguments).
+    pub ovs: Vec<String>,
+    /// (sysctl name with dots, value).
+    pub sysctls: Vec<(String, String)>,
+    pub firewall: BTreeMap<Family, TableSpec>,
+    pub binding: Option<Binding>,
+    pub announce: Vec<Announce>,
+    pub warnings: Vec<String>,
+    pub undo: Undo,
+}
+
+/// The network-tag features of `nic`, in the configured names.
+pub fn features(nic: &NicEnv, cfg: &Config) -> Vec<Feature> {
+    let t = &cfg.tags;
+    let mut out = Vec::new();
+    for tag in nic.network_tags() {
+        let f = if t.nfdhcpd.contains(tag) {
+            Feature::Nfdhcpd
+        } else if t.ip_less_routed.contains(tag) {
+            Feature::IpLessRouted
+        } else if t.mac_filtered.contains(tag) {
+            Feature::MacFiltered
+        } else if t.masq.contains(tag) {
+            Feature::Masq
+        } else if t.spoof_protected.contains(tag) {
+            Feature::SpoofProtected
+        } else {
+            continue;
+        };
+        if !out.contains(&f) {
+            out.push(f);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The firewall profile instance tags pick for this NIC: `<prefix><ident>:<profile>` with
+/// ident = NIC index, name or UUID; the last matching tag wins (as in snf-network).
+pub fn profile(nic: &NicEnv, cfg: &Config) -> anyhow::Result<Option<Profile>> {
+    let mut found = None;
+    for tag in &nic.tags {
+        let Some(rest) = tag.strip_prefix(&cfg.firewall_tag_prefix) else {
+            continue;
+        };
+        let Some((ident, prof)) = rest.rsplit_once(':') else {
+            continue;
+        };
+        let mine = ident == nic.index.to_string()
+            || nic.name.as_deref() == Some(ident)
+            || ident == nic.uuid;
+        if !mine {
+            continue;
+        }
+        match Profile::parse(prof) {
+            Some(p) => found = Some(p),
+            // Other tools share the prefix (e.g. `reconfigure`); not ours to judge.
+            None => continue,
+        }
+    }
+    Ok(found)
+}
+
+/// The NIC's SLAAC address (only for a /64, as mac2eui64 and SLAAC do).
+pub fn eui64_of(nic: &NicEnv) -> Option<Ipv6Addr> {
+    let net = nic.network.as_ref()?.subnet6?;
+    (net.prefix_len() == 64).then(|| eui64::address(net, nic.mac))
+}
+
+fn table_of(nic: &NicEnv) -> String {
+    nic.link.clone().unwrap_or_else(|| "main".to_owned())
+}
+
+/// Builds the plan. `announce` is false in Ganeti's pre-migration phase, when the VM does
+/// not run here yet.
+pub fn build(
+    nic: &NicEnv,
+    tap: &IfName,
+    flavour: Flavour,
+    cfg: &Config,
+    facts: &Facts,
+    announce: bool,
+) -> anyhow::Result<Plan> {
+    let mut p = Plan::default();
+    let t = tap.as_str();
+    let feats = features(nic, cfg);
+    let has = |f: Feature| feats.contains(&f);
+    let eui = eui64_of(nic);
+    let ll = eui64::link_local(nic.mac);
+    if !facts.tap_exists {
+        bail!("interface {t} does not exist");
+    }
+
+    match nic.mode {
+        NicMode::Bridged => {
+            let Some(br) = nic.link.as_deref() else {
+                bail!(
+                    "bridged NIC {} of {} has no LINK (bridge)",
+                    nic.index,
+                    nic.instance
+                );
+            };
+            let Some(bf) = &facts.bridge else {
+                if facts.link_exists {
+                    bail!("LINK {br} is not a bridge");
+                }
+                bail!("bridge {br} does not exist");
+            };
+            p.ip4.push(format!("link set dev {t} mtu {}", bf.mtu));
+            p.ip4.push(format!("link set dev {t} master {br}"));
+            p.ip4.push(format!("link set dev {t} up"));
+            p.undo.bridge = Some(br.to_owned());
+            if !nic.vlan.is_empty() {
+                if bf.vlan_filtering != Some(true) {
+                    bail!(
+                        "Instance {} NIC {} configured for VLAN support, but bridge {br} has VLAN filtering disabled{}",
+                        nic.instance,
+                        nic.index,
+                        if bf.vlan_filtering.is_none() {
+                            " (this kernel has no bridge VLAN filtering)"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+                if let Some(u) = nic.vlan.untagged {
+                    p.bridge
+                        .push(format!("vlan add dev {t} vid {u} pvid untagged master"));
+                }
+                for v in &nic.vlan.tagged {
+                    p.bridge.push(format!("vlan add dev {t} vid {v} master"));
+                }
+            }
+        }
+        NicMode::Routed => {
+            if flavour == Flavour::Kvm {
+                p.ip4
+                    .push(format!("link set dev {t} address {}", cfg.tap_constant_mac));
+            }
+            p.ip4.push(format!("link set dev {t} up"));
+            let table = table_of(nic);
+            for (k, v) in [
+                // The TAP's link-local address is the VM's router: usable at once, no DAD
+                // (every routed TAP has the same one, by design).
+                ("net.ipv6.conf.{}.accept_dad", "0"),
+                ("net.ipv4.conf.{}.proxy_arp", "1"),
+                ("net.ipv4.conf.{}.forwarding", "1"),
+                ("net.ipv6.conf.{}.proxy_ndp", "1"),
+                ("net.ipv6.conf.{}.forwarding", "1"),
+            ] {
+                p.sysctls.push((k.replace("{}", t), v.to_owned()));
+            }
+            let subnet6 = nic.network.as_ref().and_then(|n| n.subnet6).is_some();
+            rules(&mut p.ip4, &facts.rules4, t, nic.link.as_deref());
+            if subnet6 {
+                rules(&mut p.ip6, &facts.rules6, t, nic.link.as_deref());
+            }
+            if nic.link.is_some() {
+                p.undo.rule_tables4.push(table.clone());
+                if subnet6 {
+                    p.undo.rule_tables6.push(table.clone());
+                }
+            }
+            if let Some(ip) = nic.ip {
+                p.ip4.push(format!(
+                    "route replace {ip}/32 dev {t} table {table} proto static"
+                ));
+                p.undo.routes4.push((format!("{ip}/32"), table.clone()));
+                match &facts.uplink4 {
+                    Some(up) if announce => p.announce.push(Announce::Garp {
+                        ip,
+                        dev: up.clone(),
+                    }),
+                    Some(_) => {}
+                    None => p.warnings.push(format!(
+                        "no IPv4 default route in table {table}: no gratuitous ARP for {ip}"
+                    )),
+                }
+            }
+            if let Some(e) = eui {
+                p.ip6.push(format!(
+                    "route replace {e}/128 dev {t} table {table} proto static"
+                ));
+                p.undo.routes6.push((format!("{e}/128"), table.clone()));
+                match &facts.uplink6 {
+                    Some(up) => {
+                        p.ip6.push(format!("neigh replace proxy {e} dev {up}"));
+                        p.undo.neigh_proxies.push((e.to_string(), up.to_string()));
+                        if announce {
+                            p.announce.push(Announce::UnsolicitedNa {
+                                ip: e,
+                                dev: up.clone(),
+                            });
+                        }
+                    }
+                    None => p.warnings.push(format!(
+                        "no IPv6 default route in table {table}: no neighbour proxy entry for {e}"
+                    )),
+                }
+            }
+        }
+        NicMode::OpenVSwitch => {
+            let Some(sw) = nic.link.as_deref() else {
+                bail!(
+                    "openvswitch NIC {} of {} has no LINK (switch)",
+                    nic.index,
+                    nic.instance
+                );
+            };
+            if !facts.ovs_available {
+                bail!("mode openvswitch needs Open vSwitch, but ovs-vsctl was not found in PATH");
+            }
+            p.ip4.push(format!("link set dev {t} up"));
+            let mut ovs: Vec<String> = ["--may-exist", "add-port", sw, t]
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect();
+            ovs.extend(["--", "clear", "port", t, "tag", "trunks"].map(str::to_owned));
+            if let Some(u) = nic.vlan.untagged {
+                ovs.extend(["--", "set", "port", t].map(str::to_owned));
+                ovs.push(format!("tag={u}"));
+            }
+            if !nic.vlan.tagged.is_empty() {
+                let list: Vec<String> = nic.vlan.tagged.iter().map(u16::to_string).collect();
+                ovs.extend(["--", "set", "port", t].map(str::to_owned));
+                ovs.push(format!("trunks={}", list.join(",")));
+            }
+            p.ovs = ovs;
+            p.undo.ovs_bridge = Some(sw.to_owned());
+        }
+    }
+
+    let from = from_chain(t);
+    let to = to_chain(t);
+    let mac = nic.mac;
+
+    if has(Feature::IpLessRouted) {
+        if nic.mode == NicMode::Routed {
+            let v4 = p.firewall.entry(Family::Ip4).or_default();
+            if let Some(ip) = nic.ip {
+                v4.push_rule(&from, format!("! -s {ip}/32 -j DROP"));
+                v4.push_jump("FORWARD", format!("-i {t}"), &from);
+            }
+            if let Some(e) = eui {
+                let v6 = p.firewall.entry(Family::Ip6).or_default();
+                v6.push_rule(&from, format!("! -s {e}/128 -j DROP"));
+                v6.push_jump("FORWARD", format!("-i {t}"), &from);
+            }
+        } else {
+            p.warnings.push(format!(
+                "network tag ip-less-routed ignored in mode {}",
+                nic.mode
+            ));
+        }
+    }
+
+    if has(Feature::MacFiltered) {
+        match nic.mode {
+            NicMode::Bridged => {
+                let eb = p.firewall.entry(Family::Eb).or_default();
+                eb.push_rule(&from, format!("-s ! {mac} -j DROP"));
+                eb.push_rule(&to, format!("-s ! {mac}/{} -j DROP", cfg.mac_mask));
+                eb.push_jump("FORWARD", format!("-i {t}"), &from);
+                eb.push_jump("INPUT", format!("-i {t}"), &from);
+                eb.push_jump("FORWARD", format!("-o {t}"), &to);
+                eb.push_jump("OUTPUT", format!("-o {t}"), &to);
+            }
+            NicMode::Routed => p
+                .warnings
+                .push("network tag private-filtered ignored in mode routed".to_owned()),
+            NicMode::OpenVSwitch => bail!(
+                "network tag private-filtered is not supported in mode openvswitch (ebtables does not see Open vSwitch ports)"
+            ),
+        }
+    }
+
+    if has(Feature::SpoofProtected) {
+        match nic.mode {
+            NicMode::Bridged => {
+                let eb = p.firewall.entry(Family::Eb).or_default();
+                for r in spoof_rules_eb(mac, nic.ip, eui, ll) {
+                    eb.push_rule(&from, r);
+                }
+                eb.push_jump("FORWARD", format!("-i {t}"), &from);
+                eb.push_jump("INPUT", format!("-i {t}"), &from);
+            }
+            NicMode::Routed => {
+                let v4 = p.firewall.entry(Family::Ip4).or_default();
+                for r in spoof_rules_ip4(mac, nic.ip) {
+                    v4.push_rule(&from, r);
+                }
+                v4.push_jump("FORWARD", format!("-i {t}"), &from);
+                v4.push_jump("INPUT", format!("-i {t}"), &from);
+                let v6 = p.firewall.entry(Family::Ip6).or_default();
+                for r in spoof_rules_ip6(mac, eui, ll) {
+                    v6.push_rule(&from, r);
+                }
+                v6.push_jump("FORWARD", format!("-i {t}"), &from);
+                v6.push_jump("INPUT", format!("-i {t}"), &from);
+            }
+            NicMode::OpenVSwitch => bail!(
+                "network tag spoof-protected is not supported in mode openvswitch (ebtables does not see Open vSwitch ports)"
+            ),
+        }
+    }
+
+    if let Some(prof) = profile(nic, cfg)? {
+        let matches = match nic.mode {
+            NicMode::Bridged => Some(format!("-m physdev --physdev-out {t} --physdev-is-bridged")),
+            NicMode::Routed => Some(format!("-o {t}")),
+            NicMode::OpenVSwitch => {
+                p.warnings
+                    .push("firewall profiles are not applied in mode openvswitch".to_owned());
+                None
+            }
+        };
+        if let Some(m) = matches {
+            for fam in [Family::Ip4, Family::Ip6] {
+                let spec = p.firewall.entry(fam).or_default();
+                spec.push_rule(&to, format!("-j {}", prof.chain()));
+                spec.push_shared(prof.definition(fam));
+                spec.push_jump("FORWARD", m.clone(), &to);
+            }
+        }
+    }
+
+    if has(Feature::Nfdhcpd) {
+        let mut b = Binding::new(mac, nic.instance.clone());
+        b.indev = match nic.mode {
+            NicMode::Routed => Some(tap.clone()),
+            _ => nic.link.as_deref().and_then(|l| l.parse().ok()),
+        };
+        b.ip = nic.ip;
+        b.tags = nic.tags.join(" ");
+        if let Some(n) = &nic.network {
+            b.gateway = n.gateway;
+            b.subnet = n.subnet;
+            b.gateway6 = n.gateway6;
+            b.subnet6 = n.subnet6;
+        }
+        b.eui64 = eui;
+        p.binding = Some(b);
+    }
+    p.firewall.retain(|_, s| !s.is_empty());
+    Ok(p)
+}
+
+/// Keeps exactly one `iif <tap> lookup <LINK>` rule (none when LINK is unset).
+fn rules(out: &mut Vec<String>, existing: &[IpRule], tap: &str, link: Option<&str>) {
+    let mut have = false;
+    for r in existing {
+        if Some(r.table.as_str()) == link && !have {
+            have = true;
+        } else {
+            out.push(format!(
+                "rule del priority {} iif {tap} lookup {}",
+                r.priority, r.table
+            ));
+        }
+    }
+    if let (Some(l), false) = (link, have) {
+        out.push(format!("rule add iif {tap} table {l}"));
+    }
+}
+
+/// ebtables rules (chain SNF-FROM-<tap>) letting only the NIC's own MAC, IPv4 and IPv6
+/// (EUI-64 and link-local) out of a bridged TAP, and no DHCP server or RA packets. Drops
+/// come before the RETURNs that accept the NIC's addresses.
+pub fn spoof_rules_eb(
+    mac: MacAddr,
+    ip: Option<Ipv4Addr>,
+    eui: Option<Ipv6Addr>,
+    ll: Ipv6Addr,
+) -> Vec<String> {
+    let mut r = vec![
+        format!("-s ! {mac} -j DROP"),
+        "-p 802_1Q -j DROP".to_owned(),
+        "-p IPv4 --ip-proto udp --ip-sport 67 -j DROP".to_owned(),
+        "-p IPv6 --ip6-proto ipv6-icmp --ip6-icmp-type router-advertisement -j DROP".to_owned(),
+        "-p IPv6 --ip6-proto udp --ip6-sport 547 -j DROP".to_owned(),
+        format!("-p ARP --arp-mac-src ! {mac} -j DROP"),
+    ];
+    // ARP probes (RFC 5227) come from 0.0.0.0.
+    r.push("-p ARP --arp-ip-src 0.0.0.0 -j RETURN".to_owned());
+    match ip {
+        Some(ip) => {
+            r.push(format!("-p ARP --arp-ip-src ! {ip} -j DROP"));
+            r.push(format!("-p IPv4 --ip-src {ip} -j RETURN"));
+        }
+        None => r.push("-p ARP -j DROP".to_owned()),
+    }
+    // A DHCP client before it has its address.
+    r.push("-p IPv4 --ip-src 0.0.0.0 --ip-proto udp --ip-dport 67 -j RETURN".to_owned());
+    r.push("-p IPv4 -j DROP".to_owned());
+    if let Some(e) = eui {
+        r.push(format!("-p IPv6 --ip6-src {e} -j RETURN"));
+    }
+    r.push(format!("-p IPv6 --ip6-src {ll} -j RETURN"));
+    // Duplicate address detection and MLD reports are sent from ::.
+    r.push("-p IPv6 --ip6-src :: --ip6-proto ipv6-icmp -j RETURN".to_owned());
+    r.push("-p IPv6 -j DROP".to_owned());
+    r
+}
+
+/// iptables rules for a routed TAP (FORWARD and INPUT from the TAP).
+pub fn spoof_rules_ip4(mac: MacAddr, ip: Option<Ipv4Addr>) -> Vec<String> {
+    let mut r = vec![
+        format!("-m mac ! --mac-source {mac} -j DROP"),
+        "-p udp --sport 67 -j DROP".to_owned(),
+        "-s 0.0.0.0/32 -p udp --dport 67 -j RETURN".to_owned(),
+    ];
+    match ip {
+        Some(ip) => r.push(format!("! -s {ip}/32 -j DROP")),
+        None => r.push("-j DROP".to_owned()),
+    }
+    r
+}
+
+/// ip6tables rules for a routed TAP.
+pub fn spoof_rules_ip6(mac: MacAddr, eui: Option<Ipv6Addr>, ll: Ipv6Addr) -> Vec<String> {
+    let mut r = vec![
+        format!("-m mac ! --mac-source {mac} -j DROP"),
+        "-p ipv6-icmp -m icmp6 --icmpv6-type 134 -j DROP".to_owned(),
+        "-p udp --sport 547 -j DROP".to_owned(),
+    ];
+    if let Some(e) = eui {
+        r.push(format!("-s {e}/128 -j RETURN"));
+    }
+    r.push(format!("-s {ll}/128 -j RETURN"));
+    r.push("-s ::/128 -p ipv6-icmp -j RETURN".to_owned());
+    r.push("-j DROP".to_owned());
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nic(mode: &str, net_tags: &str, tags: &str) -> NicEnv {
+        NicEnv::from_env([
+            ("INSTANCE", "vm1"),
+            ("INTERFACE", "tap1"),
+            ("INTERFACE_INDEX", "0"),
+            ("INTERFACE_UUID", "u0"),
+            ("INTERFACE_NAME", "eth-a"),
+            ("MAC", "aa:00:00:12:34:56"),
+            ("IP", "198.51.100.10"),
+            ("MODE", mode),
+            ("LINK", if mode == "routed" { "100" } else { "br0" }),
+            ("TAGS", tags),
+            ("NETWORK_NAME", "n"),
+            ("NETWORK_TAGS", net_tags),
+            ("NETWORK_SUBNET", "198.51.100.0/24"),
+            ("NETWORK_GATEWAY", "198.51.100.1"),
+            ("NETWORK_SUBNET6", "2001:db8:1::/64"),
+        ])
+        .unwrap()
+    }
+
+    fn facts() -> Facts {
+        Facts {
+            tap_exists: true,
+            bridge: Some(BridgeFacts {
+                mtu: 1400,
+                vlan_filtering: Some(false),
+            }),
+            link_exists: true,
+            uplink4: Some("up0".parse().unwrap()),
+            uplink6: Some("up0".parse().unwrap()),
+            ..Facts::default()
+        }
+    }
+
+    fn tap() -> IfName {
+        "tap1".parse().unwrap()
+    }
+
+    #[test]
+    fn bridged_links_and_vlan_error() {
+        let cfg = Config::default();
+        let p = build(
+            &nic("bridged", "", ""),
+            &tap(),
+            Flavour::Kvm,
+            &cfg,
+            &facts(),
+            true,
+        )
+        .unwrap();
+        assert_eq!(
+            p.ip4,
+            [
+                "link set dev tap1 mtu 1400",
+                "link set dev tap1 master br0",
+                "link set dev tap1 up"
+            ]
+        );
+        assert!(p.firewall.is_empty() && p.binding.is_none());
+        let mut n = nic("bridged", "", "");
+        n.vlan = ".100:200".parse().unwrap();
+        let e = build(&n, &tap(), Flavour::Kvm, &cfg, &facts(), true).unwrap_err();
+        assert!(e.to_string().contains("has VLAN filtering disabled"));
+        let mut f = facts();
+        f.bridge.as_mut().unwrap().vlan_filtering = Some(true);
+        let p = build(&n, &tap(), Flavour::Kvm, &cfg, &f, true).unwrap();
+        assert_eq!(
+            p.bridge,
+            [
+                "vlan add dev tap1 vid 100 pvid untagged master",
+                "vlan add dev tap1 vid 200 master"
+            ]
+        );
+    }
+
+    #[test]
+    fn routed_full() {
+        let cfg = Config::default();
+        let n = nic(
+            "routed",
+            "nfdhcpd ip-less-routed",
+            "synnefo:network:eth-a:limited",
+        );
+        let p = build(&n, &tap(), Flavour::Kvm, &cfg, &facts(), true).unwrap();
+        assert_eq!(
+            p.ip4,
+            [
+                "link set dev tap1 address cc:47:52:4e:45:54",
+                "link set dev tap1 up",
+                "rule add iif tap1 table 100",
+                "route replace 198.51.100.10/32 dev tap1 table 100 proto static"
+            ]
+        );
+        assert_eq!(
+            p.ip6,
+            [
+                "rule add iif tap1 table 100",
+                "route replace 2001:db8:1:0:a800:ff:fe12:3456/128 dev tap1 table 100 proto static",
+                "neigh replace proxy 2001:db8:1:0:a800:ff:fe12:3456 dev up0"
+            ]
+        );
+        assert_eq!(p.announce.len(), 2);
+        let v4 = &p.firewall[&Family::Ip4];
+        assert_eq!(v4.chains[0].rules, ["! -s 198.51.100.10/32 -j DROP"]);
+        assert_eq!(v4.chains[1].rules, ["-j snf-limited"]);
+        let b = p.binding.unwrap();
+        assert_eq!(b.indev.unwrap().as_str(), "tap1");
+        assert_eq!(
+            b.eui64.unwrap().to_string(),
+            "2001:db8:1:0:a800:ff:fe12:3456"
+        );
+        // Xen keeps the vif's MAC; a pre-migration call announces nothing.
+        let p = build(&n, &tap(), Flavour::Xen, &cfg, &facts(), false).unwrap();
+        assert_eq!(p.ip4[0], "link set dev tap1 up");
+        assert!(p.announce.is_empty());
+    }
+
+    #[test]
+    fn existing_rules_are_kept_or_replaced() {
+        let cfg = Config::default();
+        let mut f = facts();
+        f.rules4 = vec![
+            IpRule {
+                priority: 32765,
+                table: "100".into(),
+            },
+            IpRule {
+                priority: 32764,
+                table: "7".into(),
+            },
+        ];
+        let p = build(&nic("routed", "", ""), &tap(), Flavour::Kvm, &cfg, &f, true).unwrap();
+        assert!(
+            p.ip4
+                .contains(&"rule del priority 32764 iif tap1 lookup 7".to_owned())
+        );
+        assert!(!p.ip4.iter().any(|l| l.starts_with("rule add")));
+    }
+
+    #[test]
+    fn tags_and_profiles() {
+        let cfg = Config::default();
+        let n = nic(
+            "bridged",
+            "mac-filtered spoof-protected public",
+            "synnefo:network:1:protected synnefo:network:u0:unprotected synnefo:network:0:bogus",
+        );
+        assert_eq!(
+            features(&n, &cfg),
+            [Feature::MacFiltered, Feature::SpoofProtected]
+        );
+        assert_eq!(profile(&n, &cfg).unwrap(), Some(Profile::Unprotected));
+        let p = build(&n, &tap(), Flavour::Kvm, &cfg, &facts(), true).unwrap();
+        let eb = &p.firewall[&Family::Eb];
+        let from = &eb.chains[0];
+        // MAC check once even though both features ask for it.
+        assert_eq!(
+            from.rules
+                .iter()
+                .filter(|r| *r == "-s ! aa:00:00:12:34:56 -j DROP")
+                .count(),
+            1
+        );
+        assert_eq!(
+            eb.chains[1].rules,
+            ["-s ! aa:00:00:12:34:56/ff:ff:f0:00:00:00 -j DROP"]
+        );
+        assert_eq!(eb.jumps.len(), 4);
+        let v4 = &p.firewall[&Family::Ip4];
+        assert_eq!(
+            v4.jumps[0].matches,
+            "-m physdev --physdev-out tap1 --physdev-is-bridged"
+        );
+        let ovs = nic("openvswitch", "spoof-protected", "");
+        let mut f = facts();
+        f.ovs_available = true;
+        assert!(build(&ovs, &tap(), Flavour::Kvm, &cfg, &f, true).is_err());
+        f.ovs_available = false;
+        let e = build(
+            &nic("openvswitch", "", ""),
+            &tap(),
+            Flavour::Kvm,
+            &cfg,
+            &f,
+            true,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("ovs-vsctl was not found"));
+    }
+}

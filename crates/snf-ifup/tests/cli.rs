@@ -1,0 +1,150 @@
+//! The command line without privileges: `--help` and the man page agree, usage errors.
+
+use std::process::Command;
+
+fn snf_ifup(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_snf-ifup"))
+        .args(args)
+        .env("SNF_NETWORK_CONFIG", "/dev/null")
+        .output()
+        .unwrap()
+}
+
+fn man() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../man/snf-ifup.8")).unwrap()
+}
+
+/// Long options and subcommands shown by `--help` for `args`.
+fn help_words(args: &[&str]) -> Vec<String> {
+    let mut a = args.to_vec();
+    a.push("--help");
+    let out = String::from_utf8(snf_ifup(&a).stdout).unwrap();
+    let mut words = Vec::new();
+    let mut in_commands = false;
+    for line in out.lines() {
+        if line.starts_with("Commands:") {
+            in_commands = true;
+            continue;
+        }
+        if in_commands {
+            match line.split_whitespace().next() {
+                Some(w) if line.starts_with("  ") && w != "help" => words.push(w.to_owned()),
+                _ => in_commands = false,
+            }
+        }
+        for w in line.split(|c: char| c.is_whitespace() || c == ',' || c == '[' || c == ']') {
+            if w.starts_with("--") && w.len() > 2 && w != "--help" && w != "--version" {
+                words.push(w.to_owned());
+            }
+        }
+    }
+    words.sort();
+    words.dedup();
+    words
+}
+
+#[test]
+fn help_and_man_page_agree() {
+    let man = man().replace("\\-", "-");
+    let top = help_words(&[]);
+    assert!(top.contains(&"reapply".to_owned()), "{top:?}");
+    for w in &top {
+        assert!(man.contains(w.as_str()), "man page lacks {w}");
+    }
+    for cmd in ["up", "down", "ganeti", "xen", "reapply", "status"] {
+        assert!(
+            man.contains(&format!(".B {cmd}")) || man.contains(&format!("\\fB{cmd}")),
+            "no section for {cmd}"
+        );
+        for w in help_words(&[cmd]) {
+            assert!(man.contains(w.as_str()), "man page lacks {w} of {cmd}");
+        }
+    }
+    for name in [
+        "kvm-vif-bridge",
+        "kvm-ifup-custom",
+        "kvm-ifdown-custom",
+        "vif-custom",
+        "network/<mode>/up",
+    ] {
+        assert!(man.contains(name), "man page lacks install name {name}");
+    }
+}
+
+#[test]
+fn usage_errors_exit_2_and_bad_names_exit_1() {
+    let o = snf_ifup(&["frobnicate"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = snf_ifup(&["reapply"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("reapply needs --all or TAP names"));
+    let o = snf_ifup(&["down", "a234567890123456"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("longer than 15 bytes"));
+    let o = Command::new(env!("CARGO_BIN_EXE_snf-ifup"))
+        .args(["ganeti", "up", "tap0"])
+        .env_clear()
+        .env("SNF_NETWORK_CONFIG", "/dev/null")
+        .env("INTERFACE", "tap0")
+        .env("ACTION", "sideways")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let o = Command::new(env!("CARGO_BIN_EXE_snf-ifup"))
+        .args(["ganeti"])
+        .env_clear()
+        .env("SNF_NETWORK_CONFIG", "/dev/null")
+        .env("ACTION", "sideways")
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("ACTION must be up or down, not 'sideways'")
+    );
+}
+
+/// groff (all warnings), man --warnings and lexgrog accept snf-ifup's pages.
+#[test]
+fn pages_render_without_warnings() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../man/");
+    let mut checked = 0;
+    for (page, name) in [
+        ("snf-ifup.8", "snf-ifup"),
+        ("nfdhcpd-binding.5", "nfdhcpd-binding"),
+        ("snf-network.toml.5", "snf-network.toml"),
+    ] {
+        let path = format!("{dir}{page}");
+        let runs: [(&str, Vec<&str>); 3] = [
+            ("groff", vec!["-man", "-Tutf8", "-ww", "-z", &path]),
+            (
+                "man",
+                vec!["--warnings", "-E", "UTF-8", "-l", "-Tutf8", "-Z", &path],
+            ),
+            ("lexgrog", vec![&path]),
+        ];
+        for (tool, args) in runs {
+            let Ok(o) = Command::new(tool)
+                .args(&args)
+                .env("LC_ALL", "C.UTF-8")
+                .env("MANWIDTH", "80")
+                .output()
+            else {
+                continue;
+            };
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(
+                o.status.success() && err.trim().is_empty(),
+                "{tool} on {page}: {err}"
+            );
+            if tool == "lexgrog" {
+                assert!(
+                    String::from_utf8_lossy(&o.stdout).contains(&format!(": \"{name} - ")),
+                    "whatis entry of {page}"
+                );
+            }
+            checked += 1;
+        }
+    }
+    if checked == 0 {
+        eprintln!("SKIP pages_render_without_warnings: groff, man and lexgrog are not installed");
+    }
+}

@@ -1,0 +1,314 @@
+//! Harness for snf-ifup's namespace tests: a node namespace per test (the tool runs there
+//! via `ip netns exec`), guest namespaces behind veth "TAPs", and an RAII guard that
+//! deletes every namespace even when the test fails. Addresses: 198.51.100.0/24,
+//! 203.0.113.0/24 and 2001:db8::/32 only.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// True when the test can run; otherwise prints why it skips.
+pub fn can_run(test: &str) -> bool {
+    let uid = Command::new("id").arg("-u").output().ok();
+    let root = uid.is_some_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    if !root {
+        eprintln!("SKIP {test}: needs root (network namespaces)");
+        return false;
+    }
+    for tool in ["ip", "iptables-save", "ebtables-save", "ping"] {
+        if !Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+        {
+            eprintln!("SKIP {test}: {tool} is not installed (scripts/install-test-deps)");
+            return false;
+        }
+    }
+    true
+}
+
+pub fn sh(args: &[&str]) -> Output {
+    Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"))
+}
+
+pub fn ok(args: &[&str]) -> String {
+    let o = sh(args);
+    assert!(
+        o.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A node namespace, its guests, and a scratch directory for snf-ifup's files.
+pub struct Lab {
+    pub node: String,
+    guests: Vec<String>,
+    extra: Vec<String>,
+    pub dir: tempfile::TempDir,
+    prefix: String,
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for ns in self.guests.iter().chain(&self.extra).chain([&self.node]) {
+            let _ = Command::new("ip")
+                .args(["netns", "pids", ns])
+                .output()
+                .map(|o| {
+                    for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
+                        let _ = Command::new("kill").args(["-9", pid]).status();
+                    }
+                });
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+impl Lab {
+    pub fn new() -> Lab {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let prefix = format!("nci{}x{n}", std::process::id());
+        let node = format!("{prefix}node");
+        ok(&["ip", "netns", "add", &node]);
+        let lab = Lab {
+            node,
+            guests: Vec::new(),
+            extra: Vec::new(),
+            dir: tempfile::tempdir().unwrap(),
+            prefix,
+        };
+        lab.exec(&["ip", "link", "set", "lo", "up"]);
+        // Someone else's rules: they must survive every up/down untouched.
+        for t in ["iptables", "ip6tables"] {
+            lab.exec(&[t, "-N", "admin"]);
+            lab.exec(&[
+                t, "-A", "admin", "-p", "tcp", "--dport", "22", "-j", "ACCEPT",
+            ]);
+            lab.exec(&[t, "-A", "FORWARD", "-i", "adm0", "-j", "admin"]);
+            lab.exec(&[t, "-A", "INPUT", "-i", "adm0", "-j", "ACCEPT"]);
+        }
+        lab.exec(&["ebtables", "-A", "FORWARD", "-i", "adm0", "-j", "ACCEPT"]);
+        std::fs::write(lab.dir.path().join("snf-network.toml"), "syslog = false\n").unwrap();
+        lab
+    }
+
+    /// Runs a command inside the node namespace and requires success.
+    pub fn exec(&self, args: &[&str]) -> String {
+        let mut v = vec!["ip", "netns", "exec", &self.node];
+        v.extend_from_slice(args);
+        ok(&v)
+    }
+
+    pub fn exec_in(&self, ns: &str, args: &[&str]) -> Output {
+        let mut v = vec!["ip", "netns", "exec", ns];
+        v.extend_from_slice(args);
+        sh(&v)
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    pub fn nfdhcpd_dir(&self) -> PathBuf {
+        self.dir.path().join("nfdhcpd")
+    }
+
+    pub fn nic_dir(&self) -> PathBuf {
+        self.dir.path().join("nic")
+    }
+
+    pub fn bridge(&self, name: &str, mtu: u32) {
+        self.exec(&[
+            "ip",
+            "link",
+            "add",
+            name,
+            "type",
+            "bridge",
+            "stp_state",
+            "0",
+            "forward_delay",
+            "0",
+        ]);
+        self.exec(&["ip", "link", "set", name, "mtu", &mtu.to_string(), "up"]);
+    }
+
+    /// A VLAN-filtering bridge; false when the kernel cannot make one.
+    pub fn vlan_bridge(&self, name: &str) -> bool {
+        let o = self.exec_in(
+            &self.node,
+            &[
+                "ip",
+                "link",
+                "add",
+                name,
+                "type",
+                "bridge",
+                "vlan_filtering",
+                "1",
+            ],
+        );
+        if !o.status.success() {
+            return false;
+        }
+        self.exec(&["ip", "link", "set", name, "up"]);
+        true
+    }
+
+    /// A guest namespace whose `eth1` is the peer of `tap` in the node.
+    pub fn guest(&mut self, tap: &str, mac: &str) -> String {
+        let g = format!("{}g{}", self.prefix, self.guests.len());
+        ok(&["ip", "netns", "add", &g]);
+        self.guests.push(g.clone());
+        ok(&[
+            "ip", "link", "add", tap, "netns", &self.node, "type", "veth", "peer", "name", "eth1",
+            "netns", &g,
+        ]);
+        ok(&["ip", "-n", &g, "link", "set", "eth1", "address", mac]);
+        ok(&["ip", "-n", &g, "link", "set", "lo", "up"]);
+        ok(&["ip", "-n", &g, "link", "set", "eth1", "up"]);
+        g
+    }
+
+    /// Another namespace linked to the node by `node_if` <-> `far_if`.
+    pub fn peer(&mut self, node_if: &str, far_if: &str) -> String {
+        let p = format!("{}p{}", self.prefix, self.extra.len());
+        ok(&["ip", "netns", "add", &p]);
+        self.extra.push(p.clone());
+        ok(&[
+            "ip", "link", "add", node_if, "netns", &self.node, "type", "veth", "peer", "name",
+            far_if, "netns", &p,
+        ]);
+        ok(&["ip", "-n", &p, "link", "set", "lo", "up"]);
+        ok(&["ip", "-n", &p, "link", "set", far_if, "up"]);
+        self.exec(&["ip", "link", "set", node_if, "up"]);
+        p
+    }
+
+    fn base_cmd(&self, env: &[(&str, &str)], program: &Path, args: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.node]);
+        c.arg(program);
+        c.args(args);
+        // Only what a hypervisor would pass, plus our directories.
+        c.env_clear();
+        c.env("PATH", std::env::var("PATH").unwrap_or_default());
+        c.env(
+            "SNF_NETWORK_CONFIG",
+            self.dir.path().join("snf-network.toml"),
+        );
+        c.env("SNF_NETWORK_STATE_DIR", self.state_dir());
+        c.env("NFDHCPD_STATE_DIR", self.nfdhcpd_dir());
+        c.env("GANETI_NIC_DIR", self.nic_dir());
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c
+    }
+
+    /// Runs snf-ifup (or one of its install names) in the node with `env`.
+    pub fn ifup_as(&self, program: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+        self.base_cmd(env, program, args)
+            .output()
+            .expect("run snf-ifup")
+    }
+
+    pub fn ifup(&self, env: &[(&str, &str)], args: &[&str]) -> Output {
+        self.ifup_as(Path::new(env!("CARGO_BIN_EXE_snf-ifup")), env, args)
+    }
+
+    /// Like `ifup` but requires success.
+    pub fn ifup_ok(&self, env: &[(&str, &str)], args: &[&str]) -> String {
+        let o = self.ifup(env, args);
+        assert!(
+            o.status.success(),
+            "snf-ifup {args:?} failed ({}): {}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// iptables, ip6tables and ebtables filter dumps without comments and counters.
+    pub fn fw_dump(&self) -> String {
+        let mut s = String::new();
+        for t in ["iptables-save", "ip6tables-save", "ebtables-save"] {
+            for line in self.exec(&[t]).lines() {
+                if line.starts_with('#') {
+                    continue;
+                }
+                let l = match line.find(" [") {
+                    Some(i) if line.starts_with(':') => &line[..i],
+                    _ => line,
+                };
+                s.push_str(l);
+                s.push('\n');
+            }
+        }
+        s
+    }
+
+    /// Link, routing and neighbour state of the node, for comparisons.
+    pub fn net_dump(&self) -> String {
+        let mut s = String::new();
+        for args in [
+            &["ip", "-d", "-o", "link", "show"][..],
+            &["ip", "-4", "rule", "show"],
+            &["ip", "-6", "rule", "show"],
+            &["ip", "-4", "route", "show", "table", "all"],
+            &["ip", "-6", "route", "show", "table", "all"],
+            &["ip", "-6", "neigh", "show", "proxy"],
+            &["bridge", "vlan", "show"],
+        ] {
+            s.push_str(&self.exec(args));
+        }
+        // Volatile fields (operstate, DAD-dependent link-local routes) would make equal
+        // states differ.
+        s.lines()
+            .filter(|l| !l.contains("fe80") && !l.contains("expires"))
+            .map(|l| {
+                let l = l.split(" qlen").next().unwrap_or(l);
+                let mut words: Vec<&str> = l.split(' ').collect();
+                if let Some(i) = words.iter().position(|w| *w == "state")
+                    && i + 1 < words.len()
+                {
+                    words.drain(i..=i + 1);
+                }
+                words.join(" ") + "\n"
+            })
+            .collect()
+    }
+
+    pub fn sysctl(&self, name: &str) -> String {
+        self.exec(&["sysctl", "-n", name]).trim().to_owned()
+    }
+
+    /// One echo request; true if answered within a second.
+    pub fn ping(&self, from: &str, to: &str, extra: &[&str]) -> bool {
+        let mut v = vec!["ping", "-c", "1", "-W", "1"];
+        v.extend_from_slice(extra);
+        v.push(to);
+        self.exec_in(from, &v).status.success()
+    }
+
+    /// Up to three echo requests (neighbour discovery may eat the first); true if one is
+    /// answered.
+    pub fn ping_ok(&self, from: &str, to: &str, extra: &[&str]) -> bool {
+        (0..3).any(|_| self.ping(from, to, extra))
+    }
+}
+
+/// Ganeti's environment for one NIC (§8.1), with overrides.
+pub fn ganeti_env<'a>(base: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    base.to_vec()
+}

@@ -1,0 +1,1368 @@
+//! snf-ifup against the real ip, bridge, iptables, ip6tables and ebtables, in throw-away
+//! namespaces: exact read-back after `up`, clean `down`, traffic through the filters, and
+//! identical results for every way the tool is called. Needs root; skips otherwise.
+
+mod common;
+
+use std::os::unix::fs::symlink;
+use std::path::Path;
+
+use common::{Lab, can_run, ok};
+
+const MAC1: &str = "aa:00:00:00:00:01";
+
+type Env = Vec<(String, String)>;
+
+fn nic(tap: &str, mac: &str, ip: &str, mode: &str, link: &str, net_tags: &str, tags: &str) -> Env {
+    let mut v: Env = [
+        ("INSTANCE", "vm1.example.org"),
+        ("INTERFACE", tap),
+        ("INTERFACE_INDEX", "0"),
+        ("INTERFACE_UUID", "5e0c7a52-0000-4000-8000-000000000001"),
+        ("MAC", mac),
+        ("IP", ip),
+        ("MODE", mode),
+        ("LINK", link),
+        ("VLAN", ""),
+        ("TAGS", tags),
+        ("NETWORK_NAME", "net1"),
+        ("NETWORK_UUID", "a1b2c3d4-0000-4000-8000-000000000002"),
+        ("NETWORK_TAGS", net_tags),
+        ("NETWORK_SUBNET", "198.51.100.0/24"),
+        ("NETWORK_GATEWAY", "198.51.100.1"),
+        ("NETWORK_SUBNET6", "2001:db8:1::/64"),
+        ("NETWORK_GATEWAY6", "2001:db8:1::1"),
+        ("NETWORK_MAC_PREFIX", "aa:00:00"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    if mode == "bridged" {
+        v.push(("BRIDGE".into(), link.into()));
+    }
+    v
+}
+
+fn set(env: &mut Env, k: &str, val: &str) {
+    env.retain(|(a, _)| a != k);
+    env.push((k.to_owned(), val.to_owned()));
+}
+
+fn refs(env: &Env) -> Vec<(&str, &str)> {
+    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+fn ebt_chain(lab: &Lab, chain: &str) -> Vec<String> {
+    lab.exec(&["ebtables", "-L", chain])
+        .lines()
+        .skip(3)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn ipt_chain(lab: &Lab, tool: &str, chain: &str) -> Vec<String> {
+    lab.exec(&[tool, "-S", chain])
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Node with an uplink `up0` to a router namespace (`rt0`), table 100 routed through it,
+/// forwarding on; returns the router namespace.
+fn routed_node(lab: &mut Lab) -> String {
+    let r = lab.peer("up0", "rt0");
+    for a in [
+        &["ip", "addr", "add", "203.0.113.1/24", "dev", "rt0"][..],
+        &[
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            "2001:db8:2::1/64",
+            "dev",
+            "rt0",
+            "nodad",
+        ],
+        &[
+            "ip",
+            "route",
+            "add",
+            "198.51.100.0/24",
+            "via",
+            "203.0.113.2",
+        ],
+        &[
+            "ip",
+            "-6",
+            "route",
+            "add",
+            "2001:db8:1::/64",
+            "via",
+            "2001:db8:2::2",
+        ],
+        &["sysctl", "-qw", "net.ipv4.conf.rt0.arp_accept=1"],
+        &["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"],
+        &["sysctl", "-qw", "net.ipv6.conf.rt0.accept_untracked_na=1"],
+        &[
+            "iptables",
+            "-A",
+            "INPUT",
+            "-p",
+            "icmp",
+            "-s",
+            "198.51.100.10",
+        ],
+        &[
+            "iptables",
+            "-A",
+            "INPUT",
+            "-p",
+            "icmp",
+            "-s",
+            "198.51.100.99",
+        ],
+    ] {
+        let o = lab.exec_in(&r, a);
+        assert!(
+            o.status.success(),
+            "{a:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    for a in [
+        &["ip", "addr", "add", "203.0.113.2/24", "dev", "up0"][..],
+        &[
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            "2001:db8:2::2/64",
+            "dev",
+            "up0",
+            "nodad",
+        ],
+        &[
+            "ip",
+            "route",
+            "add",
+            "default",
+            "via",
+            "203.0.113.1",
+            "dev",
+            "up0",
+            "table",
+            "100",
+        ],
+        &[
+            "ip",
+            "-6",
+            "route",
+            "add",
+            "default",
+            "via",
+            "2001:db8:2::1",
+            "dev",
+            "up0",
+            "table",
+            "100",
+        ],
+        // Node prerequisites of a routed setup (snf-network docs): traffic from the uplink
+        // uses the network's table, forwarding, proxy NDP on the uplink.
+        &["ip", "rule", "add", "iif", "up0", "table", "100"],
+        &["ip", "-6", "rule", "add", "iif", "up0", "table", "100"],
+        &["sysctl", "-qw", "net.ipv4.ip_forward=1"],
+        &["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"],
+        &["sysctl", "-qw", "net.ipv6.conf.up0.proxy_ndp=1"],
+    ] {
+        lab.exec(a);
+    }
+    r
+}
+
+fn guest_routed(lab: &mut Lab, tap: &str, mac: &str) -> String {
+    let g = lab.guest(tap, mac);
+    for a in [
+        &["ip", "addr", "add", "198.51.100.10/24", "dev", "eth1"][..],
+        &["ip", "route", "add", "default", "via", "198.51.100.1"],
+        &[
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            "2001:db8:1:0:a800:ff:fe00:10/64",
+            "dev",
+            "eth1",
+            "nodad",
+        ],
+        &[
+            "ip",
+            "-6",
+            "route",
+            "add",
+            "default",
+            "via",
+            "fe80::ce47:52ff:fe4e:4554",
+            "dev",
+            "eth1",
+        ],
+    ] {
+        let o = lab.exec_in(&g, a);
+        assert!(
+            o.status.success(),
+            "{a:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    g
+}
+
+fn router_count(lab: &Lab, r: &str, src: &str) -> u64 {
+    let out = lab.exec_in(r, &["iptables", "-L", "INPUT", "-v", "-n", "-x"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.lines()
+        .find(|l| l.contains(src))
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn bridged_up_exact_idempotent_and_down_restores() {
+    if !can_run("bridged_up_exact_idempotent_and_down_restores") {
+        return;
+    }
+    let mut lab = Lab::new();
+    lab.bridge("br0", 1400);
+    lab.guest("tap1", MAC1);
+    let fw0 = lab.fw_dump();
+    // `masq` and unknown tags (`public`) change nothing.
+    let env = nic(
+        "tap1",
+        MAC1,
+        "198.51.100.11",
+        "bridged",
+        "br0",
+        "public masq",
+        "",
+    );
+    lab.ifup_ok(&refs(&env), &["ganeti", "up"]);
+    let link = lab.exec(&["ip", "-o", "link", "show", "tap1"]);
+    assert!(link.contains("master br0"), "{link}");
+    assert!(link.contains(" mtu 1400 "), "{link}");
+    assert!(link.contains(",UP"), "{link}");
+    // No tags that need rules: the firewall is untouched, no binding.
+    assert_eq!(lab.fw_dump(), fw0);
+    assert!(!lab.nfdhcpd_dir().join("tap1").exists());
+    assert!(lab.state_dir().join("tap1.toml").exists());
+    let (fw1, net1) = (lab.fw_dump(), lab.net_dump());
+    lab.ifup_ok(&refs(&env), &["ganeti", "up"]);
+    assert_eq!(lab.fw_dump(), fw1);
+    assert_eq!(lab.net_dump(), net1);
+    lab.ifup_ok(&[], &["down", "tap1"]);
+    assert_eq!(lab.fw_dump(), fw0);
+    assert!(
+        !lab.exec(&["ip", "-o", "link", "show", "tap1"])
+            .contains("master")
+    );
+    assert!(!lab.state_dir().join("tap1.toml").exists());
+}
+
+#[test]
+fn bridged_vlan_forms_and_refusal() {
+    if !can_run("bridged_vlan_forms_and_refusal") {
+        return;
+    }
+    let mut lab = Lab::new();
+    lab.bridge("br1", 1500);
+    lab.guest("tap1", MAC1);
+    lab.guest("tap2", "aa:00:00:00:00:02");
+    if lab.vlan_bridge("br0") {
+        let mut env = nic("tap1", MAC1, "198.51.100.11", "bridged", "br0", "", "");
+        set(&mut env, "VLAN", ".100:200:300");
+        lab.ifup_ok(&refs(&env), &["ganeti", "up"]);
+        let v = lab.exec(&["bridge", "-j", "vlan", "show", "dev", "tap1"]);
+        assert!(
+            v.contains(r#"{"vlan":100,"flags":["PVID","Egress Untagged"]}"#),
+            "{v}"
+        );
+        assert!(
+            v.contains(r#"{"vlan":200}"#) && v.contains(r#"{"vlan":300}"#),
+            "{v}"
+        );
+    } else {
+        eprintln!(
+            "SKIP bridged_vlan_forms_and_refusal (VLAN part): this kernel has no bridge VLAN filtering"
+        );
+    }
+
+    // A VLAN on a bridge without filtering: Ganeti's error, nothing left behind.
+    let fw0 = lab.fw_dump();
+    let mut env = nic(
+        "tap2",
+        "aa:00:00:00:00:02",
+        "198.51.100.12",
+        "bridged",
+        "br1",
+        "private-filtered",
+        "",
+    );
+    set(&mut env, "VLAN", ".100");
+    let o = lab.ifup(&refs(&env), &["ganeti", "up"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("Instance vm1.example.org NIC 0 configured for VLAN support, but bridge br1 has VLAN filtering disabled"),
+        "{err}"
+    );
+    assert!(
+        !lab.exec(&["ip", "-o", "link", "show", "tap2"])
+            .contains("master")
+    );
+    assert!(!lab.state_dir().join("tap2.toml").exists());
+    assert_eq!(lab.fw_dump(), fw0);
+}
+
+#[test]
+fn routed_up_exact_traffic_announcements_and_down() {
+    if !can_run("routed_up_exact_traffic_announcements_and_down") {
+        return;
+    }
+    let mut lab = Lab::new();
+    let r = routed_node(&mut lab);
+    let g = guest_routed(&mut lab, "tap1", "aa:00:00:00:00:10");
+    let fw0 = lab.fw_dump();
+    let net0 = lab.net_dump();
+    let env = nic(
+        "tap1",
+        "aa:00:00:00:00:10",
+        "198.51.100.10",
+        "routed",
+        "100",
+        "nfdhcpd ip-less-routed",
+        "synnefo:network:0:limited",
+    );
+    lab.ifup_ok(&refs(&env), &["ganeti", "up"]);
+
+    let link = lab.exec(&["ip", "-o", "link", "show", "tap1"]);
+    assert!(link.contains("link/ether cc:47:52:4e:45:54"), "{link}");
+    assert!(
+        lab.exec(&["ip", "-4", "rule"])
+            .contains("iif tap1 lookup 100")
+    );
+    assert!(
+        lab.exec(&["ip", "-6", "rule"])
+            .contains("iif tap1 lookup 100")
+    );
+    assert!(
+        lab.exec(&["ip", "route", "show", "table", "100"])
+            .contains("198.51.100.10 dev tap1 proto static")
+    );
+    let eui = "2001:db8:1:0:a800:ff:fe00:10";
+    assert!(
+        lab.exec(&["ip", "-6", "route", "show", "table", "100"])
+            .contains(&format!("{eui} dev tap1 proto static"))
+    );
+    assert!(
+        lab.exec(&["ip", "-6", "neigh", "show", "proxy"])
+            .contains(&format!("{eui} dev up0 proxy"))
+    );
+    for (k, v) in [
+        ("net.ipv4.conf.tap1.proxy_arp", "1"),
+        ("net.ipv4.conf.tap1.forwarding", "1"),
+        ("net.ipv6.conf.tap1.proxy_ndp", "1"),
+        ("net.ipv6.conf.tap1.forwarding", "1"),
+    ] {
+        assert_eq!(lab.sysctl(k), v, "{k}");
+    }
+    assert_eq!(
+        ipt_chain(&lab, "iptables", "SNF-FROM-tap1"),
+        [
+            "-N SNF-FROM-tap1",
+            "-A SNF-FROM-tap1 ! -s 198.51.100.10/32 -j DROP"
+        ]
+    );
+    assert_eq!(
+        ipt_chain(&lab, "ip6tables", "SNF-FROM-tap1"),
+        [
+            "-N SNF-FROM-tap1",
+            &format!("-A SNF-FROM-tap1 ! -s {eui}/128 -j DROP")
+        ]
+    );
+    assert_eq!(
+        ipt_chain(&lab, "iptables", "SNF-TO-tap1"),
+        ["-N SNF-TO-tap1", "-A SNF-TO-tap1 -j snf-limited"]
+    );
+    assert_eq!(
+        ipt_chain(&lab, "iptables", "snf-limited"),
+        [
+            "-N snf-limited",
+            "-A snf-limited -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+            "-A snf-limited -p tcp -m tcp ! --tcp-flags FIN,SYN,RST,ACK SYN -j ACCEPT",
+            "-A snf-limited -p tcp -m tcp --dport 22 -j ACCEPT",
+            "-A snf-limited -p tcp -m tcp --dport 3389 -j ACCEPT",
+            "-A snf-limited -p udp -m udp --sport 53 -j ACCEPT",
+            "-A snf-limited -p icmp -j ACCEPT",
+            "-A snf-limited -j DROP"
+        ]
+    );
+    let fwd = ipt_chain(&lab, "iptables", "FORWARD");
+    assert_eq!(
+        &fwd[1..4],
+        [
+            "-A FORWARD -i tap1 -m comment --comment snf-ifup -j SNF-FROM-tap1",
+            "-A FORWARD -o tap1 -m comment --comment snf-ifup -j SNF-TO-tap1",
+            "-A FORWARD -i adm0 -j admin"
+        ]
+    );
+    assert_eq!(
+        std::fs::read_to_string(lab.nfdhcpd_dir().join("tap1")).unwrap(),
+        format!(
+            "INDEV=tap1\nIP=198.51.100.10\nMAC=aa:00:00:00:00:10\nHOSTNAME=vm1.example.org\nTAGS=\"synnefo:network:0:limited\"\nGATEWAY=198.51.100.1\nSUBNET=198.51.100.0/24\nGATEWAY6=2001:db8:1::1\nSUBNET6=2001:db8:1::/64\nEUI64={eui}\n"
+        )
+    );
+    // The router learnt from the gratuitous ARP and the unsolicited NA that the VM's
+    // addresses are behind the node's uplink.
+    let up0 = lab
+        .exec(&["cat", "/sys/class/net/up0/address"])
+        .trim()
+        .to_owned();
+    let learnt = |args: &[&str]| {
+        (0..20).any(|_| {
+            let o = lab.exec_in(&r, args);
+            let ok = String::from_utf8_lossy(&o.stdout).contains(&up0);
+            if !ok {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            ok
+        })
+    };
+    assert!(
+        learnt(&["ip", "neigh", "show", "198.51.100.10"]),
+        "no gratuitous ARP seen"
+    );
+    assert!(
+        learnt(&["ip", "-6", "neigh", "show", eui]),
+        "no unsolicited NA seen"
+    );
+
+    // Traffic both ways through the node, IPv4 and IPv6 (limited profile allows ICMP).
+    assert!(
+        lab.ping_ok(&g, "203.0.113.1", &[]),
+        "IPv4 through the routed TAP"
+    );
+    assert!(
+        lab.ping_ok(&g, "2001:db8:2::1", &[]),
+        "IPv6 through the routed TAP"
+    );
+
+    lab.ifup_ok(&refs(&env), &["ganeti", "down"]);
+    assert_eq!(lab.fw_dump(), fw0);
+    let net = lab.net_dump();
+    assert!(!net.contains("iif tap1"), "{net}");
+    assert!(!net.contains("dev tap1 proto static"), "{net}");
+    assert!(!net.contains(&format!("{eui} dev up0")), "{net}");
+    assert_eq!(lab.sysctl("net.ipv4.conf.tap1.proxy_arp"), "0");
+    assert!(!lab.nfdhcpd_dir().join("tap1").exists());
+    // Only the TAP's MAC and link state differ from before `up`.
+    let strip = |s: &str| -> String {
+        s.lines()
+            .filter(|l| !l.contains("tap1"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(strip(&net), strip(&net0));
+}
+
+#[test]
+fn routed_spoof_protected_drops_forged_ip_and_mac() {
+    if !can_run("routed_spoof_protected_drops_forged_ip_and_mac") {
+        return;
+    }
+    let mut lab = Lab::new();
+    let r = routed_node(&mut lab);
+    let g = guest_routed(&mut lab, "tap1", "aa:00:00:00:00:10");
+    let fw0 = lab.fw_dump();
+    let env = nic(
+        "tap1",
+        "aa:00:00:00:00:10",
+        "198.51.100.10",
+        "routed",
+        "100",
+        "spoof-protected",
+        "",
+    );
+    lab.ifup_ok(&refs(&env), &["ganeti", "up"]);
+    assert_eq!(
+        ipt_chain(&lab, "iptables", "SNF-FROM-tap1"),
+        [
+            "-N SNF-FROM-tap1",
+            "-A SNF-FROM-tap1 -m mac ! --mac-source aa:00:00:00:00:10 -j DROP",
+            "-A SNF-FROM-tap1 -p udp -m udp --sport 67 -j DROP",
+            "-A SNF-FROM-tap1 -s 0.0.0.0/32 -p udp -m udp --dport 67 -j RETURN",
+            "-A SNF-FROM-tap1 ! -s 198.51.100.10/32 -j DROP",
+        ]
+    );
+    assert_eq!(
+        ipt_chain(&lab, "ip6tables", "SNF-FROM-tap1"),
+        [
+            "-N SNF-FROM-tap1",
+            "-A SNF-FROM-tap1 -m mac ! --mac-source aa:00:00:00:00:10 -j DROP",
+            "-A SNF-FROM-tap1 -p ipv6-icmp -m icmp6 --icmpv6-type 134 -j DROP",
+            "-A SNF-FROM-tap1 -p udp -m udp --sport 547 -j DROP",
+            "-A SNF-FROM-tap1 -s 2001:db8:1:0:a800:ff:fe00:10/128 -j RETURN",
+            "-A SNF-FROM-tap1 -s fe80::a800:ff:fe00:10/128 -j RETURN",
+            "-A SNF-FROM-tap1 -s ::/128 -p ipv6-icmp -j RETURN",
+            "-A SNF-FROM-tap1 -j DROP",
+        ]
+    );
+    // up twice: the same tables and links.
+    let (fw1, net1) = (lab.fw_dump(), lab.net_dump());
+    lab.ifup_ok(&refs(&env), &["ganeti", "up"]);
+    assert_eq!(lab.fw_dump(), fw1);
+    assert_eq!(lab.net_dump(), net1);
+    let v6 = ipt_chain(&lab, "ip6tables", "SNF-FROM-tap1");
+    assert!(
+        v6.contains(&"-A SNF-FROM-tap1 -p ipv6-icmp -m icmp6 --icmpv6-type 134 -j DROP".to_owned()),
+        "{v6:?}"
+    );
+    assert!(
+        ipt_chain(&lab, "iptables", "INPUT").contains(
+            &"-A INPUT -i tap1 -m comment --comment snf-ifup -j SNF-FROM-tap1".to_owned()
+        )
+    );
+
+    assert!(
+        lab.ping_ok(&g, "203.0.113.1", &[]),
+        "the real address passes"
+    );
+    let real = router_count(&lab, &r, "198.51.100.10");
+    assert!(real >= 1);
+    ok(&[
+        "ip",
+        "-n",
+        &g,
+        "addr",
+        "add",
+        "198.51.100.99/32",
+        "dev",
+        "eth1",
+    ]);
+    assert!(
+        !lab.ping(&g, "203.0.113.1", &["-I", "198.51.100.99"]),
+        "forged source IP"
+    );
+    assert_eq!(
+        router_count(&lab, &r, "198.51.100.99"),
+        0,
+        "a forged packet reached the router"
+    );
+    ok(&[
+        "ip",
+        "-n",
+        &g,
+        "link",
+        "set",
+        "eth1",
+        "address",
+        "aa:00:00:00:00:66",
+    ]);
+    assert!(!lab.ping(&g, "203.0.113.1", &[]), "forged source MAC");
+    assert_eq!(router_count(&lab, &r, "198.51.100.10"), real);
+    ok(&[
+        "ip",
+        "-n",
+        &g,
+        "link",
+        "set",
+        "eth1",
+        "address",
+        "aa:00:00:00:00:10",
+    ]);
+    assert!(
+        lab.ping_ok(&g, "203.0.113.1", &[]),
+        "the real MAC passes again"
+    );
+    lab.ifup_ok(&[], &["down", "tap1"]);
+    assert_eq!(lab.fw_dump(), fw0);
+}
+
+fn bridged_guest(lab: &mut Lab, tap: &str, mac: &str, ip: &str) -> String {
+    let g = lab.guest(tap, mac);
+    ok(&[
+        "ip",
+        "-n",
+        &g,
+        "addr",
+        "add",
+        &format!("{ip}/24"),
+        "dev",
+        "eth1",
+    ]);
+    g
+}
+
+#[test]
+fn bridged_spoof_protected_exact_rules_and_traffic() {
+    if !can_run("bridged_spoof_protected_exact_rules_and_traffic") {
+        return;
+    }
+    let mut lab = Lab::new();
+    lab.bridge("br0", 1500);
+    let g1 = bridged_guest(&mut lab, "tap1", MAC1, "198.51.100.11");
+    let g2 = bridged_guest(&mut lab, "tap2", "aa:00:00:00:00:02", "198.51.100.12");
+    let fw0 = lab.fw_dump();
+    let e1 = nic(
+        "tap1",
+        MAC1,
+        "198.51.100.11",
+        "bridged",
+        "br0",
+        "spoof-protected nfdhcpd",
+        "synnefo:network:0:unprotected",
+    );
+    let e2 = nic(
+        "tap2",
+        "aa:00:00:00:00:02",
+        "198.51.100.12",
+        "bridged",
+        "br0",
+        "",
+        "",
+    );
+    lab.ifup_ok(&refs(&e1), &["ganeti", "up"]);
+    lab.ifup_ok(&refs(&e2), &["ganeti", "up"]);
+    assert_eq!(
+        ebt_chain(&lab, "SNF-FROM-tap1"),
+        [
+            "-s ! aa:00:00:00:00:01 -j DROP",
+            "-p 802_1Q -j DROP",
+            "-p IPv4 --ip-proto udp --ip-sport 67 -j DROP",
+            "-p IPv6 --ip6-proto ipv6-icmp --ip6-icmp-type router-advertisement -j DROP",
+            "-p IPv6 --ip6-proto udp --ip6-sport 547 -j DROP",
+            "-p ARP --arp-mac-src ! aa:00:00:00:00:01 -j DROP",
+            "-p ARP --arp-ip-src 0.0.0.0 -j RETURN",
+            "-p ARP --arp-ip-src ! 198.51.100.11 -j DROP",
+            "-p IPv4 --ip-src 198.51.100.11 -j RETURN",
+            "-p IPv4 --ip-src 0.0.0.0 --ip-proto udp --ip-dport 67 -j RETURN",
+            "-p IPv4 -j DROP",
+            "-p IPv6 --ip6-src 2001:db8:1:0:a800:ff:fe00:1 -j RETURN",
+            "-p IPv6 --ip6-src fe80::a800:ff:fe00:1 -j RETURN",
+            "-p IPv6 --ip6-src :: --ip6-proto ipv6-icmp -j RETURN",
+            "-p IPv6 -j DROP",
+        ]
+    );
+    let (fw1, net1) = (lab.fw_dump(), lab.net_dump());
+    lab.ifup_ok(&refs(&e1), &["ganeti", "up"]);
+    assert_eq!(lab.fw_dump(), fw1, "up twice");
+    assert_eq!(lab.net_dump(), net1, "up twice");
+    let fwd = ebt_chain(&lab, "FORWARD");
+    assert_eq!(fwd[0], "-i tap1 -j SNF-FROM-tap1");
+    assert!(ebt_chain(&lab, "INPUT").contains(&"-i tap1 -j SNF-FROM-tap1".to_owned()));
+    assert_eq!(
+        ipt_chain(&lab, "iptables", "snf-unprotected"),
+        ["-N snf-unprotected", "-A snf-unprotected -j ACCEPT"]
+    );
+    assert_eq!(
+        ipt_chain(&lab, "iptables", "FORWARD")[1],
+        "-A FORWARD -m physdev --physdev-out tap1 --physdev-is-bridged -m comment --comment snf-ifup -j SNF-TO-tap1"
+    );
+    assert!(
+        std::fs::read_to_string(lab.nfdhcpd_dir().join("tap1"))
+            .unwrap()
+            .starts_with(
+                "INDEV=br0\nIP=198.51.100.11\nMAC=aa:00:00:00:00:01\nHOSTNAME=vm1.example.org\n"
+            )
+    );
+
+    // g2 counts what arrives from the forged address.
+    let count = |lab: &Lab| -> u64 {
+        let o = lab.exec_in(&g2, &["iptables", "-L", "INPUT", "-v", "-n", "-x"]);
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .find(|l| l.contains("198.51.100.99"))
+            .and_then(|l| l.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    ok(&[
+        "ip",
+        "netns",
+        "exec",
+        &g2,
+        "iptables",
+        "-A",
+        "INPUT",
+        "-s",
+        "198.51.100.99",
+    ]);
+    assert!(
+        lab.ping_ok(&g1, "198.51.100.12", &[]),
+        "real MAC and IP pass"
+    );
+    ok(&[
+        "ip",
+        "-n",
+        &g1,
+        "addr",
+        "add",
+        "198.51.100.99/24",
+        "dev",
+        "eth1",
+    ]);
+    assert!(
+        !lab.ping(&g1, "198.51.100.12", &["-I", "198.51.100.99"]),
+        "forged source IP"
+    );
+    assert_eq!(count(&lab), 0);
+    ok(&[
+        "ip",
+        "-n",
+        &g1,
+        "link",
+        "set",
+        "eth1",
+        "address",
+        "aa:00:00:00:00:77",
+    ]);
+    assert!(!lab.ping(&g1, "198.51.100.12", &[]), "forged source MAC");
+    ok(&["ip", "-n", &g1, "link", "set", "eth1", "address", MAC1]);
+    assert!(
+        lab.ping_ok(&g1, "198.51.100.12", &[]),
+        "real MAC passes again"
+    );
+
+    lab.ifup_ok(&[], &["down", "tap1"]);
+    lab.ifup_ok(&[], &["down", "tap2"]);
+    assert_eq!(lab.fw_dump(), fw0);
+    assert!(!lab.nfdhcpd_dir().join("tap1").exists());
+}
+
+#[test]
+fn private_filtered_isolates_mac_prefixes() {
+    if !can_run("private_filtered_isolates_mac_prefixes") {
+        return;
+    }
+    let mut lab = Lab::new();
+    lab.bridge("br0", 1500);
+    // Under the mask ff:ff:f0:00:00:00 the first two share a prefix, the third does not.
+    let guests = [
+        ("tap1", "aa:00:00:00:00:01", "198.51.100.11"),
+        ("tap2", "aa:00:00:00:00:02", "198.51.100.12"),
+        ("tap3", "aa:00:10:00:00:03", "198.51.100.13"),
+    ];
+    let g: Vec<String> = guests
+        .iter()
+        .map(|(t, m, ip)| bridged_guest(&mut lab, t, m, ip))
+        .collect();
+    let fw0 = lab.fw_dump();
+    for tag in ["private-filtered", "mac-filtered"] {
+        for (t, m, ip) in guests {
+            lab.ifup_ok(
+                &refs(&nic(t, m, ip, "bridged", "br0", tag, "")),
+                &["ganeti", "up"],
+            );
+        }
+        assert_eq!(
+            ebt_chain(&lab, "SNF-FROM-tap1"),
+            ["-s ! aa:00:00:00:00:01 -j DROP"]
+        );
+        assert_eq!(
+            ebt_chain(&lab, "SNF-TO-tap3"),
+            ["-s ! aa:00:10:00:00:00/ff:ff:f0:00:00:00 -j DROP"]
+        );
+        let jumps = ebt_chain(&lab, "OUTPUT");
+        assert!(
+            jumps.contains(&"-o tap1 -j SNF-TO-tap1".to_owned()),
+            "{jumps:?}"
+        );
+        assert!(
+            lab.ping_ok(&g[0], "198.51.100.12", &[]),
+            "same prefix ({tag})"
+        );
+        assert!(
+            !lab.ping(&g[0], "198.51.100.13", &[]),
+            "other prefix ({tag})"
+        );
+        assert!(
+            !lab.ping(&g[2], "198.51.100.11", &[]),
+            "other prefix ({tag})"
+        );
+        for (t, _, _) in guests {
+            lab.ifup_ok(&[], &["down", t]);
+        }
+        assert_eq!(lab.fw_dump(), fw0);
+    }
+    // Control: the same guests without the tag reach each other.
+    for (t, m, ip) in guests {
+        lab.ifup_ok(
+            &refs(&nic(t, m, ip, "bridged", "br0", "", "")),
+            &["ganeti", "up"],
+        );
+    }
+    assert!(lab.ping_ok(&g[0], "198.51.100.13", &[]), "without the tag");
+}
+
+/// Ganeti's Xen NIC file (layout of Ganeti's _WriteNICInfoFile) for `env`.
+fn xen_file(env: &Env) -> String {
+    let get = |k: &str| {
+        env.iter()
+            .find(|(a, _)| a == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let mut s = format!("TAGS=\"{}\"\n", get("TAGS").replace(' ', "\\ "));
+    for k in [
+        "NETWORK_NAME",
+        "NETWORK_UUID",
+        "NETWORK_TAGS",
+        "NETWORK_SUBNET",
+        "NETWORK_GATEWAY",
+        "NETWORK_SUBNET6",
+        "NETWORK_GATEWAY6",
+        "NETWORK_MAC_PREFIX",
+    ] {
+        s.push_str(&format!("{k}=\"{}\"\n", get(k)));
+    }
+    for k in [
+        "MAC",
+        "IP",
+        "INTERFACE_INDEX",
+        "INTERFACE_UUID",
+        "MODE",
+        "LINK",
+        "VLAN",
+    ] {
+        s.push_str(&format!("{k}={}\n", get(k)));
+    }
+    s
+}
+
+/// Writes config.data (network net1 connected bridged to br0, instance vm1.example.org
+/// with one NIC in it) through netconf's store, as gnt-network and gnt-instance would;
+/// returns Ganeti's environment for that NIC on TAP `tap`.
+fn write_config(path: &Path, tap: &str, net_tags: &[&str], inst_tags: &[&str]) -> Env {
+    use netconf::config::{FileStore, transaction};
+    use netconf::ops::{self, Feedback};
+    let store = FileStore::new(path);
+    let mut fb = Feedback::default();
+    transaction(&store, |cfg| {
+        ops::network::add(
+            cfg,
+            &ops::network::AddNetwork {
+                name: "net1".into(),
+                network: Some("198.51.100.0/24".into()),
+                gateway: Some("198.51.100.1".into()),
+                network6: Some("2001:db8:1::/64".into()),
+                gateway6: Some("2001:db8:1::1".into()),
+                mac_prefix: Some("aa:00:00".into()),
+                tags: net_tags.iter().map(|t| (*t).to_owned()).collect(),
+                ..Default::default()
+            },
+            &mut fb,
+        )?;
+        let raw = ops::network::RawNicParams {
+            mode: Some("bridged".into()),
+            link: Some("br0".into()),
+            vlan: None,
+        };
+        ops::network::connect(cfg, "net1", &raw, &[], false, &mut fb)?;
+        let spec =
+            ops::instance::NicSpec::parse(&format!("network=net1,ip=198.51.100.11,mac={MAC1}"))?;
+        ops::instance::add(
+            cfg,
+            &ops::instance::AddInstance {
+                name: "vm1.example.org".into(),
+                nics: vec![spec],
+                tags: inst_tags.iter().map(|t| (*t).to_owned()).collect(),
+                ..Default::default()
+            },
+            &mut fb,
+        )?;
+        Ok(())
+    })
+    .expect("write config.data");
+    let cfg = netconf::config::Store::read(&store).unwrap();
+    let inst = cfg.instances.values().next().unwrap();
+    let nu = cfg.network_uuid("net1").unwrap();
+    let mut env = nic(
+        tap,
+        MAC1,
+        "198.51.100.11",
+        "bridged",
+        "br0",
+        &net_tags.join(" "),
+        &inst_tags.join(" "),
+    );
+    set(&mut env, "INTERFACE_UUID", &inst.nics[0].uuid);
+    set(&mut env, "NETWORK_UUID", &nu);
+    env
+}
+
+#[test]
+fn every_entry_point_gives_the_same_result() {
+    if !can_run("every_entry_point_gives_the_same_result") {
+        return;
+    }
+    let mut lab = Lab::new();
+    lab.bridge("br0", 1450);
+    let vif = "vif1.0";
+    lab.guest(vif, MAC1);
+    let fw0 = lab.fw_dump();
+    let config = lab.dir.path().join("config.data");
+    // Sorted, as config.data keeps tags as sets.
+    let env = write_config(
+        &config,
+        vif,
+        &["nfdhcpd", "private-filtered", "spoof-protected"],
+        &["blue", "synnefo:network:0:protected"],
+    );
+    let bin = Path::new(env!("CARGO_BIN_EXE_snf-ifup"));
+    let links = lab.dir.path().join("links");
+    for d in ["ganeti/network/bridged", "xen"] {
+        std::fs::create_dir_all(links.join(d)).unwrap();
+    }
+    for name in [
+        "ganeti/kvm-vif-bridge",
+        "ganeti/kvm-ifup-custom",
+        "ganeti/kvm-ifdown-custom",
+        "ganeti/network/bridged/up",
+        "ganeti/network/bridged/down",
+        "xen/vif-custom",
+    ] {
+        symlink(bin, links.join(name)).unwrap();
+    }
+    let nicfile = lab.nic_dir().join("vm1.example.org");
+    std::fs::create_dir_all(&nicfile).unwrap();
+    std::fs::write(nicfile.join("0"), xen_file(&env)).unwrap();
+    // The domain name comes from the configured command (here instead of `xl domname`).
+    std::fs::write(
+        lab.dir.path().join("snf-network.toml"),
+        "syslog = false\nxen_domname = [\"sh\", \"-c\", 'test \"$1\" = 1 && echo vm1.example.org', \"domname\"]\n",
+    )
+    .unwrap();
+
+    let mut env_action = env.clone();
+    set(&mut env_action, "ACTION", "up");
+    let mut env_post = env_action.clone();
+    set(&mut env_post, "MIGRATION_PHASE", "post");
+    let xen_env: Env = vec![
+        ("vif".into(), vif.into()),
+        ("XENBUS_PATH".into(), "backend/vif/1/0".into()),
+    ];
+    let standalone_env: Env = vec![("NETCONF_CONFIG".into(), config.display().to_string())];
+    type Call<'a> = (
+        &'a str,
+        std::path::PathBuf,
+        &'a Env,
+        Vec<&'a str>,
+        Vec<&'a str>,
+    );
+    let calls: Vec<Call> = vec![
+        (
+            "ganeti subcommand",
+            bin.into(),
+            &env,
+            vec!["ganeti", "up"],
+            vec!["ganeti", "down"],
+        ),
+        (
+            "kvm-vif-bridge (Ganeti 3.0)",
+            links.join("ganeti/kvm-vif-bridge"),
+            &env,
+            vec![vif],
+            vec![],
+        ),
+        (
+            "kvm-ifup-custom (GRNET)",
+            links.join("ganeti/kvm-ifup-custom"),
+            &env,
+            vec![vif],
+            vec![],
+        ),
+        (
+            "network/bridged/up (Ganeti 3.2)",
+            links.join("ganeti/network/bridged/up"),
+            &env_post,
+            vec![],
+            vec![],
+        ),
+        (
+            "ACTION=up (Ganeti 3.2)",
+            bin.into(),
+            &env_action,
+            vec!["ganeti"],
+            vec!["ganeti", "down", vif],
+        ),
+        (
+            "vif-custom (Xen)",
+            links.join("xen/vif-custom"),
+            &xen_env,
+            vec!["online"],
+            vec!["offline"],
+        ),
+        (
+            "xen subcommand",
+            bin.into(),
+            &xen_env,
+            vec!["xen", "add"],
+            vec!["xen", "remove"],
+        ),
+        (
+            "standalone (config.data)",
+            bin.into(),
+            &standalone_env,
+            vec!["up", vif, "--instance", "vm1.example.org", "--nic", "0"],
+            vec!["down", vif],
+        ),
+        (
+            "standalone --config",
+            bin.into(),
+            &xen_env,
+            vec![
+                "up",
+                vif,
+                "--instance",
+                "vm1.example.org",
+                "--nic",
+                "0",
+                "--config",
+                config.to_str().unwrap(),
+            ],
+            vec!["down", vif],
+        ),
+    ];
+    let down_as: Vec<(std::path::PathBuf, &Env, Vec<&str>)> = vec![
+        (links.join("ganeti/kvm-ifdown-custom"), &env, vec![vif, "1"]),
+        (links.join("ganeti/network/bridged/down"), &env, vec![]),
+    ];
+    let mut reference: Option<(String, String, String, String)> = None;
+    for (i, (what, prog, e, up_args, down_args)) in calls.iter().enumerate() {
+        let o = lab.ifup_as(prog, &refs(e), up_args);
+        assert!(
+            o.status.success(),
+            "{what}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let st = std::fs::read_to_string(lab.state_dir().join(format!("{vif}.toml"))).unwrap();
+        let env_line = st
+            .lines()
+            .find(|l| l.starts_with("env = "))
+            .unwrap()
+            .to_owned();
+        let got = (
+            lab.fw_dump(),
+            lab.net_dump(),
+            std::fs::read_to_string(lab.nfdhcpd_dir().join(vif)).unwrap(),
+            env_line,
+        );
+        match &reference {
+            None => reference = Some(got),
+            Some(r) => assert_eq!(&got, r, "{what} differs from {}", calls[0].0),
+        }
+        // Take it down with the matching down entry point (or an install name).
+        let o = if down_args.is_empty() {
+            let (p, de, da) = &down_as[i % down_as.len()];
+            lab.ifup_as(p, &refs(de), da)
+        } else {
+            lab.ifup_as(prog, &refs(e), down_args)
+        };
+        assert!(
+            o.status.success(),
+            "{what} down: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert_eq!(lab.fw_dump(), fw0, "{what} down");
+        assert!(!lab.nfdhcpd_dir().join(vif).exists());
+    }
+    // The standalone path's errors name what is wrong.
+    let o = lab.ifup(
+        &refs(&standalone_env),
+        &["up", vif, "--instance", "vm1.example.org", "--nic", "3"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("Instance 'vm1.example.org' has no NIC 3 (it has 1)")
+    );
+    let o = lab.ifup(
+        &refs(&standalone_env),
+        &["up", vif, "--instance", "vm9", "--nic", "0"],
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("Instance 'vm9' not known"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn down_after_partial_up_failed_up_and_missing_state() {
+    if !can_run("down_after_partial_up_failed_up_and_missing_state") {
+        return;
+    }
+    let mut lab = Lab::new();
+    lab.bridge("br0", 1500);
+    lab.guest("tap1", MAC1);
+    let fw0 = lab.fw_dump();
+    let env = nic(
+        "tap1",
+        MAC1,
+        "198.51.100.11",
+        "bridged",
+        "br0",
+        "private-filtered nfdhcpd",
+        "synnefo:network:0:protected",
+    );
+
+    // A failing step (the binding directory cannot be created) rolls everything back.
+    let blocker = lab.dir.path().join("file");
+    std::fs::write(&blocker, "").unwrap();
+    let mut bad = refs(&env);
+    let bad_dir = blocker.join("nfdhcpd").display().to_string();
+    bad.push(("NFDHCPD_STATE_DIR", &bad_dir));
+    let o = lab.ifup(&bad, &["ganeti", "up"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("cannot configure tap1; changes rolled back")
+            && err.contains("cannot write binding"),
+        "{err}"
+    );
+    assert_eq!(lab.fw_dump(), fw0);
+    assert!(
+        !lab.exec(&["ip", "-o", "link", "show", "tap1"])
+            .contains("master")
+    );
+    assert!(!lab.state_dir().join("tap1.toml").exists());
+
+    // Half of an `up` (jumps and the binding gone, as after an interruption): down
+    // removes the rest and succeeds.
+    lab.ifup_ok(&refs(&env), &["ganeti", "up"]);
+    lab.exec(&[
+        "ebtables",
+        "-D",
+        "OUTPUT",
+        "-o",
+        "tap1",
+        "-j",
+        "SNF-TO-tap1",
+    ]);
+    lab.exec(&[
+        "ebtables",
+        "-D",
+        "FORWARD",
+        "-o",
+        "tap1",
+        "-j",
+        "SNF-TO-tap1",
+    ]);
+    lab.exec(&["ebtables", "-F", "SNF-TO-tap1"]);
+    lab.exec(&["ebtables", "-X", "SNF-TO-tap1"]);
+    std::fs::remove_file(lab.nfdhcpd_dir().join("tap1")).unwrap();
+    lab.ifup_ok(&[], &["down", "tap1"]);
+    assert_eq!(lab.fw_dump(), fw0);
+
+    // Without any state file, down still finds this TAP's chains by name.
+    lab.ifup_ok(&refs(&env), &["ganeti", "up"]);
+    std::fs::remove_file(lab.state_dir().join("tap1.toml")).unwrap();
+    lab.ifup_ok(&[], &["down", "tap1"]);
+    assert_eq!(lab.fw_dump(), fw0);
+    assert!(!lab.nfdhcpd_dir().join("tap1").exists());
+    // And on a TAP that was never configured.
+    lab.ifup_ok(&[], &["down", "tap1"]);
+}
+
+#[test]
+fn reapply_all_rebuilds_after_a_firewall_reload_and_status() {
+    if !can_run("reapply_all_rebuilds_after_a_firewall_reload_and_status") {
+        return;
+    }
+    let mut lab = Lab::new();
+    let _r = routed_node(&mut lab);
+    lab.bridge("br0", 1500);
+    lab.guest("tap1", MAC1);
+    guest_routed(&mut lab, "tap2", "aa:00:00:00:00:10");
+    let saved: Vec<String> = ["iptables-save", "ip6tables-save", "ebtables-save"]
+        .iter()
+        .map(|t| lab.exec(&[t]))
+        .collect();
+    lab.ifup_ok(
+        &refs(&nic(
+            "tap1",
+            MAC1,
+            "198.51.100.11",
+            "bridged",
+            "br0",
+            "private-filtered spoof-protected nfdhcpd",
+            "synnefo:network:0:protected",
+        )),
+        &["ganeti", "up"],
+    );
+    lab.ifup_ok(
+        &refs(&nic(
+            "tap2",
+            "aa:00:00:00:00:10",
+            "198.51.100.10",
+            "routed",
+            "100",
+            "ip-less-routed nfdhcpd",
+            "synnefo:network:0:limited",
+        )),
+        &["ganeti", "up"],
+    );
+    let (fw1, net1) = (lab.fw_dump(), lab.net_dump());
+    let b1 = std::fs::read_to_string(lab.nfdhcpd_dir().join("tap2")).unwrap();
+
+    // A firewall reload restores the admin's saved rules; a routing reset drops our rules.
+    for (t, s) in ["iptables-restore", "ip6tables-restore", "ebtables-restore"]
+        .iter()
+        .zip(&saved)
+    {
+        let mut c = std::process::Command::new("ip");
+        c.args(["netns", "exec", &lab.node, t]);
+        c.stdin(std::process::Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+        assert!(child.wait().unwrap().success());
+    }
+    lab.exec(&["ip", "rule", "del", "iif", "tap2", "table", "100"]);
+    std::fs::remove_file(lab.nfdhcpd_dir().join("tap2")).unwrap();
+    assert_ne!(lab.fw_dump(), fw1);
+
+    lab.ifup_ok(&[], &["reapply", "--all"]);
+    assert_eq!(lab.fw_dump(), fw1);
+    assert_eq!(lab.net_dump(), net1);
+    assert_eq!(
+        std::fs::read_to_string(lab.nfdhcpd_dir().join("tap2")).unwrap(),
+        b1
+    );
+
+    let st = lab.ifup_ok(&[], &["status"]);
+    assert!(
+        st.contains("tap1: instance vm1.example.org NIC 0 mode bridged link br0"),
+        "{st}"
+    );
+    assert!(
+        st.contains("ebtables: chain SNF-FROM-tap1: 15 rules, 2 jumps"),
+        "{st}"
+    );
+    assert!(
+        st.contains("tap2: instance vm1.example.org NIC 0 mode routed link 100"),
+        "{st}"
+    );
+    assert!(
+        st.contains("ip rule: 32765: iif tap2 lookup 100") || st.contains("iif tap2 lookup 100"),
+        "{st}"
+    );
+    let o = lab.ifup(&[], &["status", "tap9"]);
+    assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
+fn errors_dry_run_and_openvswitch() {
+    if !can_run("errors_dry_run_and_openvswitch") {
+        return;
+    }
+    let mut lab = Lab::new();
+    lab.bridge("br0", 1500);
+    lab.guest("tap1", MAC1);
+    let fw0 = lab.fw_dump();
+    let net0 = lab.net_dump();
+    let env = nic(
+        "tap1",
+        MAC1,
+        "198.51.100.11",
+        "bridged",
+        "br0",
+        "private-filtered nfdhcpd",
+        "",
+    );
+
+    let out = lab.ifup_ok(&refs(&env), &["--dry-run", "ganeti", "up"]);
+    for needle in [
+        "# ip -4 -batch -\nlink set dev tap1 mtu 1500\nlink set dev tap1 master br0\nlink set dev tap1 up\n",
+        "# ebtables-restore --noflush\n*filter\n-N SNF-FROM-tap1\n-P SNF-FROM-tap1 RETURN\n",
+        "-I FORWARD 1 -i tap1 -j SNF-FROM-tap1\n",
+        "INDEV=br0\n",
+    ] {
+        assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
+    }
+    assert_eq!(lab.fw_dump(), fw0);
+    assert_eq!(lab.net_dump(), net0);
+    assert!(!lab.state_dir().join("tap1.toml").exists());
+
+    // Bad input: a clear message and exit 1, never a panic.
+    let mut e = env.clone();
+    e.retain(|(k, _)| k != "MAC");
+    let o = lab.ifup(&refs(&e), &["ganeti", "up"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("invalid Ganeti NIC environment: MAC is missing")
+    );
+    let mut e = env;
+    set(&mut e, "NETWORK_SUBNET", "198.51.100.0/33");
+    let o = lab.ifup(&refs(&e), &["ganeti", "up"]);
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("NETWORK_SUBNET: invalid IPv4 subnet '198.51.100.0/33'")
+    );
+    let o = lab.ifup(&[("vif", "tap1")], &["xen", "online"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is not of the form vif<domid>.<devid>"));
+    let o = lab.ifup(
+        &refs(&nic(
+            "tap9",
+            MAC1,
+            "198.51.100.11",
+            "bridged",
+            "br0",
+            "",
+            "",
+        )),
+        &["ganeti", "up"],
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("interface tap9 does not exist"));
+    let o = lab.ifup(
+        &refs(&nic(
+            "tap1",
+            MAC1,
+            "198.51.100.11",
+            "bridged",
+            "br7",
+            "",
+            "",
+        )),
+        &["ganeti", "up"],
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("bridge br7 does not exist"));
+
+    // Open vSwitch absent: a clear error, nothing changed.
+    let o = lab.ifup(
+        &refs(&nic(
+            "tap1",
+            MAC1,
+            "198.51.100.11",
+            "openvswitch",
+            "ovsbr0",
+            "",
+            "",
+        )),
+        &["ganeti", "up"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    if !common::sh(&["sh", "-c", "command -v ovs-vsctl"])
+        .status
+        .success()
+    {
+        assert!(
+            err.contains(
+                "mode openvswitch needs Open vSwitch, but ovs-vsctl was not found in PATH"
+            ),
+            "{err}"
+        );
+    }
+    assert_eq!(lab.fw_dump(), fw0);
+    assert_eq!(lab.net_dump(), net0);
+}
