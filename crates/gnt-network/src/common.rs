@@ -11,6 +11,7 @@ use netconf::config::{Config, FileStore, Store, render, transaction};
 use netconf::hooks::{HookEnv, HookRunner, Phase};
 use netconf::ops::Feedback;
 
+use crate::table::{self, Field, ListOpts, Value};
 use crate::timefmt::ctime;
 
 /// Options every command accepts.
@@ -188,6 +189,76 @@ pub const EXIT_UNKNOWN_FIELD: u8 = 14;
 pub fn unknown_fields(names: &[String]) -> ExitCode {
     eprintln!("Warning: Queried for unknown fields {}", names.join(", "));
     ExitCode::from(EXIT_UNKNOWN_FIELD)
+}
+
+/// Options of every `list` command.
+#[derive(Args, Clone, Debug, Default)]
+pub struct ListArgs {
+    /// Do not print the header row.
+    #[arg(long)]
+    pub no_headers: bool,
+    /// Separate fields with SEP instead of aligning columns.
+    #[arg(long, value_name = "SEP")]
+    pub separator: Option<String>,
+    /// Print unavailable values as (unavail) instead of -.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Fields to show (`+f1,f2` appends to the defaults).
+    #[arg(short = 'o', long = "output", value_name = "FIELDS")]
+    pub output: Option<String>,
+}
+
+/// Options of every `list-fields` command.
+#[derive(Args, Clone, Debug, Default)]
+pub struct ListFieldsArgs {
+    /// Do not print the header row.
+    #[arg(long)]
+    pub no_headers: bool,
+    /// Separate fields with SEP instead of aligning columns.
+    #[arg(long, value_name = "SEP")]
+    pub separator: Option<String>,
+    /// Fields to describe (default: all).
+    pub fields: Vec<String>,
+}
+
+/// Ganeti's `list`: fields are checked first (unknown ones exit 14), then the objects
+/// are resolved and each row is `value(key, field)`.
+pub fn list(
+    all: &[Field],
+    defaults: &[&str],
+    opts: &ListArgs,
+    keys: impl FnOnce() -> Result<Vec<String>, GntError>,
+    value: impl Fn(&str, &str) -> Value,
+) -> anyhow::Result<ExitCode> {
+    let fields = match table::select_fields(all, defaults, opts.output.as_deref()) {
+        Ok(f) => f,
+        Err(unknown) => return Ok(unknown_fields(&unknown)),
+    };
+    let rows: Vec<Vec<Value>> = keys()?
+        .iter()
+        .map(|k| fields.iter().map(|f| value(k, f.name)).collect())
+        .collect();
+    let o = ListOpts {
+        headers: !opts.no_headers,
+        separator: opts.separator.clone(),
+        verbose: opts.verbose,
+    };
+    out(&table::render(&fields, &rows, &o))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ganeti's `list-fields`.
+pub fn list_fields(all: &[Field], a: &ListFieldsArgs) -> anyhow::Result<ExitCode> {
+    let o = ListOpts {
+        headers: !a.no_headers,
+        separator: a.separator.clone(),
+        verbose: false,
+    };
+    match table::render_fields(all, &a.fields, &o) {
+        Ok(t) => out(&t)?,
+        Err(unknown) => return Ok(unknown_fields(&unknown)),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Writes to stdout, mapping a closed pipe to success in `finish`.
