@@ -67,14 +67,7 @@ pub fn main() -> ExitCode {
     finish(run(Cli::parse()))
 }
 
-const fn f(name: &'static str, title: &'static str, kind: Kind, doc: &'static str) -> Field {
-    Field {
-        name,
-        title,
-        kind,
-        doc,
-    }
-}
+use crate::table::field as f;
 
 pub const FIELDS: [Field; 10] = [
     f("name", "Group", Kind::Text, "Group name"),

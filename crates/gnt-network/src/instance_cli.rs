@@ -433,14 +433,7 @@ fn resolve(cfg: &Config, names: &[String]) -> Result<Vec<String>, GntError> {
     names.iter().map(|n| cfg.instance_uuid(n)).collect()
 }
 
-const fn f(name: &'static str, title: &'static str, kind: Kind, doc: &'static str) -> Field {
-    Field {
-        name,
-        title,
-        kind,
-        doc,
-    }
-}
+use crate::table::field as f;
 
 pub const FIELDS: [Field; 18] = [
     f("name", "Instance", Kind::Text, "Instance name"),

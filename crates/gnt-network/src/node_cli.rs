@@ -69,14 +69,7 @@ pub fn main() -> ExitCode {
     finish(run(Cli::parse()))
 }
 
-const fn f(name: &'static str, title: &'static str, kind: Kind, doc: &'static str) -> Field {
-    Field {
-        name,
-        title,
-        kind,
-        doc,
-    }
-}
+use crate::table::field as f;
 
 pub const FIELDS: [Field; 8] = [
     f("name", "Node", Kind::Text, "Node name"),
