@@ -92,6 +92,9 @@ fn captured_dhcp_messages_round_trip() {
             }
             Kind::Dhcp6 { payload, .. } => {
                 let m = dhcp6::parse(payload).unwrap();
+                let h = dhcp6::RequestHeader::read(payload).unwrap();
+                assert_eq!((h.msg_type, h.xid), (u8::from(m.msg_type()), m.xid()));
+                assert!(h.client_id.is_some());
                 let mut buf = Vec::new();
                 m.encode(&mut Encoder::new(&mut buf)).unwrap();
                 assert_eq!(buf, payload, "DHCPv6 re-encodes byte for byte");
@@ -519,6 +522,18 @@ fn dhcpv6_reply_goes_to_the_source_and_solicit_is_refused() {
         Some(dhcproto::v6::DhcpOption::ServerId(d)) if d == &dhcp6::server_duid(BRIDGE)
     ));
 
+    // Truncated or overlong options: malformed, dropped without reply.
+    for bad in [&[11u8, 0, 0][..], &[11, 0, 0, 1, 0, 1, 0, 9, 1]] {
+        assert!(dhcp6::RequestHeader::read(bad).is_none());
+        let r = dhcp6::Request {
+            udp_payload: bad,
+            ..req
+        };
+        assert_eq!(
+            dhcp6::handle(&r, &binding(), &cfg, BRIDGE).what,
+            "malformed"
+        );
+    }
     // Option lengths dhcproto subtracts from unchecked (fuzzer finds): refused, no panic.
     for bad in [
         &[11u8, 0, 0, 1, 0, 17, 0, 2, 0, 0][..],
