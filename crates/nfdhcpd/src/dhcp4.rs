@@ -35,9 +35,10 @@ pub fn parse(bootp: &[u8]) -> Option<Message> {
 /// BOOTP fixed header and magic cookie.
 const OPTIONS_OFFSET: usize = 240;
 
-/// Rejects options whose length dhcproto 0.15 only checks with `debug_assert!` or
-/// subtracts from unchecked (rapid commit, client FQDN, client network interface, the
-/// bulk lease query options): found by the fuzzer, they panic in debug builds.
+/// Rejects options whose length does not fit their type. dhcproto 0.15 reads fixed-size
+/// options without looking at the length (and then disagrees with the TLV boundaries) and
+/// only `debug_assert!`s or subtracts unchecked for a few others; the fuzzer turned both
+/// into panics in debug builds.
 fn option_lengths_sane(bootp: &[u8]) -> bool {
     let mut i = OPTIONS_OFFSET;
     while i < bootp.len() {
@@ -54,11 +55,32 @@ fn option_lengths_sane(bootp: &[u8]) -> bool {
             return false;
         };
         let ok = match code {
+            // RFC 2132 and later fixed sizes, as dhcproto reads them.
+            19 | 20 | 23 | 27 | 29..=31 | 34 | 36 | 37 | 39 | 46 | 52 | 53 | 116 | 156 | 157 => {
+                len == 1
+            }
+            13 | 22 | 26 | 57 | 93 => len == 2,
+            94 => len == 3,
+            1
+            | 2
+            | 16
+            | 24
+            | 28
+            | 32
+            | 35
+            | 38
+            | 50
+            | 51
+            | 54
+            | 58
+            | 59
+            | 91
+            | 108
+            | 118
+            | 152..=155 => len == 4,
             80 => len == 0,
             81 => len >= 3,
-            94 => len == 3,
             151 => len >= 1,
-            152..=155 => len == 4,
             _ => true,
         };
         if !ok {
