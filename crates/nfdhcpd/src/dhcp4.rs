@@ -161,7 +161,7 @@ pub fn handle(req: &Request<'_>, b: &Binding, cfg: &Config, src_mac: MacAddr) ->
             if asked == ip || (requested.is_none() && ciaddr.is_unspecified()) {
                 (MessageType::Ack, "DHCPREQUEST")
             } else {
-                (MessageType::Nak, "DHCPREQUEST")
+                (MessageType::Nak, "DHCPREQUEST-NAK")
             }
         }
         MessageType::Inform => (MessageType::Ack, "DHCPINFORM"),
