@@ -389,8 +389,8 @@ exit 0
         std::fs::read_to_string(self.path(&format!("dhclient-{guest}.log")))
             .unwrap_or_default()
             .lines()
-            .filter(|l| l.starts_with("BOUND"))
-            .last()
+            .rev()
+            .find(|l| l.starts_with("BOUND"))
             .unwrap_or_default()
             .to_owned()
     }
