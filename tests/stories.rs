@@ -794,3 +794,36 @@ fn renamed_instance_keeps_its_address_under_the_new_name() {
     );
     assert!(lab.pings(&lab.node, "203.0.113.2"));
 }
+
+/// README's first command, against the freshly built tools: `scripts/walkthrough` shows the
+/// story's milestones, exits 0, and leaves none of its namespaces behind.
+#[test]
+fn walkthrough_script_shows_the_story() {
+    let Some(bin) = can_run("walkthrough_script_shows_the_story") else {
+        return;
+    };
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/walkthrough");
+    let o = run(Command::new(script).env("NETCONF_BIN_DIR", &bin));
+    let out = text(&o);
+    assert!(o.status.success(), "walkthrough failed:\n{out}");
+    for milestone in [
+        "+ gnt-network add --network 203.0.113.0/24 --gateway 203.0.113.1 --tags nfdhcpd net1",
+        "+ gnt-instance add --net 0:ip=pool,network=net1 inst1",
+        "DHCPACK of 203.0.113.2 from 203.0.113.1",
+        "OK   node -> guest ping works",
+        "OK   guest -> node (gateway) ping works",
+        "OK   same address after the reboot: 203.0.113.2/24",
+        "equals the EUI-64 address of gnt-instance info",
+        "walkthrough: all checks passed",
+    ] {
+        assert!(out.contains(milestone), "no '{milestone}' in\n{out}");
+    }
+    let node = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("node:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .expect("the node namespace's name")
+        .to_owned();
+    let left = ok(Command::new("ip").args(["netns", "list"]));
+    assert!(!left.contains(&node), "{node} left behind:\n{left}");
+}
