@@ -588,9 +588,9 @@ fn two_instances_in_a_bridged_and_a_routed_network() {
     let info2 = lab.tool("gnt-instance", &["info", "inst2"]);
     assert_eq!(info_field(&info2, "IP:"), "198.51.100.2", "{info2}");
     assert_eq!(info_field(&info2, "mode:"), "routed", "{info2}");
-    // The routed network's gateway lives on the node's uplink (a port-less bridge here: the
-    // kernel has no dummy links); traffic to
-    // the routed subnet goes through table 100, where snf-ifup puts the per-NIC routes.
+    // The administrator's part of a routed network: its gateway lives on the node's uplink
+    // (a port-less bridge here: the kernel has no dummy links), and traffic to the routed
+    // subnet goes through table 100, where snf-ifup puts the per-NIC routes.
     lab.node(&["ip", "link", "add", "up0", "type", "bridge"]);
     lab.node(&["ip", "addr", "add", "198.51.100.1/32", "dev", "up0"]);
     lab.node(&["ip", "link", "set", "up0", "up"]);
