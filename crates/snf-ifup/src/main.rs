@@ -57,6 +57,20 @@ enum Cmd {
         #[arg(long, env = "NETCONF_CONFIG", default_value = netconf::config::DEFAULT_CONFIG_PATH, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Print the Ganeti variables of NIC IDX of INSTANCE (from config.data) as shell assignments.
+    Env {
+        /// The host interface (TAP) of the NIC (becomes INTERFACE).
+        tap: String,
+        /// Instance name (or UUID) in config.data.
+        #[arg(long)]
+        instance: String,
+        /// NIC index (0-based).
+        #[arg(long)]
+        nic: u32,
+        /// config.data to read.
+        #[arg(long, env = "NETCONF_CONFIG", default_value = netconf::config::DEFAULT_CONFIG_PATH, value_name = "FILE")]
+        config: PathBuf,
+    },
     /// Remove everything snf-ifup configured for TAP.
     Down {
         /// The host interface (TAP) of the NIC.
@@ -132,6 +146,16 @@ fn run() -> anyhow::Result<ExitCode> {
             let mut env = standalone::nic_from_config(&config, &instance, nic)?;
             env.interface = Some(t.clone());
             apply::up(&ctx, &env, &t, Flavour::Kvm, true)?;
+        }
+        Cmd::Env {
+            tap: t,
+            instance,
+            nic,
+            config,
+        } => {
+            let mut env = standalone::nic_from_config(&config, &instance, nic)?;
+            env.interface = Some(tap(&t)?);
+            print!("{}", standalone::shell_assignments(&env.to_env()));
         }
         Cmd::Down { tap: t, .. } => apply::down(&ctx, &tap(&t)?)?,
         Cmd::Ganeti { action, tap: t, .. } => {

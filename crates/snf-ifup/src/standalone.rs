@@ -17,3 +17,28 @@ pub fn nic_from_config(config: &Path, instance: &str, index: u32) -> anyhow::Res
     NicEnv::from_config(&cfg, instance, index)
         .with_context(|| format!("NIC {index} of instance {instance} in {}", config.display()))
 }
+
+/// `KEY='value'` lines a POSIX shell can `eval` (or `set -a; . file`) to get exactly the
+/// environment Ganeti would give the hook; single quotes keep every value literal.
+pub fn shell_assignments(vars: &[(String, String)]) -> String {
+    vars.iter()
+        .map(|(k, v)| format!("{k}='{}'\n", v.replace('\'', r"'\''")))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn assignments_quote_values_literally() {
+        let vars = vec![
+            ("TAGS".to_owned(), "a b $x".to_owned()),
+            ("INSTANCE".to_owned(), "it's".to_owned()),
+        ];
+        assert_eq!(
+            shell_assignments(&vars),
+            "TAGS='a b $x'\nINSTANCE='it'\\''s'\n"
+        );
+    }
+}

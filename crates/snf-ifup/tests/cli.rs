@@ -51,7 +51,7 @@ fn help_and_man_page_agree() {
     for w in &top {
         assert!(man.contains(w.as_str()), "man page lacks {w}");
     }
-    for cmd in ["up", "down", "ganeti", "xen", "reapply", "status"] {
+    for cmd in ["up", "env", "down", "ganeti", "xen", "reapply", "status"] {
         assert!(
             man.contains(&format!(".B {cmd}")) || man.contains(&format!("\\fB{cmd}")),
             "no section for {cmd}"
@@ -147,4 +147,95 @@ fn pages_render_without_warnings() {
     if checked == 0 {
         eprintln!("SKIP pages_render_without_warnings: groff, man and lexgrog are not installed");
     }
+}
+
+/// `env` prints, as shell assignments, the variables Ganeti would export for a NIC of
+/// config.data; a shell evaluating them gets the values back unchanged.
+#[test]
+fn env_prints_ganeti_variables_from_config_data() {
+    use netconf::config::{FileStore, transaction};
+    use netconf::ops::{self, Feedback};
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.data");
+    let store = FileStore::new(&config);
+    let mut fb = Feedback::default();
+    transaction(&store, |cfg| {
+        ops::network::add(
+            cfg,
+            &ops::network::AddNetwork {
+                name: "net1".into(),
+                network: Some("203.0.113.0/24".into()),
+                gateway: Some("203.0.113.1".into()),
+                network6: Some("2001:db8:1::/64".into()),
+                gateway6: Some("2001:db8:1::1".into()),
+                tags: vec!["nfdhcpd".into(), "spoof-protected".into()],
+                ..Default::default()
+            },
+            &mut fb,
+        )?;
+        let raw = ops::network::RawNicParams {
+            mode: Some("bridged".into()),
+            link: Some("prv0".into()),
+            vlan: None,
+        };
+        ops::network::connect(cfg, "net1", &raw, &[], false, &mut fb)?;
+        let spec =
+            ops::instance::NicSpec::parse("network=net1,ip=203.0.113.7,mac=aa:00:00:12:34:56")?;
+        ops::instance::add(
+            cfg,
+            &ops::instance::AddInstance {
+                name: "inst1".into(),
+                nics: vec![spec],
+                tags: vec!["blue".into(), "synnefo:network:0:protected".into()],
+                ..Default::default()
+            },
+            &mut fb,
+        )?;
+        Ok(())
+    })
+    .unwrap();
+    let cfg_arg = config.to_str().unwrap();
+    let o = snf_ifup(&[
+        "env",
+        "tap0",
+        "--instance",
+        "inst1",
+        "--nic",
+        "0",
+        "--config",
+        cfg_arg,
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8(o.stdout).unwrap();
+    let probe = "for v in INSTANCE INTERFACE INTERFACE_INDEX MAC IP MODE LINK BRIDGE TAGS \
+                 NETWORK_NAME NETWORK_TAGS NETWORK_SUBNET NETWORK_GATEWAY NETWORK_SUBNET6 \
+                 NETWORK_GATEWAY6; do eval \"printf '%s=%s\\n' $v \\\"\\$$v\\\"\"; done";
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(format!("eval \"$NIC\"; {probe}"))
+        .env("NIC", &text)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        String::from_utf8(o.stdout).unwrap(),
+        "INSTANCE=inst1\nINTERFACE=tap0\nINTERFACE_INDEX=0\nMAC=aa:00:00:12:34:56\n\
+         IP=203.0.113.7\nMODE=bridged\nLINK=prv0\nBRIDGE=prv0\nTAGS=blue synnefo:network:0:protected\n\
+         NETWORK_NAME=net1\nNETWORK_TAGS=nfdhcpd spoof-protected\n\
+         NETWORK_SUBNET=203.0.113.0/24\nNETWORK_GATEWAY=203.0.113.1\n\
+         NETWORK_SUBNET6=2001:db8:1::/64\nNETWORK_GATEWAY6=2001:db8:1::1\n",
+        "{text}"
+    );
+    let o = snf_ifup(&[
+        "env",
+        "tap0",
+        "--instance",
+        "nosuch",
+        "--nic",
+        "0",
+        "--config",
+        cfg_arg,
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("nosuch"));
 }
