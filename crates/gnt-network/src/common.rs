@@ -26,8 +26,9 @@ pub struct Global {
 }
 
 impl Global {
+    /// The store of a command: one transaction at most, then the process ends.
     pub fn store(&self) -> FileStore {
-        FileStore::new(&self.config)
+        FileStore::new(&self.config).exiting_after_commit()
     }
 }
 
