@@ -307,8 +307,3 @@ impl Lab {
         (0..3).any(|_| self.ping(from, to, extra))
     }
 }
-
-/// Ganeti's environment for one NIC (§8.1), with overrides.
-pub fn ganeti_env<'a>(base: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
-    base.to_vec()
-}
