@@ -585,13 +585,20 @@ pub fn reapply(ctx: &Ctx, taps: &[IfName]) -> anyhow::Result<()> {
             let Some(st) = state::load(&ctx.cfg.state_dir, tap)? else {
                 bail!("no recorded state for {tap}");
             };
+            if !node::link_exists(tap.as_str()) {
+                return Ok(None);
+            }
             let nic = st.nic()?;
             let facts = node::facts(&nic, tap, &mut routing)?;
             let plan = plan::build(&nic, tap, st.flavour, &ctx.cfg, &facts, false)?;
-            Ok((st, plan))
+            Ok(Some((st, plan)))
         })();
         match res {
-            Ok((st, plan)) => ready.push((tap.clone(), st, plan)),
+            Ok(Some((st, plan))) => ready.push((tap.clone(), st, plan)),
+            // The VM stopped without a `down`: nothing to rebuild, and not an error.
+            Ok(None) => log::warn(&format!(
+                "{tap} no longer exists; skipped (`snf-ifup down {tap}` forgets it)"
+            )),
             Err(e) => {
                 log::error(&format!("reapply {tap}: {e:#}"));
                 failed.push(tap.to_string());

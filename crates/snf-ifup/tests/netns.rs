@@ -1256,6 +1256,14 @@ fn reapply_all_rebuilds_after_a_firewall_reload_and_status() {
     );
     let o = lab.ifup(&[], &["status", "tap9"]);
     assert_eq!(o.status.code(), Some(1));
+
+    // A NIC whose TAP is gone (VM stopped without `down`) is skipped with a warning.
+    lab.exec(&["ip", "link", "del", "tap1"]);
+    let o = lab.ifup(&[], &["reapply", "--all"]);
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("tap1 no longer exists; skipped"));
+    lab.ifup_ok(&[], &["down", "tap1"]);
+    assert!(!lab.fw_dump().contains("tap1"));
 }
 
 #[test]
