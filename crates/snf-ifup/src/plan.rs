@@ -106,6 +106,8 @@ pub struct Facts {
     /// `ip rule` lines with `iif <tap>` (IPv4, IPv6).
     pub rules4: Vec<IpRule>,
     pub rules6: Vec<IpRule>,
+    /// Id of routing table LINK (routed), when it is a number or a known name.
+    pub table_id: Option<u32>,
     pub ovs_available: bool,
 }
 
@@ -120,7 +122,8 @@ pub struct BridgeFacts {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IpRule {
     pub priority: u32,
-    pub table: String,
+    /// Table id (number).
+    pub table: u32,
 }
 
 /// A frame announcing that an address now lives behind this node.
@@ -332,9 +335,10 @@ pub fn build(
                 p.sysctls.push((k.replace("{}", t), v.to_owned()));
             }
             let subnet6 = nic.network.as_ref().and_then(|n| n.subnet6).is_some();
-            rules(&mut p.ip4, &facts.rules4, t, nic.link.as_deref());
+            let link = nic.link.as_deref();
+            rules(&mut p.ip4, &facts.rules4, t, link, facts.table_id);
             if subnet6 {
-                rules(&mut p.ip6, &facts.rules6, t, nic.link.as_deref());
+                rules(&mut p.ip6, &facts.rules6, t, link, facts.table_id);
             }
             if nic.link.is_some() {
                 p.undo.rule_tables4.push(table.clone());
@@ -527,10 +531,16 @@ pub fn build(
 }
 
 /// Keeps exactly one `iif <tap> lookup <LINK>` rule (none when LINK is unset).
-fn rules(out: &mut Vec<String>, existing: &[IpRule], tap: &str, link: Option<&str>) {
+fn rules(
+    out: &mut Vec<String>,
+    existing: &[IpRule],
+    tap: &str,
+    link: Option<&str>,
+    table_id: Option<u32>,
+) {
     let mut have = false;
     for r in existing {
-        if Some(r.table.as_str()) == link && !have {
+        if link.is_some() && Some(r.table) == table_id && !have {
             have = true;
         } else {
             out.push(format!(
@@ -648,6 +658,7 @@ mod tests {
             link_exists: true,
             uplink4: Some("up0".parse().unwrap()),
             uplink6: Some("up0".parse().unwrap()),
+            table_id: Some(100),
             ..Facts::default()
         }
     }
@@ -742,11 +753,11 @@ mod tests {
         f.rules4 = vec![
             IpRule {
                 priority: 32765,
-                table: "100".into(),
+                table: 100,
             },
             IpRule {
                 priority: 32764,
-                table: "7".into(),
+                table: 7,
             },
         ];
         let p = build(&nic("routed", "", ""), &tap(), Flavour::Kvm, &cfg, &f, true).unwrap();
