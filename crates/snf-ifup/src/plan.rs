@@ -769,6 +769,33 @@ mod tests {
     }
 
     #[test]
+    fn openvswitch_port_and_vlans() {
+        let cfg = Config::default();
+        let mut n = nic("openvswitch", "", "");
+        n.vlan = ".10:20:30".parse().unwrap();
+        let mut f = facts();
+        f.ovs_available = true;
+        let p = build(&n, &tap(), Flavour::Kvm, &cfg, &f, true).unwrap();
+        assert_eq!(p.ip4, ["link set dev tap1 up"]);
+        assert_eq!(
+            p.ovs.join(" "),
+            "--may-exist add-port br0 tap1 -- clear port tap1 tag trunks -- set port tap1 tag=10 -- set port tap1 trunks=20,30"
+        );
+        assert_eq!(p.undo.ovs_bridge.as_deref(), Some("br0"));
+    }
+
+    #[test]
+    fn tag_names_come_from_the_configuration() {
+        let cfg: Config =
+            toml::from_str("[tags]\nmac_filtered = [\"isolated\"]\nnfdhcpd = []\n").unwrap();
+        let n = nic("bridged", "isolated nfdhcpd private-filtered", "");
+        assert_eq!(features(&n, &cfg), [Feature::MacFiltered]);
+        let p = build(&n, &tap(), Flavour::Kvm, &cfg, &facts(), true).unwrap();
+        assert!(p.binding.is_none());
+        assert!(p.firewall.contains_key(&Family::Eb));
+    }
+
+    #[test]
     fn tags_and_profiles() {
         let cfg = Config::default();
         let n = nic(

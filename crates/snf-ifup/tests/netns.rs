@@ -1299,6 +1299,29 @@ fn errors_dry_run_and_openvswitch() {
     assert_eq!(lab.net_dump(), net0);
     assert!(!lab.state_dir().join("tap1.toml").exists());
 
+    // Tag names come from snf-network.toml ($SNF_NETWORK_CONFIG).
+    let conf = lab.dir.path().join("snf-network.toml");
+    std::fs::write(
+        &conf,
+        "syslog = false\n[tags]\nmac_filtered = [\"isolated\"]\n",
+    )
+    .unwrap();
+    let mut e = env.clone();
+    set(&mut e, "NETWORK_TAGS", "isolated");
+    let out = lab.ifup_ok(&refs(&e), &["--dry-run", "ganeti", "up"]);
+    assert!(
+        out.contains("-A SNF-TO-tap1 -s ! aa:00:00:00:00:01/ff:ff:f0:00:00:00 -j DROP"),
+        "{out}"
+    );
+    set(&mut e, "NETWORK_TAGS", "private-filtered");
+    let out = lab.ifup_ok(&refs(&e), &["--dry-run", "ganeti", "up"]);
+    assert!(!out.contains("ebtables"), "{out}");
+    std::fs::write(&conf, "mac_mask = \"nonsense\"\n").unwrap();
+    let o = lab.ifup(&refs(&e), &["ganeti", "up"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("invalid configuration"));
+    std::fs::write(&conf, "syslog = false\n").unwrap();
+
     // Bad input: a clear message and exit 1, never a panic.
     let mut e = env.clone();
     e.retain(|(k, _)| k != "MAC");
