@@ -1397,3 +1397,55 @@ fn errors_dry_run_and_openvswitch() {
     assert_eq!(lab.fw_dump(), fw0);
     assert_eq!(lab.net_dump(), net0);
 }
+
+#[test]
+fn ganeti_32_pre_migration_phase_announces_nothing() {
+    if !can_run("ganeti_32_pre_migration_phase_announces_nothing") {
+        return;
+    }
+    let mut lab = Lab::new();
+    let r = routed_node(&mut lab);
+    lab.guest("tap1", "aa:00:00:00:00:10");
+    let mut env = nic(
+        "tap1",
+        "aa:00:00:00:00:10",
+        "198.51.100.10",
+        "routed",
+        "100",
+        "",
+        "",
+    );
+    set(&mut env, "ACTION", "up");
+    set(&mut env, "MIGRATION_PHASE", "pre");
+    lab.ifup_ok(&refs(&env), &["ganeti"]);
+    let up0 = lab
+        .exec(&["cat", "/sys/class/net/up0/address"])
+        .trim()
+        .to_owned();
+    let seen = |lab: &Lab| {
+        let o = lab.exec_in(&r, &["ip", "neigh", "show", "198.51.100.10"]);
+        String::from_utf8_lossy(&o.stdout).contains(&up0)
+    };
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(!seen(&lab), "announced before the migration");
+    // The routes are there all the same.
+    assert!(
+        lab.exec(&["ip", "-4", "rule"])
+            .contains("iif tap1 lookup 100")
+    );
+    set(&mut env, "MIGRATION_PHASE", "post");
+    lab.ifup_ok(&refs(&env), &["ganeti"]);
+    assert!(
+        (0..20).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            seen(&lab)
+        }),
+        "no gratuitous ARP after the migration"
+    );
+    set(&mut env, "MIGRATION_PHASE", "during");
+    let o = lab.ifup(&refs(&env), &["ganeti"]);
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("MIGRATION_PHASE must be pre or post, not 'during'")
+    );
+}
