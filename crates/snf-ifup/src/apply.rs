@@ -400,18 +400,31 @@ fn apply_firewall(
         return Ok(());
     }
     let assumed = Dump::assumed(fam, tap, old);
-    let fast = match firewall::render_many(fam, &assumed, &[(tap, w)], false) {
-        Some(b) => firewall::restore(fam, &b),
-        None => Ok(()),
+    let Some(batch) = firewall::render_many(fam, &assumed, &[(tap, w)], false) else {
+        return Ok(());
     };
-    match fast {
-        Ok(()) => {
-            // Profile chains this NIC no longer uses go if nobody else does.
-            for c in old.shared.iter().filter(|c| !w.shared.contains(c)) {
-                let _ = firewall::restore(fam, &firewall::gc_batch(&c.name));
-            }
-            Ok(())
+    // Profile chains this NIC no longer uses go in the same batch if nobody else uses
+    // them; if someone does, that batch fails as a whole and the one without them runs.
+    let gc: Vec<&str> = old
+        .shared
+        .iter()
+        .filter(|c| !w.shared.contains(c))
+        .map(|c| c.name.as_str())
+        .collect();
+    let mut fast = Err(anyhow::anyhow!("not tried"));
+    if !gc.is_empty() {
+        let mut with_gc = batch.trim_end_matches("COMMIT\n").to_owned();
+        for name in &gc {
+            with_gc.push_str(&format!("-F {name}\n-X {name}\n"));
         }
+        with_gc.push_str("COMMIT\n");
+        fast = firewall::restore(fam, &with_gc);
+    }
+    if fast.is_err() {
+        fast = firewall::restore(fam, &batch);
+    }
+    match fast {
+        Ok(()) => Ok(()),
         Err(e) => {
             log::info(&format!(
                 "{tap}: {fam} differs from the recorded state ({e:#}); reading it"

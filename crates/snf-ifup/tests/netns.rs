@@ -627,7 +627,7 @@ fn bridged_spoof_protected_exact_rules_and_traffic() {
         "bridged",
         "br0",
         "",
-        "",
+        "synnefo:network:0:unprotected",
     );
     lab.ifup_ok(&refs(&e1), &["ganeti", "up"]);
     lab.ifup_ok(&refs(&e2), &["ganeti", "up"]);
@@ -662,9 +662,15 @@ fn bridged_spoof_protected_exact_rules_and_traffic() {
         ipt_chain(&lab, "iptables", "snf-unprotected"),
         ["-N snf-unprotected", "-A snf-unprotected -j ACCEPT"]
     );
+    // Jumps are inserted at the top: tap2's (brought up last) above tap1's, above the
+    // admin's rules.
     assert_eq!(
-        ipt_chain(&lab, "iptables", "FORWARD")[1],
-        "-A FORWARD -m physdev --physdev-out tap1 --physdev-is-bridged -m comment --comment snf-ifup -j SNF-TO-tap1"
+        ipt_chain(&lab, "iptables", "FORWARD")[1..4],
+        [
+            "-A FORWARD -m physdev --physdev-out tap2 --physdev-is-bridged -m comment --comment snf-ifup -j SNF-TO-tap2",
+            "-A FORWARD -m physdev --physdev-out tap1 --physdev-is-bridged -m comment --comment snf-ifup -j SNF-TO-tap1",
+            "-A FORWARD -i adm0 -j admin",
+        ]
     );
     assert!(
         std::fs::read_to_string(lab.nfdhcpd_dir().join("tap1"))
@@ -731,6 +737,12 @@ fn bridged_spoof_protected_exact_rules_and_traffic() {
     );
 
     lab.ifup_ok(&[], &["down", "tap1"]);
+    // tap2 still uses the profile chain: it stays, and so do tap2's rules.
+    assert_eq!(
+        ipt_chain(&lab, "iptables", "snf-unprotected"),
+        ["-N snf-unprotected", "-A snf-unprotected -j ACCEPT"]
+    );
+    assert!(lab.fw_dump().contains("SNF-TO-tap2 -j snf-unprotected"));
     lab.ifup_ok(&[], &["down", "tap2"]);
     assert_eq!(lab.fw_dump(), fw0);
     assert!(!lab.nfdhcpd_dir().join("tap1").exists());
