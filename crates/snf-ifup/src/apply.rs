@@ -231,7 +231,13 @@ fn execute(ctx: &Ctx, works: &[Work]) -> anyhow::Result<()> {
             }
             Ok(())
         });
-        let links = links_and_routes(works);
+        // Announcements need the routes and proxy entries, not the firewall: they go out
+        // while the firewall batches are still running.
+        let links = links_and_routes(works).inspect(|()| {
+            for w in works {
+                announce_all(w.tap.as_str(), &w.plan.announce);
+            }
+        });
         let mut errors = Vec::new();
         for h in fw.into_iter().chain([files]) {
             match h.join() {
@@ -245,11 +251,7 @@ fn execute(ctx: &Ctx, works: &[Work]) -> anyhow::Result<()> {
             return Err(e);
         }
         Ok(())
-    })?;
-    for w in works {
-        announce_all(w.tap.as_str(), &w.plan.announce);
-    }
-    Ok(())
+    })
 }
 
 fn links_and_routes(works: &[Work]) -> anyhow::Result<()> {
@@ -352,28 +354,30 @@ fn write_binding(cfg: &Config, tap: &IfName, plan: &Plan) -> anyhow::Result<()> 
 }
 
 fn announce_all(t: &str, list: &[Announce]) {
+    let mut frames = Vec::new();
+    let mut what = Vec::new();
     for a in list {
-        let (dev, frame, what) = match a {
-            Announce::Garp { ip, dev } => match node::mac(dev.as_str()) {
-                Some(m) => (
-                    dev,
-                    announce::garp_frame(m, *ip),
-                    format!("gratuitous ARP for {ip}"),
-                ),
-                None => continue,
-            },
-            Announce::UnsolicitedNa { ip, dev } => match node::mac(dev.as_str()) {
-                Some(m) => (
-                    dev,
-                    announce::na_frame(m, *ip),
-                    format!("unsolicited NA for {ip}"),
-                ),
-                None => continue,
-            },
+        let (dev, ip) = match a {
+            Announce::Garp { ip, dev } => (dev, ip.to_string()),
+            Announce::UnsolicitedNa { ip, dev } => (dev, ip.to_string()),
         };
-        match announce::send(dev.as_str(), &frame) {
-            Ok(()) => log::info(&format!("{t}: sent {what} on {dev}")),
-            Err(e) => log::warn(&format!("{t}: {what} on {dev} failed: {e:#}")),
+        let Some(mac) = node::mac(dev.as_str()) else {
+            log::warn(&format!(
+                "{t}: cannot read the MAC of {dev}; no announcement"
+            ));
+            continue;
+        };
+        let (frame, kind) = match a {
+            Announce::Garp { ip, .. } => (announce::garp_frame(mac, *ip), "gratuitous ARP"),
+            Announce::UnsolicitedNa { ip, .. } => (announce::na_frame(mac, *ip), "unsolicited NA"),
+        };
+        frames.push((dev.to_string(), frame));
+        what.push(format!("{kind} for {ip} on {dev}"));
+    }
+    for (r, w) in announce::send_all(&frames).into_iter().zip(what) {
+        match r {
+            Ok(()) => log::info(&format!("{t}: sent {w}")),
+            Err(e) => log::warn(&format!("{t}: {w} failed: {e:#}")),
         }
     }
 }

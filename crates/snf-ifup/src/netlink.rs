@@ -213,13 +213,16 @@ pub fn table_id(name: &str) -> Option<u32> {
 }
 
 /// Interface name of `ifindex`.
+#[allow(unsafe_code)]
 pub fn ifname(ifindex: u32) -> Option<String> {
-    let rd = fs::read_dir("/sys/class/net").ok()?;
-    rd.flatten().find_map(|e| {
-        let idx = fs::read_to_string(e.path().join("ifindex")).ok()?;
-        (idx.trim().parse::<u32>().ok()? == ifindex)
-            .then(|| e.file_name().to_string_lossy().into_owned())
-    })
+    let mut buf = [0u8; libc::IF_NAMESIZE];
+    // SAFETY: `buf` has the IF_NAMESIZE bytes if_indextoname(3) may write.
+    let p = unsafe { libc::if_indextoname(ifindex, buf.as_mut_ptr().cast()) };
+    if p.is_null() {
+        return None;
+    }
+    let len = buf.iter().position(|b| *b == 0)?;
+    String::from_utf8(buf[..len].to_vec()).ok()
 }
 
 #[cfg(test)]
@@ -231,6 +234,7 @@ mod tests {
         assert_eq!(table_id("100"), Some(100));
         assert_eq!(table_id("main"), Some(254));
         assert_eq!(table_id("no-such-table-anywhere"), None);
+        assert_eq!(ifname(1).as_deref(), Some("lo"));
     }
 
     #[test]
