@@ -246,11 +246,17 @@ fn execute(ctx: &Ctx, works: &[Work]) -> anyhow::Result<()> {
                 Err(_) => errors.push(anyhow::anyhow!("internal error: a worker panicked")),
             }
         }
-        links?;
-        if let Some(e) = errors.into_iter().next() {
-            return Err(e);
+        if let Err(e) = links {
+            errors.insert(0, e);
         }
-        Ok(())
+        match errors.len() {
+            0 => Ok(()),
+            1 => Err(errors.remove(0)),
+            _ => {
+                let all: Vec<String> = errors.iter().map(|e| format!("{e:#}")).collect();
+                bail!("{}", all.join("; "))
+            }
+        }
     })
 }
 
