@@ -7,10 +7,11 @@ use std::process::ExitCode;
 
 use clap::Args;
 use netconf::GntError;
-use netconf::config::{Config, FileStore, Store, transaction};
+use netconf::config::{Config, FileStore, Store, render, transaction};
 use netconf::hooks::{HookEnv, HookRunner, Phase};
 use netconf::ops::Feedback;
 
+use crate::table::{self, Field, ListOpts, Value};
 use crate::timefmt::ctime;
 
 /// Options every command accepts.
@@ -57,9 +58,16 @@ pub fn print_feedback(fb: &Feedback) {
     }
 }
 
-/// Runs a mutation. `hook_path` names the hook directory (e.g. `network-add`); `op` must be
-/// repeatable on a copy: it runs once on a snapshot when pre hooks exist (so they see what
-/// will be done, and a doomed command fails before any hook) and once in the transaction.
+/// Runs a mutation. `hook_path` names the hook directory (e.g. `network-add`); `op` checks
+/// and changes a configuration and returns its hooks' environments.
+///
+/// Without pre hooks, `op` runs once inside the locked transaction. With pre hooks, it runs
+/// on a snapshot first (so a doomed command fails before any hook), the hooks see that
+/// result, and exactly that result is committed if config.data did not change meanwhile;
+/// otherwise the whole round is repeated on the new state. Re-running `op` under the lock
+/// instead would hand hooks values (random MACs and NIC UUIDs, pool addresses taken by a
+/// concurrent command) that differ from the committed ones; running the hooks under the
+/// lock would deadlock hooks that query the configuration.
 pub fn mutate<T>(
     store: &FileStore,
     jobs: &JobOpts,
@@ -68,42 +76,87 @@ pub fn mutate<T>(
 ) -> Result<T, GntError> {
     let probe_runner = HookRunner::from_env("", "");
     let has_pre = !probe_runner.scripts(hook_path, Phase::Pre).is_empty();
-    if jobs.dry_run || has_pre {
+    if jobs.dry_run {
         let mut snapshot = store.read()?;
         let mut fb = Feedback::default();
         let result = op(&mut snapshot, &mut fb);
-        if jobs.dry_run {
-            print_feedback(&fb);
-            return result.map(|(t, _)| t);
-        }
-        let (_, envs) = result.inspect_err(|_| print_feedback(&fb))?;
-        let runner = HookRunner::from_env(&snapshot.cluster.name, &snapshot.cluster.master_node);
-        for env in &envs {
-            let failures = runner.run(env, Phase::Pre);
-            if !failures.is_empty() {
-                return Err(GntError::HooksAbort(failures));
-            }
-        }
+        print_feedback(&fb);
+        return result.map(|(t, _)| t);
     }
-    let mut fb = Feedback::default();
-    let mut names = (String::new(), String::new());
-    let result = transaction(store, |cfg| {
-        names = (cfg.cluster.name.clone(), cfg.cluster.master_node.clone());
-        op(cfg, &mut fb)
-    });
-    print_feedback(&fb);
-    let (value, envs) = result?;
+    let (value, envs, names) = if has_pre {
+        with_pre_hooks(store, &op)?
+    } else {
+        let mut fb = Feedback::default();
+        let mut names = (String::new(), String::new());
+        let result = transaction(store, |cfg| {
+            names = (cfg.cluster.name.clone(), cfg.cluster.master_node.clone());
+            op(cfg, &mut fb)
+        });
+        print_feedback(&fb);
+        let (value, envs) = result?;
+        (value, envs, names)
+    };
     let runner = HookRunner::from_env(&names.0, &names.1);
     let mut post = Feedback::default();
     for env in &envs {
         for (node, script, out) in runner.run(env, Phase::Post) {
-            post.warn(format!(
-                "Hook {script} failed on node {node} (post phase): {out}"
-            ));
+            // Ganeti's HooksMaster wording for a failed post hook.
+            let out = if out.is_empty() { "(no output)" } else { &out };
+            post.warn(format!("On {node} script {script} failed, output: {out}"));
         }
     }
     print_feedback(&post);
     Ok(value)
+}
+
+type Committed<T> = (T, Vec<HookEnv>, (String, String));
+
+/// Snapshot, `op`, pre hooks, then commit that very result unless config.data changed.
+fn with_pre_hooks<T>(
+    store: &FileStore,
+    op: &impl Fn(&mut Config, &mut Feedback) -> Result<(T, Vec<HookEnv>), GntError>,
+) -> Result<Committed<T>, GntError> {
+    loop {
+        // An absent file reads as a fresh cluster with new UUIDs each time, so "unchanged"
+        // is "still absent" there.
+        let existed = store.path().exists();
+        let base = store.read()?;
+        // Compared as file text: exact, and immune to values without equality (NaN).
+        let base_text = render(&base)?;
+        let mut next = base.clone();
+        let mut fb = Feedback::default();
+        let (value, envs) = op(&mut next, &mut fb).inspect_err(|_| print_feedback(&fb))?;
+        let names = (next.cluster.name.clone(), next.cluster.master_node.clone());
+        let runner = HookRunner::from_env(&names.0, &names.1);
+        for env in &envs {
+            let failures = runner.run(env, Phase::Pre);
+            if !failures.is_empty() {
+                print_feedback(&fb);
+                return Err(GntError::HooksAbort(failures));
+            }
+        }
+        let mut stale = false;
+        let mut next = Some(next);
+        let committed = store.transact(&mut |cfg| {
+            let unchanged = if existed {
+                store.path().exists() && render(cfg).is_ok_and(|t| t == base_text)
+            } else {
+                !store.path().exists()
+            };
+            if !unchanged {
+                stale = true;
+                return Err(GntError::Usage("config.data changed; retrying".into()));
+            }
+            *cfg = next.take().expect("committed once");
+            Ok(())
+        });
+        if stale {
+            continue;
+        }
+        print_feedback(&fb);
+        committed?;
+        return Ok((value, envs, names));
+    }
 }
 
 /// The end of every `main`: errors in Ganeti's format on stderr with its exit codes; a
@@ -136,6 +189,76 @@ pub const EXIT_UNKNOWN_FIELD: u8 = 14;
 pub fn unknown_fields(names: &[String]) -> ExitCode {
     eprintln!("Warning: Queried for unknown fields {}", names.join(", "));
     ExitCode::from(EXIT_UNKNOWN_FIELD)
+}
+
+/// Options of every `list` command.
+#[derive(Args, Clone, Debug, Default)]
+pub struct ListArgs {
+    /// Do not print the header row.
+    #[arg(long)]
+    pub no_headers: bool,
+    /// Separate fields with SEP instead of aligning columns.
+    #[arg(long, value_name = "SEP")]
+    pub separator: Option<String>,
+    /// Print unavailable values as (unavail) instead of -.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Fields to show (`+f1,f2` appends to the defaults).
+    #[arg(short = 'o', long = "output", value_name = "FIELDS")]
+    pub output: Option<String>,
+}
+
+/// Options of every `list-fields` command.
+#[derive(Args, Clone, Debug, Default)]
+pub struct ListFieldsArgs {
+    /// Do not print the header row.
+    #[arg(long)]
+    pub no_headers: bool,
+    /// Separate fields with SEP instead of aligning columns.
+    #[arg(long, value_name = "SEP")]
+    pub separator: Option<String>,
+    /// Fields to describe (default: all).
+    pub fields: Vec<String>,
+}
+
+/// Ganeti's `list`: fields are checked first (unknown ones exit 14), then the objects
+/// are resolved and each row is `value(key, field)`.
+pub fn list(
+    all: &[Field],
+    defaults: &[&str],
+    opts: &ListArgs,
+    keys: impl FnOnce() -> Result<Vec<String>, GntError>,
+    value: impl Fn(&str, &str) -> Value,
+) -> anyhow::Result<ExitCode> {
+    let fields = match table::select_fields(all, defaults, opts.output.as_deref()) {
+        Ok(f) => f,
+        Err(unknown) => return Ok(unknown_fields(&unknown)),
+    };
+    let rows: Vec<Vec<Value>> = keys()?
+        .iter()
+        .map(|k| fields.iter().map(|f| value(k, f.name)).collect())
+        .collect();
+    let o = ListOpts {
+        headers: !opts.no_headers,
+        separator: opts.separator.clone(),
+        verbose: opts.verbose,
+    };
+    out(&table::render(&fields, &rows, &o))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ganeti's `list-fields`.
+pub fn list_fields(all: &[Field], a: &ListFieldsArgs) -> anyhow::Result<ExitCode> {
+    let o = ListOpts {
+        headers: !a.no_headers,
+        separator: a.separator.clone(),
+        verbose: false,
+    };
+    match table::render_fields(all, &a.fields, &o) {
+        Ok(t) => out(&t)?,
+        Err(unknown) => return Ok(unknown_fields(&unknown)),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Writes to stdout, mapping a closed pipe to success in `finish`.

@@ -7,9 +7,9 @@ use netconf::GntError;
 use netconf::config::{Config, Store};
 use netconf::ops::group as ops;
 
-use crate::common::{Global, JobOpts, finish, mutate, out, unknown_fields};
+use crate::common::{Global, JobOpts, ListArgs, finish, list, mutate, out};
 use crate::sort::nice_cmp;
-use crate::table::{self, Field, Kind, ListOpts, Value};
+use crate::table::{Field, Kind, Value};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -55,18 +55,8 @@ pub enum Cmd {
     },
     /// List node groups.
     List {
-        /// Do not print the header row.
-        #[arg(long)]
-        no_headers: bool,
-        /// Separate fields with SEP instead of aligning columns.
-        #[arg(long, value_name = "SEP")]
-        separator: Option<String>,
-        /// Print unavailable values as (unavail) instead of -.
-        #[arg(short, long)]
-        verbose: bool,
-        /// Fields to show (`+f1,f2` appends to the defaults).
-        #[arg(short = 'o', long = "output", value_name = "FIELDS")]
-        output: Option<String>,
+        #[command(flatten)]
+        opts: ListArgs,
         groups: Vec<String>,
     },
     /// Show node groups in detail.
@@ -77,14 +67,7 @@ pub fn main() -> ExitCode {
     finish(run(Cli::parse()))
 }
 
-const fn f(name: &'static str, title: &'static str, kind: Kind, doc: &'static str) -> Field {
-    Field {
-        name,
-        title,
-        kind,
-        doc,
-    }
-}
+use crate::table::field as f;
 
 pub const FIELDS: [Field; 10] = [
     f("name", "Group", Kind::Text, "Group name"),
@@ -148,35 +131,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(((), vec![]))
             })?;
         }
-        Cmd::List {
-            no_headers,
-            separator,
-            verbose,
-            output,
-            groups,
-        } => {
+        Cmd::List { opts, groups } => {
             let cfg = store.read()?;
-            let fields = match table::select_fields(
+            return list(
                 &FIELDS,
                 &["name", "node_cnt", "pinst_cnt", "alloc_policy"],
-                output.as_deref(),
-            ) {
-                Ok(f) => f,
-                Err(u) => return Ok(unknown_fields(&u)),
-            };
-            let rows: Vec<Vec<Value>> = resolve(&cfg, &groups)?
-                .iter()
-                .map(|u| fields.iter().map(|f| value(&cfg, u, f.name)).collect())
-                .collect();
-            out(&table::render(
-                &fields,
-                &rows,
-                &ListOpts {
-                    headers: !no_headers,
-                    separator,
-                    verbose,
-                },
-            ))?;
+                &opts,
+                || resolve(&cfg, &groups),
+                |u, f| value(&cfg, u, f),
+            );
         }
         Cmd::Info { groups } => {
             let cfg = store.read()?;

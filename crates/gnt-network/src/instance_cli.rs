@@ -10,10 +10,11 @@ use netconf::ops::instance::{self as ops, AddInstance, NicChange, NicSpec};
 use netconf::{GntError, eui64};
 
 use crate::common::{
-    Global, JobOpts, finish, mutate, out, split_list, tags_with_file, unknown_fields,
+    Global, JobOpts, ListArgs, ListFieldsArgs, finish, list, list_fields, mutate, out, split_list,
+    tags_with_file,
 };
 use crate::sort::nice_cmp;
-use crate::table::{self, Field, Kind, ListOpts, Value};
+use crate::table::{Field, Kind, Value};
 use crate::timefmt::format_time;
 
 #[derive(Parser, Debug)]
@@ -185,30 +186,12 @@ pub enum Cmd {
     },
     /// List instances.
     List {
-        /// Do not print the header row.
-        #[arg(long)]
-        no_headers: bool,
-        /// Separate fields with SEP instead of aligning columns.
-        #[arg(long, value_name = "SEP")]
-        separator: Option<String>,
-        /// Print unavailable values as (unavail) instead of -.
-        #[arg(short, long)]
-        verbose: bool,
-        /// Fields to show (`+f1,f2` appends to the defaults).
-        #[arg(short = 'o', long = "output", value_name = "FIELDS")]
-        output: Option<String>,
+        #[command(flatten)]
+        opts: ListArgs,
         names: Vec<String>,
     },
     /// List the fields `list` knows.
-    ListFields {
-        /// Do not print the header row.
-        #[arg(long)]
-        no_headers: bool,
-        /// Separate fields with SEP instead of aligning columns.
-        #[arg(long, value_name = "SEP")]
-        separator: Option<String>,
-        fields: Vec<String>,
-    },
+    ListFields(ListFieldsArgs),
     /// Add tags to an instance.
     AddTags {
         /// Read more tags from FILE, one per line (`-` for stdin).
@@ -394,47 +377,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             out(&s)?;
         }
-        Cmd::List {
-            no_headers,
-            separator,
-            verbose,
-            output,
-            names,
-        } => {
+        Cmd::List { opts, names } => {
             let cfg = store.read()?;
-            let fields = match table::select_fields(&FIELDS, &DEFAULT_FIELDS, output.as_deref()) {
-                Ok(f) => f,
-                Err(u) => return Ok(unknown_fields(&u)),
-            };
-            let rows: Vec<Vec<Value>> = resolve(&cfg, &names)?
-                .iter()
-                .map(|u| fields.iter().map(|f| value(&cfg, u, f.name)).collect())
-                .collect();
-            out(&table::render(
-                &fields,
-                &rows,
-                &ListOpts {
-                    headers: !no_headers,
-                    separator,
-                    verbose,
-                },
-            ))?;
+            return list(
+                &FIELDS,
+                &DEFAULT_FIELDS,
+                &opts,
+                || resolve(&cfg, &names),
+                |u, f| value(&cfg, u, f),
+            );
         }
-        Cmd::ListFields {
-            no_headers,
-            separator,
-            fields,
-        } => {
-            let o = ListOpts {
-                headers: !no_headers,
-                separator,
-                verbose: false,
-            };
-            match table::render_fields(&FIELDS, &fields, &o) {
-                Ok(t) => out(&t)?,
-                Err(u) => return Ok(unknown_fields(&u)),
-            }
-        }
+        Cmd::ListFields(a) => return list_fields(&FIELDS, &a),
         Cmd::AddTags {
             from,
             jobs,
@@ -480,14 +433,7 @@ fn resolve(cfg: &Config, names: &[String]) -> Result<Vec<String>, GntError> {
     names.iter().map(|n| cfg.instance_uuid(n)).collect()
 }
 
-const fn f(name: &'static str, title: &'static str, kind: Kind, doc: &'static str) -> Field {
-    Field {
-        name,
-        title,
-        kind,
-        doc,
-    }
-}
+use crate::table::field as f;
 
 pub const FIELDS: [Field; 18] = [
     f("name", "Instance", Kind::Text, "Instance name"),

@@ -8,10 +8,11 @@ use netconf::ops::network::{self as ops, AddNetwork, ModifyNetwork, RawNicParams
 use netconf::{GntError, NicMode};
 
 use crate::common::{
-    Global, JobOpts, finish, mutate, out, split_list, tags_with_file, unknown_fields,
+    Global, JobOpts, ListArgs, ListFieldsArgs, finish, list, list_fields, mutate, out, split_list,
+    tags_with_file,
 };
 use crate::sort::nice_cmp;
-use crate::table::{self, Field, Kind, ListOpts, Value};
+use crate::table::{self, Field, Kind, Value};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -61,17 +62,13 @@ pub enum Cmd {
         groups: Vec<String>,
     },
     /// List networks.
-    List(ListArgs),
-    /// List the fields `list` knows.
-    ListFields {
-        /// Do not print the header row.
-        #[arg(long)]
-        no_headers: bool,
-        /// Separate fields with SEP instead of aligning columns.
-        #[arg(long, value_name = "SEP")]
-        separator: Option<String>,
-        fields: Vec<String>,
+    List {
+        #[command(flatten)]
+        opts: ListArgs,
+        networks: Vec<String>,
     },
+    /// List the fields `list` knows.
+    ListFields(ListFieldsArgs),
     /// Show networks in detail (all networks when none are named).
     Info { networks: Vec<String> },
     /// Add tags to a network.
@@ -173,23 +170,6 @@ pub struct ConnectArgs {
     pub args: Vec<String>,
 }
 
-#[derive(Args, Debug)]
-pub struct ListArgs {
-    /// Do not print the header row.
-    #[arg(long)]
-    pub no_headers: bool,
-    /// Separate fields with SEP instead of aligning columns.
-    #[arg(long, value_name = "SEP")]
-    pub separator: Option<String>,
-    /// Print unavailable values as (unavail) instead of -.
-    #[arg(short, long)]
-    pub verbose: bool,
-    /// Fields to show (`+f1,f2` appends to the defaults).
-    #[arg(short = 'o', long = "output", value_name = "FIELDS")]
-    pub output: Option<String>,
-    pub networks: Vec<String>,
-}
-
 pub fn main() -> ExitCode {
     finish(run(Cli::parse()))
 }
@@ -257,22 +237,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(((), ops::disconnect(cfg, &network, &groups, fb)?))
             })?;
         }
-        Cmd::List(l) => return list(&store.read()?, &l),
-        Cmd::ListFields {
-            no_headers,
-            separator,
-            fields,
-        } => {
-            let o = ListOpts {
-                headers: !no_headers,
-                separator,
-                verbose: false,
-            };
-            match table::render_fields(&FIELDS, &fields, &o) {
-                Ok(t) => out(&t)?,
-                Err(unknown) => return Ok(unknown_fields(&unknown)),
-            }
+        Cmd::List { opts, networks } => {
+            let cfg = store.read()?;
+            return list(
+                &FIELDS,
+                &DEFAULT_FIELDS,
+                &opts,
+                || resolve(&cfg, &networks),
+                |u, f| value(&cfg, u, &cfg.networks[u], f),
+            );
         }
+        Cmd::ListFields(a) => return list_fields(&FIELDS, &a),
         Cmd::Info { networks } => {
             let cfg = store.read()?;
             let mut text = String::new();
@@ -395,14 +370,7 @@ fn resolve(cfg: &Config, names: &[String]) -> Result<Vec<String>, GntError> {
         .collect()
 }
 
-const fn f(name: &'static str, title: &'static str, kind: Kind, doc: &'static str) -> Field {
-    Field {
-        name,
-        title,
-        kind,
-        doc,
-    }
-}
+use crate::table::field as f;
 
 pub const FIELDS: [Field; 19] = [
     f("name", "Network", Kind::Text, "Name"),
@@ -530,29 +498,6 @@ fn join_ips(ips: &[std::net::Ipv4Addr]) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-fn list(cfg: &Config, l: &ListArgs) -> anyhow::Result<ExitCode> {
-    let fields = match table::select_fields(&FIELDS, &DEFAULT_FIELDS, l.output.as_deref()) {
-        Ok(f) => f,
-        Err(unknown) => return Ok(unknown_fields(&unknown)),
-    };
-    let rows: Vec<Vec<Value>> = resolve(cfg, &l.networks)?
-        .iter()
-        .map(|u| {
-            fields
-                .iter()
-                .map(|f| value(cfg, u, &cfg.networks[u], f.name))
-                .collect()
-        })
-        .collect();
-    let o = ListOpts {
-        headers: !l.no_headers,
-        separator: l.separator.clone(),
-        verbose: l.verbose,
-    };
-    out(&table::render(&fields, &rows, &o))?;
-    Ok(ExitCode::SUCCESS)
 }
 
 /// Ganeti 3.0.2's `gnt-network info` block for one network.

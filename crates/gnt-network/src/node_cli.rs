@@ -8,9 +8,9 @@ use netconf::GntError;
 use netconf::config::{Config, Store};
 use netconf::ops::node as ops;
 
-use crate::common::{Global, JobOpts, finish, mutate, out, unknown_fields};
+use crate::common::{Global, JobOpts, ListArgs, finish, list, mutate};
 use crate::sort::nice_cmp;
-use crate::table::{self, Field, Kind, ListOpts, Value};
+use crate::table::{Field, Kind, Value};
 
 #[derive(Parser, Debug)]
 #[command(name = "gnt-node", version, about = "Node administration (netconf)")]
@@ -59,18 +59,8 @@ pub enum Cmd {
     },
     /// List nodes.
     List {
-        /// Do not print the header row.
-        #[arg(long)]
-        no_headers: bool,
-        /// Separate fields with SEP instead of aligning columns.
-        #[arg(long, value_name = "SEP")]
-        separator: Option<String>,
-        /// Print unavailable values as (unavail) instead of -.
-        #[arg(short, long)]
-        verbose: bool,
-        /// Fields to show (`+f1,f2` appends to the defaults).
-        #[arg(short = 'o', long = "output", value_name = "FIELDS")]
-        output: Option<String>,
+        #[command(flatten)]
+        opts: ListArgs,
         nodes: Vec<String>,
     },
 }
@@ -79,14 +69,7 @@ pub fn main() -> ExitCode {
     finish(run(Cli::parse()))
 }
 
-const fn f(name: &'static str, title: &'static str, kind: Kind, doc: &'static str) -> Field {
-    Field {
-        name,
-        title,
-        kind,
-        doc,
-    }
-}
+use crate::table::field as f;
 
 pub const FIELDS: [Field; 8] = [
     f("name", "Node", Kind::Text, "Node name"),
@@ -145,35 +128,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(((), vec![]))
             })?;
         }
-        Cmd::List {
-            no_headers,
-            separator,
-            verbose,
-            output,
-            nodes,
-        } => {
+        Cmd::List { opts, nodes } => {
             let cfg = store.read()?;
-            let fields = match table::select_fields(
+            return list(
                 &FIELDS,
                 &["name", "group", "pip", "sip", "pinst_cnt"],
-                output.as_deref(),
-            ) {
-                Ok(f) => f,
-                Err(u) => return Ok(unknown_fields(&u)),
-            };
-            let rows: Vec<Vec<Value>> = resolve(&cfg, &nodes)?
-                .iter()
-                .map(|u| fields.iter().map(|f| value(&cfg, u, f.name)).collect())
-                .collect();
-            out(&table::render(
-                &fields,
-                &rows,
-                &ListOpts {
-                    headers: !no_headers,
-                    separator,
-                    verbose,
-                },
-            ))?;
+                &opts,
+                || resolve(&cfg, &nodes),
+                |u, f| value(&cfg, u, f),
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

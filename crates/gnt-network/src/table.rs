@@ -37,6 +37,21 @@ pub struct Field {
     pub doc: &'static str,
 }
 
+/// Shorthand for the field tables of the four CLIs.
+pub const fn field(
+    name: &'static str,
+    title: &'static str,
+    kind: Kind,
+    doc: &'static str,
+) -> Field {
+    Field {
+        name,
+        title,
+        kind,
+        doc,
+    }
+}
+
 /// Resolves `-o` (`f1,f2` replaces the defaults, `+f1,f2` appends). Unknown names are
 /// returned in the error, for Ganeti's exit code 14.
 pub fn select_fields(

@@ -117,6 +117,25 @@ impl FileStore {
         }
     }
 
+    /// Temporaries are only written under a lock; holding the exclusive one, any that
+    /// exist were left by a writer that died (SIGKILL, power loss) and are removed.
+    fn remove_stale_temporaries(&self) {
+        let Some(name) = self.path.file_name().and_then(|n| n.to_str()) else {
+            return;
+        };
+        let config_tmp = format!(".{name}.tmp");
+        let Ok(entries) = fs::read_dir(self.dir()) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let n = e.file_name();
+            let n = n.to_string_lossy();
+            if n.starts_with(&config_tmp) || n.starts_with(".config.cache.tmp") {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
+
     fn load(&self) -> Result<Config, GntError> {
         let stamp = match fs::metadata(&self.path) {
             Ok(m) => Stamp::of(&m),
@@ -221,6 +240,7 @@ impl Store for FileStore {
         let lock = self.open_lock(true)?.expect("created");
         lock.lock()
             .map_err(|e| self.io_err("lock", &self.lock_path, &e))?;
+        self.remove_stale_temporaries();
         let mut cfg = self.load()?;
         f(&mut cfg)?;
         cfg.cluster.serial_no += 1;

@@ -51,7 +51,18 @@ impl NicSpec {
                     )));
                 }
             };
-            *slot = Some(v.to_owned());
+            // Ganeti compares these keywords case-insensitively (`ip.lower() == "pool"`).
+            let keywords: &[&str] = match k {
+                "ip" => &["none", "auto", "pool"],
+                "network" | "name" => &["none"],
+                _ => &[],
+            };
+            *slot = Some(
+                match keywords.iter().find(|kw| v.eq_ignore_ascii_case(kw)) {
+                    Some(kw) => (*kw).to_owned(),
+                    None => v.to_owned(),
+                },
+            );
         }
         Ok(n)
     }
@@ -103,6 +114,32 @@ pub fn normalize_vlan(v: &str) -> Result<String, GntError> {
     Ok(v.to_owned())
 }
 
+/// Ganeti's `ValidateDeviceNames("NIC", …)` over (name, UUID) pairs: a name may not be
+/// purely numeric, nor repeat another NIC's name or UUID.
+fn validate_nic_names(nics: &[(Option<&str>, Option<&str>)]) -> Result<(), GntError> {
+    let mut seen: Vec<&str> = Vec::new();
+    for (name, uuid) in nics {
+        seen.extend(uuid);
+        let Some(name) = name else { continue };
+        if name.parse::<i64>().is_ok() {
+            return Err(GntError::inval(format!(
+                "Invalid name '{name}'. Purely numeric NIC names are not allowed"
+            )));
+        }
+        if name.eq_ignore_ascii_case("none") {
+            continue;
+        }
+        if seen.contains(name) {
+            return Err(GntError::prereq(
+                ErrorCode::NotUnique,
+                format!("NIC name '{name}' already used"),
+            ));
+        }
+        seen.push(name);
+    }
+    Ok(())
+}
+
 /// Ganeti's `CheckParameterSyntax` on a finished NIC parameter set.
 fn check_params(p: &NicParams) -> Result<(), GntError> {
     if p.mode == NicMode::Bridged && p.link.is_empty() {
@@ -118,6 +155,10 @@ fn parse_ip(s: &str) -> Result<IpAddr, GntError> {
         .map_err(|_| GntError::inval(format!("Invalid IP address '{s}'")))
 }
 
+/// An unknown NIC mode fails Ganeti's `CheckParameterSyntax` like a missing bridge link: a
+/// ConfigurationError (exit code 2), misleading as that is.
+/// Ganeti raised a ConfigurationError for a bad mode ("Corrupt configuration file",
+/// exit 2), blaming config.data for a command-line mistake: here it is wrong_input.
 fn parse_mode(s: &str) -> Result<NicMode, GntError> {
     s.parse::<NicMode>()
         .map_err(|e| GntError::inval(e.to_string()))
@@ -210,9 +251,14 @@ pub fn add(cfg: &mut Config, a: &AddInstance, fb: &mut Feedback) -> Result<HookE
     let mut inst_tags = BTreeSet::new();
     tags::add(&mut inst_tags, &a.tags)?;
     let (group, node) = placement(cfg, a.node.as_deref(), a.group.as_deref())?;
+    validate_nic_names(
+        &a.nics
+            .iter()
+            .map(|n| (n.name.as_deref(), None))
+            .collect::<Vec<_>>(),
+    )?;
     let mut used_macs = cfg.macs_in_use();
     let mut nics = Vec::new();
-    let mut names = BTreeSet::new();
     for (idx, spec) in a.nics.iter().enumerate() {
         let nic = new_nic(
             cfg,
@@ -224,13 +270,6 @@ pub fn add(cfg: &mut Config, a: &AddInstance, fb: &mut Feedback) -> Result<HookE
             &mut used_macs,
             fb,
         )?;
-        if let Some(n) = &nic.name
-            && !names.insert(n.clone())
-        {
-            return Err(GntError::inval(format!(
-                "NIC name '{n}' is given to more than one NIC"
-            )));
-        }
         nics.push(nic);
     }
     let t = now();
@@ -500,6 +539,13 @@ pub fn modify(
             }
         }
     }
+    validate_nic_names(
+        &inst
+            .nics
+            .iter()
+            .map(|n| (n.name.as_deref(), Some(n.uuid.as_str())))
+            .collect::<Vec<_>>(),
+    )?;
     inst.serial_no += 1;
     inst.mtime = now();
     let vars = instance_hook_vars(cfg, &inst);
@@ -555,7 +601,14 @@ fn modify_nic(
         nic.name = (n != "none").then(|| n.clone());
     }
     let net_changed = new_network != old.network;
-    let ip_changed = !matches!(ip_req, Ip::Keep);
+    // Ganeti compares the (ip, network) pair by value: repeating the current address is
+    // no change.
+    let ip_changed = match &ip_req {
+        Ip::Keep => false,
+        Ip::None => old.ip.is_some(),
+        Ip::Given(ip) => old.ip != Some(*ip),
+        Ip::Pool => true,
+    };
 
     // Link-layer parameters.
     if let Some(nu) = &new_network {
@@ -594,7 +647,8 @@ fn modify_nic(
         nic.vlan = normalize_vlan(v)?;
     }
 
-    // Addresses: release the old, take the new, only if (ip, network) changed.
+    // Addresses, only if (ip, network) changed: take the new one, then release the old one
+    // (in Ganeti's order, so `ip=pool` never hands the NIC back its own address).
     let new_ip: Option<IpAddr> = match &ip_req {
         Ip::Keep => old.ip,
         Ip::None => None,
@@ -602,7 +656,6 @@ fn modify_nic(
         Ip::Pool => None,
     };
     if net_changed || ip_changed {
-        release_nic_ip(cfg, old);
         nic.ip = match (&ip_req, &new_network) {
             (Ip::Pool, None) => return Err(GntError::inval("ip=pool, but no network found")),
             (Ip::Pool, Some(nu)) => {
@@ -638,6 +691,7 @@ fn modify_nic(
                 new_ip
             }
         };
+        release_nic_ip(cfg, old);
     }
     if nic.mode == NicMode::Routed && nic.ip.is_none() && new_network.is_none() {
         return Err(GntError::inval(
@@ -844,6 +898,16 @@ mod tests {
         let s = NicSpec::parse("ip=pool,network=net1").unwrap();
         assert_eq!(s.ip.as_deref(), Some("pool"));
         assert_eq!(s.network.as_deref(), Some("net1"));
+        let s = NicSpec::parse("ip=Pool,network=NONE,name=None,link=None").unwrap();
+        assert_eq!(
+            (s.ip.as_deref(), s.network.as_deref(), s.name.as_deref()),
+            (Some("pool"), Some("none"), Some("none"))
+        );
+        assert_eq!(
+            s.link.as_deref(),
+            Some("None"),
+            "links are names, not keywords"
+        );
         assert!(NicSpec::parse("bogus=1").is_err());
         assert!(NicSpec::parse("ip").is_err());
     }

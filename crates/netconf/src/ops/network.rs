@@ -441,11 +441,7 @@ fn fill_params(d: &NicParams, raw: &RawNicParams) -> Result<NicParams, GntError>
     if link.is_empty() {
         return Err(GntError::param(OP_CONNECT, "network_link"));
     }
-    let vlan = match &raw.vlan {
-        Some(v) => v.clone(),
-        None if raw.mode.is_some() || raw.link.is_some() => String::new(),
-        None => d.vlan.clone(),
-    };
+    let vlan = raw.vlan.clone().unwrap_or_else(|| d.vlan.clone());
     Ok(NicParams { mode, link, vlan })
 }
 

@@ -13,7 +13,7 @@ pub fn parse_net4(op: &str, field: &str, s: &str) -> Result<Ipv4Net, GntError> {
         Ok(n) => n,
         Err(_) => match s.parse::<Ipv4Addr>() {
             Ok(a) => Ipv4Net::new(a, 32).expect("/32 is valid"),
-            Err(_) => return Err(GntError::param(op, field)),
+            Err(_) => return Err(bad_netmask(s).unwrap_or_else(|| GntError::param(op, field))),
         },
     };
     if net.trunc() != net {
@@ -23,6 +23,16 @@ pub fn parse_net4(op: &str, field: &str, s: &str) -> Result<Ipv4Net, GntError> {
         )));
     }
     Ok(net)
+}
+
+/// Ganeti's text for an address with an impossible prefix length (`10.0.0.0/33`), which
+/// its IP library raised as an unhandled NetmaskValueError.
+fn bad_netmask(s: &str) -> Option<GntError> {
+    let (addr, len) = s.split_once('/')?;
+    addr.parse::<Ipv4Addr>().ok()?;
+    Some(GntError::inval(format!(
+        "Invalid network '{s}': '{len}' is not a valid netmask"
+    )))
 }
 
 pub fn parse_net6(op: &str, field: &str, s: &str) -> Result<Ipv6Net, GntError> {
@@ -78,7 +88,11 @@ mod tests {
                 .prefix_len(),
             32
         );
-        for bad in ["foo", "300.0.0.0/24", "2001:db8::/64", "10.0.0.0/33", ""] {
+        assert_eq!(
+            parse_net4("OP", "network", "10.0.0.0/33").unwrap_err(),
+            GntError::inval("Invalid network '10.0.0.0/33': '33' is not a valid netmask")
+        );
+        for bad in ["foo", "300.0.0.0/24", "2001:db8::/64", ""] {
             assert_eq!(
                 parse_net4("OP_NETWORK_ADD", "network", bad).unwrap_err(),
                 GntError::inval("Parameter 'OP_NETWORK_ADD.network' fails validation")

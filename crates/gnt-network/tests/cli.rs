@@ -1,0 +1,21 @@
+//! Integration tests of the gnt-network, gnt-group, gnt-node and gnt-instance binaries:
+//! each test gets its own temporary cluster (config.data + hooks directory) and runs the
+//! debug binaries as a user would.
+
+#[path = "cli/harness.rs"]
+mod harness;
+
+#[path = "cli/concurrency.rs"]
+mod concurrency;
+#[path = "cli/crash.rs"]
+mod crash;
+#[path = "cli/errors.rs"]
+mod errors;
+#[path = "cli/hooks.rs"]
+mod hooks;
+#[path = "cli/instance_nics.rs"]
+mod instance_nics;
+#[path = "cli/ports.rs"]
+mod ports;
+#[path = "cli/seed.rs"]
+mod seed;

@@ -1,0 +1,240 @@
+//! A temporary cluster per test, a `cmd` helper returning (exit code, stdout, stderr), and
+//! assertions on Ganeti's error layout and on config.data staying byte-identical.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub const NET: &str = env!("CARGO_BIN_EXE_gnt-network");
+pub const GROUP: &str = env!("CARGO_BIN_EXE_gnt-group");
+pub const NODE: &str = env!("CARGO_BIN_EXE_gnt-node");
+pub const INST: &str = env!("CARGO_BIN_EXE_gnt-instance");
+
+/// What a command did.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// One cluster: `<tmp>/config.data` and `<tmp>/hooks`.
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    pub fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("gnt-cli-test")
+            .tempdir()
+            .expect("temp dir");
+        fs::create_dir(dir.path().join("hooks")).expect("hooks dir");
+        Cluster { dir }
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.dir.path().join("config.data")
+    }
+
+    pub fn hooks(&self) -> PathBuf {
+        self.dir.path().join("hooks")
+    }
+
+    /// The binary with this cluster's config (env `NETCONF_CONFIG`) and hooks directory.
+    pub fn command(&self, bin: &str, args: &[&str]) -> Command {
+        let mut c = Command::new(bin);
+        c.args(args)
+            .env("NETCONF_CONFIG", self.config())
+            .env("NETCONF_HOOKS_DIR", self.hooks())
+            .env("TZ", "UTC");
+        c
+    }
+
+    pub fn cmd(&self, bin: &str, args: &[&str]) -> Run {
+        let o = self
+            .command(bin, args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {bin}: {e}"));
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+
+    /// Runs a command that must succeed; returns its stdout.
+    pub fn ok(&self, bin: &str, args: &[&str]) -> String {
+        let r = self.cmd(bin, args);
+        assert_eq!(
+            r.code,
+            0,
+            "{} {args:?} failed:\nstdout: {}\nstderr: {}",
+            name(bin),
+            r.stdout,
+            r.stderr
+        );
+        r.stdout
+    }
+
+    pub fn bytes(&self) -> Vec<u8> {
+        fs::read(self.config()).expect("config.data exists")
+    }
+
+    pub fn text(&self) -> String {
+        fs::read_to_string(self.config()).expect("config.data exists")
+    }
+
+    /// Runs a command that must fail with `code` and exactly `stderr`, leaving config.data
+    /// byte-identical. Returns the run (for stdout checks).
+    pub fn fails(&self, bin: &str, args: &[&str], code: i32, stderr: &str) -> Run {
+        let before = self.bytes();
+        let r = self.cmd(bin, args);
+        assert_eq!(
+            (r.code, r.stderr.as_str()),
+            (code, stderr),
+            "{} {args:?}\nstdout: {}",
+            name(bin),
+            r.stdout
+        );
+        assert!(
+            self.bytes() == before,
+            "{} {args:?} failed but changed config.data",
+            name(bin)
+        );
+        r
+    }
+
+    /// `fails` with Ganeti's OpPrereqError layout and exit code 1.
+    pub fn prereq(&self, bin: &str, args: &[&str], ecode: &str, msg: &str) -> Run {
+        self.fails(bin, args, 1, &prereq(ecode, msg))
+    }
+
+    /// The value of `key` in the `[cluster]` table of config.data.
+    pub fn cluster_value(&self, key: &str) -> String {
+        let text = self.text();
+        let section = text
+            .split("\n[cluster]\n")
+            .nth(1)
+            .expect("[cluster] table")
+            .split("\n[")
+            .next()
+            .expect("table body");
+        section
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key} = ")))
+            .unwrap_or_else(|| panic!("no {key} in [cluster]"))
+            .trim_matches('"')
+            .to_owned()
+    }
+
+    pub fn serial(&self) -> u64 {
+        self.cluster_value("serial_no").parse().expect("serial_no")
+    }
+
+    /// Parses config.data with the library's own reader (the definition of "valid").
+    pub fn parsed(&self) -> netconf::config::Config {
+        netconf::config::parse(&self.text(), &self.config())
+            .unwrap_or_else(|e| panic!("config.data does not parse: {e}"))
+    }
+
+    /// A hook script `<hooks>/<path>-<phase>.d/<name>` with `body` (a shell script).
+    pub fn hook(&self, path: &str, phase: &str, name: &str, body: &str) {
+        let d = self.hooks().join(format!("{path}-{phase}.d"));
+        fs::create_dir_all(&d).expect("hook dir");
+        let p = d.join(name);
+        fs::write(&p, format!("#!/bin/sh\n{body}\n")).expect("hook script");
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+
+    /// A hook that records its environment in `<tmp>/env.<path>.<phase>`; returns that path.
+    pub fn env_hook(&self, path: &str, phase: &str) -> PathBuf {
+        let out = self.dir.path().join(format!("env.{path}.{phase}"));
+        self.hook(
+            path,
+            phase,
+            "10-record",
+            &format!("env > '{}'", out.display()),
+        );
+        out
+    }
+
+    /// `gnt-network list --no-headers --separator '|' -o FIELD NET`.
+    pub fn net_field(&self, net: &str, field: &str) -> String {
+        self.ok(NET, &["list", "--no-headers", "-o", field, net])
+            .trim_end_matches('\n')
+            .to_owned()
+    }
+
+    pub fn inst_field(&self, inst: &str, field: &str) -> String {
+        self.ok(INST, &["list", "--no-headers", "-o", field, inst])
+            .trim_end_matches('\n')
+            .to_owned()
+    }
+}
+
+/// Ganeti's OpPrereqError as the CLI prints it (with the final newline).
+pub fn prereq(ecode: &str, msg: &str) -> String {
+    format!(
+        "Failure: prerequisites not met for this operation:\nerror type: {ecode}, error details:\n{msg}\n"
+    )
+}
+
+/// Ganeti's OpExecError as the CLI prints it.
+pub fn exec_err(msg: &str) -> String {
+    format!("Failure: command execution error:\n{msg}\n")
+}
+
+/// The feedback lines (`<ctime>  - WARNING: msg`) of a run's stdout, without the time.
+pub fn feedback(stdout: &str, severity: &str) -> Vec<String> {
+    let tag = format!("  - {severity}: ");
+    stdout
+        .lines()
+        .filter_map(|l| l.split_once(&tag).map(|(_, m)| m.to_owned()))
+        .collect()
+}
+
+/// Reads a file written by `env > file` into sorted `KEY=value` pairs.
+pub fn env_file(p: &Path) -> Vec<(String, String)> {
+    let text = fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    let mut v: Vec<(String, String)> = text
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    v.sort();
+    v
+}
+
+pub fn env_get<'a>(env: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    env.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+fn name(bin: &str) -> &str {
+    Path::new(bin)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or(bin)
+}
+
+/// A cluster with net1 = 192.168.1.0/24 (gateway .1, tag nfdhcpd) connected to `default`
+/// as bridged/prv0: the seed scenario.
+pub fn seeded() -> Cluster {
+    let c = Cluster::new();
+    c.ok(
+        NET,
+        &[
+            "add",
+            "--network",
+            "192.168.1.0/24",
+            "--gateway",
+            "192.168.1.1",
+            "--tags",
+            "nfdhcpd",
+            "net1",
+        ],
+    );
+    c.ok(NET, &["connect", "net1", "bridged", "prv0"]);
+    c
+}

@@ -1,0 +1,367 @@
+//! The running daemon: one thread blocked on the NFQUEUE socket (the `nfq` crate exposes
+//! no pollable fd), one on inotify, one for periodic RAs, one refreshing the status file,
+//! and the main thread waiting for signals.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use netconf::MacAddr;
+use netconf::binding::Binding;
+use nix::sys::signal::{SigSet, Signal};
+
+use crate::config::Config;
+use crate::link::{self, MacCache, NameCache};
+use crate::outcome::Verdict;
+use crate::packet;
+use crate::rawsock::PacketSocket;
+use crate::stats::{self, Stats};
+use crate::table::{Entry, Table};
+use crate::{debug, error, info, ndp, rules, warn, watch};
+
+/// Room for a burst of a few thousand queued packets (each ~200 bytes plus metadata).
+const NFQUEUE_RCVBUF: i32 = 8 << 20;
+
+pub struct Options {
+    pub foreground: bool,
+    pub install_rules: bool,
+}
+
+struct Shared {
+    cfg: Config,
+    table: Arc<RwLock<Table>>,
+    stats: Mutex<Stats>,
+    sock: PacketSocket,
+}
+
+pub fn run(cfg: &Config, opts: &Options) -> anyhow::Result<()> {
+    if !opts.foreground {
+        nix::unistd::daemon(false, true).context("daemonizing")?;
+    }
+    // Threads inherit this mask, so only the main thread's sigwait sees these signals.
+    let mut sigs = SigSet::empty();
+    for s in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGUSR1,
+    ] {
+        sigs.add(s);
+    }
+    sigs.thread_block().context("blocking signals")?;
+
+    let datapath = cfg.general.datapath.clone();
+    std::fs::create_dir_all(&datapath)
+        .with_context(|| format!("creating {}", datapath.display()))?;
+    let mut table = Table::new(&datapath);
+    let n = table
+        .rescan()
+        .with_context(|| format!("reading {}", datapath.display()))?;
+    info!("{n} bindings loaded from {}", datapath.display());
+
+    let queues = cfg.queues()?;
+    let mut q = nfq::Queue::open().context("opening the NFQUEUE netlink socket")?;
+    for &num in &queues {
+        q.bind(num).with_context(|| {
+            format!("binding NFQUEUE {num} (is another nfdhcpd running in this namespace?)")
+        })?;
+        q.set_queue_max_len(num, cfg.rules.queue_maxlen)
+            .with_context(|| format!("queue {num}: setting the length"))?;
+        q.set_fail_open(num, cfg.rules.fail_open)
+            .with_context(|| format!("queue {num}: setting fail-open"))?;
+    }
+    match crate::rawsock::raise_nfqueue_rcvbuf(NFQUEUE_RCVBUF) {
+        Ok(n) if n > 0 => {}
+        Ok(_) => warn!("NFQUEUE socket not found: receive buffer left at its default"),
+        Err(e) => warn!("raising the NFQUEUE receive buffer: {e}"),
+    }
+    info!(
+        "bound NFQUEUE {}",
+        queues
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+
+    let pidfile = cfg.general.pidfile.clone();
+    if !pidfile.as_os_str().is_empty() {
+        if let Some(d) = pidfile.parent() {
+            let _ = std::fs::create_dir_all(d);
+        }
+        std::fs::write(&pidfile, format!("{}\n", std::process::id()))
+            .with_context(|| format!("writing {}", pidfile.display()))?;
+    }
+
+    if opts.install_rules && cfg.rules.install {
+        if let Err(e) = rules::install(cfg) {
+            rules::remove(cfg);
+            return Err(e.context("installing NFQUEUE rules"));
+        }
+        info!("NFQUEUE rules installed in chain {}", cfg.rules.chain);
+    }
+
+    let shared = Arc::new(Shared {
+        cfg: cfg.clone(),
+        table: Arc::new(RwLock::new(table)),
+        stats: Mutex::new(Stats::default()),
+        sock: PacketSocket::open().context("opening the AF_PACKET socket")?,
+    });
+
+    let result = (|| -> anyhow::Result<()> {
+        watch::start(&datapath, shared.table.clone()).context("watching the state directory")?;
+        let s = shared.clone();
+        std::thread::Builder::new()
+            .name("nfqueue".into())
+            .spawn(move || queue_loop(q, &s))?;
+        if cfg.ipv6_plan()?.is_some() {
+            let s = shared.clone();
+            std::thread::Builder::new()
+                .name("ra".into())
+                .spawn(move || ra_loop(&s))?;
+        }
+        let s = shared.clone();
+        std::thread::Builder::new()
+            .name("status".into())
+            .spawn(move || status_loop(&s))?;
+        write_status(&shared);
+        loop {
+            match sigs.wait() {
+                Ok(Signal::SIGHUP) => {
+                    info!("SIGHUP: rescanning {}", datapath.display());
+                    let mut t = shared.table.write().unwrap_or_else(|p| p.into_inner());
+                    if let Err(e) = t.rescan() {
+                        error!("rescan: {e}");
+                    }
+                }
+                Ok(Signal::SIGUSR1) => dump_table(&shared),
+                Ok(sig) => {
+                    info!("{sig}: exiting");
+                    return Ok(());
+                }
+                Err(e) => warn!("sigwait: {e}"),
+            }
+        }
+    })();
+
+    if opts.install_rules && cfg.rules.install {
+        rules::remove(cfg);
+        info!("NFQUEUE rules removed");
+    }
+    let _ = std::fs::remove_file(&cfg.general.status_file);
+    if !pidfile.as_os_str().is_empty() {
+        let _ = std::fs::remove_file(&pidfile);
+    }
+    result
+}
+
+fn hw_src(msg: &nfq::Message) -> Option<MacAddr> {
+    let h = msg.get_hw_addr()?;
+    (h.len() >= 6).then(|| MacAddr([h[0], h[1], h[2], h[3], h[4], h[5]]))
+}
+
+/// The device whose MAC replies carry: the binding's INDEV, else the device the packet
+/// came in on (the bridge when bridged, the TAP when routed).
+fn indev_name(b: &Binding, packet_indev: u32) -> Option<String> {
+    match &b.indev {
+        Some(i) => Some(i.as_str().to_owned()),
+        None => link::name_of(packet_indev),
+    }
+}
+
+fn queue_loop(mut q: nfq::Queue, s: &Shared) {
+    let mut macs = MacCache::default();
+    let mut names = NameCache::default();
+    loop {
+        let mut msg = match q.recv() {
+            Ok(m) => m,
+            Err(e) => {
+                error!("NFQUEUE receive: {e}");
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+        };
+        // A bug in a handler must cost one packet, never the queue thread (which would
+        // leave every later packet without a verdict).
+        let verdict = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            process(&msg, s, &mut macs, &mut names)
+        }))
+        .unwrap_or_else(|_| {
+            error!("handler panicked; packet dropped");
+            Verdict::Drop
+        });
+        msg.set_verdict(match verdict {
+            Verdict::Accept => nfq::Verdict::Accept,
+            Verdict::Drop => nfq::Verdict::Drop,
+        });
+        if let Err(e) = q.verdict(msg) {
+            error!("NFQUEUE verdict: {e}");
+            s.stats
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .verdict_errors += 1;
+        }
+    }
+}
+
+fn process(msg: &nfq::Message, s: &Shared, macs: &mut MacCache, names: &mut NameCache) -> Verdict {
+    let kind = packet::classify(msg.get_payload());
+    if !packet::wanted(&kind, &s.cfg) {
+        return Verdict::Accept;
+    }
+    let physindev = msg.get_physindev();
+    let ifindex = if physindev != 0 {
+        physindev
+    } else {
+        msg.get_indev()
+    };
+    let Some(tap) = names.get(ifindex) else {
+        return Verdict::Accept;
+    };
+    let hw = hw_src(msg);
+    let outcome = {
+        let table = s.table.read().unwrap_or_else(|p| p.into_inner());
+        match table.get(&tap) {
+            None => {
+                drop(table);
+                let mut st = s.stats.lock().unwrap_or_else(|p| p.into_inner());
+                st.unknown_interface += 1;
+                debug!("{tap}: no binding, packet accepted");
+                return Verdict::Accept;
+            }
+            // Never answer from a broken binding; the packet goes on as if unbound.
+            Some(Entry::Broken(_)) => crate::outcome::Outcome::accept("broken-binding"),
+            Some(Entry::Bound(b)) => {
+                match indev_name(b, msg.get_indev()).and_then(|n| macs.get(&n)) {
+                    Some(indev_mac) => packet::handle(&kind, hw, b, &s.cfg, indev_mac),
+                    None => crate::outcome::Outcome::drop("no-indev"),
+                }
+            }
+        }
+    };
+    let mut sent = false;
+    if let Some(frame) = &outcome.reply {
+        match s.sock.send(ifindex, frame) {
+            Ok(()) => sent = true,
+            Err(e) => {
+                warn!("{tap}: sending reply: {e}");
+                s.stats
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .send_errors += 1;
+            }
+        }
+    }
+    // Per packet only at debug level: at thousands of requests per second a log line
+    // each would cost more than answering them. Refusals are counted in the status.
+    debug!(
+        "{tap}: {} -> {:?}{}",
+        outcome.what,
+        outcome.verdict,
+        if sent { ", replied" } else { "" }
+    );
+    s.stats.lock().unwrap_or_else(|p| p.into_inner()).count(
+        &tap,
+        outcome.what,
+        sent,
+        outcome.verdict == Verdict::Drop,
+    );
+    outcome.verdict
+}
+
+/// Unsolicited RAs to every bound TAP that exists, every `ra_period`; one failing TAP
+/// never stops the round (it did in the original).
+fn ra_loop(s: &Shared) {
+    let managed_other = s
+        .cfg
+        .ipv6_plan()
+        .ok()
+        .flatten()
+        .is_some_and(|p| p.dhcpv6_queue.is_some());
+    loop {
+        let jobs: Vec<(String, Binding)> = {
+            let t = s.table.read().unwrap_or_else(|p| p.into_inner());
+            t.bound()
+                .filter(|(_, b)| b.subnet6.is_some())
+                .map(|(k, b)| (k.clone(), b.clone()))
+                .collect()
+        };
+        let mut sent = 0usize;
+        for (tap, b) in &jobs {
+            let Some(idx) = link::index_of(tap) else {
+                continue;
+            };
+            let indev = b
+                .indev
+                .as_ref()
+                .map(|i| i.as_str().to_owned())
+                .or_else(|| master_of(tap))
+                .unwrap_or_else(|| tap.clone());
+            let Some(mac) = link::mac_of(&indev) else {
+                continue;
+            };
+            if let Some(f) = ndp::router_advert(b, &s.cfg, mac, managed_other) {
+                let ok = s.sock.send(idx, &f);
+                if let Err(e) = &ok {
+                    debug!("{tap}: periodic RA: {e}");
+                }
+                sent += usize::from(ok.is_ok());
+                let mut st = s.stats.lock().unwrap_or_else(|p| p.into_inner());
+                *st.per_message.entry("RA-periodic").or_default() += u64::from(ok.is_ok());
+                st.send_errors += u64::from(ok.is_err());
+            }
+        }
+        debug!("periodic RA round: {sent} sent");
+        std::thread::sleep(Duration::from_secs(u64::from(s.cfg.ipv6.ra_period)));
+    }
+}
+
+/// The bridge a TAP is enslaved to, if any.
+fn master_of(tap: &str) -> Option<String> {
+    let p: PathBuf = std::fs::read_link(format!("/sys/class/net/{tap}/master")).ok()?;
+    p.file_name()?.to_str().map(str::to_owned)
+}
+
+fn write_status(s: &Shared) {
+    let (bound, broken) = {
+        let t = s.table.read().unwrap_or_else(|p| p.into_inner());
+        let b = t.bound().count();
+        (b, t.entries.len() - b)
+    };
+    let text = s
+        .stats
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .render(bound, broken);
+    if let Err(e) = stats::write_status(&s.cfg.general.status_file, &text) {
+        debug!("status file: {e}");
+    }
+}
+
+fn status_loop(s: &Shared) {
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+        write_status(s);
+    }
+}
+
+fn dump_table(s: &Shared) {
+    let t = s.table.read().unwrap_or_else(|p| p.into_inner());
+    let mut names: Vec<&String> = t.entries.keys().collect();
+    names.sort();
+    for n in names {
+        match &t.entries[n] {
+            Entry::Bound(b) => info!(
+                "{n}: {} {} {} {}",
+                b.hostname,
+                b.mac,
+                b.ip.map(|a| a.to_string()).unwrap_or_else(|| "-".into()),
+                b.subnet6
+                    .map(|a| a.to_string())
+                    .unwrap_or_else(|| "-".into())
+            ),
+            Entry::Broken(e) => info!("{n}: BROKEN {e}"),
+        }
+    }
+}

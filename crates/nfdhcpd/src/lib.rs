@@ -1,0 +1,24 @@
+//! nfdhcpd: answers DHCPv4, Router and Neighbor Solicitations and stateless DHCPv6 for the
+//! guests of one node, from per-TAP binding files, with packets diverted by NFQUEUE.
+
+pub mod log;
+
+pub mod config;
+pub mod convert;
+pub mod daemon;
+pub mod dhcp4;
+pub mod dhcp6;
+pub mod frame;
+pub mod link;
+pub mod ndp;
+pub mod outcome;
+pub mod packet;
+pub mod pcap;
+pub mod rawsock;
+pub mod rules;
+pub mod stats;
+pub mod table;
+pub mod watch;
+
+#[cfg(test)]
+mod tests;

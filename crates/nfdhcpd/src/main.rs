@@ -1,0 +1,106 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+
+use nfdhcpd::config::{self, Config};
+use nfdhcpd::{daemon, log};
+
+/// Node-local DHCPv4, Router Advertisement, Neighbor Advertisement and stateless DHCPv6
+/// responder for virtual machines, fed by NFQUEUE and per-TAP binding files.
+#[derive(Parser, Debug)]
+#[command(name = "nfdhcpd", version)]
+struct Cli {
+    /// Configuration file.
+    #[arg(short, long, value_name = "FILE", default_value = config::DEFAULT_PATH)]
+    config: PathBuf,
+    /// Stay in the foreground (always the case under systemd).
+    #[arg(short, long)]
+    foreground: bool,
+    /// Log at debug level.
+    #[arg(short, long)]
+    debug: bool,
+    /// Validate the configuration and exit.
+    #[arg(long)]
+    check_config: bool,
+    /// Do not install or remove the NFQUEUE rules; the operator provides them.
+    #[arg(long)]
+    no_rules: bool,
+    /// Print the counters of the running daemon and exit.
+    #[arg(long)]
+    status: bool,
+    /// Print the TOML equivalent of an original nfdhcpd.conf and exit.
+    #[arg(long, value_name = "OLD_CONF")]
+    convert_config: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("nfdhcpd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    log::set_level(if cli.debug { log::DEBUG } else { log::INFO });
+    if let Some(old) = &cli.convert_config {
+        let text =
+            std::fs::read_to_string(old).with_context(|| format!("reading {}", old.display()))?;
+        let toml =
+            nfdhcpd::convert::convert(&text).with_context(|| format!("in {}", old.display()))?;
+        print!("{toml}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let cfg = Config::load(&cli.config)?;
+    if cli.check_config {
+        let q = cfg.queues()?;
+        println!(
+            "{}: OK (queues {})",
+            cli.config.display(),
+            q.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if cli.status {
+        return status(&cfg);
+    }
+    daemon::run(
+        &cfg,
+        &daemon::Options {
+            foreground: cli.foreground,
+            install_rules: !cli.no_rules,
+        },
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn status(cfg: &Config) -> anyhow::Result<ExitCode> {
+    let path = &cfg.general.status_file;
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!("nfdhcpd: not running ({} absent)", path.display());
+            return Ok(ExitCode::from(3));
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let pid: Option<i32> = text
+        .lines()
+        .find_map(|l| l.strip_prefix("pid "))
+        .and_then(|p| p.trim().parse().ok());
+    let alive = pid.is_some_and(|p| std::path::Path::new(&format!("/proc/{p}")).exists());
+    print!("{text}");
+    if !alive {
+        eprintln!("nfdhcpd: stale status file, daemon not running");
+        return Ok(ExitCode::from(3));
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,196 @@
+//! The NFQUEUE rules nfdhcpd owns (reference B11): a chain in the mangle table of
+//! iptables and ip6tables, jumped to from PREROUTING, removed again at exit.
+
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+use crate::config::{Config, Ipv6Plan};
+use crate::{debug, warn};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    fn tool(self) -> &'static str {
+        match self {
+            Family::V4 => "iptables",
+            Family::V6 => "ip6tables",
+        }
+    }
+}
+
+/// The rules inside the chain, as argument lists for `-A <chain>`.
+pub fn chain_rules(cfg: &Config, plan: Option<Ipv6Plan>) -> Vec<(Family, Vec<String>)> {
+    let r = &cfg.rules;
+    let pattern = format!("{}+", r.tap_prefix);
+    let mut matches: Vec<Vec<String>> = Vec::new();
+    if r.routed {
+        matches.push(vec!["-i".into(), pattern.clone()]);
+    }
+    if r.bridged {
+        matches.push(vec![
+            "-m".into(),
+            "physdev".into(),
+            "--physdev-in".into(),
+            pattern,
+        ]);
+    }
+    let target = |q: u16| -> Vec<String> {
+        let mut t = vec![
+            "-j".into(),
+            "NFQUEUE".into(),
+            "--queue-num".into(),
+            q.to_string(),
+        ];
+        // With no listener the packets continue instead of vanishing.
+        t.push("--queue-bypass".into());
+        t
+    };
+    let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
+    let mut out = Vec::new();
+    for m in &matches {
+        if cfg.dhcp.enable_dhcp {
+            let mut a = m.clone();
+            a.extend(s(&["-p", "udp", "--dport", "67"]));
+            a.extend(target(cfg.dhcp.dhcp_queue));
+            out.push((Family::V4, a));
+        }
+        if let Some(p) = plan {
+            let mut rs = m.clone();
+            rs.extend(s(&[
+                "-p",
+                "ipv6-icmp",
+                "--icmpv6-type",
+                "router-solicitation",
+            ]));
+            rs.extend(target(p.rs_queue));
+            out.push((Family::V6, rs));
+            let mut ns = m.clone();
+            ns.extend(s(&[
+                "-p",
+                "ipv6-icmp",
+                "--icmpv6-type",
+                "neighbour-solicitation",
+            ]));
+            ns.extend(target(p.ns_queue));
+            out.push((Family::V6, ns));
+            if let Some(q) = p.dhcpv6_queue {
+                let mut d = m.clone();
+                d.extend(s(&["-p", "udp", "--dport", "547"]));
+                d.extend(target(q));
+                out.push((Family::V6, d));
+            }
+        }
+    }
+    out
+}
+
+fn run(fam: Family, args: &[String]) -> anyhow::Result<()> {
+    debug!("{} {}", fam.tool(), args.join(" "));
+    let out = Command::new(fam.tool())
+        .args(["-w", "5"])
+        .args(args)
+        .output()
+        .with_context(|| format!("running {}", fam.tool()))?;
+    if !out.status.success() {
+        bail!(
+            "{} {} failed: {}",
+            fam.tool(),
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+fn quiet(fam: Family, args: &[&str]) -> bool {
+    Command::new(fam.tool())
+        .args(["-w", "5"])
+        .args(args)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn families(plan: Option<Ipv6Plan>) -> Vec<Family> {
+    let mut f = vec![Family::V4];
+    if plan.is_some() {
+        f.push(Family::V6);
+    }
+    f
+}
+
+/// Creates (or empties) the chain, fills it and hooks it into PREROUTING once.
+pub fn install(cfg: &Config) -> anyhow::Result<()> {
+    let plan = cfg.ipv6_plan()?;
+    let chain = cfg.rules.chain.as_str();
+    for fam in families(plan) {
+        if !quiet(fam, &["-t", "mangle", "-N", chain]) {
+            run(
+                fam,
+                &["-t".into(), "mangle".into(), "-F".into(), chain.into()],
+            )?;
+        }
+    }
+    for (fam, rule) in chain_rules(cfg, plan) {
+        let mut a: Vec<String> = vec!["-t".into(), "mangle".into(), "-A".into(), chain.into()];
+        a.extend(rule);
+        run(fam, &a)?;
+    }
+    for fam in families(plan) {
+        if !quiet(fam, &["-t", "mangle", "-C", "PREROUTING", "-j", chain]) {
+            run(
+                fam,
+                &["-t", "mangle", "-I", "PREROUTING", "1", "-j", chain].map(String::from),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes the jump and the chain; logs and goes on, so exit always completes.
+pub fn remove(cfg: &Config) {
+    let plan = cfg.ipv6_plan().ok().flatten();
+    let chain = cfg.rules.chain.as_str();
+    for fam in [Family::V4, Family::V6] {
+        if fam == Family::V6 && plan.is_none() && !quiet(fam, &["-t", "mangle", "-L", chain, "-n"])
+        {
+            continue;
+        }
+        while quiet(fam, &["-t", "mangle", "-D", "PREROUTING", "-j", chain]) {}
+        quiet(fam, &["-t", "mangle", "-F", chain]);
+        if !quiet(fam, &["-t", "mangle", "-X", chain])
+            && quiet(fam, &["-t", "mangle", "-L", chain, "-n"])
+        {
+            warn!("could not delete {} chain {chain}", fam.tool());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_cover_both_modes_and_all_queues() {
+        let cfg = Config::default();
+        let rules = chain_rules(&cfg, cfg.ipv6_plan().unwrap());
+        // 4 kinds × (routed + bridged)
+        assert_eq!(rules.len(), 8);
+        let text: Vec<String> = rules.iter().map(|(_, r)| r.join(" ")).collect();
+        assert!(text.contains(
+            &"-i tap+ -p udp --dport 67 -j NFQUEUE --queue-num 42 --queue-bypass".to_owned()
+        ));
+        assert!(text.iter().any(|t| t.starts_with(
+            "-m physdev --physdev-in tap+ -p ipv6-icmp --icmpv6-type neighbour-solicitation"
+        ) && t.contains("--queue-num 44")));
+        assert!(text.iter().all(|t| t.ends_with("--queue-bypass")));
+        let mut c = Config::default();
+        c.rules.bridged = false;
+        c.ipv6.enable_ipv6 = false;
+        assert_eq!(chain_rules(&c, None).len(), 1);
+    }
+}
