@@ -409,7 +409,7 @@ fn apply_firewall(
     if old.is_empty() && w.is_empty() {
         return Ok(());
     }
-    let assumed = Dump::assumed(fam, tap, old);
+    let assumed = Dump::assumed(fam, old);
     let Some(batch) = firewall::render_many(fam, &assumed, &[(tap, w)], false) else {
         return Ok(());
     };

@@ -207,11 +207,11 @@ pub fn target_of(rule: &str) -> Option<&str> {
 }
 
 impl Dump {
-    /// What the table holds of `tap` if `spec` was applied and nobody touched it since:
+    /// What the table holds of a TAP if `spec` was applied and nobody touched it since:
     /// lets `up`/`down` skip the `*-save` call. A wrong guess makes the batch fail (a `-D`
     /// of a missing jump, a `-N` of an existing chain), and the caller then falls back to
     /// a real dump.
-    pub fn assumed(family: Family, tap: &str, spec: &TableSpec) -> Dump {
+    pub fn assumed(family: Family, spec: &TableSpec) -> Dump {
         let mut d = Dump::default();
         for c in &spec.chains {
             d.chains.push(c.name.clone());
@@ -225,7 +225,6 @@ impl Dump {
                 format!("{} {}", j.matches, family.jump_tail(&j.target)),
             ));
         }
-        let _ = tap;
         d
     }
 }
@@ -459,7 +458,7 @@ mod tests {
     #[test]
     fn assumed_dump_deletes_recorded_jumps_without_gc() {
         let sp = spec("tap1");
-        let d = Dump::assumed(Family::Ip4, "tap1", &sp);
+        let d = Dump::assumed(Family::Ip4, &sp);
         let b = render_many(Family::Ip4, &d, &[("tap1", &TableSpec::default())], false).unwrap();
         assert_eq!(
             b,
