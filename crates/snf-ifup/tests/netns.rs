@@ -1461,3 +1461,77 @@ fn ganeti_32_pre_migration_phase_announces_nothing() {
             .contains("MIGRATION_PHASE must be pre or post, not 'during'")
     );
 }
+
+#[test]
+fn bridged_profile_filters_traffic_towards_the_vm() {
+    if !can_run("bridged_profile_filters_traffic_towards_the_vm") {
+        return;
+    }
+    let mut lab = Lab::new();
+    lab.bridge("br0", 1500);
+    let g1 = bridged_guest(&mut lab, "tap1", MAC1, "198.51.100.11");
+    let g2 = bridged_guest(&mut lab, "tap2", "aa:00:00:00:00:02", "198.51.100.12");
+    let e1 = nic(
+        "tap1",
+        MAC1,
+        "198.51.100.11",
+        "bridged",
+        "br0",
+        "",
+        "synnefo:network:0:protected",
+    );
+    let e2 = nic(
+        "tap2",
+        "aa:00:00:00:00:02",
+        "198.51.100.12",
+        "bridged",
+        "br0",
+        "",
+        "",
+    );
+    lab.ifup_ok(&refs(&e1), &["ganeti", "up"]);
+    lab.ifup_ok(&refs(&e2), &["ganeti", "up"]);
+    // g1 counts the UDP datagrams that reach it.
+    ok(&[
+        "ip", "netns", "exec", &g1, "iptables", "-A", "INPUT", "-p", "udp", "--dport", "9999",
+    ]);
+    let count = |port: &str| -> u64 {
+        let o = lab.exec_in(&g1, &["iptables", "-L", "INPUT", "-v", "-n", "-x"]);
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .find(|l| l.contains(&format!("dpt:{port}")))
+            .and_then(|l| l.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    // One datagram from g2 to g1 (bash's /dev/udp: no extra tool).
+    let send = |dport: &str| {
+        let script = format!("exec 3<>/dev/udp/198.51.100.11/{dport}; echo x >&3");
+        lab.exec_in(&g2, &["bash", "-c", &script])
+    };
+    assert!(
+        lab.ping_ok(&g2, "198.51.100.11", &[]),
+        "ICMP passes the protected profile"
+    );
+    send("9999");
+    send("9998");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(
+        count("9999"),
+        0,
+        "a new UDP flow towards the VM passed the protected profile"
+    );
+    // The profile's DROP counted it (br_netfilter sent the bridged frame through FORWARD).
+    let drops = lab.exec(&["iptables", "-L", "snf-protected", "-v", "-n", "-x"]);
+    let dropped: u64 = drops
+        .lines()
+        .rfind(|l| l.contains("DROP"))
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    assert!(dropped >= 2, "{drops}");
+    // Without the profile the same datagram arrives.
+    let e1 = nic("tap1", MAC1, "198.51.100.11", "bridged", "br0", "", "");
+    lab.ifup_ok(&refs(&e1), &["ganeti", "up"]);
+    send("9999");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(count("9999"), 1, "without a profile the datagram arrives");
+}
