@@ -25,48 +25,55 @@ pub struct Request<'a> {
     pub hw_src: Option<MacAddr>,
 }
 
+/// Decodes a request. nfdhcpd needs the BOOTP header and options 53, 50 and 54 only, so
+/// those are picked out by a strict TLV walk and only they are handed to dhcproto: its
+/// decoder reads many fixed-size options without looking at their length and
+/// `debug_assert!`s others, which the fuzzer turned into panics on crafted input.
 pub fn parse(bootp: &[u8]) -> Option<Message> {
-    if !option_lengths_sane(bootp) {
-        return None;
-    }
-    Message::decode(&mut Decoder::new(bootp)).ok()
+    let clean = sanitize(bootp)?;
+    Message::decode(&mut Decoder::new(&clean)).ok()
 }
 
 /// BOOTP fixed header and magic cookie.
 const OPTIONS_OFFSET: usize = 240;
+const MAGIC: [u8; 4] = [99, 130, 83, 99];
 
-/// Rejects options whose length dhcproto 0.15 only checks with `debug_assert!` or
-/// subtracts from unchecked (rapid commit, client FQDN, client network interface, the
-/// bulk lease query options): found by the fuzzer, they panic in debug builds.
-fn option_lengths_sane(bootp: &[u8]) -> bool {
+/// The header plus the options nfdhcpd uses, each with its RFC 2132 length; None when the
+/// message is malformed (short, wrong cookie, broken TLVs, wrong option sizes).
+fn sanitize(bootp: &[u8]) -> Option<Vec<u8>> {
+    if bootp.len() < OPTIONS_OFFSET || bootp[236..240] != MAGIC {
+        return None;
+    }
+    let mut out = bootp[..OPTIONS_OFFSET].to_vec();
     let mut i = OPTIONS_OFFSET;
-    while i < bootp.len() {
-        let code = bootp[i];
+    loop {
+        let code = *bootp.get(i)?;
         match code {
             0 => {
                 i += 1;
                 continue;
             }
-            255 => return true,
+            255 => break,
             _ => {}
         }
-        let Some(&len) = bootp.get(i + 1) else {
-            return false;
+        let len = usize::from(*bootp.get(i + 1)?);
+        let body = bootp.get(i + 2..i + 2 + len)?;
+        let keep = match code {
+            53 => Some(1),
+            50 | 54 => Some(4),
+            _ => None,
         };
-        let ok = match code {
-            80 => len == 0,
-            81 => len >= 3,
-            94 => len == 3,
-            151 => len >= 1,
-            152..=155 => len == 4,
-            _ => true,
-        };
-        if !ok {
-            return false;
+        if let Some(size) = keep {
+            if len != size {
+                return None;
+            }
+            out.extend_from_slice(&[code, len as u8]);
+            out.extend_from_slice(body);
         }
-        i += 2 + usize::from(len);
+        i += 2 + len;
     }
-    true
+    out.push(255);
+    Some(out)
 }
 
 pub fn encode(msg: &Message) -> Option<Vec<u8>> {
@@ -154,7 +161,7 @@ pub fn handle(req: &Request<'_>, b: &Binding, cfg: &Config, src_mac: MacAddr) ->
             if asked == ip || (requested.is_none() && ciaddr.is_unspecified()) {
                 (MessageType::Ack, "DHCPREQUEST")
             } else {
-                (MessageType::Nak, "DHCPREQUEST")
+                (MessageType::Nak, "DHCPREQUEST-NAK")
             }
         }
         MessageType::Inform => (MessageType::Ack, "DHCPINFORM"),

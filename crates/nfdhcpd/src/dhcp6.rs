@@ -4,7 +4,7 @@
 
 use std::net::Ipv6Addr;
 
-use dhcproto::v6::{DhcpOption, DhcpOptions, Message, MessageType, OptionCode};
+use dhcproto::v6::{DhcpOption, DhcpOptions, Message, MessageType};
 use dhcproto::{Decodable, Decoder, Encodable, Encoder, Name};
 use netconf::MacAddr;
 use netconf::binding::Binding;
@@ -76,6 +76,41 @@ pub fn server_duid(indev_mac: MacAddr) -> Vec<u8> {
     d
 }
 
+const INFORMATION_REQUEST: u8 = 11;
+const OPTION_CLIENTID: u16 = 1;
+
+/// The parts of a client message a stateless server uses (RFC 8415 §8, §21.2).
+#[derive(Debug, PartialEq, Eq)]
+pub struct RequestHeader<'a> {
+    pub msg_type: u8,
+    pub xid: [u8; 3],
+    pub client_id: Option<&'a [u8]>,
+}
+
+impl<'a> RequestHeader<'a> {
+    /// None when the option area is not a well-formed TLV sequence.
+    pub fn read(msg: &'a [u8]) -> Option<RequestHeader<'a>> {
+        let (&msg_type, rest) = msg.split_first()?;
+        let xid: [u8; 3] = rest.get(..3)?.try_into().ok()?;
+        let mut opts = &rest[3..];
+        let mut client_id = None;
+        while !opts.is_empty() {
+            let code = u16::from_be_bytes([*opts.first()?, *opts.get(1)?]);
+            let len = usize::from(u16::from_be_bytes([*opts.get(2)?, *opts.get(3)?]));
+            let body = opts.get(4..4 + len)?;
+            if code == OPTION_CLIENTID && client_id.is_none() {
+                client_id = Some(body);
+            }
+            opts = &opts[4 + len..];
+        }
+        Some(RequestHeader {
+            msg_type,
+            xid,
+            client_id,
+        })
+    }
+}
+
 pub struct Request<'a> {
     pub src: Ipv6Addr,
     pub sport: u16,
@@ -84,23 +119,25 @@ pub struct Request<'a> {
 }
 
 pub fn handle(req: &Request<'_>, b: &Binding, cfg: &Config, indev_mac: MacAddr) -> Outcome {
-    let Some(msg) = parse(req.udp_payload) else {
+    // Only the header and the client id matter to a stateless server; reading them
+    // directly keeps arbitrary other options (and dhcproto's decoding quirks) out of the way.
+    let Some(msg) = RequestHeader::read(req.udp_payload) else {
         return Outcome::drop("malformed");
     };
     if !b.macspoof && req.hw_src.is_some_and(|m| m != b.mac) {
         return Outcome::drop("spoofed");
     }
-    if msg.msg_type() != MessageType::InformationRequest {
+    if msg.msg_type != INFORMATION_REQUEST {
         // Stateful DHCPv6 is not offered; the RA says so (M=0).
         return Outcome::drop("DHCPv6-unsupported");
     }
     if b.subnet6.is_none() {
         return Outcome::accept("DHCPv6-no-ipv6");
     }
-    let mut reply = Message::new_with_id(MessageType::Reply, msg.xid());
+    let mut reply = Message::new_with_id(MessageType::Reply, msg.xid);
     let mut opts = DhcpOptions::new();
-    if let Some(DhcpOption::ClientId(id)) = msg.opts().get(OptionCode::ClientId) {
-        opts.insert(DhcpOption::ClientId(id.clone()));
+    if let Some(id) = msg.client_id {
+        opts.insert(DhcpOption::ClientId(id.to_vec()));
     }
     opts.insert(DhcpOption::ServerId(server_duid(indev_mac)));
     if !cfg.ipv6.nameservers.is_empty() {

@@ -34,6 +34,12 @@ fn config() -> Config {
     .unwrap()
 }
 
+/// dhcproto's own full decoder, for trusted messages (fixtures, nfdhcpd's replies).
+fn full(bootp: &[u8]) -> Option<v4::Message> {
+    use dhcproto::{Decodable, Decoder};
+    v4::Message::decode(&mut Decoder::new(bootp)).ok()
+}
+
 fn captured() -> Vec<&'static [u8]> {
     pcap::frames(CAPTURE).expect("fixture is a pcap")
 }
@@ -54,7 +60,7 @@ fn requests() -> Vec<(&'static [u8], &'static [u8])> {
 fn decode_reply_bootp(frame: &[u8]) -> v4::Message {
     let p = SlicedPacket::from_ethernet(frame).unwrap();
     match p.transport {
-        Some(TransportSlice::Udp(u)) => dhcp4::parse(u.payload()).unwrap(),
+        Some(TransportSlice::Udp(u)) => full(u.payload()).unwrap(),
         other => panic!("not UDP: {other:?}"),
     }
 }
@@ -85,13 +91,30 @@ fn captured_dhcp_messages_round_trip() {
     for f in captured() {
         match packet::classify(&f[14..]) {
             Kind::Dhcp4 { bootp } => {
-                let m = dhcp4::parse(bootp).unwrap();
-                let again = dhcp4::parse(&dhcp4::encode(&m).unwrap()).unwrap();
+                // Every option of real clients' messages survives decode + encode.
+                let m = full(bootp).unwrap();
+                let again = full(&dhcp4::encode(&m).unwrap()).unwrap();
                 assert_eq!(m, again);
+                // What the handler sees: header and options 53/50/54 unchanged.
+                let p = dhcp4::parse(bootp).unwrap();
+                assert_eq!(
+                    (p.xid(), p.chaddr(), p.ciaddr()),
+                    (m.xid(), m.chaddr(), m.ciaddr())
+                );
+                for code in [
+                    OptionCode::MessageType,
+                    OptionCode::RequestedIpAddress,
+                    OptionCode::ServerIdentifier,
+                ] {
+                    assert_eq!(p.opts().get(code), m.opts().get(code));
+                }
                 n4 += 1;
             }
             Kind::Dhcp6 { payload, .. } => {
                 let m = dhcp6::parse(payload).unwrap();
+                let h = dhcp6::RequestHeader::read(payload).unwrap();
+                assert_eq!((h.msg_type, h.xid), (u8::from(m.msg_type()), m.xid()));
+                assert!(h.client_id.is_some());
                 let mut buf = Vec::new();
                 m.encode(&mut Encoder::new(&mut buf)).unwrap();
                 assert_eq!(buf, payload, "DHCPv6 re-encodes byte for byte");
@@ -113,7 +136,7 @@ fn captured_dhcp_messages_round_trip() {
 fn decode_reply_bootp_opt(frame: &[u8]) -> Option<v4::Message> {
     let p = SlicedPacket::from_ethernet(frame).ok()?;
     match p.transport {
-        Some(TransportSlice::Udp(u)) if u.destination_port() == 68 => dhcp4::parse(u.payload()),
+        Some(TransportSlice::Udp(u)) if u.destination_port() == 68 => full(u.payload()),
         _ => None,
     }
 }
@@ -366,17 +389,25 @@ fn private_spoofed_and_ipless_bindings() {
         BRIDGE,
     );
     assert_eq!(out.verdict, Verdict::Drop);
-    // Option lengths dhcproto only debug-asserts (more fuzzer finds): refused, no panic.
-    for bad_opt in [
+    // Options dhcproto would misread (more fuzzer finds) never reach it; the options
+    // nfdhcpd uses must have their RFC sizes; a wrong cookie is malformed.
+    for opt in [
         [152u8, 2, 0, 0],
         [81, 1, 0, 0],
         [80, 1, 0, 0],
-        [151, 0, 255, 0],
+        [94, 1, 0, 0],
     ] {
         let mut m = dhcp4::encode(&request(MessageType::Discover)).unwrap();
-        m.splice(240..240, bad_opt);
-        assert!(dhcp4::parse(&m).is_none(), "{bad_opt:?}");
+        m.splice(240..240, opt);
+        let p = dhcp4::parse(&m).unwrap();
+        assert_eq!(p.opts().msg_type(), Some(MessageType::Discover));
     }
+    let mut m = dhcp4::encode(&request(MessageType::Discover)).unwrap();
+    m.splice(240..240, [54, 3, 1, 2, 3]);
+    assert!(dhcp4::parse(&m).is_none());
+    m = dhcp4::encode(&request(MessageType::Discover)).unwrap();
+    m[236] = 0;
+    assert!(dhcp4::parse(&m).is_none());
     let out = dhcp4::handle(
         &dhcp4::Request {
             bootp: b"garbage",
@@ -519,6 +550,18 @@ fn dhcpv6_reply_goes_to_the_source_and_solicit_is_refused() {
         Some(dhcproto::v6::DhcpOption::ServerId(d)) if d == &dhcp6::server_duid(BRIDGE)
     ));
 
+    // Truncated or overlong options: malformed, dropped without reply.
+    for bad in [&[11u8, 0, 0][..], &[11, 0, 0, 1, 0, 1, 0, 9, 1]] {
+        assert!(dhcp6::RequestHeader::read(bad).is_none());
+        let r = dhcp6::Request {
+            udp_payload: bad,
+            ..req
+        };
+        assert_eq!(
+            dhcp6::handle(&r, &binding(), &cfg, BRIDGE).what,
+            "malformed"
+        );
+    }
     // Option lengths dhcproto subtracts from unchecked (fuzzer finds): refused, no panic.
     for bad in [
         &[11u8, 0, 0, 1, 0, 17, 0, 2, 0, 0][..],

@@ -419,3 +419,64 @@ fn daemon_mode_detaches_serves_and_stops_on_sigterm() {
     );
     assert!(!tb.path("nfdhcpd.pid").exists());
 }
+
+/// A client coming back with a lease for an address that is no longer bound (INIT-REBOOT)
+/// is NAKed and then gets the bound address.
+#[test]
+fn stale_lease_is_naked_then_rebound() {
+    if !need_root("stale_lease_is_naked_then_rebound") {
+        return;
+    }
+    let mut tb = Testbed::new(Mode::Bridged, 1);
+    tb.bind(0);
+    tb.start_daemon(&tb.config_text(""));
+    let (dh, _) = tb.client_scripts();
+    let ifname = tb.guests[0].ifname.clone();
+    let lf = tb.path("dh.leases");
+    std::fs::write(&lf, "").unwrap();
+    let dhclient = |pf: &str| {
+        tb.guest_try(
+            0,
+            &[
+                "timeout",
+                "20",
+                "dhclient",
+                "-1",
+                "-lf",
+                lf.to_str().unwrap(),
+                "-pf",
+                pf,
+                "-sf",
+                dh.to_str().unwrap(),
+                &ifname,
+            ],
+        )
+    };
+    let pf1 = tb.path("dh1.pid");
+    assert!(dhclient(pf1.to_str().unwrap()).is_some());
+    assert!(tb.guest_ipv4(0).contains("198.51.100.10/24"));
+    // dhclient -1 daemonizes after binding; stop it, keep its lease file.
+    let pid = std::fs::read_to_string(&pf1).unwrap();
+    tb.guest_sh(0, &["kill", pid.trim()]);
+    let text = tb
+        .binding_text(0, &tb.guests[0].mac, "")
+        .replace("IP=198.51.100.10", "IP=198.51.100.20");
+    tb.write_binding("tap0", &text);
+    let pf2 = tb.path("dh2.pid");
+    assert!(dhclient(pf2.to_str().unwrap()).is_some());
+    assert!(
+        tb.guest_ipv4(0).contains("198.51.100.20/24"),
+        "{}",
+        tb.guest_ipv4(0)
+    );
+    wait_for("the NAK counter", Duration::from_secs(3), || {
+        tb.counter("DHCPREQUEST-NAK") >= 1
+    });
+    let log = tb.client_log();
+    assert!(
+        log.lines().any(
+            |l| l.contains("BOUND ip=198.51.100.20 ") || l.contains("REBOOT ip=198.51.100.20 ")
+        ),
+        "{log}"
+    );
+}
