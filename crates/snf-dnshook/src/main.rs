@@ -92,6 +92,16 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         note(cli, &format!("opcode '{}': nothing to do", env.op_code));
         return Ok(ExitCode::SUCCESS);
     };
+    // Installed but not configured yet: the package links the hook into Ganeti's hook
+    // directories, and a missing default file must not fail every instance operation.
+    // A file named explicitly (--config, SNF_DNSHOOK_CONFIG) must exist.
+    if cli.config.as_os_str() == config::DEFAULT_PATH && !cli.config.exists() {
+        eprintln!(
+            "snf-dnshook: {} does not exist: DNS updates are not configured, nothing to do",
+            config::DEFAULT_PATH
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let cfg = Config::load(&cli.config)?;
     let node = match cli.node.clone().or_else(|| cfg.node.clone()) {
         Some(n) => n,

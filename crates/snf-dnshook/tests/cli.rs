@@ -274,3 +274,30 @@ fn usage_errors_exit_2() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn missing_default_config_means_not_configured() {
+    // As installed by the package: linked into Ganeti's hook directories, no config yet.
+    if Path::new("/etc/snf-network/dnshook.toml").exists() {
+        eprintln!(
+            "SKIP missing_default_config_means_not_configured: /etc/snf-network/dnshook.toml exists here"
+        );
+        return;
+    }
+    let post = [
+        ("GANETI_HOOKS_PHASE", "post"),
+        ("GANETI_OP_CODE", "OP_INSTANCE_CREATE"),
+        ("GANETI_INSTANCE_NAME", "web1"),
+        ("GANETI_INSTANCE_PRIMARY", NODE),
+    ];
+    let out = run(
+        Path::new("/etc/snf-network/dnshook.toml"),
+        &with(&PUBLIC_NIC, &post),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("DNS updates are not configured, nothing to do"),
+        "{err}"
+    );
+}
