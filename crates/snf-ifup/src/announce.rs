@@ -73,47 +73,81 @@ fn icmpv6_checksum(src: Ipv6Addr, dst: Ipv6Addr, payload: &[u8]) -> u16 {
     !(sum as u16)
 }
 
-/// Sends `frame` out of `dev`.
-pub fn send(dev: &str, frame: &[u8]) -> anyhow::Result<()> {
-    let ifindex = node::ifindex(dev).with_context(|| format!("no interface {dev}"))?;
-    send_raw(ifindex, frame).with_context(|| format!("sending on {dev}"))
+/// Sends each `(device, frame)`. One socket for all of them: closing an AF_PACKET socket
+/// waits for an RCU grace period (packet_release), which costs more than the sending.
+/// Returns one result per frame.
+pub fn send_all(frames: &[(String, Vec<u8>)]) -> Vec<anyhow::Result<()>> {
+    if frames.is_empty() {
+        return Vec::new();
+    }
+    let fd = match PacketSocket::open() {
+        Ok(fd) => fd,
+        Err(e) => {
+            let msg = format!("{e:#}");
+            return frames
+                .iter()
+                .map(|_| Err(anyhow::anyhow!("{msg}")))
+                .collect();
+        }
+    };
+    frames
+        .iter()
+        .map(|(dev, frame)| {
+            let ifindex = node::ifindex(dev).with_context(|| format!("no interface {dev}"))?;
+            fd.send(ifindex, frame)
+                .with_context(|| format!("sending on {dev}"))
+        })
+        .collect()
 }
 
+struct PacketSocket(i32);
+
 #[allow(unsafe_code)]
-fn send_raw(ifindex: i32, frame: &[u8]) -> anyhow::Result<()> {
-    if frame.len() < 14 {
-        bail!("frame too short");
+impl PacketSocket {
+    fn open() -> anyhow::Result<PacketSocket> {
+        // SAFETY: plain socket(2); the descriptor is owned by the result and closed on drop.
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error()).context("AF_PACKET socket");
+        }
+        Ok(PacketSocket(fd))
     }
-    // SAFETY: plain socket(2); the descriptor is checked and closed below.
-    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error()).context("AF_PACKET socket");
+
+    fn send(&self, ifindex: i32, frame: &[u8]) -> anyhow::Result<()> {
+        if frame.len() < 14 {
+            bail!("frame too short");
+        }
+        // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = u16::from_be_bytes([frame[12], frame[13]]).to_be();
+        sll.sll_ifindex = ifindex;
+        sll.sll_halen = 6;
+        sll.sll_addr[..6].copy_from_slice(&frame[..6]);
+        // SAFETY: `frame` and `sll` outlive the call; the lengths passed are theirs.
+        let n = unsafe {
+            libc::sendto(
+                self.0,
+                frame.as_ptr().cast(),
+                frame.len(),
+                0,
+                (&raw const sll).cast(),
+                size_of::<libc::sockaddr_ll>() as u32,
+            )
+        };
+        if n < 0 {
+            return Err(std::io::Error::last_os_error()).context("sendto");
+        }
+        Ok(())
     }
-    // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
-    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    sll.sll_family = libc::AF_PACKET as u16;
-    sll.sll_protocol = u16::from_be_bytes([frame[12], frame[13]]).to_be();
-    sll.sll_ifindex = ifindex;
-    sll.sll_halen = 6;
-    sll.sll_addr[..6].copy_from_slice(&frame[..6]);
-    // SAFETY: `frame` and `sll` outlive the call; the lengths passed are theirs.
-    let n = unsafe {
-        libc::sendto(
-            fd,
-            frame.as_ptr().cast(),
-            frame.len(),
-            0,
-            (&raw const sll).cast(),
-            size_of::<libc::sockaddr_ll>() as u32,
-        )
-    };
-    let err = std::io::Error::last_os_error();
-    // SAFETY: `fd` is our open descriptor, closed exactly once.
-    unsafe { libc::close(fd) };
-    if n < 0 {
-        return Err(err).context("sendto");
+}
+
+impl Drop for PacketSocket {
+    #[allow(unsafe_code)]
+    fn drop(&mut self) {
+        // SAFETY: we own the descriptor and close it once.
+        unsafe { libc::close(self.0) };
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -231,7 +231,13 @@ fn execute(ctx: &Ctx, works: &[Work]) -> anyhow::Result<()> {
             }
             Ok(())
         });
-        let links = links_and_routes(works);
+        // Announcements need the routes and proxy entries, not the firewall: they go out
+        // while the firewall batches are still running.
+        let links = links_and_routes(works).inspect(|()| {
+            for w in works {
+                announce_all(w.tap.as_str(), &w.plan.announce);
+            }
+        });
         let mut errors = Vec::new();
         for h in fw.into_iter().chain([files]) {
             match h.join() {
@@ -240,16 +246,18 @@ fn execute(ctx: &Ctx, works: &[Work]) -> anyhow::Result<()> {
                 Err(_) => errors.push(anyhow::anyhow!("internal error: a worker panicked")),
             }
         }
-        links?;
-        if let Some(e) = errors.into_iter().next() {
-            return Err(e);
+        if let Err(e) = links {
+            errors.insert(0, e);
         }
-        Ok(())
-    })?;
-    for w in works {
-        announce_all(w.tap.as_str(), &w.plan.announce);
-    }
-    Ok(())
+        match errors.len() {
+            0 => Ok(()),
+            1 => Err(errors.remove(0)),
+            _ => {
+                let all: Vec<String> = errors.iter().map(|e| format!("{e:#}")).collect();
+                bail!("{}", all.join("; "))
+            }
+        }
+    })
 }
 
 fn links_and_routes(works: &[Work]) -> anyhow::Result<()> {
@@ -352,28 +360,30 @@ fn write_binding(cfg: &Config, tap: &IfName, plan: &Plan) -> anyhow::Result<()> 
 }
 
 fn announce_all(t: &str, list: &[Announce]) {
+    let mut frames = Vec::new();
+    let mut what = Vec::new();
     for a in list {
-        let (dev, frame, what) = match a {
-            Announce::Garp { ip, dev } => match node::mac(dev.as_str()) {
-                Some(m) => (
-                    dev,
-                    announce::garp_frame(m, *ip),
-                    format!("gratuitous ARP for {ip}"),
-                ),
-                None => continue,
-            },
-            Announce::UnsolicitedNa { ip, dev } => match node::mac(dev.as_str()) {
-                Some(m) => (
-                    dev,
-                    announce::na_frame(m, *ip),
-                    format!("unsolicited NA for {ip}"),
-                ),
-                None => continue,
-            },
+        let (dev, ip) = match a {
+            Announce::Garp { ip, dev } => (dev, ip.to_string()),
+            Announce::UnsolicitedNa { ip, dev } => (dev, ip.to_string()),
         };
-        match announce::send(dev.as_str(), &frame) {
-            Ok(()) => log::info(&format!("{t}: sent {what} on {dev}")),
-            Err(e) => log::warn(&format!("{t}: {what} on {dev} failed: {e:#}")),
+        let Some(mac) = node::mac(dev.as_str()) else {
+            log::warn(&format!(
+                "{t}: cannot read the MAC of {dev}; no announcement"
+            ));
+            continue;
+        };
+        let (frame, kind) = match a {
+            Announce::Garp { ip, .. } => (announce::garp_frame(mac, *ip), "gratuitous ARP"),
+            Announce::UnsolicitedNa { ip, .. } => (announce::na_frame(mac, *ip), "unsolicited NA"),
+        };
+        frames.push((dev.to_string(), frame));
+        what.push(format!("{kind} for {ip} on {dev}"));
+    }
+    for (r, w) in announce::send_all(&frames).into_iter().zip(what) {
+        match r {
+            Ok(()) => log::info(&format!("{t}: sent {w}")),
+            Err(e) => log::warn(&format!("{t}: {w} failed: {e:#}")),
         }
     }
 }
@@ -399,19 +409,32 @@ fn apply_firewall(
     if old.is_empty() && w.is_empty() {
         return Ok(());
     }
-    let assumed = Dump::assumed(fam, tap, old);
-    let fast = match firewall::render_many(fam, &assumed, &[(tap, w)], false) {
-        Some(b) => firewall::restore(fam, &b),
-        None => Ok(()),
+    let assumed = Dump::assumed(fam, old);
+    let Some(batch) = firewall::render_many(fam, &assumed, &[(tap, w)], false) else {
+        return Ok(());
     };
-    match fast {
-        Ok(()) => {
-            // Profile chains this NIC no longer uses go if nobody else does.
-            for c in old.shared.iter().filter(|c| !w.shared.contains(c)) {
-                let _ = firewall::restore(fam, &firewall::gc_batch(&c.name));
-            }
-            Ok(())
+    // Profile chains this NIC no longer uses go in the same batch if nobody else uses
+    // them; if someone does, that batch fails as a whole and the one without them runs.
+    let gc: Vec<&str> = old
+        .shared
+        .iter()
+        .filter(|c| !w.shared.contains(c))
+        .map(|c| c.name.as_str())
+        .collect();
+    let mut fast = Err(anyhow::anyhow!("not tried"));
+    if !gc.is_empty() {
+        let mut with_gc = batch.trim_end_matches("COMMIT\n").to_owned();
+        for name in &gc {
+            with_gc.push_str(&format!("-F {name}\n-X {name}\n"));
         }
+        with_gc.push_str("COMMIT\n");
+        fast = firewall::restore(fam, &with_gc);
+    }
+    if fast.is_err() {
+        fast = firewall::restore(fam, &batch);
+    }
+    match fast {
+        Ok(()) => Ok(()),
         Err(e) => {
             log::info(&format!(
                 "{tap}: {fam} differs from the recorded state ({e:#}); reading it"
@@ -585,13 +608,20 @@ pub fn reapply(ctx: &Ctx, taps: &[IfName]) -> anyhow::Result<()> {
             let Some(st) = state::load(&ctx.cfg.state_dir, tap)? else {
                 bail!("no recorded state for {tap}");
             };
+            if !node::link_exists(tap.as_str()) {
+                return Ok(None);
+            }
             let nic = st.nic()?;
             let facts = node::facts(&nic, tap, &mut routing)?;
             let plan = plan::build(&nic, tap, st.flavour, &ctx.cfg, &facts, false)?;
-            Ok((st, plan))
+            Ok(Some((st, plan)))
         })();
         match res {
-            Ok((st, plan)) => ready.push((tap.clone(), st, plan)),
+            Ok(Some((st, plan))) => ready.push((tap.clone(), st, plan)),
+            // The VM stopped without a `down`: nothing to rebuild, and not an error.
+            Ok(None) => log::warn(&format!(
+                "{tap} no longer exists; skipped (`snf-ifup down {tap}` forgets it)"
+            )),
             Err(e) => {
                 log::error(&format!("reapply {tap}: {e:#}"));
                 failed.push(tap.to_string());

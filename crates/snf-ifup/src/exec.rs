@@ -93,36 +93,6 @@ pub fn with_stdin_status(cmd: &str, args: &[&str], input: &str) -> anyhow::Resul
     ))
 }
 
-/// Runs a command with `input` on stdin and returns its stdout; `ok` tells whether it
-/// exited with success (for `-force` batches whose partial output is still useful).
-pub fn with_stdin_output(
-    cmd: &str,
-    args: &[&str],
-    input: &str,
-    ok: &mut bool,
-) -> anyhow::Result<String> {
-    let start = std::time::Instant::now();
-    let mut child = Command::new(cmd)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| spawn_error(cmd, &e))?;
-    child
-        .stdin
-        .take()
-        .expect("piped")
-        .write_all(input.as_bytes())
-        .with_context(|| format!("writing to {cmd}"))?;
-    let out = child
-        .wait_with_output()
-        .with_context(|| format!("waiting for {cmd}"))?;
-    timed(cmd, args, start);
-    *ok = out.status.success();
-    String::from_utf8(out.stdout).with_context(|| format!("`{}`: output", describe(cmd, args)))
-}
-
 /// Whether `cmd` is an executable in PATH.
 pub fn in_path(cmd: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|p| {

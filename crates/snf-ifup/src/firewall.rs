@@ -207,11 +207,11 @@ pub fn target_of(rule: &str) -> Option<&str> {
 }
 
 impl Dump {
-    /// What the table holds of `tap` if `spec` was applied and nobody touched it since:
+    /// What the table holds of a TAP if `spec` was applied and nobody touched it since:
     /// lets `up`/`down` skip the `*-save` call. A wrong guess makes the batch fail (a `-D`
     /// of a missing jump, a `-N` of an existing chain), and the caller then falls back to
     /// a real dump.
-    pub fn assumed(family: Family, tap: &str, spec: &TableSpec) -> Dump {
+    pub fn assumed(family: Family, spec: &TableSpec) -> Dump {
         let mut d = Dump::default();
         for c in &spec.chains {
             d.chains.push(c.name.clone());
@@ -225,7 +225,6 @@ impl Dump {
                 format!("{} {}", j.matches, family.jump_tail(&j.target)),
             ));
         }
-        let _ = tap;
         d
     }
 }
@@ -267,10 +266,31 @@ pub fn render_many(
     }
     let mut out = vec!["*filter".to_owned()];
 
-    // Jumps into our chains go first, wherever they are (we re-insert the wanted ones).
+    // A wanted jump that is already there stays where it is (so `up` twice keeps the
+    // order of the built-in chains); other jumps into our chains are deleted.
+    let wanted_jumps: Vec<(&str, String)> = items
+        .iter()
+        .flat_map(|(_, s)| {
+            s.jumps.iter().map(|j| {
+                (
+                    j.from.as_str(),
+                    format!("{} {}", j.matches, family.jump_tail(&j.target)),
+                )
+            })
+        })
+        .collect();
+    let mut kept: Vec<(&str, &str)> = Vec::new();
     let mut deleted: Vec<(&str, &str)> = Vec::new();
     for (chain, rule) in &dump.rules {
-        if !is_ours(chain) && target_of(rule).is_some_and(is_ours) {
+        if is_ours(chain) || !target_of(rule).is_some_and(is_ours) {
+            continue;
+        }
+        let wanted = wanted_jumps
+            .iter()
+            .any(|(c, r)| *c == chain.as_str() && r == rule);
+        if wanted && !kept.contains(&(chain.as_str(), rule.as_str())) {
+            kept.push((chain, rule));
+        } else {
             out.push(format!("-D {chain} {rule}"));
             deleted.push((chain, rule));
         }
@@ -314,12 +334,11 @@ pub fn render_many(
     // later items end up above earlier ones, as if brought up one after the other.
     for (_, s) in items {
         for j in s.jumps.iter().rev() {
-            out.push(format!(
-                "-I {} 1 {} {}",
-                j.from,
-                j.matches,
-                family.jump_tail(&j.target)
-            ));
+            let text = format!("{} {}", j.matches, family.jump_tail(&j.target));
+            if kept.contains(&(j.from.as_str(), text.as_str())) {
+                continue;
+            }
+            out.push(format!("-I {} 1 {text}", j.from));
         }
     }
     if gc {
@@ -351,12 +370,6 @@ pub fn render_many(
     let mut s = out.join("\n");
     s.push('\n');
     Some(s)
-}
-
-/// A batch removing the shared chain `name` if nothing references it; it fails (and
-/// changes nothing) when something still does.
-pub fn gc_batch(name: &str) -> String {
-    format!("*filter\n-F {name}\n-X {name}\nCOMMIT\n")
 }
 
 /// Reads the filter table of `family`.
@@ -411,8 +424,17 @@ mod tests {
         let applied = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n:admin - [0:0]\n:SNF-FROM-tap1 - [0:0]\n:SNF-TO-tap1 - [0:0]\n:snf-protected - [0:0]\n:SNF-TO-tap2 - [0:0]\n-A FORWARD -i tap1 -m comment --comment snf-ifup -j SNF-FROM-tap1\n-A FORWARD -o tap1 -m comment --comment snf-ifup -j SNF-TO-tap1\n-A FORWARD -i eth9 -j admin\n-A SNF-TO-tap1 -j snf-protected\n-A SNF-TO-tap2 -j snf-protected\n-A snf-protected -j DROP\nCOMMIT\n";
         let d = Dump::parse(applied);
         let again = render(Family::Ip4, &d, "tap1", &spec("tap1")).unwrap();
-        assert!(again.starts_with("*filter\n-D FORWARD -i tap1 -m comment --comment snf-ifup -j SNF-FROM-tap1\n-D FORWARD -o tap1 -m comment --comment snf-ifup -j SNF-TO-tap1\n"));
+        // The jumps are there already: kept in place, only the chains are refilled.
+        assert!(!again.contains("-D ") && !again.contains("-I "), "{again}");
+        assert!(again.contains(":SNF-FROM-tap1 - [0:0]\n"));
         assert!(!again.contains("admin"));
+        let mut other = spec("tap1");
+        other.jumps.pop();
+        let changed = render(Family::Ip4, &d, "tap1", &other).unwrap();
+        assert!(
+            changed.contains("-D FORWARD -o tap1 -m comment --comment snf-ifup -j SNF-TO-tap1\n")
+        );
+        assert!(!changed.contains("-D FORWARD -i tap1"));
         let rm = render(Family::Ip4, &d, "tap1", &TableSpec::default()).unwrap();
         assert!(rm.contains("-F SNF-FROM-tap1\n-X SNF-FROM-tap1\n"));
         assert!(rm.contains("-X SNF-TO-tap1\n"));
@@ -436,7 +458,7 @@ mod tests {
     #[test]
     fn assumed_dump_deletes_recorded_jumps_without_gc() {
         let sp = spec("tap1");
-        let d = Dump::assumed(Family::Ip4, "tap1", &sp);
+        let d = Dump::assumed(Family::Ip4, &sp);
         let b = render_many(Family::Ip4, &d, &[("tap1", &TableSpec::default())], false).unwrap();
         assert_eq!(
             b,

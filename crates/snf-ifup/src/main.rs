@@ -8,6 +8,7 @@ mod exec;
 mod firewall;
 mod invocation;
 mod log;
+mod netlink;
 mod node;
 mod plan;
 mod standalone;

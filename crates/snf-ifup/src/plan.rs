@@ -106,6 +106,8 @@ pub struct Facts {
     /// `ip rule` lines with `iif <tap>` (IPv4, IPv6).
     pub rules4: Vec<IpRule>,
     pub rules6: Vec<IpRule>,
+    /// Id of routing table LINK (routed), when it is a number or a known name.
+    pub table_id: Option<u32>,
     pub ovs_available: bool,
 }
 
@@ -120,7 +122,8 @@ pub struct BridgeFacts {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IpRule {
     pub priority: u32,
-    pub table: String,
+    /// Table id (number).
+    pub table: u32,
 }
 
 /// A frame announcing that an address now lives behind this node.
@@ -332,9 +335,10 @@ pub fn build(
                 p.sysctls.push((k.replace("{}", t), v.to_owned()));
             }
             let subnet6 = nic.network.as_ref().and_then(|n| n.subnet6).is_some();
-            rules(&mut p.ip4, &facts.rules4, t, nic.link.as_deref());
+            let link = nic.link.as_deref();
+            rules(&mut p.ip4, &facts.rules4, t, link, facts.table_id);
             if subnet6 {
-                rules(&mut p.ip6, &facts.rules6, t, nic.link.as_deref());
+                rules(&mut p.ip6, &facts.rules6, t, link, facts.table_id);
             }
             if nic.link.is_some() {
                 p.undo.rule_tables4.push(table.clone());
@@ -527,10 +531,16 @@ pub fn build(
 }
 
 /// Keeps exactly one `iif <tap> lookup <LINK>` rule (none when LINK is unset).
-fn rules(out: &mut Vec<String>, existing: &[IpRule], tap: &str, link: Option<&str>) {
+fn rules(
+    out: &mut Vec<String>,
+    existing: &[IpRule],
+    tap: &str,
+    link: Option<&str>,
+    table_id: Option<u32>,
+) {
     let mut have = false;
     for r in existing {
-        if Some(r.table.as_str()) == link && !have {
+        if link.is_some() && Some(r.table) == table_id && !have {
             have = true;
         } else {
             out.push(format!(
@@ -648,6 +658,7 @@ mod tests {
             link_exists: true,
             uplink4: Some("up0".parse().unwrap()),
             uplink6: Some("up0".parse().unwrap()),
+            table_id: Some(100),
             ..Facts::default()
         }
     }
@@ -742,11 +753,11 @@ mod tests {
         f.rules4 = vec![
             IpRule {
                 priority: 32765,
-                table: "100".into(),
+                table: 100,
             },
             IpRule {
                 priority: 32764,
-                table: "7".into(),
+                table: 7,
             },
         ];
         let p = build(&nic("routed", "", ""), &tap(), Flavour::Kvm, &cfg, &f, true).unwrap();
@@ -755,6 +766,33 @@ mod tests {
                 .contains(&"rule del priority 32764 iif tap1 lookup 7".to_owned())
         );
         assert!(!p.ip4.iter().any(|l| l.starts_with("rule add")));
+    }
+
+    #[test]
+    fn openvswitch_port_and_vlans() {
+        let cfg = Config::default();
+        let mut n = nic("openvswitch", "", "");
+        n.vlan = ".10:20:30".parse().unwrap();
+        let mut f = facts();
+        f.ovs_available = true;
+        let p = build(&n, &tap(), Flavour::Kvm, &cfg, &f, true).unwrap();
+        assert_eq!(p.ip4, ["link set dev tap1 up"]);
+        assert_eq!(
+            p.ovs.join(" "),
+            "--may-exist add-port br0 tap1 -- clear port tap1 tag trunks -- set port tap1 tag=10 -- set port tap1 trunks=20,30"
+        );
+        assert_eq!(p.undo.ovs_bridge.as_deref(), Some("br0"));
+    }
+
+    #[test]
+    fn tag_names_come_from_the_configuration() {
+        let cfg: Config =
+            toml::from_str("[tags]\nmac_filtered = [\"isolated\"]\nnfdhcpd = []\n").unwrap();
+        let n = nic("bridged", "isolated nfdhcpd private-filtered", "");
+        assert_eq!(features(&n, &cfg), [Feature::MacFiltered]);
+        let p = build(&n, &tap(), Flavour::Kvm, &cfg, &facts(), true).unwrap();
+        assert!(p.binding.is_none());
+        assert!(p.firewall.contains_key(&Family::Eb));
     }
 
     #[test]

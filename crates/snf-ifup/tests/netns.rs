@@ -627,7 +627,7 @@ fn bridged_spoof_protected_exact_rules_and_traffic() {
         "bridged",
         "br0",
         "",
-        "",
+        "synnefo:network:0:unprotected",
     );
     lab.ifup_ok(&refs(&e1), &["ganeti", "up"]);
     lab.ifup_ok(&refs(&e2), &["ganeti", "up"]);
@@ -662,9 +662,15 @@ fn bridged_spoof_protected_exact_rules_and_traffic() {
         ipt_chain(&lab, "iptables", "snf-unprotected"),
         ["-N snf-unprotected", "-A snf-unprotected -j ACCEPT"]
     );
+    // Jumps are inserted at the top: tap2's (brought up last) above tap1's, above the
+    // admin's rules.
     assert_eq!(
-        ipt_chain(&lab, "iptables", "FORWARD")[1],
-        "-A FORWARD -m physdev --physdev-out tap1 --physdev-is-bridged -m comment --comment snf-ifup -j SNF-TO-tap1"
+        ipt_chain(&lab, "iptables", "FORWARD")[1..4],
+        [
+            "-A FORWARD -m physdev --physdev-out tap2 --physdev-is-bridged -m comment --comment snf-ifup -j SNF-TO-tap2",
+            "-A FORWARD -m physdev --physdev-out tap1 --physdev-is-bridged -m comment --comment snf-ifup -j SNF-TO-tap1",
+            "-A FORWARD -i adm0 -j admin",
+        ]
     );
     assert!(
         std::fs::read_to_string(lab.nfdhcpd_dir().join("tap1"))
@@ -731,6 +737,12 @@ fn bridged_spoof_protected_exact_rules_and_traffic() {
     );
 
     lab.ifup_ok(&[], &["down", "tap1"]);
+    // tap2 still uses the profile chain: it stays, and so do tap2's rules.
+    assert_eq!(
+        ipt_chain(&lab, "iptables", "snf-unprotected"),
+        ["-N snf-unprotected", "-A snf-unprotected -j ACCEPT"]
+    );
+    assert!(lab.fw_dump().contains("SNF-TO-tap2 -j snf-unprotected"));
     lab.ifup_ok(&[], &["down", "tap2"]);
     assert_eq!(lab.fw_dump(), fw0);
     assert!(!lab.nfdhcpd_dir().join("tap1").exists());
@@ -1256,6 +1268,14 @@ fn reapply_all_rebuilds_after_a_firewall_reload_and_status() {
     );
     let o = lab.ifup(&[], &["status", "tap9"]);
     assert_eq!(o.status.code(), Some(1));
+
+    // A NIC whose TAP is gone (VM stopped without `down`) is skipped with a warning.
+    lab.exec(&["ip", "link", "del", "tap1"]);
+    let o = lab.ifup(&[], &["reapply", "--all"]);
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("tap1 no longer exists; skipped"));
+    lab.ifup_ok(&[], &["down", "tap1"]);
+    assert!(!lab.fw_dump().contains("tap1"));
 }
 
 #[test]
@@ -1290,6 +1310,29 @@ fn errors_dry_run_and_openvswitch() {
     assert_eq!(lab.fw_dump(), fw0);
     assert_eq!(lab.net_dump(), net0);
     assert!(!lab.state_dir().join("tap1.toml").exists());
+
+    // Tag names come from snf-network.toml ($SNF_NETWORK_CONFIG).
+    let conf = lab.dir.path().join("snf-network.toml");
+    std::fs::write(
+        &conf,
+        "syslog = false\n[tags]\nmac_filtered = [\"isolated\"]\n",
+    )
+    .unwrap();
+    let mut e = env.clone();
+    set(&mut e, "NETWORK_TAGS", "isolated");
+    let out = lab.ifup_ok(&refs(&e), &["--dry-run", "ganeti", "up"]);
+    assert!(
+        out.contains("-A SNF-TO-tap1 -s ! aa:00:00:00:00:01/ff:ff:f0:00:00:00 -j DROP"),
+        "{out}"
+    );
+    set(&mut e, "NETWORK_TAGS", "private-filtered");
+    let out = lab.ifup_ok(&refs(&e), &["--dry-run", "ganeti", "up"]);
+    assert!(!out.contains("ebtables"), "{out}");
+    std::fs::write(&conf, "mac_mask = \"nonsense\"\n").unwrap();
+    let o = lab.ifup(&refs(&e), &["ganeti", "up"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("invalid configuration"));
+    std::fs::write(&conf, "syslog = false\n").unwrap();
 
     // Bad input: a clear message and exit 1, never a panic.
     let mut e = env.clone();
@@ -1365,4 +1408,130 @@ fn errors_dry_run_and_openvswitch() {
     }
     assert_eq!(lab.fw_dump(), fw0);
     assert_eq!(lab.net_dump(), net0);
+}
+
+#[test]
+fn ganeti_32_pre_migration_phase_announces_nothing() {
+    if !can_run("ganeti_32_pre_migration_phase_announces_nothing") {
+        return;
+    }
+    let mut lab = Lab::new();
+    let r = routed_node(&mut lab);
+    lab.guest("tap1", "aa:00:00:00:00:10");
+    let mut env = nic(
+        "tap1",
+        "aa:00:00:00:00:10",
+        "198.51.100.10",
+        "routed",
+        "100",
+        "",
+        "",
+    );
+    set(&mut env, "ACTION", "up");
+    set(&mut env, "MIGRATION_PHASE", "pre");
+    lab.ifup_ok(&refs(&env), &["ganeti"]);
+    let up0 = lab
+        .exec(&["cat", "/sys/class/net/up0/address"])
+        .trim()
+        .to_owned();
+    let seen = |lab: &Lab| {
+        let o = lab.exec_in(&r, &["ip", "neigh", "show", "198.51.100.10"]);
+        String::from_utf8_lossy(&o.stdout).contains(&up0)
+    };
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(!seen(&lab), "announced before the migration");
+    // The routes are there all the same.
+    assert!(
+        lab.exec(&["ip", "-4", "rule"])
+            .contains("iif tap1 lookup 100")
+    );
+    set(&mut env, "MIGRATION_PHASE", "post");
+    lab.ifup_ok(&refs(&env), &["ganeti"]);
+    assert!(
+        (0..20).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            seen(&lab)
+        }),
+        "no gratuitous ARP after the migration"
+    );
+    set(&mut env, "MIGRATION_PHASE", "during");
+    let o = lab.ifup(&refs(&env), &["ganeti"]);
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("MIGRATION_PHASE must be pre or post, not 'during'")
+    );
+}
+
+#[test]
+fn bridged_profile_filters_traffic_towards_the_vm() {
+    if !can_run("bridged_profile_filters_traffic_towards_the_vm") {
+        return;
+    }
+    let mut lab = Lab::new();
+    lab.bridge("br0", 1500);
+    let g1 = bridged_guest(&mut lab, "tap1", MAC1, "198.51.100.11");
+    let g2 = bridged_guest(&mut lab, "tap2", "aa:00:00:00:00:02", "198.51.100.12");
+    let e1 = nic(
+        "tap1",
+        MAC1,
+        "198.51.100.11",
+        "bridged",
+        "br0",
+        "",
+        "synnefo:network:0:protected",
+    );
+    let e2 = nic(
+        "tap2",
+        "aa:00:00:00:00:02",
+        "198.51.100.12",
+        "bridged",
+        "br0",
+        "",
+        "",
+    );
+    lab.ifup_ok(&refs(&e1), &["ganeti", "up"]);
+    lab.ifup_ok(&refs(&e2), &["ganeti", "up"]);
+    // g1 counts the UDP datagrams that reach it.
+    ok(&[
+        "ip", "netns", "exec", &g1, "iptables", "-A", "INPUT", "-p", "udp", "--dport", "9999",
+    ]);
+    let count = |port: &str| -> u64 {
+        let o = lab.exec_in(&g1, &["iptables", "-L", "INPUT", "-v", "-n", "-x"]);
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .find(|l| l.contains(&format!("dpt:{port}")))
+            .and_then(|l| l.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    // One datagram from g2 to g1 (bash's /dev/udp: no extra tool).
+    let send = |dport: &str| {
+        let script = format!("exec 3<>/dev/udp/198.51.100.11/{dport}; echo x >&3");
+        lab.exec_in(&g2, &["bash", "-c", &script])
+    };
+    assert!(
+        lab.ping_ok(&g2, "198.51.100.11", &[]),
+        "ICMP passes the protected profile"
+    );
+    send("9999");
+    send("9998");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(
+        count("9999"),
+        0,
+        "a new UDP flow towards the VM passed the protected profile"
+    );
+    // The profile's DROP counted it (br_netfilter sent the bridged frame through FORWARD).
+    let drops = lab.exec(&["iptables", "-L", "snf-protected", "-v", "-n", "-x"]);
+    let dropped: u64 = drops
+        .lines()
+        .rfind(|l| l.contains("DROP"))
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    assert!(dropped >= 2, "{drops}");
+    // Without the profile the same datagram arrives.
+    let e1 = nic("tap1", MAC1, "198.51.100.11", "bridged", "br0", "", "");
+    lab.ifup_ok(&refs(&e1), &["ganeti", "up"]);
+    send("9999");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(count("9999"), 1, "without a profile the datagram arrives");
 }

@@ -79,6 +79,11 @@ impl Lab {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let prefix = format!("nci{}x{n}", std::process::id());
         let node = format!("{prefix}node");
+        // Bridged iptables matches (physdev) need br_netfilter; on kernels where it is a
+        // module, load it (global, but it only adds the bridge-nf hooks).
+        if !Path::new("/proc/sys/net/bridge").exists() {
+            let _ = Command::new("modprobe").arg("br_netfilter").status();
+        }
         ok(&["ip", "netns", "add", &node]);
         let lab = Lab {
             node,
@@ -306,9 +311,4 @@ impl Lab {
     pub fn ping_ok(&self, from: &str, to: &str, extra: &[&str]) -> bool {
         (0..3).any(|_| self.ping(from, to, extra))
     }
-}
-
-/// Ganeti's environment for one NIC (§8.1), with overrides.
-pub fn ganeti_env<'a>(base: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
-    base.to_vec()
 }

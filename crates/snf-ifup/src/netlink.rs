@@ -1,0 +1,255 @@
+//! Read-only rtnetlink dumps (policy rules and routes) in-process: the routed path needs
+//! them before planning, and two `ip` processes cost more than the whole read.
+
+use std::fs;
+
+use anyhow::{Context, bail};
+
+const NETLINK_ROUTE: i32 = 0;
+const RTM_NEWROUTE: u16 = 24;
+const RTM_GETROUTE: u16 = 26;
+const RTM_NEWRULE: u16 = 32;
+const RTM_GETRULE: u16 = 34;
+const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+const NLM_F_REQUEST: u16 = 1;
+const NLM_F_DUMP: u16 = 0x300;
+// Attribute numbers shared by routes (RTA_*) and rules (FRA_*) where they coincide.
+const RTA_DST: u16 = 1;
+const RTA_OIF: u16 = 4;
+const RTA_TABLE: u16 = 15;
+const FRA_IIFNAME: u16 = 3;
+const FRA_PRIORITY: u16 = 6;
+const FRA_TABLE: u16 = 15;
+
+/// One message of a dump: the 12-byte family header and its attributes.
+struct Msg {
+    kind: u16,
+    header: [u8; 12],
+    attrs: Vec<(u16, Vec<u8>)>,
+}
+
+impl Msg {
+    fn attr(&self, t: u16) -> Option<&[u8]> {
+        self.attrs
+            .iter()
+            .find(|(k, _)| *k == t)
+            .map(|(_, v)| v.as_slice())
+    }
+
+    fn u32(&self, t: u16) -> Option<u32> {
+        let v = self.attr(t)?;
+        Some(u32::from_ne_bytes(v.get(..4)?.try_into().ok()?))
+    }
+}
+
+/// A policy rule with an input interface: (iif, priority, table id).
+pub fn rules(v6: bool) -> anyhow::Result<Vec<(String, u32, u32)>> {
+    let mut out = Vec::new();
+    for m in dump(RTM_GETRULE, v6)? {
+        if m.kind != RTM_NEWRULE {
+            continue;
+        }
+        let Some(iif) = m.attr(FRA_IIFNAME) else {
+            continue;
+        };
+        let iif = String::from_utf8_lossy(iif)
+            .trim_end_matches('\0')
+            .to_owned();
+        let table = m.u32(FRA_TABLE).unwrap_or(u32::from(m.header[4]));
+        out.push((iif, m.u32(FRA_PRIORITY).unwrap_or(0), table));
+    }
+    Ok(out)
+}
+
+/// Default routes with a single output device: (table id, ifindex).
+pub fn default_routes(v6: bool) -> anyhow::Result<Vec<(u32, u32)>> {
+    let mut out = Vec::new();
+    for m in dump(RTM_GETROUTE, v6)? {
+        if m.kind != RTM_NEWROUTE || m.header[1] != 0 || m.attr(RTA_DST).is_some() {
+            continue;
+        }
+        let Some(oif) = m.u32(RTA_OIF) else {
+            continue;
+        };
+        let table = m.u32(RTA_TABLE).unwrap_or(u32::from(m.header[4]));
+        out.push((table, oif));
+    }
+    Ok(out)
+}
+
+#[allow(unsafe_code)]
+fn dump(kind: u16, v6: bool) -> anyhow::Result<Vec<Msg>> {
+    let family = if v6 { libc::AF_INET6 } else { libc::AF_INET } as u8;
+    // SAFETY: plain socket(2); the descriptor is owned by `Fd` and closed on drop.
+    let raw = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            NETLINK_ROUTE,
+        )
+    };
+    if raw < 0 {
+        return Err(std::io::Error::last_os_error()).context("netlink socket");
+    }
+    let fd = Fd(raw);
+    let mut req = Vec::with_capacity(28);
+    req.extend_from_slice(&28u32.to_ne_bytes());
+    req.extend_from_slice(&kind.to_ne_bytes());
+    req.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+    req.extend_from_slice(&1u32.to_ne_bytes());
+    req.extend_from_slice(&0u32.to_ne_bytes());
+    req.push(family);
+    req.extend_from_slice(&[0; 11]);
+    // SAFETY: `req` is valid for its length; a null address means the kernel.
+    let n = unsafe { libc::send(fd.0, req.as_ptr().cast(), req.len(), 0) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error()).context("netlink send");
+    }
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        // SAFETY: `buf` is valid for writes of its length.
+        let n = unsafe { libc::recv(fd.0, buf.as_mut_ptr().cast(), buf.len(), 0) };
+        if n < 0 {
+            return Err(std::io::Error::last_os_error()).context("netlink recv");
+        }
+        let mut data = &buf[..n as usize];
+        while data.len() >= 16 {
+            let len = u32::from_ne_bytes(data[0..4].try_into().expect("4 bytes")) as usize;
+            let t = u16::from_ne_bytes(data[4..6].try_into().expect("2 bytes"));
+            if len < 16 || len > data.len() {
+                bail!("malformed netlink message");
+            }
+            match t {
+                NLMSG_DONE => return Ok(out),
+                NLMSG_ERROR => {
+                    let code = i32::from_ne_bytes(data[16..20].try_into().expect("4 bytes"));
+                    if code != 0 {
+                        return Err(std::io::Error::from_raw_os_error(-code))
+                            .context("netlink dump");
+                    }
+                }
+                _ if len >= 28 => out.push(parse(t, &data[16..len])),
+                _ => {}
+            }
+            data = &data[align(len).min(data.len())..];
+        }
+    }
+}
+
+fn align(n: usize) -> usize {
+    (n + 3) & !3
+}
+
+fn parse(kind: u16, body: &[u8]) -> Msg {
+    let mut header = [0u8; 12];
+    header.copy_from_slice(&body[..12]);
+    let mut attrs = Vec::new();
+    let mut rest = &body[12..];
+    while rest.len() >= 4 {
+        let len = u16::from_ne_bytes([rest[0], rest[1]]) as usize;
+        let t = u16::from_ne_bytes([rest[2], rest[3]]) & 0x3fff;
+        if len < 4 || len > rest.len() {
+            break;
+        }
+        attrs.push((t, rest[4..len].to_vec()));
+        rest = &rest[align(len).min(rest.len())..];
+    }
+    Msg {
+        kind,
+        header,
+        attrs,
+    }
+}
+
+struct Fd(i32);
+
+impl Drop for Fd {
+    #[allow(unsafe_code)]
+    fn drop(&mut self) {
+        // SAFETY: we own the descriptor and close it once.
+        unsafe { libc::close(self.0) };
+    }
+}
+
+/// The id of routing table `name` (a number, a built-in name or one from rt_tables).
+pub fn table_id(name: &str) -> Option<u32> {
+    if let Ok(n) = name.parse() {
+        return Some(n);
+    }
+    match name {
+        "main" => return Some(254),
+        "local" => return Some(255),
+        "default" => return Some(253),
+        _ => {}
+    }
+    let mut files = vec![
+        "/etc/iproute2/rt_tables".to_owned(),
+        "/usr/share/iproute2/rt_tables".to_owned(),
+    ];
+    if let Ok(rd) = fs::read_dir("/etc/iproute2/rt_tables.d") {
+        files.extend(
+            rd.flatten()
+                .map(|e| e.path().display().to_string())
+                .filter(|p| p.ends_with(".conf")),
+        );
+    }
+    for f in files {
+        let Ok(text) = fs::read_to_string(&f) else {
+            continue;
+        };
+        for line in text.lines() {
+            let mut w = line.split_whitespace();
+            if let (Some(id), Some(n)) = (w.next(), w.next())
+                && n == name
+                && !id.starts_with('#')
+            {
+                return id.parse().ok();
+            }
+        }
+    }
+    None
+}
+
+/// Interface name of `ifindex`.
+#[allow(unsafe_code)]
+pub fn ifname(ifindex: u32) -> Option<String> {
+    let mut buf = [0u8; libc::IF_NAMESIZE];
+    // SAFETY: `buf` has the IF_NAMESIZE bytes if_indextoname(3) may write.
+    let p = unsafe { libc::if_indextoname(ifindex, buf.as_mut_ptr().cast()) };
+    if p.is_null() {
+        return None;
+    }
+    let len = buf.iter().position(|b| *b == 0)?;
+    String::from_utf8(buf[..len].to_vec()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_names() {
+        assert_eq!(table_id("100"), Some(100));
+        assert_eq!(table_id("main"), Some(254));
+        assert_eq!(table_id("no-such-table-anywhere"), None);
+        assert_eq!(ifname(1).as_deref(), Some("lo"));
+    }
+
+    #[test]
+    fn attributes_parse() {
+        // fib_rule_hdr (table 0) + FRA_IIFNAME "tap1\0" + FRA_PRIORITY 32765 + FRA_TABLE 100.
+        let mut b = vec![2, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0];
+        b.extend_from_slice(&[9, 0, 3, 0, b't', b'a', b'p', b'1', 0, 0, 0, 0]);
+        b.extend_from_slice(&[8, 0, 6, 0]);
+        b.extend_from_slice(&32765u32.to_ne_bytes());
+        b.extend_from_slice(&[8, 0, 15, 0]);
+        b.extend_from_slice(&100u32.to_ne_bytes());
+        let m = parse(RTM_NEWRULE, &b);
+        assert_eq!(m.attr(FRA_IIFNAME), Some(&b"tap1\0"[..]));
+        assert_eq!(m.u32(FRA_PRIORITY), Some(32765));
+        assert_eq!(m.u32(FRA_TABLE), Some(100));
+        assert_eq!(m.u32(RTA_OIF), None);
+    }
+}
