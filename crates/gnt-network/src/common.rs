@@ -291,6 +291,39 @@ pub fn split_list(s: &str) -> Vec<String> {
     out
 }
 
+/// `add-tags` and `remove-tags`.
+#[derive(Args, Clone, Debug)]
+pub struct TagArgs {
+    /// Read more tags from FILE, one per line (`-` for stdin).
+    #[arg(long, value_name = "FILE")]
+    pub from: Option<String>,
+    #[command(flatten)]
+    pub jobs: JobOpts,
+    /// The object whose tags change.
+    pub name: String,
+    pub tags: Vec<String>,
+}
+
+/// Runs a tag change (`op` is the domain's add or remove) as one mutation.
+pub fn change_tags(
+    store: &FileStore,
+    hook_path: &str,
+    a: &TagArgs,
+    op: fn(&mut Config, &str, &[String]) -> Result<(), GntError>,
+) -> anyhow::Result<()> {
+    let tags = tags_with_file(a.tags.clone(), a.from.as_deref())?;
+    mutate(store, &a.jobs, hook_path, |cfg, _| {
+        Ok((op(cfg, &a.name, &tags)?, vec![]))
+    })?;
+    Ok(())
+}
+
+/// `list-tags`: one tag a line, sorted.
+pub fn print_tags(tags: &std::collections::BTreeSet<String>) -> anyhow::Result<()> {
+    let text: String = tags.iter().map(|t| format!("{t}\n")).collect();
+    out(&text)
+}
+
 /// Tags from positional arguments and/or `--from FILE` (`-` = stdin), one per line.
 pub fn tags_with_file(mut tags: Vec<String>, from: Option<&str>) -> anyhow::Result<Vec<String>> {
     if let Some(f) = from {

@@ -10,8 +10,8 @@ use netconf::ops::instance::{self as ops, AddInstance, NicChange, NicSpec};
 use netconf::{GntError, eui64};
 
 use crate::common::{
-    Global, JobOpts, ListArgs, ListFieldsArgs, finish, list, list_fields, mutate, out, split_list,
-    tags_with_file,
+    Global, JobOpts, ListArgs, ListFieldsArgs, TagArgs, change_tags, finish, list, list_fields,
+    mutate, out, print_tags, split_list,
 };
 use crate::sort::nice_cmp;
 use crate::table::{Field, Kind, Value};
@@ -193,25 +193,9 @@ pub enum Cmd {
     /// List the fields `list` knows.
     ListFields(ListFieldsArgs),
     /// Add tags to an instance.
-    AddTags {
-        /// Read more tags from FILE, one per line (`-` for stdin).
-        #[arg(long, value_name = "FILE")]
-        from: Option<String>,
-        #[command(flatten)]
-        jobs: JobOpts,
-        name: String,
-        tags: Vec<String>,
-    },
+    AddTags(TagArgs),
     /// Remove tags from an instance.
-    RemoveTags {
-        /// Read more tags from FILE, one per line (`-` for stdin).
-        #[arg(long, value_name = "FILE")]
-        from: Option<String>,
-        #[command(flatten)]
-        jobs: JobOpts,
-        name: String,
-        tags: Vec<String>,
-    },
+    RemoveTags(TagArgs),
     /// List an instance's tags.
     ListTags { name: String },
 }
@@ -388,37 +372,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
         }
         Cmd::ListFields(a) => return list_fields(&FIELDS, &a),
-        Cmd::AddTags {
-            from,
-            jobs,
-            name,
-            tags,
-        } => {
-            let tags = tags_with_file(tags, from.as_deref())?;
-            mutate(&store, &jobs, "instance-add-tags", |cfg, _| {
-                Ok((ops::add_tags(cfg, &name, &tags)?, vec![]))
-            })?;
-        }
-        Cmd::RemoveTags {
-            from,
-            jobs,
-            name,
-            tags,
-        } => {
-            let tags = tags_with_file(tags, from.as_deref())?;
-            mutate(&store, &jobs, "instance-remove-tags", |cfg, _| {
-                Ok((ops::remove_tags(cfg, &name, &tags)?, vec![]))
-            })?;
-        }
+        Cmd::AddTags(a) => change_tags(&store, "instance-add-tags", &a, ops::add_tags)?,
+        Cmd::RemoveTags(a) => change_tags(&store, "instance-remove-tags", &a, ops::remove_tags)?,
         Cmd::ListTags { name } => {
             let cfg = store.read()?;
-            let u = cfg.instance_uuid(&name)?;
-            let s: String = cfg.instances[&u]
-                .tags
-                .iter()
-                .map(|t| format!("{t}\n"))
-                .collect();
-            out(&s)?;
+            let uuid = cfg.instance_uuid(&name)?;
+            print_tags(&cfg.instances[&uuid].tags)?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -8,8 +8,8 @@ use netconf::ops::network::{self as ops, AddNetwork, ModifyNetwork, RawNicParams
 use netconf::{GntError, NicMode};
 
 use crate::common::{
-    Global, JobOpts, ListArgs, ListFieldsArgs, finish, list, list_fields, mutate, out, split_list,
-    tags_with_file,
+    Global, JobOpts, ListArgs, ListFieldsArgs, TagArgs, change_tags, finish, list, list_fields,
+    mutate, out, print_tags, split_list,
 };
 use crate::sort::nice_cmp;
 use crate::table::{self, Field, Kind, Value};
@@ -72,25 +72,9 @@ pub enum Cmd {
     /// Show networks in detail (all networks when none are named).
     Info { networks: Vec<String> },
     /// Add tags to a network.
-    AddTags {
-        /// Read more tags from FILE, one per line (`-` for stdin).
-        #[arg(long, value_name = "FILE")]
-        from: Option<String>,
-        #[command(flatten)]
-        jobs: JobOpts,
-        network: String,
-        tags: Vec<String>,
-    },
+    AddTags(TagArgs),
     /// Remove tags from a network.
-    RemoveTags {
-        /// Read more tags from FILE, one per line (`-` for stdin).
-        #[arg(long, value_name = "FILE")]
-        from: Option<String>,
-        #[command(flatten)]
-        jobs: JobOpts,
-        network: String,
-        tags: Vec<String>,
-    },
+    RemoveTags(TagArgs),
     /// List a network's tags.
     ListTags { network: String },
 }
@@ -256,37 +240,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             out(&text)?;
         }
-        Cmd::AddTags {
-            from,
-            jobs,
-            network,
-            tags,
-        } => {
-            let tags = tags_with_file(tags, from.as_deref())?;
-            mutate(&store, &jobs, "network-add-tags", |cfg, _| {
-                Ok((ops::add_tags(cfg, &network, &tags)?, vec![]))
-            })?;
-        }
-        Cmd::RemoveTags {
-            from,
-            jobs,
-            network,
-            tags,
-        } => {
-            let tags = tags_with_file(tags, from.as_deref())?;
-            mutate(&store, &jobs, "network-remove-tags", |cfg, _| {
-                Ok((ops::remove_tags(cfg, &network, &tags)?, vec![]))
-            })?;
-        }
+        Cmd::AddTags(a) => change_tags(&store, "network-add-tags", &a, ops::add_tags)?,
+        Cmd::RemoveTags(a) => change_tags(&store, "network-remove-tags", &a, ops::remove_tags)?,
         Cmd::ListTags { network } => {
             let cfg = store.read()?;
             let uuid = cfg.network_uuid(&network)?;
-            let mut text = String::new();
-            for t in &cfg.networks[&uuid].tags {
-                text.push_str(t);
-                text.push('\n');
-            }
-            out(&text)?;
+            print_tags(&cfg.networks[&uuid].tags)?;
         }
     }
     Ok(ExitCode::SUCCESS)
