@@ -7,6 +7,7 @@
 //! 203.0.113.0/24, 198.51.100.0/24 and 2001:db8::/32 are used. The binaries come from the
 //! directory of this test executable (target/<profile>/, built by `cargo test --workspace`).
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -26,11 +27,15 @@ fn bin_dir() -> Option<PathBuf> {
 /// Root and the workspace binaries, or the SKIP line the project's rules ask for.
 fn can_run(test: &str) -> Option<PathBuf> {
     if !nix::unistd::geteuid().is_root() {
-        eprintln!("SKIP {test}: needs root (network namespaces)");
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIP {test}: needs root (network namespaces)"
+        );
         return None;
     }
     let Some(dir) = bin_dir() else {
-        eprintln!(
+        let _ = writeln!(
+            std::io::stderr(),
             "SKIP {test}: {} not all built next to the test executable (run `cargo test --workspace`)",
             TOOLS.join(", ")
         );

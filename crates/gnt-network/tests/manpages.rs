@@ -2,6 +2,7 @@
 //! `--help` shows is documented in the right place, every `list` field with its title, and
 //! the pages render without a single groff or man warning.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -405,7 +406,8 @@ fn pages_render_without_warnings() {
         }
     }
     if rendered == 0 {
-        eprintln!(
+        let _ = writeln!(
+            std::io::stderr(),
             "SKIP pages_render_without_warnings: neither groff, man nor lexgrog is installed (Debian: groff-base, man-db)"
         );
     }

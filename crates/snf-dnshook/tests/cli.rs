@@ -2,6 +2,7 @@
 //! root and no BIND: the configured server is a closed port, so any attempt to contact it
 //! would fail the run.
 
+use std::io::Write as _;
 use std::net::UdpSocket;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -279,7 +280,8 @@ fn usage_errors_exit_2() {
 fn missing_default_config_means_not_configured() {
     // As installed by the package: linked into Ganeti's hook directories, no config yet.
     if Path::new("/etc/snf-network/dnshook.toml").exists() {
-        eprintln!(
+        let _ = writeln!(
+            std::io::stderr(),
             "SKIP missing_default_config_means_not_configured: /etc/snf-network/dnshook.toml exists here"
         );
         return;

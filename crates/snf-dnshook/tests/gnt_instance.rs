@@ -1,6 +1,7 @@
 //! End to end through this suite's own control plane: `gnt-instance` runs snf-dnshook as a
 //! Ganeti post hook, and BIND ends up holding exactly the instance's records.
 
+use std::io::Write as _;
 mod support;
 
 use std::os::unix::fs::symlink;
@@ -64,7 +65,8 @@ fn gnt_instance_hooks_keep_bind_in_step() {
         return;
     }
     let (Some(gnt_network), Some(gnt_instance)) = (gnt("gnt-network"), gnt("gnt-instance")) else {
-        eprintln!(
+        let _ = writeln!(
+            std::io::stderr(),
             "SKIP gnt_instance_hooks_keep_bind_in_step: gnt-network/gnt-instance not built (run cargo test --workspace)"
         );
         return;

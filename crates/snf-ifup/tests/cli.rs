@@ -1,5 +1,6 @@
 //! The command line without privileges: `--help` and the man page agree, usage errors.
 
+use std::io::Write as _;
 use std::process::Command;
 
 fn snf_ifup(args: &[&str]) -> std::process::Output {
@@ -145,7 +146,10 @@ fn pages_render_without_warnings() {
         }
     }
     if checked == 0 {
-        eprintln!("SKIP pages_render_without_warnings: groff, man and lexgrog are not installed");
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIP pages_render_without_warnings: groff, man and lexgrog are not installed"
+        );
     }
 }
 

@@ -3,6 +3,7 @@
 //! inside them. Everything is removed on drop, also when a test fails.
 #![allow(dead_code)]
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -15,7 +16,10 @@ pub fn need_root(test: &str) -> bool {
     if nix::unistd::geteuid().is_root() {
         return true;
     }
-    eprintln!("SKIP {test}: needs root (network namespaces)");
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIP {test}: needs root (network namespaces)"
+    );
     false
 }
 

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -20,15 +21,24 @@ pub fn skip_reason(test: &str) -> Option<()> {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false);
     if !root {
-        eprintln!("SKIP {test}: needs root (runs BIND named)");
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIP {test}: needs root (runs BIND named)"
+        );
         return None;
     }
     if !Path::new(NAMED).exists() {
-        eprintln!("SKIP {test}: {NAMED} is not installed (Debian package bind9)");
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIP {test}: {NAMED} is not installed (Debian package bind9)"
+        );
         return None;
     }
     if Command::new("dig").arg("-v").output().is_err() {
-        eprintln!("SKIP {test}: dig is not installed (Debian package bind9-dnsutils)");
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIP {test}: dig is not installed (Debian package bind9-dnsutils)"
+        );
         return None;
     }
     Some(())

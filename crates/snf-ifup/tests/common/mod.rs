@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -16,7 +17,10 @@ pub fn can_run(test: &str) -> bool {
     let uid = Command::new("id").arg("-u").output().ok();
     let root = uid.is_some_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
     if !root {
-        eprintln!("SKIP {test}: needs root (network namespaces)");
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIP {test}: needs root (network namespaces)"
+        );
         return false;
     }
     for tool in ["ip", "iptables-save", "ebtables-save", "ping"] {
@@ -25,7 +29,10 @@ pub fn can_run(test: &str) -> bool {
             .output()
             .is_ok_and(|o| o.status.success())
         {
-            eprintln!("SKIP {test}: {tool} is not installed (scripts/install-test-deps)");
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIP {test}: {tool} is not installed (scripts/install-test-deps)"
+            );
             return false;
         }
     }
