@@ -26,6 +26,8 @@ fn lease_and_renew(test: &str, mode: Mode, client: Client) {
     let (dh, ud) = tb.client_scripts();
     let ifname = tb.guests[0].ifname.clone();
     let out = tb.path("client.out");
+    // `ip netns exec` execs the client in place, so this is the client's own PID.
+    let mut client_pid = None;
     let tag = match client {
         Client::Dhclient => {
             let lf = tb.path("dh.leases");
@@ -50,7 +52,7 @@ fn lease_and_renew(test: &str, mode: Mode, client: Client) {
             "dhclient"
         }
         Client::Udhcpc => {
-            tb.spawn_in_guest(
+            client_pid = Some(tb.spawn_in_guest(
                 0,
                 &[
                     "busybox",
@@ -66,7 +68,7 @@ fn lease_and_renew(test: &str, mode: Mode, client: Client) {
                     "1",
                 ],
                 &out,
-            );
+            ));
             "udhcpc"
         }
         Client::Dhcpcd => {
@@ -115,11 +117,10 @@ fn lease_and_renew(test: &str, mode: Mode, client: Client) {
     });
 
     // Renewal: dhclient and dhcpcd at T1 (3 s in the test config); udhcpc on SIGUSR1.
-    if let Client::Udhcpc = client {
-        let pid = tb.guest_sh(0, &["pidof", "busybox"]);
-        for p in pid.split_whitespace() {
-            tb.guest_sh(0, &["kill", "-USR1", p]);
-        }
+    // Signal exactly our client: the PID namespace is shared with tests running in
+    // parallel, so `pidof busybox` could name another test's short-lived udhcpc.
+    if let Some(pid) = client_pid {
+        sh(&["kill", "-USR1", &pid.to_string()]);
     }
     let renewed = |l: &str| l.starts_with(tag) && (l.contains(" RENEW ") || l.contains(" renew "));
     wait_for(&format!("{tag} to renew"), Duration::from_secs(20), || {
