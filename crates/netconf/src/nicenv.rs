@@ -354,7 +354,10 @@ impl NicEnv {
         let uuid = cfg
             .instance_uuid(instance)
             .map_err(|e| err(e.to_string()))?;
-        let inst = &cfg.instances[&uuid];
+        let inst = cfg
+            .instances
+            .get_cloned(&uuid)
+            .ok_or_else(|| err(format!("Instance '{instance}' not known")))?;
         let Some(nic) = inst.nics.get(index as usize) else {
             return Err(err(format!(
                 "Instance '{}' has no NIC {index} (it has {})",

@@ -1,11 +1,27 @@
-//! The binary snapshot cache's body: the configuration without its instances, then the
-//! instances in two halves, so that two cores decode (and encode) them at once.
+//! The snapshot cache file (`config.data.cache`): a binary copy of the configuration that
+//! loads in a fraction of the TOML's parse time.
+//!
+//! Layout: the stamp of the config.data it mirrors (`store::Stamp`); the *head* part
+//! (everything but the instances, postcard); the *index* part (instance count, whether
+//! the TOML sizes are valid, where config.data's instances start, then the records of the
+//! `index` module); then each instance's postcard encoding, back to back. Parts are `u64`
+//! length, bytes, `u32` CRC-32, checked at load; each encoding's CRC is in its index
+//! record and is checked when it is decoded.
+//!
+//! The cache is not fsynced: within one boot the page cache cannot hold a torn copy, and
+//! the stamp names the boot, so a cache that lived through a crash is never trusted
+//! without checking every encoding first.
 
 use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 
 use serde::{Deserialize, Serialize};
 
-use super::model::{Cluster, Config, Instance, Network, Node, NodeGroup};
+use super::index;
+use super::instances::Stored;
+use super::model::{Cluster, Config, Network, Node, NodeGroup};
+use super::splice::Out;
 
 #[derive(Serialize)]
 struct HeadRef<'a> {
@@ -16,72 +32,171 @@ struct HeadRef<'a> {
     networks: &'a BTreeMap<String, Network>,
 }
 
+/// The configuration without its instances.
 #[derive(Deserialize)]
-struct Head {
-    version: u32,
-    cluster: Cluster,
-    nodegroups: BTreeMap<String, NodeGroup>,
-    nodes: BTreeMap<String, Node>,
-    networks: BTreeMap<String, Network>,
+pub(super) struct Head {
+    pub version: u32,
+    pub cluster: Cluster,
+    pub nodegroups: BTreeMap<String, NodeGroup>,
+    pub nodes: BTreeMap<String, Node>,
+    pub networks: BTreeMap<String, Network>,
 }
 
-type Chunk = Vec<(String, Instance)>;
-
-fn push_part(out: &mut Vec<u8>, part: &[u8]) {
-    out.extend_from_slice(&(part.len() as u64).to_le_bytes());
-    out.extend_from_slice(part);
-}
-
-fn take_part<'a>(body: &mut &'a [u8]) -> Option<&'a [u8]> {
-    let len = u64::from_le_bytes(body.get(..8)?.try_into().ok()?) as usize;
-    let part = body.get(8..8 + len)?;
-    *body = &body[8 + len..];
-    Some(part)
-}
-
-pub(super) fn encode(cfg: &Config) -> Option<Vec<u8>> {
-    let head = postcard::to_allocvec(&HeadRef {
+pub(super) fn encode_head(cfg: &Config) -> Option<Vec<u8>> {
+    postcard::to_allocvec(&HeadRef {
         version: cfg.version,
         cluster: &cfg.cluster,
         nodegroups: &cfg.nodegroups,
         nodes: &cfg.nodes,
         networks: &cfg.networks,
     })
-    .ok()?;
-    let half = cfg.instances.len() / 2;
-    let a: Vec<(&String, &Instance)> = cfg.instances.iter().take(half).collect();
-    let b: Vec<(&String, &Instance)> = cfg.instances.iter().skip(half).collect();
-    let a = postcard::to_allocvec(&a).ok()?;
-    let b = postcard::to_allocvec(&b).ok()?;
-    let mut out = Vec::with_capacity(24 + head.len() + a.len() + b.len());
-    push_part(&mut out, &head);
-    push_part(&mut out, &a);
-    push_part(&mut out, &b);
-    Some(out)
+    .ok()
 }
 
-pub(super) fn decode(mut body: &[u8]) -> Option<Config> {
-    let head = take_part(&mut body)?;
-    let a = take_part(&mut body)?;
-    let b = take_part(&mut body)?;
-    if !body.is_empty() {
+const META_LEN: usize = 13;
+
+/// The index part's fields before the records.
+pub(super) struct IndexMeta {
+    pub count: u32,
+    /// Where config.data's instances start, when the records' TOML sizes describe it.
+    pub toml_start: Option<u64>,
+}
+
+impl IndexMeta {
+    fn bytes(&self) -> [u8; META_LEN] {
+        let mut m = [0; META_LEN];
+        m[..4].copy_from_slice(&self.count.to_le_bytes());
+        m[4] = u8::from(self.toml_start.is_some());
+        m[5..].copy_from_slice(&self.toml_start.unwrap_or(0).to_le_bytes());
+        m
+    }
+
+    fn parse(m: &[u8; META_LEN]) -> Option<Self> {
+        let count = u32::from_le_bytes(m[..4].try_into().ok()?);
+        let start = u64::from_le_bytes(m[5..].try_into().ok()?);
+        let toml_start = match m[4] {
+            0 => None,
+            1 => Some(start),
+            _ => return None,
+        };
+        Some(IndexMeta { count, toml_start })
+    }
+}
+
+fn read_u64(r: &mut impl Read) -> Option<u64> {
+    let mut b = [0; 8];
+    r.read_exact(&mut b).ok()?;
+    Some(u64::from_le_bytes(b))
+}
+
+/// `len` bytes into a vector of exactly that size; a damaged length fails at the end of
+/// the file instead of asking for huge memory.
+fn read_exact_vec(r: &mut impl Read, len: u64) -> Option<Vec<u8>> {
+    let mut v = Vec::with_capacity(usize::try_from(len.min(1 << 30)).ok()?);
+    r.take(len).read_to_end(&mut v).ok()?;
+    (v.len() as u64 == len).then_some(v)
+}
+
+fn crc_matches(r: &mut impl Read, crc: u32) -> bool {
+    let mut b = [0; 4];
+    r.read_exact(&mut b).is_ok() && u32::from_le_bytes(b) == crc
+}
+
+/// Reads `cache` if it starts with `stamp` and its parts check out. `toml` is the
+/// config.data the stamp was taken from. Unless `trusted` (written in this boot), every
+/// encoding is checked too.
+pub(super) fn load(cache: File, stamp: &[u8], toml: File, trusted: bool) -> Option<(Head, Stored)> {
+    // Instances are decoded from `cache` later, maybe after the config lock is gone; a
+    // writer reuses a replaced file as its next spare only if nobody holds such a lock.
+    for f in [&cache, &toml] {
+        match f.try_lock_shared() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return None,
+            // Without file locks writers never reuse files: nothing to protect against.
+            Err(std::fs::TryLockError::Error(_)) => {}
+        }
+    }
+    let mut r = &cache;
+    let got = read_exact_vec(&mut r, stamp.len() as u64)?;
+    if got != stamp {
         return None;
     }
-    let (head, a, b) = std::thread::scope(|s| {
-        let second = s.spawn(|| postcard::from_bytes::<Chunk>(b).ok());
-        let head = postcard::from_bytes::<Head>(head).ok();
-        let a = postcard::from_bytes::<Chunk>(a).ok();
-        (head, a, second.join().ok().flatten())
-    });
-    let (head, a, b) = (head?, a?, b?);
-    // Both halves are in key order: building the map from them is linear.
-    let instances: BTreeMap<String, Instance> = a.into_iter().chain(b).collect();
-    Some(Config {
-        version: head.version,
-        cluster: head.cluster,
-        nodegroups: head.nodegroups,
-        nodes: head.nodes,
-        networks: head.networks,
-        instances,
-    })
+    let len = read_u64(&mut r)?;
+    let head_bytes = read_exact_vec(&mut r, len)?;
+    if !crc_matches(&mut r, crc32fast::hash(&head_bytes)) {
+        return None;
+    }
+    let head: Head = postcard::from_bytes(&head_bytes).ok()?;
+
+    let len = read_u64(&mut r)?.checked_sub(META_LEN as u64)?;
+    let mut meta = [0; META_LEN];
+    r.read_exact(&mut meta).ok()?;
+    let records = read_exact_vec(&mut r, len)?;
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&meta);
+    crc.update(&records);
+    if !crc_matches(&mut r, crc.finalize()) {
+        return None;
+    }
+    let meta = IndexMeta::parse(&meta)?;
+    let entries = index::parse(&records, meta.count as usize)?;
+    let blob_base = r.stream_position().ok()?;
+    let stored = Stored {
+        index: records,
+        entries,
+        cache,
+        blob_base,
+        toml: meta.toml_start.map(|s| (toml, s)),
+        stamp: stamp.to_vec(),
+    };
+    (trusted || verify_blobs(&stored)).then_some((head, stored))
+}
+
+/// Streams every encoding through its CRC.
+fn verify_blobs(s: &Stored) -> bool {
+    let mut f = &s.cache;
+    if f.seek(SeekFrom::Start(s.blob_base)).is_err() {
+        return false;
+    }
+    let mut r = BufReader::with_capacity(1 << 16, f);
+    let mut buf = Vec::new();
+    for i in 0..s.len() {
+        let e = s.entry(i);
+        buf.resize(e.blob_len as usize, 0);
+        if r.read_exact(&mut buf).is_err() || crc32fast::hash(&buf) != e.crc {
+            return false;
+        }
+    }
+    // Nothing may follow the last encoding.
+    r.read(&mut [0]).is_ok_and(|n| n == 0)
+}
+
+/// What a new cache file holds besides its stamp.
+pub(super) struct CachePlan<'a> {
+    pub head: Vec<u8>,
+    pub meta: IndexMeta,
+    pub records: Out<'a>,
+    pub blobs: Out<'a>,
+    /// The old cache, for encodings copied from it.
+    pub blob_src: Option<&'a File>,
+}
+
+/// Writes a cache file: stamp, head part, index part, encodings.
+pub(super) fn write(dst: &mut File, stamp: &[u8], plan: &CachePlan<'_>) -> std::io::Result<()> {
+    let mut w = std::io::BufWriter::with_capacity(1 << 16, &mut *dst);
+    w.write_all(stamp)?;
+    w.write_all(&(plan.head.len() as u64).to_le_bytes())?;
+    w.write_all(&plan.head)?;
+    w.write_all(&crc32fast::hash(&plan.head).to_le_bytes())?;
+    let meta = plan.meta.bytes();
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&meta);
+    plan.records.hash_into(&mut crc);
+    w.write_all(&((META_LEN + plan.records.len()) as u64).to_le_bytes())?;
+    w.write_all(&meta)?;
+    w.flush()?;
+    drop(w);
+    plan.records.write_to(dst, None)?;
+    dst.write_all(&crc.finalize().to_le_bytes())?;
+    plan.blobs.write_to(dst, plan.blob_src)
 }

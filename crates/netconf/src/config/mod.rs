@@ -1,11 +1,17 @@
 //! The cluster configuration (`config.data`): the model and the store behind it.
 
 mod cache;
+mod index;
+mod instances;
 mod model;
+mod splice;
+#[cfg(test)]
+mod splice_tests;
 mod store;
 pub mod tags;
 mod writer;
 
+pub use instances::Instances;
 pub use model::{
     CONFIG_VERSION, Cluster, Config, Instance, Network, NetworkSpec, Nic, NicParams, Node,
     NodeGroup, new_uuid, now,

@@ -8,6 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use ipnet::{Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 
+use super::instances::Instances;
 use crate::error::GntError;
 use crate::mac::{MacAddr, MacPrefix};
 use crate::nicmode::NicMode;
@@ -42,7 +43,7 @@ pub struct Config {
     #[serde(default)]
     pub networks: BTreeMap<String, Network>,
     #[serde(default)]
-    pub instances: BTreeMap<String, Instance>,
+    pub instances: Instances,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -303,7 +304,7 @@ impl Config {
             nodegroups,
             nodes: BTreeMap::new(),
             networks: BTreeMap::new(),
-            instances: BTreeMap::new(),
+            instances: Instances::default(),
         }
     }
 
@@ -324,7 +325,8 @@ impl Config {
     }
 
     pub fn instance_uuid(&self, name: &str) -> Result<String, GntError> {
-        find(&self.instances, name, |i| &i.name)
+        self.instances
+            .key_of(name)
             .ok_or_else(|| GntError::noent(format!("Instance '{name}' not known")))
     }
 
@@ -342,10 +344,7 @@ impl Config {
 
     /// Every MAC in use by an instance NIC.
     pub fn macs_in_use(&self) -> BTreeSet<MacAddr> {
-        self.instances
-            .values()
-            .flat_map(|i| i.nics.iter().map(|n| n.mac))
-            .collect()
+        self.instances.macs().into_iter().collect()
     }
 }
 

@@ -11,19 +11,17 @@
 //! stays the one source of truth; the cache can be deleted at any time.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Write};
+use std::io::{ErrorKind, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::cache;
+use super::instances::Instances;
 use super::model::{CONFIG_VERSION, Config, now};
+use super::splice::{self, END_MARKER};
 use crate::error::GntError;
 
 pub const DEFAULT_CONFIG_PATH: &str = "/var/lib/gnt-network/config.data";
-
-const HEADER: &str = "# netconf cluster configuration: change it with gnt-network, gnt-group, gnt-node and\n# gnt-instance only (they lock, validate and write it atomically).\n";
-/// The last line of every file we write; its absence means the file was cut short.
-const END_MARKER: &str = "# end of config.data";
 
 /// A place that holds the configuration.
 pub trait Store {
@@ -95,6 +93,16 @@ impl FileStore {
         GntError::Exec(format!("Cannot {what} {}: {e}", p.display()))
     }
 
+    /// `.<config file name><suffix>` beside config.data: hidden working files.
+    fn hidden(&self, suffix: &str) -> PathBuf {
+        let name = self
+            .path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("config.data");
+        self.dir().join(format!(".{name}{suffix}"))
+    }
+
     fn dir(&self) -> PathBuf {
         match self.path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
@@ -146,87 +154,173 @@ impl FileStore {
     }
 
     fn load(&self) -> Result<Config, GntError> {
-        let stamp = match fs::metadata(&self.path) {
-            Ok(m) => Stamp::of(&m),
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Config::new()),
+        self.load_stamped().map(|(cfg, _)| cfg)
+    }
+
+    /// The configuration and the stamp of the file it came from (none for a fresh one).
+    fn load_stamped(&self) -> Result<(Config, Option<Stamp>), GntError> {
+        let file = match File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok((Config::new(), None)),
             Err(e) => return Err(self.io_err("read", &self.path, &e)),
         };
-        if let Some(cfg) = self.load_cache(&stamp) {
-            return Ok(cfg);
+        let stamp = file
+            .metadata()
+            .map(|m| Stamp::of(&m))
+            .map_err(|e| self.io_err("read", &self.path, &e))?;
+        let mut text = String::new();
+        let cached = match file.try_clone() {
+            Ok(f) => self.load_cache(&stamp, f),
+            Err(_) => None,
+        };
+        if let Some(cfg) = cached {
+            return Ok((cfg, Some(stamp)));
         }
-        let text =
-            fs::read_to_string(&self.path).map_err(|e| self.io_err("read", &self.path, &e))?;
+        (&file)
+            .read_to_string(&mut text)
+            .map_err(|e| self.io_err("read", &self.path, &e))?;
         let cfg = parse(&text, &self.path)?;
         // Only if the file did not change while we read it.
         if fs::metadata(&self.path).map(|m| Stamp::of(&m)).ok() == Some(stamp) {
             self.save_cache(&stamp, &cfg);
         }
-        Ok(cfg)
+        Ok((cfg, Some(stamp)))
     }
 
     /// Public for benchmarks and tests: whether a valid cache exists for the current file.
     pub fn cache_is_fresh(&self) -> bool {
-        fs::metadata(&self.path)
+        let Ok(file) = File::open(&self.path) else {
+            return false;
+        };
+        file.metadata()
             .ok()
-            .and_then(|m| self.load_cache(&Stamp::of(&m)))
+            .and_then(|m| self.load_cache(&Stamp::of(&m), file))
             .is_some()
     }
 
-    fn load_cache(&self, stamp: &Stamp) -> Option<Config> {
-        let bytes = fs::read(&self.cache_path).ok()?;
-        let body = bytes.strip_prefix(&stamp.header()[..])?;
-        cache::decode(body)
+    /// The configuration from the cache, if it mirrors `toml` (whose stamp is `stamp`).
+    fn load_cache(&self, stamp: &Stamp, toml: File) -> Option<Config> {
+        let cache = File::open(&self.cache_path).ok()?;
+        let (head, stored) = cache::load(cache, &stamp.header(), toml, boot_id().is_some())?;
+        Some(Config {
+            version: head.version,
+            cluster: head.cluster,
+            nodegroups: head.nodegroups,
+            nodes: head.nodes,
+            networks: head.networks,
+            instances: Instances::from_stored(stored),
+        })
     }
 
     /// Best effort: a missing or unwritable cache only costs speed.
     fn save_cache(&self, stamp: &Stamp, cfg: &Config) {
-        if let Some(body) = cache::encode(cfg) {
-            self.save_cache_bytes(stamp, &body);
+        if let Some(plan) = splice::cache_full(cfg, None) {
+            self.save_cache_plan(stamp, &plan);
         }
     }
 
-    fn save_cache_bytes(&self, stamp: &Stamp, body: &[u8]) {
-        let mut bytes = Vec::with_capacity(64 + body.len());
-        bytes.extend_from_slice(&stamp.header());
-        bytes.extend_from_slice(body);
+    /// A reader's cache (after parsing the TOML): readers may run side by side, so each
+    /// writes its own temporary and renames it into place.
+    fn save_cache_plan(&self, stamp: &Stamp, plan: &cache::CachePlan<'_>) {
         let tmp = self
             .dir()
             .join(format!(".config.cache.tmp{}", std::process::id()));
-        if fs::write(&tmp, &bytes).is_err() || fs::rename(&tmp, &self.cache_path).is_err() {
+        let written = File::create(&tmp).and_then(|mut f| {
+            cache::write(&mut f, &stamp.header(), plan)?;
+            Ok(f)
+        });
+        if written.is_err() || fs::rename(&tmp, &self.cache_path).is_err() {
             let _ = fs::remove_file(&tmp);
         }
     }
 
-    fn write(&self, cfg: &Config) -> Result<(), GntError> {
-        // The snapshot cache is encoded on the second core while the TOML is rendered.
-        let (text, cache_body) = std::thread::scope(|scope| {
-            let body = scope.spawn(|| cache::encode(cfg));
-            let text = render(cfg);
-            (text, body.join().ok().flatten())
-        });
-        let text = text?;
+    /// Opens a writer's spare file, the version before last, to overwrite it in place;
+    /// or a new file where someone may still read the spare (a loaded configuration holds
+    /// a shared lock on its files) or file locks do not work.
+    fn open_spare(path: &Path) -> std::io::Result<File> {
+        let f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        if f.try_lock().is_ok() {
+            return Ok(f);
+        }
+        drop(f);
+        fs::remove_file(path)?;
+        OpenOptions::new().write(true).create_new(true).open(path)
+    }
+
+    /// Writes `out` over the spare at `path` and cuts it to length.
+    fn fill_spare(path: &Path, out: &splice::Out<'_>, src: Option<&File>) -> std::io::Result<File> {
+        let mut f = Self::open_spare(path)?;
+        out.write_to(&mut f, src)?;
+        let len = std::io::Seek::stream_position(&mut f)?;
+        f.set_len(len)?;
+        Ok(f)
+    }
+
+    /// Puts `spare` in place of `live` and keeps the replaced file as the next spare.
+    /// Overwriting a file's allocated blocks costs the kernel a fraction of allocating
+    /// new ones and freeing the old (about 2.5 ms of a 4 MB config.data's 4.3 ms).
+    fn rotate(live: &Path, spare: &Path, old: &Path) -> std::io::Result<()> {
+        // An `old` link is left only by a writer that died between these steps.
+        let _ = fs::remove_file(old);
+        let kept = fs::hard_link(live, old).is_ok();
+        fs::rename(spare, live)?;
+        if kept {
+            let _ = fs::rename(old, spare);
+        }
+        Ok(())
+    }
+
+    fn write(&self, cfg: &Config, loaded: Option<&Stamp>) -> Result<(), GntError> {
+        let loaded = loaded.map(Stamp::header);
+        let plan = splice::plan(cfg, loaded.as_ref().map(|h| &h[..]));
         let dir = self.dir();
-        let tmp = dir.join(format!(
-            ".{}.tmp{}",
-            self.path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("config.data"),
-            std::process::id()
-        ));
-        let result = (|| -> std::io::Result<()> {
-            let mut f = File::create(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()?;
-            fs::rename(&tmp, &self.path)?;
-            File::open(&dir)?.sync_all()
-        })();
-        result.map_err(|e| {
-            let _ = fs::remove_file(&tmp);
-            self.io_err("write", &self.path, &e)
-        })?;
-        if let (Ok(m), Some(body)) = (fs::metadata(&self.path), cache_body) {
-            self.save_cache_bytes(&Stamp::of(&m), &body);
+        let (spare, old) = (self.hidden(".spare"), self.hidden(".old"));
+        let (cache_spare, cache_old) = (self.hidden(".cache.spare"), self.hidden(".cache.old"));
+        // config.data is written and synced on another core while this one writes the
+        // cache (its stamp still blank): the disk works while the CPU copies.
+        let (written, cache) = std::thread::scope(|s| {
+            let toml = s.spawn(|| {
+                let f = Self::fill_spare(&spare, &plan.toml, plan.toml_src)?;
+                f.sync_all()?;
+                Ok(f)
+            });
+            let cache = plan.cache.as_ref().and_then(|c| {
+                let blank = [0; Stamp::HEADER_LEN];
+                let mut f = Self::open_spare(&cache_spare).ok()?;
+                cache::write(&mut f, &blank, c).ok()?;
+                let len = std::io::Seek::stream_position(&mut f).ok()?;
+                f.set_len(len).ok()?;
+                Some(f)
+            });
+            let written = toml
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("writer thread failed")));
+            (written, cache)
+        });
+        let stamp = written
+            .and_then(|f: File| {
+                // Unlocked explicitly: a child forked meanwhile (hooks, threads of a test
+                // harness) may share this open file until it execs.
+                let _ = f.unlock();
+                Self::rotate(&self.path, &spare, &old)?;
+                File::open(&dir)?.sync_all()?;
+                // After the rename, which changes the ctime the stamp includes.
+                Ok(Stamp::of(&f.metadata()?))
+            })
+            .map_err(|e| self.io_err("write", &self.path, &e))?;
+        // Best effort: without a cache the next command parses the TOML.
+        if let Some(f) = cache {
+            use std::os::unix::fs::FileExt;
+            let placed = f.write_all_at(&stamp.header(), 0).is_ok()
+                && f.unlock().is_ok()
+                && Self::rotate(&self.cache_path, &cache_spare, &cache_old).is_ok();
+            if !placed {
+                let _ = fs::remove_file(&self.cache_path);
+            }
         }
         Ok(())
     }
@@ -250,11 +344,11 @@ impl Store for FileStore {
         lock.lock()
             .map_err(|e| self.io_err("lock", &self.lock_path, &e))?;
         self.remove_stale_temporaries();
-        let mut cfg = self.load()?;
+        let (mut cfg, loaded) = self.load_stamped()?;
         f(&mut cfg)?;
         cfg.cluster.serial_no += 1;
         cfg.cluster.mtime = now();
-        let written = self.write(&cfg);
+        let written = self.write(&cfg, loaded.as_ref());
         if !self.free_after_commit {
             std::mem::forget(cfg);
         }
@@ -268,8 +362,20 @@ impl Store for FileStore {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Stamp([u64; 7]);
 
+/// This boot's identity, so that a cache written before a crash is checked before use.
+fn boot_id() -> Option<&'static [u8]> {
+    static ID: std::sync::OnceLock<Option<Vec<u8>>> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        fs::read("/proc/sys/kernel/random/boot_id")
+            .ok()
+            .filter(|b| b.len() == 37)
+    })
+    .as_deref()
+}
+
 impl Stamp {
-    const MAGIC: &'static [u8; 8] = b"NCCACHE1";
+    const MAGIC: &'static [u8; 8] = b"NCCACHE2";
+    const HEADER_LEN: usize = 101;
 
     fn of(m: &fs::Metadata) -> Self {
         Stamp([
@@ -283,11 +389,15 @@ impl Stamp {
         ])
     }
 
-    fn header(&self) -> [u8; 64] {
-        let mut h = [0u8; 64];
+    /// Magic, the seven numbers, and the boot ID (or zeros where there is none).
+    fn header(&self) -> [u8; Self::HEADER_LEN] {
+        let mut h = [0u8; Self::HEADER_LEN];
         h[..8].copy_from_slice(Self::MAGIC);
         for (i, v) in self.0.iter().enumerate() {
             h[8 + i * 8..16 + i * 8].copy_from_slice(&v.to_le_bytes());
+        }
+        if let Some(id) = boot_id() {
+            h[64..].copy_from_slice(id);
         }
         h
     }
@@ -295,13 +405,8 @@ impl Stamp {
 
 /// The file text of `cfg`.
 pub fn render(cfg: &Config) -> Result<String, GntError> {
-    let mut s = String::with_capacity(4096 + cfg.instances.len() * 400);
-    s.push_str(HEADER);
-    super::writer::write_config_parallel(&mut s, cfg);
-    s.push('\n');
-    s.push_str(END_MARKER);
-    s.push('\n');
-    Ok(s)
+    String::from_utf8(splice::full_toml(cfg).0)
+        .map_err(|_| GntError::Config("rendered configuration is not UTF-8".into()))
 }
 
 /// Parses a file's text; every problem names the file (and line, where there is one).

@@ -9,36 +9,50 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use super::model::{Config, Instance, Network, NicParams, Node, NodeGroup};
 
-/// `write_config` with the second half of the instances rendered on another core.
-pub(super) fn write_config_parallel(out: &mut String, cfg: &Config) {
-    let half = cfg.instances.len() / 2;
-    let tail = std::thread::scope(|s| {
-        let tail = s.spawn(|| {
-            let mut t = String::with_capacity((cfg.instances.len() - half) * 420);
-            for (uuid, i) in cfg.instances.iter().skip(half) {
-                instance(&mut t, uuid, i);
-            }
-            t
-        });
-        write_head(out, cfg);
-        for (uuid, i) in cfg.instances.iter().take(half) {
-            instance(out, uuid, i);
-        }
-        tail.join()
-    });
-    match tail {
-        Ok(t) => out.push_str(&t),
-        // The render thread cannot fail short of a bug; stay correct if it does.
-        Err(_) => {
-            for (uuid, i) in cfg.instances.iter().skip(half) {
-                instance(out, uuid, i);
-            }
-        }
+/// Renders instance blocks into `out`, recording each block's size.
+fn instances_into<'a>(
+    out: &mut String,
+    list: impl Iterator<Item = (&'a String, &'a Instance)>,
+    lens: &mut Vec<usize>,
+) {
+    for (uuid, i) in list {
+        let start = out.len();
+        instance(out, uuid, i);
+        lens.push(out.len() - start);
     }
 }
 
+/// `write_head`, then every instance with the second half rendered on another core.
+/// Returns where the instances start in `out` and the size of each instance's block.
+pub(super) fn write_config_parallel(out: &mut String, cfg: &Config) -> (usize, Vec<usize>) {
+    let all = &*cfg.instances;
+    let half = all.len() / 2;
+    let (start, mut lens, tail) = std::thread::scope(|s| {
+        let tail = s.spawn(|| {
+            let mut t = String::with_capacity((all.len() - half) * 420);
+            let mut lens = Vec::with_capacity(all.len() - half);
+            instances_into(&mut t, all.iter().skip(half), &mut lens);
+            (t, lens)
+        });
+        write_head(out, cfg);
+        let start = out.len();
+        let mut lens = Vec::with_capacity(all.len());
+        instances_into(out, all.iter().take(half), &mut lens);
+        (start, lens, tail.join().ok())
+    });
+    match tail {
+        Some((t, l)) => {
+            out.push_str(&t);
+            lens.extend(l);
+        }
+        // The render thread cannot fail short of a bug; stay correct if it does.
+        None => instances_into(out, all.iter().skip(half), &mut lens),
+    }
+    (start, lens)
+}
+
 /// Everything but the instances.
-fn write_head(out: &mut String, cfg: &Config) {
+pub(super) fn write_head(out: &mut String, cfg: &Config) {
     kv(out, "version", cfg.version);
     let c = &cfg.cluster;
     out.push_str("\n[cluster]\n");
@@ -128,7 +142,7 @@ fn network(out: &mut String, uuid: &str, n: &Network) {
     kv_f64(out, "mtime", n.mtime);
 }
 
-fn instance(out: &mut String, uuid: &str, i: &Instance) {
+pub(super) fn instance(out: &mut String, uuid: &str, i: &Instance) {
     out.push_str("\n[instances.");
     out.push_str(uuid);
     out.push_str("]\n");

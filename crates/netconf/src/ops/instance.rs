@@ -236,7 +236,7 @@ pub fn add(cfg: &mut Config, a: &AddInstance, fb: &mut Feedback) -> Result<HookE
     if a.name.is_empty() {
         return Err(GntError::param("OP_INSTANCE_CREATE", "instance_name"));
     }
-    if cfg.instances.values().any(|i| i.name == a.name) {
+    if cfg.instances.key_by_name(&a.name).is_some() {
         return Err(GntError::prereq(
             ErrorCode::Exists,
             format!("Instance '{}' is already in the cluster", a.name),
@@ -462,7 +462,7 @@ pub fn modify(
         ));
     }
     let uuid = cfg.instance_uuid(name)?;
-    let mut inst = cfg.instances[&uuid].clone();
+    let mut inst = cfg.instances.get_cloned(&uuid).expect("looked up");
     let group = inst.group.clone();
     let node = inst.primary_node.clone();
     let mut used_macs = cfg.macs_in_use();
@@ -748,14 +748,15 @@ pub fn rename(cfg: &mut Config, old: &str, new: &str) -> Result<HookEnv, GntErro
         return Err(GntError::param("OP_INSTANCE_RENAME", "new_name"));
     }
     let uuid = cfg.instance_uuid(old)?;
-    if cfg.instances.values().any(|i| i.name == new) {
+    if cfg.instances.key_by_name(new).is_some() {
         return Err(GntError::prereq(
             ErrorCode::Exists,
             format!("Instance '{new}' is already in the cluster"),
         ));
     }
     // Ganeti's rename hooks describe the instance under its old name, plus the new one.
-    let mut vars = instance_hook_vars(cfg, &cfg.instances[&uuid]);
+    let inst = cfg.instances.get_cloned(&uuid).expect("looked up");
+    let mut vars = instance_hook_vars(cfg, &inst);
     vars.push(("INSTANCE_NEW_NAME".into(), new.to_owned()));
     let inst = cfg.instances.get_mut(&uuid).expect("looked up");
     inst.name = new.to_owned();

@@ -1,0 +1,172 @@
+//! The snapshot cache's instance index: one record per instance, in key order, holding what
+//! commands look up without decoding instances (key, name, MACs) and the sizes of the
+//! instance's TOML block and binary encoding. Records hold sizes, not offsets, so a writer
+//! copies the records of unchanged instances verbatim; offsets are running sums made at load.
+//!
+//! Record (little endian): u16 key length, key, u16 name length, name, u8 MAC count, six
+//! bytes per MAC, u32 TOML block size, u32 encoding size, u32 CRC-32 of the encoding.
+
+use super::model::Instance;
+use crate::mac::MacAddr;
+
+/// Where a record is, and the offsets of its instance in config.data (from the start of
+/// the instances) and in the cache's encoding area.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Pos {
+    pub rec: u32,
+    pub rec_len: u32,
+    pub toml_off: u64,
+    pub toml_len: u32,
+    pub blob_off: u64,
+    pub blob_len: u32,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Entry<'a> {
+    pub key: &'a str,
+    pub name: &'a [u8],
+    macs: &'a [u8],
+    pub toml_len: u32,
+    pub blob_len: u32,
+    pub crc: u32,
+}
+
+impl<'a> Entry<'a> {
+    pub fn macs(self) -> impl Iterator<Item = MacAddr> + 'a {
+        self.macs.chunks_exact(6).map(|m| {
+            let mut a = [0; 6];
+            a.copy_from_slice(m);
+            MacAddr(a)
+        })
+    }
+}
+
+/// Encodes `inst` after `out`'s current end; returns its size and CRC.
+pub(super) fn encode_blob(inst: &Instance, out: &mut Vec<u8>) -> Option<(u32, u32)> {
+    let start = out.len();
+    let taken = std::mem::take(out);
+    *out = postcard::to_extend(inst, taken).ok()?;
+    let blob = &out[start..];
+    Some((u32::try_from(blob.len()).ok()?, crc32fast::hash(blob)))
+}
+
+pub(super) fn decode_blob(bytes: &[u8], crc: u32) -> Option<Instance> {
+    if crc32fast::hash(bytes) != crc {
+        return None;
+    }
+    postcard::from_bytes(bytes).ok()
+}
+
+/// Appends the record of instance `key`; `None` if a field does not fit its width.
+pub(super) fn push_record(
+    out: &mut Vec<u8>,
+    key: &str,
+    inst: &Instance,
+    toml_len: usize,
+    blob: (u32, u32),
+) -> Option<()> {
+    let short = |s: &str| u16::try_from(s.len()).ok();
+    let (klen, nlen) = (short(key)?, short(&inst.name)?);
+    let nmacs = u8::try_from(inst.nics.len()).ok()?;
+    out.extend_from_slice(&klen.to_le_bytes());
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(&nlen.to_le_bytes());
+    out.extend_from_slice(inst.name.as_bytes());
+    out.push(nmacs);
+    for n in &inst.nics {
+        out.extend_from_slice(&n.mac.octets());
+    }
+    out.extend_from_slice(&u32::try_from(toml_len).ok()?.to_le_bytes());
+    out.extend_from_slice(&blob.0.to_le_bytes());
+    out.extend_from_slice(&blob.1.to_le_bytes());
+    Some(())
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let s = self.buf.get(self.at..self.at.checked_add(n)?)?;
+        self.at += n;
+        Some(s)
+    }
+    fn u16(&mut self) -> Option<usize> {
+        Some(u16::from_le_bytes(self.take(2)?.try_into().ok()?) as usize)
+    }
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+}
+
+fn parse_at(buf: &[u8], at: usize) -> Option<(Entry<'_>, usize)> {
+    let mut r = Reader { buf, at };
+    let klen = r.u16()?;
+    let key = std::str::from_utf8(r.take(klen)?).ok()?;
+    let nlen = r.u16()?;
+    let name = r.take(nlen)?;
+    let nmacs = *r.take(1)?.first()? as usize;
+    let macs = r.take(nmacs * 6)?;
+    let e = Entry {
+        key,
+        name,
+        macs,
+        toml_len: r.u32()?,
+        blob_len: r.u32()?,
+        crc: r.u32()?,
+    };
+    Some((e, r.at))
+}
+
+/// Checks `count` records that fill `buf` exactly, in strictly increasing key order, with
+/// UTF-8 names, and computes their positions.
+pub(super) fn parse(buf: &[u8], count: usize) -> Option<Vec<Pos>> {
+    let mut out = Vec::with_capacity(count);
+    let (mut at, mut toml_off, mut blob_off) = (0usize, 0u64, 0u64);
+    let mut prev: Option<&str> = None;
+    for _ in 0..count {
+        let (e, end) = parse_at(buf, at)?;
+        std::str::from_utf8(e.name).ok()?;
+        if prev.is_some_and(|p| p >= e.key) {
+            return None;
+        }
+        prev = Some(e.key);
+        out.push(Pos {
+            rec: u32::try_from(at).ok()?,
+            rec_len: u32::try_from(end - at).ok()?,
+            toml_off,
+            toml_len: e.toml_len,
+            blob_off,
+            blob_len: e.blob_len,
+        });
+        toml_off += u64::from(e.toml_len);
+        blob_off += u64::from(e.blob_len);
+        at = end;
+    }
+    (at == buf.len()).then_some(out)
+}
+
+/// The record at `p`, which `parse` checked.
+pub(super) fn entry(buf: &[u8], p: Pos) -> Entry<'_> {
+    parse_at(buf, p.rec as usize)
+        .expect("parse checked every record")
+        .0
+}
+
+/// The bytes of records `first..=last` in the index, of their TOML blocks (from the start
+/// of the instances) and of their encodings.
+pub(super) fn spans(first: Pos, last: Pos) -> (std::ops::Range<usize>, (u64, u64), (u64, u64)) {
+    (
+        first.rec as usize..(last.rec + last.rec_len) as usize,
+        (
+            first.toml_off,
+            last.toml_off + u64::from(last.toml_len) - first.toml_off,
+        ),
+        (
+            first.blob_off,
+            last.blob_off + u64::from(last.blob_len) - first.blob_off,
+        ),
+    )
+}

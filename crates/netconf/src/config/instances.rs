@@ -1,0 +1,345 @@
+//! The instances of a configuration, decoded only as far as a command needs.
+//!
+//! A cluster of 10,000 instances takes longer to decode and re-encode than a whole command
+//! may, yet most commands read or change one instance or none. A configuration loaded from
+//! the snapshot cache therefore keeps its instances *stored*: an index (key, name, MACs and
+//! sizes of every instance) is read at load, and an instance is decoded only when asked for.
+//! Changes collect in an overlay, and the writer copies the unchanged instances' bytes from
+//! the old files and renders only the changed ones (see `splice`). Using the instances as a
+//! whole map (`Deref`) decodes all of them once; from then on they behave as a plain map
+//! and are written out in full.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs::File;
+use std::ops::{Deref, DerefMut};
+use std::os::unix::fs::FileExt;
+use std::sync::{Arc, OnceLock};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::index::{self, Entry, Pos};
+use super::model::Instance;
+use crate::mac::MacAddr;
+
+/// Changes on top of the stored instances: the new value, or `None` for a removed one.
+pub(super) type Overlay = BTreeMap<String, Option<Instance>>;
+
+#[derive(Clone, Default)]
+pub struct Instances {
+    stored: Option<Arc<Stored>>,
+    overlay: Overlay,
+    /// Every instance, once something asked for the whole map.
+    full: OnceLock<BTreeMap<String, Instance>>,
+}
+
+/// Instances as the snapshot cache holds them.
+pub(super) struct Stored {
+    /// Index records in key order (`index` module).
+    pub(super) index: Vec<u8>,
+    pub(super) entries: Vec<Pos>,
+    /// The cache file, open and share-locked since load: a writer never overwrites a
+    /// file someone holds that lock on, so these stay the bytes the index describes.
+    pub(super) cache: File,
+    /// Where the encoded instances start in `cache`.
+    pub(super) blob_base: u64,
+    /// The config.data the index's TOML sizes describe, and where its instances start;
+    /// `None` when the cache was made from a file this build did not write.
+    pub(super) toml: Option<(File, u64)>,
+    /// The stamp header of the config.data and cache these came from: a writer splices
+    /// only from the very files it loaded under its lock.
+    pub(super) stamp: Vec<u8>,
+}
+
+impl Stored {
+    pub(super) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub(super) fn entry(&self, i: usize) -> Entry<'_> {
+        index::entry(&self.index, self.entries[i])
+    }
+
+    pub(super) fn search(&self, key: &str) -> Result<usize, usize> {
+        self.entries
+            .binary_search_by(|p| index::entry(&self.index, *p).key.cmp(key))
+    }
+
+    pub(super) fn find(&self, key: &str) -> Option<usize> {
+        self.search(key).ok()
+    }
+
+    fn blob(&self, i: usize) -> std::io::Result<Vec<u8>> {
+        let p = self.entries[i];
+        let mut buf = vec![0; p.blob_len as usize];
+        self.cache
+            .read_exact_at(&mut buf, self.blob_base + p.blob_off)?;
+        Ok(buf)
+    }
+
+    /// One instance. The cache was checked at load and is locked against reuse, so a
+    /// failure here means someone else changed the file in place: a broken invariant.
+    fn decode(&self, i: usize) -> Instance {
+        let bytes = self
+            .blob(i)
+            .expect("the verified snapshot cache is readable");
+        index::decode_blob(&bytes, self.entry(i).crc).expect("a verified cache entry decodes")
+    }
+
+    /// Every instance, in key order, decoded on two cores.
+    fn decode_all(&self) -> Vec<(String, Instance)> {
+        let total = self
+            .entries
+            .last()
+            .map_or(0, |p| p.blob_off + u64::from(p.blob_len));
+        let mut area = vec![0; total as usize];
+        self.cache
+            .read_exact_at(&mut area, self.blob_base)
+            .expect("the verified snapshot cache is readable");
+        let decode_range = |r: std::ops::Range<usize>| -> Vec<(String, Instance)> {
+            r.map(|i| {
+                let (p, e) = (self.entries[i], self.entry(i));
+                let start = p.blob_off as usize;
+                let bytes = &area[start..start + e.blob_len as usize];
+                let inst =
+                    index::decode_blob(bytes, e.crc).expect("a verified cache entry decodes");
+                (e.key.to_owned(), inst)
+            })
+            .collect()
+        };
+        let half = self.len() / 2;
+        std::thread::scope(|s| {
+            let second = s.spawn(|| decode_range(half..self.len()));
+            let mut first = decode_range(0..half);
+            first.extend(second.join().expect("decoder thread"));
+            first
+        })
+    }
+}
+
+impl Instances {
+    pub(super) fn from_stored(stored: Stored) -> Self {
+        Instances {
+            stored: Some(Arc::new(stored)),
+            overlay: BTreeMap::new(),
+            full: OnceLock::new(),
+        }
+    }
+
+    pub fn from_map(map: BTreeMap<String, Instance>) -> Self {
+        Instances {
+            stored: None,
+            overlay: BTreeMap::new(),
+            full: OnceLock::from(map),
+        }
+    }
+
+    /// The stored instances and the changes on top of them, while nothing forced the
+    /// whole map and the old config.data can still be copied from.
+    pub(super) fn spliceable(&self, current: Option<&[u8]>) -> Option<(Option<&Stored>, &Overlay)> {
+        if self.full.get().is_some() {
+            return None;
+        }
+        match self.stored.as_deref() {
+            Some(s) if s.toml.is_none() || Some(&s.stamp[..]) != current => None,
+            stored => Some((stored, &self.overlay)),
+        }
+    }
+
+    fn stored_live(&self) -> impl Iterator<Item = Entry<'_>> {
+        self.stored
+            .iter()
+            .flat_map(|s| (0..s.len()).map(move |i| s.entry(i)))
+            .filter(|e| self.overlay.is_empty() || !self.overlay.contains_key(e.key))
+    }
+
+    fn overlay_live(&self) -> impl Iterator<Item = (&String, &Instance)> {
+        self.overlay
+            .iter()
+            .filter_map(|(k, v)| v.as_ref().map(|i| (k, i)))
+    }
+
+    fn in_stored(&self, key: &str) -> Option<usize> {
+        self.stored.as_ref().and_then(|s| s.find(key))
+    }
+
+    pub fn len(&self) -> usize {
+        if let Some(m) = self.full.get() {
+            return m.len();
+        }
+        let base = self.stored.as_ref().map_or(0, |s| s.len());
+        self.overlay.iter().fold(base, |n, (k, v)| {
+            match (self.in_stored(k).is_some(), v.is_some()) {
+                (false, true) => n + 1,
+                (true, false) => n - 1,
+                _ => n,
+            }
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn contains_key(&self, key: &str) -> bool {
+        if let Some(m) = self.full.get() {
+            return m.contains_key(key);
+        }
+        match self.overlay.get(key) {
+            Some(v) => v.is_some(),
+            None => self.in_stored(key).is_some(),
+        }
+    }
+
+    /// The key of the instance called `name`, or `name` itself when it is a key.
+    pub fn key_of(&self, name: &str) -> Option<String> {
+        if self.contains_key(name) {
+            return Some(name.to_owned());
+        }
+        self.key_by_name(name)
+    }
+
+    /// The key of the instance called `name` (names are unique).
+    pub fn key_by_name(&self, name: &str) -> Option<String> {
+        if let Some(m) = self.full.get() {
+            return m
+                .iter()
+                .find(|(_, i)| i.name == name)
+                .map(|(k, _)| k.clone());
+        }
+        self.overlay_live()
+            .find(|(_, i)| i.name == name)
+            .map(|(k, _)| k.clone())
+            .or_else(|| {
+                self.stored_live()
+                    .find(|e| e.name == name.as_bytes())
+                    .map(|e| e.key.to_owned())
+            })
+    }
+
+    /// Every MAC address of every NIC.
+    pub fn macs(&self) -> Vec<MacAddr> {
+        if let Some(m) = self.full.get() {
+            return m
+                .values()
+                .flat_map(|i| i.nics.iter().map(|n| n.mac))
+                .collect();
+        }
+        let mut out: Vec<MacAddr> = self.stored_live().flat_map(|e| e.macs()).collect();
+        out.extend(
+            self.overlay_live()
+                .flat_map(|(_, i)| i.nics.iter().map(|n| n.mac)),
+        );
+        out
+    }
+
+    /// A copy of one instance, decoding only that one.
+    pub fn get_cloned(&self, key: &str) -> Option<Instance> {
+        if let Some(m) = self.full.get() {
+            return m.get(key).cloned();
+        }
+        match self.overlay.get(key) {
+            Some(v) => v.clone(),
+            None => {
+                let s = self.stored.as_ref()?;
+                s.find(key).map(|i| s.decode(i))
+            }
+        }
+    }
+
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut Instance> {
+        if self.full.get().is_some() {
+            return self.full.get_mut()?.get_mut(key);
+        }
+        if !self.overlay.contains_key(key) {
+            let inst = self.get_cloned(key)?;
+            self.overlay.insert(key.to_owned(), Some(inst));
+        }
+        self.overlay.get_mut(key)?.as_mut()
+    }
+
+    /// Adds or replaces an instance.
+    pub fn insert(&mut self, key: String, inst: Instance) {
+        if let Some(m) = self.full.get_mut() {
+            m.insert(key, inst);
+        } else {
+            self.overlay.insert(key, Some(inst));
+        }
+    }
+
+    pub fn remove(&mut self, key: &str) -> Option<Instance> {
+        if let Some(m) = self.full.get_mut() {
+            return m.remove(key);
+        }
+        let old = self.get_cloned(key)?;
+        if self.in_stored(key).is_some() {
+            self.overlay.insert(key.to_owned(), None);
+        } else {
+            self.overlay.remove(key);
+        }
+        Some(old)
+    }
+
+    fn materialize(&self) -> &BTreeMap<String, Instance> {
+        self.full.get_or_init(|| {
+            let mut map: BTreeMap<String, Instance> = self
+                .stored
+                .as_ref()
+                .map(|s| s.decode_all())
+                .unwrap_or_default()
+                .into_iter()
+                .collect();
+            for (k, v) in &self.overlay {
+                match v {
+                    Some(i) => map.insert(k.clone(), i.clone()),
+                    None => map.remove(k),
+                };
+            }
+            map
+        })
+    }
+}
+
+impl Deref for Instances {
+    type Target = BTreeMap<String, Instance>;
+    fn deref(&self) -> &Self::Target {
+        self.materialize()
+    }
+}
+
+impl DerefMut for Instances {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        self.materialize();
+        self.full.get_mut().expect("materialised above")
+    }
+}
+
+impl PartialEq for Instances {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl fmt::Debug for Instances {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        (**self).fmt(f)
+    }
+}
+
+impl Serialize for Instances {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (**self).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Instances {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        BTreeMap::deserialize(d).map(Instances::from_map)
+    }
+}
+
+impl FromIterator<(String, Instance)> for Instances {
+    fn from_iter<T: IntoIterator<Item = (String, Instance)>>(iter: T) -> Self {
+        Instances::from_map(iter.into_iter().collect())
+    }
+}

@@ -1,0 +1,283 @@
+//! The lazily loaded instances and the spliced writer against plain models: whatever a
+//! transaction does through `Instances`, the file must be byte for byte what a full render
+//! of the same configuration gives, and the cache must read back as that configuration.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::Path;
+
+use proptest::prelude::*;
+
+use super::model::{Config, Instance, Nic, NicParams};
+use super::splice::SPLICED;
+use super::store::{FileStore, parse, render, transaction};
+use super::{Store, cache};
+use crate::mac::MacAddr;
+
+fn inst(name: &str, mac: u8, tag: Option<&str>) -> Instance {
+    let p = NicParams::ganeti_default();
+    Instance {
+        name: name.into(),
+        group: "g".into(),
+        primary_node: None,
+        tags: tag
+            .map(|t| BTreeSet::from([t.to_owned()]))
+            .unwrap_or_default(),
+        nics: vec![Nic {
+            uuid: format!("nic-{name}"),
+            name: None,
+            mac: MacAddr([0xaa, 0, 0, 0, 1, mac]),
+            ip: None,
+            network: None,
+            mode: p.mode,
+            link: p.link,
+            vlan: p.vlan,
+        }],
+        serial_no: 1,
+        ctime: 1.5,
+        mtime: 1.5,
+    }
+}
+
+fn spliced() -> usize {
+    SPLICED.with(|c| c.get())
+}
+
+/// The file is canonical (equal to a full render of what it parses to), and the cache
+/// reads back as the same configuration.
+fn assert_consistent(store: &FileStore) -> Config {
+    let text = fs::read_to_string(store.path()).unwrap();
+    let parsed = parse(&text, store.path()).unwrap();
+    assert_eq!(render(&parsed).unwrap(), text, "the file is not canonical");
+    assert!(store.cache_is_fresh(), "no cache for the committed file");
+    let cached = store.read().unwrap();
+    assert_eq!(cached, parsed, "the cache disagrees with the file");
+    parsed
+}
+
+fn seeded(dir: &Path, n: usize) -> FileStore {
+    let store = FileStore::new(dir.join("config.data"));
+    transaction(&store, |c| {
+        for k in 0..n {
+            c.instances.insert(
+                format!("k{:03}", k * 2),
+                inst(&format!("i{k}"), k as u8, None),
+            );
+        }
+        Ok(())
+    })
+    .unwrap();
+    store
+}
+
+#[test]
+fn one_instance_changes_are_spliced_and_equal_a_full_render() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = seeded(dir.path(), 40);
+    // The first write of the seed renders everything (nothing to copy from yet).
+    assert_consistent(&store);
+    let before = spliced();
+    type Step = (&'static str, fn(&mut Config));
+    let steps: [Step; 6] = [
+        ("insert first", |c| {
+            c.instances.insert("a".into(), inst("new-a", 200, None))
+        }),
+        ("insert middle", |c| {
+            c.instances.insert("k013".into(), inst("new-m", 201, None))
+        }),
+        ("insert last", |c| {
+            c.instances.insert("z".into(), inst("new-z", 202, None))
+        }),
+        ("change one", |c| {
+            c.instances.get_mut("k010").unwrap().tags.insert("t".into());
+        }),
+        ("remove one", |c| {
+            assert_eq!(c.instances.remove("k020").unwrap().name, "i10");
+        }),
+        ("instances untouched", |c| c.cluster.name = "renamed".into()),
+    ];
+    for (what, step) in steps {
+        transaction(&store, |c| {
+            step(c);
+            Ok(())
+        })
+        .unwrap();
+        let cfg = assert_consistent(&store);
+        assert!(cfg.instances.len() >= 40, "{what}");
+    }
+    assert_eq!(spliced() - before, 6, "every step took the spliced path");
+    let cfg = assert_consistent(&store);
+    assert_eq!(cfg.instances.len(), 42);
+    assert!(cfg.instances["k010"].tags.contains("t"));
+    assert!(!cfg.instances.contains_key("k020"));
+    assert_eq!(cfg.cluster.name, "renamed");
+    // The replaced versions are kept as spares to be overwritten in place.
+    assert!(dir.path().join(".config.data.spare").exists());
+    assert!(dir.path().join(".config.data.cache.spare").exists());
+}
+
+#[test]
+fn a_configuration_loaded_before_another_commit_is_written_in_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = seeded(dir.path(), 10);
+    transaction(&store, |_| Ok(())).unwrap();
+    let mut stale = store.read().unwrap();
+    stale
+        .instances
+        .insert("k001".into(), inst("from-stale", 99, None));
+    // Two commits later the files `stale` was read from have been reused as spares.
+    transaction(&store, |_| Ok(())).unwrap();
+    transaction(&store, |_| Ok(())).unwrap();
+    let before = spliced();
+    transaction(&store, |c| {
+        *c = stale.clone();
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(spliced(), before, "spliced from files it did not load");
+    let cfg = assert_consistent(&store);
+    assert_eq!(cfg.instances["k001"].name, "from-stale");
+    assert_eq!(cfg.instances.len(), 11);
+}
+
+#[test]
+fn a_loaded_configuration_still_reads_its_instances_after_later_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = seeded(dir.path(), 30);
+    transaction(&store, |_| Ok(())).unwrap();
+    let old = store.read().unwrap();
+    let want = parse(&fs::read_to_string(store.path()).unwrap(), store.path()).unwrap();
+    // Enough commits that every file `old` was loaded from would have been reused.
+    for k in 0..4 {
+        transaction(&store, |c| {
+            for i in c.instances.keys().cloned().collect::<Vec<_>>() {
+                c.instances.get_mut(&i).unwrap().name = format!("gen{k}-{i}");
+            }
+            c.instances
+                .insert(format!("new{k}"), inst(&format!("x{k}"), k, None));
+            Ok(())
+        })
+        .unwrap();
+    }
+    assert_eq!(
+        old.instances.get_cloned("k004"),
+        want.instances.get("k004").cloned()
+    );
+    assert_eq!(*old.instances, *want.instances);
+    assert_consistent(&store);
+}
+
+#[test]
+fn a_cache_not_trusted_is_checked_encoding_by_encoding() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = seeded(dir.path(), 5);
+    transaction(&store, |_| Ok(())).unwrap();
+    let cache_path = dir.path().join("config.data.cache");
+    let bytes = fs::read(&cache_path).unwrap();
+    assert!(bytes.starts_with(b"NCCACHE2"));
+    let stamp_len = 101;
+    let load = |trusted| {
+        let toml = fs::File::open(store.path()).unwrap();
+        let c = fs::File::open(&cache_path).unwrap();
+        cache::load(c, &bytes[..stamp_len], toml, trusted).is_some()
+    };
+    assert!(load(false));
+    // Damage the last byte of the last encoding: only the per-encoding check sees it.
+    let mut bad = bytes.clone();
+    *bad.last_mut().unwrap() ^= 0xff;
+    fs::write(&cache_path, &bad).unwrap();
+    assert!(load(true), "the parts still check out");
+    assert!(
+        !load(false),
+        "an untrusted cache with a damaged encoding was accepted"
+    );
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Insert(u8, u8),
+    Remove(u8),
+    Tag(u8),
+    Rename(u8, u8),
+    Lookups(u8),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0u8..60, any::<u8>()).prop_map(|(k, m)| Op::Insert(k, m)),
+        (0u8..60).prop_map(Op::Remove),
+        (0u8..60).prop_map(Op::Tag),
+        (0u8..60, 0u8..60).prop_map(|(k, n)| Op::Rename(k, n)),
+        (0u8..60).prop_map(Op::Lookups),
+    ]
+}
+
+fn key(k: u8) -> String {
+    format!("k{k:03}")
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Random changes through `Instances` on a stored set agree with a plain map, both in
+    /// the transaction and in what it leaves on disk.
+    #[test]
+    fn lazy_instances_agree_with_a_map(initial in 0usize..30, ops in proptest::collection::vec(op(), 0..25)) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = seeded(dir.path(), initial);
+        transaction(&store, |_| Ok(())).unwrap();
+        let mut model: BTreeMap<String, Instance> = (*store.read().unwrap().instances).clone();
+        let before = spliced();
+        transaction(&store, |c| {
+            for op in &ops {
+                match *op {
+                    Op::Insert(k, m) => {
+                        let i = inst(&format!("n{k}-{m}"), m, None);
+                        c.instances.insert(key(k), i.clone());
+                        model.insert(key(k), i);
+                    }
+                    Op::Remove(k) => {
+                        assert_eq!(c.instances.remove(&key(k)), model.remove(&key(k)));
+                    }
+                    Op::Tag(k) => {
+                        let got = c.instances.get_mut(&key(k)).map(|i| {
+                            i.tags.insert("x".into());
+                            i.clone()
+                        });
+                        let want = model.get_mut(&key(k)).map(|i| {
+                            i.tags.insert("x".into());
+                            i.clone()
+                        });
+                        assert_eq!(got, want);
+                    }
+                    Op::Rename(k, n) => {
+                        if let Some(i) = c.instances.get_mut(&key(k)) {
+                            i.name = format!("r{n}-{k}");
+                        }
+                        if let Some(i) = model.get_mut(&key(k)) {
+                            i.name = format!("r{n}-{k}");
+                        }
+                    }
+                    Op::Lookups(k) => {
+                        let name = model.get(&key(k)).map(|i| i.name.clone()).unwrap_or_default();
+                        let by_name = model.iter().find(|(_, i)| i.name == name).map(|(k, _)| k.clone());
+                        assert_eq!(c.instances.key_by_name(&name), by_name);
+                        assert_eq!(c.instances.contains_key(&key(k)), model.contains_key(&key(k)));
+                        assert_eq!(c.instances.get_cloned(&key(k)), model.get(&key(k)).cloned());
+                        assert_eq!(c.instances.len(), model.len());
+                        let mut macs = c.instances.macs();
+                        macs.sort();
+                        let mut want: Vec<MacAddr> = model.values().flat_map(|i| i.nics.iter().map(|n| n.mac)).collect();
+                        want.sort();
+                        assert_eq!(macs, want);
+                    }
+                }
+            }
+            Ok(())
+        })
+        .unwrap();
+        prop_assert_eq!(spliced() - before, 1);
+        let cfg = assert_consistent(&store);
+        prop_assert_eq!(&*cfg.instances, &model);
+    }
+}
