@@ -431,11 +431,12 @@ fn value(cfg: &Config, uuid: &str, n: &Network, field: &str) -> Value {
         "group_cnt" => Value::Number(connections(cfg, uuid).count() as i64),
         "inst_list" => Value::Text(
             cfg.instances_on_network(uuid)
-                .map(|(_, i)| i.name.as_str())
+                .into_iter()
+                .map(|(_, i)| i.name)
                 .collect::<Vec<_>>()
                 .join(","),
         ),
-        "inst_cnt" => Value::Number(cfg.instances_on_network(uuid).count() as i64),
+        "inst_cnt" => Value::Number(cfg.instances_on_network(uuid).len() as i64),
         "external_reservations" => Value::Text(join_ips(&n.pool.external_reservations())),
         "ctime" => Value::Text(crate::timefmt::format_time(n.ctime)),
         "mtime" => Value::Text(crate::timefmt::format_time(n.mtime)),
@@ -522,7 +523,7 @@ pub fn info(cfg: &Config, uuid: &str) -> String {
             );
         }
     }
-    let insts: Vec<_> = cfg.instances_on_network(uuid).collect();
+    let insts = cfg.instances_on_network(uuid);
     if insts.is_empty() {
         let _ = writeln!(s, "  not used by any instances");
     } else {

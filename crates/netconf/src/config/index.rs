@@ -3,8 +3,9 @@
 //! instance's TOML block and binary encoding. Records hold sizes, not offsets, so a writer
 //! copies the records of unchanged instances verbatim; offsets are running sums made at load.
 //!
-//! Record (little endian): u16 key length, key, u16 name length, name, u8 MAC count, six
-//! bytes per MAC, u32 TOML block size, u32 encoding size, u32 CRC-32 of the encoding.
+//! Record (little endian): u16 key length, key, u16 name length, name, u8 NIC count, per
+//! NIC its MAC (six bytes) and a hint of its network (`net_hint`, four bytes), u32 TOML
+//! block size, u32 encoding size, u32 CRC-32 of the encoding.
 
 use super::model::Instance;
 use crate::mac::MacAddr;
@@ -25,20 +26,35 @@ pub(super) struct Pos {
 pub(super) struct Entry<'a> {
     pub key: &'a str,
     pub name: &'a [u8],
-    macs: &'a [u8],
+    nics: &'a [u8],
     pub toml_len: u32,
     pub blob_len: u32,
     pub crc: u32,
 }
 
+const NIC_LEN: usize = 10;
+
 impl<'a> Entry<'a> {
     pub fn macs(self) -> impl Iterator<Item = MacAddr> + 'a {
-        self.macs.chunks_exact(6).map(|m| {
+        self.nics.chunks_exact(NIC_LEN).map(|m| {
             let mut a = [0; 6];
-            a.copy_from_slice(m);
+            a.copy_from_slice(&m[..6]);
             MacAddr(a)
         })
     }
+
+    /// Whether a NIC may be on the network with this hint (hints can collide).
+    pub fn may_use(self, hint: u32) -> bool {
+        self.nics
+            .chunks_exact(NIC_LEN)
+            .any(|n| n[6..] == hint.to_le_bytes())
+    }
+}
+
+/// A short hint of a network UUID, so that a network's instances are found without
+/// decoding the others. Never 0, which stands for "no network".
+pub(super) fn net_hint(uuid: &str) -> u32 {
+    crc32fast::hash(uuid.as_bytes()).max(1)
 }
 
 /// Encodes `inst` after `out`'s current end; returns its size and CRC.
@@ -67,14 +83,16 @@ pub(super) fn push_record(
 ) -> Option<()> {
     let short = |s: &str| u16::try_from(s.len()).ok();
     let (klen, nlen) = (short(key)?, short(&inst.name)?);
-    let nmacs = u8::try_from(inst.nics.len()).ok()?;
+    let nnics = u8::try_from(inst.nics.len()).ok()?;
     out.extend_from_slice(&klen.to_le_bytes());
     out.extend_from_slice(key.as_bytes());
     out.extend_from_slice(&nlen.to_le_bytes());
     out.extend_from_slice(inst.name.as_bytes());
-    out.push(nmacs);
+    out.push(nnics);
     for n in &inst.nics {
         out.extend_from_slice(&n.mac.octets());
+        let hint = n.network.as_deref().map_or(0, net_hint);
+        out.extend_from_slice(&hint.to_le_bytes());
     }
     out.extend_from_slice(&u32::try_from(toml_len).ok()?.to_le_bytes());
     out.extend_from_slice(&blob.0.to_le_bytes());
@@ -107,12 +125,12 @@ fn parse_at(buf: &[u8], at: usize) -> Option<(Entry<'_>, usize)> {
     let key = std::str::from_utf8(r.take(klen)?).ok()?;
     let nlen = r.u16()?;
     let name = r.take(nlen)?;
-    let nmacs = *r.take(1)?.first()? as usize;
-    let macs = r.take(nmacs * 6)?;
+    let nnics = *r.take(1)?.first()? as usize;
+    let nics = r.take(nnics * NIC_LEN)?;
     let e = Entry {
         key,
         name,
-        macs,
+        nics,
         toml_len: r.u32()?,
         blob_len: r.u32()?,
         crc: r.u32()?,

@@ -233,6 +233,37 @@ impl Instances {
         out
     }
 
+    /// The instances with a NIC on network `net` (a UUID), in key order, decoding only
+    /// those that may be.
+    pub fn on_network(&self, net: &str) -> Vec<(String, Instance)> {
+        let uses = |i: &Instance| i.nics.iter().any(|n| n.network.as_deref() == Some(net));
+        if let Some(m) = self.full.get() {
+            return m
+                .iter()
+                .filter(|(_, i)| uses(i))
+                .map(|(k, i)| (k.clone(), i.clone()))
+                .collect();
+        }
+        let hint = index::net_hint(net);
+        let mut found: BTreeMap<String, Instance> = self
+            .overlay_live()
+            .filter(|(_, i)| uses(i))
+            .map(|(k, i)| (k.clone(), i.clone()))
+            .collect();
+        if let Some(s) = &self.stored {
+            for i in 0..s.len() {
+                let e = s.entry(i);
+                if e.may_use(hint) && !self.overlay.contains_key(e.key) {
+                    let inst = s.decode(i);
+                    if uses(&inst) {
+                        found.insert(e.key.to_owned(), inst);
+                    }
+                }
+            }
+        }
+        found.into_iter().collect()
+    }
+
     /// A copy of one instance, decoding only that one.
     pub fn get_cloned(&self, key: &str) -> Option<Instance> {
         if let Some(m) = self.full.get() {

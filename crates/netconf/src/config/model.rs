@@ -331,15 +331,8 @@ impl Config {
     }
 
     /// Instances whose NICs use network `net_uuid`, in UUID (map) order as Ganeti 3.0.
-    pub fn instances_on_network<'a>(
-        &'a self,
-        net_uuid: &'a str,
-    ) -> impl Iterator<Item = (&'a String, &'a Instance)> + 'a {
-        self.instances.iter().filter(move |(_, i)| {
-            i.nics
-                .iter()
-                .any(|n| n.network.as_deref() == Some(net_uuid))
-        })
+    pub fn instances_on_network(&self, net_uuid: &str) -> Vec<(String, Instance)> {
+        self.instances.on_network(net_uuid)
     }
 
     /// Every MAC in use by an instance NIC.

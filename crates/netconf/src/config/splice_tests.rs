@@ -28,7 +28,7 @@ fn inst(name: &str, mac: u8, tag: Option<&str>) -> Instance {
             name: None,
             mac: MacAddr([0xaa, 0, 0, 0, 1, mac]),
             ip: None,
-            network: None,
+            network: (mac % 4 != 3).then(|| format!("net-{}", mac % 4)),
             mode: p.mode,
             link: p.link,
             vlan: p.vlan,
@@ -174,7 +174,7 @@ fn a_cache_not_trusted_is_checked_encoding_by_encoding() {
     transaction(&store, |_| Ok(())).unwrap();
     let cache_path = dir.path().join("config.data.cache");
     let bytes = fs::read(&cache_path).unwrap();
-    assert!(bytes.starts_with(b"NCCACHE2"));
+    assert!(bytes.starts_with(b"NCCACHE3"));
     let stamp_len = 101;
     let load = |trusted| {
         let toml = fs::File::open(store.path()).unwrap();
@@ -265,6 +265,13 @@ proptest! {
                         assert_eq!(c.instances.contains_key(&key(k)), model.contains_key(&key(k)));
                         assert_eq!(c.instances.get_cloned(&key(k)), model.get(&key(k)).cloned());
                         assert_eq!(c.instances.len(), model.len());
+                        let net = format!("net-{}", k % 4);
+                        let on: Vec<(String, Instance)> = model
+                            .iter()
+                            .filter(|(_, i)| i.nics.iter().any(|n| n.network.as_ref() == Some(&net)))
+                            .map(|(k, i)| (k.clone(), i.clone()))
+                            .collect();
+                        assert_eq!(c.instances.on_network(&net), on);
                         let mut macs = c.instances.macs();
                         macs.sort();
                         let mut want: Vec<MacAddr> = model.values().flat_map(|i| i.nics.iter().map(|n| n.mac)).collect();

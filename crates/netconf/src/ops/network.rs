@@ -373,7 +373,8 @@ pub fn remove(cfg: &mut Config, name: &str, fb: &mut Feedback) -> Result<HookEnv
     // Ganeti relied on disconnect alone; NICs can still point here after group moves.
     let users: Vec<String> = cfg
         .instances_on_network(&uuid)
-        .map(|(_, i)| i.name.clone())
+        .into_iter()
+        .map(|(_, i)| i.name)
         .collect();
     if !users.is_empty() {
         return Err(GntError::state(format!(
