@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use netconf::config::{Config, Instance, Store};
-use netconf::ops::instance::{self as ops, AddInstance, NicChange, NicSpec};
+use netconf::ops::instance::{self as ops, AddInstance, NicChange, NicRef, NicSpec};
 use netconf::{GntError, eui64};
 
 use crate::common::{
@@ -130,9 +130,10 @@ pub enum Cmd {
         jobs: JobOpts,
         name: String,
     },
-    /// Change an instance's NICs: --net add:PARAMS, --net IDX:modify,PARAMS, --net IDX:remove.
+    /// Change an instance's NICs: --net add:PARAMS, --net ID:modify,PARAMS, --net ID:remove.
     Modify {
-        /// NIC change: add:PARAMS, IDX:add,PARAMS, IDX:modify,PARAMS, IDX:PARAMS, IDX:remove, remove
+        /// NIC change: add:PARAMS, IDX:add,PARAMS, ID:modify,PARAMS, ID:PARAMS, ID:remove, remove
+        /// (ID: an index, -1 for the last NIC, or a NIC's name or UUID)
         #[arg(long = "net", value_name = "CHANGE", allow_hyphen_values = true)]
         net: Vec<String>,
         /// Allow externally reserved addresses and addresses of connected networks.
@@ -237,7 +238,8 @@ fn add_nics(opts: &[String], no_nics: bool) -> Result<Vec<NicSpec>, GntError> {
     Ok(nics.into_iter().map(Option::unwrap_or_default).collect())
 }
 
-/// `--net` of `modify`: `add:P`, `IDX:add,P`, `IDX:remove`, `remove`, `IDX:modify,P`, `IDX:P`.
+/// `--net` of `modify`: `add:P`, `IDX:add,P`, `remove`, `ID:remove`, `ID:modify,P`,
+/// `ID:P`, where `ID` is an index, `-1` (the last NIC), or a NIC's name or UUID.
 fn parse_change(o: &str) -> Result<NicChange, GntError> {
     let (ident, params) = o.split_once(':').unwrap_or((o, ""));
     let mut parts: Vec<&str> = params.split(',').filter(|p| !p.is_empty()).collect();
@@ -248,34 +250,29 @@ fn parse_change(o: &str) -> Result<NicChange, GntError> {
     let rest = parts.join(",");
     match (ident, action) {
         ("add", None) => Ok(NicChange::Add(None, NicSpec::parse(&rest)?)),
-        ("remove", None) if rest.is_empty() => Ok(NicChange::Remove(None)),
+        ("remove", None) if rest.is_empty() => Ok(NicChange::Remove(NicRef::Last)),
         ("attach", _) | (_, Some("attach")) => Err(GntError::inval(
             "Attach operation is not supported for NICs",
         )),
         ("detach", _) | (_, Some("detach")) => Err(GntError::inval(
             "Detach operation is not supported for NICs",
         )),
-        (i, a) => {
-            let idx = if i == "-1" {
-                None
-            } else {
-                Some(
+        // A new NIC's place is a number; names and UUIDs identify existing NICs.
+        (i, Some("add")) => {
+            let idx = match i {
+                "-1" => None,
+                i => Some(
                     i.parse::<usize>()
                         .map_err(|_| GntError::inval(format!("Invalid NIC index passed: {i}")))?,
-                )
+                ),
             };
-            match a {
-                Some("add") => Ok(NicChange::Add(idx, NicSpec::parse(&rest)?)),
-                Some("remove") if !rest.is_empty() => Err(GntError::inval(
-                    "Not accepting parameters on removal/detach",
-                )),
-                Some("remove") => Ok(NicChange::Remove(idx)),
-                _ => match idx {
-                    Some(i) => Ok(NicChange::Modify(i, NicSpec::parse(&rest)?)),
-                    None => Err(GntError::inval("Modifying NIC -1 needs an explicit index")),
-                },
-            }
+            Ok(NicChange::Add(idx, NicSpec::parse(&rest)?))
         }
+        (_, Some("remove")) if !rest.is_empty() => Err(GntError::inval(
+            "Not accepting parameters on removal/detach",
+        )),
+        (i, Some("remove")) => Ok(NicChange::Remove(NicRef::parse(i)?)),
+        (i, _) => Ok(NicChange::Modify(NicRef::parse(i)?, NicSpec::parse(&rest)?)),
     }
 }
 
@@ -598,17 +595,36 @@ mod tests {
         ));
         assert_eq!(
             parse_change("2:remove").unwrap(),
-            NicChange::Remove(Some(2))
+            NicChange::Remove(NicRef::Index(2))
         );
-        assert_eq!(parse_change("remove").unwrap(), NicChange::Remove(None));
+        assert_eq!(
+            parse_change("remove").unwrap(),
+            NicChange::Remove(NicRef::Last)
+        );
+        assert_eq!(
+            parse_change("eth1:remove").unwrap(),
+            NicChange::Remove(NicRef::Ident("eth1".into()))
+        );
         assert!(matches!(
             parse_change("0:modify,ip=1.2.3.4").unwrap(),
-            NicChange::Modify(0, _)
+            NicChange::Modify(NicRef::Index(0), _)
         ));
         assert!(matches!(
             parse_change("0:ip=1.2.3.4").unwrap(),
-            NicChange::Modify(0, _)
+            NicChange::Modify(NicRef::Index(0), _)
         ));
+        assert!(matches!(
+            parse_change("-1:ip=1.2.3.4").unwrap(),
+            NicChange::Modify(NicRef::Last, _)
+        ));
+        assert_eq!(
+            parse_change("-2:remove").unwrap_err(),
+            GntError::inval("Not accepting negative indices other than -1")
+        );
+        assert_eq!(
+            parse_change("x:add,ip=pool").unwrap_err(),
+            GntError::inval("Invalid NIC index passed: x")
+        );
         assert_eq!(
             parse_change("0:attach").unwrap_err(),
             GntError::inval("Attach operation is not supported for NICs")

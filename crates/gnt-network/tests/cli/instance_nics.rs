@@ -954,8 +954,48 @@ fn modify_remove_nic_releases_its_ip() {
     c.prereq(
         INST,
         &["modify", "--net", "x:remove", "i1"],
+        "unknown_entity",
+        "Cannot find NIC with identifier x",
+    );
+    c.prereq(
+        INST,
+        &["modify", "--net", "-2:remove", "i1"],
         INVAL,
-        "Invalid NIC index passed: x",
+        "Not accepting negative indices other than -1",
+    );
+}
+
+/// Ganeti 3.0 identifies a NIC to change or remove by index, `-1`, name or UUID.
+#[test]
+fn modify_and_remove_nics_by_name_uuid_or_last() {
+    let c = with_instance();
+    c.ok(INST, &["modify", "--net", "1:modify,name=back", "i1"]);
+    assert_eq!(c.inst_field("i1", "nic.names"), "None,back");
+    c.ok(INST, &["modify", "--net", "back:link=br7", "i1"]);
+    assert_eq!(c.inst_field("i1", "nic.links"), "br0,br7");
+    c.ok(INST, &["modify", "--net", "-1:vlan=5", "i1"]);
+    assert_eq!(c.inst_field("i1", "nic.vlans"), ",.5");
+    let first = c.inst_field("i1", "nic.uuids");
+    let first = first.split(',').next().unwrap().to_owned();
+    c.ok(INST, &["modify", "--net", &format!("{first}:remove"), "i1"]);
+    assert_eq!(c.inst_field("i1", "nic.names"), "back");
+    assert_eq!(
+        c.net_field("net1", "inst_list"),
+        "",
+        "its address was released"
+    );
+    c.prereq(
+        INST,
+        &["modify", "--net", "front:remove", "i1"],
+        "unknown_entity",
+        "Cannot find NIC with identifier front",
+    );
+    c.ok(INST, &["modify", "--net", "back:remove", "i1"]);
+    c.prereq(
+        INST,
+        &["modify", "--net", "-1:link=br1", "i1"],
+        INVAL,
+        "Instance has no NICs to modify",
     );
 }
 

@@ -73,9 +73,50 @@ impl NicSpec {
 pub enum NicChange {
     /// Add a NIC at an index (Ganeti's `N:add`), or at the end.
     Add(Option<usize>, NicSpec),
-    Modify(usize, NicSpec),
-    /// Remove the NIC at an index, or the last one.
-    Remove(Option<usize>),
+    Modify(NicRef, NicSpec),
+    Remove(NicRef),
+}
+
+/// The NIC a change is about, as Ganeti 3.0 identifies it: an index, `-1` for the last
+/// one, or the NIC's name or UUID.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NicRef {
+    Index(usize),
+    Last,
+    Ident(String),
+}
+
+impl NicRef {
+    pub fn parse(s: &str) -> Result<Self, GntError> {
+        if s == "-1" {
+            return Ok(NicRef::Last);
+        }
+        if let Ok(i) = s.parse::<i64>() {
+            return usize::try_from(i)
+                .map(NicRef::Index)
+                .map_err(|_| GntError::inval("Not accepting negative indices other than -1"));
+        }
+        Ok(NicRef::Ident(s.to_owned()))
+    }
+
+    /// The index of the NIC among `nics`; `verb` names the change in an error.
+    fn resolve(&self, nics: &[Nic], verb: &str) -> Result<usize, GntError> {
+        match self {
+            NicRef::Index(i) if *i < nics.len() => Ok(*i),
+            NicRef::Index(i) => Err(GntError::inval(format!(
+                "Invalid NIC index {i}, valid range is 0-{}",
+                nics.len().saturating_sub(1)
+            ))),
+            NicRef::Last if nics.is_empty() => {
+                Err(GntError::inval(format!("Instance has no NICs to {verb}")))
+            }
+            NicRef::Last => Ok(nics.len() - 1),
+            NicRef::Ident(id) => nics
+                .iter()
+                .position(|n| n.uuid == *id || n.name.as_deref() == Some(id.as_str()))
+                .ok_or_else(|| GntError::noent(format!("Cannot find NIC with identifier {id}"))),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -501,33 +542,18 @@ pub fn modify(
                 )?;
                 inst.nics.insert(idx, nic);
             }
-            NicChange::Remove(idx) => {
-                let i = match idx {
-                    Some(i) => *i,
-                    None if !inst.nics.is_empty() => inst.nics.len() - 1,
-                    None => return Err(GntError::inval("Instance has no NICs to remove")),
-                };
-                if i >= inst.nics.len() {
-                    return Err(GntError::inval(format!(
-                        "Invalid NIC index {i}, valid range is 0-{}",
-                        inst.nics.len().saturating_sub(1)
-                    )));
-                }
+            NicChange::Remove(which) => {
+                let i = which.resolve(&inst.nics, "remove")?;
                 let nic = inst.nics.remove(i);
                 release_nic_ip(cfg, &nic);
                 used_macs.remove(&nic.mac);
             }
-            NicChange::Modify(i, spec) => {
-                if *i >= inst.nics.len() {
-                    return Err(GntError::inval(format!(
-                        "Invalid NIC index {i}, valid range is 0-{}",
-                        inst.nics.len().saturating_sub(1)
-                    )));
-                }
-                let old = inst.nics[*i].clone();
+            NicChange::Modify(which, spec) => {
+                let i = which.resolve(&inst.nics, "modify")?;
+                let old = inst.nics[i].clone();
                 let new = modify_nic(
                     cfg,
-                    *i,
+                    i,
                     &old,
                     spec,
                     &group,
@@ -535,7 +561,7 @@ pub fn modify(
                     &mut used_macs,
                     fb,
                 )?;
-                inst.nics[*i] = new;
+                inst.nics[i] = new;
             }
         }
     }
