@@ -30,6 +30,8 @@ pub struct Config {
     pub xen_domname: Vec<String>,
     /// Also log to syslog (`/dev/log`) when it exists.
     pub syslog: bool,
+    /// Site hook run after a NIC is up (snf-network's IFUP_EXTRA_SCRIPT); empty: none.
+    pub ifup_extra: PathBuf,
     pub tags: Tags,
 }
 
@@ -69,6 +71,7 @@ impl Default for Config {
             firewall_tag_prefix: "synnefo:network:".into(),
             xen_domname: vec!["xl".into(), "domname".into()],
             syslog: true,
+            ifup_extra: "/etc/ganeti/ifup-extra".into(),
             tags: Tags::default(),
         }
     }

@@ -5,6 +5,7 @@ mod announce;
 mod apply;
 mod config;
 mod exec;
+mod extra;
 mod firewall;
 mod invocation;
 mod log;
@@ -120,6 +121,15 @@ fn tap(s: &str) -> anyhow::Result<IfName> {
     s.parse().map_err(|e| anyhow::anyhow!("{e}"))
 }
 
+/// The ifup-extra hook after a successful `up`; if it fails, the NIC is taken down again.
+fn site_hook(ctx: &Ctx, tap: &IfName) -> anyhow::Result<()> {
+    extra::run(ctx).inspect_err(|_| {
+        if let Err(undo) = apply::down(ctx, tap) {
+            log::error(&format!("rolling back {tap}: {undo:#}"));
+        }
+    })
+}
+
 fn run() -> anyhow::Result<ExitCode> {
     let args = invocation::rewrite_args(std::env::args_os().collect());
     let cli = match Cli::try_parse_from(args) {
@@ -147,6 +157,7 @@ fn run() -> anyhow::Result<ExitCode> {
             let mut env = standalone::nic_from_config(&config, &instance, nic)?;
             env.interface = Some(t.clone());
             apply::up(&ctx, &env, &t, Flavour::Kvm, true)?;
+            site_hook(&ctx, &t)?;
         }
         Cmd::Env {
             tap: t,
@@ -167,6 +178,7 @@ fn run() -> anyhow::Result<ExitCode> {
                 Action::Up => {
                     let nic = invocation::ganeti_nic(&t)?;
                     apply::up(&ctx, &nic, &t, Flavour::Kvm, announce)?;
+                    site_hook(&ctx, &t)?;
                 }
                 Action::Down => apply::down(&ctx, &t)?,
             }
@@ -178,6 +190,7 @@ fn run() -> anyhow::Result<ExitCode> {
                 Action::Up => {
                     let nic = invocation::xen_nic(&ctx.cfg, &t, domid, devid)?;
                     apply::up(&ctx, &nic, &t, Flavour::Xen, true)?;
+                    site_hook(&ctx, &t)?;
                     if !ctx.dry_run {
                         invocation::xen_success()?;
                     }

@@ -268,6 +268,64 @@ fn bridged_up_exact_idempotent_and_down_restores() {
     assert!(!lab.state_dir().join("tap1.toml").exists());
 }
 
+/// snf-network's site hook: run after `up` with the same arguments and Ganeti's
+/// environment; a failing hook fails the `up` and leaves nothing configured.
+#[test]
+fn ifup_extra_hook_runs_after_up_and_its_failure_rolls_back() {
+    use std::os::unix::fs::PermissionsExt;
+    if !can_run("ifup_extra_hook_runs_after_up_and_its_failure_rolls_back") {
+        return;
+    }
+    let mut lab = Lab::new();
+    lab.bridge("br0", 1500);
+    lab.guest("tap1", MAC1);
+    let fw0 = lab.fw_dump();
+    let hook = lab.dir.path().join("ifup-extra");
+    let seen = lab.dir.path().join("seen");
+    let script = |exit: u8| {
+        format!(
+            "#!/bin/sh\necho \"$* $INSTANCE $INTERFACE $(ip -o link show tap1 | grep -o 'master br0')\" >> {}\nexit {exit}\n",
+            seen.display()
+        )
+    };
+    std::fs::write(&hook, script(0)).unwrap();
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(
+        lab.dir.path().join("snf-network.toml"),
+        format!("syslog = false\nifup_extra = \"{}\"\n", hook.display()),
+    )
+    .unwrap();
+    let env = nic("tap1", MAC1, "198.51.100.11", "bridged", "br0", "", "");
+    lab.ifup_ok(&refs(&env), &["ganeti", "up"]);
+    assert_eq!(
+        std::fs::read_to_string(&seen).unwrap(),
+        "ganeti up vm1.example.org tap1 master br0\n",
+        "the hook runs once the NIC is up, with the same arguments and environment"
+    );
+    lab.ifup_ok(&[], &["down", "tap1"]);
+
+    // Not executable: not run.
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o644)).unwrap();
+    lab.ifup_ok(&refs(&env), &["ganeti", "up"]);
+    assert_eq!(std::fs::read_to_string(&seen).unwrap().lines().count(), 1);
+    lab.ifup_ok(&[], &["down", "tap1"]);
+
+    // Failing: the up fails and is undone.
+    std::fs::write(&hook, script(3)).unwrap();
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let o = lab.ifup(&refs(&env), &["ganeti", "up"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("ifup-extra failed (exit status: 3)"), "{err}");
+    assert_eq!(std::fs::read_to_string(&seen).unwrap().lines().count(), 2);
+    assert!(
+        !lab.exec(&["ip", "-o", "link", "show", "tap1"])
+            .contains("master")
+    );
+    assert!(!lab.state_dir().join("tap1.toml").exists());
+    assert_eq!(lab.fw_dump(), fw0);
+}
+
 #[test]
 fn bridged_vlan_forms_and_refusal() {
     if !can_run("bridged_vlan_forms_and_refusal") {
