@@ -168,6 +168,24 @@ fn a_loaded_configuration_still_reads_its_instances_after_later_commits() {
 }
 
 #[test]
+fn an_unusable_spare_is_replaced_by_a_new_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = seeded(dir.path(), 3);
+    transaction(&store, |_| Ok(())).unwrap();
+    let spare = dir.path().join(".config.data.spare");
+    fs::remove_file(&spare).unwrap();
+    // Cannot be opened for writing, whoever runs the test (root included).
+    std::os::unix::fs::symlink(dir.path().join("missing/dir"), &spare).unwrap();
+    transaction(&store, |c| {
+        c.cluster.name = "after".into();
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(assert_consistent(&store).cluster.name, "after");
+    assert!(!fs::symlink_metadata(&spare).unwrap().is_symlink());
+}
+
+#[test]
 fn a_cache_not_trusted_is_checked_encoding_by_encoding() {
     let dir = tempfile::tempdir().unwrap();
     let store = seeded(dir.path(), 5);

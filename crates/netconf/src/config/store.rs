@@ -235,19 +235,24 @@ impl FileStore {
     }
 
     /// Opens a writer's spare file, the version before last, to overwrite it in place;
-    /// or a new file where someone may still read the spare (a loaded configuration holds
-    /// a shared lock on its files) or file locks do not work.
+    /// or a new file where that fails (say the spare belongs to another user), someone may
+    /// still read the spare (a loaded configuration holds a shared lock on its files), or
+    /// file locks do not work.
     fn open_spare(path: &Path) -> std::io::Result<File> {
-        let f = OpenOptions::new()
+        let reusable = OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(false)
-            .open(path)?;
-        if f.try_lock().is_ok() {
+            .open(path)
+            .ok()
+            .filter(|f| f.try_lock().is_ok());
+        if let Some(f) = reusable {
             return Ok(f);
         }
-        drop(f);
-        fs::remove_file(path)?;
+        match fs::remove_file(path) {
+            Err(e) if e.kind() != ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
         OpenOptions::new().write(true).create_new(true).open(path)
     }
 
