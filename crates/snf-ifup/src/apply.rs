@@ -13,6 +13,7 @@ use anyhow::{Context, bail};
 use netconf::{IfName, NicEnv};
 
 use crate::announce;
+use crate::arp;
 use crate::config::Config;
 use crate::exec;
 use crate::firewall::{self, Dump, Family, TableSpec};
@@ -231,6 +232,13 @@ fn execute(ctx: &Ctx, works: &[Work]) -> anyhow::Result<()> {
             }
             Ok(())
         });
+        let arp_rules = scope.spawn(|| -> anyhow::Result<()> {
+            for w in works {
+                let old = w.prev.map_or(&[][..], |p| &p.undo.arp[..]);
+                arp::sync(old, &w.plan.arp).map_err(|e| e.context("arptables rules"))?;
+            }
+            Ok(())
+        });
         // Announcements need the routes and proxy entries, not the firewall: they go out
         // while the firewall batches are still running.
         let links = links_and_routes(works).inspect(|()| {
@@ -239,7 +247,7 @@ fn execute(ctx: &Ctx, works: &[Work]) -> anyhow::Result<()> {
             }
         });
         let mut errors = Vec::new();
-        for h in fw.into_iter().chain([files]) {
+        for h in fw.into_iter().chain([files, arp_rules]) {
             match h.join() {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => errors.push(e),
@@ -581,6 +589,9 @@ fn teardown(ctx: &Ctx, tap: &IfName, st: Option<&State>) -> anyhow::Result<()> {
         if let Some(b) = &s.binding {
             note(&mut errors, remove_file(b));
         }
+        for r in &s.undo.arp {
+            note(&mut errors, arp::remove(r));
+        }
     }
     note(&mut errors, remove_file(&ctx.cfg.nfdhcpd_state_dir.join(t)));
     if errors.is_empty()
@@ -748,7 +759,16 @@ fn print_plan(
         let (v4, v6) = stale_lines(&p.undo, &plan.undo, t);
         section("ip -4 -force -batch - (stale)", &v4);
         section("ip -6 -force -batch - (stale)", &v6);
+        let stale: Vec<String> = p
+            .undo
+            .arp
+            .iter()
+            .filter(|r| !plan.arp.contains(r))
+            .cloned()
+            .collect();
+        section("arptables -D OUTPUT (every copy)", &stale);
     }
+    section("arptables -A OUTPUT (exactly once)", &plan.arp);
     for fam in Family::ALL {
         let spec = plan.firewall.get(&fam);
         if spec.is_none() && !prev.is_some_and(|p| p.families.contains(&fam)) {
@@ -808,6 +828,7 @@ fn print_teardown(ctx: &Ctx, tap: &IfName, st: Option<&State>) -> anyhow::Result
             .map(|(k, v)| format!("{k} = {v}"))
             .collect();
         section("sysctl (restore)", &sys);
+        section("arptables -D OUTPUT (every copy)", &s.undo.arp);
     }
     let mut files: Vec<PathBuf> = st.and_then(|s| s.binding.clone()).into_iter().collect();
     files.push(ctx.cfg.nfdhcpd_state_dir.join(t));
@@ -894,6 +915,9 @@ pub fn status(ctx: &Ctx, taps: &[IfName]) -> anyhow::Result<bool> {
             }
             for (a, d) in &s.undo.neigh_proxies {
                 println!("  neighbour proxy: {a} dev {d}");
+            }
+            for r in &s.undo.arp {
+                println!("  arptables: OUTPUT {r}");
             }
         }
         let b = ctx.cfg.nfdhcpd_state_dir.join(t);

@@ -3,6 +3,7 @@
 
 mod announce;
 mod apply;
+mod arp;
 mod config;
 mod exec;
 mod extra;

@@ -148,6 +148,9 @@ pub struct Undo {
     pub bridge: Option<String>,
     /// Open vSwitch bridge the TAP was added to.
     pub ovs_bridge: Option<String>,
+    /// arptables OUTPUT rules (the text after `-A OUTPUT`).
+    #[serde(default)]
+    pub arp: Vec<String>,
 }
 
 impl Undo {
@@ -170,6 +173,7 @@ impl Undo {
             neigh_proxies: union(&self.neigh_proxies, &other.neigh_proxies),
             bridge: self.bridge.clone().or_else(|| other.bridge.clone()),
             ovs_bridge: self.ovs_bridge.clone().or_else(|| other.ovs_bridge.clone()),
+            arp: union(&self.arp, &other.arp),
         }
     }
 }
@@ -184,6 +188,8 @@ pub struct Plan {
     pub bridge: Vec<String>,
     /// One `ovs-vsctl` call (arguments).
     pub ovs: Vec<String>,
+    /// arptables OUTPUT rules (the text after `-A OUTPUT`), each kept exactly once.
+    pub arp: Vec<String>,
     /// (sysctl name with dots, value).
     pub sysctls: Vec<(String, String)>,
     pub firewall: BTreeMap<Family, TableSpec>,
@@ -421,6 +427,13 @@ pub fn build(
 
     if has(Feature::IpLessRouted) {
         if nic.mode == NicMode::Routed {
+            // The node has no address in the VM's subnet: its ARP requests into the TAP
+            // carry the gateway's, so that guests that ignore off-subnet senders answer.
+            if let (Some(_), Some(gw)) = (nic.ip, nic.network.as_ref().and_then(|n| n.gateway)) {
+                let rule = format!("-o {t} --opcode Request -j mangle --mangle-ip-s {gw}");
+                p.arp.push(rule.clone());
+                p.undo.arp.push(rule);
+            }
             let v4 = p.firewall.entry(Family::Ip4).or_default();
             if let Some(ip) = nic.ip {
                 v4.push_rule(&from, format!("! -s {ip}/32 -j DROP"));
@@ -731,6 +744,9 @@ mod tests {
             ]
         );
         assert_eq!(p.announce.len(), 2);
+        let arp = ["-o tap1 --opcode Request -j mangle --mangle-ip-s 198.51.100.1"];
+        assert_eq!(p.arp, arp);
+        assert_eq!(p.undo.arp, arp);
         let v4 = &p.firewall[&Family::Ip4];
         assert_eq!(v4.chains[0].rules, ["! -s 198.51.100.10/32 -j DROP"]);
         assert_eq!(v4.chains[1].rules, ["-j snf-limited"]);

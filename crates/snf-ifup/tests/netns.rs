@@ -515,6 +515,25 @@ fn routed_up_exact_traffic_announcements_and_down() {
         "IPv6 through the routed TAP"
     );
 
+    // The node's own ARP requests into the TAP carry the gateway's address: one
+    // arptables rule, which matches when the node has to resolve the VM again.
+    let arp_rule = "-A OUTPUT -j mangle -o tap1 --opcode 1 --mangle-ip-s 198.51.100.1";
+    let arp_rules = || -> Vec<String> {
+        lab.exec(&["arptables-save"])
+            .lines()
+            .filter(|l| l.starts_with("-A "))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(arp_rules(), [arp_rule]);
+    lab.exec(&["ip", "neigh", "flush", "dev", "tap1"]);
+    assert!(lab.ping_ok(&r, "198.51.100.10", &[]), "router to the VM");
+    let counters = lab.exec(&["arptables", "-L", "OUTPUT", "-v", "-n"]);
+    assert!(!counters.contains("pcnt=0 "), "{counters}");
+    // Another up keeps exactly one copy.
+    lab.ifup_ok(&refs(&env), &["ganeti", "up"]);
+    assert_eq!(arp_rules(), [arp_rule]);
+
     lab.ifup_ok(&refs(&env), &["ganeti", "down"]);
     assert_eq!(lab.fw_dump(), fw0);
     let net = lab.net_dump();

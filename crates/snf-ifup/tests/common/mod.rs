@@ -23,7 +23,13 @@ pub fn can_run(test: &str) -> bool {
         );
         return false;
     }
-    for tool in ["ip", "iptables-save", "ebtables-save", "ping"] {
+    for tool in [
+        "ip",
+        "iptables-save",
+        "ebtables-save",
+        "arptables-save",
+        "ping",
+    ] {
         if !Command::new("sh")
             .args(["-c", &format!("command -v {tool}")])
             .output()
@@ -251,12 +257,21 @@ impl Lab {
         String::from_utf8_lossy(&o.stdout).into_owned()
     }
 
-    /// iptables, ip6tables and ebtables filter dumps without comments and counters.
+    /// iptables, ip6tables, ebtables and arptables filter dumps without comments and counters.
     pub fn fw_dump(&self) -> String {
         let mut s = String::new();
-        for t in ["iptables-save", "ip6tables-save", "ebtables-save"] {
+        for t in [
+            "iptables-save",
+            "ip6tables-save",
+            "ebtables-save",
+            "arptables-save",
+        ] {
             for line in self.exec(&[t]).lines() {
                 if line.starts_with('#') {
+                    continue;
+                }
+                // The nf_tables arp table stays once used; only its rules matter.
+                if t == "arptables-save" && !line.starts_with("-A ") {
                     continue;
                 }
                 let l = match line.find(" [") {
