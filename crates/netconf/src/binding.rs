@@ -78,7 +78,12 @@ impl Binding {
         line("INDEV", &opt(self.indev.as_ref()));
         line("IP", &opt(self.ip.as_ref()));
         line("MAC", &self.mac.to_string());
-        line("HOSTNAME", &self.hostname);
+        // Unquoted, as snf-network writes it, unless the reader's trimming would change it.
+        if self.hostname.trim() == self.hostname {
+            line("HOSTNAME", &self.hostname);
+        } else {
+            line("HOSTNAME", &format!("\"{}\"", self.hostname));
+        }
         line("TAGS", &format!("\"{}\"", self.tags));
         line("GATEWAY", &opt(self.gateway.as_ref()));
         line("SUBNET", &opt(self.subnet.as_ref()));
@@ -301,6 +306,17 @@ mod tests {
         assert!(b.private);
         assert!(!b.macspoof);
         assert_eq!(Binding::parse(&b.render()).unwrap(), b);
+    }
+
+    /// Found by the fuzzer: a quoted hostname with edge white space lost it on rewrite.
+    #[test]
+    fn hostnames_with_edge_white_space_round_trip() {
+        let b = Binding::parse("MAC=aa:00:00:00:00:01\nHOSTNAME=\"\0\0\t\"\n").unwrap();
+        assert_eq!(b.hostname, "\0\0\t");
+        assert!(b.render().contains("HOSTNAME=\"\0\0\t\"\n"));
+        assert_eq!(Binding::parse(&b.render()).unwrap(), b);
+        let plain = Binding::parse("MAC=aa:00:00:00:00:01\nHOSTNAME=vm 1\n").unwrap();
+        assert!(plain.render().contains("HOSTNAME=vm 1\n"));
     }
 
     #[test]
