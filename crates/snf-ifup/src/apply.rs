@@ -232,12 +232,13 @@ fn execute(ctx: &Ctx, works: &[Work]) -> anyhow::Result<()> {
             }
             Ok(())
         });
-        let arp_rules = scope.spawn(|| -> anyhow::Result<()> {
-            for w in works {
-                let old = w.prev.map_or(&[][..], |p| &p.undo.arp[..]);
-                arp::sync(old, &w.plan.arp).map_err(|e| e.context("arptables rules"))?;
-            }
-            Ok(())
+        let arp_rules = scope.spawn(|| {
+            let old: Vec<&String> = works
+                .iter()
+                .flat_map(|w| w.prev.iter().flat_map(|p| &p.undo.arp))
+                .collect();
+            let new: Vec<&String> = works.iter().flat_map(|w| &w.plan.arp).collect();
+            arp::sync(&old, &new).map_err(|e| e.context("arptables rules"))
         });
         // Announcements need the routes and proxy entries, not the firewall: they go out
         // while the firewall batches are still running.
@@ -589,9 +590,8 @@ fn teardown(ctx: &Ctx, tap: &IfName, st: Option<&State>) -> anyhow::Result<()> {
         if let Some(b) = &s.binding {
             note(&mut errors, remove_file(b));
         }
-        for r in &s.undo.arp {
-            note(&mut errors, arp::remove(r));
-        }
+        let stale: Vec<&String> = s.undo.arp.iter().collect();
+        note(&mut errors, arp::sync(&stale, &[]));
     }
     note(&mut errors, remove_file(&ctx.cfg.nfdhcpd_state_dir.join(t)));
     if errors.is_empty()

@@ -430,7 +430,7 @@ pub fn build(
             // The node has no address in the VM's subnet: its ARP requests into the TAP
             // carry the gateway's, so that guests that ignore off-subnet senders answer.
             if let (Some(_), Some(gw)) = (nic.ip, nic.network.as_ref().and_then(|n| n.gateway)) {
-                let rule = format!("-o {t} --opcode Request -j mangle --mangle-ip-s {gw}");
+                let rule = crate::arp::mangle_rule(t, gw);
                 p.arp.push(rule.clone());
                 p.undo.arp.push(rule);
             }
@@ -744,7 +744,7 @@ mod tests {
             ]
         );
         assert_eq!(p.announce.len(), 2);
-        let arp = ["-o tap1 --opcode Request -j mangle --mangle-ip-s 198.51.100.1"];
+        let arp = ["-j mangle -o tap1 --opcode 1 --mangle-ip-s 198.51.100.1"];
         assert_eq!(p.arp, arp);
         assert_eq!(p.undo.arp, arp);
         let v4 = &p.firewall[&Family::Ip4];
