@@ -168,14 +168,14 @@ impl FileStore {
             .metadata()
             .map(|m| Stamp::of(&m))
             .map_err(|e| self.io_err("read", &self.path, &e))?;
-        let mut text = String::new();
-        let cached = match file.try_clone() {
-            Ok(f) => self.load_cache(&stamp, f),
-            Err(_) => None,
-        };
-        if let Some(cfg) = cached {
+        if let Some(cfg) = file
+            .try_clone()
+            .ok()
+            .and_then(|f| self.load_cache(&stamp, f))
+        {
             return Ok((cfg, Some(stamp)));
         }
+        let mut text = String::new();
         (&file)
             .read_to_string(&mut text)
             .map_err(|e| self.io_err("read", &self.path, &e))?;
@@ -256,10 +256,13 @@ impl FileStore {
         OpenOptions::new().write(true).create_new(true).open(path)
     }
 
-    /// Writes `out` over the spare at `path` and cuts it to length.
-    fn fill_spare(path: &Path, out: &splice::Out<'_>, src: Option<&File>) -> std::io::Result<File> {
+    /// Writes the spare at `path` with `fill` and cuts it to what was written.
+    fn fill_spare(
+        path: &Path,
+        fill: impl FnOnce(&mut File) -> std::io::Result<()>,
+    ) -> std::io::Result<File> {
         let mut f = Self::open_spare(path)?;
-        out.write_to(&mut f, src)?;
+        fill(&mut f)?;
         let len = std::io::Seek::stream_position(&mut f)?;
         f.set_len(len)?;
         Ok(f)
@@ -289,17 +292,13 @@ impl FileStore {
         // cache (its stamp still blank): the disk works while the CPU copies.
         let (written, cache) = std::thread::scope(|s| {
             let toml = s.spawn(|| {
-                let f = Self::fill_spare(&spare, &plan.toml, plan.toml_src)?;
+                let f = Self::fill_spare(&spare, |f| plan.toml.write_to(f, plan.toml_src))?;
                 f.sync_all()?;
                 Ok(f)
             });
             let cache = plan.cache.as_ref().and_then(|c| {
                 let blank = [0; Stamp::HEADER_LEN];
-                let mut f = Self::open_spare(&cache_spare).ok()?;
-                cache::write(&mut f, &blank, c).ok()?;
-                let len = std::io::Seek::stream_position(&mut f).ok()?;
-                f.set_len(len).ok()?;
-                Some(f)
+                Self::fill_spare(&cache_spare, |f| cache::write(f, &blank, c)).ok()
             });
             let written = toml
                 .join()
