@@ -1,5 +1,6 @@
 //! Binding files take effect without a restart: written, changed, renamed, deleted,
-//! written before their TAP exists, malformed, or only visible after SIGHUP.
+//! written before their TAP exists, malformed, only visible after SIGHUP, or changed while
+//! the kernel dropped inotify events (queue overflow).
 
 mod common;
 
@@ -154,4 +155,44 @@ fn sighup_rescans_the_directory() {
     let pid = std::fs::read_to_string(tb.path("nfdhcpd.pid")).unwrap();
     sh(&["kill", "-HUP", pid.trim()]);
     assert!(served(&tb, 0, "198.51.100.10"), "{}", tb.daemon_log());
+}
+
+#[test]
+fn inotify_queue_overflow_triggers_a_rescan() {
+    if !need_root("inotify_queue_overflow_triggers_a_rescan") {
+        return;
+    }
+    let mut tb = Testbed::new(Mode::Bridged, 2);
+    tb.bind(1);
+    tb.start_daemon(&tb.config_text(""));
+    assert!(served(&tb, 1, "198.51.100.11"));
+    assert!(tb.udhcpc_once(0).is_none());
+
+    // Freeze the daemon so that it reads no event, then queue more events than the kernel
+    // keeps (fs.inotify.max_queued_events): the events after the limit, including the two
+    // that matter, are dropped and only IN_Q_OVERFLOW tells the daemon.
+    let limit: usize = std::fs::read_to_string("/proc/sys/fs/inotify/max_queued_events")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let pid = std::fs::read_to_string(tb.path("nfdhcpd.pid")).unwrap();
+    let pid = pid.trim();
+    sh(&["kill", "-STOP", pid]);
+    let filler = tb.binding_text(0, "02:00:00:ff:ff:ff", "");
+    for i in 0..=limit {
+        std::fs::write(tb.bindings().join(format!("tapf{i}")), &filler).unwrap();
+    }
+    tb.bind(0); // its MOVED_TO is lost
+    std::fs::remove_file(tb.bindings().join(&tb.guests[1].tap)).unwrap(); // its DELETE too
+    sh(&["kill", "-CONT", pid]);
+
+    wait_for("the overflow rescan", Duration::from_secs(30), || {
+        tb.daemon_log().contains("inotify queue overflow")
+    });
+    assert!(served(&tb, 0, "198.51.100.10"), "{}", tb.daemon_log());
+    assert!(
+        tb.udhcpc_once(1).is_none(),
+        "still served from a binding deleted while events were lost"
+    );
 }
