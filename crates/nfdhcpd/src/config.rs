@@ -28,7 +28,7 @@ pub struct General {
     pub datapath: PathBuf,
     /// Accepted for compatibility; logs go to stderr (the journal under systemd).
     pub logdir: Option<PathBuf>,
-    /// Accepted for compatibility; privileges are restricted by the systemd unit instead.
+    /// After the start, run as this user (name or number) with CAP_NET_ADMIN and CAP_NET_RAW.
     pub user: Option<String>,
     /// Counters for `nfdhcpd --status`, rewritten every second.
     pub status_file: PathBuf,

@@ -18,7 +18,7 @@ use crate::packet;
 use crate::rawsock::PacketSocket;
 use crate::stats::{self, Stats};
 use crate::table::{Entry, Table};
-use crate::{debug, error, info, ndp, rules, warn, watch};
+use crate::{debug, error, info, ndp, privs, rules, warn, watch};
 
 /// Room for a burst of a few thousand queued packets (each ~200 bytes plus metadata).
 const NFQUEUE_RCVBUF: i32 = 8 << 20;
@@ -109,6 +109,16 @@ pub fn run(cfg: &Config, opts: &Options) -> anyhow::Result<()> {
         sock: PacketSocket::open().context("opening the AF_PACKET socket")?,
     });
 
+    if let Some(spec) = &cfg.general.user
+        && let Err(e) = become_user(cfg, spec)
+    {
+        if opts.install_rules && cfg.rules.install {
+            rules::remove(cfg);
+        }
+        let _ = std::fs::remove_file(&pidfile);
+        return Err(e);
+    }
+
     let result = (|| -> anyhow::Result<()> {
         watch::start(&datapath, shared.table.clone()).context("watching the state directory")?;
         let s = shared.clone();
@@ -154,6 +164,22 @@ pub fn run(cfg: &Config, opts: &Options) -> anyhow::Result<()> {
         let _ = std::fs::remove_file(&pidfile);
     }
     result
+}
+
+/// `general.user`: still single-threaded here, so the whole process switches.
+fn become_user(cfg: &Config, spec: &str) -> anyhow::Result<()> {
+    let t = privs::resolve(spec)?;
+    if nix::unistd::Uid::current() == t.uid && !t.uid.is_root() {
+        return Ok(()); // started as that user already (e.g. systemd's User=)
+    }
+    let g = &cfg.general;
+    privs::own_dirs(&t, &[&g.pidfile, &g.status_file])?;
+    privs::switch(&t).with_context(|| format!("switching to user {}", t.name))?;
+    info!(
+        "running as user {} (uid {}) with CAP_NET_ADMIN and CAP_NET_RAW only",
+        t.name, t.uid
+    );
+    Ok(())
 }
 
 fn hw_src(msg: &nfq::Message) -> Option<MacAddr> {

@@ -14,6 +14,7 @@ pub mod ndp;
 pub mod outcome;
 pub mod packet;
 pub mod pcap;
+pub mod privs;
 pub mod rawsock;
 pub mod rules;
 pub mod stats;

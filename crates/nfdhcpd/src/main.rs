@@ -59,6 +59,9 @@ fn run() -> anyhow::Result<ExitCode> {
     let cfg = Config::load(&cli.config)?;
     if cli.check_config {
         let q = cfg.queues()?;
+        if let Some(u) = &cfg.general.user {
+            nfdhcpd::privs::resolve(u)?;
+        }
         println!(
             "{}: OK (queues {})",
             cli.config.display(),

@@ -44,6 +44,20 @@ fn bad_config_is_a_clear_error() {
     std::fs::write(&p, "[ipv6]\nmode = \"dhcpv6\"\n").unwrap();
     let out = nfdhcpd(&["-c", p.to_str().unwrap(), "--check-config"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("not implemented"));
+    std::fs::write(&p, "[general]\nuser = \"no-such-user-nc\"\n").unwrap();
+    let out = nfdhcpd(&["-c", p.to_str().unwrap(), "--check-config"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("general.user: no such user"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(&p, "[general]\nuser = \"nobody\"\n").unwrap();
+    assert!(
+        nfdhcpd(&["-c", p.to_str().unwrap(), "--check-config"])
+            .status
+            .success()
+    );
 }
 
 #[test]
