@@ -406,7 +406,7 @@ pub fn build(
                 .iter()
                 .map(|s| (*s).to_owned())
                 .collect();
-            ovs.extend(["--", "clear", "port", t, "tag", "trunks"].map(str::to_owned));
+            ovs.extend(["--", "clear", "port", t, "tag", "trunks", "vlan_mode"].map(str::to_owned));
             if let Some(u) = nic.vlan.untagged {
                 ovs.extend(["--", "set", "port", t].map(str::to_owned));
                 ovs.push(format!("tag={u}"));
@@ -415,6 +415,12 @@ pub fn build(
                 let list: Vec<String> = nic.vlan.tagged.iter().map(u16::to_string).collect();
                 ovs.extend(["--", "set", "port", t].map(str::to_owned));
                 ovs.push(format!("trunks={}", list.join(",")));
+                // With a tag and no vlan_mode, Open vSwitch makes an access port and ignores
+                // the trunks (Ganeti's script has this bug); `.N:M` means N untagged plus M
+                // tagged, as in bridged mode.
+                if nic.vlan.untagged.is_some() {
+                    ovs.push("vlan_mode=native-untagged".to_owned());
+                }
             }
             p.ovs = ovs;
             p.undo.ovs_bridge = Some(sw.to_owned());
@@ -795,9 +801,25 @@ mod tests {
         assert_eq!(p.ip4, ["link set dev tap1 up"]);
         assert_eq!(
             p.ovs.join(" "),
-            "--may-exist add-port br0 tap1 -- clear port tap1 tag trunks -- set port tap1 tag=10 -- set port tap1 trunks=20,30"
+            "--may-exist add-port br0 tap1 -- clear port tap1 tag trunks vlan_mode -- set port tap1 tag=10 -- set port tap1 trunks=20,30 vlan_mode=native-untagged"
         );
         assert_eq!(p.undo.ovs_bridge.as_deref(), Some("br0"));
+        for (vlan, set) in [
+            (":20:30", "-- set port tap1 trunks=20,30"),
+            (".10", "-- set port tap1 tag=10"),
+            ("", ""),
+        ] {
+            n.vlan = vlan.parse().unwrap();
+            let p = build(&n, &tap(), Flavour::Kvm, &cfg, &f, true).unwrap();
+            assert_eq!(
+                p.ovs.join(" "),
+                format!(
+                    "--may-exist add-port br0 tap1 -- clear port tap1 tag trunks vlan_mode {set}"
+                )
+                .trim_end(),
+                "{vlan}"
+            );
+        }
     }
 
     #[test]

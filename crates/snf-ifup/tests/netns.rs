@@ -1459,32 +1459,26 @@ fn errors_dry_run_and_openvswitch() {
     );
     assert!(String::from_utf8_lossy(&o.stderr).contains("bridge br7 does not exist"));
 
-    // Open vSwitch absent: a clear error, nothing changed.
-    let o = lab.ifup(
-        &refs(&nic(
-            "tap1",
-            MAC1,
-            "198.51.100.11",
-            "openvswitch",
-            "ovsbr0",
-            "",
-            "",
-        )),
-        &["ganeti", "up"],
+    // Open vSwitch absent (a PATH without ovs-vsctl, also where it is installed): a clear
+    // error, nothing changed.
+    let path = lab.path_without("ovs-vsctl");
+    let mut e = nic(
+        "tap1",
+        MAC1,
+        "198.51.100.11",
+        "openvswitch",
+        "ovsbr0",
+        "",
+        "",
     );
+    set(&mut e, "PATH", &path);
+    let o = lab.ifup(&refs(&e), &["ganeti", "up"]);
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
-    if !common::sh(&["sh", "-c", "command -v ovs-vsctl"])
-        .status
-        .success()
-    {
-        assert!(
-            err.contains(
-                "mode openvswitch needs Open vSwitch, but ovs-vsctl was not found in PATH"
-            ),
-            "{err}"
-        );
-    }
+    assert!(
+        err.contains("mode openvswitch needs Open vSwitch, but ovs-vsctl was not found in PATH"),
+        "{err}"
+    );
     assert_eq!(lab.fw_dump(), fw0);
     assert_eq!(lab.net_dump(), net0);
 }

@@ -133,6 +133,28 @@ impl Lab {
         sh(&v)
     }
 
+    /// A PATH that finds everything the current one does except `tool`: a directory of
+    /// symlinks (the first of each name wins, as in a lookup), to see how the tool's absence
+    /// is reported on a machine that has it.
+    pub fn path_without(&self, tool: &str) -> String {
+        let bin = self.dir.path().join(format!("path-without-{tool}"));
+        std::fs::create_dir_all(&bin).unwrap();
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        for d in std::env::split_paths(&path) {
+            let Ok(entries) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let name = e.file_name();
+                let link = bin.join(&name);
+                if name != tool && !link.exists() {
+                    let _ = std::os::unix::fs::symlink(e.path(), link);
+                }
+            }
+        }
+        bin.to_string_lossy().into_owned()
+    }
+
     pub fn state_dir(&self) -> PathBuf {
         self.dir.path().join("state")
     }
