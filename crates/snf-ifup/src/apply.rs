@@ -575,7 +575,19 @@ fn teardown(ctx: &Ctx, tap: &IfName, st: Option<&State>) -> anyhow::Result<()> {
         {
             note(
                 &mut errors,
-                exec::run("ovs-vsctl", &["--if-exists", "del-port", sw, t]),
+                exec::run(
+                    "ovs-vsctl",
+                    &[
+                        &plan::ovs_timeout_arg(ctx.cfg.ovs_timeout),
+                        // The database is what counts: a vswitchd that is down applies it
+                        // when it is back, and must not stall a rollback.
+                        "--no-wait",
+                        "--if-exists",
+                        "del-port",
+                        sw,
+                        t,
+                    ],
+                ),
             );
         }
         if node::link_exists(t) {
@@ -820,7 +832,10 @@ fn print_teardown(ctx: &Ctx, tap: &IfName, st: Option<&State>) -> anyhow::Result
             println!("# ip link set dev {t} nomaster");
         }
         if let Some(sw) = &s.undo.ovs_bridge {
-            println!("# ovs-vsctl --if-exists del-port {sw} {t}");
+            println!(
+                "# ovs-vsctl {} --no-wait --if-exists del-port {sw} {t}",
+                plan::ovs_timeout_arg(ctx.cfg.ovs_timeout)
+            );
         }
         let sys: Vec<String> = s
             .sysctl_restore

@@ -32,6 +32,8 @@ pub struct Config {
     pub syslog: bool,
     /// Site hook run after a NIC is up (snf-network's IFUP_EXTRA_SCRIPT); empty: none.
     pub ifup_extra: PathBuf,
+    /// Seconds an `ovs-vsctl` call may wait for ovs-vswitchd; 0 waits forever (as Ganeti).
+    pub ovs_timeout: u32,
     pub tags: Tags,
 }
 
@@ -72,6 +74,7 @@ impl Default for Config {
             xen_domname: vec!["xl".into(), "domname".into()],
             syslog: true,
             ifup_extra: "/etc/ganeti/ifup-extra".into(),
+            ovs_timeout: 10,
             tags: Tags::default(),
         }
     }

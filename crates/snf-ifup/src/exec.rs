@@ -2,6 +2,7 @@
 //! command failed and what it printed.
 
 use std::io::Write;
+use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, bail};
@@ -43,6 +44,19 @@ pub fn output(cmd: &str, args: &[&str]) -> anyhow::Result<String> {
         .output()
         .map_err(|e| spawn_error(cmd, &e))?;
     timed(cmd, args, start);
+    if let Some(sig) = out.status.signal() {
+        // ovs-vsctl's --timeout is an alarm: say what it means.
+        let why = if sig == libc::SIGALRM && cmd == "ovs-vsctl" {
+            " (its --timeout ran out: is ovs-vswitchd running?)"
+        } else {
+            ""
+        };
+        bail!(
+            "`{}` was killed by signal {sig}{why}: {}",
+            describe(cmd, args),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
     if !out.status.success() {
         bail!(
             "`{}` failed: {}",

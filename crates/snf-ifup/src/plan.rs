@@ -261,6 +261,12 @@ fn table_of(nic: &NicEnv) -> String {
     nic.link.clone().unwrap_or_else(|| "main".to_owned())
 }
 
+/// `ovs-vsctl` waits for ovs-vswitchd to apply a change; without a bound, a node whose
+/// vswitchd is down would hang the VM's start for good.
+pub fn ovs_timeout_arg(secs: u32) -> String {
+    format!("--timeout={secs}")
+}
+
 /// Builds the plan. `announce` is false in Ganeti's pre-migration phase, when the VM does
 /// not run here yet.
 pub fn build(
@@ -402,10 +408,8 @@ pub fn build(
                 bail!("mode openvswitch needs Open vSwitch, but ovs-vsctl was not found in PATH");
             }
             p.ip4.push(format!("link set dev {t} up"));
-            let mut ovs: Vec<String> = ["--may-exist", "add-port", sw, t]
-                .iter()
-                .map(|s| (*s).to_owned())
-                .collect();
+            let mut ovs = vec![ovs_timeout_arg(cfg.ovs_timeout)];
+            ovs.extend(["--may-exist", "add-port", sw, t].map(str::to_owned));
             ovs.extend(["--", "clear", "port", t, "tag", "trunks", "vlan_mode"].map(str::to_owned));
             if let Some(u) = nic.vlan.untagged {
                 ovs.extend(["--", "set", "port", t].map(str::to_owned));
@@ -801,7 +805,7 @@ mod tests {
         assert_eq!(p.ip4, ["link set dev tap1 up"]);
         assert_eq!(
             p.ovs.join(" "),
-            "--may-exist add-port br0 tap1 -- clear port tap1 tag trunks vlan_mode -- set port tap1 tag=10 -- set port tap1 trunks=20,30 vlan_mode=native-untagged"
+            "--timeout=10 --may-exist add-port br0 tap1 -- clear port tap1 tag trunks vlan_mode -- set port tap1 tag=10 -- set port tap1 trunks=20,30 vlan_mode=native-untagged"
         );
         assert_eq!(p.undo.ovs_bridge.as_deref(), Some("br0"));
         for (vlan, set) in [
@@ -814,7 +818,7 @@ mod tests {
             assert_eq!(
                 p.ovs.join(" "),
                 format!(
-                    "--may-exist add-port br0 tap1 -- clear port tap1 tag trunks vlan_mode {set}"
+                    "--timeout=10 --may-exist add-port br0 tap1 -- clear port tap1 tag trunks vlan_mode {set}"
                 )
                 .trim_end(),
                 "{vlan}"

@@ -427,3 +427,36 @@ fn openvswitch_trunk_and_hybrid_vlans_carry_the_right_frames() {
     assert_eq!(ovs.ports(), ["tap1", "tap3", "tap4"]);
     assert!(!lab.state_dir().join("tap2.toml").exists());
 }
+
+#[test]
+fn openvswitch_without_vswitchd_fails_after_ovs_timeout_and_rolls_back() {
+    let name = "openvswitch_without_vswitchd_fails_after_ovs_timeout_and_rolls_back";
+    if !can_run(name) || !ovs_installed(name) {
+        return;
+    }
+    let mut lab = Lab::new();
+    std::fs::write(
+        lab.dir.path().join("snf-network.toml"),
+        "syslog = false\novs_timeout = 1\n",
+    )
+    .unwrap();
+    let ovs = Ovs::start(&lab);
+    guest(&mut lab, "tap1", 1, "198.51.100.11");
+    // The database answers but nothing applies its changes: ovs-vsctl would wait forever.
+    let pid = std::fs::read_to_string(ovs.dir.join("ovs-vswitchd.pid")).unwrap();
+    ok(&["kill", pid.trim()]);
+    let e1 = nic("tap1", "aa:00:00:00:00:01", "198.51.100.11", ".100", &ovs);
+    let out = lab.ifup(&refs(&e1), &["ganeti", "up"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("`ovs-vsctl --timeout=1 --may-exist add-port obr0 tap1")
+            && err.contains(
+                "was killed by signal 14 (its --timeout ran out: is ovs-vswitchd running?)"
+            ),
+        "{err}"
+    );
+    // Rolled back without waiting for the missing vswitchd: no port, no state record.
+    assert!(ovs.ports().is_empty(), "{:?}", ovs.ports());
+    assert!(!lab.state_dir().join("tap1.toml").exists());
+}
