@@ -1,5 +1,6 @@
-//! snf-dnshook against a real BIND `named` on 127.0.0.1: every opcode, then `dig` must show
-//! exactly the expected A, AAAA and PTR records and nothing stale.
+//! snf-dnshook against a real BIND `named` on 127.0.0.1 (in a namespace of the test's own):
+//! every opcode, then `dig` must show exactly the expected A, AAAA and PTR records and
+//! nothing stale.
 
 mod support;
 
@@ -83,8 +84,7 @@ fn add_modify_rename_remove_with_ipv4_and_ipv6_networks() {
         ],
         &[KEY],
     );
-    let hook = Hook::new(
-        named.dir.path(),
+    let hook = named.hook(
         "dnshook.toml",
         &config(named.port, &format!("zone = \"{FWD}\"")),
     );
@@ -238,8 +238,7 @@ fn fqdn_names_and_foreign_ptrs() {
         return;
     }
     let named = Named::start(&[Zone::new(FWD), Zone::new(REV4)], &[KEY]);
-    let hook = Hook::new(
-        named.dir.path(),
+    let hook = named.hook(
         "dnshook.toml",
         &config(
             named.port,
@@ -307,8 +306,7 @@ fn two_networks_two_forward_zones() {
         &[Zone::new(za), Zone::new(zb), Zone::new(r4), Zone::new(r6)],
         &[KEY],
     );
-    let hook = Hook::new(
-        named.dir.path(),
+    let hook = named.hook(
         "dnshook.toml",
         &config(
             named.port,
@@ -369,15 +367,9 @@ fn two_networks_two_forward_zones() {
         strings(&[&format!("{ptr6} PTR vm.a.example.")])
     );
     // The per-network TTL is used.
-    let ttl_line = std::process::Command::new("dig")
-        .args([
-            "@127.0.0.1",
-            "-p",
-            &named.port.to_string(),
-            "+noall",
-            "+answer",
-        ])
-        .args(["vm.b.example", "A"])
+    let ttl_line = named
+        .dig_cmd()
+        .args(["+noall", "+answer", "vm.b.example", "A"])
         .output()
         .unwrap();
     let ttl_line = String::from_utf8_lossy(&ttl_line.stdout);
@@ -427,8 +419,7 @@ fn dry_run_prints_and_sends_nothing() {
         return;
     }
     let named = Named::start(&[Zone::new(FWD), Zone::new(REV4)], &[KEY]);
-    let hook = Hook::new(
-        named.dir.path(),
+    let hook = named.hook(
         "dnshook.toml",
         &config(named.port, &format!("zone = \"{FWD}\"")),
     );
@@ -454,7 +445,8 @@ fn dry_run_prints_and_sends_nothing() {
     assert!(named.zone_records(FWD).is_empty());
 
     // The printed script is nsupdate input: replayed, it makes the records.
-    let nsupdate = std::process::Command::new("nsupdate")
+    let nsupdate = named
+        .cmd("nsupdate")
         .args([
             "-y",
             &format!("{}:{}:{}", KEY.algorithm, KEY.name, KEY.secret),
@@ -487,20 +479,17 @@ fn ttl_change_is_applied_once() {
         return;
     }
     let named = Named::start(&[Zone::new(FWD), Zone::new(REV4)], &[KEY]);
-    let dir = named.dir.path();
-    let h300 = Hook::new(
-        dir,
+    let h300 = named.hook(
         "300.toml",
         &config(named.port, &format!("zone = \"{FWD}\"")),
     );
-    let h60 = Hook::new(
-        dir,
+    let h60 = named.hook(
         "60.toml",
         &config(named.port, &format!("zone = \"{FWD}\"")).replace("ttl = 300", "ttl = 60"),
     );
     let ttl_of = |name: &str, rtype: &str| -> Vec<String> {
-        let out = std::process::Command::new("dig")
-            .args(["@127.0.0.1", "-p", &named.port.to_string(), "+norec"])
+        let out = named
+            .dig_cmd()
             .args(["+noall", "+answer", name, rtype])
             .output()
             .unwrap();

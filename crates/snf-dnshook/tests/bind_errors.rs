@@ -36,9 +36,7 @@ fn wrong_secret_is_badsig() {
         return;
     }
     let named = Named::start(&[Zone::new(FWD), Zone::new(REV4)], &[KEY]);
-    let hook = Hook::new(
-        named.dir.path(),
-        "bad.toml",
+    let hook = named.hook("bad.toml",
         &key_config(
             named.port,
             "",
@@ -60,8 +58,7 @@ fn unknown_key_is_badkey() {
         return;
     }
     let named = Named::start(&[Zone::new(FWD), Zone::new(REV4)], &[KEY]);
-    let hook = Hook::new(
-        named.dir.path(),
+    let hook = named.hook(
         "bad.toml",
         &key_config(
             named.port,
@@ -83,8 +80,7 @@ fn unknown_zone_is_refused() {
         return;
     }
     let named = Named::start(&[Zone::new(FWD), Zone::new(REV4)], &[KEY]);
-    let hook = Hook::new(
-        named.dir.path(),
+    let hook = named.hook(
         "dnshook.toml",
         &config(named.port, "zone = \"nowhere.test\""),
     );
@@ -105,8 +101,7 @@ fn update_refused_by_policy() {
         keys: vec![],
     };
     let named = Named::start(&[locked, Zone::new(REV4)], &[KEY]);
-    let hook = Hook::new(
-        named.dir.path(),
+    let hook = named.hook(
         "dnshook.toml",
         &config(named.port, &format!("zone = \"{FWD}\"")),
     );
@@ -129,8 +124,7 @@ fn unsigned_updates_without_a_key() {
         keys: vec!["127.0.0.1"],
     };
     let named = Named::start(&[by_address(FWD), by_address(REV4)], &[KEY]);
-    let hook = Hook::new(
-        named.dir.path(),
+    let hook = named.hook(
         "dnshook.toml",
         &format!(
             "server = \"127.0.0.1\"\nport = {}\nzone = \"{FWD}\"\ntimeout = 2\n",
@@ -150,13 +144,16 @@ fn unreachable_server_fails_after_retries() {
     if skip_reason("unreachable_server_fails_after_retries").is_none() {
         return;
     }
-    // Nothing listens on this port once the socket is closed.
-    let port = {
+    // A namespace of its own: nothing listens on this port of its 127.0.0.1 once the
+    // socket is closed.
+    let ns = Netns::new();
+    let port = ns.run(|| {
         let s = UdpSocket::bind("127.0.0.1:0").unwrap();
         s.local_addr().unwrap().port()
-    };
+    });
     let dir = tempfile::tempdir().unwrap();
     let hook = Hook::new(
+        &ns,
         dir.path(),
         "dnshook.toml",
         &format!(
@@ -183,10 +180,13 @@ fn silent_server_times_out() {
     if skip_reason("silent_server_times_out").is_none() {
         return;
     }
-    let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
+    // Bound in the namespace the hook runs in: only the hook's datagrams can reach it.
+    let ns = Netns::new();
+    let sink = ns.run(|| UdpSocket::bind("127.0.0.1:0").unwrap());
     let port = sink.local_addr().unwrap().port();
     let dir = tempfile::tempdir().unwrap();
     let hook = Hook::new(
+        &ns,
         dir.path(),
         "dnshook.toml",
         &format!(
@@ -291,11 +291,7 @@ fn every_bind_tsig_algorithm_and_key_files() {
                 k.name, k.algorithm, k.secret
             ),
         };
-        let hook = Hook::new(
-            dir,
-            &format!("alg{i}.toml"),
-            &key_config(named.port, "", &tsig),
-        );
+        let hook = named.hook(&format!("alg{i}.toml"), &key_config(named.port, "", &tsig));
         let name = format!("alg{i}");
         let ip = [
             "198.51.100.100",

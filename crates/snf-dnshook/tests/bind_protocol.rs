@@ -44,6 +44,11 @@ fn bind_enforces_the_prerequisites_we_send() {
         return;
     }
     let named = Named::start(&[Zone::new(FWD)], &[KEY]);
+    // The client's sockets must live in the server's namespace.
+    named.run(|| prerequisites(&named));
+}
+
+fn prerequisites(named: &Named) {
     let c = client(named.port);
     let name = "web1.example.org.";
     let add = |prereqs: Vec<Prereq>, rd: Rd| ZoneUpdate {
@@ -134,6 +139,10 @@ fn large_update_over_tcp() {
         return;
     }
     let named = Named::start(&[Zone::new(FWD)], &[KEY]);
+    named.run(|| large_update(&named));
+}
+
+fn large_update(named: &Named) {
     let c = client(named.port);
     let changes: Vec<Change> = (1..=40)
         .map(|i| Change::Add {

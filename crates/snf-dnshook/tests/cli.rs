@@ -1,11 +1,14 @@
 //! When the hook must not act, or must fail before talking to any server. These need no
 //! root and no BIND: the configured server is a closed port, so any attempt to contact it
-//! would fail the run.
+//! would fail the run. Where the machine allows unprivileged namespaces, the hook runs in a
+//! network namespace of its own (`unshare -rn`, only `lo` up), so even that attempt stays
+//! off the host's loopback.
 
 use std::io::Write as _;
 use std::net::UdpSocket;
 use std::path::Path;
 use std::process::{Command, Output};
+use std::sync::OnceLock;
 
 const NODE: &str = "node1.example.org";
 
@@ -30,8 +33,45 @@ fn write_config(dir: &Path) -> std::path::PathBuf {
     path
 }
 
+/// Whether `unshare -rn` (a user and network namespace, no root needed) works here.
+fn can_unshare() -> bool {
+    static CAN: OnceLock<bool> = OnceLock::new();
+    *CAN.get_or_init(|| {
+        let ok = Command::new("unshare")
+            .args(["-rn", "ip", "link", "set", "lo", "up"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !ok {
+            let _ = writeln!(
+                std::io::stderr(),
+                "NOTE cli: unshare -rn does not work here; the hook runs in this namespace \
+                 (its one datagram goes to a closed port on 127.0.0.1)"
+            );
+        }
+        ok
+    })
+}
+
+/// The hook, in a throw-away network namespace with `lo` up when possible. `unshare` and
+/// `exec` keep the hook's exit status.
+fn hook_command() -> Command {
+    let hook = env!("CARGO_BIN_EXE_snf-dnshook");
+    if !can_unshare() {
+        return Command::new(hook);
+    }
+    let mut c = Command::new("unshare");
+    c.args([
+        "-rn",
+        "sh",
+        "-c",
+        "ip link set lo up && exec \"$0\" \"$@\"",
+        hook,
+    ]);
+    c
+}
+
 fn run(config: &Path, vars: &[(&str, &str)]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_snf-dnshook"))
+    hook_command()
         .env_clear()
         .env("PATH", "/sbin:/bin:/usr/sbin:/usr/bin")
         .env("SNF_DNSHOOK_CONFIG", config)

@@ -6,7 +6,6 @@ mod support;
 
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use support::*;
 
@@ -20,15 +19,19 @@ fn gnt(name: &str) -> Option<PathBuf> {
     p.exists().then_some(p)
 }
 
-struct Cluster {
+struct Cluster<'a> {
+    /// gnt-* commands run in its namespace, and so do the hooks they start.
+    named: &'a Named,
     dir: tempfile::TempDir,
     hook_config: PathBuf,
     node: String,
 }
 
-impl Cluster {
+impl Cluster<'_> {
     fn run(&self, bin: &Path, args: &[&str]) -> String {
-        let out = Command::new(bin)
+        let out = self
+            .named
+            .cmd(bin)
             .args(args)
             .env("NETCONF_CONFIG", self.dir.path().join("config.data"))
             .env("NETCONF_HOOKS_DIR", self.dir.path().join("hooks"))
@@ -90,6 +93,7 @@ fn gnt_instance_hooks_keep_bind_in_step() {
         .trim()
         .to_owned();
     let c = Cluster {
+        named: &named,
         dir,
         hook_config,
         node,

@@ -1,14 +1,21 @@
 //! A real BIND `named` on 127.0.0.1 for the tests, `dig` to read what it holds, and a way
-//! to run the hook with a Ganeti-like (reset) environment.
+//! to run the hook with a Ganeti-like (reset) environment. The server and every client of
+//! it run in a network namespace the fixture creates, so no packet touches the host.
 
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+
+use nix::sched::{CloneFlags, setns};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 
 pub const NAMED: &str = "/usr/sbin/named";
 pub const NODE: &str = "node1.example.org";
@@ -23,7 +30,14 @@ pub fn skip_reason(test: &str) -> Option<()> {
     if !root {
         let _ = writeln!(
             std::io::stderr(),
-            "SKIP {test}: needs root (runs BIND named)"
+            "SKIP {test}: needs root (network namespaces, BIND named)"
+        );
+        return None;
+    }
+    if Command::new("ip").arg("-V").output().is_err() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIP {test}: ip is not installed (Debian package iproute2)"
         );
         return None;
     }
@@ -72,11 +86,89 @@ impl Zone {
     }
 }
 
-/// A `named` process in its own temporary directory; killed on drop.
+/// A throw-away network namespace holding only `lo` (up). Everything the tests send goes
+/// to 127.0.0.1 inside one of these, never to the host's loopback. On drop, whatever still
+/// runs in it is killed and the namespace is deleted.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    pub fn new() -> Netns {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "ncdns{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        ip(&["netns", "add", &name]);
+        // From here on Drop removes it, even if bringing `lo` up fails.
+        let ns = Netns { name };
+        ip(&["-n", &ns.name, "link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// `program` to be run inside the namespace (`ip netns exec NS program`).
+    pub fn cmd(&self, program: impl AsRef<OsStr>) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name]).arg(program);
+        c
+    }
+
+    /// Runs `f` on a thread of its own that joined the namespace (setns affects only the
+    /// calling thread). Sockets `f` opens belong to the namespace for good, also when
+    /// handed back to other threads. A panic in `f` is re-raised here.
+    pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        let path = format!("/run/netns/{}", self.name);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let fd = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+                setns(&fd, CloneFlags::CLONE_NEWNET).expect("setns into the test namespace");
+                f()
+            })
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e))
+        })
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        if let Ok(out) = Command::new("ip")
+            .args(["netns", "pids", &self.name])
+            .output()
+        {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                if let Ok(pid) = pid.parse::<i32>() {
+                    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+                }
+            }
+        }
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// `ip ARGS`, which must succeed.
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("run ip");
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A `named` process in its own temporary directory and network namespace, listening on
+/// 127.0.0.1 (a high port) there; killed, and the namespace deleted, on drop.
 pub struct Named {
     pub dir: tempfile::TempDir,
     pub port: u16,
     child: Child,
+    // Dropped after `child` is killed (fields drop after `Drop::drop`).
+    pub ns: Netns,
 }
 
 impl Drop for Named {
@@ -86,7 +178,7 @@ impl Drop for Named {
     }
 }
 
-/// A port that was free on 127.0.0.1 for both UDP and TCP a moment ago.
+/// A port free on 127.0.0.1 for both UDP and TCP a moment ago (in the caller's namespace).
 pub fn free_port() -> u16 {
     loop {
         let udp = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
@@ -99,85 +191,105 @@ pub fn free_port() -> u16 {
 
 impl Named {
     pub fn start(zones: &[Zone], keys: &[TestKey]) -> Named {
-        let mut last_log = String::new();
-        // The port can be taken between probing and binding: try a few.
-        for _ in 0..3 {
-            let dir = tempfile::Builder::new()
-                .prefix("dnshook-named-")
-                .tempdir()
-                .expect("tempdir");
-            let port = free_port();
-            let d = dir.path().display();
-            let mut conf = format!(
-                "options {{\n  directory \"{d}\";\n  pid-file \"{d}/named.pid\";\n  \
-                 session-keyfile \"{d}/session.key\";\n  managed-keys-directory \"{d}\";\n  \
-                 listen-on port {port} {{ 127.0.0.1; }};\n  listen-on-v6 {{ none; }};\n  \
-                 recursion no;\n  dnssec-validation no;\n  notify no;\n  \
-                 allow-transfer {{ 127.0.0.1; }};\n}};\ncontrols {{ }};\n"
-            );
-            for k in keys {
-                writeln!(
-                    conf,
-                    "key \"{}\" {{ algorithm {}; secret \"{}\"; }};",
-                    k.name, k.algorithm, k.secret
-                )
-                .unwrap();
-            }
-            for z in zones {
-                let allow = if z.keys.is_empty() {
-                    "none;".to_string()
-                } else {
-                    z.keys
-                        .iter()
-                        .map(|k| match k.parse::<std::net::IpAddr>() {
-                            Ok(ip) => format!("{ip}; "),
-                            Err(_) => format!("key \"{k}\"; "),
-                        })
-                        .collect()
-                };
-                writeln!(
-                    conf,
-                    "zone \"{0}\" {{ type primary; file \"{0}.db\"; allow-update {{ {allow} }}; }};",
-                    z.name
-                )
-                .unwrap();
-                std::fs::write(
-                    dir.path().join(format!("{}.db", z.name)),
-                    "$TTL 300\n@ IN SOA localhost. hostmaster.localhost. 1 3600 600 86400 300\n\
-                     @ IN NS localhost.\n",
-                )
-                .unwrap();
-            }
-            let conf_path = dir.path().join("named.conf");
-            std::fs::write(&conf_path, conf).unwrap();
-            let log = std::fs::File::create(dir.path().join("named.log")).unwrap();
-            let child = Command::new(NAMED)
-                .args(["-g", "-4", "-n", "1", "-c"])
-                .arg(&conf_path)
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .spawn()
-                .expect("spawn named");
-            let mut named = Named { dir, port, child };
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = named.child.try_wait() {
-                    break;
-                }
-                if !named.dig(zones[0].name, "SOA").is_empty() {
-                    return named;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            last_log =
-                std::fs::read_to_string(named.dir.path().join("named.log")).unwrap_or_default();
+        let ns = Netns::new();
+        let dir = tempfile::Builder::new()
+            .prefix("dnshook-named-")
+            .tempdir()
+            .expect("tempdir");
+        // The namespace is new and holds nothing else: the port stays free.
+        let port = ns.run(free_port);
+        let d = dir.path().display();
+        let mut conf = format!(
+            "options {{\n  directory \"{d}\";\n  pid-file \"{d}/named.pid\";\n  \
+             session-keyfile \"{d}/session.key\";\n  managed-keys-directory \"{d}\";\n  \
+             listen-on port {port} {{ 127.0.0.1; }};\n  listen-on-v6 {{ none; }};\n  \
+             recursion no;\n  dnssec-validation no;\n  notify no;\n  \
+             allow-transfer {{ 127.0.0.1; }};\n}};\ncontrols {{ }};\n"
+        );
+        for k in keys {
+            writeln!(
+                conf,
+                "key \"{}\" {{ algorithm {}; secret \"{}\"; }};",
+                k.name, k.algorithm, k.secret
+            )
+            .unwrap();
         }
-        panic!("named did not start; its log:\n{last_log}");
+        for z in zones {
+            let allow = if z.keys.is_empty() {
+                "none;".to_string()
+            } else {
+                z.keys
+                    .iter()
+                    .map(|k| match k.parse::<std::net::IpAddr>() {
+                        Ok(ip) => format!("{ip}; "),
+                        Err(_) => format!("key \"{k}\"; "),
+                    })
+                    .collect()
+            };
+            writeln!(
+                conf,
+                "zone \"{0}\" {{ type primary; file \"{0}.db\"; allow-update {{ {allow} }}; }};",
+                z.name
+            )
+            .unwrap();
+            std::fs::write(
+                dir.path().join(format!("{}.db", z.name)),
+                "$TTL 300\n@ IN SOA localhost. hostmaster.localhost. 1 3600 600 86400 300\n\
+                 @ IN NS localhost.\n",
+            )
+            .unwrap();
+        }
+        let conf_path = dir.path().join("named.conf");
+        std::fs::write(&conf_path, conf).unwrap();
+        let log = std::fs::File::create(dir.path().join("named.log")).unwrap();
+        // `ip netns exec` execs named in place: the child is named itself.
+        let child = ns
+            .cmd(NAMED)
+            .args(["-g", "-4", "-n", "1", "-c"])
+            .arg(&conf_path)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawn named");
+        let mut named = Named {
+            dir,
+            port,
+            child,
+            ns,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = named.child.try_wait() {
+                break;
+            }
+            if !named.dig(zones[0].name, "SOA").is_empty() {
+                return named;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("named did not start; its log:\n{}", named.log());
     }
 
-    fn dig_cmd(&self) -> Command {
-        let mut c = Command::new("dig");
+    /// `program` to be run in the server's namespace, where it can reach the server.
+    pub fn cmd(&self, program: impl AsRef<OsStr>) -> Command {
+        self.ns.cmd(program)
+    }
+
+    /// Runs `f` on a thread in the server's namespace (see [`Netns::run`]).
+    pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        self.ns.run(f)
+    }
+
+    /// A hook whose configuration `config` is written next to the server's files, and
+    /// that runs in the server's namespace.
+    pub fn hook(&self, file: &str, config: &str) -> Hook {
+        Hook::new(&self.ns, self.dir.path(), file, config)
+    }
+
+    /// `dig @127.0.0.1 -p PORT` in the server's namespace.
+    pub fn dig_cmd(&self) -> Command {
+        let mut c = self.cmd("dig");
         c.args([
             "@127.0.0.1",
             "-p",
@@ -307,22 +419,30 @@ pub fn ganeti_env(
     v
 }
 
+/// snf-dnshook with a configuration file, run inside a test namespace.
 pub struct Hook {
     pub config: PathBuf,
+    netns: String,
 }
 
 impl Hook {
-    /// Writes `config` next to the server's files.
-    pub fn new(named_dir: &Path, file: &str, config: &str) -> Hook {
-        let path = named_dir.join(file);
+    /// Writes `config` to `dir/file`; the hook will run in `ns`.
+    pub fn new(ns: &Netns, dir: &Path, file: &str, config: &str) -> Hook {
+        let path = dir.join(file);
         std::fs::write(&path, config).unwrap();
-        Hook { config: path }
+        Hook {
+            config: path,
+            netns: ns.name.clone(),
+        }
     }
 
     /// Runs the hook the way Ganeti does: environment reset, then only the hook variables
-    /// (plus the two the tests need).
+    /// (plus the two the tests need). `ip netns exec` passes the environment on and execs
+    /// the hook in place, so the exit status is the hook's.
     pub fn run(&self, env: &[(String, String)], args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_snf-dnshook"))
+        Command::new("ip")
+            .args(["netns", "exec", &self.netns])
+            .arg(env!("CARGO_BIN_EXE_snf-dnshook"))
             .args(args)
             .env_clear()
             .env("PATH", "/sbin:/bin:/usr/sbin:/usr/bin")
