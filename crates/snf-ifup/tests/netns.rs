@@ -8,11 +8,9 @@ use std::io::Write as _;
 use std::os::unix::fs::symlink;
 use std::path::Path;
 
-use common::{Lab, can_run, ok};
+use common::{Env, Lab, can_run, ok, refs};
 
 const MAC1: &str = "aa:00:00:00:00:01";
-
-type Env = Vec<(String, String)>;
 
 fn nic(tap: &str, mac: &str, ip: &str, mode: &str, link: &str, net_tags: &str, tags: &str) -> Env {
     let mut v: Env = [
@@ -47,10 +45,6 @@ fn nic(tap: &str, mac: &str, ip: &str, mode: &str, link: &str, net_tags: &str, t
 fn set(env: &mut Env, k: &str, val: &str) {
     env.retain(|(a, _)| a != k);
     env.push((k.to_owned(), val.to_owned()));
-}
-
-fn refs(env: &Env) -> Vec<(&str, &str)> {
-    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
 
 fn ebt_chain(lab: &Lab, chain: &str) -> Vec<String> {
@@ -665,21 +659,6 @@ fn routed_spoof_protected_drops_forged_ip_and_mac() {
     assert_eq!(lab.fw_dump(), fw0);
 }
 
-fn bridged_guest(lab: &mut Lab, tap: &str, mac: &str, ip: &str) -> String {
-    let g = lab.guest(tap, mac);
-    ok(&[
-        "ip",
-        "-n",
-        &g,
-        "addr",
-        "add",
-        &format!("{ip}/24"),
-        "dev",
-        "eth1",
-    ]);
-    g
-}
-
 #[test]
 fn bridged_spoof_protected_exact_rules_and_traffic() {
     if !can_run("bridged_spoof_protected_exact_rules_and_traffic") {
@@ -687,8 +666,8 @@ fn bridged_spoof_protected_exact_rules_and_traffic() {
     }
     let mut lab = Lab::new();
     lab.bridge("br0", 1500);
-    let g1 = bridged_guest(&mut lab, "tap1", MAC1, "198.51.100.11");
-    let g2 = bridged_guest(&mut lab, "tap2", "aa:00:00:00:00:02", "198.51.100.12");
+    let g1 = lab.guest_with_ip("tap1", MAC1, "198.51.100.11");
+    let g2 = lab.guest_with_ip("tap2", "aa:00:00:00:00:02", "198.51.100.12");
     let fw0 = lab.fw_dump();
     let e1 = nic(
         "tap1",
@@ -842,7 +821,7 @@ fn private_filtered_isolates_mac_prefixes() {
     ];
     let g: Vec<String> = guests
         .iter()
-        .map(|(t, m, ip)| bridged_guest(&mut lab, t, m, ip))
+        .map(|(t, m, ip)| lab.guest_with_ip(t, m, ip))
         .collect();
     let fw0 = lab.fw_dump();
     for tag in ["private-filtered", "mac-filtered"] {
@@ -1542,8 +1521,8 @@ fn bridged_profile_filters_traffic_towards_the_vm() {
     }
     let mut lab = Lab::new();
     lab.bridge("br0", 1500);
-    let g1 = bridged_guest(&mut lab, "tap1", MAC1, "198.51.100.11");
-    let g2 = bridged_guest(&mut lab, "tap2", "aa:00:00:00:00:02", "198.51.100.12");
+    let g1 = lab.guest_with_ip("tap1", MAC1, "198.51.100.11");
+    let g2 = lab.guest_with_ip("tap2", "aa:00:00:00:00:02", "198.51.100.12");
     let e1 = nic(
         "tap1",
         MAC1,

@@ -10,7 +10,7 @@ use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::{Lab, can_run, ok};
+use common::{Env, Lab, can_run, ok, refs};
 
 const SCHEMA: &str = "/usr/share/openvswitch/vswitch.ovsschema";
 const SWITCH: &str = "obr0";
@@ -189,8 +189,6 @@ impl Ovs {
     }
 }
 
-type Env = Vec<(String, String)>;
-
 fn nic(tap: &str, mac: &str, ip: &str, vlan: &str, ovs: &Ovs) -> Env {
     [
         ("INSTANCE", "vm1.example.org"),
@@ -217,24 +215,9 @@ fn nic(tap: &str, mac: &str, ip: &str, vlan: &str, ovs: &Ovs) -> Env {
     .collect()
 }
 
-fn refs(env: &Env) -> Vec<(&str, &str)> {
-    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
-}
-
-/// A guest behind `tap` with address `ip`/24 on its eth1.
+/// A guest behind `tap` with MAC aa:00:00:00:00:<n> and address `ip`/24 on its eth1.
 fn guest(lab: &mut Lab, tap: &str, n: u8, ip: &str) -> String {
-    let g = lab.guest(tap, &format!("aa:00:00:00:00:{n:02x}"));
-    ok(&[
-        "ip",
-        "-n",
-        &g,
-        "addr",
-        "add",
-        &format!("{ip}/24"),
-        "dev",
-        "eth1",
-    ]);
-    g
+    lab.guest_with_ip(tap, &format!("aa:00:00:00:00:{n:02x}"), ip)
 }
 
 fn up(lab: &Lab, env: &Env) {

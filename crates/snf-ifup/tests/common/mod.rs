@@ -220,6 +220,22 @@ impl Lab {
         g
     }
 
+    /// A guest as [`Lab::guest`] with `ip`/24 on its eth1.
+    pub fn guest_with_ip(&mut self, tap: &str, mac: &str, ip: &str) -> String {
+        let g = self.guest(tap, mac);
+        ok(&[
+            "ip",
+            "-n",
+            &g,
+            "addr",
+            "add",
+            &format!("{ip}/24"),
+            "dev",
+            "eth1",
+        ]);
+        g
+    }
+
     /// Another namespace linked to the node by `node_if` <-> `far_if`.
     pub fn peer(&mut self, node_if: &str, far_if: &str) -> String {
         let p = format!("{}p{}", self.prefix, self.extra.len());
@@ -355,4 +371,11 @@ impl Lab {
     pub fn ping_ok(&self, from: &str, to: &str, extra: &[&str]) -> bool {
         (0..3).any(|_| self.ping(from, to, extra))
     }
+}
+
+/// A NIC's environment as owned pairs, and the borrowed form `Lab::ifup` takes.
+pub type Env = Vec<(String, String)>;
+
+pub fn refs(env: &Env) -> Vec<(&str, &str)> {
+    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
