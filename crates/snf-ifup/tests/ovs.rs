@@ -278,8 +278,9 @@ fn lines_with<'a>(seen: &'a str, needle: &str) -> Vec<&'a str> {
 }
 
 #[test]
-fn openvswitch_access_vlans_isolate_up_is_idempotent_and_down_removes_the_port() {
-    let name = "openvswitch_access_vlans_isolate_up_is_idempotent_and_down_removes_the_port";
+fn openvswitch_access_vlans_isolate_up_is_idempotent_reapply_and_down_removes_the_port() {
+    let name =
+        "openvswitch_access_vlans_isolate_up_is_idempotent_reapply_and_down_removes_the_port";
     if !can_run(name) || !ovs_installed(name) {
         return;
     }
@@ -313,6 +314,16 @@ fn openvswitch_access_vlans_isolate_up_is_idempotent_and_down_removes_the_port()
         std::fs::read_to_string(lab.state_dir().join("tap2.toml")).unwrap(),
         record
     );
+
+    // A port lost from the switch (say, a database restored from a backup) comes back with
+    // its VLAN from the recorded state.
+    ovs.vsctl(&["del-port", SWITCH, "tap1"]);
+    assert_eq!(ovs.ports(), ["tap2"]);
+    let rundir = ovs.dir.to_str().unwrap();
+    lab.ifup_ok(&[("OVS_RUNDIR", rundir)], &["reapply", "--all"]);
+    assert_eq!(ovs.ports(), ["tap1", "tap2"]);
+    assert_eq!(ovs.vlans("tap1"), ["100", "[]", "[]"]);
+    assert!(lab.ping_ok(&g1, "198.51.100.12", &[]), "after reapply");
 
     // Another VLAN: the tag changes in place and the guests no longer reach each other.
     e2.retain(|(k, _)| k != "VLAN");
