@@ -4,8 +4,11 @@
 //! copies the records of unchanged instances verbatim; offsets are running sums made at load.
 //!
 //! Record (little endian): u16 key length, key, u16 name length, name, u8 NIC count, per
-//! NIC its MAC (six bytes) and a hint of its network (`net_hint`, four bytes), u32 TOML
-//! block size, u32 encoding size, u32 CRC-32 of the encoding.
+//! NIC its MAC (six bytes), a hint of its network (`hint`, four bytes) and its IPv4
+//! address (four bytes, 0.0.0.0 for none), hints of the group and of the primary node
+//! (four bytes each), u32 TOML block size, u32 encoding size, u32 CRC-32 of the encoding.
+
+use std::net::Ipv4Addr;
 
 use super::model::Instance;
 use crate::mac::MacAddr;
@@ -27,12 +30,14 @@ pub(super) struct Entry<'a> {
     pub key: &'a str,
     pub name: &'a [u8],
     nics: &'a [u8],
+    pub group_hint: u32,
+    pub node_hint: u32,
     pub toml_len: u32,
     pub blob_len: u32,
     pub crc: u32,
 }
 
-const NIC_LEN: usize = 10;
+const NIC_LEN: usize = 14;
 
 impl<'a> Entry<'a> {
     pub fn macs(self) -> impl Iterator<Item = MacAddr> + 'a {
@@ -47,14 +52,26 @@ impl<'a> Entry<'a> {
     pub fn may_use(self, hint: u32) -> bool {
         self.nics
             .chunks_exact(NIC_LEN)
-            .any(|n| n[6..] == hint.to_le_bytes())
+            .any(|n| n[6..10] == hint.to_le_bytes())
+    }
+
+    /// The NICs' IPv4 addresses.
+    pub fn ipv4s(self) -> impl Iterator<Item = Ipv4Addr> + 'a {
+        self.nics
+            .chunks_exact(NIC_LEN)
+            .map(|n| Ipv4Addr::new(n[10], n[11], n[12], n[13]))
+            .filter(|ip| !ip.is_unspecified())
     }
 }
 
-/// A short hint of a network UUID, so that a network's instances are found without
-/// decoding the others. Never 0, which stands for "no network".
-pub(super) fn net_hint(uuid: &str) -> u32 {
+/// A short hint of a network, group or node UUID, so that their instances are found
+/// without decoding the others. Never 0, which stands for "none".
+pub(super) fn hint(uuid: &str) -> u32 {
     crc32fast::hash(uuid.as_bytes()).max(1)
+}
+
+fn opt_hint(uuid: Option<&str>) -> u32 {
+    uuid.map_or(0, hint)
 }
 
 /// Encodes `inst` after `out`'s current end; returns its size and CRC.
@@ -91,9 +108,11 @@ pub(super) fn push_record(
     out.push(nnics);
     for n in &inst.nics {
         out.extend_from_slice(&n.mac.octets());
-        let hint = n.network.as_deref().map_or(0, net_hint);
-        out.extend_from_slice(&hint.to_le_bytes());
+        out.extend_from_slice(&opt_hint(n.network.as_deref()).to_le_bytes());
+        out.extend_from_slice(&n.ipv4().unwrap_or(Ipv4Addr::UNSPECIFIED).octets());
     }
+    out.extend_from_slice(&hint(&inst.group).to_le_bytes());
+    out.extend_from_slice(&opt_hint(inst.primary_node.as_deref()).to_le_bytes());
     out.extend_from_slice(&u32::try_from(toml_len).ok()?.to_le_bytes());
     out.extend_from_slice(&blob.0.to_le_bytes());
     out.extend_from_slice(&blob.1.to_le_bytes());
@@ -131,6 +150,8 @@ fn parse_at(buf: &[u8], at: usize) -> Option<(Entry<'_>, usize)> {
         key,
         name,
         nics,
+        group_hint: r.u32()?,
+        node_hint: r.u32()?,
         toml_len: r.u32()?,
         blob_len: r.u32()?,
         crc: r.u32()?,

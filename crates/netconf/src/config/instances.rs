@@ -16,6 +16,7 @@ use std::ops::{Deref, DerefMut};
 use std::os::unix::fs::FileExt;
 use std::sync::{Arc, OnceLock};
 
+use ipnet::Ipv4Net;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::index::{self, Entry, Pos};
@@ -236,26 +237,65 @@ impl Instances {
     /// The instances with a NIC on network `net` (a UUID), in key order, decoding only
     /// those that may be.
     pub fn on_network(&self, net: &str) -> Vec<(String, Instance)> {
-        let uses = |i: &Instance| i.nics.iter().any(|n| n.network.as_deref() == Some(net));
+        let h = index::hint(net);
+        self.select(
+            |e| e.may_use(h),
+            |i| i.nics.iter().any(|n| n.network.as_deref() == Some(net)),
+        )
+    }
+
+    /// The instances of node group `group` (a UUID), in key order.
+    pub fn in_group(&self, group: &str) -> Vec<(String, Instance)> {
+        let h = index::hint(group);
+        self.select(|e| e.group_hint == h, |i| i.group == group)
+    }
+
+    /// The instances whose primary node is `node` (a UUID), in key order.
+    pub fn on_node(&self, node: &str) -> Vec<(String, Instance)> {
+        let h = index::hint(node);
+        self.select(
+            |e| e.node_hint == h,
+            |i| i.primary_node.as_deref() == Some(node),
+        )
+    }
+
+    /// The instances with a NIC whose IPv4 address is in `net`, in key order.
+    pub fn with_ipv4_in(&self, net: Ipv4Net) -> Vec<(String, Instance)> {
+        self.select(
+            |e| e.ipv4s().any(|ip| net.contains(&ip)),
+            |i| {
+                i.nics
+                    .iter()
+                    .any(|n| n.ipv4().is_some_and(|ip| net.contains(&ip)))
+            },
+        )
+    }
+
+    /// The instances for which `pred` holds, in key order. Stored ones are decoded only
+    /// when their index record passes `maybe`, which must hold whenever `pred` does.
+    fn select(
+        &self,
+        maybe: impl Fn(Entry<'_>) -> bool,
+        pred: impl Fn(&Instance) -> bool,
+    ) -> Vec<(String, Instance)> {
         if let Some(m) = self.full.get() {
             return m
                 .iter()
-                .filter(|(_, i)| uses(i))
+                .filter(|(_, i)| pred(i))
                 .map(|(k, i)| (k.clone(), i.clone()))
                 .collect();
         }
-        let hint = index::net_hint(net);
         let mut found: BTreeMap<String, Instance> = self
             .overlay_live()
-            .filter(|(_, i)| uses(i))
+            .filter(|(_, i)| pred(i))
             .map(|(k, i)| (k.clone(), i.clone()))
             .collect();
         if let Some(s) = &self.stored {
             for i in 0..s.len() {
                 let e = s.entry(i);
-                if e.may_use(hint) && !self.overlay.contains_key(e.key) {
+                if maybe(e) && !self.overlay.contains_key(e.key) {
                     let inst = s.decode(i);
-                    if uses(&inst) {
+                    if pred(&inst) {
                         found.insert(e.key.to_owned(), inst);
                     }
                 }

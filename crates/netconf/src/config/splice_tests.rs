@@ -18,8 +18,8 @@ fn inst(name: &str, mac: u8, tag: Option<&str>) -> Instance {
     let p = NicParams::ganeti_default();
     Instance {
         name: name.into(),
-        group: "g".into(),
-        primary_node: None,
+        group: format!("g{}", mac % 3),
+        primary_node: (!mac.is_multiple_of(5)).then(|| format!("node-{}", mac % 5)),
         tags: tag
             .map(|t| BTreeSet::from([t.to_owned()]))
             .unwrap_or_default(),
@@ -27,7 +27,7 @@ fn inst(name: &str, mac: u8, tag: Option<&str>) -> Instance {
             uuid: format!("nic-{name}"),
             name: None,
             mac: MacAddr([0xaa, 0, 0, 0, 1, mac]),
-            ip: None,
+            ip: mac.is_multiple_of(2).then(|| [198, 51, 100, mac].into()),
             network: (mac % 4 != 3).then(|| format!("net-{}", mac % 4)),
             mode: p.mode,
             link: p.link,
@@ -192,7 +192,7 @@ fn a_cache_not_trusted_is_checked_encoding_by_encoding() {
     transaction(&store, |_| Ok(())).unwrap();
     let cache_path = dir.path().join("config.data.cache");
     let bytes = fs::read(&cache_path).unwrap();
-    assert!(bytes.starts_with(b"NCCACHE3"));
+    assert!(bytes.starts_with(b"NCCACHE4"));
     let stamp_len = 101;
     let load = |trusted| {
         let toml = fs::File::open(store.path()).unwrap();
@@ -217,7 +217,21 @@ enum Op {
     Remove(u8),
     Tag(u8),
     Rename(u8, u8),
+    /// Another group, node and address, as from the instance with MAC byte m.
+    Move(u8, u8),
     Lookups(u8),
+}
+
+/// `pred`'s instances of `model`, as the `Instances` queries return them.
+fn filtered(
+    model: &BTreeMap<String, Instance>,
+    pred: impl Fn(&Instance) -> bool,
+) -> Vec<(String, Instance)> {
+    model
+        .iter()
+        .filter(|(_, i)| pred(i))
+        .map(|(k, i)| (k.clone(), i.clone()))
+        .collect()
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -226,6 +240,7 @@ fn op() -> impl Strategy<Value = Op> {
         (0u8..60).prop_map(Op::Remove),
         (0u8..60).prop_map(Op::Tag),
         (0u8..60, 0u8..60).prop_map(|(k, n)| Op::Rename(k, n)),
+        (0u8..60, any::<u8>()).prop_map(|(k, m)| Op::Move(k, m)),
         (0u8..60).prop_map(Op::Lookups),
     ]
 }
@@ -276,6 +291,20 @@ proptest! {
                             i.name = format!("r{n}-{k}");
                         }
                     }
+                    Op::Move(k, m) => {
+                        let from = inst("x", m, None);
+                        let apply = |i: &mut Instance| {
+                            i.group.clone_from(&from.group);
+                            i.primary_node.clone_from(&from.primary_node);
+                            i.nics[0].ip = from.nics[0].ip;
+                        };
+                        if let Some(i) = c.instances.get_mut(&key(k)) {
+                            apply(i);
+                        }
+                        if let Some(i) = model.get_mut(&key(k)) {
+                            apply(i);
+                        }
+                    }
                     Op::Lookups(k) => {
                         let name = model.get(&key(k)).map(|i| i.name.clone()).unwrap_or_default();
                         let by_name = model.iter().find(|(_, i)| i.name == name).map(|(k, _)| k.clone());
@@ -284,12 +313,20 @@ proptest! {
                         assert_eq!(c.instances.get_cloned(&key(k)), model.get(&key(k)).cloned());
                         assert_eq!(c.instances.len(), model.len());
                         let net = format!("net-{}", k % 4);
-                        let on: Vec<(String, Instance)> = model
-                            .iter()
-                            .filter(|(_, i)| i.nics.iter().any(|n| n.network.as_ref() == Some(&net)))
-                            .map(|(k, i)| (k.clone(), i.clone()))
-                            .collect();
+                        let on = filtered(&model, |i| i.nics.iter().any(|n| n.network.as_ref() == Some(&net)));
                         assert_eq!(c.instances.on_network(&net), on);
+                        let group = format!("g{}", k % 3);
+                        assert_eq!(c.instances.in_group(&group), filtered(&model, |i| i.group == group));
+                        let node = format!("node-{}", k % 5);
+                        assert_eq!(
+                            c.instances.on_node(&node),
+                            filtered(&model, |i| i.primary_node.as_ref() == Some(&node))
+                        );
+                        let v4: ipnet::Ipv4Net = format!("198.51.100.{}/26", k % 4 * 64).parse().unwrap();
+                        assert_eq!(
+                            c.instances.with_ipv4_in(v4),
+                            filtered(&model, |i| i.nics.iter().any(|n| n.ipv4().is_some_and(|ip| v4.contains(&ip))))
+                        );
                         let mut macs = c.instances.macs();
                         macs.sort();
                         let mut want: Vec<MacAddr> = model.values().flat_map(|i| i.nics.iter().map(|n| n.mac)).collect();

@@ -378,7 +378,7 @@ fn boot_id() -> Option<&'static [u8]> {
 }
 
 impl Stamp {
-    const MAGIC: &'static [u8; 8] = b"NCCACHE3";
+    const MAGIC: &'static [u8; 8] = b"NCCACHE4";
     const HEADER_LEN: usize = 101;
 
     fn of(m: &fs::Metadata) -> Self {

@@ -46,12 +46,8 @@ pub fn remove(cfg: &mut Config, name: &str) -> Result<(), GntError> {
             nodes.join(", ")
         )));
     }
-    let insts: Vec<&str> = cfg
-        .instances
-        .values()
-        .filter(|i| i.group == uuid)
-        .map(|i| i.name.as_str())
-        .collect();
+    let held = cfg.instances.in_group(&uuid);
+    let insts: Vec<&str> = held.iter().map(|(_, i)| i.name.as_str()).collect();
     if !insts.is_empty() {
         return Err(GntError::state(format!(
             "Group '{name}' still holds instances: {}",

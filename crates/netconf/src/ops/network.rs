@@ -457,14 +457,14 @@ fn target_groups(cfg: &Config, groups: &[String]) -> Result<Vec<String>, GntErro
     groups.iter().map(|g| cfg.group_uuid(g)).collect()
 }
 
-/// `inst: nic0/ip, …` for NICs of instances in `group` that match `pred`.
+/// `inst: nic0/ip, …` for NICs of the `candidates` in `group` that match `pred`.
 fn nic_conflicts(
-    cfg: &Config,
+    candidates: &[(String, crate::config::Instance)],
     group: &str,
     pred: impl Fn(&crate::config::Nic) -> bool,
 ) -> Vec<String> {
     let mut out = Vec::new();
-    for inst in cfg.instances.values().filter(|i| i.group == group) {
+    for (_, inst) in candidates.iter().filter(|(_, i)| i.group == group) {
         for (idx, nic) in inst.nics.iter().enumerate() {
             if pred(nic) {
                 let ip = nic
@@ -510,7 +510,10 @@ pub fn connect(
         }
         let reconnect = cfg.nodegroups[&g].networks.contains_key(&uuid);
         if conflicts_check {
-            let conflicts = nic_conflicts(cfg, &g, |nic| {
+            // Only instances with an address in the network can conflict; the index
+            // finds them without decoding the others.
+            let candidates = cfg.instances.with_ipv4_in(net.network);
+            let conflicts = nic_conflicts(&candidates, &g, |nic| {
                 nic.network.as_deref() != Some(uuid.as_str())
                     && nic.ipv4().is_some_and(|ip| net.network.contains(&ip))
             });
@@ -528,7 +531,13 @@ pub fn connect(
             // the old ones, and NICs that copied the old ones follow.
             let old = cfg.nodegroups[&g].networks[&uuid].clone();
             let mut moved = 0;
-            for inst in cfg.instances.values_mut().filter(|i| i.group == g) {
+            for (key, _) in cfg
+                .instances
+                .on_network(&uuid)
+                .into_iter()
+                .filter(|(_, i)| i.group == g)
+            {
+                let inst = cfg.instances.get_mut(&key).expect("just found");
                 for nic in inst
                     .nics
                     .iter_mut()
@@ -583,7 +592,9 @@ pub fn disconnect(
             ));
             continue;
         };
-        let users = nic_conflicts(cfg, &g, |nic| nic.network.as_deref() == Some(uuid.as_str()));
+        let users = nic_conflicts(&cfg.instances.on_network(&uuid), &g, |nic| {
+            nic.network.as_deref() == Some(uuid.as_str())
+        });
         if !users.is_empty() {
             fb.warn(format!(
                 "IP addresses from network '{net_name}', which is about to disconnect from node group '{group_name}', are in use: {}",

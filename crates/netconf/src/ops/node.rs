@@ -51,11 +51,7 @@ pub fn add(
 
 pub fn remove(cfg: &mut Config, name: &str) -> Result<(), GntError> {
     let uuid = cfg.node_uuid(name)?;
-    if let Some(i) = cfg
-        .instances
-        .values()
-        .find(|i| i.primary_node.as_deref() == Some(uuid.as_str()))
-    {
+    if let Some((_, i)) = cfg.instances.on_node(&uuid).first() {
         return Err(GntError::state(format!(
             "Instance {} is still running on the node, please remove first",
             i.name
@@ -73,11 +69,8 @@ pub fn set_group(cfg: &mut Config, name: &str, group: &str) -> Result<usize, Gnt
     let target = cfg.group_uuid(group)?;
     let conns = cfg.nodegroups[&target].networks.clone();
     let gname = cfg.nodegroups[&target].name.clone();
-    for inst in cfg
-        .instances
-        .values()
-        .filter(|i| i.primary_node.as_deref() == Some(uuid.as_str()))
-    {
+    let on_node = cfg.instances.on_node(&uuid);
+    for (_, inst) in &on_node {
         for (idx, nic) in inst.nics.iter().enumerate() {
             if let Some(net) = &nic.network
                 && !conns.contains_key(net)
@@ -90,11 +83,8 @@ pub fn set_group(cfg: &mut Config, name: &str, group: &str) -> Result<usize, Gnt
         }
     }
     let mut moved = 0;
-    for inst in cfg
-        .instances
-        .values_mut()
-        .filter(|i| i.primary_node.as_deref() == Some(uuid.as_str()))
-    {
+    for (key, _) in on_node {
+        let inst = cfg.instances.get_mut(&key).expect("just found");
         inst.group = target.clone();
         for nic in &mut inst.nics {
             if let Some(p) = nic.network.as_ref().and_then(|n| conns.get(n)) {
