@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use netconf::GntError;
-use netconf::config::{Config, FileStore, Store, render, transaction};
+use netconf::config::{Config, FileStore, Store, transaction};
 use netconf::hooks::{HookEnv, HookRunner, Phase};
 use netconf::ops::Feedback;
 
@@ -118,13 +118,7 @@ fn with_pre_hooks<T>(
     op: &impl Fn(&mut Config, &mut Feedback) -> Result<(T, Vec<HookEnv>), GntError>,
 ) -> Result<Committed<T>, GntError> {
     loop {
-        // An absent file reads as a fresh cluster with new UUIDs each time, so "unchanged"
-        // is "still absent" there.
-        let existed = store.path().exists();
-        let base = store.read()?;
-        // Compared as file text: exact, and immune to values without equality (NaN).
-        let base_text = render(&base)?;
-        let mut next = base.clone();
+        let (mut next, version) = store.read_versioned()?;
         let mut fb = Feedback::default();
         let (value, envs) = op(&mut next, &mut fb).inspect_err(|_| print_feedback(&fb))?;
         let names = (next.cluster.name.clone(), next.cluster.master_node.clone());
@@ -136,26 +130,12 @@ fn with_pre_hooks<T>(
                 return Err(GntError::HooksAbort(failures));
             }
         }
-        let mut stale = false;
-        let mut next = Some(next);
-        let committed = store.transact(&mut |cfg| {
-            let unchanged = if existed {
-                store.path().exists() && render(cfg).is_ok_and(|t| t == base_text)
-            } else {
-                !store.path().exists()
-            };
-            if !unchanged {
-                stale = true;
-                return Err(GntError::Usage("config.data changed; retrying".into()));
-            }
-            *cfg = next.take().expect("committed once");
-            Ok(())
-        });
-        if stale {
+        // An absent file reads as a fresh cluster with new UUIDs each time: its version is
+        // "still absent".
+        if !store.commit_if_unchanged(next, version)? {
             continue;
         }
         print_feedback(&fb);
-        committed?;
         return Ok((value, envs, names));
     }
 }

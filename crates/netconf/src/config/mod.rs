@@ -16,4 +16,4 @@ pub use model::{
     CONFIG_VERSION, Cluster, Config, Instance, Network, NetworkSpec, Nic, NicParams, Node,
     NodeGroup, new_uuid, now,
 };
-pub use store::{DEFAULT_CONFIG_PATH, FileStore, Store, parse, render, transaction};
+pub use store::{DEFAULT_CONFIG_PATH, FileStore, Store, Version, parse, render, transaction};

@@ -282,6 +282,47 @@ impl FileStore {
         Ok(())
     }
 
+    /// A snapshot as [`Store::read`], and the version of the file it came from.
+    pub fn read_versioned(&self) -> Result<(Config, Version), GntError> {
+        let lock = self.open_lock(false)?;
+        if let Some(l) = &lock {
+            l.lock_shared()
+                .map_err(|e| self.io_err("lock", &self.lock_path, &e))?;
+        }
+        let (cfg, stamp) = self.load_stamped()?;
+        Ok((cfg, Version(stamp)))
+    }
+
+    /// Commits `next`, made from the snapshot of `version`, if config.data is still that
+    /// file; `Ok(false)` and nothing written if another command committed meanwhile.
+    /// Comparing the file's identity instead of its contents keeps the unchanged
+    /// instances spliced rather than decoded and rendered.
+    pub fn commit_if_unchanged(
+        &self,
+        mut next: Config,
+        version: Version,
+    ) -> Result<bool, GntError> {
+        let lock = self.open_lock(true)?.expect("created");
+        lock.lock()
+            .map_err(|e| self.io_err("lock", &self.lock_path, &e))?;
+        let current = match fs::metadata(&self.path) {
+            Ok(m) => Some(Stamp::of(&m)),
+            Err(e) if e.kind() == ErrorKind::NotFound => None,
+            Err(e) => return Err(self.io_err("read", &self.path, &e)),
+        };
+        if current != version.0 {
+            return Ok(false);
+        }
+        self.remove_stale_temporaries();
+        next.cluster.serial_no += 1;
+        next.cluster.mtime = now();
+        let written = self.write(&next, version.0.as_ref());
+        if !self.free_after_commit {
+            std::mem::forget(next);
+        }
+        written.map(|()| true)
+    }
+
     fn write(&self, cfg: &Config, loaded: Option<&Stamp>) -> Result<(), GntError> {
         let loaded = loaded.map(Stamp::header);
         let plan = splice::plan(cfg, loaded.as_ref().map(|h| &h[..]));
@@ -329,6 +370,10 @@ impl FileStore {
         Ok(())
     }
 }
+
+/// Which config.data a configuration was read from (none: the file did not exist).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Version(Option<Stamp>);
 
 impl Store for FileStore {
     fn read(&self) -> Result<Config, GntError> {
