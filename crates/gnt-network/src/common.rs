@@ -12,7 +12,7 @@ use netconf::hooks::{HookEnv, HookRunner, Phase};
 use netconf::ops::Feedback;
 
 use crate::table::{self, Field, ListOpts, Value};
-use crate::timefmt::ctime;
+use netconf::timefmt::ctime;
 
 /// Options every command accepts.
 #[derive(Args, Clone, Debug)]

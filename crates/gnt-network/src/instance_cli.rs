@@ -15,7 +15,7 @@ use crate::common::{
 };
 use crate::sort::nice_cmp;
 use crate::table::{Field, Kind, Value};
-use crate::timefmt::format_time;
+use netconf::timefmt::format_time;
 
 #[derive(Parser, Debug)]
 #[command(

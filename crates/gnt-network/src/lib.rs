@@ -8,4 +8,3 @@ pub mod network_cli;
 pub mod node_cli;
 pub mod sort;
 pub mod table;
-pub mod timefmt;

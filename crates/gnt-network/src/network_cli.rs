@@ -438,8 +438,8 @@ fn value(cfg: &Config, uuid: &str, n: &Network, field: &str) -> Value {
         ),
         "inst_cnt" => Value::Number(cfg.instances_on_network(uuid).len() as i64),
         "external_reservations" => Value::Text(join_ips(&n.pool.external_reservations())),
-        "ctime" => Value::Text(crate::timefmt::format_time(n.ctime)),
-        "mtime" => Value::Text(crate::timefmt::format_time(n.mtime)),
+        "ctime" => Value::Text(netconf::timefmt::format_time(n.ctime)),
+        "mtime" => Value::Text(netconf::timefmt::format_time(n.mtime)),
         "uuid" => Value::Text(uuid.to_owned()),
         "serial_no" => Value::Number(n.serial_no as i64),
         "tags" => Value::Text(

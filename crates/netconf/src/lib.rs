@@ -12,6 +12,7 @@ pub mod nicenv;
 pub mod nicmode;
 pub mod ops;
 pub mod pool;
+pub mod timefmt;
 
 pub use error::{ErrorCode, GntError};
 pub use ifname::IfName;

@@ -26,7 +26,7 @@ pub struct General {
     pub pidfile: PathBuf,
     /// Directory of binding files, one per TAP.
     pub datapath: PathBuf,
-    /// Accepted for compatibility; logs go to stderr (the journal under systemd).
+    /// Daemon mode (no `-f`): log to `<logdir>/nfdhcpd.log`; else stderr (the journal).
     pub logdir: Option<PathBuf>,
     /// After the start, run as this user (name or number) with CAP_NET_ADMIN and CAP_NET_RAW.
     pub user: Option<String>,

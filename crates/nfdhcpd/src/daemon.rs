@@ -36,8 +36,20 @@ struct Shared {
 }
 
 pub fn run(cfg: &Config, opts: &Options) -> anyhow::Result<()> {
+    // The original's log file, in daemon mode only: in the foreground (systemd) standard
+    // error is the journal.
+    let logfile = match &cfg.general.logdir {
+        Some(dir) if !opts.foreground => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            Some(dir.join("nfdhcpd.log"))
+        }
+        _ => None,
+    };
     if !opts.foreground {
         nix::unistd::daemon(false, true).context("daemonizing")?;
+    }
+    if let Some(f) = &logfile {
+        crate::log::to_file(f.clone())?;
     }
     // Threads inherit this mask, so only the main thread's sigwait sees these signals.
     let mut sigs = SigSet::empty();
@@ -110,7 +122,7 @@ pub fn run(cfg: &Config, opts: &Options) -> anyhow::Result<()> {
     });
 
     if let Some(spec) = &cfg.general.user
-        && let Err(e) = become_user(cfg, spec)
+        && let Err(e) = become_user(cfg, spec, logfile.as_deref())
     {
         if opts.install_rules && cfg.rules.install {
             rules::remove(cfg);
@@ -139,6 +151,9 @@ pub fn run(cfg: &Config, opts: &Options) -> anyhow::Result<()> {
         loop {
             match sigs.wait() {
                 Ok(Signal::SIGHUP) => {
+                    if let Err(e) = crate::log::reopen() {
+                        error!("{e:#}");
+                    }
                     info!("SIGHUP: rescanning {}", datapath.display());
                     let mut t = shared.table.write().unwrap_or_else(|p| p.into_inner());
                     if let Err(e) = t.rescan() {
@@ -167,13 +182,20 @@ pub fn run(cfg: &Config, opts: &Options) -> anyhow::Result<()> {
 }
 
 /// `general.user`: still single-threaded here, so the whole process switches.
-fn become_user(cfg: &Config, spec: &str) -> anyhow::Result<()> {
+fn become_user(cfg: &Config, spec: &str, logfile: Option<&std::path::Path>) -> anyhow::Result<()> {
     let t = privs::resolve(spec)?;
     if nix::unistd::Uid::current() == t.uid && !t.uid.is_root() {
         return Ok(()); // started as that user already (e.g. systemd's User=)
     }
     let g = &cfg.general;
-    privs::own_dirs(&t, &[&g.pidfile, &g.status_file])?;
+    let mut files = vec![g.pidfile.as_path(), g.status_file.as_path()];
+    if let Some(f) = logfile {
+        files.push(f);
+        // Reopened after a rotation by the user, who must be able to append to it.
+        nix::unistd::chown(f, Some(t.uid), Some(t.gid))
+            .with_context(|| format!("giving {} to user {}", f.display(), t.name))?;
+    }
+    privs::own_dirs(&t, &files)?;
     privs::switch(&t).with_context(|| format!("switching to user {}", t.name))?;
     info!(
         "running as user {} (uid {}) with CAP_NET_ADMIN and CAP_NET_RAW only",

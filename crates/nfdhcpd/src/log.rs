@@ -1,6 +1,11 @@
-//! Leveled logging to stderr (the journal under systemd); no global logger crate needed.
+//! Leveled logging to stderr (the journal under systemd), or in daemon mode to
+//! `<logdir>/nfdhcpd.log` with the original's line format; no logger crate needed.
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+
+use anyhow::Context;
 
 pub const ERROR: u8 = 1;
 pub const WARN: u8 = 2;
@@ -8,6 +13,10 @@ pub const INFO: u8 = 3;
 pub const DEBUG: u8 = 4;
 
 static LEVEL: AtomicU8 = AtomicU8::new(INFO);
+/// Lines carry their time (the journal adds its own; a file does not).
+static STAMPED: AtomicBool = AtomicBool::new(false);
+/// The log file standard error points to, if any, for reopening after a rotation.
+static FILE: Mutex<Option<PathBuf>> = Mutex::new(None);
 
 pub fn set_level(level: u8) {
     LEVEL.store(level, Ordering::Relaxed);
@@ -24,7 +33,41 @@ pub fn emit(level: u8, args: std::fmt::Arguments<'_>) {
         INFO => "INFO",
         _ => "DEBUG",
     };
-    eprintln!("{tag:<8} {args}");
+    if STAMPED.load(Ordering::Relaxed) {
+        let t = netconf::timefmt::asctime(std::time::SystemTime::now());
+        eprintln!("{t} {tag:<8} {args}");
+    } else {
+        eprintln!("{tag:<8} {args}");
+    }
+}
+
+/// Points standard output and error at `path` (appending, created 0644) and stamps lines
+/// with their time, as the original's log file.
+pub fn to_file(path: PathBuf) -> anyhow::Result<()> {
+    redirect(&path)?;
+    STAMPED.store(true, Ordering::Relaxed);
+    *FILE.lock().unwrap_or_else(|p| p.into_inner()) = Some(path);
+    Ok(())
+}
+
+/// After logrotate moved the file away (SIGHUP): write to a new file at the same path.
+/// Without a log file this does nothing.
+pub fn reopen() -> anyhow::Result<()> {
+    match FILE.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        Some(path) => redirect(path),
+        None => Ok(()),
+    }
+}
+
+fn redirect(path: &std::path::Path) -> anyhow::Result<()> {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening log file {}", path.display()))?;
+    nix::unistd::dup2_stdout(&f)
+        .and_then(|()| nix::unistd::dup2_stderr(&f))
+        .with_context(|| format!("redirecting to {}", path.display()))
 }
 
 #[macro_export]

@@ -48,7 +48,8 @@ pub fn resolve(spec: &str) -> anyhow::Result<Target> {
     }
 }
 
-/// The directories the daemon still writes after the switch (pidfile, status file): they
+/// The directories the daemon still writes after the switch (pidfile, status file, log
+/// file): they
 /// must be its own, so they are handed to the user. A shared directory such as `/run` or
 /// `/tmp` is refused rather than taken over.
 pub fn own_dirs(t: &Target, files: &[&Path]) -> anyhow::Result<()> {
@@ -77,7 +78,7 @@ pub fn own_dirs(t: &Target, files: &[&Path]) -> anyhow::Result<()> {
 fn is_system_dir(d: &Path) -> bool {
     let d = d.canonicalize().unwrap_or_else(|_| d.to_path_buf());
     [
-        "/", "/run", "/var/run", "/var", "/var/lib", "/etc", "/tmp", "/var/tmp",
+        "/", "/run", "/var/run", "/var", "/var/lib", "/var/log", "/etc", "/tmp", "/var/tmp",
     ]
     .iter()
     .any(|s| d == Path::new(s))

@@ -1,4 +1,4 @@
-//! Ganeti's time formats, computed in UTC (no time-zone database is consulted).
+//! Ganeti's and Python logging's time formats, computed in UTC (no time-zone database is consulted).
 
 /// (year, month, day, hour, minute, second, weekday 0=Sunday) of a Unix time.
 fn civil(secs: i64) -> (i64, u32, u32, u32, u32, u32, u32) {
@@ -46,6 +46,17 @@ pub fn format_time(secs: f64) -> String {
     format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}:{ss:02}")
 }
 
+/// Python logging's `asctime`: `2026-11-28 14:00:00,250` (milliseconds after the comma).
+pub fn asctime(t: std::time::SystemTime) -> String {
+    let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+    let (y, m, dd, hh, mm, ss, _) = civil(secs);
+    format!(
+        "{y:04}-{m:02}-{dd:02} {hh:02}:{mm:02}:{ss:02},{:03}",
+        d.subsec_millis()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,5 +66,7 @@ mod tests {
         assert_eq!(ctime(0.0), "Thu Jan  1 00:00:00 1970");
         assert_eq!(ctime(1_795_874_400.0), "Sat Nov 28 14:00:00 2026");
         assert_eq!(format_time(951_782_400.0), "2000-02-29 00:00:00");
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_795_874_400_250);
+        assert_eq!(asctime(t), "2026-11-28 14:00:00,250");
     }
 }

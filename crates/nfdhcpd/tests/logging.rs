@@ -1,0 +1,109 @@
+//! Daemon mode with `logdir`: the original's log file (`<logdir>/nfdhcpd.log`, lines
+//! stamped with their time), reopened after logrotate moved it away and sent SIGHUP, also
+//! when the daemon runs as an unprivileged `user`.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+/// `2026-11-28 14:00:00,250 INFO     ...`
+fn stamped(line: &str) -> bool {
+    let b = line.as_bytes();
+    b.len() > 33
+        && b[..23].iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            10 => *c == b' ',
+            13 | 16 => *c == b':',
+            19 => *c == b',',
+            _ => c.is_ascii_digit(),
+        })
+        && line[23..].starts_with(' ')
+}
+
+#[test]
+fn daemon_logs_to_logdir_and_reopens_after_rotation() {
+    if !need_root("daemon_logs_to_logdir_and_reopens_after_rotation") {
+        return;
+    }
+    let tb = Testbed::new(Mode::Routed, 1);
+    tb.bind(0);
+    let logdir = tb.path("log");
+    let cfg = tb.path("nfdhcpd.toml");
+    std::fs::write(
+        &cfg,
+        tb.config_text("").replacen(
+            "[general]\n",
+            &format!(
+                "[general]\nlogdir = \"{}\"\nuser = \"nobody\"\n",
+                logdir.display()
+            ),
+            1,
+        ),
+    )
+    .unwrap();
+    let launcher = std::fs::File::create(tb.path("launcher.err")).unwrap();
+    let st = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &tb.node,
+            env!("CARGO_BIN_EXE_nfdhcpd"),
+            "-d",
+            "-c",
+        ])
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(launcher)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    wait_for("the status file", Duration::from_secs(10), || {
+        tb.path("status").exists()
+    });
+    let pid = std::fs::read_to_string(tb.path("nfdhcpd.pid")).unwrap();
+    let pid = pid.trim().to_owned();
+    let log = logdir.join("nfdhcpd.log");
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
+
+    assert!(tb.udhcpc_once(0).is_some(), "{}", read(&log));
+    wait_for(
+        "the exchange in the log file",
+        Duration::from_secs(5),
+        || read(&log).contains("DHCPREQUEST -> Drop, replied"),
+    );
+    let text = read(&log);
+    assert!(text.lines().all(stamped), "{text}");
+    assert!(text.contains(" INFO     running as user nobody"), "{text}");
+    assert!(
+        text.contains(" DEBUG    tap0: DHCPDISCOVER -> Drop, replied"),
+        "{text}"
+    );
+    // Nothing after the detach went to the launcher's standard error.
+    assert_eq!(read(&tb.path("launcher.err")), "");
+
+    // logrotate: move the file away, then SIGHUP; the daemon (now nobody) starts a new one.
+    let rotated = logdir.join("nfdhcpd.log.1");
+    std::fs::rename(&log, &rotated).unwrap();
+    sh(&["kill", "-HUP", &pid]);
+    wait_for("a new log file", Duration::from_secs(5), || {
+        read(&log).contains("SIGHUP: rescanning")
+    });
+    assert!(tb.udhcpc_once(0).is_some());
+    wait_for(
+        "the exchange in the new file",
+        Duration::from_secs(5),
+        || read(&log).contains("DHCPREQUEST -> Drop, replied"),
+    );
+    assert!(!read(&rotated).contains("SIGHUP"), "{}", read(&rotated));
+    let owner = sh(&["stat", "-c", "%U", log.to_str().unwrap()]);
+    assert_eq!(owner.trim(), "nobody");
+
+    sh(&["kill", "-TERM", &pid]);
+    wait_for("the daemon to exit", Duration::from_secs(10), || {
+        !tb.path("nfdhcpd.pid").exists()
+    });
+    assert!(read(&log).contains("exiting"), "{}", read(&log));
+}
