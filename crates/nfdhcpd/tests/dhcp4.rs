@@ -371,20 +371,7 @@ fn daemon_mode_detaches_serves_and_stops_on_sigterm() {
     std::fs::write(&cfg, tb.config_text("")).unwrap();
     let log = std::fs::File::create(tb.path("nfdhcpd.log")).unwrap();
     // Without -f the launcher returns at once and the daemon lives on.
-    let st = std::process::Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &tb.node,
-            env!("CARGO_BIN_EXE_nfdhcpd"),
-            "-c",
-        ])
-        .arg(&cfg)
-        .stdout(std::process::Stdio::null())
-        .stderr(log)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    assert!(tb.launch_detached(&cfg, &[], log).success());
     wait_for("the status file", Duration::from_secs(10), || {
         tb.path("status").exists()
     });

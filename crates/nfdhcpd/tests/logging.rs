@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
@@ -45,21 +44,7 @@ fn daemon_logs_to_logdir_and_reopens_after_rotation() {
     )
     .unwrap();
     let launcher = std::fs::File::create(tb.path("launcher.err")).unwrap();
-    let st = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &tb.node,
-            env!("CARGO_BIN_EXE_nfdhcpd"),
-            "-d",
-            "-c",
-        ])
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(launcher)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    assert!(tb.launch_detached(&cfg, &["-d"], launcher).success());
     wait_for("the status file", Duration::from_secs(10), || {
         tb.path("status").exists()
     });

@@ -8,44 +8,9 @@ use std::io::Write as _;
 use std::os::unix::fs::symlink;
 use std::path::Path;
 
-use common::{Env, Lab, can_run, ok, refs};
+use common::{Env, Lab, can_run, nic, ok, refs, set};
 
 const MAC1: &str = "aa:00:00:00:00:01";
-
-fn nic(tap: &str, mac: &str, ip: &str, mode: &str, link: &str, net_tags: &str, tags: &str) -> Env {
-    let mut v: Env = [
-        ("INSTANCE", "vm1.example.org"),
-        ("INTERFACE", tap),
-        ("INTERFACE_INDEX", "0"),
-        ("INTERFACE_UUID", "5e0c7a52-0000-4000-8000-000000000001"),
-        ("MAC", mac),
-        ("IP", ip),
-        ("MODE", mode),
-        ("LINK", link),
-        ("VLAN", ""),
-        ("TAGS", tags),
-        ("NETWORK_NAME", "net1"),
-        ("NETWORK_UUID", "a1b2c3d4-0000-4000-8000-000000000002"),
-        ("NETWORK_TAGS", net_tags),
-        ("NETWORK_SUBNET", "198.51.100.0/24"),
-        ("NETWORK_GATEWAY", "198.51.100.1"),
-        ("NETWORK_SUBNET6", "2001:db8:1::/64"),
-        ("NETWORK_GATEWAY6", "2001:db8:1::1"),
-        ("NETWORK_MAC_PREFIX", "aa:00:00"),
-    ]
-    .iter()
-    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-    .collect();
-    if mode == "bridged" {
-        v.push(("BRIDGE".into(), link.into()));
-    }
-    v
-}
-
-fn set(env: &mut Env, k: &str, val: &str) {
-    env.retain(|(a, _)| a != k);
-    env.push((k.to_owned(), val.to_owned()));
-}
 
 fn ebt_chain(lab: &Lab, chain: &str) -> Vec<String> {
     lab.exec(&["ebtables", "-L", chain])

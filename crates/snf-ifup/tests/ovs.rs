@@ -10,7 +10,7 @@ use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::{Env, Lab, can_run, ok, refs};
+use common::{Env, Lab, can_run, ok, refs, set};
 
 const SCHEMA: &str = "/usr/share/openvswitch/vswitch.ovsschema";
 const SWITCH: &str = "obr0";
@@ -190,29 +190,11 @@ impl Ovs {
 }
 
 fn nic(tap: &str, mac: &str, ip: &str, vlan: &str, ovs: &Ovs) -> Env {
-    [
-        ("INSTANCE", "vm1.example.org"),
-        ("INTERFACE", tap),
-        ("INTERFACE_INDEX", "0"),
-        ("INTERFACE_UUID", "5e0c7a52-0000-4000-8000-000000000001"),
-        ("MAC", mac),
-        ("IP", ip),
-        ("MODE", "openvswitch"),
-        ("LINK", SWITCH),
-        ("VLAN", vlan),
-        ("TAGS", ""),
-        ("NETWORK_NAME", "net1"),
-        ("NETWORK_UUID", "a1b2c3d4-0000-4000-8000-000000000002"),
-        ("NETWORK_TAGS", ""),
-        ("NETWORK_SUBNET", "198.51.100.0/24"),
-        ("NETWORK_GATEWAY", "198.51.100.1"),
-        ("NETWORK_MAC_PREFIX", "aa:00:00"),
-        // snf-ifup's ovs-vsctl must reach the private database.
-        ("OVS_RUNDIR", ovs.dir.to_str().unwrap()),
-    ]
-    .iter()
-    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-    .collect()
+    let mut e = common::nic(tap, mac, ip, "openvswitch", SWITCH, "", "");
+    set(&mut e, "VLAN", vlan);
+    // snf-ifup's ovs-vsctl must reach the private database.
+    set(&mut e, "OVS_RUNDIR", ovs.dir.to_str().unwrap());
+    e
 }
 
 /// A guest behind `tap` with MAC aa:00:00:00:00:<n> and address `ip`/24 on its eth1.
@@ -326,8 +308,7 @@ fn openvswitch_access_vlans_isolate_up_is_idempotent_reapply_and_down_removes_th
     assert!(lab.ping_ok(&g1, "198.51.100.12", &[]), "after reapply");
 
     // Another VLAN: the tag changes in place and the guests no longer reach each other.
-    e2.retain(|(k, _)| k != "VLAN");
-    e2.push(("VLAN".into(), ".200".into()));
+    set(&mut e2, "VLAN", ".200");
     up(&lab, &e2);
     assert_eq!(ovs.vlans("tap2"), ["200", "[]", "[]"]);
     assert_eq!(ovs.vsctl(&["get", "port", "tap2", "_uuid"]), uuid);

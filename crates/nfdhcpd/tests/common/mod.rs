@@ -318,6 +318,25 @@ impl Testbed {
         });
     }
 
+    /// Runs nfdhcpd in daemon mode (no `-f`) in the node namespace with config `cfg` and
+    /// `args`; returns once the launcher has detached, with its exit status.
+    pub fn launch_detached(
+        &self,
+        cfg: &Path,
+        args: &[&str],
+        stderr: std::fs::File,
+    ) -> std::process::ExitStatus {
+        Command::new("ip")
+            .args(["netns", "exec", &self.node, env!("CARGO_BIN_EXE_nfdhcpd")])
+            .args(args)
+            .arg("-c")
+            .arg(cfg)
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .status()
+            .unwrap()
+    }
+
     pub fn daemon_log(&self) -> String {
         std::fs::read_to_string(self.path("nfdhcpd.log")).unwrap_or_default()
     }
