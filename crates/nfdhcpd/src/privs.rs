@@ -87,6 +87,11 @@ fn is_system_dir(d: &Path) -> bool {
 /// Switches to `t` for good. Must run while the process has one thread: capability sets
 /// are per thread, and threads created later inherit the result.
 pub fn switch(t: &Target) -> anyhow::Result<()> {
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task")
+        && tasks.count() > 1
+    {
+        bail!("internal error: switching users with threads running (they would keep root)");
+    }
     let keep: CapsHashSet = KEEP.into_iter().collect();
     // The bounding set first: dropping from it needs CAP_SETPCAP, gone after setuid.
     for c in caps::all().difference(&keep) {
