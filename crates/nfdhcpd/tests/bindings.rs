@@ -179,15 +179,25 @@ fn inotify_queue_overflow_triggers_a_rescan() {
     let pid = std::fs::read_to_string(tb.path("nfdhcpd.pid")).unwrap();
     let pid = pid.trim();
     sh(&["kill", "-STOP", pid]);
+    // Only once every thread is stopped: a thread still running could read a batch of
+    // events and keep the queue below the limit.
+    wait_for("every thread to stop", Duration::from_secs(10), || {
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .all(|t| {
+                std::fs::read_to_string(t.unwrap().path().join("stat"))
+                    .is_ok_and(|st| st.rsplit(") ").next().is_some_and(|r| r.starts_with('T')))
+            })
+    });
     let filler = tb.binding_text(0, "02:00:00:ff:ff:ff", "");
-    for i in 0..=limit {
+    for i in 0..limit + 64 {
         std::fs::write(tb.bindings().join(format!("tapf{i}")), &filler).unwrap();
     }
     tb.bind(0); // its MOVED_TO is lost
     std::fs::remove_file(tb.bindings().join(&tb.guests[1].tap)).unwrap(); // its DELETE too
     sh(&["kill", "-CONT", pid]);
 
-    wait_for("the overflow rescan", Duration::from_secs(30), || {
+    wait_for("the overflow rescan", Duration::from_secs(60), || {
         tb.daemon_log().contains("inotify queue overflow")
     });
     assert!(served(&tb, 0, "198.51.100.10"), "{}", tb.daemon_log());

@@ -56,7 +56,7 @@ fn daemon_logs_to_logdir_and_reopens_after_rotation() {
     assert!(tb.udhcpc_once(0).is_some(), "{}", read(&log));
     wait_for(
         "the exchange in the log file",
-        Duration::from_secs(5),
+        Duration::from_secs(10),
         || read(&log).contains("DHCPREQUEST -> Drop, replied"),
     );
     let text = read(&log);
@@ -73,13 +73,13 @@ fn daemon_logs_to_logdir_and_reopens_after_rotation() {
     let rotated = logdir.join("nfdhcpd.log.1");
     std::fs::rename(&log, &rotated).unwrap();
     sh(&["kill", "-HUP", &pid]);
-    wait_for("a new log file", Duration::from_secs(5), || {
+    wait_for("a new log file", Duration::from_secs(10), || {
         read(&log).contains("SIGHUP: rescanning")
     });
     assert!(tb.udhcpc_once(0).is_some());
     wait_for(
         "the exchange in the new file",
-        Duration::from_secs(5),
+        Duration::from_secs(10),
         || read(&log).contains("DHCPREQUEST -> Drop, replied"),
     );
     assert!(!read(&rotated).contains("SIGHUP"), "{}", read(&rotated));
