@@ -39,50 +39,37 @@ pub fn chain_rules(cfg: &Config, plan: Option<Ipv6Plan>) -> Vec<(Family, Vec<Str
             pattern,
         ]);
     }
-    let target = |q: u16| -> Vec<String> {
-        let mut t = vec![
-            "-j".into(),
-            "NFQUEUE".into(),
-            "--queue-num".into(),
-            q.to_string(),
-        ];
-        // With no listener the packets continue instead of vanishing.
-        t.push("--queue-bypass".into());
-        t
-    };
     let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
+    // One rule: the input match, `what` it catches, then the queue (with no listener the
+    // packets continue instead of vanishing).
+    let rule = |m: &[String], what: &[&str], q: u16| -> Vec<String> {
+        let mut a = m.to_vec();
+        a.extend(s(what));
+        a.extend(s(&[
+            "-j",
+            "NFQUEUE",
+            "--queue-num",
+            &q.to_string(),
+            "--queue-bypass",
+        ]));
+        a
+    };
     let mut out = Vec::new();
     for m in &matches {
         if cfg.dhcp.enable_dhcp {
-            let mut a = m.clone();
-            a.extend(s(&["-p", "udp", "--dport", "67"]));
-            a.extend(target(cfg.dhcp.dhcp_queue));
-            out.push((Family::V4, a));
+            let dhcp = ["-p", "udp", "--dport", "67"];
+            out.push((Family::V4, rule(m, &dhcp, cfg.dhcp.dhcp_queue)));
         }
         if let Some(p) = plan {
-            let mut rs = m.clone();
-            rs.extend(s(&[
-                "-p",
-                "ipv6-icmp",
-                "--icmpv6-type",
-                "router-solicitation",
-            ]));
-            rs.extend(target(p.rs_queue));
-            out.push((Family::V6, rs));
-            let mut ns = m.clone();
-            ns.extend(s(&[
-                "-p",
-                "ipv6-icmp",
-                "--icmpv6-type",
-                "neighbour-solicitation",
-            ]));
-            ns.extend(target(p.ns_queue));
-            out.push((Family::V6, ns));
+            for (t, q) in [
+                ("router-solicitation", p.rs_queue),
+                ("neighbour-solicitation", p.ns_queue),
+            ] {
+                let icmp6 = ["-p", "ipv6-icmp", "--icmpv6-type", t];
+                out.push((Family::V6, rule(m, &icmp6, q)));
+            }
             if let Some(q) = p.dhcpv6_queue {
-                let mut d = m.clone();
-                d.extend(s(&["-p", "udp", "--dport", "547"]));
-                d.extend(target(q));
-                out.push((Family::V6, d));
+                out.push((Family::V6, rule(m, &["-p", "udp", "--dport", "547"], q)));
             }
         }
     }
