@@ -20,8 +20,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::bail;
-use clap::{Parser, Subcommand};
-use netconf::IfName;
+use clap::{Args, Parser, Subcommand};
+use netconf::{IfName, NicEnv};
 
 use crate::apply::Ctx;
 use crate::invocation::Action;
@@ -44,35 +44,45 @@ struct Cli {
     command: Cmd,
 }
 
+/// A NIC named in config.data, and the TAP it gets (the standalone entry points).
+#[derive(Args, Debug)]
+struct StandaloneNic {
+    /// The host interface (TAP) of the NIC.
+    tap: String,
+    /// Instance name (or UUID) in config.data.
+    #[arg(long)]
+    instance: String,
+    /// NIC index (0-based).
+    #[arg(long)]
+    nic: u32,
+    /// config.data to read.
+    #[arg(long, env = "NETCONF_CONFIG", default_value = netconf::config::DEFAULT_CONFIG_PATH, value_name = "FILE")]
+    config: PathBuf,
+}
+
+impl StandaloneNic {
+    /// The TAP and the NIC's Ganeti environment, derived from config.data.
+    fn resolve(&self) -> anyhow::Result<(IfName, NicEnv)> {
+        let t = tap(&self.tap)?;
+        let mut env = standalone::nic_from_config(&self.config, &self.instance, self.nic)?;
+        env.interface = Some(t.clone());
+        Ok((t, env))
+    }
+}
+
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Configure TAP for NIC IDX of INSTANCE, taken from config.data (standalone).
     Up {
-        /// The host interface (TAP) of the NIC.
-        tap: String,
-        /// Instance name (or UUID) in config.data.
-        #[arg(long)]
-        instance: String,
-        /// NIC index (0-based).
-        #[arg(long)]
-        nic: u32,
-        /// config.data to read.
-        #[arg(long, env = "NETCONF_CONFIG", default_value = netconf::config::DEFAULT_CONFIG_PATH, value_name = "FILE")]
-        config: PathBuf,
+        #[command(flatten)]
+        nic: StandaloneNic,
     },
     /// Print the Ganeti variables of NIC IDX of INSTANCE (from config.data) as shell assignments.
+    ///
+    /// TAP becomes INTERFACE.
     Env {
-        /// The host interface (TAP) of the NIC (becomes INTERFACE).
-        tap: String,
-        /// Instance name (or UUID) in config.data.
-        #[arg(long)]
-        instance: String,
-        /// NIC index (0-based).
-        #[arg(long)]
-        nic: u32,
-        /// config.data to read.
-        #[arg(long, env = "NETCONF_CONFIG", default_value = netconf::config::DEFAULT_CONFIG_PATH, value_name = "FILE")]
-        config: PathBuf,
+        #[command(flatten)]
+        nic: StandaloneNic,
     },
     /// Remove everything snf-ifup configured for TAP.
     Down {
@@ -148,26 +158,13 @@ fn run() -> anyhow::Result<ExitCode> {
         dry_run: cli.dry_run,
     };
     match cli.command {
-        Cmd::Up {
-            tap: t,
-            instance,
-            nic,
-            config,
-        } => {
-            let t = tap(&t)?;
-            let mut env = standalone::nic_from_config(&config, &instance, nic)?;
-            env.interface = Some(t.clone());
+        Cmd::Up { nic } => {
+            let (t, env) = nic.resolve()?;
             apply::up(&ctx, &env, &t, Flavour::Kvm, true)?;
             site_hook(&ctx, &t)?;
         }
-        Cmd::Env {
-            tap: t,
-            instance,
-            nic,
-            config,
-        } => {
-            let mut env = standalone::nic_from_config(&config, &instance, nic)?;
-            env.interface = Some(tap(&t)?);
+        Cmd::Env { nic } => {
+            let (_, env) = nic.resolve()?;
             print!("{}", standalone::shell_assignments(&env.to_env()));
         }
         Cmd::Down { tap: t, .. } => apply::down(&ctx, &tap(&t)?)?,
