@@ -531,13 +531,13 @@ pub fn connect(
             // the old ones, and NICs that copied the old ones follow.
             let old = cfg.nodegroups[&g].networks[&uuid].clone();
             let mut moved = 0;
-            for (key, _) in cfg
+            // The copies `on_network` decoded are changed and put back: no second decode.
+            for (key, mut inst) in cfg
                 .instances
                 .on_network(&uuid)
                 .into_iter()
                 .filter(|(_, i)| i.group == g)
             {
-                let inst = cfg.instances.get_mut(&key).expect("just found");
                 for nic in inst
                     .nics
                     .iter_mut()
@@ -548,6 +548,7 @@ pub fn connect(
                     nic.vlan = params.vlan.clone();
                     moved += 1;
                 }
+                cfg.instances.insert(key, inst);
             }
             fb.info(format!(
                 "Network '{}' in group '{group_name}': parameters changed from (mode:{} link:{} vlan:{}) to (mode:{} link:{} vlan:{}); {moved} NIC(s) updated",

@@ -83,8 +83,8 @@ pub fn set_group(cfg: &mut Config, name: &str, group: &str) -> Result<usize, Gnt
         }
     }
     let mut moved = 0;
-    for (key, _) in on_node {
-        let inst = cfg.instances.get_mut(&key).expect("just found");
+    // The copies `on_node` decoded are changed and put back: no second decode.
+    for (key, mut inst) in on_node {
         inst.group = target.clone();
         for nic in &mut inst.nics {
             if let Some(p) = nic.network.as_ref().and_then(|n| conns.get(n)) {
@@ -94,6 +94,7 @@ pub fn set_group(cfg: &mut Config, name: &str, group: &str) -> Result<usize, Gnt
             }
         }
         inst.serial_no += 1;
+        cfg.instances.insert(key, inst);
         moved += 1;
     }
     let node = cfg.nodes.get_mut(&uuid).expect("looked up");
