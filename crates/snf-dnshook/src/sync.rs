@@ -251,7 +251,7 @@ mod tests {
     fn gives_up_after_the_last_round() {
         struct Flapping(Fake);
         impl Dns for Flapping {
-            fn lookup(&self, n: &str, t: crate::update::RType) -> Result<crate::update::RrSet> {
+            fn lookup(&self, n: &str, t: RType) -> Result<crate::update::RrSet> {
                 self.0.lookup(n, t)
             }
             fn zone_of(&self, n: &str) -> Result<Option<String>> {
