@@ -28,16 +28,16 @@ enum OneOrMany {
 #[serde(deny_unknown_fields)]
 struct File {
     server: String,
-    port: Option<Spanned<u16>>,
+    port: Option<Spanned<i64>>,
     zone: Option<String>,
-    ttl: Option<Spanned<u32>>,
+    ttl: Option<Spanned<i64>>,
     dns_tag: Option<OneOrMany>,
     node: Option<String>,
     #[serde(default)]
     reverse_zones: Vec<String>,
     ptr: Option<bool>,
     timeout: Option<Spanned<f64>>,
-    attempts: Option<u32>,
+    attempts: Option<Spanned<i64>>,
     backoff: Option<Spanned<f64>>,
     tsig: Option<TsigFile>,
     #[serde(default)]
@@ -58,7 +58,7 @@ struct TsigFile {
 #[serde(deny_unknown_fields)]
 struct NetworkFile {
     zone: Option<String>,
-    ttl: Option<Spanned<u32>>,
+    ttl: Option<Spanned<i64>>,
     reverse_zone4: Option<String>,
     reverse_zone6: Option<String>,
 }
@@ -118,18 +118,40 @@ fn seconds(text: &str, what: &str, v: Option<&Spanned<f64>>, default: f64) -> Re
         })
 }
 
+/// An integer in `lo..=hi`; integers are read as i64 so that the error for one out of
+/// range quotes it as written too.
+fn integer<T: TryFrom<i64>>(
+    text: &str,
+    what: &str,
+    v: &Spanned<i64>,
+    lo: T,
+    hi: T,
+    unit: &str,
+) -> Result<T>
+where
+    i64: From<T>,
+{
+    let (lo, hi) = (i64::from(lo), i64::from(hi));
+    let n = *v.get_ref();
+    let ok = (lo..=hi)
+        .contains(&n)
+        .then(|| T::try_from(n).ok())
+        .flatten();
+    ok.with_context(|| {
+        format!(
+            "`{what}` must be {lo} to {hi}{unit}, not {}",
+            written(text, v)
+        )
+    })
+}
+
 /// RFC 2181 8: a TTL is below 2^31; and a record with TTL 0 is never cached, which no
 /// published address wants.
 const MAX_TTL: u32 = i32::MAX as u32;
 
-fn ttl(text: &str, what: &str, v: Option<&Spanned<u32>>) -> Result<Option<u32>> {
-    let Some(v) = v else { return Ok(None) };
-    ensure!(
-        (1..=MAX_TTL).contains(v.get_ref()),
-        "`{what}` must be 1 to {MAX_TTL} seconds, not {}",
-        written(text, v)
-    );
-    Ok(Some(*v.get_ref()))
+fn ttl(text: &str, what: &str, v: Option<&Spanned<i64>>) -> Result<Option<u32>> {
+    v.map(|v| integer(text, what, v, 1u32, MAX_TTL, " seconds"))
+        .transpose()
 }
 
 fn zone(s: &str, what: &str) -> Result<String> {
@@ -168,14 +190,7 @@ impl Config {
         let f: File = toml::from_str(text)?;
         let port = match &f.port {
             None => 53,
-            Some(p) => {
-                ensure!(
-                    *p.get_ref() != 0,
-                    "`port` must be 1 to 65535, not {}",
-                    written(text, p)
-                );
-                *p.get_ref()
-            }
+            Some(p) => integer(text, "port", p, 1u16, u16::MAX, "")?,
         };
         let dns_tags = match f.dns_tag {
             None => vec!["public".to_string(), "dns".to_string()],
@@ -208,8 +223,11 @@ impl Config {
             .tsig
             .map(|t| tsig_key(t, dir, &mut warnings))
             .transpose()?;
-        let attempts = f.attempts.unwrap_or(3);
-        ensure!(attempts >= 1, "`attempts` must be at least 1");
+        // More would wait for minutes with the doubling backoff: a hook holds Ganeti's job.
+        let attempts = match &f.attempts {
+            None => 3,
+            Some(a) => integer(text, "attempts", a, 1u32, 10, "")?,
+        };
         Ok(Config {
             server: f.server,
             port,

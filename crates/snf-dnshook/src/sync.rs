@@ -47,9 +47,10 @@ fn relearn(
     e: &anyhow::Error,
     learned: &mut Learned,
 ) -> Result<bool> {
+    // NOTAUTH also carries TSIG failures (BADSIG, BADKEY, BADTIME): not about the zone.
     let not_served = e
         .downcast_ref::<RcodeError>()
-        .is_some_and(|r| r.rcode == NOTAUTH || r.rcode == NOTZONE);
+        .is_some_and(|r| r.tsig_error.is_none() && (r.rcode == NOTAUTH || r.rcode == NOTZONE));
     let configured = cfg.explicit_reverse_zones().contains(&u.zone.as_str());
     let reverse = u.changes.iter().all(|c| match c {
         Change::Delete { rd, .. } | Change::Add { rd, .. } => rd.rtype() == RType::Ptr,
@@ -64,6 +65,7 @@ fn relearn(
             Change::Delete { name, .. } | Change::Add { name, .. } => name.as_str(),
         })
         .collect();
+    names.sort_unstable();
     names.dedup();
     let mut any = false;
     for name in names {
@@ -344,5 +346,49 @@ mod tests {
             ),
             "{log}"
         );
+    }
+
+    #[test]
+    fn only_a_zone_refusal_makes_the_zone_asked_for() {
+        let f = Fake {
+            zones: vec!["51.198.in-addr.arpa.".into()],
+            ..Fake::default()
+        };
+        let cfg = Config::parse("server = \"127.0.0.1\"\n", Path::new("/")).unwrap();
+        let u = ZoneUpdate {
+            zone: "100.51.198.in-addr.arpa.".into(),
+            prereqs: Vec::new(),
+            changes: vec![Change::Delete {
+                name: "1.100.51.198.in-addr.arpa.".into(),
+                rd: Rd::Ptr("web1.example.org.".into()),
+            }],
+        };
+        let err = |rcode, tsig_error| -> anyhow::Error {
+            RcodeError {
+                what: "UPDATE".into(),
+                server: "127.0.0.1:53".parse().unwrap(),
+                rcode,
+                tsig_error,
+                key: Some("k".into()),
+            }
+            .into()
+        };
+        let mut learned = Learned::default();
+        // NOTAUTH with BADSIG is the key's fault, REFUSED the server's policy.
+        for e in [err(NOTAUTH, Some(16)), err(5, None)] {
+            assert!(!relearn(&cfg, &f, &u, &e, &mut learned).unwrap());
+        }
+        assert!(learned.zones.is_empty());
+        assert!(relearn(&cfg, &f, &u, &err(NOTZONE, None), &mut learned).unwrap());
+        assert_eq!(
+            learned.zones["1.100.51.198.in-addr.arpa."],
+            "51.198.in-addr.arpa."
+        );
+        // Asked again, the server names the same zone: nothing new, the error stands.
+        let u2 = ZoneUpdate {
+            zone: "51.198.in-addr.arpa.".into(),
+            ..u
+        };
+        assert!(!relearn(&cfg, &f, &u2, &err(NOTAUTH, None), &mut learned).unwrap());
     }
 }

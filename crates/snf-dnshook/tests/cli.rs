@@ -398,7 +398,11 @@ fn zero_port_and_ttl_are_refused_with_numbers_as_written() {
     for (line, want) in [
         ("port = 0", "`port` must be 1 to 65535, not 0"),
         ("port = 0x0", "`port` must be 1 to 65535, not 0x0"),
+        ("port = 70000", "`port` must be 1 to 65535, not 70000"),
+        ("port = 0x1_0000", "`port` must be 1 to 65535, not 0x1_0000"),
+        ("attempts = 0", "`attempts` must be 1 to 10, not 0"),
         ("ttl = 0", "`ttl` must be 1 to 2147483647 seconds, not 0"),
+        ("ttl = -1", "`ttl` must be 1 to 2147483647 seconds, not -1"),
         (
             "ttl = 2_147_483_648",
             "`ttl` must be 1 to 2147483647 seconds, not 2_147_483_648",
