@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use netconf::config::{Config, Instance, Store};
+use netconf::nicmode::NicMode;
 use netconf::ops::instance::{self as ops, AddInstance, NicChange, NicRef, NicSpec};
 use netconf::{GntError, eui64};
 
@@ -361,14 +362,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::List { opts, names } => {
             let cfg = store.read()?;
             return list(
-                &FIELDS,
+                &all_fields(),
                 &DEFAULT_FIELDS,
                 &opts,
                 || resolve(&cfg, &names),
                 |u, f| value(&cfg, u, f),
             );
         }
-        Cmd::ListFields(a) => return list_fields(&FIELDS, &a),
+        Cmd::ListFields(a) => return list_fields(&all_fields(), &a),
         Cmd::AddTags(a) => change_tags(&store, "instance-add-tags", &a, ops::add_tags)?,
         Cmd::RemoveTags(a) => change_tags(&store, "instance-remove-tags", &a, ops::remove_tags)?,
         Cmd::ListTags { name } => {
@@ -391,7 +392,9 @@ fn resolve(cfg: &Config, names: &[String]) -> Result<Vec<String>, GntError> {
 
 use crate::table::field as f;
 
-pub const FIELDS: [Field; 18] = [
+/// The named fields (the per-NIC `nic.X/N` ones are [`NIC_INDEXED`]). Titles, kinds and
+/// descriptions are Ganeti 3.0's (`Ganeti.Query.Instance`), except `nic.ip6s`, ours.
+pub const FIELDS: [Field; 26] = [
     f("name", "Instance", Kind::Text, "Instance name"),
     f("uuid", "UUID", Kind::Text, "Instance UUID"),
     f("pnode", "Primary_node", Kind::Text, "Primary node"),
@@ -438,10 +441,22 @@ pub const FIELDS: [Field; 18] = [
         "List containing each network interface's VLAN",
     ),
     f(
+        "nic.bridges",
+        "NIC_bridges",
+        Kind::Other,
+        "List containing each network interface's bridge",
+    ),
+    f(
         "nic.networks",
         "NIC_networks",
         Kind::Other,
         "List containing each interface's network",
+    ),
+    f(
+        "nic.networks.names",
+        "NIC_networks_names",
+        Kind::Other,
+        "List containing the name of each interface's network",
     ),
     f(
         "nic.names",
@@ -470,21 +485,197 @@ pub const FIELDS: [Field; 18] = [
     ),
     f("ctime", "CTime", Kind::Timestamp, "Creation timestamp"),
     f("mtime", "MTime", Kind::Timestamp, "Modification timestamp"),
+    // Ganeti's legacy names for the first NIC: the title and description of the field
+    // they stand for.
+    f(
+        "ip",
+        "NicIP/0",
+        Kind::Text,
+        "IP address of 1st network interface",
+    ),
+    f(
+        "mac",
+        "NicMAC/0",
+        Kind::Text,
+        "MAC address of 1st network interface",
+    ),
+    f(
+        "bridge",
+        "NicBridge/0",
+        Kind::Text,
+        "Bridge of 1st network interface",
+    ),
+    f(
+        "nic_mode",
+        "NicMode/0",
+        Kind::Text,
+        "Mode of 1st network interface",
+    ),
+    f(
+        "nic_link",
+        "NicLink/0",
+        Kind::Text,
+        "Link of 1st network interface",
+    ),
+    f(
+        "nic_network",
+        "NicNetwork/0",
+        Kind::Text,
+        "Network of 1st network interface",
+    ),
 ];
 
-const DEFAULT_FIELDS: [&str; 4] = ["name", "pnode", "nic.ips", "nic.networks"];
+/// The aliases among [`FIELDS`] and the indexed field each stands for.
+const ALIASES: [(&str, &str); 6] = [
+    ("ip", "nic.ip/0"),
+    ("mac", "nic.mac/0"),
+    ("bridge", "nic.bridge/0"),
+    ("nic_mode", "nic.mode/0"),
+    ("nic_link", "nic.link/0"),
+    ("nic_network", "nic.network/0"),
+];
+
+/// Ganeti's per-NIC fields, for each index below `MAX_NICS`, in its order.
+macro_rules! nic_indexed {
+    ($($i:literal $nth:literal),*) => {
+        [$(
+            f(concat!("nic.ip/", $i), concat!("NicIP/", $i), Kind::Text,
+              concat!("IP address of ", $nth, " network interface")),
+            f(concat!("nic.uuid/", $i), concat!("NicUUID/", $i), Kind::Text,
+              concat!("UUID address of ", $nth, " network interface")),
+            f(concat!("nic.mac/", $i), concat!("NicMAC/", $i), Kind::Text,
+              concat!("MAC address of ", $nth, " network interface")),
+            f(concat!("nic.name/", $i), concat!("NicName/", $i), Kind::Text,
+              concat!("Name address of ", $nth, " network interface")),
+            f(concat!("nic.network/", $i), concat!("NicNetwork/", $i), Kind::Text,
+              concat!("Network of ", $nth, " network interface")),
+            f(concat!("nic.mode/", $i), concat!("NicMode/", $i), Kind::Text,
+              concat!("Mode of ", $nth, " network interface")),
+            f(concat!("nic.link/", $i), concat!("NicLink/", $i), Kind::Text,
+              concat!("Link of ", $nth, " network interface")),
+            f(concat!("nic.vlan/", $i), concat!("NicVLAN/", $i), Kind::Text,
+              concat!("VLAN of ", $nth, " network interface")),
+            f(concat!("nic.network.name/", $i), concat!("NicNetworkName/", $i), Kind::Text,
+              concat!("Network name of ", $nth, " network interface")),
+            f(concat!("nic.bridge/", $i), concat!("NicBridge/", $i), Kind::Text,
+              concat!("Bridge of ", $nth, " network interface")),
+        )*]
+    };
+}
+
+/// Fields per NIC index.
+pub const NIC_FIELDS_PER_INDEX: usize = 10;
+
+pub const NIC_INDEXED: [Field; NIC_FIELDS_PER_INDEX * ops::MAX_NICS] = nic_indexed!(
+    0 "1st", 1 "2nd", 2 "3rd", 3 "4th", 4 "5th", 5 "6th", 6 "7th", 7 "8th"
+);
+
+/// Every field `list` knows.
+pub fn all_fields() -> Vec<Field> {
+    FIELDS.iter().chain(&NIC_INDEXED).copied().collect()
+}
+
+const DEFAULT_FIELDS: [&str; 4] = ["name", "pnode", "nic.ips", "nic.networks.names"];
 
 fn eui64_of(cfg: &Config, nic: &netconf::config::Nic) -> Option<std::net::Ipv6Addr> {
     let net = cfg.networks.get(nic.network.as_ref()?)?;
     Some(eui64::address(net.network6?, nic.mac))
 }
 
+/// Python's `repr` of a string, as Ganeti's client prints list items.
+fn py_repr(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
+}
+
+/// A list field Ganeti's `gnt-instance list` prints with its default formatter: Python's
+/// `str()` of the list, e.g. `['eth0', None]`.
+fn py_list(items: impl Iterator<Item = Option<String>>) -> Value {
+    let items: Vec<String> = items
+        .map(|i| i.map_or_else(|| "None".to_owned(), |s| py_repr(&s)))
+        .collect();
+    Value::Text(format!("[{}]", items.join(", ")))
+}
+
+/// A list field Ganeti's `gnt-instance list` joins with `,` (its format override for
+/// `nic.macs`, `nic.ips`, `nic.modes`, `nic.links`, `nic.bridges`, `nic.networks`).
+fn joined(items: impl Iterator<Item = Option<String>>) -> Value {
+    let items: Vec<String> = items
+        .map(|i| i.unwrap_or_else(|| "None".to_owned()))
+        .collect();
+    Value::Text(items.join(","))
+}
+
+/// Ganeti shows a VLAN only for openvswitch NICs, a bridge only for bridged ones.
+fn vlan_of(n: &netconf::config::Nic) -> Option<String> {
+    (n.mode == NicMode::OpenVSwitch).then(|| n.vlan.to_string())
+}
+
+fn bridge_of(n: &netconf::config::Nic) -> Option<String> {
+    (n.mode == NicMode::Bridged).then(|| n.link.to_string())
+}
+
+fn network_name(cfg: &Config, n: &netconf::config::Nic) -> Option<String> {
+    n.network
+        .as_ref()
+        .and_then(|x| cfg.networks.get(x))
+        .map(|x| x.name.to_string())
+}
+
+/// `nic.X/N`: the value of NIC `N`, unavailable when the instance has no such NIC or the
+/// NIC has no such value.
+fn indexed(cfg: &Config, i: &Instance, field: &str) -> Option<Value> {
+    let (what, idx) = field.strip_prefix("nic.")?.rsplit_once('/')?;
+    let idx: usize = idx.parse().ok()?;
+    let Some(n) = i.nics.get(idx) else {
+        return Some(Value::Unavail);
+    };
+    let v = match what {
+        "ip" => n.ip.map(|x| x.to_string()),
+        "uuid" => Some(n.uuid.to_string()),
+        "mac" => Some(n.mac.to_string()),
+        "name" => n.name.as_ref().map(|x| x.to_string()),
+        "network" => n.network.as_ref().map(|x| x.to_string()),
+        "mode" => Some(n.mode.to_string()),
+        "link" => Some(n.link.to_string()),
+        "vlan" => vlan_of(n),
+        "network.name" => network_name(cfg, n),
+        "bridge" => bridge_of(n),
+        _ => return None,
+    };
+    Some(v.map_or(Value::Unavail, Value::Text))
+}
+
 fn value(cfg: &Config, u: &str, field: &str) -> Value {
     let i = &cfg.instances[u];
-    let join = |f: &dyn Fn(&netconf::config::Nic) -> String| {
-        Value::Text(i.nics.iter().map(f).collect::<Vec<_>>().join(","))
-    };
-    let none = |o: Option<String>| o.unwrap_or_else(|| "None".into());
+    let field = ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == field)
+        .map_or(field, |(_, target)| target);
+    let nics = || i.nics.iter();
     match field {
         "name" => Value::Text(i.name.clone()),
         "uuid" => Value::Text(u.to_owned()),
@@ -495,22 +686,17 @@ fn value(cfg: &Config, u: &str, field: &str) -> Value {
                 .map_or_else(|| i.group.clone(), |g| g.name.clone()),
         ),
         "nic.count" => Value::Number(i.nics.len() as i64),
-        "nic.ips" => join(&|n| none(n.ip.map(|x| x.to_string()))),
-        "nic.macs" => join(&|n| n.mac.to_string()),
-        "nic.modes" => join(&|n| n.mode.to_string()),
-        "nic.links" => join(&|n| n.link.clone()),
-        "nic.vlans" => join(&|n| n.vlan.clone()),
-        "nic.networks" => join(&|n| {
-            none(
-                n.network
-                    .as_ref()
-                    .and_then(|x| cfg.networks.get(x))
-                    .map(|x| x.name.clone()),
-            )
-        }),
-        "nic.names" => join(&|n| none(n.name.clone())),
-        "nic.uuids" => join(&|n| n.uuid.clone()),
-        "nic.ip6s" => join(&|n| none(eui64_of(cfg, n).map(|x| x.to_string()))),
+        "nic.ips" => joined(nics().map(|n| n.ip.map(|x| x.to_string()))),
+        "nic.macs" => joined(nics().map(|n| Some(n.mac.to_string()))),
+        "nic.modes" => joined(nics().map(|n| Some(n.mode.to_string()))),
+        "nic.links" => joined(nics().map(|n| Some(n.link.to_string()))),
+        "nic.bridges" => joined(nics().map(bridge_of)),
+        "nic.networks" => joined(nics().map(|n| n.network.as_ref().map(|x| x.to_string()))),
+        "nic.vlans" => py_list(nics().map(vlan_of)),
+        "nic.networks.names" => py_list(nics().map(|n| network_name(cfg, n))),
+        "nic.names" => py_list(nics().map(|n| n.name.as_ref().map(|x| x.to_string()))),
+        "nic.uuids" => py_list(nics().map(|n| Some(n.uuid.to_string()))),
+        "nic.ip6s" => joined(nics().map(|n| eui64_of(cfg, n).map(|x| x.to_string()))),
         "tags" => Value::Text(
             i.tags
                 .iter()
@@ -521,7 +707,7 @@ fn value(cfg: &Config, u: &str, field: &str) -> Value {
         "serial_no" => Value::Number(i.serial_no as i64),
         "ctime" => Value::Text(format_time(i.ctime)),
         "mtime" => Value::Text(format_time(i.mtime)),
-        _ => Value::Unavail,
+        f => indexed(cfg, i, f).unwrap_or(Value::Unavail),
     }
 }
 
@@ -629,6 +815,19 @@ mod tests {
             parse_change("0:attach").unwrap_err(),
             GntError::inval("Attach operation is not supported for NICs")
         );
+    }
+
+    #[test]
+    fn lists_print_as_python_prints_them() {
+        assert_eq!(py_repr("eth0"), "'eth0'");
+        assert_eq!(py_repr("it's"), "\"it's\"");
+        assert_eq!(py_repr("a'b\"c"), "'a\\'b\"c'");
+        assert_eq!(py_repr("a\\b\n\u{1}"), "'a\\\\b\\n\\x01'");
+        assert_eq!(
+            py_list([Some("x".to_owned()), None].into_iter()),
+            Value::Text("['x', None]".into())
+        );
+        assert_eq!(py_list(std::iter::empty()), Value::Text("[]".into()));
     }
 
     #[test]

@@ -156,7 +156,10 @@ pub fn render(fields: &[Field], rows: &[Vec<Value>], o: &ListOpts) -> String {
 /// `list-fields`: Name, Type, Title, Description.
 pub fn render_fields(all: &[Field], names: &[String], o: &ListOpts) -> Result<String, Vec<String>> {
     let chosen: Vec<Field> = if names.is_empty() {
-        all.to_vec()
+        // Ganeti lists every field in natural order of the names.
+        let mut all = all.to_vec();
+        all.sort_by(|a, b| crate::sort::nice_cmp(a.name, b.name));
+        all
     } else {
         select_fields(all, &[], Some(&names.join(",")))?
     };

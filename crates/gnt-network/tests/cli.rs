@@ -13,6 +13,8 @@ mod crash;
 mod errors;
 #[path = "cli/hooks.rs"]
 mod hooks;
+#[path = "cli/instance_fields.rs"]
+mod instance_fields;
 #[path = "cli/instance_nics.rs"]
 mod instance_nics;
 #[path = "cli/ports.rs"]

@@ -248,6 +248,33 @@ fn every_subcommand_and_option_of_help_is_documented() {
     assert!(missing.is_empty(), "undocumented:\n{}", missing.join("\n"));
 }
 
+/// `gnt-instance list`'s per-NIC fields are documented once, as `nic.X/N` with the title
+/// `NicX/N`.
+#[test]
+fn every_indexed_nic_field_is_documented() {
+    let page = Page::load("gnt-instance");
+    let list = page.command("list").expect("a list command");
+    let mut missing = Vec::new();
+    for f in gnt_network::instance_cli::NIC_INDEXED
+        .iter()
+        .filter(|f| f.name.ends_with("/0"))
+    {
+        let (name, title) = (
+            f.name.trim_end_matches("/0"),
+            f.title.trim_end_matches("/0"),
+        );
+        let entry = format!(".BI {name}/ N\n.IR {title}/N\n");
+        if !list.contains(&entry) {
+            missing.push(entry);
+        }
+    }
+    assert_eq!(
+        gnt_network::instance_cli::NIC_INDEXED.len(),
+        gnt_network::instance_cli::NIC_FIELDS_PER_INDEX * netconf::ops::instance::MAX_NICS
+    );
+    assert!(missing.is_empty(), "undocumented:\n{}", missing.join("\n"));
+}
+
 #[test]
 fn every_list_field_is_documented_with_its_title() {
     let mut missing = Vec::new();

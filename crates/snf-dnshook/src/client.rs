@@ -19,6 +19,7 @@ pub const SERVFAIL: u8 = 2;
 pub const NXDOMAIN: u8 = 3;
 pub const REFUSED: u8 = 5;
 pub const NOTAUTH: u8 = 9;
+pub const NOTZONE: u8 = 10;
 
 pub fn rcode_name(rcode: u8) -> String {
     match rcode {

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use serde::Deserialize;
+use toml::Spanned;
 
+use crate::files;
 use crate::keyfile;
 use crate::names;
 use crate::tsig::{Algorithm, Key};
@@ -26,17 +28,17 @@ enum OneOrMany {
 #[serde(deny_unknown_fields)]
 struct File {
     server: String,
-    port: Option<u16>,
+    port: Option<Spanned<i64>>,
     zone: Option<String>,
-    ttl: Option<u32>,
+    ttl: Option<Spanned<i64>>,
     dns_tag: Option<OneOrMany>,
     node: Option<String>,
     #[serde(default)]
     reverse_zones: Vec<String>,
     ptr: Option<bool>,
-    timeout: Option<f64>,
-    attempts: Option<u32>,
-    backoff: Option<f64>,
+    timeout: Option<Spanned<f64>>,
+    attempts: Option<Spanned<i64>>,
+    backoff: Option<Spanned<f64>>,
     tsig: Option<TsigFile>,
     #[serde(default)]
     networks: BTreeMap<String, NetworkFile>,
@@ -56,7 +58,7 @@ struct TsigFile {
 #[serde(deny_unknown_fields)]
 struct NetworkFile {
     zone: Option<String>,
-    ttl: Option<u32>,
+    ttl: Option<Spanned<i64>>,
     reverse_zone4: Option<String>,
     reverse_zone6: Option<String>,
 }
@@ -72,8 +74,10 @@ pub struct Network {
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Every address of `server`.
-    pub servers: Vec<SocketAddr>,
+    /// `server` as written: resolved only when there is something to send (see
+    /// [`Config::servers`]), so that a node with nothing to do never needs it.
+    pub server: String,
+    pub port: u16,
     pub zone: Option<String>,
     pub ttl: u32,
     pub dns_tags: Vec<String>,
@@ -84,15 +88,70 @@ pub struct Config {
     pub attempts: u32,
     pub backoff: Duration,
     pub key: Option<Key>,
+    /// The key came from `tsig.key_file`, not from `tsig.secret` in this file.
+    pub key_from_file: bool,
     pub networks: BTreeMap<String, Network>,
+    /// Files holding the secret that others may read, or that others may change: for
+    /// stderr, one line each.
+    pub warnings: Vec<String>,
 }
 
-fn seconds(what: &str, v: Option<f64>, default: f64) -> Result<Duration> {
-    let v = v.unwrap_or(default);
-    Duration::try_from_secs_f64(v)
+/// A number as the file writes it (`0x0`, `1e-10`, `1_000`), for error messages.
+fn written<'a, T>(text: &'a str, v: &Spanned<T>) -> &'a str {
+    text.get(v.span()).unwrap_or("?")
+}
+
+fn seconds(text: &str, what: &str, v: Option<&Spanned<f64>>, default: f64) -> Result<Duration> {
+    let Some(v) = v else {
+        return Ok(Duration::from_secs_f64(default));
+    };
+    Duration::try_from_secs_f64(*v.get_ref())
         .ok()
         .filter(|d| !d.is_zero() || what == "backoff")
-        .with_context(|| format!("`{what}` must be a positive number of seconds, not {v}"))
+        .with_context(|| {
+            let kind = if what == "backoff" {
+                "a number of seconds, 0 or more"
+            } else {
+                "a positive number of seconds"
+            };
+            format!("`{what}` must be {kind}, not {}", written(text, v))
+        })
+}
+
+/// An integer in `lo..=hi`; integers are read as i64 so that the error for one out of
+/// range quotes it as written too.
+fn integer<T: TryFrom<i64>>(
+    text: &str,
+    what: &str,
+    v: &Spanned<i64>,
+    lo: T,
+    hi: T,
+    unit: &str,
+) -> Result<T>
+where
+    i64: From<T>,
+{
+    let (lo, hi) = (i64::from(lo), i64::from(hi));
+    let n = *v.get_ref();
+    let ok = (lo..=hi)
+        .contains(&n)
+        .then(|| T::try_from(n).ok())
+        .flatten();
+    ok.with_context(|| {
+        format!(
+            "`{what}` must be {lo} to {hi}{unit}, not {}",
+            written(text, v)
+        )
+    })
+}
+
+/// RFC 2181 8: a TTL is below 2^31; and a record with TTL 0 is never cached, which no
+/// published address wants.
+const MAX_TTL: u32 = i32::MAX as u32;
+
+fn ttl(text: &str, what: &str, v: Option<&Spanned<i64>>) -> Result<Option<u32>> {
+    v.map(|v| integer(text, what, v, 1u32, MAX_TTL, " seconds"))
+        .transpose()
 }
 
 fn zone(s: &str, what: &str) -> Result<String> {
@@ -101,25 +160,38 @@ fn zone(s: &str, what: &str) -> Result<String> {
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        Config::parse(&text, path.parent().unwrap_or(Path::new("/")))
-            .with_context(|| format!("{}", path.display()))
+        let file = files::read(path)?;
+        let mut cfg = Config::parse(&file.text, path.parent().unwrap_or(Path::new("/")))
+            .with_context(|| format!("{}", path.display()))?;
+        // Reading matters only where the file holds the secret; changing it always does
+        // (it names the server and the key file).
+        let inline_secret = cfg.key.is_some() && !cfg.key_from_file;
+        let mask = if inline_secret { 0o006 } else { 0o002 };
+        if let Some(access) = files::others_access(file.mode & mask) {
+            let p = path.display();
+            let holds = if inline_secret {
+                " and holds the TSIG secret"
+            } else {
+                ""
+            };
+            cfg.warnings.insert(
+                0,
+                format!(
+                    "{p} is {access} (mode {:04o}){holds}: chmod o-rw {p}",
+                    file.mode
+                ),
+            );
+        }
+        Ok(cfg)
     }
 
     /// Parses the file's text; relative `key_file` paths are taken from `dir`.
     pub fn parse(text: &str, dir: &Path) -> Result<Config> {
         let f: File = toml::from_str(text)?;
-        let port = f.port.unwrap_or(53);
-        let servers: Vec<SocketAddr> = (f.server.as_str(), port)
-            .to_socket_addrs()
-            .with_context(|| format!("`server`: cannot resolve '{}'", f.server))?
-            .collect();
-        ensure!(
-            !servers.is_empty(),
-            "`server`: '{}' has no address",
-            f.server
-        );
+        let port = match &f.port {
+            None => 53,
+            Some(p) => integer(text, "port", p, 1u16, u16::MAX, "")?,
+        };
         let dns_tags = match f.dns_tag {
             None => vec!["public".to_string(), "dns".to_string()],
             Some(OneOrMany::One(t)) => vec![t],
@@ -133,7 +205,7 @@ impl Config {
                 name.clone(),
                 Network {
                     zone: n.zone.map(|z| zone(&z, &ctx("zone"))).transpose()?,
-                    ttl: n.ttl,
+                    ttl: ttl(text, &ctx("ttl"), n.ttl.as_ref())?,
                     reverse_zone4: n
                         .reverse_zone4
                         .map(|z| zone(&z, &ctx("reverse_zone4")))
@@ -145,12 +217,22 @@ impl Config {
                 },
             );
         }
-        let attempts = f.attempts.unwrap_or(3);
-        ensure!(attempts >= 1, "`attempts` must be at least 1");
+        let mut warnings = Vec::new();
+        let key_from_file = f.tsig.as_ref().is_some_and(|t| t.key_file.is_some());
+        let key = f
+            .tsig
+            .map(|t| tsig_key(t, dir, &mut warnings))
+            .transpose()?;
+        // More would wait for minutes with the doubling backoff: a hook holds Ganeti's job.
+        let attempts = match &f.attempts {
+            None => 3,
+            Some(a) => integer(text, "attempts", a, 1u32, 10, "")?,
+        };
         Ok(Config {
-            servers,
+            server: f.server,
+            port,
             zone: f.zone.map(|z| zone(&z, "zone")).transpose()?,
-            ttl: f.ttl.unwrap_or(300),
+            ttl: ttl(text, "ttl", f.ttl.as_ref())?.unwrap_or(300),
             dns_tags,
             node: f.node,
             reverse_zones: f
@@ -159,12 +241,28 @@ impl Config {
                 .map(|z| zone(z, "reverse_zones"))
                 .collect::<Result<_>>()?,
             ptr: f.ptr.unwrap_or(true),
-            timeout: seconds("timeout", f.timeout, 3.0)?,
+            timeout: seconds(text, "timeout", f.timeout.as_ref(), 3.0)?,
             attempts,
-            backoff: seconds("backoff", f.backoff, 0.5)?,
-            key: f.tsig.map(|t| tsig_key(t, dir)).transpose()?,
+            backoff: seconds(text, "backoff", f.backoff.as_ref(), 0.5)?,
+            key,
+            key_from_file,
             networks,
+            warnings,
         })
+    }
+
+    /// Every address of `server` (resolved now, with the system's resolver).
+    pub fn servers(&self) -> Result<Vec<SocketAddr>> {
+        let servers: Vec<SocketAddr> = (self.server.as_str(), self.port)
+            .to_socket_addrs()
+            .with_context(|| format!("`server`: cannot resolve '{}'", self.server))?
+            .collect();
+        ensure!(
+            !servers.is_empty(),
+            "`server`: '{}' has no address",
+            self.server
+        );
+        Ok(servers)
     }
 
     /// Every forward zone the hook owns names in: the default one and the per-network ones.
@@ -214,7 +312,7 @@ impl Config {
     }
 }
 
-fn tsig_key(t: TsigFile, dir: &Path) -> Result<Key> {
+fn tsig_key(t: TsigFile, dir: &Path, warnings: &mut Vec<String>) -> Result<Key> {
     let fudge = t.fudge.unwrap_or(300);
     if let Some(path) = t.key_file {
         ensure!(
@@ -222,8 +320,16 @@ fn tsig_key(t: TsigFile, dir: &Path) -> Result<Key> {
             "`tsig`: give either `secret` or `key_file`, not both"
         );
         let path = dir.join(path);
-        let mut key = keyfile::load(&path, t.name.as_deref())
+        let file = files::read(&path).context("`tsig.key_file`")?;
+        let mut key = keyfile::parse(&file.text, &path, t.name.as_deref())
             .with_context(|| format!("`tsig.key_file` {}", path.display()))?;
+        if let Some(access) = files::others_access(file.mode) {
+            let p = path.display();
+            warnings.push(format!(
+                "TSIG key file {p} is {access} (mode {:04o}): chmod o-rw {p}",
+                file.mode
+            ));
+        }
         if let Some(a) = t.algorithm {
             let a: Algorithm = a.parse()?;
             ensure!(
@@ -260,7 +366,7 @@ mod tests {
             Path::new(DIR),
         )
         .unwrap();
-        assert_eq!(c.servers, ["127.0.0.1:53".parse().unwrap()]);
+        assert_eq!(c.servers().unwrap(), ["127.0.0.1:53".parse().unwrap()]);
         assert_eq!(c.zone.as_deref(), Some("example.org."));
         assert_eq!(c.ttl, 300);
         assert_eq!(c.dns_tags, ["public", "dns"]);
@@ -292,7 +398,7 @@ reverse_zone6 = "8.b.d.0.1.0.0.2.ip6.arpa"
             Path::new(DIR),
         )
         .unwrap();
-        assert_eq!(c.servers[0].port(), 5353);
+        assert_eq!(c.servers().unwrap()[0].port(), 5353);
         assert_eq!(c.dns_tags, ["dns"]);
         assert_eq!(c.forward_zones(), ["b.example.org.", "example.org."]);
         assert_eq!(c.zone_for(Some("pub2")), Some("b.example.org."));

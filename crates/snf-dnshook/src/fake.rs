@@ -19,6 +19,8 @@ pub struct Fake {
     pub rrs: RefCell<BTreeMap<(String, RType), BTreeSet<Rd>>>,
     pub ttls: RefCell<BTreeMap<(String, RType), u32>>,
     pub zones: Vec<String>,
+    /// Refuse UPDATEs of zones not in `zones` with NOTAUTH, as a server does.
+    pub only_zones: bool,
     pub updates: Cell<usize>,
     /// Runs before the next UPDATE is applied (a concurrent writer), then is dropped.
     pub before_update: RefCell<Option<Hook>>,
@@ -39,6 +41,17 @@ impl Dns for Fake {
             )
         };
         Ok(RrSet { rds, ttl })
+    }
+
+    fn lookup_in_zone(&self, name: &str, rtype: RType) -> Result<(RrSet, Option<String>)> {
+        let rrs = self.lookup(name, rtype)?;
+        // A server names the zone (SOA in the authority section) only in empty answers.
+        let zone = if rrs.rds.is_empty() {
+            self.zone_of(name)?
+        } else {
+            None
+        };
+        Ok((rrs, zone))
     }
 
     fn zone_of(&self, name: &str) -> Result<Option<String>> {
@@ -88,6 +101,9 @@ impl Fake {
             tsig_error: None,
             key: None,
         };
+        if self.only_zones && !self.zones.contains(&u.zone) {
+            return Err(fail(9).into());
+        }
         for p in &u.prereqs {
             match p {
                 Prereq::Absent { name, rtype } => {

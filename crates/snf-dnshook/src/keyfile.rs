@@ -26,12 +26,16 @@ pub fn key_name(s: &str) -> Result<String> {
 
 /// Reads a key file; `want` picks one key by name when the file holds several.
 pub fn load(path: &Path, want: Option<&str>) -> Result<Key> {
-    let text = std::fs::read_to_string(path).context("cannot read")?;
+    parse(&crate::files::read(path)?.text, path, want)
+}
+
+/// A key file's text; `path` gives the key name of a `dnssec-keygen` file.
+pub fn parse(text: &str, path: &Path, want: Option<&str>) -> Result<Key> {
     let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     if text.trim_start().starts_with("Private-key-format:") {
-        parse_private(&text, file_name, want)
+        parse_private(text, file_name, want)
     } else {
-        parse_clauses(&text, want)
+        parse_clauses(text, want)
     }
 }
 

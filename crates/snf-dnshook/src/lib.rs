@@ -5,6 +5,7 @@ pub mod client;
 pub mod config;
 #[cfg(test)]
 mod fake;
+pub mod files;
 pub mod hookenv;
 pub mod keyfile;
 pub mod names;

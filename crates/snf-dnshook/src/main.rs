@@ -103,6 +103,9 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let cfg = Config::load(&cli.config)?;
+    for w in &cfg.warnings {
+        eprintln!("snf-dnshook: warning: {w}");
+    }
     let node = match cli.node.clone().or_else(|| cfg.node.clone()) {
         Some(n) => n,
         None => this_node()?,
@@ -136,7 +139,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let client = Client {
-        servers: cfg.servers.clone(),
+        servers: cfg.servers()?,
         key: cfg.key.clone(),
         timeout: cfg.timeout,
         attempts: cfg.attempts,

@@ -26,11 +26,20 @@ pub trait Dns {
     fn lookup(&self, name: &str, rtype: RType) -> Result<RrSet>;
     /// The zone enclosing `name` on the server, `None` if it serves none.
     fn zone_of(&self, name: &str) -> Result<Option<String>>;
+    /// Like `lookup`, plus the zone named by an SOA in the answer (a server sends one with
+    /// NXDOMAIN and empty answers), which shows where the name really lives.
+    fn lookup_in_zone(&self, name: &str, rtype: RType) -> Result<(RrSet, Option<String>)> {
+        Ok((self.lookup(name, rtype)?, None))
+    }
 }
 
 impl Dns for crate::client::Client {
     fn lookup(&self, name: &str, rtype: RType) -> Result<RrSet> {
         crate::client::Client::lookup(self, name, rtype)
+    }
+    fn lookup_in_zone(&self, name: &str, rtype: RType) -> Result<(RrSet, Option<String>)> {
+        let a = self.query(name, rtype.hickory())?;
+        Ok((a.records, a.soa_owner))
     }
     fn zone_of(&self, name: &str) -> Result<Option<String>> {
         crate::client::Client::zone_of(self, name)
@@ -141,6 +150,57 @@ impl Transition {
     }
 }
 
+/// Reverse zones the server named for PTR names whose derived zone (the network's /24 or
+/// /64) it does not serve, e.g. because it serves a wider /16 or /48 zone; kept across the
+/// rounds of one run.
+#[derive(Debug, Default)]
+pub struct Learned {
+    /// PTR name → the zone the server's SOA names for it.
+    pub zones: BTreeMap<String, String>,
+    /// One line per zone learned, for the log.
+    pub notes: Vec<String>,
+}
+
+impl Learned {
+    /// Takes `server_zone` for `name` when it differs from the `derived` one.
+    pub fn learn(&mut self, name: &str, derived: &str, server_zone: &str) -> bool {
+        if server_zone == derived || self.zones.get(name).is_some_and(|z| z == server_zone) {
+            return false;
+        }
+        self.zones.insert(name.to_string(), server_zone.to_string());
+        self.notes.push(format!(
+            "reverse zone {derived} is not served; the server puts {name} in zone \
+             {server_zone}: using it (list it in `reverse_zones` to skip this lookup)"
+        ));
+        true
+    }
+}
+
+/// Reads a PTR RRset in `zone`. When `derived` (computed from the network, not configured)
+/// and the server's SOA in the answer names another zone, that zone is used instead.
+fn read_ptr(
+    dns: &dyn Dns,
+    name: &str,
+    mut zone: String,
+    derived: bool,
+    learned: &mut Learned,
+) -> Result<(String, RrSet)> {
+    if let Some(z) = learned.zones.get(name) {
+        zone.clone_from(z);
+    }
+    let (current, soa) = dns
+        .lookup_in_zone(name, RType::Ptr)
+        .with_context(|| format!("reverse zone {zone}"))?;
+    if derived
+        && let Some(soa) = soa
+        && names::in_zone(name, &soa)
+    {
+        learned.learn(name, &zone, &soa);
+        zone = soa;
+    }
+    Ok((zone, current))
+}
+
 /// The longest zone in `zones` that contains `name`.
 fn longest_match<'a>(name: &str, zones: impl IntoIterator<Item = &'a str>) -> Option<String> {
     zones
@@ -159,6 +219,18 @@ pub fn plan(
     instance: &str,
     action: &Action,
     nics: &[Nic],
+) -> Result<Vec<ZoneUpdate>> {
+    plan_learning(cfg, dns, instance, action, nics, &mut Learned::default())
+}
+
+/// [`plan`], using and adding to the reverse zones learned from the server.
+pub fn plan_learning(
+    cfg: &Config,
+    dns: &dyn Dns,
+    instance: &str,
+    action: &Action,
+    nics: &[Nic],
+    learned: &mut Learned,
 ) -> Result<Vec<ZoneUpdate>> {
     let final_name = match action {
         Action::Rename { new_name } => new_name.as_str(),
@@ -217,43 +289,43 @@ pub fn plan(
     if cfg.ptr {
         let explicit = cfg.explicit_reverse_zones();
         // Wanted PTRs: exactly the instance's name in the NIC's zone.
-        let mut ptr_wanted: BTreeMap<IpAddr, (BTreeSet<Rd>, u32, String)> = BTreeMap::new();
+        let mut ptr_wanted: BTreeMap<IpAddr, (BTreeSet<Rd>, u32, String, bool)> = BTreeMap::new();
         for w in &wanted {
             let ptr = names::ptr(w.addr);
-            let known = w
+            let configured = w
                 .reverse_zone
                 .clone()
                 .filter(|z| names::in_zone(&ptr, z))
-                .or_else(|| longest_match(&ptr, explicit.iter().copied()))
-                .or_else(|| {
-                    w.subnet.map(|s| match s {
-                        IpNet::V4(n) => names::reverse_zone_v4(n),
-                        IpNet::V6(n) => names::reverse_zone_v6(n),
-                    })
-                });
-            let zone = match known {
-                Some(z) => z,
-                None => dns.zone_of(&ptr)?.with_context(|| {
-                    format!(
-                        "no reverse zone for {}: none configured and the server serves none \
+                .or_else(|| longest_match(&ptr, explicit.iter().copied()));
+            let derived = w.subnet.map(|s| match s {
+                IpNet::V4(n) => names::reverse_zone_v4(n),
+                IpNet::V6(n) => names::reverse_zone_v6(n),
+            });
+            let (zone, is_derived) = match (configured, derived) {
+                (Some(z), _) => (z, false),
+                (None, Some(z)) => (z, true),
+                (None, None) => (
+                    dns.zone_of(&ptr)?.with_context(|| {
+                        format!(
+                            "no reverse zone for {}: none configured and the server serves none \
                          (set `reverse_zones`, or `ptr = false`)",
-                        w.addr
-                    )
-                })?,
+                            w.addr
+                        )
+                    })?,
+                    false,
+                ),
             };
             let target = Rd::Ptr(names::instance_fqdn(final_name, &w.zone)?);
             ptr_wanted
                 .entry(w.addr)
-                .or_insert_with(|| (BTreeSet::new(), w.ttl, zone))
+                .or_insert_with(|| (BTreeSet::new(), w.ttl, zone, is_derived))
                 .0
                 .insert(target);
         }
-        for (addr, (desired, ttl, zone)) in &ptr_wanted {
+        for (addr, (desired, ttl, zone, is_derived)) in &ptr_wanted {
             let name = names::ptr(*addr);
-            let current = dns
-                .lookup(&name, RType::Ptr)
-                .with_context(|| format!("reverse zone {zone}"))?;
-            let mut t = Transition::new(zone, &name, RType::Ptr, current);
+            let (zone, current) = read_ptr(dns, &name, zone.clone(), *is_derived, learned)?;
+            let mut t = Transition::new(&zone, &name, RType::Ptr, current);
             t.desired = desired.clone();
             t.ttl = Some(*ttl);
             transitions.push(t);
@@ -270,19 +342,18 @@ pub fn plan(
             .collect();
         for addr in found.iter().filter(|a| !ptr_wanted.contains_key(a)) {
             let name = names::ptr(*addr);
-            let zone = match longest_match(&name, explicit.iter().copied())
-                .or_else(|| longest_match(&name, derived.iter().map(String::as_str)))
-            {
-                Some(z) => z,
-                None => match dns.zone_of(&name)? {
-                    Some(z) => z,
-                    // The server serves no reverse zone for it: nothing to clean.
-                    None => continue,
+            let (zone, is_derived) = match longest_match(&name, explicit.iter().copied()) {
+                Some(z) => (z, false),
+                None => match longest_match(&name, derived.iter().map(String::as_str)) {
+                    Some(z) => (z, true),
+                    None => match dns.zone_of(&name)? {
+                        Some(z) => (z, false),
+                        // The server serves no reverse zone for it: nothing to clean.
+                        None => continue,
+                    },
                 },
             };
-            let current = dns
-                .lookup(&name, RType::Ptr)
-                .with_context(|| format!("reverse zone {zone}"))?;
+            let (zone, current) = read_ptr(dns, &name, zone, is_derived, learned)?;
             let mut t = Transition::new(&zone, &name, RType::Ptr, current);
             t.desired = t
                 .current

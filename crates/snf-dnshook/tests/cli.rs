@@ -343,3 +343,182 @@ fn missing_default_config_means_not_configured() {
         "{err}"
     );
 }
+
+/// The environment of a create on `primary` with one NIC on a DNS-tagged network.
+fn create_on(primary: &str) -> Vec<(&str, &str)> {
+    with(
+        &PUBLIC_NIC,
+        &[
+            ("GANETI_HOOKS_PHASE", "post"),
+            ("GANETI_OP_CODE", "OP_INSTANCE_CREATE"),
+            ("GANETI_INSTANCE_NAME", "web1"),
+            ("GANETI_INSTANCE_PRIMARY", primary),
+        ],
+    )
+}
+
+#[test]
+fn an_unresolvable_server_matters_only_with_something_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("dnshook.toml");
+    // RFC 6761: .invalid never resolves.
+    std::fs::write(
+        &config,
+        "server = \"no-such-host.invalid\"\nzone = \"example.org\"\ntimeout = 0.2\nattempts = 1\n",
+    )
+    .unwrap();
+    // Another node is the primary.
+    assert_quiet_success(&run(&config, &create_on("node2.example.org")));
+    // No NIC on a DNS-tagged network.
+    let untagged = with(
+        &create_on(NODE),
+        &[("GANETI_INSTANCE_NIC0_NETWORK_TAGS", "private-filtered")],
+    );
+    assert_quiet_success(&run(&config, &untagged[..]));
+    // An opcode the hook does not act on.
+    let startup = with(
+        &create_on(NODE),
+        &[("GANETI_OP_CODE", "OP_INSTANCE_STARTUP")],
+    );
+    assert_quiet_success(&run(&config, &startup));
+    // With work to do, the name must resolve.
+    let out = run(&config, &create_on(NODE));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.starts_with("snf-dnshook: error: `server`: cannot resolve 'no-such-host.invalid'"),
+        "{err}"
+    );
+}
+
+#[test]
+fn zero_port_and_ttl_are_refused_with_numbers_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("dnshook.toml");
+    for (line, want) in [
+        ("port = 0", "`port` must be 1 to 65535, not 0"),
+        ("port = 0x0", "`port` must be 1 to 65535, not 0x0"),
+        ("port = 70000", "`port` must be 1 to 65535, not 70000"),
+        ("port = 0x1_0000", "`port` must be 1 to 65535, not 0x1_0000"),
+        ("attempts = 0", "`attempts` must be 1 to 10, not 0"),
+        ("ttl = 0", "`ttl` must be 1 to 2147483647 seconds, not 0"),
+        ("ttl = -1", "`ttl` must be 1 to 2147483647 seconds, not -1"),
+        (
+            "ttl = 2_147_483_648",
+            "`ttl` must be 1 to 2147483647 seconds, not 2_147_483_648",
+        ),
+        (
+            "[networks.pub]\nttl = 0o0",
+            "`networks.pub.ttl` must be 1 to 2147483647 seconds, not 0o0",
+        ),
+        (
+            "timeout = 1e-10",
+            "`timeout` must be a positive number of seconds, not 1e-10",
+        ),
+        (
+            "timeout = 0.0",
+            "`timeout` must be a positive number of seconds, not 0.0",
+        ),
+        (
+            "backoff = -5E-1",
+            "`backoff` must be a number of seconds, 0 or more, not -5E-1",
+        ),
+    ] {
+        std::fs::write(
+            &config,
+            format!("server = \"127.0.0.1\"\nzone = \"example.org\"\n{line}\n"),
+        )
+        .unwrap();
+        // Refused even where there is nothing to do: the file itself is wrong.
+        let out = run(&config, &create_on("node2.example.org"));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{line}: {err}");
+        assert_eq!(
+            err,
+            format!("snf-dnshook: error: {}: {want}\n", config.display()),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn files_others_may_read_or_change_get_one_warning_each() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("dnshook.toml");
+    let key = dir.path().join("dnshook.key");
+    let chmod = |p: &Path, mode: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    let stderr_of = |env: &[(&str, &str)]| {
+        let out = run(&config, env);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let elsewhere = create_on("node2.example.org");
+    let c = config.display();
+    let k = key.display();
+
+    // The secret in the configuration file.
+    std::fs::write(
+        &config,
+        "server = \"127.0.0.1\"\nzone = \"example.org\"\n\
+         [tsig]\nname = \"k\"\nsecret = \"c2VjcmV0\"\n",
+    )
+    .unwrap();
+    chmod(&config, 0o600);
+    assert_eq!(stderr_of(&elsewhere), "");
+    chmod(&config, 0o640);
+    assert_eq!(stderr_of(&elsewhere), "");
+    chmod(&config, 0o644);
+    assert_eq!(
+        stderr_of(&elsewhere),
+        format!(
+            "snf-dnshook: warning: {c} is readable by others (mode 0644) and holds the TSIG \
+             secret: chmod o-rw {c}\n"
+        )
+    );
+
+    // The secret in a key file: the configuration may be world-readable, not writable.
+    std::fs::write(
+        &key,
+        "key \"k\" {\n  algorithm hmac-sha256;\n  secret \"c2VjcmV0\";\n};\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &config,
+        "server = \"127.0.0.1\"\nzone = \"example.org\"\n\
+         [tsig]\nkey_file = \"dnshook.key\"\n",
+    )
+    .unwrap();
+    chmod(&key, 0o640);
+    chmod(&config, 0o644);
+    assert_eq!(stderr_of(&elsewhere), "");
+    chmod(&key, 0o604);
+    chmod(&config, 0o646);
+    // Once per file, also where the hook has work to do (then it fails on the server).
+    assert_eq!(
+        stderr_of(&elsewhere),
+        format!(
+            "snf-dnshook: warning: {c} is writable by others (mode 0646): chmod o-rw {c}\n\
+             snf-dnshook: warning: TSIG key file {k} is readable by others (mode 0604): \
+             chmod o-rw {k}\n"
+        )
+    );
+    chmod(&key, 0o666);
+    chmod(&config, 0o644);
+    let out = run(&config, &create_on(NODE));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("warning").count(), 1, "{err}");
+    assert!(
+        err.starts_with(&format!(
+            "snf-dnshook: warning: TSIG key file {k} is readable and writable by others \
+             (mode 0666): chmod o-rw {k}\n"
+        )),
+        "{err}"
+    );
+}

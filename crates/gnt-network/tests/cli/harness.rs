@@ -174,6 +174,18 @@ impl Cluster {
     }
 }
 
+/// The VLANs of an instance's NICs as config.data holds them (`list` shows only those of
+/// openvswitch NICs, as Ganeti does).
+pub fn nic_vlans(c: &Cluster, inst: &str) -> Vec<String> {
+    let cfg = c.parsed();
+    let i = cfg
+        .instances
+        .values()
+        .find(|i| i.name == inst)
+        .unwrap_or_else(|| panic!("no instance {inst}"));
+    i.nics.iter().map(|n| n.vlan.to_string()).collect()
+}
+
 /// Ganeti's OpPrereqError as the CLI prints it (with the final newline).
 pub fn prereq(ecode: &str, msg: &str) -> String {
     format!(

@@ -113,7 +113,7 @@ fn keywords_are_case_insensitive_as_in_ganeti() {
         &["add", "--net", "0:ip=POOL,network=net1,name=NONE", "i1"],
     );
     assert_eq!(c.inst_field("i1", "nic.ips"), "192.0.2.2");
-    assert_eq!(c.inst_field("i1", "nic.names"), "None");
+    assert_eq!(c.inst_field("i1", "nic.names"), "[None]");
     c.ok(
         INST,
         &["add", "--net", "0:ip=None,network=None,link=brx", "i2"],
@@ -257,7 +257,7 @@ fn create_valid_nic_params_and_vlans() {
                 "i2"
             ]
         ),
-        "openvswitch|ovs0|.1\n"
+        "openvswitch|ovs0|['.1']\n"
     );
     c.ok(
         INST,
@@ -268,7 +268,7 @@ fn create_valid_nic_params_and_vlans() {
             "i3",
         ],
     );
-    assert_eq!(c.inst_field("i3", "nic.vlans"), ".5:6:7");
+    assert_eq!(c.inst_field("i3", "nic.vlans"), "['.5:6:7']");
     for bad in [".pinky", ":bunny", ":1:pinky", "bunny"] {
         c.prereq(
             INST,
@@ -325,7 +325,7 @@ fn create_nic_names() {
         INST,
         &["add", "--net", "0:name=none", "--net", "1:name=eth-a", "i1"],
     );
-    assert_eq!(c.inst_field("i1", "nic.names"), "None,eth-a");
+    assert_eq!(c.inst_field("i1", "nic.names"), "[None, 'eth-a']");
     c.prereq(
         INST,
         &["add", "--net", "0:name=a", "--net", "1:name=a", "i2"],
@@ -484,11 +484,11 @@ fn create_nic_on_network_without_ip() {
                 "--separator",
                 "|",
                 "-o",
-                "nic.ips,nic.networks,nic.links",
+                "nic.ips,nic.networks.names,nic.links",
                 "i1"
             ]
         ),
-        "None|net1|br0\n"
+        "None|['net1']|br0\n"
     );
     assert_eq!(c.net_field("net1", "free_count"), "253");
     assert!(c.ok(NET, &["info", "net1"]).contains("    i1: 0:None\n"));
@@ -774,7 +774,11 @@ fn modify_set_network_moves_ip_and_mac_prefix() {
             "Reserving IP 198.51.100.2 in network net2"
         ]
     );
-    assert_eq!(c.inst_field("i1", "nic.networks"), "net2");
+    assert_eq!(c.inst_field("i1", "nic.networks.names"), "['net2']");
+    assert_eq!(
+        c.inst_field("i1", "nic.networks"),
+        c.net_field("net2", "uuid")
+    );
     assert_eq!(c.inst_field("i1", "nic.links"), "rtB");
     assert!(c.inst_field("i1", "nic.macs").starts_with("be:00:00:"));
     assert_eq!(
@@ -970,15 +974,14 @@ fn modify_remove_nic_releases_its_ip() {
 fn modify_and_remove_nics_by_name_uuid_or_last() {
     let c = with_instance();
     c.ok(INST, &["modify", "--net", "1:modify,name=back", "i1"]);
-    assert_eq!(c.inst_field("i1", "nic.names"), "None,back");
+    assert_eq!(c.inst_field("i1", "nic.names"), "[None, 'back']");
     c.ok(INST, &["modify", "--net", "back:link=br7", "i1"]);
     assert_eq!(c.inst_field("i1", "nic.links"), "br0,br7");
     c.ok(INST, &["modify", "--net", "-1:vlan=5", "i1"]);
-    assert_eq!(c.inst_field("i1", "nic.vlans"), ",.5");
-    let first = c.inst_field("i1", "nic.uuids");
-    let first = first.split(',').next().unwrap().to_owned();
+    assert_eq!(nic_vlans(&c, "i1"), ["", ".5"]);
+    let first = c.inst_field("i1", "nic.uuid/0");
     c.ok(INST, &["modify", "--net", &format!("{first}:remove"), "i1"]);
-    assert_eq!(c.inst_field("i1", "nic.names"), "back");
+    assert_eq!(c.inst_field("i1", "nic.names"), "['back']");
     assert_eq!(
         c.net_field("net1", "inst_list"),
         "",

@@ -430,6 +430,9 @@ impl Hook {
     pub fn new(ns: &Netns, dir: &Path, file: &str, config: &str) -> Hook {
         let path = dir.join(file);
         std::fs::write(&path, config).unwrap();
+        // It holds the TSIG secret: as an operator keeps it (else the hook warns).
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
         Hook {
             config: path,
             netns: ns.name.clone(),
