@@ -486,13 +486,13 @@ fn value(cfg: &Config, u: &str, field: &str) -> Value {
     };
     let none = |o: Option<String>| o.unwrap_or_else(|| "None".into());
     match field {
-        "name" => Value::Text(i.name.clone()),
+        "name" => Value::Text(i.name.to_string()),
         "uuid" => Value::Text(u.to_owned()),
         "pnode" => Value::Text(ops::primary_name(cfg, i)),
         "pnode.group" => Value::Text(
             cfg.nodegroups
                 .get(&i.group)
-                .map_or_else(|| i.group.clone(), |g| g.name.clone()),
+                .map_or_else(|| i.group.clone(), |g| g.name.to_string()),
         ),
         "nic.count" => Value::Number(i.nics.len() as i64),
         "nic.ips" => join(&|n| none(n.ip.map(|x| x.to_string()))),
@@ -505,7 +505,7 @@ fn value(cfg: &Config, u: &str, field: &str) -> Value {
                 n.network
                     .as_ref()
                     .and_then(|x| cfg.networks.get(x))
-                    .map(|x| x.name.clone()),
+                    .map(|x| x.name.to_string()),
             )
         }),
         "nic.names" => join(&|n| none(n.name.clone())),
