@@ -209,8 +209,11 @@ fn instances(cfg: &Config, g: &str) -> Vec<String> {
 
 fn resolve(cfg: &Config, names: &[String]) -> Result<Vec<String>, GntError> {
     if names.is_empty() {
-        let mut all: Vec<(&String, &str)> =
-            cfg.nodegroups.iter().map(|(u, g)| (u, g.name.as_str())).collect();
+        let mut all: Vec<(&String, &str)> = cfg
+            .nodegroups
+            .iter()
+            .map(|(u, g)| (u, g.name.as_str()))
+            .collect();
         all.sort_by(|a, b| nice_cmp(a.1, b.1));
         return Ok(all.into_iter().map(|(u, _)| u.clone()).collect());
     }

@@ -144,8 +144,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 fn resolve(cfg: &Config, names: &[String]) -> Result<Vec<String>, GntError> {
     if names.is_empty() {
-        let mut all: Vec<(&String, &str)> =
-            cfg.nodes.iter().map(|(u, n)| (u, n.name.as_str())).collect();
+        let mut all: Vec<(&String, &str)> = cfg
+            .nodes
+            .iter()
+            .map(|(u, n)| (u, n.name.as_str()))
+            .collect();
         all.sort_by(|a, b| nice_cmp(a.1, b.1));
         return Ok(all.into_iter().map(|(u, _)| u.clone()).collect());
     }

@@ -15,6 +15,8 @@ mod errors;
 mod hooks;
 #[path = "cli/instance_nics.rs"]
 mod instance_nics;
+#[path = "cli/names.rs"]
+mod names;
 #[path = "cli/ports.rs"]
 mod ports;
 #[path = "cli/seed.rs"]

@@ -117,13 +117,24 @@ pub fn printable(raw: &str) -> String {
             out.push_str(&format!("… ({} bytes)", raw.len()));
             break;
         }
-        if c.is_control() || c.is_whitespace() && c != ' ' || invisible(c) {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
+        push_shown(&mut out, c);
     }
     out
+}
+
+/// `c`, escaped if it is not safe to print.
+fn push_shown(out: &mut String, c: char) {
+    if c.is_control() || c.is_whitespace() && c != ' ' || invisible(c) {
+        out.extend(c.escape_default());
+    } else {
+        out.push(c);
+    }
+}
+
+fn shown_char(c: char) -> String {
+    let mut s = String::new();
+    push_shown(&mut s, c);
+    s
 }
 
 /// Formatting characters that change how text is shown without being seen: bidirectional
@@ -148,7 +159,7 @@ fn forbidden_char(s: &str) -> Option<String> {
     } else {
         "an invisible formatting character"
     };
-    Some(format!("contains {what} ('{}')", c.escape_default()))
+    Some(format!("contains {what} ('{}')", shown_char(c)))
 }
 
 /// Ganeti's host-name rules on an already normalised name.
@@ -172,7 +183,7 @@ fn check_host(kind: NameKind, s: &str) -> Result<(), NameError> {
     {
         return fail(format!(
             "'{}' is not allowed (only letters, digits, '-', '_' and '.')",
-            c.escape_default()
+            shown_char(c)
         ));
     }
     for label in s.split('.') {
@@ -203,6 +214,10 @@ fn check_label(kind: NameKind, s: &str) -> Result<(), NameError> {
     }
     if let Some(r) = forbidden_char(s) {
         return fail(r);
+    }
+    // Names end up as path components (hook and log files, Xen NIC directories).
+    if s == "." || s == ".." {
+        return fail("'.' and '..' are not names".into());
     }
     Ok(())
 }
@@ -434,6 +449,8 @@ mod tests {
             "a\u{a0}b",
             "a\u{200b}",
             "\u{feff}a",
+            ".",
+            "..",
             INJECTION,
             &"n".repeat(256),
             &"n".repeat(70_000),
@@ -461,7 +478,9 @@ mod tests {
         assert!(text.len() < 200, "{text}");
         assert!(text.contains("(70000 bytes)"), "{text}");
         assert_eq!(
-            GroupName::parse("").unwrap_err().into_gnt("OP_GROUP_ADD", "group_name"),
+            GroupName::parse("")
+                .unwrap_err()
+                .into_gnt("OP_GROUP_ADD", "group_name"),
             GntError::param("OP_GROUP_ADD", "group_name")
         );
     }
@@ -478,7 +497,8 @@ mod tests {
             .err()
             .unwrap();
         assert!(
-            e.to_string().contains("instance name refused: Invalid hostname"),
+            e.to_string()
+                .contains("instance name refused: Invalid hostname"),
             "{e}"
         );
     }

@@ -775,7 +775,10 @@ mod tests {
             e.network.as_ref().unwrap().tags,
             ["nfdhcpd", "ip-less-routed"]
         );
-        assert_eq!(NicEnv::from_xen_nic_file(&e.to_xen_nic_file(), vm1()).unwrap(), e);
+        assert_eq!(
+            NicEnv::from_xen_nic_file(&e.to_xen_nic_file(), vm1()).unwrap(),
+            e
+        );
         assert_eq!(e.to_xen_nic_file(), text);
     }
 
@@ -791,7 +794,8 @@ mod tests {
         let vm = || InstanceName::parse("vm1").unwrap();
         let e = NicEnv::from_xen_nic_file("MAC=aa:00:00:00:00:01\nnonsense\n", vm()).unwrap_err();
         assert_eq!(e.to_string(), "line 2: expected KEY=value, got 'nonsense'");
-        let e = NicEnv::from_xen_nic_file("MAC=aa:00:00:00:00:01\nMODE=routed\n", vm()).unwrap_err();
+        let e =
+            NicEnv::from_xen_nic_file("MAC=aa:00:00:00:00:01\nMODE=routed\n", vm()).unwrap_err();
         assert_eq!(e.to_string(), "INTERFACE_INDEX is missing");
     }
 }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::instances::Instances;
 use crate::error::GntError;
 use crate::mac::{MacAddr, MacPrefix};
-use crate::name::{GroupName, InstanceName, NetworkName, NodeName};
+use crate::name::{GroupName, InstanceName, NetworkName, NodeName, printable};
 use crate::nicmode::NicMode;
 use crate::pool::AddressPool;
 
@@ -309,26 +309,27 @@ impl Config {
         }
     }
 
-    /// UUID of the network called `name` (a UUID is accepted too, as Ganeti does).
+    /// UUID of the network called `name` (a UUID is accepted too, as Ganeti does). The
+    /// lookups' errors show `name` escaped: it is the user's text, not a checked name.
     pub fn network_uuid(&self, name: &str) -> Result<String, GntError> {
         find(&self.networks, name, |n| n.name.as_str())
-            .ok_or_else(|| GntError::noent(format!("Network '{name}' not found")))
+            .ok_or_else(|| GntError::noent(format!("Network '{}' not found", printable(name))))
     }
 
     pub fn group_uuid(&self, name: &str) -> Result<String, GntError> {
         find(&self.nodegroups, name, |g| g.name.as_str())
-            .ok_or_else(|| GntError::noent(format!("Node group '{name}' not found")))
+            .ok_or_else(|| GntError::noent(format!("Node group '{}' not found", printable(name))))
     }
 
     pub fn node_uuid(&self, name: &str) -> Result<String, GntError> {
         find(&self.nodes, name, |n| n.name.as_str())
-            .ok_or_else(|| GntError::noent(format!("Node '{name}' not found")))
+            .ok_or_else(|| GntError::noent(format!("Node '{}' not found", printable(name))))
     }
 
     pub fn instance_uuid(&self, name: &str) -> Result<String, GntError> {
         self.instances
             .key_of(name)
-            .ok_or_else(|| GntError::noent(format!("Instance '{name}' not known")))
+            .ok_or_else(|| GntError::noent(format!("Instance '{}' not known", printable(name))))
     }
 
     /// Instances whose NICs use network `net_uuid`, in UUID (map) order as Ganeti 3.0.

@@ -151,7 +151,8 @@ fn a_loaded_configuration_still_reads_its_instances_after_later_commits() {
     for k in 0..4 {
         transaction(&store, |c| {
             for i in c.instances.keys().cloned().collect::<Vec<_>>() {
-                c.instances.get_mut(&i).unwrap().name = crate::InstanceName::parse(&format!("gen{k}-{i}")).unwrap();
+                c.instances.get_mut(&i).unwrap().name =
+                    crate::InstanceName::parse(&format!("gen{k}-{i}")).unwrap();
             }
             c.instances
                 .insert(format!("new{k}"), inst(&format!("x{k}"), k, None));

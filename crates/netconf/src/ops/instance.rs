@@ -770,8 +770,7 @@ pub fn remove(cfg: &mut Config, name: &str) -> Result<HookEnv, GntError> {
 }
 
 pub fn rename(cfg: &mut Config, old: &str, new: &str) -> Result<HookEnv, GntError> {
-    let new = InstanceName::parse(new)
-        .map_err(|e| e.into_gnt("OP_INSTANCE_RENAME", "new_name"))?;
+    let new = InstanceName::parse(new).map_err(|e| e.into_gnt("OP_INSTANCE_RENAME", "new_name"))?;
     let uuid = cfg.instance_uuid(old)?;
     if cfg.instances.key_by_name(&new).is_some() {
         return Err(GntError::prereq(

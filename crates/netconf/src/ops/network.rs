@@ -390,8 +390,7 @@ pub fn remove(cfg: &mut Config, name: &str, fb: &mut Feedback) -> Result<HookEnv
 }
 
 pub fn rename(cfg: &mut Config, old: &str, new: &str) -> Result<HookEnv, GntError> {
-    let new =
-        NetworkName::parse(new).map_err(|e| e.into_gnt("OP_NETWORK_RENAME", "new_name"))?;
+    let new = NetworkName::parse(new).map_err(|e| e.into_gnt("OP_NETWORK_RENAME", "new_name"))?;
     let uuid = cfg.network_uuid(old)?;
     if let Some((other, _)) = cfg.networks.iter().find(|(_, n)| n.name == new) {
         return Err(GntError::prereq(
@@ -447,8 +446,11 @@ fn fill_params(d: &NicParams, raw: &RawNicParams) -> Result<NicParams, GntError>
 /// The groups named, or all of them (sorted by name) when none are.
 fn target_groups(cfg: &Config, groups: &[String]) -> Result<Vec<String>, GntError> {
     if groups.is_empty() {
-        let mut all: Vec<(&str, &String)> =
-            cfg.nodegroups.iter().map(|(u, g)| (g.name.as_str(), u)).collect();
+        let mut all: Vec<(&str, &String)> = cfg
+            .nodegroups
+            .iter()
+            .map(|(u, g)| (g.name.as_str(), u))
+            .collect();
         all.sort();
         return Ok(all.into_iter().map(|(_, u)| u.clone()).collect());
     }
