@@ -409,7 +409,7 @@ mod tests {
             "vm 1",
             "vm/1",
             "vm\t1",
-            "vm\01",
+            "vm\0",
             "vm\u{7f}",
             "vm\u{202e}1",
             "vm1\n",
