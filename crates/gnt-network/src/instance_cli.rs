@@ -338,6 +338,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             mutate(&store, &jobs, "instance-rename", |cfg, _| {
                 Ok(((), vec![ops::rename(cfg, &old, &new)?]))
             })?;
+            // The name as stored: Ganeti's normalisation may have changed what was typed.
+            let new = netconf::InstanceName::parse(&new).map_or(new, String::from);
             out(&format!("Instance '{old}' renamed to '{new}'\n"))?;
         }
         Cmd::Info { all, names, .. } => {

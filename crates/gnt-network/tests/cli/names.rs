@@ -146,7 +146,8 @@ fn host_names_are_normalised_as_ganeti_does() {
     let c = base();
     c.ok(INST, &["add", "VM7.Example.ORG."]);
     assert_eq!(c.inst_field("vm7.example.org", "name"), "vm7.example.org");
-    c.ok(INST, &["rename", "vm7.example.org", "Web_1"]);
+    let out = c.ok(INST, &["rename", "vm7.example.org", "Web_1"]);
+    assert_eq!(out, "Instance 'vm7.example.org' renamed to 'web_1'\n");
     assert_eq!(c.inst_field("web_1", "name"), "web_1");
     c.ok(NODE, &["add", "Node2.Example."]);
     assert!(
