@@ -162,8 +162,36 @@ fn forbidden_char(s: &str) -> Option<String> {
     Some(format!("contains {what} ('{}')", shown_char(c)))
 }
 
+/// The host-name rules in one pass over the bytes: every load checks each instance name
+/// of the snapshot cache's index, 10,000 of them within a command's few milliseconds.
+fn host_ok(s: &str) -> bool {
+    if s.is_empty() || s.len() > MAX_HOSTNAME {
+        return false;
+    }
+    let mut label = 0;
+    for &b in s.as_bytes() {
+        if b == b'.' {
+            if label == 0 {
+                return false;
+            }
+            label = 0;
+        } else if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+            label += 1;
+            if label > MAX_HOST_LABEL {
+                return false;
+            }
+        } else {
+            return false;
+        }
+    }
+    label > 0
+}
+
 /// Ganeti's host-name rules on an already normalised name.
 fn check_host(kind: NameKind, s: &str) -> Result<(), NameError> {
+    if host_ok(s) {
+        return Ok(());
+    }
     let fail = |reason: String| Err(NameError::new(kind, s, reason));
     if s.is_empty() {
         return fail("the name is empty".into());
@@ -197,7 +225,8 @@ fn check_host(kind: NameKind, s: &str) -> Result<(), NameError> {
             ));
         }
     }
-    Ok(())
+    // host_ok and the reasons above must agree; a name neither explains is refused.
+    fail("it is not a valid host name".into())
 }
 
 /// The rules of network and group names.
@@ -428,6 +457,19 @@ mod tests {
         // Stored names are checked, not normalised.
         assert!(InstanceName::check("VM1".into()).is_ok());
         assert!(InstanceName::check("vm1.".into()).is_err());
+    }
+
+    proptest::proptest! {
+        /// The one-pass check and the explaining one agree: every refusal has a reason.
+        #[test]
+        fn every_refused_host_name_has_a_reason(
+            s in "([a-zA-Z0-9_-]{0,70}[.]?){0,5}[ /:\n\t.é]?[a-z.]{0,3}"
+        ) {
+            match check_host(NameKind::Instance, &s) {
+                Ok(()) => proptest::prop_assert!(host_ok(&s)),
+                Err(e) => proptest::prop_assert_ne!(e.reason, "it is not a valid host name"),
+            }
+        }
     }
 
     #[test]
