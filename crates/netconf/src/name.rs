@@ -150,9 +150,10 @@ fn forbidden_char(s: &str) -> Option<String> {
     let c = s
         .chars()
         .find(|&c| c.is_control() || c.is_whitespace() || c == '/' || invisible(c))?;
-    let what = if c == '/' {
-        "a '/'"
-    } else if c.is_control() {
+    if c == '/' {
+        return Some("contains a '/'".into());
+    }
+    let what = if c.is_control() {
         "a control character"
     } else if c.is_whitespace() {
         "white space"

@@ -66,6 +66,48 @@ fn dry_run_refuses_a_bad_instance_before_planning() {
     }
 }
 
+/// Xen: INSTANCE (or the domain name) names a directory below ganeti_nic_dir, so a bad
+/// one is refused before any path is built from it.
+#[test]
+fn xen_refuses_a_bad_instance_before_reading_the_nic_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("snf-network.toml");
+    std::fs::write(&conf, "syslog = false\n").unwrap();
+    let nic_dir = dir.path().join("nic");
+    let planted = dir.path().join("etc");
+    std::fs::create_dir_all(&planted).unwrap();
+    std::fs::write(planted.join("0"), "MAC=aa:00:00:00:00:01\nMODE=routed\n").unwrap();
+    for (bad, msg) in [
+        (
+            INJECTION,
+            "INSTANCE: Invalid hostname 'vm6\\nMACSPOOF=1\\nIP=203.0.113.77'",
+        ),
+        (
+            "../etc",
+            "INSTANCE: Invalid hostname '../etc': contains a '/'",
+        ),
+        (
+            "..",
+            "INSTANCE: Invalid hostname '..': it has an empty label",
+        ),
+    ] {
+        let o = Command::new(env!("CARGO_BIN_EXE_snf-ifup"))
+            .args(["--dry-run", "xen", "online"])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("SNF_NETWORK_CONFIG", &conf)
+            .env("GANETI_NIC_DIR", &nic_dir)
+            .env("vif", "vif1.0")
+            .env("INSTANCE", bad)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(err.contains(msg), "{msg:?} not in {err}");
+        assert!(o.stdout.is_empty());
+    }
+}
+
 /// Against the real thing, as root: a bridged NIC on an nfdhcpd network, where `up`
 /// writes a binding. A bad INSTANCE leaves links, firewall, state and bindings as they
 /// were; the same NIC with a good name gets a binding whose HOSTNAME is one line.
