@@ -214,3 +214,29 @@ pub(super) fn spans(first: Pos, last: Pos) -> (std::ops::Range<usize>, (u64, u64
         ),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    /// One record without NICs, laid out as `push_record` writes it.
+    fn record(key: &str, name: &str) -> Vec<u8> {
+        let mut r = Vec::new();
+        r.extend_from_slice(&(key.len() as u16).to_le_bytes());
+        r.extend_from_slice(key.as_bytes());
+        r.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        r.extend_from_slice(name.as_bytes());
+        r.push(0);
+        r.extend_from_slice(&[0; 20]);
+        r
+    }
+
+    /// A cache written before names were checked may hold one that config.data can no
+    /// longer load: its index is then refused, so that no command decodes (and fails on)
+    /// such an instance; the load falls back to config.data, which names it.
+    #[test]
+    fn an_index_with_an_invalid_instance_name_is_no_index() {
+        assert!(super::parse(&record("k1", "vm1"), 1).is_some());
+        for bad in ["vm6\nMACSPOOF=1", "vm 1", "", "a/b", "vm\u{0}"] {
+            assert!(super::parse(&record("k1", bad), 1).is_none(), "{bad:?}");
+        }
+    }
+}
