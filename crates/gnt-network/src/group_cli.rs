@@ -190,7 +190,7 @@ fn nodes(cfg: &Config, g: &str) -> Vec<String> {
         .nodes
         .values()
         .filter(|n| n.group == g)
-        .map(|n| n.name.clone())
+        .map(|n| n.name.to_string())
         .collect();
     v.sort_by(|a, b| nice_cmp(a, b));
     v
@@ -201,7 +201,7 @@ fn instances(cfg: &Config, g: &str) -> Vec<String> {
         .instances
         .values()
         .filter(|i| i.group == g)
-        .map(|i| i.name.clone())
+        .map(|i| i.name.to_string())
         .collect();
     v.sort_by(|a, b| nice_cmp(a, b));
     v
@@ -209,8 +209,11 @@ fn instances(cfg: &Config, g: &str) -> Vec<String> {
 
 fn resolve(cfg: &Config, names: &[String]) -> Result<Vec<String>, GntError> {
     if names.is_empty() {
-        let mut all: Vec<(&String, &String)> =
-            cfg.nodegroups.iter().map(|(u, g)| (u, &g.name)).collect();
+        let mut all: Vec<(&String, &str)> = cfg
+            .nodegroups
+            .iter()
+            .map(|(u, g)| (u, g.name.as_str()))
+            .collect();
         all.sort_by(|a, b| nice_cmp(a.1, b.1));
         return Ok(all.into_iter().map(|(u, _)| u.clone()).collect());
     }
@@ -220,7 +223,7 @@ fn resolve(cfg: &Config, names: &[String]) -> Result<Vec<String>, GntError> {
 fn value(cfg: &Config, u: &str, field: &str) -> Value {
     let g = &cfg.nodegroups[u];
     match field {
-        "name" => Value::Text(g.name.clone()),
+        "name" => Value::Text(g.name.to_string()),
         "uuid" => Value::Text(u.to_owned()),
         "node_cnt" => Value::Number(nodes(cfg, u).len() as i64),
         "node_list" => Value::Text(nodes(cfg, u).join(",")),

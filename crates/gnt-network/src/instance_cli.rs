@@ -339,6 +339,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             mutate(&store, &jobs, "instance-rename", |cfg, _| {
                 Ok(((), vec![ops::rename(cfg, &old, &new)?]))
             })?;
+            // The name as stored: Ganeti's normalisation may have changed what was typed.
+            let new = netconf::InstanceName::parse(&new).map_or(new, String::from);
             out(&format!("Instance '{old}' renamed to '{new}'\n"))?;
         }
         Cmd::Info { all, names, .. } => {
@@ -677,13 +679,13 @@ fn value(cfg: &Config, u: &str, field: &str) -> Value {
         .map_or(field, |(_, target)| target);
     let nics = || i.nics.iter();
     match field {
-        "name" => Value::Text(i.name.clone()),
+        "name" => Value::Text(i.name.to_string()),
         "uuid" => Value::Text(u.to_owned()),
         "pnode" => Value::Text(ops::primary_name(cfg, i)),
         "pnode.group" => Value::Text(
             cfg.nodegroups
                 .get(&i.group)
-                .map_or_else(|| i.group.clone(), |g| g.name.clone()),
+                .map_or_else(|| i.group.clone(), |g| g.name.to_string()),
         ),
         "nic.count" => Value::Number(i.nics.len() as i64),
         "nic.ips" => joined(nics().map(|n| n.ip.map(|x| x.to_string()))),

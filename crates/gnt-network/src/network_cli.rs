@@ -413,7 +413,7 @@ fn connections<'a>(
 
 fn value(cfg: &Config, uuid: &str, n: &Network, field: &str) -> Value {
     match field {
-        "name" => Value::Text(n.name.clone()),
+        "name" => Value::Text(n.name.to_string()),
         "network" => Value::Text(n.network.to_string()),
         "gateway" => opt(n.gateway),
         "network6" => opt(n.network6),

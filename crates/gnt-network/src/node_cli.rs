@@ -144,8 +144,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 fn resolve(cfg: &Config, names: &[String]) -> Result<Vec<String>, GntError> {
     if names.is_empty() {
-        let mut all: Vec<(&String, &String)> =
-            cfg.nodes.iter().map(|(u, n)| (u, &n.name)).collect();
+        let mut all: Vec<(&String, &str)> = cfg
+            .nodes
+            .iter()
+            .map(|(u, n)| (u, n.name.as_str()))
+            .collect();
         all.sort_by(|a, b| nice_cmp(a.1, b.1));
         return Ok(all.into_iter().map(|(u, _)| u.clone()).collect());
     }
@@ -157,7 +160,7 @@ fn instances(cfg: &Config, u: &str) -> Vec<String> {
         .instances
         .values()
         .filter(|i| i.primary_node.as_deref() == Some(u))
-        .map(|i| i.name.clone())
+        .map(|i| i.name.to_string())
         .collect();
     v.sort_by(|a, b| nice_cmp(a, b));
     v
@@ -167,12 +170,12 @@ fn value(cfg: &Config, u: &str, field: &str) -> Value {
     let n = &cfg.nodes[u];
     let ip = |v: Option<Ipv4Addr>| v.map_or(Value::Unavail, |i| Value::Text(i.to_string()));
     match field {
-        "name" => Value::Text(n.name.clone()),
+        "name" => Value::Text(n.name.to_string()),
         "uuid" => Value::Text(u.to_owned()),
         "group" => Value::Text(
             cfg.nodegroups
                 .get(&n.group)
-                .map_or_else(|| n.group.clone(), |g| g.name.clone()),
+                .map_or_else(|| n.group.clone(), |g| g.name.to_string()),
         ),
         "pip" => ip(n.primary_ip),
         "sip" => ip(n.secondary_ip),

@@ -17,6 +17,8 @@ mod hooks;
 mod instance_fields;
 #[path = "cli/instance_nics.rs"]
 mod instance_nics;
+#[path = "cli/names.rs"]
+mod names;
 #[path = "cli/ports.rs"]
 mod ports;
 #[path = "cli/seed.rs"]

@@ -33,7 +33,7 @@ fn main() -> anyhow::Result<()> {
         cfg.networks.insert(
             uuid.clone(),
             Network {
-                name: format!("net{n}"),
+                name: netconf::NetworkName::parse(&format!("net{n}"))?,
                 network: net,
                 gateway: Some(gw),
                 network6: None,
@@ -69,7 +69,7 @@ fn main() -> anyhow::Result<()> {
         cfg.instances.insert(
             new_uuid(),
             Instance {
-                name: format!("inst{i}.example.com"),
+                name: netconf::InstanceName::parse(&format!("inst{i}.example.com"))?,
                 group: group.clone(),
                 primary_node: None,
                 tags: BTreeSet::new(),

@@ -78,8 +78,9 @@ impl Binding {
         line("INDEV", &opt(self.indev.as_ref()));
         line("IP", &opt(self.ip.as_ref()));
         line("MAC", &self.mac.to_string());
-        // Unquoted, as snf-network writes it, unless the reader's trimming would change it.
-        if self.hostname.trim() == self.hostname {
+        // Unquoted, as snf-network writes it, unless the reader's trimming or unquoting
+        // would change it.
+        if self.hostname.trim() == self.hostname && unquote(&self.hostname) == self.hostname {
             line("HOSTNAME", &self.hostname);
         } else {
             line("HOSTNAME", &format!("\"{}\"", self.hostname));
@@ -100,6 +101,30 @@ impl Binding {
             line("MACSPOOF", "1");
         }
         s
+    }
+
+    /// Whether every value can be written so that [`Binding::parse`] (and the original
+    /// nfdhcpd, which reads line by line) reads back exactly it. Quoting covers edge
+    /// white space and quotes; nothing covers a line break or another control character,
+    /// which would end the value and start a forged line (`MACSPOOF=1`, `IP=…`). An empty
+    /// HOSTNAME would read back as missing.
+    pub fn check(&self) -> Result<(), BindingError> {
+        for (key, value) in [("HOSTNAME", &self.hostname), ("TAGS", &self.tags)] {
+            if let Some(c) = value.chars().find(|&c| unwritable(c)) {
+                return Err(BindingError::new(
+                    0,
+                    format!(
+                        "{key}: cannot write a value holding '{}': {}",
+                        c.escape_default(),
+                        crate::name::printable(value)
+                    ),
+                ));
+            }
+        }
+        if self.hostname.is_empty() {
+            return Err(BindingError::new(0, "HOSTNAME: cannot be empty".into()));
+        }
+        Ok(())
     }
 
     /// Parses a binding file's text. Unlike the original reader this strips one pair of
@@ -198,8 +223,11 @@ impl Binding {
     }
 
     /// Writes the binding for `tap` into `dir` atomically: a temporary file in the same
-    /// directory, fsync, then rename, so a reader never sees half a file.
+    /// directory, fsync, then rename, so a reader never sees half a file. A binding that
+    /// fails [`Binding::check`] is refused (`InvalidInput`) and nothing is written.
     pub fn write_atomic(&self, dir: &Path, tap: &IfName) -> std::io::Result<PathBuf> {
+        self.check()
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
         fs::create_dir_all(dir)?;
         let target = dir.join(tap.as_str());
         // A dot-name: nfdhcpd ignores dot-files, so the temporary is never loaded.
@@ -221,6 +249,12 @@ impl Binding {
 /// are not).
 pub fn is_binding_name(name: &str) -> bool {
     !name.starts_with('.') && name.parse::<IfName>().is_ok()
+}
+
+/// Characters no value may hold: control characters (line breaks, NUL, tabs) and the
+/// Unicode line and paragraph separators, which some line readers split on.
+fn unwritable(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')
 }
 
 fn unquote(v: &str) -> &str {
@@ -331,6 +365,54 @@ mod tests {
         let e = Binding::parse("MAC=aa:00:00:00:00:01\nHOSTNAME=x\nMTU=abc\n").unwrap_err();
         assert_eq!(e.line, 3);
         assert!(Binding::parse("garbage\n").is_err());
+    }
+
+    /// Defence in depth for issue 11/12: whatever a caller puts into a binding, the writer
+    /// never produces a file that reads back as something else.
+    #[test]
+    fn writer_refuses_values_it_cannot_write_unambiguously() {
+        let dir = tempfile::tempdir().unwrap();
+        let tap: IfName = "tap3".parse().unwrap();
+        let mac: MacAddr = "aa:00:00:00:00:03".parse().unwrap();
+        let injection = "vm6\nMACSPOOF=1\nIP=203.0.113.77";
+        for (host, tags) in [
+            (injection, ""),
+            ("vm6", "a\nMACSPOOF=1"),
+            ("vm\r", ""),
+            ("vm\0", ""),
+            ("vm\t1", ""),
+            ("vm\u{1b}[2J", ""),
+            ("vm\u{85}", ""),
+            ("vm\u{2028}IP=1.2.3.4", ""),
+            ("vm6", "x\u{2029}y"),
+            ("", ""),
+        ] {
+            let mut b = Binding::new(mac, host);
+            b.tags = tags.to_owned();
+            assert!(b.check().is_err(), "{host:?} {tags:?}");
+            let e = b.write_atomic(dir.path(), &tap).unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+            assert!(!e.to_string().contains('\n'), "{e}");
+            assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0, "{host:?}");
+        }
+        let e = Binding::new(mac, injection).check().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "HOSTNAME: cannot write a value holding '\\n': vm6\\nMACSPOOF=1\\nIP=203.0.113.77"
+        );
+        // What quoting can carry is written and reads back exactly.
+        for (host, tags) in [
+            ("'vm'", "\"a\" b"),
+            ("\"vm\"", "'"),
+            (" vm ", " x y "),
+            ("vm 1", "\""),
+            ("réseau=1", "a=b c#d"),
+        ] {
+            let mut b = Binding::new(mac, host);
+            b.tags = tags.to_owned();
+            let path = b.write_atomic(dir.path(), &tap).unwrap();
+            assert_eq!(Binding::load(&path).unwrap(), b, "{host:?} {tags:?}");
+        }
     }
 
     #[test]

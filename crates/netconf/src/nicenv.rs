@@ -15,6 +15,7 @@ use ipnet::{Ipv4Net, Ipv6Net};
 
 use crate::ifname::IfName;
 use crate::mac::{MacAddr, MacPrefix};
+use crate::name::InstanceName;
 use crate::nicmode::NicMode;
 
 /// The network a NIC belongs to (Ganeti's `netinfo`, exported as `NETWORK_*`).
@@ -88,8 +89,9 @@ impl fmt::Display for Vlan {
 /// One NIC as Ganeti describes it to NIC scripts (§8.1 of the Ganeti reference).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NicEnv {
-    /// `INSTANCE`: instance name.
-    pub instance: String,
+    /// `INSTANCE`: instance name. It reaches binding files and DHCP answers, so it is
+    /// checked like any instance name: a newline in it must not forge a binding's lines.
+    pub instance: InstanceName,
     /// `INTERFACE`: the host TAP. A Xen NIC file does not carry it (Xen names the vif).
     pub interface: Option<IfName>,
     /// `INTERFACE_INDEX`: 0-based NIC index.
@@ -174,9 +176,9 @@ impl NicEnv {
 
     /// Parses a Xen NIC file written by Ganeti (shell assignments `KEY=value`,
     /// `KEY="value"`, `KEY='value'`, with `\ ` escapes in TAGS). INSTANCE and INTERFACE are
-    /// not in the file: the result has an empty `instance` and no `interface`, which the
-    /// caller fills in from Xen's arguments.
-    pub fn from_xen_nic_file(text: &str) -> Result<NicEnv, NicEnvError> {
+    /// not in the file: `instance` is the one the caller found from Xen's arguments, and
+    /// the result has no `interface` (the caller's too).
+    pub fn from_xen_nic_file(text: &str, instance: InstanceName) -> Result<NicEnv, NicEnvError> {
         let mut vars = BTreeMap::new();
         for (n, line) in text.lines().enumerate() {
             let line = line.trim();
@@ -196,6 +198,7 @@ impl NicEnv {
             let v = shell_word(v).map_err(|e| err(format!("line {}: {k}: {e}", n + 1)))?;
             vars.insert(k.to_owned(), v);
         }
+        vars.insert("INSTANCE".to_owned(), instance.into_string());
         Self::build(&vars, false)
     }
 
@@ -210,11 +213,8 @@ impl NicEnv {
         let optional = |name: &str| get(name).filter(|v| !v.is_empty());
         let parse = |name: &str, what: &str, v: &str| err(format!("{name}: invalid {what} '{v}'"));
 
-        let instance = if kvm {
-            required("INSTANCE")?.to_owned()
-        } else {
-            get("INSTANCE").unwrap_or_default().to_owned()
-        };
+        let instance = InstanceName::check(required("INSTANCE")?.to_owned())
+            .map_err(|e| err(format!("INSTANCE: {e}")))?;
         let interface = if kvm {
             let v = required("INTERFACE")?;
             Some(
@@ -388,7 +388,7 @@ impl NicEnv {
                     ))
                 })?;
                 Some(NetworkInfo {
-                    name: n.name.clone(),
+                    name: n.name.to_string(),
                     uuid: nu.clone(),
                     tags: n.tags.iter().cloned().collect(),
                     subnet: Some(n.network),
@@ -400,7 +400,7 @@ impl NicEnv {
             }
         };
         Ok(NicEnv {
-            instance: inst.name.clone(),
+            instance: inst.name,
             interface: None,
             index,
             uuid: nic.uuid.clone(),
@@ -423,7 +423,7 @@ impl NicEnv {
     pub fn to_env(&self) -> Vec<(String, String)> {
         let mut out: Vec<(String, String)> = Vec::with_capacity(20);
         let mut put = |k: &str, v: String| out.push((k.to_owned(), v));
-        put("INSTANCE", self.instance.clone());
+        put("INSTANCE", self.instance.to_string());
         if let Some(i) = &self.interface {
             put("INTERFACE", i.to_string());
         }
@@ -710,7 +710,7 @@ mod tests {
         cfg.instances.insert(
             "i-uuid".into(),
             Instance {
-                name: "vm1".into(),
+                name: InstanceName::parse("vm1").unwrap(),
                 group,
                 primary_node: None,
                 tags: ["synnefo:network:0:limited".to_owned()].into(),
@@ -764,17 +764,21 @@ mod tests {
     fn xen_file_as_ganeti_writes_it() {
         // The layout of Ganeti's _WriteNICInfoFile: TAGS joined with `\ `, NETWORK_* quoted.
         let text = "TAGS=\"synnefo:network:0:limited\\ blue\"\nNETWORK_NAME=\"net1\"\nNETWORK_UUID=\"u-net1\"\nNETWORK_TAGS=\"nfdhcpd ip-less-routed\"\nNETWORK_SUBNET=\"198.51.100.0/24\"\nNETWORK_GATEWAY=\"198.51.100.1\"\nMAC=aa:00:00:12:34:56\nIP=198.51.100.10\nINTERFACE_INDEX=1\nINTERFACE_UUID=u-nic\nMODE=routed\nLINK=100\nVLAN=\n";
-        let e = NicEnv::from_xen_nic_file(text).unwrap();
+        let vm1 = || InstanceName::parse("vm1").unwrap();
+        let e = NicEnv::from_xen_nic_file(text, vm1()).unwrap();
         assert_eq!(e.tags, ["synnefo:network:0:limited", "blue"]);
         assert_eq!(e.interface, None);
-        assert_eq!(e.instance, "");
+        assert_eq!(e.instance, "vm1");
         assert_eq!(e.index, 1);
         assert_eq!(e.mode, NicMode::Routed);
         assert_eq!(
             e.network.as_ref().unwrap().tags,
             ["nfdhcpd", "ip-less-routed"]
         );
-        assert_eq!(NicEnv::from_xen_nic_file(&e.to_xen_nic_file()).unwrap(), e);
+        assert_eq!(
+            NicEnv::from_xen_nic_file(&e.to_xen_nic_file(), vm1()).unwrap(),
+            e
+        );
         assert_eq!(e.to_xen_nic_file(), text);
     }
 
@@ -787,9 +791,11 @@ mod tests {
         assert!(shell_word("\"open").is_err());
         assert!(shell_word("$(rm)").is_err());
         assert!(shell_word("a b").is_err());
-        let e = NicEnv::from_xen_nic_file("MAC=aa:00:00:00:00:01\nnonsense\n").unwrap_err();
+        let vm = || InstanceName::parse("vm1").unwrap();
+        let e = NicEnv::from_xen_nic_file("MAC=aa:00:00:00:00:01\nnonsense\n", vm()).unwrap_err();
         assert_eq!(e.to_string(), "line 2: expected KEY=value, got 'nonsense'");
-        let e = NicEnv::from_xen_nic_file("MAC=aa:00:00:00:00:01\nMODE=routed\n").unwrap_err();
+        let e =
+            NicEnv::from_xen_nic_file("MAC=aa:00:00:00:00:01\nMODE=routed\n", vm()).unwrap_err();
         assert_eq!(e.to_string(), "INTERFACE_INDEX is missing");
     }
 }

@@ -137,15 +137,16 @@ pub fn xen_nic(cfg: &Config, tap: &IfName, domid: u32, devid: u32) -> anyhow::Re
                 .to_owned()
         }
     };
-    if instance.is_empty() || instance.contains('/') || instance.starts_with('.') {
-        bail!("invalid instance name '{instance}'");
-    }
-    let path = cfg.ganeti_nic_dir.join(&instance).join(devid.to_string());
+    // The name becomes a path below ganeti_nic_dir and the binding's HOSTNAME.
+    let instance = netconf::InstanceName::check(instance).context("INSTANCE")?;
+    let path = cfg
+        .ganeti_nic_dir
+        .join(instance.as_str())
+        .join(devid.to_string());
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read Ganeti NIC file {}", path.display()))?;
-    let mut nic = NicEnv::from_xen_nic_file(&text)
+    let mut nic = NicEnv::from_xen_nic_file(&text, instance)
         .with_context(|| format!("invalid Ganeti NIC file {}", path.display()))?;
-    nic.instance = instance;
     nic.interface = Some(tap.clone());
     if nic.mode == netconf::NicMode::Bridged
         && let Some(xp) = env("XENBUS_PATH")

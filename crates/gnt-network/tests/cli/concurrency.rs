@@ -159,7 +159,7 @@ fn concurrent_adds_with_pre_hooks_show_hooks_the_committed_values() {
     assert_eq!(cfg.instances.len(), 60);
     for i in cfg.instances.values() {
         let nic = &i.nics[0];
-        let got = std::fs::read_to_string(seen.join(&i.name)).unwrap();
+        let got = std::fs::read_to_string(seen.join(i.name.as_str())).unwrap();
         assert_eq!(
             got.trim_end(),
             format!("{} {} {}", nic.ip.unwrap(), nic.mac, nic.uuid),

@@ -12,6 +12,7 @@ use std::net::Ipv4Addr;
 
 use super::model::Instance;
 use crate::mac::MacAddr;
+use crate::name::InstanceName;
 
 /// Where a record is, and the offsets of its instance in config.data (from the start of
 /// the instances) and in the cache's encoding area.
@@ -160,14 +161,18 @@ fn parse_at(buf: &[u8], at: usize) -> Option<(Entry<'_>, usize)> {
 }
 
 /// Checks `count` records that fill `buf` exactly, in strictly increasing key order, with
-/// UTF-8 names, and computes their positions.
+/// valid instance names, and computes their positions. A cache of an older build may hold
+/// a name config.data can no longer load: it is then no cache at all, so that the load
+/// falls back to config.data and reports the name, instead of failing on first decode.
 pub(super) fn parse(buf: &[u8], count: usize) -> Option<Vec<Pos>> {
     let mut out = Vec::with_capacity(count);
     let (mut at, mut toml_off, mut blob_off) = (0usize, 0u64, 0u64);
     let mut prev: Option<&str> = None;
     for _ in 0..count {
         let (e, end) = parse_at(buf, at)?;
-        std::str::from_utf8(e.name).ok()?;
+        if !InstanceName::is_valid(std::str::from_utf8(e.name).ok()?) {
+            return None;
+        }
         if prev.is_some_and(|p| p >= e.key) {
             return None;
         }
@@ -208,4 +213,30 @@ pub(super) fn spans(first: Pos, last: Pos) -> (std::ops::Range<usize>, (u64, u64
             last.blob_off + u64::from(last.blob_len) - first.blob_off,
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    /// One record without NICs, laid out as `push_record` writes it.
+    fn record(key: &str, name: &str) -> Vec<u8> {
+        let mut r = Vec::new();
+        r.extend_from_slice(&(key.len() as u16).to_le_bytes());
+        r.extend_from_slice(key.as_bytes());
+        r.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        r.extend_from_slice(name.as_bytes());
+        r.push(0);
+        r.extend_from_slice(&[0; 20]);
+        r
+    }
+
+    /// A cache written before names were checked may hold one that config.data can no
+    /// longer load: its index is then refused, so that no command decodes (and fails on)
+    /// such an instance; the load falls back to config.data, which names it.
+    #[test]
+    fn an_index_with_an_invalid_instance_name_is_no_index() {
+        assert!(super::parse(&record("k1", "vm1"), 1).is_some());
+        for bad in ["vm6\nMACSPOOF=1", "vm 1", "", "a/b", "vm\u{0}"] {
+            assert!(super::parse(&record("k1", bad), 1).is_none(), "{bad:?}");
+        }
+    }
 }

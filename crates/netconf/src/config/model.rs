@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::instances::Instances;
 use crate::error::GntError;
 use crate::mac::{MacAddr, MacPrefix};
+use crate::name::{GroupName, InstanceName, NetworkName, NodeName, printable};
 use crate::nicmode::NicMode;
 use crate::pool::AddressPool;
 
@@ -86,7 +87,7 @@ impl NicParams {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeGroup {
-    pub name: String,
+    pub name: GroupName,
     /// Connected networks: network UUID → netparams.
     #[serde(default)]
     pub networks: BTreeMap<String, NicParams>,
@@ -100,7 +101,7 @@ pub struct NodeGroup {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Node {
-    pub name: String,
+    pub name: NodeName,
     /// Node group UUID.
     pub group: String,
     #[serde(default)]
@@ -127,7 +128,7 @@ pub struct NetworkSpec {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "NetworkRepr", into = "NetworkRepr")]
 pub struct Network {
-    pub name: String,
+    pub name: NetworkName,
     pub network: Ipv4Net,
     pub gateway: Option<Ipv4Addr>,
     pub network6: Option<Ipv6Net>,
@@ -144,7 +145,7 @@ pub struct Network {
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NetworkRepr {
-    name: String,
+    name: NetworkName,
     network: Ipv4Net,
     #[serde(default)]
     gateway: Option<Ipv4Addr>,
@@ -215,7 +216,7 @@ impl From<Network> for NetworkRepr {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Instance {
-    pub name: String,
+    pub name: InstanceName,
     /// Node group UUID; instances of this suite need not have a node.
     pub group: String,
     #[serde(default)]
@@ -281,7 +282,7 @@ impl Config {
         nodegroups.insert(
             new_uuid(),
             NodeGroup {
-                name: "default".into(),
+                name: GroupName::default_group(),
                 networks: BTreeMap::new(),
                 tags: BTreeSet::new(),
                 serial_no: 1,
@@ -308,26 +309,27 @@ impl Config {
         }
     }
 
-    /// UUID of the network called `name` (a UUID is accepted too, as Ganeti does).
+    /// UUID of the network called `name` (a UUID is accepted too, as Ganeti does). The
+    /// lookups' errors show `name` escaped: it is the user's text, not a checked name.
     pub fn network_uuid(&self, name: &str) -> Result<String, GntError> {
-        find(&self.networks, name, |n| &n.name)
-            .ok_or_else(|| GntError::noent(format!("Network '{name}' not found")))
+        find(&self.networks, name, |n| n.name.as_str())
+            .ok_or_else(|| GntError::noent(format!("Network '{}' not found", printable(name))))
     }
 
     pub fn group_uuid(&self, name: &str) -> Result<String, GntError> {
-        find(&self.nodegroups, name, |g| &g.name)
-            .ok_or_else(|| GntError::noent(format!("Node group '{name}' not found")))
+        find(&self.nodegroups, name, |g| g.name.as_str())
+            .ok_or_else(|| GntError::noent(format!("Node group '{}' not found", printable(name))))
     }
 
     pub fn node_uuid(&self, name: &str) -> Result<String, GntError> {
-        find(&self.nodes, name, |n| &n.name)
-            .ok_or_else(|| GntError::noent(format!("Node '{name}' not found")))
+        find(&self.nodes, name, |n| n.name.as_str())
+            .ok_or_else(|| GntError::noent(format!("Node '{}' not found", printable(name))))
     }
 
     pub fn instance_uuid(&self, name: &str) -> Result<String, GntError> {
         self.instances
             .key_of(name)
-            .ok_or_else(|| GntError::noent(format!("Instance '{name}' not known")))
+            .ok_or_else(|| GntError::noent(format!("Instance '{}' not known", printable(name))))
     }
 
     /// Instances whose NICs use network `net_uuid`, in UUID (map) order as Ganeti 3.0.
@@ -347,7 +349,7 @@ impl Default for Config {
     }
 }
 
-fn find<T>(map: &BTreeMap<String, T>, key: &str, name: impl Fn(&T) -> &String) -> Option<String> {
+fn find<T>(map: &BTreeMap<String, T>, key: &str, name: impl Fn(&T) -> &str) -> Option<String> {
     if map.contains_key(key) {
         return Some(key.to_owned());
     }

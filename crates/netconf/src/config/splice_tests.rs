@@ -17,7 +17,7 @@ use crate::mac::MacAddr;
 fn inst(name: &str, mac: u8, tag: Option<&str>) -> Instance {
     let p = NicParams::ganeti_default();
     Instance {
-        name: name.into(),
+        name: crate::InstanceName::parse(name).unwrap(),
         group: format!("g{}", mac % 3),
         primary_node: (!mac.is_multiple_of(5)).then(|| format!("node-{}", mac % 5)),
         tags: tag
@@ -151,7 +151,8 @@ fn a_loaded_configuration_still_reads_its_instances_after_later_commits() {
     for k in 0..4 {
         transaction(&store, |c| {
             for i in c.instances.keys().cloned().collect::<Vec<_>>() {
-                c.instances.get_mut(&i).unwrap().name = format!("gen{k}-{i}");
+                c.instances.get_mut(&i).unwrap().name =
+                    crate::InstanceName::parse(&format!("gen{k}-{i}")).unwrap();
             }
             c.instances
                 .insert(format!("new{k}"), inst(&format!("x{k}"), k, None));
@@ -285,10 +286,10 @@ proptest! {
                     }
                     Op::Rename(k, n) => {
                         if let Some(i) = c.instances.get_mut(&key(k)) {
-                            i.name = format!("r{n}-{k}");
+                            i.name = crate::InstanceName::parse(&format!("r{n}-{k}")).unwrap();
                         }
                         if let Some(i) = model.get_mut(&key(k)) {
-                            i.name = format!("r{n}-{k}");
+                            i.name = crate::InstanceName::parse(&format!("r{n}-{k}")).unwrap();
                         }
                     }
                     Op::Move(k, m) => {
@@ -306,7 +307,7 @@ proptest! {
                         }
                     }
                     Op::Lookups(k) => {
-                        let name = model.get(&key(k)).map(|i| i.name.clone()).unwrap_or_default();
+                        let name = model.get(&key(k)).map(|i| i.name.to_string()).unwrap_or_default();
                         let by_name = model.iter().find(|(_, i)| i.name == name).map(|(k, _)| k.clone());
                         assert_eq!(c.instances.key_by_name(&name), by_name);
                         assert_eq!(c.instances.contains_key(&key(k)), model.contains_key(&key(k)));

@@ -4,11 +4,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::config::{Config, NodeGroup, new_uuid, now};
 use crate::error::{ErrorCode, GntError};
+use crate::name::GroupName;
 
 pub fn add(cfg: &mut Config, name: &str) -> Result<(), GntError> {
-    if name.is_empty() {
-        return Err(GntError::param("OP_GROUP_ADD", "group_name"));
-    }
+    let name = GroupName::parse(name).map_err(|e| e.into_gnt("OP_GROUP_ADD", "group_name"))?;
     if let Some((uuid, _)) = cfg.nodegroups.iter().find(|(_, g)| g.name == name) {
         return Err(GntError::prereq(
             ErrorCode::Exists,
@@ -19,7 +18,7 @@ pub fn add(cfg: &mut Config, name: &str) -> Result<(), GntError> {
     cfg.nodegroups.insert(
         new_uuid(),
         NodeGroup {
-            name: name.to_owned(),
+            name,
             networks: BTreeMap::new(),
             tags: BTreeSet::new(),
             serial_no: 1,
@@ -64,9 +63,7 @@ pub fn remove(cfg: &mut Config, name: &str) -> Result<(), GntError> {
 }
 
 pub fn rename(cfg: &mut Config, old: &str, new: &str) -> Result<(), GntError> {
-    if new.is_empty() {
-        return Err(GntError::param("OP_GROUP_RENAME", "new_name"));
-    }
+    let new = GroupName::parse(new).map_err(|e| e.into_gnt("OP_GROUP_RENAME", "new_name"))?;
     let uuid = cfg.group_uuid(old)?;
     if cfg.nodegroups.values().any(|g| g.name == new) {
         return Err(GntError::prereq(
@@ -75,7 +72,7 @@ pub fn rename(cfg: &mut Config, old: &str, new: &str) -> Result<(), GntError> {
         ));
     }
     let g = cfg.nodegroups.get_mut(&uuid).expect("looked up");
-    g.name = new.to_owned();
+    g.name = new;
     g.serial_no += 1;
     g.mtime = now();
     Ok(())

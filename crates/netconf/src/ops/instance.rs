@@ -9,6 +9,7 @@ use crate::config::{Config, Instance, Nic, NicParams, new_uuid, now, tags};
 use crate::error::{ErrorCode, GntError};
 use crate::hooks::HookEnv;
 use crate::mac::{MacAddr, MacPrefix};
+use crate::name::InstanceName;
 use crate::nicmode::NicMode;
 use crate::pool::Kind;
 
@@ -274,13 +275,12 @@ fn check_ip_not_in_connected(cfg: &Config, group: &str, ip: IpAddr) -> Result<()
 }
 
 pub fn add(cfg: &mut Config, a: &AddInstance, fb: &mut Feedback) -> Result<HookEnv, GntError> {
-    if a.name.is_empty() {
-        return Err(GntError::param("OP_INSTANCE_CREATE", "instance_name"));
-    }
-    if cfg.instances.key_by_name(&a.name).is_some() {
+    let name = InstanceName::parse(&a.name)
+        .map_err(|e| e.into_gnt("OP_INSTANCE_CREATE", "instance_name"))?;
+    if cfg.instances.key_by_name(&name).is_some() {
         return Err(GntError::prereq(
             ErrorCode::Exists,
-            format!("Instance '{}' is already in the cluster", a.name),
+            format!("Instance '{name}' is already in the cluster"),
         ));
     }
     if a.nics.len() > MAX_NICS {
@@ -315,7 +315,7 @@ pub fn add(cfg: &mut Config, a: &AddInstance, fb: &mut Feedback) -> Result<HookE
     }
     let t = now();
     let inst = Instance {
-        name: a.name.clone(),
+        name,
         group,
         primary_node: node,
         tags: inst_tags,
@@ -770,11 +770,9 @@ pub fn remove(cfg: &mut Config, name: &str) -> Result<HookEnv, GntError> {
 }
 
 pub fn rename(cfg: &mut Config, old: &str, new: &str) -> Result<HookEnv, GntError> {
-    if new.is_empty() {
-        return Err(GntError::param("OP_INSTANCE_RENAME", "new_name"));
-    }
+    let new = InstanceName::parse(new).map_err(|e| e.into_gnt("OP_INSTANCE_RENAME", "new_name"))?;
     let uuid = cfg.instance_uuid(old)?;
-    if cfg.instances.key_by_name(new).is_some() {
+    if cfg.instances.key_by_name(&new).is_some() {
         return Err(GntError::prereq(
             ErrorCode::Exists,
             format!("Instance '{new}' is already in the cluster"),
@@ -783,9 +781,9 @@ pub fn rename(cfg: &mut Config, old: &str, new: &str) -> Result<HookEnv, GntErro
     // Ganeti's rename hooks describe the instance under its old name, plus the new one.
     let inst = cfg.instances.get_cloned(&uuid).expect("looked up");
     let mut vars = instance_hook_vars(cfg, &inst);
-    vars.push(("INSTANCE_NEW_NAME".into(), new.to_owned()));
+    vars.push(("INSTANCE_NEW_NAME".into(), new.to_string()));
     let inst = cfg.instances.get_mut(&uuid).expect("looked up");
-    inst.name = new.to_owned();
+    inst.name = new;
     inst.serial_no += 1;
     inst.mtime = now();
     Ok(instance_env("OP_INSTANCE_RENAME", "instance-rename", vars))
@@ -824,13 +822,13 @@ pub fn primary_name(cfg: &Config, inst: &Instance) -> String {
     inst.primary_node
         .as_ref()
         .and_then(|n| cfg.nodes.get(n))
-        .map_or_else(|| cfg.cluster.master_node.clone(), |n| n.name.clone())
+        .map_or_else(|| cfg.cluster.master_node.clone(), |n| n.name.to_string())
 }
 
 /// Ganeti's `BuildInstanceHookEnv`, network side (without the `GANETI_` prefix).
 pub fn instance_hook_vars(cfg: &Config, inst: &Instance) -> Vec<(String, String)> {
     let mut v: Vec<(String, String)> = vec![
-        ("INSTANCE_NAME".into(), inst.name.clone()),
+        ("INSTANCE_NAME".into(), inst.name.to_string()),
         ("INSTANCE_PRIMARY".into(), primary_name(cfg, inst)),
         ("INSTANCE_SECONDARIES".into(), String::new()),
         ("INSTANCE_OS_TYPE".into(), String::new()),
@@ -868,7 +866,7 @@ pub fn instance_hook_vars(cfg: &Config, inst: &Instance) -> Vec<(String, String)
             .and_then(|u| cfg.networks.get(u).map(|n| (u, n)))
         {
             let (nu, n) = net;
-            put("NETWORK_NAME", n.name.clone());
+            put("NETWORK_NAME", n.name.to_string());
             put("NETWORK_UUID", nu.clone());
             put(
                 "NETWORK_TAGS",

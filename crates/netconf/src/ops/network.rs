@@ -9,6 +9,7 @@ use crate::config::{Config, Network, NicParams, now, tags};
 use crate::error::{ErrorCode, GntError};
 use crate::hooks::HookEnv;
 use crate::mac::MacPrefix;
+use crate::name::NetworkName;
 use crate::nicmode::NicMode;
 use crate::pool::{AddressPool, Kind};
 
@@ -44,7 +45,7 @@ fn parse_prefix(s: &str, op: &str) -> Result<MacPrefix, GntError> {
 /// The `NETWORK_*` hook variables Ganeti exports for add and modify.
 pub fn network_hook_vars(n: &Network) -> Vec<(String, String)> {
     let mut v = vec![
-        ("NETWORK_NAME".to_owned(), n.name.clone()),
+        ("NETWORK_NAME".to_owned(), n.name.to_string()),
         ("NETWORK_SUBNET".to_owned(), n.network.to_string()),
     ];
     let mut opt = |k: &str, val: Option<String>| {
@@ -80,9 +81,7 @@ pub fn add(cfg: &mut Config, a: &AddNetwork, fb: &mut Feedback) -> Result<HookEn
     let Some(net_s) = a.network.as_deref() else {
         return Err(GntError::inval("The --network option must be given"));
     };
-    if a.name.is_empty() {
-        return Err(GntError::param(OP_ADD, "network_name"));
-    }
+    let name = NetworkName::parse(&a.name).map_err(|e| e.into_gnt(OP_ADD, "network_name"))?;
     let net = parse_net4(OP_ADD, "network", net_s)?;
     let gateway = a
         .gateway
@@ -178,7 +177,7 @@ pub fn add(cfg: &mut Config, a: &AddNetwork, fb: &mut Feedback) -> Result<HookEn
     }
     let t = now();
     let network = Network {
-        name: a.name.clone(),
+        name,
         network: net,
         gateway,
         network6,
@@ -353,7 +352,7 @@ fn connected_groups(cfg: &Config, uuid: &str) -> Vec<String> {
         .nodegroups
         .values()
         .filter(|g| g.networks.contains_key(uuid))
-        .map(|g| g.name.clone())
+        .map(|g| g.name.to_string())
         .collect();
     v.sort();
     v
@@ -361,7 +360,7 @@ fn connected_groups(cfg: &Config, uuid: &str) -> Vec<String> {
 
 pub fn remove(cfg: &mut Config, name: &str, fb: &mut Feedback) -> Result<HookEnv, GntError> {
     let uuid = cfg.network_uuid(name)?;
-    let net_name = cfg.networks[&uuid].name.clone();
+    let net_name = cfg.networks[&uuid].name.to_string();
     let groups = connected_groups(cfg, &uuid);
     if !groups.is_empty() {
         fb.warn(format!(
@@ -374,7 +373,7 @@ pub fn remove(cfg: &mut Config, name: &str, fb: &mut Feedback) -> Result<HookEnv
     let users: Vec<String> = cfg
         .instances_on_network(&uuid)
         .into_iter()
-        .map(|(_, i)| i.name)
+        .map(|(_, i)| i.name.into_string())
         .collect();
     if !users.is_empty() {
         return Err(GntError::state(format!(
@@ -391,9 +390,7 @@ pub fn remove(cfg: &mut Config, name: &str, fb: &mut Feedback) -> Result<HookEnv
 }
 
 pub fn rename(cfg: &mut Config, old: &str, new: &str) -> Result<HookEnv, GntError> {
-    if new.is_empty() {
-        return Err(GntError::param("OP_NETWORK_RENAME", "new_name"));
-    }
+    let new = NetworkName::parse(new).map_err(|e| e.into_gnt("OP_NETWORK_RENAME", "new_name"))?;
     let uuid = cfg.network_uuid(old)?;
     if let Some((other, _)) = cfg.networks.iter().find(|(_, n)| n.name == new) {
         return Err(GntError::prereq(
@@ -402,15 +399,15 @@ pub fn rename(cfg: &mut Config, old: &str, new: &str) -> Result<HookEnv, GntErro
         ));
     }
     let net = cfg.networks.get_mut(&uuid).expect("looked up");
-    let old_name = std::mem::replace(&mut net.name, new.to_owned());
+    let old_name = std::mem::replace(&mut net.name, new.clone());
     net.serial_no += 1;
     net.mtime = now();
     Ok(network_env(
         "OP_NETWORK_RENAME",
         "network-rename",
         vec![
-            ("OLD_NAME".into(), old_name),
-            ("NEW_NAME".into(), new.to_owned()),
+            ("OLD_NAME".into(), old_name.into_string()),
+            ("NEW_NAME".into(), new.into_string()),
         ],
     ))
 }
@@ -449,8 +446,11 @@ fn fill_params(d: &NicParams, raw: &RawNicParams) -> Result<NicParams, GntError>
 /// The groups named, or all of them (sorted by name) when none are.
 fn target_groups(cfg: &Config, groups: &[String]) -> Result<Vec<String>, GntError> {
     if groups.is_empty() {
-        let mut all: Vec<(&String, &String)> =
-            cfg.nodegroups.iter().map(|(u, g)| (&g.name, u)).collect();
+        let mut all: Vec<(&str, &String)> = cfg
+            .nodegroups
+            .iter()
+            .map(|(u, g)| (g.name.as_str(), u))
+            .collect();
         all.sort();
         return Ok(all.into_iter().map(|(_, u)| u.clone()).collect());
     }
@@ -494,7 +494,7 @@ pub fn connect(
     let net = cfg.networks[&uuid].clone();
     let mut envs = Vec::new();
     for g in targets {
-        let group_name = cfg.nodegroups[&g].name.clone();
+        let group_name = cfg.nodegroups[&g].name.to_string();
         let params = match cfg.nodegroups[&g].networks.get(&uuid) {
             Some(old) => fill_params(old, raw)?,
             None => fresh.clone(),
@@ -567,7 +567,7 @@ pub fn connect(
                 ("GROUP_NETWORK_MODE".into(), params.mode.to_string()),
                 ("GROUP_NETWORK_LINK".into(), params.link.clone()),
                 ("GROUP_NETWORK_VLAN".into(), params.vlan.clone()),
-                ("NETWORK_NAME".into(), net.name.clone()),
+                ("NETWORK_NAME".into(), net.name.to_string()),
                 ("NETWORK_UUID".into(), uuid.clone()),
             ],
         ));
@@ -582,11 +582,11 @@ pub fn disconnect(
     fb: &mut Feedback,
 ) -> Result<Vec<HookEnv>, GntError> {
     let uuid = cfg.network_uuid(name)?;
-    let net_name = cfg.networks[&uuid].name.clone();
+    let net_name = cfg.networks[&uuid].name.to_string();
     let targets = target_groups(cfg, groups)?;
     let mut envs = Vec::new();
     for g in targets {
-        let group_name = cfg.nodegroups[&g].name.clone();
+        let group_name = cfg.nodegroups[&g].name.to_string();
         let Some(params) = cfg.nodegroups[&g].networks.get(&uuid).cloned() else {
             fb.warn(format!(
                 "Network '{net_name}' is not mapped to group '{group_name}'"

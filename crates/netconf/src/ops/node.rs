@@ -5,6 +5,7 @@ use std::net::Ipv4Addr;
 
 use crate::config::{Config, Node, new_uuid, now};
 use crate::error::{ErrorCode, GntError};
+use crate::name::NodeName;
 
 pub fn add(
     cfg: &mut Config,
@@ -13,9 +14,7 @@ pub fn add(
     primary_ip: Option<Ipv4Addr>,
     secondary_ip: Option<Ipv4Addr>,
 ) -> Result<(), GntError> {
-    if name.is_empty() {
-        return Err(GntError::param("OP_NODE_ADD", "node_name"));
-    }
+    let name = NodeName::parse(name).map_err(|e| e.into_gnt("OP_NODE_ADD", "node_name"))?;
     if cfg.nodes.values().any(|n| n.name == name) {
         return Err(GntError::prereq(
             ErrorCode::Exists,
@@ -36,7 +35,7 @@ pub fn add(
     cfg.nodes.insert(
         new_uuid(),
         Node {
-            name: name.to_owned(),
+            name,
             group,
             primary_ip,
             secondary_ip: secondary_ip.or(primary_ip),
