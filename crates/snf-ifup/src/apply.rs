@@ -539,6 +539,42 @@ pub fn down(ctx: &Ctx, tap: &IfName) -> anyhow::Result<()> {
     teardown(ctx, tap, st.as_ref())
 }
 
+/// What `watch` does when `tap` may be gone: under the lock, takes its NIC down if it has a
+/// recorded state, no link of that name exists, and the record is of the link that went
+/// (`deleted`, its ifindex, when known). A TAP that came back under the same name keeps
+/// its NIC: a new `up` (or the `up` that follows) owns it. Returns whether it tore down.
+pub fn down_if_gone(ctx: &Ctx, tap: &IfName, deleted: Option<i32>) -> anyhow::Result<bool> {
+    let _lock = lock(ctx)?;
+    let Some(st) = state::load(&ctx.cfg.state_dir, tap)? else {
+        return Ok(false);
+    };
+    if node::link_exists(tap.as_str()) {
+        return Ok(false);
+    }
+    if let (Some(rec), Some(del)) = (st.ifindex, deleted)
+        && rec != del
+    {
+        return Ok(false);
+    }
+    if ctx.dry_run {
+        print_teardown(ctx, tap, Some(&st))?;
+        return Ok(true);
+    }
+    log::notice(&format!(
+        "{tap} is gone; taking down NIC {} of {}",
+        st.env
+            .iter()
+            .find(|(k, _)| k == "INTERFACE_INDEX")
+            .map_or("?", |(_, v)| v.as_str()),
+        st.env
+            .iter()
+            .find(|(k, _)| k == "INSTANCE")
+            .map_or("?", |(_, v)| v.as_str()),
+    ));
+    teardown(ctx, tap, Some(&st))?;
+    Ok(true)
+}
+
 fn teardown_lines(
     tap: &str,
     st: Option<&State>,
