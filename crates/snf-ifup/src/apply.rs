@@ -560,16 +560,17 @@ pub fn down_if_gone(ctx: &Ctx, tap: &IfName, deleted: Option<i32>) -> anyhow::Re
         print_teardown(ctx, tap, Some(&st))?;
         return Ok(true);
     }
+    // Recorded values are escaped: a log line is one line, whatever a name holds.
+    let var = |k: &str| {
+        st.env
+            .iter()
+            .find(|(n, _)| n == k)
+            .map_or_else(|| "?".to_owned(), |(_, v)| v.escape_debug().to_string())
+    };
     log::notice(&format!(
         "{tap} is gone; taking down NIC {} of {}",
-        st.env
-            .iter()
-            .find(|(k, _)| k == "INTERFACE_INDEX")
-            .map_or("?", |(_, v)| v.as_str()),
-        st.env
-            .iter()
-            .find(|(k, _)| k == "INSTANCE")
-            .map_or("?", |(_, v)| v.as_str()),
+        var("INTERFACE_INDEX"),
+        var("INSTANCE")
     ));
     teardown(ctx, tap, Some(&st))?;
     Ok(true)

@@ -122,10 +122,11 @@ enum Cmd {
         /// NICs to rebuild, by TAP.
         taps: Vec<String>,
     },
-    /// Take down every recorded NIC whose TAP disappears (a service: Ganeti 3.0 never runs `down`).
+    /// Take down every recorded NIC whose TAP disappears (runs as a service).
     ///
-    /// Follows link removals over netlink and looks at every recorded NIC at start-up and
-    /// after lost notifications; a TAP that exists again under its name is left alone.
+    /// Ganeti 3.0 never runs `down`. This follows link removals over netlink and looks at
+    /// every recorded NIC at start-up and after lost notifications; a TAP that exists again
+    /// under its name is left alone.
     Watch,
     /// Show what is applied for TAP (default: every recorded NIC).
     Status {

@@ -418,3 +418,35 @@ fn watch_rescan_at_start_takes_down_taps_that_went_meanwhile() {
     wait_gone(&lab, "tap4");
     assert_eq!(lab.fw_dump(), fw0);
 }
+
+/// Lost notifications: with the watcher stopped, thousands of link notifications overflow its
+/// socket, so the kernel drops the one for the TAP removed last. The ENOBUFS the watcher
+/// then reads makes it rescan, which finds the TAP gone.
+#[test]
+fn watch_rescans_after_lost_notifications() {
+    if !can_run("watch_rescans_after_lost_notifications") {
+        return;
+    }
+    let lab = Lab::new();
+    lab.bridge("br0", 1500);
+    tuntap(&lab, "tap1", "02:00:00:00:00:11");
+    lab.ifup_ok(
+        &refs(&bridged_nic("tap1", MAC1, "198.51.100.11")),
+        &["ganeti", "up"],
+    );
+    let w = Watcher::start(&lab);
+    let pid = w.child.id().to_string();
+    common::ok(&["kill", "-STOP", &pid]);
+    // Every alias change is one RTM_NEWLINK: cheap churn, far more than the socket holds.
+    let mut batch = String::new();
+    for i in 0..8000 {
+        batch.push_str(&format!("link set dev br0 alias churn{i}\n"));
+    }
+    let path = lab.dir.path().join("churn.batch");
+    std::fs::write(&path, batch).unwrap();
+    lab.exec(&["ip", "-batch", &path.display().to_string()]);
+    lab.exec(&["ip", "link", "del", "tap1"]);
+    common::ok(&["kill", "-CONT", &pid]);
+    w.wait_for("rescanning");
+    wait_gone(&lab, "tap1");
+}
