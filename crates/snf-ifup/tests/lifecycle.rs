@@ -90,8 +90,8 @@ fn bridge_mac_stays_when_a_lower_tap_joins_and_leaves() {
     let env = bridged_nic("tap1", MAC1, "198.51.100.11");
     lab.ifup_ok(&refs(&env), &["ganeti", "up"]);
     assert!(master_of(&lab, "tap1"));
-    assert_eq!(mac_of(&lab, "tap1"), "fe:00:00:00:00:10");
     assert_eq!(mac_of(&lab, "br0"), "02:00:00:00:00:50");
+    assert_eq!(mac_of(&lab, "tap1"), "fe:00:00:00:00:10");
     // A second `up` (Ganeti re-plugging the NIC) changes nothing.
     lab.ifup_ok(&refs(&env), &["ganeti", "up"]);
     assert_eq!(mac_of(&lab, "tap1"), "fe:00:00:00:00:10");
@@ -329,7 +329,7 @@ fn watch_takes_down_a_deleted_tap_and_leaves_its_sibling() {
     assert!(!sibling.0.is_empty());
     let _w = Watcher::start(&lab);
     // Nothing happens to NICs whose TAPs exist.
-    assert_eq!(traces(&lab, "tap1").0, true);
+    assert!(traces(&lab, "tap1").0);
     lab.exec(&["ip", "link", "del", "tap1"]);
     let took = wait_gone(&lab, "tap1");
     eprintln!("tap1 taken down {} ms after ip link del", took.as_millis());
@@ -409,11 +409,11 @@ fn watch_rescan_at_start_takes_down_taps_that_went_meanwhile() {
         &["ganeti", "up"],
     );
     lab.exec(&["ip", "link", "del", "tap3"]);
-    assert_eq!(traces(&lab, "tap3").0, true);
+    assert!(traces(&lab, "tap3").0);
     // The start-up scan runs before the watcher reports that it is watching.
     let _w = Watcher::start(&lab);
     assert_eq!(traces(&lab, "tap3"), (false, false, 0));
-    assert_eq!(traces(&lab, "tap4").0, true);
+    assert!(traces(&lab, "tap4").0);
     lab.exec(&["ip", "link", "del", "tap4"]);
     wait_gone(&lab, "tap4");
     assert_eq!(lab.fw_dump(), fw0);
