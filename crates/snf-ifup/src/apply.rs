@@ -218,7 +218,7 @@ fn table_known(t: &str) -> bool {
 fn stale_lines(old: &Undo, new: &Undo, tap: &str) -> (Vec<String>, Vec<String>) {
     let mut v4 = Vec::new();
     let mut v6 = Vec::new();
-    let gone = |r: &(String, String)| {
+    let nameable = |r: &(String, String)| {
         let known = table_known(&r.1);
         if !known {
             log::warn(&format!(
@@ -232,7 +232,7 @@ fn stale_lines(old: &Undo, new: &Undo, tap: &str) -> (Vec<String>, Vec<String>) 
         .routes4
         .iter()
         .filter(|r| !new.routes4.contains(r))
-        .filter(|r| gone(r))
+        .filter(|r| nameable(r))
     {
         v4.push(format!("route del {} dev {tap} table {}", r.0, r.1));
     }
@@ -240,7 +240,7 @@ fn stale_lines(old: &Undo, new: &Undo, tap: &str) -> (Vec<String>, Vec<String>) 
         .routes6
         .iter()
         .filter(|r| !new.routes6.contains(r))
-        .filter(|r| gone(r))
+        .filter(|r| nameable(r))
     {
         v6.push(format!("route del {} dev {tap} table {}", r.0, r.1));
     }
