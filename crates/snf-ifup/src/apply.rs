@@ -1021,21 +1021,28 @@ pub fn status(ctx: &Ctx, taps: &[IfName]) -> anyhow::Result<bool> {
         let t = tap.as_str();
         let st = state::load(&ctx.cfg.state_dir, tap)?;
         match &st {
-            Some(s) => {
-                let nic = s.nic()?;
-                println!(
-                    "{t}: instance {} NIC {} mode {} link {}{}",
-                    nic.instance,
-                    nic.index,
-                    nic.mode,
-                    nic.link.as_deref().unwrap_or("-"),
-                    if s.complete { "" } else { " (incomplete up)" }
-                );
-                let tags = nic.network_tags().join(" ");
-                if !tags.is_empty() {
-                    println!("  network tags: {tags}");
+            // A NIC recorded by an older version may hold values refused today: it is
+            // still shown (and `down` still takes it down).
+            Some(s) => match s.nic() {
+                Ok(nic) => {
+                    println!(
+                        "{t}: instance {} NIC {} mode {} link {}{}",
+                        nic.instance,
+                        nic.index,
+                        nic.mode,
+                        nic.link.as_deref().unwrap_or("-"),
+                        if s.complete { "" } else { " (incomplete up)" }
+                    );
+                    let tags = nic.network_tags().join(" ");
+                    if !tags.is_empty() {
+                        println!("  network tags: {tags}");
+                    }
                 }
-            }
+                Err(e) => {
+                    ok = false;
+                    println!("{t}: {e:#}");
+                }
+            },
             None => {
                 ok = false;
                 println!("{t}: not configured by snf-ifup");

@@ -178,6 +178,17 @@ fn undo_entries_that_cannot_succeed_block_neither_down_nor_up() {
         "{err}"
     );
     poison(&lab);
+    // A NIC recorded with a value refused today (the gateway as its IP): `status` says
+    // so instead of failing for every NIC, and `down` does not need it.
+    let p = lab.state_dir().join("tap1.toml");
+    let text = std::fs::read_to_string(&p).unwrap();
+    let bad = text.replace("\"IP\", \"198.51.100.11\"", "\"IP\", \"198.51.100.1\"");
+    assert_ne!(bad, text);
+    std::fs::write(&p, bad).unwrap();
+    let o = lab.ifup(&[], &["status"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("198.51.100.1 is the gateway"), "{out}");
     lab.ifup_ok(&[], &["down", "tap1"]);
     assert_eq!(traces(&lab, "tap1"), (false, false, 0));
     assert_eq!(lab.fw_dump(), fw0);
