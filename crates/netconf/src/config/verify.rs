@@ -13,7 +13,9 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::Ipv6Net;
 
 use super::index;
 use super::model::{Config, Instance, NicParams};
@@ -422,20 +424,17 @@ fn heads(cfg: &Config, r: &mut Report) {
                 );
             }
         }
-        match (n.network6, n.gateway6) {
-            (None, Some(g6)) => r.error(
-                codes::NET_CFG,
-                "network",
-                name,
-                format!("IPv6 gateway {g6} without an IPv6 subnet"),
-            ),
-            (Some(n6), Some(g6)) if !n6.contains(&g6) => r.error(
-                codes::NET_CFG,
-                "network",
-                name,
-                format!("IPv6 gateway {g6} is outside {n6}"),
-            ),
-            _ => {}
+        // As `gnt-network` accepts it: inside the IPv6 subnet, or link-local.
+        if let (Some(n6), Some(g6)) = (n.network6, n.gateway6) {
+            let link_local = Ipv6Net::new(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0), 10);
+            if !n6.contains(&g6) && !link_local.is_ok_and(|l| l.contains(&g6)) {
+                r.error(
+                    codes::NET_CFG,
+                    "network",
+                    name,
+                    format!("IPv6 gateway {g6} is neither inside {n6} nor link-local"),
+                );
+            }
         }
         r.serial("network", name, n.serial_no, cs, (n.ctime, n.mtime));
     }
@@ -464,9 +463,10 @@ fn params_problem(p: &NicParams) -> Option<String> {
     if p.mode == NicMode::Bridged && p.link.is_empty() {
         return Some("bridged without a link".into());
     }
+    // Connections keep the VLAN as given (`100` stands for `.100`).
     match normalize_vlan(&p.vlan) {
-        Ok(v) if v == p.vlan => None,
-        _ => Some(format!("invalid VLAN '{}'", p.vlan)),
+        Ok(_) => None,
+        Err(_) => Some(format!("invalid VLAN '{}'", p.vlan)),
     }
 }
 
