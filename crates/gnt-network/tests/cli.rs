@@ -19,3 +19,5 @@ mod instance_nics;
 mod ports;
 #[path = "cli/seed.rs"]
 mod seed;
+#[path = "cli/verify.rs"]
+mod verify;
