@@ -34,12 +34,7 @@ pub enum Cmd {
         #[arg(long)]
         error_codes: bool,
         /// Report problems of CODE as warnings (repeatable, or a comma list).
-        #[arg(
-            short = 'I',
-            long = "ignore-errors",
-            value_name = "CODE",
-            value_delimiter = ','
-        )]
+        #[arg(long = "ignore-errors", value_name = "CODE", value_delimiter = ',')]
         ignore_errors: Vec<String>,
         /// Accepted for compatibility.
         #[arg(long, hide = true)]
