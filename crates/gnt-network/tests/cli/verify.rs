@@ -83,10 +83,12 @@ fn ids(c: &Cluster) -> Ids {
 
 const BOGUS: &str = "00000000-0000-4000-8000-000000000000";
 
+type Edit = Box<dyn Fn(&str, &Ids) -> String>;
+
 /// One planted inconsistency: a hand edit, and the error code and text verify reports.
 struct Case {
     what: &'static str,
-    edit: Box<dyn Fn(&str, &Ids) -> String>,
+    edit: Edit,
     code: &'static str,
     line: String,
 }
@@ -96,7 +98,7 @@ fn cases(i: &Ids) -> Vec<Case> {
     let inst_a = format!("instances.{}", i.a);
     let inst_b = format!("instances.{}", i.b);
     let mut v: Vec<Case> = Vec::new();
-    let mut case = |what, code, line: String, edit: Box<dyn Fn(&str, &Ids) -> String>| {
+    let mut case = |what, code, line: String, edit: Edit| {
         v.push(Case {
             what,
             edit,
@@ -104,7 +106,7 @@ fn cases(i: &Ids) -> Vec<Case> {
             line,
         })
     };
-    let (n1, ia, ib) = (net.clone(), inst_a.clone(), inst_b.clone());
+    let (n1, ia, ib) = (net.clone(), inst_a, inst_b);
     case(
         "an owner without its pool bit (issue 11 point 8)",
         "ENETWORKPOOL",
@@ -165,7 +167,7 @@ fn cases(i: &Ids) -> Vec<Case> {
             )
         }),
     );
-    let n1 = net.clone();
+    let n1 = net;
     case(
         "the broadcast address not externally reserved",
         "ENETWORKCFG",

@@ -74,3 +74,56 @@ fn an_unmarked_address_is_found_by_both_checks_and_refused_at_commit() {
     );
     assert_eq!(errors(&cfg), vec![]);
 }
+
+/// The commit check on the index sees what a command could break in the instances it did
+/// not decode: each of these changes is caught, and the full check names it.
+#[test]
+fn the_index_check_catches_clashes_with_instances_it_does_not_decode() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::new(dir.path().join("config.data"));
+    cluster(&store);
+    let base = store.read().unwrap();
+    let a_key = base.instance_uuid("a").unwrap();
+    let a = base.instances.get_cloned(&a_key).unwrap();
+    let b_key = base.instance_uuid("b").unwrap();
+    let b = base.instances.get_cloned(&b_key).unwrap();
+
+    type Change = Box<dyn Fn(&mut Config)>;
+    let mut changes: Vec<(&str, Change)> = Vec::new();
+    changes.push(("b takes a's MAC", {
+        let (k, mut i) = (b_key.clone(), b.clone());
+        i.nics[0].mac = a.nics[0].mac;
+        Box::new(move |c: &mut Config| c.instances.insert(k.clone(), i.clone()))
+    }));
+    changes.push(("b takes a's address", {
+        let (k, mut i) = (b_key, b);
+        i.nics[0].ip = a.nics[0].ip;
+        Box::new(move |c: &mut Config| c.instances.insert(k.clone(), i.clone()))
+    }));
+    changes.push((
+        "the group's connection goes",
+        Box::new(|c: &mut Config| {
+            for g in c.nodegroups.values_mut() {
+                g.networks.clear();
+            }
+        }),
+    ));
+    changes.push((
+        "a's bit is released",
+        Box::new(move |c: &mut Config| {
+            let Some(IpAddr::V4(ip)) = a.nics[0].ip else {
+                unreachable!()
+            };
+            for n in c.networks.values_mut() {
+                n.pool.release(ip, Kind::Instance).unwrap();
+            }
+        }),
+    ));
+    for (what, change) in changes {
+        let mut cfg = store.read().unwrap();
+        assert!(quick_clean(&cfg), "{what}: clean before");
+        change(&mut cfg);
+        assert!(!quick_clean(&cfg), "{what}: not caught on the index");
+        assert!(check_commit(&cfg).is_err(), "{what}: not refused");
+    }
+}
