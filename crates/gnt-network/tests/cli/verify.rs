@@ -410,6 +410,13 @@ fn verify_finds_each_planted_inconsistency_and_mutations_refuse_it() {
             case.what,
             r.stderr
         );
+        // A dry run runs the same check.
+        let r = c.cmd(GROUP, &["add", "--dry-run", "g3"]);
+        assert_eq!(
+            r.code, 2,
+            "{}: --dry-run {}{}",
+            case.what, r.stdout, r.stderr
+        );
         assert_eq!(
             c.text(),
             edited,
@@ -440,10 +447,8 @@ fn a_hand_edited_reservation_no_longer_hands_an_address_out_twice() {
     assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
     assert!(
         r.stderr.contains(
-            "ERROR: network net1: IP 198.51.100.3 is used by instance b NIC 0, instance d NIC 0"
-        ) || r
-            .stderr
-            .contains("IP 198.51.100.3 is used by instance d NIC 0, instance b NIC 0"),
+            "\n  - ERROR: network net1: IP 198.51.100.3 is used by instance b NIC 0, instance d NIC 0\n"
+        ),
         "{}",
         r.stderr
     );

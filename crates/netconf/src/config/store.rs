@@ -395,8 +395,9 @@ fn error_lines(errors: &[verify::Finding]) -> String {
 }
 
 impl FileStore {
-    /// Refuses to commit a configuration that breaks an invariant (`verify`).
-    fn check_invariants(&self, cfg: &Config) -> Result<(), GntError> {
+    /// Refuses to commit a configuration that breaks an invariant (`verify`); public for
+    /// `--dry-run`, which runs every check of a commit but writes nothing.
+    pub fn check_invariants(&self, cfg: &Config) -> Result<(), GntError> {
         verify::check_commit(cfg).map_err(|errors| {
             GntError::Config(format!(
                 "{}: refusing to commit an inconsistent configuration:{}\nRun 'gnt-cluster verify' to see every problem; 'gnt-cluster repair-pools' rebuilds the address pools from the NICs.",

@@ -650,7 +650,10 @@ fn group_name<'a>(cfg: &'a Config, uuid: &'a str) -> &'a str {
 
 /// One network's pool against the NICs that have addresses in it.
 fn pool(name: &str, pool: &AddressPool, owners: &Owners<'_>, r: &mut Report) {
+    // By instance name, not by UUID: the same file always reads the same.
     let who = |o: &[(&str, usize)]| {
+        let mut o = o.to_vec();
+        o.sort_unstable();
         o.iter()
             .map(|(i, n)| format!("instance {i} NIC {n}"))
             .collect::<Vec<_>>()
