@@ -31,6 +31,10 @@ pub struct State {
     /// The chains and jumps applied (valid when `complete`).
     #[serde(default)]
     pub firewall: Vec<FwRecord>,
+    /// The TAP's ifindex when it was configured: a TAP deleted and created again under the
+    /// same name has another one, and its NIC is not this record's (see `watch`).
+    #[serde(default)]
+    pub ifindex: Option<i32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -165,6 +169,7 @@ mod tests {
                 family: Family::Eb,
                 spec: TableSpec::default(),
             }],
+            ifindex: Some(7),
         };
         save(d.path(), &st).unwrap();
         let tap: IfName = "tap3".parse().unwrap();
