@@ -1,27 +1,58 @@
 //! The snapshot cache file (`config.data.cache`): a binary copy of the configuration that
 //! loads in a fraction of the TOML's parse time.
 //!
-//! Layout: the stamp of the config.data it mirrors (`store::Stamp`); the *head* part
-//! (everything but the instances, postcard); the *index* part (instance count, whether
-//! the TOML sizes are valid, where config.data's instances start, then the records of the
-//! `index` module); then each instance's postcard encoding, back to back. Parts are `u64`
-//! length, bytes, `u32` CRC-32, checked at load; each encoding's CRC is in its index
-//! record and is checked when it is decoded.
-//!
-//! The cache is not fsynced: within one boot the page cache cannot hold a torn copy, and
-//! the stamp names the boot, so a cache that lived through a crash is never trusted
-//! without checking every encoding first.
+//! Layout: the fingerprint of the config.data bytes it was made from (`Fingerprint`: magic,
+//! length, CRC-32); the *head* part (everything but the instances, postcard); the *index*
+//! part (instance count, whether the TOML sizes are valid, where config.data's instances
+//! start, then the records of the `index` module); then each instance's postcard encoding,
+//! back to back. Parts are `u64` length, bytes, `u32` CRC-32; each encoding's CRC is in its
+//! index record. A reader reads the whole file and checks all of it before using any of it,
+//! so nothing decoded later can meet bytes that were not checked.
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom, Write};
+use std::io::Write;
+use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
-use super::index;
-use super::instances::Stored;
+use super::index::{self, Pos};
 use super::model::{Cluster, Config, Network, Node, NodeGroup};
-use super::splice::Out;
+use super::splice::{END_MARKER, Out};
+
+/// What a cache must have been made from to stand in for a config.data: the length and
+/// CRC-32 of its bytes. Content, not timestamps: an edit in place within the clock's
+/// resolution, or a file copied back over it, is still told apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Fingerprint {
+    len: u64,
+    crc: u32,
+}
+
+impl Fingerprint {
+    const MAGIC: &'static [u8; 8] = b"NCCACHE5";
+    pub const HEADER_LEN: usize = 20;
+
+    pub fn of(bytes: &[u8]) -> Self {
+        Fingerprint {
+            len: bytes.len() as u64,
+            crc: crc32fast::hash(bytes),
+        }
+    }
+
+    pub fn from_parts(len: u64, crc: u32) -> Self {
+        Fingerprint { len, crc }
+    }
+
+    /// The first bytes of a cache made from these bytes.
+    pub fn header(&self) -> [u8; Self::HEADER_LEN] {
+        let mut h = [0u8; Self::HEADER_LEN];
+        h[..8].copy_from_slice(Self::MAGIC);
+        h[8..16].copy_from_slice(&self.len.to_le_bytes());
+        h[16..].copy_from_slice(&self.crc.to_le_bytes());
+        h
+    }
+}
 
 #[derive(Serialize)]
 struct HeadRef<'a> {
@@ -71,10 +102,10 @@ impl IndexMeta {
         m
     }
 
-    fn parse(m: &[u8; META_LEN]) -> Option<Self> {
-        let count = u32::from_le_bytes(m[..4].try_into().ok()?);
-        let start = u64::from_le_bytes(m[5..].try_into().ok()?);
-        let toml_start = match m[4] {
+    fn parse(m: &[u8]) -> Option<Self> {
+        let count = u32::from_le_bytes(m.get(..4)?.try_into().ok()?);
+        let start = u64::from_le_bytes(m.get(5..META_LEN)?.try_into().ok()?);
+        let toml_start = match m.get(4)? {
             0 => None,
             1 => Some(start),
             _ => return None,
@@ -83,108 +114,114 @@ impl IndexMeta {
     }
 }
 
-fn read_u64(r: &mut impl Read) -> Option<u64> {
-    let mut b = [0; 8];
-    r.read_exact(&mut b).ok()?;
-    Some(u64::from_le_bytes(b))
+/// A cursor over the cache's bytes; every read is bounds-checked.
+struct Reader<'a> {
+    buf: &'a [u8],
+    at: usize,
 }
 
-/// `len` bytes into a vector of exactly that size; a damaged length fails at the end of
-/// the file instead of asking for huge memory.
-fn read_exact_vec(r: &mut impl Read, len: u64) -> Option<Vec<u8>> {
-    let mut v = Vec::with_capacity(usize::try_from(len.min(1 << 30)).ok()?);
-    r.take(len).read_to_end(&mut v).ok()?;
-    (v.len() as u64 == len).then_some(v)
-}
-
-fn crc_matches(r: &mut impl Read, crc: u32) -> bool {
-    let mut b = [0; 4];
-    r.read_exact(&mut b).is_ok() && u32::from_le_bytes(b) == crc
-}
-
-/// Reads `cache` if it starts with `stamp` and its parts check out. `toml` is the
-/// config.data the stamp was taken from. Unless `trusted` (written in this boot), every
-/// encoding is checked too.
-pub(super) fn load(cache: File, stamp: &[u8], toml: File, trusted: bool) -> Option<(Head, Stored)> {
-    // Instances are decoded from `cache` later, maybe after the config lock is gone; a
-    // writer reuses a replaced file as its next spare only if nobody holds such a lock.
-    for f in [&cache, &toml] {
-        match f.try_lock_shared() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => return None,
-            // Without file locks writers never reuse files: nothing to protect against.
-            Err(std::fs::TryLockError::Error(_)) => {}
-        }
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: u64) -> Option<(&'a [u8], Range<usize>)> {
+        let end = self.at.checked_add(usize::try_from(n).ok()?)?;
+        let s = self.buf.get(self.at..end)?;
+        let r = self.at..end;
+        self.at = end;
+        Some((s, r))
     }
-    let mut r = &cache;
-    let got = read_exact_vec(&mut r, stamp.len() as u64)?;
-    if got != stamp {
+
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.0.try_into().ok()?))
+    }
+
+    fn crc_is(&mut self, crc: u32) -> bool {
+        self.take(4)
+            .and_then(|(b, _)| b.try_into().ok())
+            .is_some_and(|b| u32::from_le_bytes(b) == crc)
+    }
+}
+
+/// A cache that checked out against the config.data bytes it claims to mirror.
+pub(super) struct Checked {
+    pub head: Head,
+    /// The index records, in the cache's bytes.
+    pub index: Range<usize>,
+    pub entries: Vec<Pos>,
+    /// Where the encodings start in the cache's bytes.
+    pub blob_base: usize,
+    /// Where config.data's instances start, when the index's TOML sizes describe `toml`.
+    pub toml_start: Option<usize>,
+}
+
+/// Checks all of `cache` against `toml`, the config.data bytes read now (whose
+/// fingerprint is `fp`): the fingerprint, every part's and every encoding's CRC, the index records, and that the
+/// TOML sizes add up to `toml` (else they are not used). `None` for anything else: a
+/// damaged, truncated, foreign or stale cache is as good as none.
+pub(super) fn check(cache: &[u8], fp: &Fingerprint, toml: &[u8]) -> Option<Checked> {
+    let mut r = Reader { buf: cache, at: 0 };
+    if r.take(Fingerprint::HEADER_LEN as u64)?.0 != fp.header() {
         return None;
     }
-    let len = read_u64(&mut r)?;
-    let head_bytes = read_exact_vec(&mut r, len)?;
-    if !crc_matches(&mut r, crc32fast::hash(&head_bytes)) {
+    let len = r.u64()?;
+    let (head_bytes, _) = r.take(len)?;
+    if !r.crc_is(crc32fast::hash(head_bytes)) {
         return None;
     }
-    let head: Head = postcard::from_bytes(&head_bytes).ok()?;
+    let head: Head = postcard::from_bytes(head_bytes).ok()?;
 
-    let len = read_u64(&mut r)?.checked_sub(META_LEN as u64)?;
-    let mut meta = [0; META_LEN];
-    r.read_exact(&mut meta).ok()?;
-    let records = read_exact_vec(&mut r, len)?;
+    let len = r.u64()?.checked_sub(META_LEN as u64)?;
+    let (meta, _) = r.take(META_LEN as u64)?;
+    let (records, index) = r.take(len)?;
     let mut crc = crc32fast::Hasher::new();
-    crc.update(&meta);
-    crc.update(&records);
-    if !crc_matches(&mut r, crc.finalize()) {
+    crc.update(meta);
+    crc.update(records);
+    if !r.crc_is(crc.finalize()) {
         return None;
     }
-    let meta = IndexMeta::parse(&meta)?;
-    let entries = index::parse(&records, meta.count as usize)?;
-    let blob_base = r.stream_position().ok()?;
-    let stored = Stored {
-        index: records,
-        entries,
-        cache,
-        blob_base,
-        toml: meta.toml_start.map(|s| (toml, s)),
-        stamp: stamp.to_vec(),
-    };
-    (trusted || verify_blobs(&stored)).then_some((head, stored))
-}
-
-/// Streams every encoding through its CRC.
-fn verify_blobs(s: &Stored) -> bool {
-    let mut f = &s.cache;
-    if f.seek(SeekFrom::Start(s.blob_base)).is_err() {
-        return false;
-    }
-    let mut r = BufReader::with_capacity(1 << 16, f);
-    let mut buf = Vec::new();
-    for i in 0..s.len() {
-        let e = s.entry(i);
-        buf.resize(e.blob_len as usize, 0);
-        if r.read_exact(&mut buf).is_err() || crc32fast::hash(&buf) != e.crc {
-            return false;
+    let meta = IndexMeta::parse(meta)?;
+    let entries = index::parse(records, meta.count as usize)?;
+    let blob_base = r.at;
+    // Every encoding checks out and they fill the rest of the file exactly.
+    let mut at = blob_base;
+    for p in &entries {
+        let e = index::entry(records, *p);
+        let end = at.checked_add(e.blob_len as usize)?;
+        if crc32fast::hash(cache.get(at..end)?) != e.crc {
+            return None;
         }
+        at = end;
     }
-    // Nothing may follow the last encoding.
-    r.read(&mut [0]).is_ok_and(|n| n == 0)
+    if at != cache.len() {
+        return None;
+    }
+    let toml_total: u64 = entries.iter().map(|p| u64::from(p.toml_len)).sum();
+    let tail = END_MARKER.len() as u64 + 2;
+    let toml_start = meta
+        .toml_start
+        .filter(|s| {
+            s.checked_add(toml_total).and_then(|e| e.checked_add(tail)) == Some(toml.len() as u64)
+        })
+        .and_then(|s| usize::try_from(s).ok());
+    Some(Checked {
+        head,
+        index,
+        entries,
+        blob_base,
+        toml_start,
+    })
 }
 
-/// What a new cache file holds besides its stamp.
+/// What a new cache file holds besides its fingerprint.
 pub(super) struct CachePlan<'a> {
     pub head: Vec<u8>,
     pub meta: IndexMeta,
     pub records: Out<'a>,
     pub blobs: Out<'a>,
-    /// The old cache, for encodings copied from it.
-    pub blob_src: Option<&'a File>,
 }
 
-/// Writes a cache file: stamp, head part, index part, encodings.
-pub(super) fn write(dst: &mut File, stamp: &[u8], plan: &CachePlan<'_>) -> std::io::Result<()> {
+/// Writes a cache file: fingerprint, head part, index part, encodings.
+pub(super) fn write(dst: &mut File, header: &[u8], plan: &CachePlan<'_>) -> std::io::Result<()> {
     let mut w = std::io::BufWriter::with_capacity(1 << 16, &mut *dst);
-    w.write_all(stamp)?;
+    w.write_all(header)?;
     w.write_all(&(plan.head.len() as u64).to_le_bytes())?;
     w.write_all(&plan.head)?;
     w.write_all(&crc32fast::hash(&plan.head).to_le_bytes())?;
@@ -194,9 +231,8 @@ pub(super) fn write(dst: &mut File, stamp: &[u8], plan: &CachePlan<'_>) -> std::
     plan.records.hash_into(&mut crc);
     w.write_all(&((META_LEN + plan.records.len()) as u64).to_le_bytes())?;
     w.write_all(&meta)?;
-    w.flush()?;
-    drop(w);
-    plan.records.write_to(dst, None)?;
-    dst.write_all(&crc.finalize().to_le_bytes())?;
-    plan.blobs.write_to(dst, plan.blob_src)
+    plan.records.write_to(&mut w, None)?;
+    w.write_all(&crc.finalize().to_le_bytes())?;
+    plan.blobs.write_to(&mut w, None)?;
+    w.flush()
 }

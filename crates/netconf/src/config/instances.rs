@@ -8,19 +8,26 @@
 //! the old files and renders only the changed ones (see `splice`). Using the instances as a
 //! whole map (`Deref`) decodes all of them once; from then on they behave as a plain map
 //! and are written out in full.
+//!
+//! The cache's bytes are read whole and checked at load and the config.data text they
+//! mirror is kept beside them, so an encoding that still fails to decode (a bug, or a
+//! cache from a build with another encoding under the same format mark) is never fatal:
+//! the instances are then parsed from that text, which is what the cache stood in for,
+//! and behave as a plain map from then on.
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::fs::File;
-use std::ops::{Deref, DerefMut};
-use std::os::unix::fs::FileExt;
+use std::ops::{Deref, DerefMut, Range};
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::cache::Fingerprint;
 use super::index::{self, Entry, Pos};
 use super::model::Instance;
+use crate::error::GntError;
 use crate::mac::MacAddr;
 
 /// Changes on top of the stored instances: the new value, or `None` for a removed one.
@@ -36,20 +43,23 @@ pub struct Instances {
 
 /// Instances as the snapshot cache holds them.
 pub(super) struct Stored {
-    /// Index records in key order (`index` module).
-    pub(super) index: Vec<u8>,
+    /// The whole cache file, checked at load (`cache::check`).
+    pub(super) cache: Vec<u8>,
+    /// Index records in key order (`index` module), within `cache`.
+    pub(super) index: Range<usize>,
     pub(super) entries: Vec<Pos>,
-    /// The cache file, open and share-locked since load: a writer never overwrites a
-    /// file someone holds that lock on, so these stay the bytes the index describes.
-    pub(super) cache: File,
     /// Where the encoded instances start in `cache`.
-    pub(super) blob_base: u64,
-    /// The config.data the index's TOML sizes describe, and where its instances start;
+    pub(super) blob_base: usize,
+    /// The config.data bytes the cache was made from (their fingerprint matched).
+    pub(super) toml: Vec<u8>,
+    /// Where the instances start in `toml`, when the index's TOML sizes describe it;
     /// `None` when the cache was made from a file this build did not write.
-    pub(super) toml: Option<(File, u64)>,
-    /// The stamp header of the config.data and cache these came from: a writer splices
-    /// only from the very files it loaded under its lock.
-    pub(super) stamp: Vec<u8>,
+    pub(super) toml_start: Option<usize>,
+    /// The fingerprint of `toml`: a writer splices only from the bytes it loaded under its
+    /// lock.
+    pub(super) fp: Fingerprint,
+    /// config.data's path, for messages.
+    pub(super) path: PathBuf,
 }
 
 impl Stored {
@@ -57,64 +67,57 @@ impl Stored {
         self.entries.len()
     }
 
+    pub(super) fn index(&self) -> &[u8] {
+        &self.cache[self.index.clone()]
+    }
+
     pub(super) fn entry(&self, i: usize) -> Entry<'_> {
-        index::entry(&self.index, self.entries[i])
+        index::entry(self.index(), self.entries[i])
     }
 
     pub(super) fn search(&self, key: &str) -> Result<usize, usize> {
         self.entries
-            .binary_search_by(|p| index::entry(&self.index, *p).key.cmp(key))
+            .binary_search_by(|p| index::entry(self.index(), *p).key.cmp(key))
     }
 
     pub(super) fn find(&self, key: &str) -> Option<usize> {
         self.search(key).ok()
     }
 
-    fn blob(&self, i: usize) -> std::io::Result<Vec<u8>> {
+    /// One instance; `None` if its encoding does not decode.
+    fn decode(&self, i: usize) -> Option<Instance> {
         let p = self.entries[i];
-        let mut buf = vec![0; p.blob_len as usize];
-        self.cache
-            .read_exact_at(&mut buf, self.blob_base + p.blob_off)?;
-        Ok(buf)
-    }
-
-    /// One instance. The cache was checked at load and is locked against reuse, so a
-    /// failure here means someone else changed the file in place: a broken invariant.
-    fn decode(&self, i: usize) -> Instance {
+        let start = self
+            .blob_base
+            .checked_add(usize::try_from(p.blob_off).ok()?)?;
         let bytes = self
-            .blob(i)
-            .expect("the verified snapshot cache is readable");
-        index::decode_blob(&bytes, self.entry(i).crc).expect("a verified cache entry decodes")
+            .cache
+            .get(start..start.checked_add(p.blob_len as usize)?)?;
+        index::decode_blob(bytes, self.entry(i).crc)
     }
 
-    /// Every instance, in key order, decoded on two cores.
-    fn decode_all(&self) -> Vec<(String, Instance)> {
-        let total = self
-            .entries
-            .last()
-            .map_or(0, |p| p.blob_off + u64::from(p.blob_len));
-        let mut area = vec![0; total as usize];
-        self.cache
-            .read_exact_at(&mut area, self.blob_base)
-            .expect("the verified snapshot cache is readable");
-        let decode_range = |r: std::ops::Range<usize>| -> Vec<(String, Instance)> {
-            r.map(|i| {
-                let (p, e) = (self.entries[i], self.entry(i));
-                let start = p.blob_off as usize;
-                let bytes = &area[start..start + e.blob_len as usize];
-                let inst =
-                    index::decode_blob(bytes, e.crc).expect("a verified cache entry decodes");
-                (e.key.to_owned(), inst)
-            })
-            .collect()
+    /// Every instance, in key order, decoded on two cores; `None` if one does not decode.
+    fn decode_all(&self) -> Option<Vec<(String, Instance)>> {
+        let decode_range = |r: Range<usize>| -> Option<Vec<(String, Instance)>> {
+            r.map(|i| Some((self.entry(i).key.to_owned(), self.decode(i)?)))
+                .collect()
         };
         let half = self.len() / 2;
         std::thread::scope(|s| {
             let second = s.spawn(|| decode_range(half..self.len()));
-            let mut first = decode_range(0..half);
-            first.extend(second.join().expect("decoder thread"));
-            first
+            let mut first = decode_range(0..half)?;
+            first.extend(second.join().ok()??);
+            Some(first)
         })
+    }
+
+    /// Every instance, parsed from the config.data text the cache stood in for.
+    fn parse_toml(&self) -> Result<BTreeMap<String, Instance>, GntError> {
+        let text = std::str::from_utf8(&self.toml)
+            .map_err(|_| GntError::Config(format!("{}: not UTF-8 text", self.path.display())))?;
+        let cfg = super::store::parse(text, &self.path)?;
+        let mut instances = cfg.instances;
+        Ok(std::mem::take(&mut *instances))
     }
 }
 
@@ -137,12 +140,15 @@ impl Instances {
 
     /// The stored instances and the changes on top of them, while nothing forced the
     /// whole map and the old config.data can still be copied from.
-    pub(super) fn spliceable(&self, current: Option<&[u8]>) -> Option<(Option<&Stored>, &Overlay)> {
+    pub(super) fn spliceable(
+        &self,
+        current: Option<Fingerprint>,
+    ) -> Option<(Option<&Stored>, &Overlay)> {
         if self.full.get().is_some() {
             return None;
         }
         match self.stored.as_deref() {
-            Some(s) if s.toml.is_none() || Some(&s.stamp[..]) != current => None,
+            Some(s) if s.toml_start.is_none() || Some(s.fp) != current => None,
             stored => Some((stored, &self.overlay)),
         }
     }
@@ -294,7 +300,14 @@ impl Instances {
             for i in 0..s.len() {
                 let e = s.entry(i);
                 if maybe(e) && !self.overlay.contains_key(e.key) {
-                    let inst = s.decode(i);
+                    let Some(inst) = s.decode(i) else {
+                        return self
+                            .fall_back()
+                            .iter()
+                            .filter(|(_, i)| pred(i))
+                            .map(|(k, i)| (k.clone(), i.clone()))
+                            .collect();
+                    };
                     if pred(&inst) {
                         found.insert(e.key.to_owned(), inst);
                     }
@@ -313,18 +326,22 @@ impl Instances {
             Some(v) => v.clone(),
             None => {
                 let s = self.stored.as_ref()?;
-                s.find(key).map(|i| s.decode(i))
+                let i = s.find(key)?;
+                s.decode(i).or_else(|| self.fall_back().get(key).cloned())
             }
         }
     }
 
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Instance> {
-        if self.full.get().is_some() {
-            return self.full.get_mut()?.get_mut(key);
-        }
-        if !self.overlay.contains_key(key) {
+        if self.full.get().is_none() && !self.overlay.contains_key(key) {
             let inst = self.get_cloned(key)?;
-            self.overlay.insert(key.to_owned(), Some(inst));
+            // Decoding it may have fallen back to the whole map.
+            if self.full.get().is_none() {
+                self.overlay.insert(key.to_owned(), Some(inst));
+            }
+        }
+        if let Some(m) = self.full.get_mut() {
+            return m.get_mut(key);
         }
         self.overlay.get_mut(key)?.as_mut()
     }
@@ -343,6 +360,9 @@ impl Instances {
             return m.remove(key);
         }
         let old = self.get_cloned(key)?;
+        if let Some(m) = self.full.get_mut() {
+            return m.remove(key);
+        }
         if self.in_stored(key).is_some() {
             self.overlay.insert(key.to_owned(), None);
         } else {
@@ -353,20 +373,43 @@ impl Instances {
 
     fn materialize(&self) -> &BTreeMap<String, Instance> {
         self.full.get_or_init(|| {
-            let mut map: BTreeMap<String, Instance> = self
-                .stored
-                .as_ref()
-                .map(|s| s.decode_all())
-                .unwrap_or_default()
-                .into_iter()
-                .collect();
-            for (k, v) in &self.overlay {
-                match v {
-                    Some(i) => map.insert(k.clone(), i.clone()),
-                    None => map.remove(k),
-                };
-            }
-            map
+            let base = match self.stored.as_deref() {
+                None => BTreeMap::new(),
+                Some(s) => match s.decode_all() {
+                    Some(all) => all.into_iter().collect(),
+                    None => Self::parsed(s),
+                },
+            };
+            self.with_overlay(base)
+        })
+    }
+
+    /// The whole map from the config.data text, after an encoding did not decode.
+    fn fall_back(&self) -> &BTreeMap<String, Instance> {
+        self.full.get_or_init(|| {
+            let base = self.stored.as_deref().map(Self::parsed).unwrap_or_default();
+            self.with_overlay(base)
+        })
+    }
+
+    fn with_overlay(&self, mut map: BTreeMap<String, Instance>) -> BTreeMap<String, Instance> {
+        for (k, v) in &self.overlay {
+            match v {
+                Some(i) => map.insert(k.clone(), i.clone()),
+                None => map.remove(k),
+            };
+        }
+        map
+    }
+
+    /// The stored instances parsed from their text. That text parsed when the cache was
+    /// made from it (its fingerprint matched), so failing here takes a CRC-32 collision
+    /// and a bug at once; the command then stops with the configuration error, as it
+    /// would have had it parsed the file itself, rather than answer from a guess.
+    fn parsed(s: &Stored) -> BTreeMap<String, Instance> {
+        s.parse_toml().unwrap_or_else(|e| {
+            eprintln!("{e}");
+            std::process::exit(i32::from(e.exit_code()))
         })
     }
 }

@@ -186,29 +186,38 @@ fn an_unusable_spare_is_replaced_by_a_new_file() {
 }
 
 #[test]
-fn a_cache_not_trusted_is_checked_encoding_by_encoding() {
+fn a_cache_is_checked_encoding_by_encoding() {
     let dir = tempfile::tempdir().unwrap();
     let store = seeded(dir.path(), 5);
     transaction(&store, |_| Ok(())).unwrap();
     let cache_path = dir.path().join("config.data.cache");
     let bytes = fs::read(&cache_path).unwrap();
-    assert!(bytes.starts_with(b"NCCACHE4"));
-    let stamp_len = 101;
-    let load = |trusted| {
-        let toml = fs::File::open(store.path()).unwrap();
-        let c = fs::File::open(&cache_path).unwrap();
-        cache::load(c, &bytes[..stamp_len], toml, trusted).is_some()
-    };
-    assert!(load(false));
+    assert!(bytes.starts_with(b"NCCACHE5"));
+    let toml = fs::read(store.path()).unwrap();
+    let fp = cache::Fingerprint::of(&toml);
+    assert!(cache::check(&bytes, &fp, &toml).is_some());
     // Damage the last byte of the last encoding: only the per-encoding check sees it.
     let mut bad = bytes.clone();
     *bad.last_mut().unwrap() ^= 0xff;
-    fs::write(&cache_path, &bad).unwrap();
-    assert!(load(true), "the parts still check out");
     assert!(
-        !load(false),
-        "an untrusted cache with a damaged encoding was accepted"
+        cache::check(&bad, &fp, &toml).is_none(),
+        "a cache with a damaged encoding was accepted"
     );
+    // Every cut and every flipped byte is refused.
+    for n in 0..bytes.len() {
+        assert!(
+            cache::check(&bytes[..n], &fp, &toml).is_none(),
+            "cut to {n}"
+        );
+        let mut bad = bytes.clone();
+        bad[n] ^= 0x10;
+        assert!(cache::check(&bad, &fp, &toml).is_none(), "byte {n} flipped");
+    }
+    // A cache of other bytes of the same length is refused.
+    let mut edited = toml.clone();
+    let at = edited.len() / 2;
+    edited[at] ^= 1;
+    assert!(cache::check(&bytes, &cache::Fingerprint::of(&edited), &edited).is_none());
 }
 
 #[derive(Clone, Debug)]
