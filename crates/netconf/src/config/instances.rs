@@ -414,6 +414,19 @@ impl Instances {
     }
 }
 
+#[cfg(test)]
+impl Instances {
+    /// Damages every stored encoding in memory, as a bug or an encoding from another
+    /// build would leave them.
+    pub(super) fn damage_encodings_for_test(&mut self) {
+        let s = Arc::get_mut(self.stored.as_mut().expect("stored")).expect("unshared");
+        let base = s.blob_base;
+        for x in &mut s.cache[base..] {
+            *x ^= 0x55;
+        }
+    }
+}
+
 impl Deref for Instances {
     type Target = BTreeMap<String, Instance>;
     fn deref(&self) -> &Self::Target {

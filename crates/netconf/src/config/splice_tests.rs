@@ -220,6 +220,46 @@ fn a_cache_is_checked_encoding_by_encoding() {
     assert!(cache::check(&bytes, &cache::Fingerprint::of(&edited), &edited).is_none());
 }
 
+#[test]
+fn instances_that_do_not_decode_fall_back_to_the_text_the_cache_was_made_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = seeded(dir.path(), 12);
+    transaction(&store, |_| Ok(())).unwrap();
+    let want = parse(&fs::read_to_string(store.path()).unwrap(), store.path()).unwrap();
+    let want = &*want.instances;
+    let fresh = || {
+        let mut c = store.read().unwrap();
+        c.instances.damage_encodings_for_test();
+        c
+    };
+    assert_eq!(fresh().instances.get_cloned("k004"), want.get("k004").cloned());
+    assert_eq!(&*fresh().instances, want);
+    let on = |m: &BTreeMap<String, Instance>| {
+        m.iter()
+            .filter(|(_, i)| i.nics[0].network.as_deref() == Some("net-1"))
+            .map(|(k, i)| (k.clone(), i.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(fresh().instances.on_network("net-1"), on(want));
+    // Changes made before and after the fall-back are kept, and the file is written in full.
+    let mut c = fresh();
+    let added = inst("added", 99, None);
+    c.instances.insert("k001".into(), added.clone());
+    c.instances.get_mut("k002").unwrap().name = "renamed".into();
+    assert_eq!(c.instances.remove("k006").as_ref(), want.get("k006"));
+    let mut model = want.clone();
+    model.insert("k001".into(), added);
+    model.get_mut("k002").unwrap().name = "renamed".into();
+    model.remove("k006");
+    assert_eq!(&*c.instances, &model);
+    store.transact(&mut |cur| {
+        *cur = c.clone();
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(&*assert_consistent(&store).instances, &model);
+}
+
 #[derive(Clone, Debug)]
 enum Op {
     Insert(u8, u8),
