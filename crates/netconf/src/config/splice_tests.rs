@@ -232,7 +232,10 @@ fn instances_that_do_not_decode_fall_back_to_the_text_the_cache_was_made_from() 
         c.instances.damage_encodings_for_test();
         c
     };
-    assert_eq!(fresh().instances.get_cloned("k004"), want.get("k004").cloned());
+    assert_eq!(
+        fresh().instances.get_cloned("k004"),
+        want.get("k004").cloned()
+    );
     assert_eq!(&*fresh().instances, want);
     let on = |m: &BTreeMap<String, Instance>| {
         m.iter()
@@ -252,11 +255,12 @@ fn instances_that_do_not_decode_fall_back_to_the_text_the_cache_was_made_from() 
     model.get_mut("k002").unwrap().name = "renamed".into();
     model.remove("k006");
     assert_eq!(&*c.instances, &model);
-    store.transact(&mut |cur| {
-        *cur = c.clone();
-        Ok(())
-    })
-    .unwrap();
+    store
+        .transact(&mut |cur| {
+            *cur = c.clone();
+            Ok(())
+        })
+        .unwrap();
     assert_eq!(&*assert_consistent(&store).instances, &model);
 }
 
