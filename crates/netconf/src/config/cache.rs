@@ -6,17 +6,20 @@
 //! part (instance count, whether the TOML sizes are valid, where config.data's instances
 //! start, then the records of the `index` module); then each instance's postcard encoding,
 //! back to back. Parts are `u64` length, bytes, `u32` CRC-32; each encoding's CRC is in its
-//! index record. A reader reads the whole file and checks all of it before using any of it,
-//! so nothing decoded later can meet bytes that were not checked.
+//! index record. A reader checks all of it at load (the encodings streamed through their
+//! CRCs, not kept) and decodes instances later from the open file, which writers do not
+//! reuse while it is share-locked; an encoding that still fails its check then is handled
+//! by `instances`.
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::Write;
-use std::ops::Range;
+use std::io::{BufReader, Read, Seek, SeekFrom, Write};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::index::{self, Pos};
+use super::index;
+use super::instances::Stored;
 use super::model::{Cluster, Config, Network, Node, NodeGroup};
 use super::splice::{END_MARKER, Out};
 
@@ -40,8 +43,34 @@ impl Fingerprint {
         }
     }
 
-    pub fn from_parts(len: u64, crc: u32) -> Self {
-        Fingerprint { len, crc }
+    /// The fingerprint of `f`'s bytes, streamed through a small buffer (a fresh process
+    /// pays more in page faults for holding 4 MB than for reading them); `None` if it is
+    /// longer than `max`.
+    pub fn of_file(f: &File, max: u64) -> std::io::Result<Option<Self>> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = vec![0; 1 << 16];
+        let (mut h, mut len) = (crc32fast::Hasher::new(), 0u64);
+        loop {
+            let n = match f.read_at(&mut buf, len) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            h.update(&buf[..n]);
+            len += n as u64;
+            if len > max {
+                return Ok(None);
+            }
+        }
+        Ok(Some(Fingerprint {
+            len,
+            crc: h.finalize(),
+        }))
+    }
+
+    pub fn len(&self) -> u64 {
+        self.len
     }
 
     /// The first bytes of a cache made from these bytes.
@@ -102,10 +131,10 @@ impl IndexMeta {
         m
     }
 
-    fn parse(m: &[u8]) -> Option<Self> {
-        let count = u32::from_le_bytes(m.get(..4)?.try_into().ok()?);
-        let start = u64::from_le_bytes(m.get(5..META_LEN)?.try_into().ok()?);
-        let toml_start = match m.get(4)? {
+    fn parse(m: &[u8; META_LEN]) -> Option<Self> {
+        let count = u32::from_le_bytes(m[..4].try_into().ok()?);
+        let start = u64::from_le_bytes(m[5..].try_into().ok()?);
+        let toml_start = match m[4] {
             0 => None,
             1 => Some(start),
             _ => return None,
@@ -114,111 +143,123 @@ impl IndexMeta {
     }
 }
 
-/// A cursor over the cache's bytes; every read is bounds-checked.
-struct Reader<'a> {
-    buf: &'a [u8],
-    at: usize,
+fn read_u64(r: &mut impl Read) -> Option<u64> {
+    let mut b = [0; 8];
+    r.read_exact(&mut b).ok()?;
+    Some(u64::from_le_bytes(b))
 }
 
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: u64) -> Option<(&'a [u8], Range<usize>)> {
-        let end = self.at.checked_add(usize::try_from(n).ok()?)?;
-        let s = self.buf.get(self.at..end)?;
-        let r = self.at..end;
-        self.at = end;
-        Some((s, r))
-    }
-
-    fn u64(&mut self) -> Option<u64> {
-        Some(u64::from_le_bytes(self.take(8)?.0.try_into().ok()?))
-    }
-
-    fn crc_is(&mut self, crc: u32) -> bool {
-        self.take(4)
-            .and_then(|(b, _)| b.try_into().ok())
-            .is_some_and(|b| u32::from_le_bytes(b) == crc)
-    }
+/// `len` bytes into a vector of exactly that size; a damaged length fails at the end of
+/// the file instead of asking for huge memory.
+fn read_exact_vec(r: &mut impl Read, len: u64) -> Option<Vec<u8>> {
+    let mut v = Vec::with_capacity(usize::try_from(len.min(1 << 30)).ok()?);
+    r.take(len).read_to_end(&mut v).ok()?;
+    (v.len() as u64 == len).then_some(v)
 }
 
-/// A cache that checked out against the config.data bytes it claims to mirror.
-pub(super) struct Checked {
-    pub head: Head,
-    /// The index records, in the cache's bytes.
-    pub index: Range<usize>,
-    pub entries: Vec<Pos>,
-    /// Where the encodings start in the cache's bytes.
-    pub blob_base: usize,
-    /// Where config.data's instances start, when the index's TOML sizes describe `toml`.
-    pub toml_start: Option<usize>,
+fn crc_matches(r: &mut impl Read, crc: u32) -> bool {
+    let mut b = [0; 4];
+    r.read_exact(&mut b).is_ok() && u32::from_le_bytes(b) == crc
 }
 
-/// Checks all of `cache` against `toml`, the config.data bytes read now (whose
-/// fingerprint is `fp`): the fingerprint, every part's and every encoding's CRC, the index records, and that the
-/// TOML sizes add up to `toml` (else they are not used). `None` for anything else: a
-/// damaged, truncated, foreign or stale cache is as good as none.
-pub(super) fn check(cache: &[u8], fp: &Fingerprint, toml: &[u8]) -> Option<Checked> {
-    let mut r = Reader { buf: cache, at: 0 };
-    if r.take(Fingerprint::HEADER_LEN as u64)?.0 != fp.header() {
-        return None;
-    }
-    let len = r.u64()?;
-    let (head_bytes, _) = r.take(len)?;
-    if !r.crc_is(crc32fast::hash(head_bytes)) {
-        return None;
-    }
-    let head: Head = postcard::from_bytes(head_bytes).ok()?;
-
-    let len = r.u64()?.checked_sub(META_LEN as u64)?;
-    let (meta, _) = r.take(META_LEN as u64)?;
-    let (records, index) = r.take(len)?;
-    let mut crc = crc32fast::Hasher::new();
-    crc.update(meta);
-    crc.update(records);
-    if !r.crc_is(crc.finalize()) {
-        return None;
-    }
-    let meta = IndexMeta::parse(meta)?;
-    let entries = index::parse(records, meta.count as usize)?;
-    let blob_base = r.at;
-    // Every encoding checks out and they fill the rest of the file exactly.
-    let mut at = blob_base;
-    for p in &entries {
-        let e = index::entry(records, *p);
-        let end = at.checked_add(e.blob_len as usize)?;
-        if crc32fast::hash(cache.get(at..end)?) != e.crc {
-            return None;
+/// Reads `cache` if it was made from the config.data bytes with fingerprint `fp` (read
+/// from `toml`, at `path`) and all of it checks out: every part's and every encoding's
+/// CRC, the index records, and the TOML sizes against `fp`'s length (else they are not
+/// used). `None` for anything else: a damaged, cut, foreign or stale cache is as good as
+/// none.
+pub(super) fn load(
+    cache: File,
+    fp: &Fingerprint,
+    toml: File,
+    path: &Path,
+) -> Option<(Head, Stored)> {
+    // Instances are decoded from `cache` later, maybe after the config lock is gone; a
+    // writer reuses a replaced file as its next spare only if nobody holds such a lock.
+    for f in [&cache, &toml] {
+        match f.try_lock_shared() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return None,
+            // Without file locks writers never reuse files: nothing to protect against.
+            Err(std::fs::TryLockError::Error(_)) => {}
         }
-        at = end;
     }
-    if at != cache.len() {
+    let mut r = &cache;
+    let got = read_exact_vec(&mut r, Fingerprint::HEADER_LEN as u64)?;
+    if got != fp.header() {
         return None;
     }
+    let len = read_u64(&mut r)?;
+    let head_bytes = read_exact_vec(&mut r, len)?;
+    if !crc_matches(&mut r, crc32fast::hash(&head_bytes)) {
+        return None;
+    }
+    let head: Head = postcard::from_bytes(&head_bytes).ok()?;
+
+    let len = read_u64(&mut r)?.checked_sub(META_LEN as u64)?;
+    let mut meta = [0; META_LEN];
+    r.read_exact(&mut meta).ok()?;
+    let records = read_exact_vec(&mut r, len)?;
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&meta);
+    crc.update(&records);
+    if !crc_matches(&mut r, crc.finalize()) {
+        return None;
+    }
+    let meta = IndexMeta::parse(&meta)?;
+    let entries = index::parse(&records, meta.count as usize)?;
+    let blob_base = r.stream_position().ok()?;
     let toml_total: u64 = entries.iter().map(|p| u64::from(p.toml_len)).sum();
     let tail = END_MARKER.len() as u64 + 2;
     let toml_start = meta
         .toml_start
-        .filter(|s| {
-            s.checked_add(toml_total).and_then(|e| e.checked_add(tail)) == Some(toml.len() as u64)
-        })
-        .and_then(|s| usize::try_from(s).ok());
-    Some(Checked {
-        head,
-        index,
+        .filter(|s| s.checked_add(toml_total).and_then(|e| e.checked_add(tail)) == Some(fp.len()));
+    let stored = Stored {
+        index: records,
         entries,
         blob_base,
-        toml_start,
-    })
+        toml: match toml_start {
+            Some(s) => Some((toml.try_clone().ok()?, s)),
+            None => None,
+        },
+        source: toml,
+        cache,
+        fp: *fp,
+        path: path.to_owned(),
+    };
+    verify_blobs(&stored).then_some((head, stored))
 }
 
-/// What a new cache file holds besides its fingerprint.
+/// Streams every encoding through its CRC (through a small buffer: holding them costs a
+/// fresh process more in page faults than reading them).
+fn verify_blobs(s: &Stored) -> bool {
+    let mut f = &s.cache;
+    if f.seek(SeekFrom::Start(s.blob_base)).is_err() {
+        return false;
+    }
+    let mut r = BufReader::with_capacity(1 << 16, f);
+    let mut buf = Vec::new();
+    for i in 0..s.len() {
+        let e = s.entry(i);
+        buf.resize(e.blob_len as usize, 0);
+        if r.read_exact(&mut buf).is_err() || crc32fast::hash(&buf) != e.crc {
+            return false;
+        }
+    }
+    // Nothing may follow the last encoding.
+    r.read(&mut [0]).is_ok_and(|n| n == 0)
+}
+
+/// What a new cache file holds besides its stamp.
 pub(super) struct CachePlan<'a> {
     pub head: Vec<u8>,
     pub meta: IndexMeta,
     pub records: Out<'a>,
     pub blobs: Out<'a>,
+    /// The old cache, for encodings copied from it.
+    pub blob_src: Option<&'a File>,
 }
 
-/// Writes a cache file: fingerprint, head part, index part, encodings.
+/// Writes a cache file: fingerprint header, head part, index part, encodings.
 pub(super) fn write(dst: &mut File, header: &[u8], plan: &CachePlan<'_>) -> std::io::Result<()> {
     let mut w = std::io::BufWriter::with_capacity(1 << 16, &mut *dst);
     w.write_all(header)?;
@@ -231,8 +272,9 @@ pub(super) fn write(dst: &mut File, header: &[u8], plan: &CachePlan<'_>) -> std:
     plan.records.hash_into(&mut crc);
     w.write_all(&((META_LEN + plan.records.len()) as u64).to_le_bytes())?;
     w.write_all(&meta)?;
-    plan.records.write_to(&mut w, None)?;
-    w.write_all(&crc.finalize().to_le_bytes())?;
-    plan.blobs.write_to(&mut w, None)?;
-    w.flush()
+    w.flush()?;
+    drop(w);
+    plan.records.write_to(dst, None)?;
+    dst.write_all(&crc.finalize().to_le_bytes())?;
+    plan.blobs.write_to(dst, plan.blob_src)
 }

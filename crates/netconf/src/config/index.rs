@@ -9,7 +9,6 @@
 //! (four bytes each), u32 TOML block size, u32 encoding size, u32 CRC-32 of the encoding.
 
 use std::net::Ipv4Addr;
-use std::ops::Range;
 
 use super::model::Instance;
 use crate::mac::MacAddr;
@@ -196,12 +195,17 @@ pub(super) fn entry(buf: &[u8], p: Pos) -> Entry<'_> {
 }
 
 /// The bytes of records `first..=last` in the index, of their TOML blocks (from the start
-/// of the instances) and of their encodings (from the start of the encodings).
-pub(super) fn spans(first: Pos, last: Pos) -> (Range<usize>, Range<usize>, Range<usize>) {
-    let end = |off: u64, len: u32| (off + u64::from(len)) as usize;
+/// of the instances) and of their encodings.
+pub(super) fn spans(first: Pos, last: Pos) -> (std::ops::Range<usize>, (u64, u64), (u64, u64)) {
     (
         first.rec as usize..(last.rec + last.rec_len) as usize,
-        first.toml_off as usize..end(last.toml_off, last.toml_len),
-        first.blob_off as usize..end(last.blob_off, last.blob_len),
+        (
+            first.toml_off,
+            last.toml_off + u64::from(last.toml_len) - first.toml_off,
+        ),
+        (
+            first.blob_off,
+            last.blob_off + u64::from(last.blob_len) - first.blob_off,
+        ),
     )
 }

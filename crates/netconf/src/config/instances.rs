@@ -9,15 +9,17 @@
 //! whole map (`Deref`) decodes all of them once; from then on they behave as a plain map
 //! and are written out in full.
 //!
-//! The cache's bytes are read whole and checked at load and the config.data text they
-//! mirror is kept beside them, so an encoding that still fails to decode (a bug, or a
-//! cache from a build with another encoding under the same format mark) is never fatal:
-//! the instances are then parsed from that text, which is what the cache stood in for,
-//! and behave as a plain map from then on.
+//! The cache is checked in full at load and stays open and share-locked (writers do not
+//! reuse it meanwhile), as does the config.data it was made from. An encoding that still
+//! fails to decode later (someone wrote into the cache in place, a bug) is never fatal:
+//! the instances are then parsed from that config.data, after checking that it still
+//! holds the bytes the cache was made from, and behave as a plain map from then on.
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::fs::File;
 use std::ops::{Deref, DerefMut, Range};
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
@@ -43,20 +45,22 @@ pub struct Instances {
 
 /// Instances as the snapshot cache holds them.
 pub(super) struct Stored {
-    /// The whole cache file, checked at load (`cache::check`).
-    pub(super) cache: Vec<u8>,
-    /// Index records in key order (`index` module), within `cache`.
-    pub(super) index: Range<usize>,
+    /// Index records in key order (`index` module).
+    pub(super) index: Vec<u8>,
     pub(super) entries: Vec<Pos>,
+    /// The cache file, open and share-locked since load: a writer never overwrites a
+    /// file someone holds that lock on, so these stay the bytes the index describes
+    /// unless someone else writes into it.
+    pub(super) cache: File,
     /// Where the encoded instances start in `cache`.
-    pub(super) blob_base: usize,
-    /// The config.data bytes the cache was made from (their fingerprint matched).
-    pub(super) toml: Vec<u8>,
-    /// Where the instances start in `toml`, when the index's TOML sizes describe it;
+    pub(super) blob_base: u64,
+    /// The config.data the index's TOML sizes describe, and where its instances start;
     /// `None` when the cache was made from a file this build did not write.
-    pub(super) toml_start: Option<usize>,
-    /// The fingerprint of `toml`: a writer splices only from the bytes it loaded under its
-    /// lock.
+    pub(super) toml: Option<(File, u64)>,
+    /// The config.data the cache was made from, open and share-locked since load.
+    pub(super) source: File,
+    /// The fingerprint of `source`'s bytes at load: a writer splices only from the bytes
+    /// it loaded under its lock.
     pub(super) fp: Fingerprint,
     /// config.data's path, for messages.
     pub(super) path: PathBuf,
@@ -67,40 +71,45 @@ impl Stored {
         self.entries.len()
     }
 
-    pub(super) fn index(&self) -> &[u8] {
-        &self.cache[self.index.clone()]
-    }
-
     pub(super) fn entry(&self, i: usize) -> Entry<'_> {
-        index::entry(self.index(), self.entries[i])
+        index::entry(&self.index, self.entries[i])
     }
 
     pub(super) fn search(&self, key: &str) -> Result<usize, usize> {
         self.entries
-            .binary_search_by(|p| index::entry(self.index(), *p).key.cmp(key))
+            .binary_search_by(|p| index::entry(&self.index, *p).key.cmp(key))
     }
 
     pub(super) fn find(&self, key: &str) -> Option<usize> {
         self.search(key).ok()
     }
 
-    /// One instance; `None` if its encoding does not decode.
+    /// One instance; `None` if its encoding cannot be read or does not decode.
     fn decode(&self, i: usize) -> Option<Instance> {
         let p = self.entries[i];
-        let start = self
-            .blob_base
-            .checked_add(usize::try_from(p.blob_off).ok()?)?;
-        let bytes = self
-            .cache
-            .get(start..start.checked_add(p.blob_len as usize)?)?;
-        index::decode_blob(bytes, self.entry(i).crc)
+        let mut buf = vec![0; p.blob_len as usize];
+        self.cache
+            .read_exact_at(&mut buf, self.blob_base.checked_add(p.blob_off)?)
+            .ok()?;
+        index::decode_blob(&buf, self.entry(i).crc)
     }
 
     /// Every instance, in key order, decoded on two cores; `None` if one does not decode.
     fn decode_all(&self) -> Option<Vec<(String, Instance)>> {
+        let total = self
+            .entries
+            .last()
+            .map_or(0, |p| p.blob_off + u64::from(p.blob_len));
+        let mut area = vec![0; usize::try_from(total).ok()?];
+        self.cache.read_exact_at(&mut area, self.blob_base).ok()?;
         let decode_range = |r: Range<usize>| -> Option<Vec<(String, Instance)>> {
-            r.map(|i| Some((self.entry(i).key.to_owned(), self.decode(i)?)))
-                .collect()
+            r.map(|i| {
+                let (p, e) = (self.entries[i], self.entry(i));
+                let start = usize::try_from(p.blob_off).ok()?;
+                let bytes = area.get(start..start.checked_add(e.blob_len as usize)?)?;
+                Some((e.key.to_owned(), index::decode_blob(bytes, e.crc)?))
+            })
+            .collect()
         };
         let half = self.len() / 2;
         std::thread::scope(|s| {
@@ -111,10 +120,28 @@ impl Stored {
         })
     }
 
-    /// Every instance, parsed from the config.data text the cache stood in for.
+    /// Every instance, parsed from the config.data the cache stood in for, if it still
+    /// holds those bytes.
     fn parse_toml(&self) -> Result<BTreeMap<String, Instance>, GntError> {
-        let text = std::str::from_utf8(&self.toml)
-            .map_err(|_| GntError::Config(format!("{}: not UTF-8 text", self.path.display())))?;
+        let changed = || {
+            GntError::Exec(format!(
+                "{} changed while this command read it; nothing was written, run it again",
+                self.path.display()
+            ))
+        };
+        let len = usize::try_from(self.fp.len()).map_err(|_| changed())?;
+        let mut bytes = vec![0; len];
+        self.source
+            .read_exact_at(&mut bytes, 0)
+            .map_err(|_| changed())?;
+        let longer = self
+            .source
+            .read_at(&mut [0], self.fp.len())
+            .map_err(|_| changed())?;
+        if longer != 0 || Fingerprint::of(&bytes) != self.fp {
+            return Err(changed());
+        }
+        let text = std::str::from_utf8(&bytes).map_err(|_| changed())?;
         let cfg = super::store::parse(text, &self.path)?;
         let mut instances = cfg.instances;
         Ok(std::mem::take(&mut *instances))
@@ -148,7 +175,7 @@ impl Instances {
             return None;
         }
         match self.stored.as_deref() {
-            Some(s) if s.toml_start.is_none() || Some(s.fp) != current => None,
+            Some(s) if s.toml.is_none() || Some(s.fp) != current => None,
             stored => Some((stored, &self.overlay)),
         }
     }
@@ -402,28 +429,14 @@ impl Instances {
         map
     }
 
-    /// The stored instances parsed from their text. That text parsed when the cache was
-    /// made from it (its fingerprint matched), so failing here takes a CRC-32 collision
-    /// and a bug at once; the command then stops with the configuration error, as it
-    /// would have had it parsed the file itself, rather than answer from a guess.
+    /// The stored instances parsed from their config.data. That fails only if the file
+    /// was also changed in place since load (or a CRC-32 collision met a bug); the
+    /// command then stops with that error rather than answer from a guess.
     fn parsed(s: &Stored) -> BTreeMap<String, Instance> {
         s.parse_toml().unwrap_or_else(|e| {
             eprintln!("{e}");
             std::process::exit(i32::from(e.exit_code()))
         })
-    }
-}
-
-#[cfg(test)]
-impl Instances {
-    /// Damages every stored encoding in memory, as a bug or an encoding from another
-    /// build would leave them.
-    pub(super) fn damage_encodings_for_test(&mut self) {
-        let s = Arc::get_mut(self.stored.as_mut().expect("stored")).expect("unshared");
-        let base = s.blob_base;
-        for x in &mut s.cache[base..] {
-            *x ^= 0x55;
-        }
     }
 }
 

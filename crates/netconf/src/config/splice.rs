@@ -1,11 +1,13 @@
 //! Plans the bytes of a new config.data and cache. With instances still stored (see
-//! `instances`), unchanged instances are copied from the old files' bytes (held in memory
-//! since they were read and checked) and only changed ones are rendered: a command that adds one
+//! `instances`), unchanged instances are copied from the old files by the kernel
+//! (`copy_file_range`) and only changed ones are rendered: a command that adds one
 //! instance to 10,000 renders one. Otherwise everything is rendered. Both give the same
 //! bytes; a test holds them to it.
 
+use std::fs::File;
 use std::io::Write;
 use std::ops::Range;
+use std::os::unix::fs::FileExt;
 
 use super::cache::{self, CachePlan, Fingerprint, IndexMeta};
 use super::index;
@@ -28,10 +30,12 @@ enum Seg {
     New(Range<usize>),
     /// Bytes of `Out::mem`.
     Mem(Range<usize>),
+    /// Bytes of the source file.
+    Copy { from: u64, len: u64 },
 }
 
-/// A file's bytes as new data and ranges of an old file's bytes in memory (`mem`),
-/// written without gathering them into one buffer first.
+/// A file's bytes as new data, ranges of a buffer in memory (`mem`) and ranges copied
+/// from an old file, written without gathering them into one buffer first.
 #[derive(Default)]
 pub(super) struct Out<'a> {
     pub new: Vec<u8>,
@@ -53,6 +57,19 @@ impl<'a> Out<'a> {
             self.segs.push(Seg::New(self.flushed..self.new.len()));
             self.flushed = self.new.len();
         }
+    }
+
+    /// Copies `len` bytes at `from` of the source file, joined to the previous copy when
+    /// they continue it.
+    fn copy(&mut self, from: u64, len: u64) {
+        self.flush();
+        if let Some(Seg::Copy { from: f, len: l }) = self.segs.last_mut()
+            && *f + *l == from
+        {
+            *l += len;
+            return;
+        }
+        self.segs.push(Seg::Copy { from, len });
     }
 
     /// Takes `mem[r]`, joined to the previous range when it continues it.
@@ -77,44 +94,71 @@ impl<'a> Out<'a> {
             .iter()
             .map(|s| match s {
                 Seg::New(r) | Seg::Mem(r) => r.len(),
+                Seg::Copy { len, .. } => *len as usize,
             })
             .sum()
     }
 
-    fn bytes(&self, seg: &Seg) -> &[u8] {
-        match seg {
-            Seg::New(r) => &self.new[r.clone()],
-            Seg::Mem(r) => &self.mem[r.clone()],
-        }
-    }
-
+    /// Hashes the bytes held in memory (copied ranges are not).
     pub(super) fn hash_into(&self, h: &mut crc32fast::Hasher) {
         for s in &self.segs {
-            h.update(self.bytes(s));
+            match s {
+                Seg::New(r) => h.update(&self.new[r.clone()]),
+                Seg::Mem(r) => h.update(&self.mem[r.clone()]),
+                Seg::Copy { .. } => {}
+            }
         }
     }
 
-    /// Writes the bytes, hashing them into `crc` on the way when given.
-    pub(super) fn write_to(
-        &self,
-        dst: &mut impl Write,
-        mut crc: Option<&mut crc32fast::Hasher>,
-    ) -> std::io::Result<()> {
+    pub(super) fn write_to(&self, dst: &mut File, src: Option<&File>) -> std::io::Result<()> {
         for seg in &self.segs {
-            let b = self.bytes(seg);
-            if let Some(h) = crc.as_deref_mut() {
-                h.update(b);
+            match seg {
+                Seg::New(r) => dst.write_all(&self.new[r.clone()])?,
+                Seg::Mem(r) => dst.write_all(&self.mem[r.clone()])?,
+                Seg::Copy { from, len } => {
+                    let src = src.ok_or_else(|| std::io::Error::other("no file to copy from"))?;
+                    copy_range(src, *from, *len, dst)?;
+                }
             }
-            dst.write_all(b)?;
         }
         Ok(())
     }
+}
+
+/// Kernel-side copy, with a read/write fallback for file systems without it.
+fn copy_range(src: &File, from: u64, len: u64, dst: &mut File) -> std::io::Result<()> {
+    let (mut off, end) = (
+        i64::try_from(from).map_err(std::io::Error::other)?,
+        from + len,
+    );
+    while (off as u64) < end {
+        let want = usize::try_from(end - off as u64).unwrap_or(usize::MAX);
+        match nix::fcntl::copy_file_range(src, Some(&mut off), &*dst, None, want) {
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(
+                nix::errno::Errno::EXDEV
+                | nix::errno::Errno::ENOSYS
+                | nix::errno::Errno::EINVAL
+                | nix::errno::Errno::EOPNOTSUPP,
+            ) => {
+                let mut buf =
+                    vec![0; usize::try_from(end - off as u64).map_err(std::io::Error::other)?];
+                src.read_exact_at(&mut buf, off as u64)?;
+                return dst.write_all(&buf);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }
 
 /// What to write: config.data, and the cache unless an instance does not fit its index
 /// record (then there is no cache and the next reader parses the TOML).
 pub(super) struct Plan<'a> {
     pub toml: Out<'a>,
+    pub toml_src: Option<&'a File>,
     pub cache: Option<CachePlan<'a>>,
 }
 
@@ -164,6 +208,7 @@ pub(super) fn plan_full(cfg: &Config) -> Plan<'_> {
     };
     Plan {
         toml: toml.finish(),
+        toml_src: None,
         cache: cache_full(cfg, Some((start, &lens))),
     }
 }
@@ -193,6 +238,7 @@ pub(super) fn cache_full<'a>(cfg: &Config, toml: Option<(u64, &[usize])>) -> Opt
         },
         records: records.finish(),
         blobs: blobs.finish(),
+        blob_src: None,
     })
 }
 
@@ -233,15 +279,16 @@ fn plan_splice<'a>(
     stored: Option<&'a Stored>,
     overlay: &Overlay,
 ) -> Option<Plan<'a>> {
-    let old_start = stored.and_then(|s| s.toml_start).unwrap_or(0);
+    let old_start = stored
+        .and_then(|s| s.toml.as_ref())
+        .map_or(0, |(_, st)| *st);
     let mut toml = Out {
         new: head_text(cfg).into_bytes(),
-        mem: stored.map_or(&[][..], |s| &s.toml[..]),
         ..Out::default()
     };
     let start = toml.new.len() as u64;
-    let mut blobs = Out::with_mem(stored.map_or(&[][..], |s| &s.cache[..]));
-    let mut records = Out::with_mem(stored.map_or(&[][..], |s| s.index()));
+    let mut blobs = Out::default();
+    let mut records = Out::with_mem(stored.map_or(&[][..], |s| &s.index[..]));
     let mut count = 0usize;
     let mut scratch = String::new();
     for step in merged(stored, overlay) {
@@ -250,8 +297,8 @@ fn plan_splice<'a>(
                 let s = stored.expect("old entries come from stored");
                 count += run.len();
                 let (recs, t, b) = index::spans(s.entries[run.start], s.entries[run.end - 1]);
-                toml.take_mem(old_start + t.start..old_start + t.end);
-                blobs.take_mem(s.blob_base + b.start..s.blob_base + b.end);
+                toml.copy(old_start + t.0, t.1);
+                blobs.copy(s.blob_base + b.0, b.1);
                 records.take_mem(recs);
             }
             Step::New(key, inst) => {
@@ -267,6 +314,7 @@ fn plan_splice<'a>(
     tail_text(&mut toml.new);
     Some(Plan {
         toml: toml.finish(),
+        toml_src: stored.and_then(|s| s.toml.as_ref()).map(|(f, _)| f),
         cache: Some(CachePlan {
             head: cache::encode_head(cfg)?,
             meta: IndexMeta {
@@ -275,6 +323,7 @@ fn plan_splice<'a>(
             },
             records: records.finish(),
             blobs: blobs.finish(),
+            blob_src: stored.map(|s| &s.cache),
         }),
     })
 }

@@ -194,30 +194,35 @@ fn a_cache_is_checked_encoding_by_encoding() {
     let bytes = fs::read(&cache_path).unwrap();
     assert!(bytes.starts_with(b"NCCACHE5"));
     let toml = fs::read(store.path()).unwrap();
-    let fp = cache::Fingerprint::of(&toml);
-    assert!(cache::check(&bytes, &fp, &toml).is_some());
+    let check = |cache: &[u8], toml: &[u8]| {
+        let d = tempfile::tempdir().unwrap();
+        let (c, t) = (d.path().join("c"), d.path().join("t"));
+        fs::write(&c, cache).unwrap();
+        fs::write(&t, toml).unwrap();
+        let fp = cache::Fingerprint::of(toml);
+        let (c, t) = (fs::File::open(&c).unwrap(), fs::File::open(&t).unwrap());
+        cache::load(c, &fp, t, store.path()).is_some()
+    };
+    assert!(check(&bytes, &toml));
     // Damage the last byte of the last encoding: only the per-encoding check sees it.
     let mut bad = bytes.clone();
     *bad.last_mut().unwrap() ^= 0xff;
     assert!(
-        cache::check(&bad, &fp, &toml).is_none(),
+        !check(&bad, &toml),
         "a cache with a damaged encoding was accepted"
     );
     // Every cut and every flipped byte is refused.
     for n in 0..bytes.len() {
-        assert!(
-            cache::check(&bytes[..n], &fp, &toml).is_none(),
-            "cut to {n}"
-        );
+        assert!(!check(&bytes[..n], &toml), "cut to {n}");
         let mut bad = bytes.clone();
         bad[n] ^= 0x10;
-        assert!(cache::check(&bad, &fp, &toml).is_none(), "byte {n} flipped");
+        assert!(!check(&bad, &toml), "byte {n} flipped");
     }
     // A cache of other bytes of the same length is refused.
     let mut edited = toml.clone();
     let at = edited.len() / 2;
     edited[at] ^= 1;
-    assert!(cache::check(&bytes, &cache::Fingerprint::of(&edited), &edited).is_none());
+    assert!(!check(&bytes, &edited));
 }
 
 #[test]
@@ -227,14 +232,24 @@ fn instances_that_do_not_decode_fall_back_to_the_text_the_cache_was_made_from() 
     transaction(&store, |_| Ok(())).unwrap();
     let want = parse(&fs::read_to_string(store.path()).unwrap(), store.path()).unwrap();
     let want = &*want.instances;
+    let cache_path = dir.path().join("config.data.cache");
+    let good = fs::read(&cache_path).unwrap();
+    // Loaded from the good cache, which is then damaged in place under the command.
     let fresh = || {
-        let mut c = store.read().unwrap();
-        c.instances.damage_encodings_for_test();
+        fs::write(&cache_path, &good).unwrap();
+        let c = store.read().unwrap();
+        let f = fs::OpenOptions::new()
+            .write(true)
+            .open(&cache_path)
+            .unwrap();
+        let half = good.len() / 2;
+        let damaged: Vec<u8> = good[half..].iter().map(|b| b ^ 0x55).collect();
+        std::os::unix::fs::FileExt::write_all_at(&f, &damaged, half as u64).unwrap();
         c
     };
     assert_eq!(
-        fresh().instances.get_cloned("k004"),
-        want.get("k004").cloned()
+        fresh().instances.get_cloned("k022"),
+        want.get("k022").cloned()
     );
     assert_eq!(&*fresh().instances, want);
     let on = |m: &BTreeMap<String, Instance>| {
@@ -248,12 +263,12 @@ fn instances_that_do_not_decode_fall_back_to_the_text_the_cache_was_made_from() 
     let mut c = fresh();
     let added = inst("added", 99, None);
     c.instances.insert("k001".into(), added.clone());
-    c.instances.get_mut("k002").unwrap().name = "renamed".into();
-    assert_eq!(c.instances.remove("k006").as_ref(), want.get("k006"));
+    c.instances.get_mut("k022").unwrap().name = "renamed".into();
+    assert_eq!(c.instances.remove("k020").as_ref(), want.get("k020"));
     let mut model = want.clone();
     model.insert("k001".into(), added);
-    model.get_mut("k002").unwrap().name = "renamed".into();
-    model.remove("k006");
+    model.get_mut("k022").unwrap().name = "renamed".into();
+    model.remove("k020");
     assert_eq!(&*c.instances, &model);
     store
         .transact(&mut |cur| {

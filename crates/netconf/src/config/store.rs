@@ -6,11 +6,13 @@
 //! Parsing a large TOML file costs far more than a command may (≈ 200 ms for 10,000
 //! instances), so every write also leaves `config.data.cache`: a binary snapshot marked
 //! with the length and CRC-32 of the config.data bytes it was made from. Every command
-//! reads config.data whole (≈ 1 ms for 4 MB, CRC included) and uses the cache only when
-//! it was made from exactly those bytes and checks out in full; anything else (a hand
-//! edit in place within the same second, a file copied back, a cut or damaged cache, a
-//! FIFO) means the TOML is parsed and the cache rebuilt. The TOML stays the one source of
-//! truth; the cache can be deleted at any time.
+//! streams config.data through a CRC (≈ 0.5 ms for 4 MB) and uses the cache only when it
+//! was made from exactly those bytes and checks out in full; anything else (a hand edit
+//! in place within the same second, a file copied back, a cut or damaged cache, a FIFO)
+//! means the TOML is parsed and the cache rebuilt. Before a writer replaces config.data
+//! it checks the file still holds the bytes it loaded, so a hand edit made while a
+//! command runs is not written over either. The TOML stays the one source of truth; the
+//! cache can be deleted at any time.
 //!
 //! Files are distrusted: config.data and the cache are opened without blocking and used
 //! only when they are regular files; a config.data that is a symbolic link is resolved
@@ -28,7 +30,7 @@ use std::path::{Path, PathBuf};
 use nix::libc;
 
 use super::cache::{self, Fingerprint};
-use super::instances::{Instances, Stored};
+use super::instances::Instances;
 use super::model::{CONFIG_VERSION, Config, now};
 use super::splice::{self, END_MARKER};
 use crate::error::GntError;
@@ -37,8 +39,6 @@ pub const DEFAULT_CONFIG_PATH: &str = "/var/lib/gnt-network/config.data";
 
 /// config.data is refused above this size (10,000 instances take about 4 MB).
 const MAX_CONFIG_LEN: u64 = 256 << 20;
-/// A larger cache is ignored.
-const MAX_CACHE_LEN: u64 = 512 << 20;
 
 /// A place that holds the configuration.
 pub trait Store {
@@ -78,11 +78,11 @@ pub struct FileStore {
     free_after_commit: bool,
 }
 
-/// config.data as read now: its resolved path, and its bytes and metadata (none: absent).
+/// config.data as found now: its resolved path, and the open file (none: absent).
 struct Current {
     target: PathBuf,
-    file: Option<Vec<u8>>,
-    /// The fingerprint of `file`'s bytes.
+    file: Option<File>,
+    /// The fingerprint of `file`'s bytes when it was opened.
     fp: Option<Fingerprint>,
     /// The mode for new config.data and cache files: 0644, or the current file's mode
     /// without write or execute bits for others (an operator's 0600 or 0640 stays).
@@ -134,17 +134,28 @@ fn kind_of(m: &fs::Metadata) -> &'static str {
     }
 }
 
-/// Up to `max` bytes of `f`; `None` if it is longer.
+/// Up to `max` bytes of `f` from its start; `None` if it is longer.
 fn read_capped(f: &File, len_hint: u64, max: u64) -> std::io::Result<Option<Vec<u8>>> {
     let mut v = Vec::with_capacity(usize::try_from(len_hint.min(max) + 1).unwrap_or(0));
+    let mut f = f.try_clone()?;
+    std::io::Seek::rewind(&mut f)?;
     f.take(max + 1).read_to_end(&mut v)?;
     Ok((v.len() as u64 <= max).then_some(v))
+}
+
+/// Whether `p` is the file `f` (same device and inode).
+fn same_file(p: &Path, f: &File) -> bool {
+    match (fs::symlink_metadata(p), f.metadata()) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
+    }
 }
 
 /// Creates `path` (never through a link, never over an existing file) with exactly
 /// `mode`, whatever the umask.
 fn create_new(path: &Path, mode: u32) -> std::io::Result<File> {
     let f = OpenOptions::new()
+        .read(true)
         .write(true)
         .create_new(true)
         .mode(mode)
@@ -240,21 +251,24 @@ impl FileStore {
                 mode: 0o644,
             });
         };
-        let bytes = read_capped(&f, m.len(), MAX_CONFIG_LEN)
+        let fp = Fingerprint::of_file(&f, MAX_CONFIG_LEN)
             .map_err(|e| self.io_err("read", &target, &e))?
-            .ok_or_else(|| {
-                GntError::Config(format!(
-                    "{}: larger than {} MiB; refusing to read it",
-                    target.display(),
-                    MAX_CONFIG_LEN >> 20
-                ))
-            })?;
+            .ok_or_else(|| self.too_large(&target))?;
         Ok(Current {
             target,
-            fp: Some(Fingerprint::of(&bytes)),
-            file: Some(bytes),
+            fp: Some(fp),
+            file: Some(f),
             mode: (m.mode() & 0o644) | 0o600,
         })
+    }
+
+    fn too_large(&self, p: &Path) -> GntError {
+        let _ = self;
+        GntError::Config(format!(
+            "{}: larger than {} MiB; refusing to read it",
+            p.display(),
+            MAX_CONFIG_LEN >> 20
+        ))
     }
 
     fn open_lock(&self, create: bool) -> Result<Option<File>, GntError> {
@@ -328,15 +342,20 @@ impl FileStore {
     }
 
     /// The configuration in `cur` (a fresh one when there is none), from the cache when
-    /// it was made from exactly these bytes, else parsed (and the cache rebuilt).
-    fn load(&self, cur: Current) -> Result<Config, GntError> {
-        let (Some(bytes), Some(fp)) = (cur.file, cur.fp) else {
-            return Ok(Config::new());
+    /// it was made from exactly its bytes, else parsed (and the cache rebuilt); and the
+    /// fingerprint of the bytes it reflects.
+    fn load(&self, cur: &Current) -> Result<(Config, Option<Fingerprint>), GntError> {
+        let (Some(file), Some(fp)) = (&cur.file, cur.fp) else {
+            return Ok((Config::new(), None));
         };
-        let bytes = match self.load_cache(fp, bytes, &cur.target) {
-            Ok(cfg) => return Ok(cfg),
-            Err(bytes) => bytes,
-        };
+        if let Some(cfg) = self.load_cache(fp, file, &cur.target) {
+            return Ok((cfg, Some(fp)));
+        }
+        let bytes = read_capped(file, fp.len(), MAX_CONFIG_LEN)
+            .map_err(|e| self.io_err("read", &cur.target, &e))?
+            .ok_or_else(|| self.too_large(&cur.target))?;
+        // What was parsed, should the file have changed since it was opened.
+        let fp = Fingerprint::of(&bytes);
         let text = std::str::from_utf8(&bytes).map_err(|e| {
             let line = bytes[..e.valid_up_to()]
                 .iter()
@@ -351,47 +370,28 @@ impl FileStore {
         })?;
         let cfg = parse(text, &cur.target)?;
         self.save_cache(fp, &cfg, cur.mode);
-        Ok(cfg)
+        Ok((cfg, Some(fp)))
     }
 
-    /// The cache's bytes, if it is a regular file of sane size.
-    fn read_cache(&self) -> Option<Vec<u8>> {
-        let (f, m) = open_regular(&self.cache_path).ok()??;
-        read_capped(&f, m.len(), MAX_CACHE_LEN).ok()?
-    }
-
-    /// The configuration from the cache, if it mirrors `toml` (fingerprint `fp`); else
-    /// `toml` back.
-    fn load_cache(&self, fp: Fingerprint, toml: Vec<u8>, path: &Path) -> Result<Config, Vec<u8>> {
-        let Some(cache) = self.read_cache() else {
-            return Err(toml);
-        };
-        let Some(c) = cache::check(&cache, &fp, &toml) else {
-            return Err(toml);
-        };
-        Ok(Config {
-            version: c.head.version,
-            cluster: c.head.cluster,
-            nodegroups: c.head.nodegroups,
-            nodes: c.head.nodes,
-            networks: c.head.networks,
-            instances: Instances::from_stored(Stored {
-                cache,
-                index: c.index,
-                entries: c.entries,
-                blob_base: c.blob_base,
-                toml,
-                toml_start: c.toml_start,
-                fp,
-                path: path.to_owned(),
-            }),
+    /// The configuration from the cache, if it was made from the bytes of `toml` (whose
+    /// fingerprint is `fp`) and checks out.
+    fn load_cache(&self, fp: Fingerprint, toml: &File, path: &Path) -> Option<Config> {
+        let (cache, _) = open_regular(&self.cache_path).ok()??;
+        let (head, stored) = cache::load(cache, &fp, toml.try_clone().ok()?, path)?;
+        Some(Config {
+            version: head.version,
+            cluster: head.cluster,
+            nodegroups: head.nodegroups,
+            nodes: head.nodes,
+            networks: head.networks,
+            instances: Instances::from_stored(stored),
         })
     }
 
     /// Public for benchmarks and tests: whether a valid cache exists for the current file.
     pub fn cache_is_fresh(&self) -> bool {
         let Ok(Current {
-            file: Some(bytes),
+            file: Some(file),
             fp: Some(fp),
             target,
             ..
@@ -399,7 +399,7 @@ impl FileStore {
         else {
             return false;
         };
-        self.load_cache(fp, bytes, &target).is_ok()
+        self.load_cache(fp, &file, &target).is_some()
     }
 
     /// Best effort: a missing or unwritable cache only costs speed. Readers may run side
@@ -421,17 +421,20 @@ impl FileStore {
     }
 
     /// Opens a file to write a new version of `live` into: its spare (the version before
-    /// last) to overwrite in place when that is a plain file of its own, else a new file
+    /// last) to overwrite in place when that is a plain file of its own that nobody
+    /// reads (a loaded configuration holds a shared lock on its files), else a new file
     /// there, else (say the spare is a directory) a new temporary file beside it. Never
     /// through a link, never blocking on a FIFO, always with `mode`.
     fn open_spare(spare: &Path, mode: u32) -> FileResult<(File, PathBuf)> {
         let reusable = OpenOptions::new()
+            .read(true)
             .write(true)
             .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
             .open(spare)
             .ok()
             .filter(|f| {
                 f.metadata().is_ok_and(|m| m.is_file() && m.nlink() == 1)
+                    && f.try_lock().is_ok()
                     && f.set_permissions(fs::Permissions::from_mode(mode)).is_ok()
             });
         if let Some(f) = reusable {
@@ -489,8 +492,8 @@ impl FileStore {
                 .map_err(|e| self.io_err("lock", &self.lock_path, &e))?;
         }
         let cur = self.current()?;
-        let fp = cur.fp;
-        Ok((self.load(cur)?, Version(fp)))
+        let (cfg, fp) = self.load(&cur)?;
+        Ok((cfg, Version(fp)))
     }
 
     /// Commits `next`, made from the snapshot of `version`, if config.data still holds
@@ -513,22 +516,24 @@ impl FileStore {
         self.remove_stale_temporaries(&cur.target);
         next.cluster.serial_no += 1;
         next.cluster.mtime = now();
-        let written = self.write(&next, &cur.target, cur.fp, cur.mode);
+        let written = self.write(&next, &cur, version.0);
         if !self.free_after_commit {
             std::mem::forget(next);
         }
-        written.map(|()| true)
+        written
     }
 
-    /// Writes `cfg` to `target`, whose current bytes have fingerprint `current`.
+    /// Writes `cfg`, made from the bytes with fingerprint `loaded`, over `cur` if it still
+    /// holds them (else `Ok(false)` and nothing written: a hand edit is never lost to a
+    /// command that ran meanwhile).
     fn write(
         &self,
         cfg: &Config,
-        target: &Path,
-        current: Option<Fingerprint>,
-        mode: u32,
-    ) -> Result<(), GntError> {
-        let plan = splice::plan(cfg, current);
+        cur: &Current,
+        loaded: Option<Fingerprint>,
+    ) -> Result<bool, GntError> {
+        let (target, mode) = (&cur.target, cur.mode);
+        let plan = splice::plan(cfg, loaded);
         let dir = dir_of(target);
         let name = target
             .file_name()
@@ -551,13 +556,16 @@ impl FileStore {
         // cache (its fingerprint still blank): the disk works while the CPU copies.
         let (written, cache) = std::thread::scope(|s| {
             let toml = s.spawn(|| {
-                let (f, path, crc) = Self::fill_spare(&spare, mode, |f| {
-                    let mut crc = crc32fast::Hasher::new();
-                    plan.toml.write_to(f, Some(&mut crc))?;
-                    Ok(crc.finalize())
-                })?;
+                let (f, path, ()) =
+                    Self::fill_spare(&spare, mode, |f| plan.toml.write_to(f, plan.toml_src))?;
+                // Read back: parts of it were copied by the kernel.
+                let fp = at(&path, Fingerprint::of_file(&f, u64::MAX))?;
                 at(&path, f.sync_all())?;
-                Ok((path, Fingerprint::from_parts(plan.toml.len() as u64, crc)))
+                // Unlocked explicitly: a child forked meanwhile (hooks, threads of a test
+                // harness) may share this open file until it execs.
+                let _ = f.unlock();
+                let fp = fp.ok_or_else(|| (path.clone(), ErrorKind::FileTooLarge.into()))?;
+                Ok((path, fp))
             });
             let cache = plan.cache.as_ref().and_then(|c| {
                 let blank = [0; Fingerprint::HEADER_LEN];
@@ -568,26 +576,47 @@ impl FileStore {
             });
             (written, cache)
         });
-        let fp = written
-            .and_then(|(path, fp)| {
-                Self::rotate(target, &path, &spare, &old).inspect_err(|_| {
-                    let _ = fs::remove_file(&path);
-                })?;
-                at(&dir, File::open(&dir).and_then(|d| d.sync_all()))?;
-                Ok(fp)
-            })
-            .map_err(|(p, e)| self.io_err("write", &p, &e))?;
+        let (path, fp) = written.map_err(|(p, e)| self.io_err("write", &p, &e))?;
+        if !self.still(cur, loaded) {
+            if path != spare {
+                let _ = fs::remove_file(&path);
+            }
+            return Ok(false);
+        }
+        Self::rotate(target, &path, &spare, &old)
+            .and_then(|()| at(&dir, File::open(&dir).and_then(|d| d.sync_all())))
+            .map_err(|(p, e)| {
+                let _ = fs::remove_file(&path);
+                self.io_err("write", &p, &e)
+            })?;
         // Best effort: without a cache the next command parses the TOML.
         if let Some((f, path, ())) = cache {
             use std::os::unix::fs::FileExt;
             let placed = f.write_all_at(&fp.header(), 0).is_ok()
+                && f.unlock().is_ok()
                 && Self::rotate(&self.cache_path, &path, &cache_spare, &cache_old).is_ok();
             if !placed {
                 let _ = fs::remove_file(&path);
                 let _ = fs::remove_file(&self.cache_path);
             }
         }
-        Ok(())
+        Ok(true)
+    }
+
+    /// Whether config.data is still the file of `cur` and holds the bytes with fingerprint
+    /// `loaded` (or is still absent): nobody changed it by hand, in place or by rename,
+    /// since it was loaded.
+    fn still(&self, cur: &Current, loaded: Option<Fingerprint>) -> bool {
+        match (&cur.file, loaded) {
+            (Some(f), Some(fp)) => {
+                same_file(&cur.target, f)
+                    && Fingerprint::of_file(f, MAX_CONFIG_LEN).ok().flatten() == Some(fp)
+            }
+            (None, None) => {
+                fs::symlink_metadata(&cur.target).is_err_and(|e| e.kind() == ErrorKind::NotFound)
+            }
+            _ => false,
+        }
     }
 }
 
@@ -609,7 +638,7 @@ impl Store for FileStore {
             l.lock_shared()
                 .map_err(|e| self.io_err("lock", &self.lock_path, &e))?;
         }
-        self.load(self.current()?)
+        self.load(&self.current()?).map(|(cfg, _)| cfg)
     }
 
     fn transact(
@@ -623,16 +652,21 @@ impl Store for FileStore {
         }
         let cur = self.current()?;
         self.remove_stale_temporaries(&cur.target);
-        let (target, fp, mode) = (cur.target.clone(), cur.fp, cur.mode);
-        let mut cfg = self.load(cur)?;
+        let (mut cfg, loaded) = self.load(&cur)?;
         f(&mut cfg)?;
         cfg.cluster.serial_no += 1;
         cfg.cluster.mtime = now();
-        let written = self.write(&cfg, &target, fp, mode);
+        let written = self.write(&cfg, &cur, loaded);
         if !self.free_after_commit {
             std::mem::forget(cfg);
         }
-        written
+        match written? {
+            true => Ok(()),
+            false => Err(GntError::Exec(format!(
+                "{} was changed (by hand?) while this command ran; nothing was written, run it again",
+                cur.target.display()
+            ))),
+        }
         // The lock is released when `lock` is dropped, after the rename.
     }
 }
@@ -798,6 +832,40 @@ mod tests {
         bad.extend_from_slice(&[1, 2, 3]);
         fs::write(dir.path().join("config.data.cache"), bad).unwrap();
         assert_eq!(store.read().unwrap().cluster.name, "edited");
+    }
+
+    #[test]
+    fn a_hand_edit_made_while_a_transaction_runs_is_not_written_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::new(dir.path().join("config.data"));
+        transaction(&store, |c| {
+            c.cluster.name = "before".into();
+            Ok(())
+        })
+        .unwrap();
+        let text = fs::read_to_string(store.path()).unwrap();
+        let edited = text.replace("\"before\"", "\"edited\"");
+        for in_place in [true, false] {
+            let e = transaction(&store, |c| {
+                // In place at the same size, or as a new file renamed in, meanwhile.
+                if in_place {
+                    use std::os::unix::fs::FileExt;
+                    let f = OpenOptions::new().write(true).open(store.path()).unwrap();
+                    f.write_all_at(edited.as_bytes(), 0).unwrap();
+                } else {
+                    let tmp = dir.path().join("edit");
+                    fs::write(&tmp, &edited).unwrap();
+                    fs::rename(&tmp, store.path()).unwrap();
+                }
+                c.cluster.name = "command".into();
+                Ok(())
+            })
+            .unwrap_err();
+            assert!(e.to_string().contains("changed (by hand?)"), "{e}");
+            assert_eq!(fs::read_to_string(store.path()).unwrap(), edited);
+            assert_eq!(store.read().unwrap().cluster.name, "edited");
+            fs::write(store.path(), &text).unwrap();
+        }
     }
 
     #[test]
