@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, Write};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -34,7 +34,6 @@ pub(super) struct Fingerprint {
 
 impl Fingerprint {
     const MAGIC: &'static [u8; 8] = b"NCCACHE5";
-    pub const HEADER_LEN: usize = 20;
 
     pub fn of(bytes: &[u8]) -> Self {
         Fingerprint {
@@ -47,39 +46,47 @@ impl Fingerprint {
     /// pays more in page faults for holding 4 MB than for reading them); `None` if it is
     /// longer than `max`.
     pub fn of_file(f: &File, max: u64) -> std::io::Result<Option<Self>> {
-        use std::os::unix::fs::FileExt;
-        let mut buf = vec![0; 1 << 16];
-        let (mut h, mut len) = (crc32fast::Hasher::new(), 0u64);
-        loop {
-            let n = match f.read_at(&mut buf, len) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            h.update(&buf[..n]);
-            len += n as u64;
-            if len > max {
-                return Ok(None);
-            }
-        }
-        Ok(Some(Fingerprint {
-            len,
-            crc: h.finalize(),
-        }))
+        let (crc, len, more) = crc_from(f, 0, max)?;
+        Ok((!more).then_some(Fingerprint { len, crc }))
     }
 
     pub fn len(&self) -> u64 {
         self.len
     }
 
-    /// The first bytes of a cache made from these bytes.
-    pub fn header(&self) -> [u8; Self::HEADER_LEN] {
-        let mut h = [0u8; Self::HEADER_LEN];
+    fn bytes(&self) -> [u8; 20] {
+        let mut h = [0u8; 20];
         h[..8].copy_from_slice(Self::MAGIC);
         h[8..16].copy_from_slice(&self.len.to_le_bytes());
         h[16..].copy_from_slice(&self.crc.to_le_bytes());
         h
+    }
+}
+
+/// The header: the fingerprint of the config.data the cache was made from, and the CRC-32
+/// of the encodings area (checked in one pass at load; each encoding's own CRC is checked
+/// when it is decoded).
+pub(super) const HEADER_LEN: usize = 24;
+
+/// The CRC-32 and length of up to `max` of `f`'s bytes from `from` on, streamed through a
+/// small buffer, and whether more follow.
+fn crc_from(f: &File, from: u64, max: u64) -> std::io::Result<(u32, u64, bool)> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0; 1 << 16];
+    let (mut h, mut len) = (crc32fast::Hasher::new(), 0u64);
+    loop {
+        let want = usize::try_from((max - len).min(buf.len() as u64)).unwrap_or(buf.len());
+        let n = match f.read_at(&mut buf[..want.max(1)], from + len) {
+            Ok(0) => return Ok((h.finalize(), len, false)),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if len == max {
+            return Ok((h.finalize(), len, true));
+        }
+        h.update(&buf[..n]);
+        len += n as u64;
     }
 }
 
@@ -184,10 +191,11 @@ pub(super) fn load(
         }
     }
     let mut r = &cache;
-    let got = read_exact_vec(&mut r, Fingerprint::HEADER_LEN as u64)?;
-    if got != fp.header() {
+    let header = read_exact_vec(&mut r, HEADER_LEN as u64)?;
+    if header[..20] != fp.bytes() {
         return None;
     }
+    let blobs_crc = u32::from_le_bytes(header[20..].try_into().ok()?);
     let len = read_u64(&mut r)?;
     let head_bytes = read_exact_vec(&mut r, len)?;
     if !crc_matches(&mut r, crc32fast::hash(&head_bytes)) {
@@ -226,27 +234,11 @@ pub(super) fn load(
         fp: *fp,
         path: path.to_owned(),
     };
-    verify_blobs(&stored).then_some((head, stored))
-}
-
-/// Streams every encoding through its CRC (through a small buffer: holding them costs a
-/// fresh process more in page faults than reading them).
-fn verify_blobs(s: &Stored) -> bool {
-    let mut f = &s.cache;
-    if f.seek(SeekFrom::Start(s.blob_base)).is_err() {
-        return false;
-    }
-    let mut r = BufReader::with_capacity(1 << 16, f);
-    let mut buf = Vec::new();
-    for i in 0..s.len() {
-        let e = s.entry(i);
-        buf.resize(e.blob_len as usize, 0);
-        if r.read_exact(&mut buf).is_err() || crc32fast::hash(&buf) != e.crc {
-            return false;
-        }
-    }
-    // Nothing may follow the last encoding.
-    r.read(&mut [0]).is_ok_and(|n| n == 0)
+    // The encodings fill the rest of the file exactly and check out, streamed (holding
+    // them costs a fresh process more in page faults than reading them).
+    let area: u64 = stored.entries.iter().map(|p| u64::from(p.blob_len)).sum();
+    let (crc, len, more) = crc_from(&stored.cache, blob_base, area).ok()?;
+    (len == area && !more && crc == blobs_crc).then_some((head, stored))
 }
 
 /// What a new cache file holds besides its stamp.
@@ -259,10 +251,12 @@ pub(super) struct CachePlan<'a> {
     pub blob_src: Option<&'a File>,
 }
 
-/// Writes a cache file: fingerprint header, head part, index part, encodings.
-pub(super) fn write(dst: &mut File, header: &[u8], plan: &CachePlan<'_>) -> std::io::Result<()> {
+/// Writes a cache file but for its header (blank: it is not valid until `seal`ed): head
+/// part, index part, encodings. Returns the CRC-32 of the encodings, read back (some were
+/// copied by the kernel).
+pub(super) fn write(dst: &mut File, plan: &CachePlan<'_>) -> std::io::Result<u32> {
     let mut w = std::io::BufWriter::with_capacity(1 << 16, &mut *dst);
-    w.write_all(header)?;
+    w.write_all(&[0; HEADER_LEN])?;
     w.write_all(&(plan.head.len() as u64).to_le_bytes())?;
     w.write_all(&plan.head)?;
     w.write_all(&crc32fast::hash(&plan.head).to_le_bytes())?;
@@ -276,5 +270,17 @@ pub(super) fn write(dst: &mut File, header: &[u8], plan: &CachePlan<'_>) -> std:
     drop(w);
     plan.records.write_to(dst, None)?;
     dst.write_all(&crc.finalize().to_le_bytes())?;
-    plan.blobs.write_to(dst, plan.blob_src)
+    let base = dst.stream_position()?;
+    plan.blobs.write_to(dst, plan.blob_src)?;
+    let end = dst.stream_position()?;
+    Ok(crc_from(dst, base, end - base)?.0)
+}
+
+/// Makes a written cache valid for the config.data bytes with fingerprint `fp`.
+pub(super) fn seal(dst: &File, fp: &Fingerprint, blobs_crc: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let mut h = [0u8; HEADER_LEN];
+    h[..20].copy_from_slice(&fp.bytes());
+    h[20..].copy_from_slice(&blobs_crc.to_le_bytes());
+    dst.write_all_at(&h, 0)
 }

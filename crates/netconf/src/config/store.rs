@@ -413,8 +413,10 @@ impl FileStore {
             .dir()
             .join(format!(".config.cache.tmp{}", std::process::id()));
         let _ = fs::remove_file(&tmp);
-        let written =
-            create_new(&tmp, mode).and_then(|mut f| cache::write(&mut f, &fp.header(), &plan));
+        let written = create_new(&tmp, mode).and_then(|mut f| {
+            let crc = cache::write(&mut f, &plan)?;
+            cache::seal(&f, &fp, crc)
+        });
         if written.is_err() || fs::rename(&tmp, &self.cache_path).is_err() {
             let _ = fs::remove_file(&tmp);
         }
@@ -567,10 +569,10 @@ impl FileStore {
                 let fp = fp.ok_or_else(|| (path.clone(), ErrorKind::FileTooLarge.into()))?;
                 Ok((path, fp))
             });
-            let cache = plan.cache.as_ref().and_then(|c| {
-                let blank = [0; Fingerprint::HEADER_LEN];
-                Self::fill_spare(&cache_spare, mode, |f| cache::write(f, &blank, c)).ok()
-            });
+            let cache = plan
+                .cache
+                .as_ref()
+                .and_then(|c| Self::fill_spare(&cache_spare, mode, |f| cache::write(f, c)).ok());
             let written: FileResult<_> = toml.join().unwrap_or_else(|_| {
                 Err((spare.clone(), std::io::Error::other("writer thread failed")))
             });
@@ -590,9 +592,8 @@ impl FileStore {
                 self.io_err("write", &p, &e)
             })?;
         // Best effort: without a cache the next command parses the TOML.
-        if let Some((f, path, ())) = cache {
-            use std::os::unix::fs::FileExt;
-            let placed = f.write_all_at(&fp.header(), 0).is_ok()
+        if let Some((f, path, crc)) = cache {
+            let placed = cache::seal(&f, &fp, crc).is_ok()
                 && f.unlock().is_ok()
                 && Self::rotate(&self.cache_path, &path, &cache_spare, &cache_old).is_ok();
             if !placed {
@@ -827,10 +828,12 @@ mod tests {
         fs::write(dir.path().join("config.data.cache"), b"garbage").unwrap();
         assert_eq!(store.read().unwrap().cluster.name, "edited");
         // A cache with the right fingerprint but a damaged body is ignored too.
-        let fp = Fingerprint::of(&fs::read(store.path()).unwrap());
-        let mut bad = fp.header().to_vec();
+        let cache_path = dir.path().join("config.data.cache");
+        let mut bad = fs::read(&cache_path).unwrap();
+        let half = bad.len() / 2;
+        bad.truncate(half);
         bad.extend_from_slice(&[1, 2, 3]);
-        fs::write(dir.path().join("config.data.cache"), bad).unwrap();
+        fs::write(&cache_path, bad).unwrap();
         assert_eq!(store.read().unwrap().cluster.name, "edited");
     }
 
