@@ -558,6 +558,14 @@ fn a_directory_at_a_spare_path_is_avoided() {
             "mine"
         );
     }
+    // Temporaries a killed writer would leave are removed by the next one.
+    for t in [".spare.tmp1.0", ".cache.spare.tmp1.0"] {
+        fs::write(hidden(&c, t), "left").unwrap();
+    }
+    c.ok(
+        NET,
+        &["modify", "--add-reserved-ips", "192.168.1.14", "net1"],
+    );
     let stray: Vec<_> = fs::read_dir(c.dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

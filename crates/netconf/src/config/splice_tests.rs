@@ -219,7 +219,7 @@ fn a_cache_is_checked_encoding_by_encoding() {
         assert!(!check(&bad, &toml), "byte {n} flipped");
     }
     // A cache of other bytes of the same length is refused.
-    let mut edited = toml.clone();
+    let mut edited = toml;
     let at = edited.len() / 2;
     edited[at] ^= 1;
     assert!(!check(&bytes, &edited));

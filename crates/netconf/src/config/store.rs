@@ -321,20 +321,27 @@ impl FileStore {
     /// Temporaries are only written under a lock; holding the exclusive one, any that
     /// exist were left by a writer that died (SIGKILL, power loss) and are removed.
     fn remove_stale_temporaries(&self, target: &Path) {
-        let name = target
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("config.data");
-        let config_tmp = format!(".{name}.tmp");
+        let name = |p: &Path| {
+            let n = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("config.data");
+            format!(".{n}.")
+        };
+        // `.config.data.tmp…` of old versions, `.config.data.spare.tmp…` (and the cache's)
+        // where a spare could not be used, and readers' `.config.cache.tmp…`.
         for (dir, prefix) in [
-            (dir_of(target), config_tmp.as_str()),
-            (self.dir(), ".config.cache.tmp"),
+            (dir_of(target), name(target)),
+            (self.dir(), name(&self.path)),
+            (self.dir(), ".config.cache.tmp".to_owned()),
         ] {
             let Ok(entries) = fs::read_dir(dir) else {
                 continue;
             };
             for e in entries.flatten() {
-                if e.file_name().to_string_lossy().starts_with(prefix) {
+                let n = e.file_name();
+                let n = n.to_string_lossy();
+                if n.starts_with(&prefix) && n.contains(".tmp") {
                     let _ = fs::remove_file(e.path());
                 }
             }
