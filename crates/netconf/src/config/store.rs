@@ -6,13 +6,14 @@
 //! Parsing a large TOML file costs far more than a command may (≈ 200 ms for 10,000
 //! instances), so every write also leaves `config.data.cache`: a binary snapshot marked
 //! with the length and CRC-32 of the config.data bytes it was made from. Every command
-//! streams config.data through a CRC (≈ 0.5 ms for 4 MB) and uses the cache only when it
+//! streams config.data through a CRC (≈ 0.2 ms for 4 MB) and uses the cache only when it
 //! was made from exactly those bytes and checks out in full; anything else (a hand edit
 //! in place within the same second, a file copied back, a cut or damaged cache, a FIFO)
 //! means the TOML is parsed and the cache rebuilt. Before a writer replaces config.data
 //! it checks the file still holds the bytes it loaded, so a hand edit made while a
-//! command runs is not written over either. The TOML stays the one source of truth; the
-//! cache can be deleted at any time.
+//! command runs is not written over either (short of one made in the microseconds
+//! between that check and the rename). The TOML stays the one source of truth; the cache
+//! can be deleted at any time.
 //!
 //! Files are distrusted: config.data and the cache are opened without blocking and used
 //! only when they are regular files; a config.data that is a symbolic link is resolved
