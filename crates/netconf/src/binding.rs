@@ -6,8 +6,8 @@
 use std::fmt;
 use std::fs;
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use ipnet::{Ipv4Net, Ipv6Net};
@@ -199,7 +199,8 @@ impl Binding {
 
     /// Reads and parses `path` (see [`read_text`]); errors name the file and line.
     pub fn load(path: &Path) -> Result<Binding, BindingError> {
-        let text = read_text(path).map_err(|e| BindingError::new(0, e.to_string()).in_file(path))?;
+        let text =
+            read_text(path).map_err(|e| BindingError::new(0, e.to_string()).in_file(path))?;
         Binding::parse(&text).map_err(|e| e.in_file(path))
     }
 
@@ -275,8 +276,7 @@ pub fn read_text(path: &Path) -> io::Result<String> {
     if buf.len() as u64 > MAX_FILE_BYTES {
         return Err(too_large());
     }
-    String::from_utf8(buf)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text"))
+    String::from_utf8(buf).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text"))
 }
 
 fn too_large() -> io::Error {

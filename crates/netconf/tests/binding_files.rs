@@ -37,9 +37,7 @@ fn binding_files_are_written_and_read_safely() {
     // A link planted under the temporary name is never followed: the victim is untouched.
     let victim = dir.path().join("victim");
     fs::write(&victim, "precious\n").unwrap();
-    let tmp = dir
-        .path()
-        .join(format!(".tap2.tmp{}", std::process::id()));
+    let tmp = dir.path().join(format!(".tap2.tmp{}", std::process::id()));
     std::os::unix::fs::symlink(&victim, &tmp).unwrap();
     let p = b.write_atomic(dir.path(), &tap).unwrap();
     assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");

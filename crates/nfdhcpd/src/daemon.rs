@@ -207,6 +207,15 @@ fn become_user(cfg: &Config, spec: &str, logfile: Option<&std::path::Path>) -> a
         info!("running as user {} (uid {}) already", t.name, t.uid);
         return Ok(());
     }
+    if !nix::unistd::Uid::effective().is_root() {
+        // Started unprivileged by a service manager (the packaged unit's DynamicUser=):
+        // already confined to its capabilities, and without the right to switch.
+        warn!(
+            "general.user '{spec}' ignored: already running as uid {} without root",
+            nix::unistd::Uid::current()
+        );
+        return Ok(());
+    }
     let g = &cfg.general;
     let mut files = vec![g.pidfile.as_path(), g.status_file.as_path()];
     if let Some(f) = logfile {

@@ -312,13 +312,23 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let mut t = Table::new(d.path());
         let long = format!("{}.example.org", "a".repeat(64));
-        fs::write(d.path().join("tap1"), GOOD.replace("vm1.example.org", &long)).unwrap();
+        fs::write(
+            d.path().join("tap1"),
+            GOOD.replace("vm1.example.org", &long),
+        )
+        .unwrap();
         fs::write(
             d.path().join("tap2"),
             GOOD.replace("vm1.example.org", &"ab.".repeat(90)),
         )
         .unwrap();
-        let ok = format!("{}.{}.{}.{}", "a".repeat(63), "b".repeat(63), "c".repeat(63), "d".repeat(61));
+        let ok = format!(
+            "{}.{}.{}.{}",
+            "a".repeat(63),
+            "b".repeat(63),
+            "c".repeat(63),
+            "d".repeat(61)
+        );
         assert_eq!(ok.len(), 253);
         fs::write(d.path().join("tap3"), GOOD.replace("vm1.example.org", &ok)).unwrap();
         t.rescan().unwrap();

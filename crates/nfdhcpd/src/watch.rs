@@ -74,7 +74,10 @@ impl Bindings {
 
     fn drop_all(&self) -> usize {
         let _serial = self.loading.lock().unwrap_or_else(|p| p.into_inner());
-        self.table.write().unwrap_or_else(|p| p.into_inner()).clear()
+        self.table
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear()
     }
 }
 

@@ -70,29 +70,38 @@ fn replaced_binding_directory_is_watched_again() {
     std::fs::remove_dir_all(&dir).unwrap();
     std::fs::create_dir(&dir).unwrap();
     tb.bind(1);
-    wait_for("the new directory's binding", Duration::from_secs(20), || {
-        served(&tb, 1, "198.51.100.11")
-    });
+    wait_for(
+        "the new directory's binding",
+        Duration::from_secs(20),
+        || served(&tb, 1, "198.51.100.11"),
+    );
     assert!(tb.udhcpc_once(0).is_none(), "served from a removed binding");
 
     // mv DIR away; mkdir DIR: what went with the old directory is no longer served.
     std::fs::rename(&dir, tb.path("bindings.old")).unwrap();
     std::fs::create_dir(&dir).unwrap();
-    wait_for("the moved directory's bindings to go", Duration::from_secs(10), || {
-        tb.daemon_log().contains("removed or moved away")
-    });
+    wait_for(
+        "the moved directory's bindings to go",
+        Duration::from_secs(10),
+        || tb.daemon_log().contains("removed or moved away"),
+    );
     assert!(
         tb.udhcpc_once(1).is_none(),
         "served from a directory moved away"
     );
     tb.bind(0);
-    wait_for("a binding in the new directory", Duration::from_secs(20), || {
-        served(&tb, 0, "198.51.100.10")
-    });
+    wait_for(
+        "a binding in the new directory",
+        Duration::from_secs(20),
+        || served(&tb, 0, "198.51.100.10"),
+    );
     // Written into the old directory: not watched any more.
     let text = tb.binding_text(1, &tb.guests[1].mac, "");
     std::fs::write(tb.path("bindings.old").join("tap1"), text).unwrap();
-    assert!(tb.udhcpc_once(1).is_none(), "the old directory is still watched");
+    assert!(
+        tb.udhcpc_once(1).is_none(),
+        "the old directory is still watched"
+    );
 }
 
 #[test]
@@ -113,12 +122,23 @@ fn overlong_hostname_is_dropped_and_the_lease_still_given() {
         if tb.daemon_log().is_empty() {
             tb.start_daemon(&tb.config_text(""));
         }
-        wait_for("the binding to load", Duration::from_secs(10), || {
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            served(&tb, 0, "198.51.100.10"),
+            "{len}: {}",
             tb.daemon_log()
-                .contains(&format!("HOSTNAME of {len} bytes dropped"))
-        });
-        assert!(served(&tb, 0, "198.51.100.10"), "{len}: {}", tb.daemon_log());
-        assert!(served(&tb, 1, "198.51.100.11"), "{len}: {}", tb.daemon_log());
+        );
+        assert!(
+            served(&tb, 1, "198.51.100.11"),
+            "{len}: {}",
+            tb.daemon_log()
+        );
+        assert!(
+            tb.daemon_log()
+                .contains(&format!("HOSTNAME of {len} bytes dropped")),
+            "{}",
+            tb.daemon_log()
+        );
     }
     let log = tb.daemon_log();
     assert!(!log.contains("panicked"), "{log}");
@@ -138,16 +158,21 @@ fn symlinked_binding_is_refused_on_event_and_on_rescan() {
     let link = tb.path("link");
     std::os::unix::fs::symlink(&target, &link).unwrap();
     std::fs::rename(&link, tb.bindings().join("tap0")).unwrap(); // IN_MOVED_TO
-    wait_for("the refusal", Duration::from_secs(10), || {
-        tb.daemon_log().contains("symbolic link")
-    });
+    std::thread::sleep(Duration::from_millis(300));
     assert!(tb.udhcpc_once(0).is_none(), "served through a link (event)");
+    assert!(
+        tb.daemon_log().contains("symbolic link"),
+        "{}",
+        tb.daemon_log()
+    );
     hup(&tb);
     wait_for("the rescan", Duration::from_secs(10), || {
-        tb.daemon_log().matches("symbolic link").count() >= 1
-            && tb.daemon_log().contains("SIGHUP")
+        tb.daemon_log().contains("SIGHUP")
     });
-    assert!(tb.udhcpc_once(0).is_none(), "served through a link (rescan)");
+    assert!(
+        tb.udhcpc_once(0).is_none(),
+        "served through a link (rescan)"
+    );
     match std::fs::read_to_string(tb.path("status")) {
         Ok(s) => assert!(s.contains("broken 1"), "{s}"),
         Err(e) => panic!("status: {e}"),
@@ -173,8 +198,8 @@ fn each_write_loads_the_binding_once() {
     }
     let mut tb = Testbed::new(Mode::Bridged, 1);
     tb.start_daemon(&tb.config_text(""));
-    let mut b = netconf::binding::Binding::parse(&tb.binding_text(0, &tb.guests[0].mac, ""))
-        .unwrap();
+    let mut b =
+        netconf::binding::Binding::parse(&tb.binding_text(0, &tb.guests[0].mac, "")).unwrap();
     let tap: netconf::IfName = "tap0".parse().unwrap();
     // snf-ifup's writer: one load (it was two, IN_MOVED_TO then IN_CLOSE_WRITE).
     b.write_atomic(&tb.bindings(), &tap).unwrap();

@@ -132,7 +132,14 @@ fn start_with_status(tb: &Testbed, config: &str, status: &std::path::Path) -> st
     std::fs::write(&cfg, config).unwrap();
     let log = std::fs::File::create(tb.path("nfdhcpd.log")).unwrap();
     let mut child = Command::new("ip")
-        .args(["netns", "exec", &tb.node, env!("CARGO_BIN_EXE_nfdhcpd"), "-f", "-c"])
+        .args([
+            "netns",
+            "exec",
+            &tb.node,
+            env!("CARGO_BIN_EXE_nfdhcpd"),
+            "-f",
+            "-c",
+        ])
         .arg(&cfg)
         .stdout(std::process::Stdio::null())
         .stderr(log)
@@ -167,7 +174,8 @@ fn user_equal_to_the_current_user_is_no_switch() {
     assert!(tb.udhcpc_once(0).is_some(), "{}", tb.daemon_log());
     assert!(tb.guest_ipv4(0).contains("198.51.100.10/24"));
     assert!(
-        tb.daemon_log().contains("running as user root (uid 0) already"),
+        tb.daemon_log()
+            .contains("running as user root (uid 0) already"),
         "{}",
         tb.daemon_log()
     );
@@ -188,8 +196,14 @@ fn runtime_directories_are_created_for_the_user() {
     // file or directory".
     let run = tb.path("run/nfdhcpd");
     let config = with_user(&tb, "nobody")
-        .replace(&format!("{}/status", tb.dir.path().display()), &format!("{}/status", run.display()))
-        .replace(&format!("{}/nfdhcpd.pid", tb.dir.path().display()), &format!("{}/nfdhcpd.pid", run.display()));
+        .replace(
+            &format!("{}/status", tb.dir.path().display()),
+            &format!("{}/status", run.display()),
+        )
+        .replace(
+            &format!("{}/nfdhcpd.pid", tb.dir.path().display()),
+            &format!("{}/nfdhcpd.pid", run.display()),
+        );
     let child = start_with_status(&tb, &config, &run.join("status"));
     let meta = std::fs::metadata(&run).unwrap();
     assert_eq!(meta.uid(), nobody);
@@ -209,12 +223,22 @@ fn runtime_directories_are_created_for_the_user() {
     let cfg = tb.path("inside.toml");
     std::fs::write(&cfg, inside).unwrap();
     let out = Command::new("ip")
-        .args(["netns", "exec", &tb.node, env!("CARGO_BIN_EXE_nfdhcpd"), "-f", "-c"])
+        .args([
+            "netns",
+            "exec",
+            &tb.node,
+            env!("CARGO_BIN_EXE_nfdhcpd"),
+            "-f",
+            "-c",
+        ])
         .arg(&cfg)
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("must not be in the binding directory"), "{err}");
+    assert!(
+        err.contains("must not be in the binding directory"),
+        "{err}"
+    );
     assert_eq!(std::fs::metadata(tb.bindings()).unwrap().uid(), 0);
 }
