@@ -193,36 +193,38 @@ fn runtime_directories_are_created_for_the_user() {
     let tb = Testbed::new(Mode::Bridged, 1);
     tb.bind(0);
     // Absent on a fresh machine (no systemd RuntimeDirectory): it exited with "No such
-    // file or directory".
-    let run = tb.path("run/nfdhcpd");
+    // file or directory" for the status file's directory.
+    let d = tb.dir.path().display().to_string();
+    let (piddir, run) = (tb.path("run/pid"), tb.path("run/nfdhcpd"));
     let config = with_user(&tb, "nobody")
+        .replace(&format!("{d}/status"), &format!("{}/status", run.display()))
         .replace(
-            &format!("{}/status", tb.dir.path().display()),
-            &format!("{}/status", run.display()),
-        )
-        .replace(
-            &format!("{}/nfdhcpd.pid", tb.dir.path().display()),
-            &format!("{}/nfdhcpd.pid", run.display()),
+            &format!("{d}/nfdhcpd.pid"),
+            &format!("{}/nfdhcpd.pid", piddir.display()),
         );
     let child = start_with_status(&tb, &config, &run.join("status"));
-    let meta = std::fs::metadata(&run).unwrap();
-    assert_eq!(meta.uid(), nobody);
-    assert_eq!(meta.mode() & 0o7777, 0o755);
+    for dir in [&run, &piddir] {
+        let meta = std::fs::metadata(dir).unwrap();
+        assert_eq!(meta.uid(), nobody, "{}", dir.display());
+        assert_eq!(meta.mode() & 0o7777, 0o755, "{}", dir.display());
+    }
     assert!(tb.udhcpc_once(0).is_some(), "{}", tb.daemon_log());
     // The binding directory stays root's.
     assert_eq!(std::fs::metadata(tb.bindings()).unwrap().uid(), 0);
     let st = stop(child);
     assert!(st.success(), "exit status {st}\n{}", tb.daemon_log());
-    assert!(!run.join("nfdhcpd.pid").exists());
+    assert!(!piddir.join("nfdhcpd.pid").exists());
 
-    // Files of the daemon in the binding directory would give it to the user: refused.
+    // Files of the daemon in the binding directory (or a parent) would give it to the
+    // user: refused before anything is handed over.
     let inside = with_user(&tb, "nobody").replace(
-        &format!("{}/status", tb.dir.path().display()),
+        &format!("{d}/status"),
         &format!("{}/status", tb.bindings().display()),
     );
     let cfg = tb.path("inside.toml");
     std::fs::write(&cfg, inside).unwrap();
-    let out = Command::new("ip")
+    let errf = tb.path("inside.err");
+    let mut child = Command::new("ip")
         .args([
             "netns",
             "exec",
@@ -232,10 +234,27 @@ fn runtime_directories_are_created_for_the_user() {
             "-c",
         ])
         .arg(&cfg)
-        .output()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&errf).unwrap())
+        .spawn()
         .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let mut status = None;
+    for _ in 0..200 {
+        status = child.try_wait().unwrap();
+        if status.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let Some(status) = status else {
+        let st = stop(child);
+        panic!(
+            "started ({st}) with its status file in the binding directory, now owned by uid {}",
+            std::fs::metadata(tb.bindings()).unwrap().uid()
+        );
+    };
+    let err = std::fs::read_to_string(&errf).unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
     assert!(
         err.contains("must not be in the binding directory"),
         "{err}"
