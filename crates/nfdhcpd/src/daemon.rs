@@ -183,16 +183,22 @@ pub fn run(cfg: &Config, opts: &Options) -> anyhow::Result<()> {
 /// The directories of the pid and status files, created (0755) when absent, so that a
 /// daemon started by hand on a fresh machine runs without systemd's RuntimeDirectory.
 fn runtime_dirs(cfg: &Config) -> anyhow::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
+    use std::os::unix::fs::PermissionsExt;
     for f in [&cfg.general.pidfile, &cfg.general.status_file] {
         if f.as_os_str().is_empty() {
             continue;
         }
         if let Some(d) = f.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if d.exists() {
+                continue;
+            }
             std::fs::DirBuilder::new()
                 .recursive(true)
-                .mode(0o755)
                 .create(d)
+                .and_then(|()| {
+                    // Not left to the umask: `nfdhcpd --status` reads it as any user.
+                    std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755))
+                })
                 .with_context(|| format!("creating {}", d.display()))?;
         }
     }

@@ -92,22 +92,44 @@ pub fn hostname_fits(h: &str) -> bool {
     h.len() <= MAX_HOSTNAME && h.split('.').all(|l| l.len() <= MAX_LABEL)
 }
 
-/// Reads every binding of `dir` (start, SIGHUP, overflow, the directory back); takes no
-/// lock. Every binding name is read, whatever its type: a link or a FIFO under a TAP's
-/// name is refused the same way as on an event.
-pub fn scan(dir: &Path) -> io::Result<Vec<(String, Loaded)>> {
-    let mut out = Vec::new();
+/// Files read per batch of a scan: the table's lock is taken once per batch, and a scan of
+/// 10,000 bindings never holds them all twice in memory.
+const SCAN_BATCH: usize = 256;
+
+/// Reads every binding of `dir` (start, SIGHUP, overflow, the directory back) and hands
+/// them to `install` in batches; takes no lock itself. Returns the names present. Every
+/// binding name is read, whatever its type: a link or a FIFO under a TAP's name is
+/// refused the same way as on an event.
+pub fn scan(
+    dir: &Path,
+    mut install: impl FnMut(Vec<(String, Loaded)>),
+) -> io::Result<HashSet<String>> {
+    let mut seen = HashSet::new();
+    let mut batch = Vec::with_capacity(SCAN_BATCH);
     for ent in std::fs::read_dir(dir)? {
         let ent = ent?;
         let Ok(name) = ent.file_name().into_string() else {
             continue;
         };
-        if is_binding_name(&name) {
-            let l = read_one(dir, &name);
-            out.push((name, l));
+        if !is_binding_name(&name) {
+            continue;
+        }
+        let l = read_one(dir, &name);
+        if !matches!(l, Loaded::Missing) {
+            seen.insert(name.clone());
+        }
+        batch.push((name, l));
+        if batch.len() == SCAN_BATCH {
+            install(std::mem::replace(
+                &mut batch,
+                Vec::with_capacity(SCAN_BATCH),
+            ));
         }
     }
-    Ok(out)
+    if !batch.is_empty() {
+        install(batch);
+    }
+    Ok(seen)
 }
 
 impl Table {
@@ -176,15 +198,15 @@ impl Table {
         }
     }
 
-    /// Makes the table what [`scan`] found: loads and refusals in, every other entry out.
-    pub fn install_scan(&mut self, found: Vec<(String, Loaded)>) -> usize {
-        let mut seen = HashSet::with_capacity(found.len());
+    /// Installs one batch of a [`scan`], logging loads at debug level only.
+    pub fn install_batch(&mut self, found: Vec<(String, Loaded)>) {
         for (name, l) in found {
-            if l != Loaded::Missing {
-                seen.insert(name.clone());
-            }
             self.install(&name, l, true);
         }
+    }
+
+    /// Ends a [`scan`]: every entry whose file was not found goes.
+    pub fn retain(&mut self, seen: &HashSet<String>) -> usize {
         let gone: Vec<String> = self
             .entries
             .keys()
@@ -207,8 +229,9 @@ impl Table {
     /// Re-reads the whole directory under the caller's lock (tests; the daemon scans
     /// first and installs under the lock).
     pub fn rescan(&mut self) -> io::Result<usize> {
-        let found = scan(&self.dir)?;
-        Ok(self.install_scan(found))
+        let dir = self.dir.clone();
+        let seen = scan(&dir, |batch| self.install_batch(batch))?;
+        Ok(self.retain(&seen))
     }
 
     pub fn bound(&self) -> impl Iterator<Item = (&String, &Binding)> {

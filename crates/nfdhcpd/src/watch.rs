@@ -45,12 +45,17 @@ impl Bindings {
         }
     }
 
-    /// Reads the whole directory, then installs the result under the table's lock.
+    /// Reads the whole directory; each batch read is installed under the table's lock.
     pub fn rescan(&self) -> std::io::Result<usize> {
         let _serial = self.loading.lock().unwrap_or_else(|p| p.into_inner());
-        let found = table::scan(&self.dir)?;
+        let seen = table::scan(&self.dir, |batch| {
+            self.table
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .install_batch(batch);
+        })?;
         let mut t = self.table.write().unwrap_or_else(|p| p.into_inner());
-        Ok(t.install_scan(found))
+        Ok(t.retain(&seen))
     }
 
     fn apply(&self, changes: Vec<Change>) {
