@@ -149,18 +149,18 @@ impl Table {
     /// and [`Table::install`].
     pub fn reload(&mut self, name: &str) -> Change {
         let l = read_one(&self.dir, name);
-        self.install(name, l, false)
+        self.install(name.to_owned(), l, false)
     }
 
     /// Puts what [`read_one`] gave for `name` into the table; `quiet` (a full rescan) logs
     /// loads at debug level, the caller prints a summary instead of 10,000 lines.
-    pub fn install(&mut self, name: &str, loaded: Loaded, quiet: bool) -> Change {
+    pub fn install(&mut self, name: String, loaded: Loaded, quiet: bool) -> Change {
         let entry = match loaded {
             Loaded::NotABinding => return Change::Ignored,
-            Loaded::Missing => return self.remove(name),
+            Loaded::Missing => return self.remove(&name),
             Loaded::Entry(e) => e,
         };
-        if self.entries.get(name) == Some(&entry) {
+        if self.entries.get(&name) == Some(&entry) {
             return Change::Unchanged;
         }
         let change = match &entry {
@@ -185,7 +185,7 @@ impl Table {
                 Change::Broken
             }
         };
-        self.entries.insert(name.to_owned(), entry);
+        self.entries.insert(name, entry);
         change
     }
 
@@ -201,7 +201,7 @@ impl Table {
     /// Installs one batch of a [`scan`], logging loads at debug level only.
     pub fn install_batch(&mut self, found: Vec<(String, Loaded)>) {
         for (name, l) in found {
-            self.install(&name, l, true);
+            self.install(name, l, true);
         }
     }
 

@@ -73,7 +73,7 @@ impl Bindings {
         }
         let mut t = self.table.write().unwrap_or_else(|p| p.into_inner());
         for (name, l) in read {
-            t.install(&name, l, false);
+            t.install(name, l, false);
         }
     }
 
