@@ -53,6 +53,18 @@ fn fifo_in_the_binding_directory_does_not_stop_dhcp() {
     );
     std::fs::remove_file(tb.bindings().join("tap7")).unwrap();
     assert!(served(&tb, 1, "198.51.100.11"), "{}", tb.daemon_log());
+    // Over 64 KiB is no binding: refused unread, even with a valid one at its start.
+    let mut big = tb.binding_text(1, &tb.guests[1].mac, "");
+    big.push_str(&"#".repeat(70_000));
+    tb.write_binding("tap1", &big);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(tb.udhcpc_once(1).is_none(), "served from a 70 KB file");
+    assert!(
+        tb.daemon_log().contains("tap1: larger than 64 KiB"),
+        "{}",
+        tb.daemon_log()
+    );
+    assert!(served(&tb, 0, "198.51.100.10"), "{}", tb.daemon_log());
 }
 
 #[test]
