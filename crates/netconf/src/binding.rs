@@ -5,7 +5,7 @@
 
 use std::fmt;
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -206,7 +206,7 @@ impl Binding {
 
     /// Writes the binding for `tap` into `dir` atomically: a temporary file in the same
     /// directory, fsync, then rename, so a reader never sees half a file.
-    pub fn write_atomic(&self, dir: &Path, tap: &IfName) -> io::Result<PathBuf> {
+    pub fn write_atomic(&self, dir: &Path, tap: &IfName) -> std::io::Result<PathBuf> {
         fs::create_dir_all(dir)?;
         let target = dir.join(tap.as_str());
         // A dot-name: nfdhcpd ignores dot-files, so the temporary is never loaded.
@@ -215,7 +215,7 @@ impl Binding {
             // A leftover of an earlier run with the same pid would make O_EXCL fail forever;
             // removing it never follows a link.
             match fs::remove_file(&tmp) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
                 _ => {}
             }
             // O_EXCL: a link planted under the temporary name is never followed.
@@ -244,7 +244,7 @@ impl Binding {
 /// Reads a binding file's text without ever blocking or following a link: opened with
 /// `O_NONBLOCK|O_NOFOLLOW` (a FIFO opens at once and is then refused), only a regular
 /// file of at most [`MAX_FILE_BYTES`] is read. Absence keeps its `NotFound` kind.
-pub fn read_text(path: &Path) -> io::Result<String> {
+pub fn read_text(path: &Path) -> std::io::Result<String> {
     use nix::fcntl::OFlag;
     let f = fs::OpenOptions::new()
         .read(true)
@@ -252,8 +252,8 @@ pub fn read_text(path: &Path) -> io::Result<String> {
         .open(path)
         .map_err(|e| {
             if e.raw_os_error() == Some(nix::errno::Errno::ELOOP as i32) {
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
                     "a symbolic link: refused, bindings must be regular files",
                 )
             } else {
@@ -262,8 +262,8 @@ pub fn read_text(path: &Path) -> io::Result<String> {
         })?;
     let meta = f.metadata()?;
     if !meta.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
             "not a regular file: refused",
         ));
     }
@@ -276,12 +276,13 @@ pub fn read_text(path: &Path) -> io::Result<String> {
     if buf.len() as u64 > MAX_FILE_BYTES {
         return Err(too_large());
     }
-    String::from_utf8(buf).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text"))
+    String::from_utf8(buf)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
 }
 
-fn too_large() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::InvalidData,
+fn too_large() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
         format!("larger than {} KiB: refused", MAX_FILE_BYTES / 1024),
     )
 }
