@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 
 use snf_dnshook::client::Client;
-use snf_dnshook::config::{self, Config};
+use snf_dnshook::config::{self, DnsHookSettings};
 use snf_dnshook::hookenv::{Action, HookEnv, Phase};
 use snf_dnshook::sync::{Job, Options, sync};
 
@@ -102,7 +102,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let cfg = Config::load(&cli.config)?;
+    let cfg = DnsHookSettings::load(&cli.config)?;
     for w in &cfg.warnings {
         eprintln!("snf-dnshook: warning: {w}");
     }
