@@ -883,6 +883,62 @@ pub fn nic_ipv4(nic: &Nic) -> Option<Ipv4Addr> {
 mod tests {
     use super::*;
 
+    /// What the operations write is what a hook decodes: every instance operation's
+    /// variables read back through `InstanceHookEnv::from_env` as the instance's view.
+    #[test]
+    fn hook_variables_decode_to_the_instance_they_describe() {
+        use crate::hookenv::HookVars;
+        use crate::ops::network;
+        let mut cfg = Config::new();
+        let mut fb = Feedback::default();
+        let net = network::AddNetwork {
+            name: "net1".into(),
+            network: Some("198.51.100.0/24".into()),
+            gateway: Some("198.51.100.1".into()),
+            network6: Some("2001:db8:1::/64".into()),
+            mac_prefix: Some("aa:00:01".into()),
+            tags: vec!["public".into()],
+            conflicts_check: true,
+            ..Default::default()
+        };
+        network::add(&mut cfg, &net, &mut fb).unwrap();
+        let raw = network::RawNicParams {
+            link: Some("br0".into()),
+            ..Default::default()
+        };
+        network::connect(&mut cfg, "net1", &raw, &[], true, &mut fb).unwrap();
+        let spec = AddInstance {
+            name: "web1.example.org".into(),
+            nics: vec![
+                NicSpec::parse("ip=pool,network=net1,name=eth0").unwrap(),
+                NicSpec::parse("mode=routed,link=rt1,ip=2001:db8:2::5,vlan=100").unwrap(),
+            ],
+            tags: vec!["b".into(), "a".into()],
+            conflicts_check: true,
+            ..Default::default()
+        };
+        let decode = |env: &HookEnv| {
+            InstanceHookEnv::from_env(&HookVars::from_pairs(env.vars.clone())).unwrap()
+        };
+        let env = add(&mut cfg, &spec, &mut fb).unwrap();
+        let uuid = cfg.instance_uuid("web1.example.org").unwrap();
+        let inst = cfg.instances.get_cloned(&uuid).unwrap();
+        let view = decode(&env);
+        assert_eq!(view, hook_view(&cfg, &inst));
+        assert_eq!(view.nics[0].network.as_deref(), Some("net1"));
+        assert_eq!(view.nics[0].bridge.as_deref(), Some("br0"));
+        assert_eq!(view.nics[1].ip, Some("2001:db8:2::5".parse().unwrap()));
+
+        let env = rename(&mut cfg, "web1.example.org", "web2.example.org").unwrap();
+        let mut want = hook_view(&cfg, &inst);
+        want.new_name = Some(InstanceName::check("web2.example.org".into()).unwrap());
+        assert_eq!(decode(&env), want);
+
+        let env = remove(&mut cfg, "web2.example.org").unwrap();
+        assert_eq!(decode(&env).name.as_str(), "web2.example.org");
+        assert_eq!(decode(&env).nics.len(), 2);
+    }
+
     #[test]
     fn vlan_forms() {
         assert_eq!(normalize_vlan("100").unwrap(), ".100");
