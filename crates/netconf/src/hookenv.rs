@@ -79,14 +79,19 @@ impl HookVars {
             .transpose()
     }
 
-    /// `name` read as a `T` whose parse error says what is wrong with the value.
+    /// `name` read as a `T` whose parse error says what is wrong with the value. Those
+    /// errors quote the value as it came; it is shown escaped, as names are.
     fn parsed_with<T>(&self, name: &str) -> Result<Option<T>, HookEnvError>
     where
         T: FromStr,
         T::Err: fmt::Display,
     {
         self.get(name)
-            .map(|v| v.parse().map_err(|e: T::Err| HookEnvError::bad(name, e)))
+            .map(|v| {
+                v.parse().map_err(|e: T::Err| {
+                    HookEnvError::bad(name, e.to_string().replace(v, &printable(v)))
+                })
+            })
             .transpose()
     }
 
@@ -442,6 +447,10 @@ mod tests {
         assert_eq!(
             err(&[("INSTANCE_NIC0_MAC", "aa:00:00:12:34")]),
             "GANETI_INSTANCE_NIC0_MAC: Invalid MAC address 'aa:00:00:12:34'"
+        );
+        assert_eq!(
+            err(&[("INSTANCE_NIC0_MAC", "aa:00\nIP=1")]),
+            "GANETI_INSTANCE_NIC0_MAC: Invalid MAC address 'aa:00\\nIP=1'"
         );
         assert_eq!(
             err(&[("INSTANCE_NIC0_NETWORK_SUBNET", "198.51.100.0/33")]),

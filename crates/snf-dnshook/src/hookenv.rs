@@ -63,6 +63,8 @@ impl Nic {
 pub struct HookEnv {
     pub phase: Phase,
     pub op_code: String,
+    /// The next three as given, unchecked: enough to decide whether to act at all.
+    /// [`HookEnv::instance_env`] checks them with the rest.
     pub instance: Option<String>,
     pub primary: Option<String>,
     pub new_name: Option<String>,
