@@ -27,9 +27,9 @@ use std::sync::{Arc, OnceLock};
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::cache::Fingerprint;
+use super::fingerprint::Fingerprint;
 use super::index::{self, Entry, Pos};
-use super::model::Instance;
+use super::instance::Instance;
 use crate::error::GntError;
 use crate::mac::MacAddr;
 
@@ -143,10 +143,19 @@ impl Stored {
             return Err(changed());
         }
         let text = std::str::from_utf8(&bytes).map_err(|_| changed())?;
-        let cfg = super::store::parse(text, &self.path)?;
-        let mut instances = cfg.instances;
-        Ok(std::mem::take(&mut *instances))
+        // These bytes parsed as a whole configuration when the cache was made from them,
+        // so reading only their instances gives what a whole parse would.
+        let section: InstancesSection = toml::from_str(text)
+            .map_err(|e| GntError::Config(format!("{}: {}", self.path.display(), e.message())))?;
+        Ok(section.instances)
     }
+}
+
+/// The instances of a config.data text, the rest of it left unread.
+#[derive(Deserialize)]
+struct InstancesSection {
+    #[serde(default)]
+    instances: BTreeMap<String, Instance>,
 }
 
 impl Instances {

@@ -8,7 +8,9 @@ use std::path::Path;
 
 use proptest::prelude::*;
 
-use super::model::{Config, Instance, Nic, NicParams};
+use super::fingerprint::Fingerprint;
+use super::instance::{Instance, Nic, NicParams};
+use super::model::Config;
 use super::splice::SPLICED;
 use super::store::{FileStore, parse, render, transaction};
 use super::{Store, cache};
@@ -203,7 +205,7 @@ fn a_cache_is_checked_encoding_by_encoding() {
         let (c, t) = (d.path().join("c"), d.path().join("t"));
         fs::write(&c, cache).unwrap();
         fs::write(&t, toml).unwrap();
-        let fp = cache::Fingerprint::of(toml);
+        let fp = Fingerprint::of(toml);
         let (c, t) = (fs::File::open(&c).unwrap(), fs::File::open(&t).unwrap());
         cache::load(c, &fp, t, store.path()).is_some()
     };
