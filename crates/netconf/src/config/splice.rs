@@ -81,7 +81,7 @@ pub(super) fn plan_full(cfg: &Config) -> Plan<'_> {
 /// A cache of the whole map; with `toml`, the instances' start and block sizes in the
 /// config.data it goes with.
 pub(super) fn cache_full<'a>(cfg: &Config, toml: Option<(u64, &[usize])>) -> Option<CachePlan<'a>> {
-    let all = &*cfg.instances;
+    let all = cfg.instances.all_decoded();
     let mut blobs = Out::from_new(Vec::with_capacity(all.len() * 200));
     let mut records = Out::from_new(Vec::with_capacity(all.len() * 80));
     for (k, (key, inst)) in all.iter().enumerate() {

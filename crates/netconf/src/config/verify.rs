@@ -162,7 +162,7 @@ type Owners<'a> = BTreeMap<Ipv4Addr, Vec<(&'a str, usize)>>;
 pub fn verify(cfg: &Config) -> Vec<Finding> {
     let mut r = Report::default();
     heads(cfg, &mut r);
-    let all = &*cfg.instances;
+    let all = cfg.instances.all_decoded();
     let mut names: HashMap<&str, usize> = HashMap::new();
     let mut macs: HashMap<MacAddr, (&str, usize)> = HashMap::new();
     let mut owners: HashMap<&str, Owners<'_>> = HashMap::new();
@@ -783,7 +783,7 @@ impl fmt::Display for Repair {
 /// two NICs, one outside its network) is left to the operator; `verify` still reports it.
 pub fn repair_pools(cfg: &mut Config) -> Vec<Repair> {
     let mut used: HashMap<String, BTreeMap<Ipv4Addr, (String, usize)>> = HashMap::new();
-    for inst in cfg.instances.values() {
+    for inst in cfg.instances.all_decoded().values() {
         for (idx, nic) in inst.nics.iter().enumerate() {
             if let (Some(net), Some(ip)) = (&nic.network, nic.ipv4()) {
                 used.entry(net.clone())

@@ -31,7 +31,7 @@ fn instances_into<'a>(
 /// `write_head`, then every instance with the second half rendered on another core.
 /// Returns where the instances start in `out` and the size of each instance's block.
 pub(super) fn write_config_parallel(out: &mut String, cfg: &Config) -> (usize, Vec<usize>) {
-    let all = &*cfg.instances;
+    let all = cfg.instances.all_decoded();
     let half = all.len() / 2;
     let (start, mut lens, tail) = std::thread::scope(|s| {
         let tail = s.spawn(|| {
