@@ -1,4 +1,9 @@
 //! The cluster configuration (`config.data`): the model and the store behind it.
+//!
+//! Its modules import downwards only, so that each can be read and tested on what lies
+//! below it: `instance`, `finding`, `fingerprint` and `segments` at the bottom; `index`,
+//! then `instances`, then `model` (the whole configuration); `writer`, `verify`, `cache`
+//! and `splice` over those; `store` on top.
 
 mod cache;
 mod finding;
