@@ -199,6 +199,7 @@ fn nodes(cfg: &Config, g: &str) -> Vec<String> {
 fn instances(cfg: &Config, g: &str) -> Vec<String> {
     let mut v: Vec<String> = cfg
         .instances
+        .all_decoded()
         .values()
         .filter(|i| i.group == g)
         .map(|i| i.name.to_string())

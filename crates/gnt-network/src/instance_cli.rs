@@ -377,7 +377,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::ListTags { name } => {
             let cfg = store.read()?;
             let uuid = cfg.instance_uuid(&name)?;
-            print_tags(&cfg.instances[&uuid].tags)?;
+            print_tags(&cfg.instances.all_decoded()[&uuid].tags)?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -385,7 +385,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 fn resolve(cfg: &Config, names: &[String]) -> Result<Vec<String>, GntError> {
     if names.is_empty() {
-        let mut all: Vec<(&String, &Instance)> = cfg.instances.iter().collect();
+        let mut all: Vec<(&String, &Instance)> = cfg.instances.all_decoded().iter().collect();
         all.sort_by(|a, b| nice_cmp(&a.1.name, &b.1.name));
         return Ok(all.into_iter().map(|(u, _)| u.clone()).collect());
     }
@@ -672,7 +672,7 @@ fn indexed(cfg: &Config, i: &Instance, field: &str) -> Option<Value> {
 }
 
 fn value(cfg: &Config, u: &str, field: &str) -> Value {
-    let i = &cfg.instances[u];
+    let i = &cfg.instances.all_decoded()[u];
     let field = ALIASES
         .iter()
         .find(|(alias, _)| *alias == field)
@@ -717,7 +717,7 @@ fn value(cfg: &Config, u: &str, field: &str) -> Value {
 /// EUI-64 address of NICs whose network has an IPv6 subnet.
 pub fn info(cfg: &Config, u: &str) -> String {
     use std::fmt::Write;
-    let i = &cfg.instances[u];
+    let i = &cfg.instances.all_decoded()[u];
     let g = cfg
         .nodegroups
         .get(&i.group)

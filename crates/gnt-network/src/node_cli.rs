@@ -158,6 +158,7 @@ fn resolve(cfg: &Config, names: &[String]) -> Result<Vec<String>, GntError> {
 fn instances(cfg: &Config, u: &str) -> Vec<String> {
     let mut v: Vec<String> = cfg
         .instances
+        .all_decoded()
         .values()
         .filter(|i| i.primary_node.as_deref() == Some(u))
         .map(|i| i.name.to_string())

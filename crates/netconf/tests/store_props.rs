@@ -127,6 +127,7 @@ fn edited(text: &str, cfg: &Config, e: &Edit) -> Option<String> {
         Edit::RenameInstance(n, to, same_len) => {
             let (_, inst) = cfg
                 .instances
+                .all_decoded()
                 .iter()
                 .nth(n as usize % cfg.instances.len().max(1))?;
             let new = if same_len {
@@ -189,15 +190,17 @@ fn check_read(store: &FileStore, want: &Config, k: u8) -> Result<(), TestCaseErr
     prop_assert_eq!(got.instances.len(), want.instances.len());
     prop_assert_eq!(
         got.instances.get_cloned(&key(k)),
-        want.instances.get(&key(k)).cloned()
+        want.instances.all_decoded().get(&key(k)).cloned()
     );
     if let Some(i) = want
         .instances
+        .all_decoded()
         .values()
         .nth(k as usize % want.instances.len().max(1))
     {
         let by_name = want
             .instances
+            .all_decoded()
             .iter()
             .find(|(_, j)| j.name == i.name)
             .map(|(k, _)| k.clone());
@@ -205,7 +208,12 @@ fn check_read(store: &FileStore, want: &Config, k: u8) -> Result<(), TestCaseErr
     }
     let mut macs = got.instances.macs();
     macs.sort();
-    let mut want_macs: Vec<MacAddr> = want.instances.values().map(|i| i.nics[0].mac).collect();
+    let mut want_macs: Vec<MacAddr> = want
+        .instances
+        .all_decoded()
+        .values()
+        .map(|i| i.nics[0].mac)
+        .collect();
     want_macs.sort();
     prop_assert_eq!(macs, want_macs);
     prop_assert_eq!(&got, want);

@@ -916,7 +916,7 @@ fn write_config(path: &Path, tap: &str, net_tags: &[&str], inst_tags: &[&str]) -
     })
     .expect("write config.data");
     let cfg = netconf::config::Store::read(&store).unwrap();
-    let inst = cfg.instances.values().next().unwrap();
+    let inst = cfg.instances.all_decoded().values().next().unwrap();
     let nu = cfg.network_uuid("net1").unwrap();
     let mut env = nic(
         tap,

@@ -94,11 +94,13 @@ fn concurrent_pool_allocations_never_collide() {
     assert_eq!(cfg.instances.len(), WORKERS * PER_WORKER);
     let ips: BTreeSet<Ipv4Addr> = cfg
         .instances
+        .all_decoded()
         .values()
         .map(|i| i.nics[0].ipv4().expect("pool address"))
         .collect();
     let macs: BTreeSet<String> = cfg
         .instances
+        .all_decoded()
         .values()
         .map(|i| i.nics[0].mac.to_string())
         .collect();
@@ -157,7 +159,7 @@ fn concurrent_adds_with_pre_hooks_show_hooks_the_committed_values() {
     });
     let cfg = c.parsed();
     assert_eq!(cfg.instances.len(), 60);
-    for i in cfg.instances.values() {
+    for i in cfg.instances.all_decoded().values() {
         let nic = &i.nics[0];
         let got = std::fs::read_to_string(seen.join(i.name.as_str())).unwrap();
         assert_eq!(

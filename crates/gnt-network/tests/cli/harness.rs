@@ -191,6 +191,7 @@ pub fn nic_vlans(c: &Cluster, inst: &str) -> Vec<String> {
     let cfg = c.parsed();
     let i = cfg
         .instances
+        .all_decoded()
         .values()
         .find(|i| i.name == inst)
         .unwrap_or_else(|| panic!("no instance {inst}"));

@@ -260,6 +260,7 @@ fn nic_vars(c: &Cluster, inst: &str, net_uuid: &str) -> Vec<(String, String)> {
     let cfg = c.parsed();
     let i = cfg
         .instances
+        .all_decoded()
         .values()
         .find(|i| i.name == inst)
         .expect("instance");
@@ -377,7 +378,7 @@ fn instance_add_modify_rename_remove_hooks() {
         nic_vars(&c, "inst1", &net)
     );
     let cfg = c.parsed();
-    let nic1 = &cfg.instances.values().next().unwrap().nics[1];
+    let nic1 = &cfg.instances.all_decoded().values().next().unwrap().nics[1];
     assert_eq!(
         only(&vars, "GANETI_INSTANCE_NIC1_"),
         pairs(&[

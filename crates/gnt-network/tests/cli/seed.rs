@@ -155,7 +155,7 @@ fn info_of_a_small_network_with_everything_set() {
         ));
     }
     let mut users = Vec::new();
-    for i in parsed.instances.values() {
+    for i in parsed.instances.all_decoded().values() {
         users.push(match i.name.as_str() {
             "inst1" => "    inst1: 0:192.0.2.2, 1:192.0.2.4\n",
             _ => "    inst2: 0:192.0.2.3\n",

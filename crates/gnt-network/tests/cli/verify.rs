@@ -75,7 +75,7 @@ fn ids(c: &Cluster) -> Ids {
         default: cfg.group_uuid("default").unwrap(),
         g2: cfg.group_uuid("g2").unwrap(),
         node: cfg.node_uuid("n1").unwrap(),
-        mac_a: cfg.instances[&a].nics[0].mac.to_string(),
+        mac_a: cfg.instances.all_decoded()[&a].nics[0].mac.to_string(),
         b: inst("b"),
         a,
     }

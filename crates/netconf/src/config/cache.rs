@@ -18,77 +18,30 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::fingerprint::{Fingerprint, crc_from};
 use super::index;
 use super::instances::Stored;
 use super::model::{Cluster, Config, Network, Node, NodeGroup};
-use super::splice::{END_MARKER, Out};
+use super::segments::Out;
+use super::writer::END_MARKER;
 
-/// What a cache must have been made from to stand in for a config.data: the length and
-/// CRC-32 of its bytes. Content, not timestamps: an edit in place within the clock's
-/// resolution, or a file copied back over it, is still told apart.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct Fingerprint {
-    len: u64,
-    crc: u32,
-}
+/// The cache format's magic, first in the header.
+const MAGIC: &[u8; 8] = b"NCCACHE5";
 
-impl Fingerprint {
-    const MAGIC: &'static [u8; 8] = b"NCCACHE5";
-
-    pub fn of(bytes: &[u8]) -> Self {
-        Fingerprint {
-            len: bytes.len() as u64,
-            crc: crc32fast::hash(bytes),
-        }
-    }
-
-    /// The fingerprint of `f`'s bytes, streamed through a small buffer (a fresh process
-    /// pays more in page faults for holding 4 MB than for reading them); `None` if it is
-    /// longer than `max`.
-    pub fn of_file(f: &File, max: u64) -> std::io::Result<Option<Self>> {
-        let (crc, len, more) = crc_from(f, 0, max)?;
-        Ok((!more).then_some(Fingerprint { len, crc }))
-    }
-
-    pub fn len(&self) -> u64 {
-        self.len
-    }
-
-    fn bytes(&self) -> [u8; 20] {
-        let mut h = [0u8; 20];
-        h[..8].copy_from_slice(Self::MAGIC);
-        h[8..16].copy_from_slice(&self.len.to_le_bytes());
-        h[16..].copy_from_slice(&self.crc.to_le_bytes());
-        h
-    }
+/// The header's first part: the magic and the fingerprint of the config.data the cache
+/// was made from.
+fn stamp(fp: &Fingerprint) -> [u8; 20] {
+    let mut h = [0u8; 20];
+    h[..8].copy_from_slice(MAGIC);
+    h[8..16].copy_from_slice(&fp.len().to_le_bytes());
+    h[16..].copy_from_slice(&fp.crc().to_le_bytes());
+    h
 }
 
 /// The header: the fingerprint of the config.data the cache was made from, and the CRC-32
 /// of the encodings area (checked in one pass at load; each encoding's own CRC is checked
 /// when it is decoded).
 pub(super) const HEADER_LEN: usize = 24;
-
-/// The CRC-32 and length of up to `max` of `f`'s bytes from `from` on, streamed through a
-/// small buffer, and whether more follow.
-fn crc_from(f: &File, from: u64, max: u64) -> std::io::Result<(u32, u64, bool)> {
-    use std::os::unix::fs::FileExt;
-    let mut buf = vec![0; 1 << 16];
-    let (mut h, mut len) = (crc32fast::Hasher::new(), 0u64);
-    loop {
-        let want = usize::try_from((max - len).min(buf.len() as u64)).unwrap_or(buf.len());
-        let n = match f.read_at(&mut buf[..want.max(1)], from + len) {
-            Ok(0) => return Ok((h.finalize(), len, false)),
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if len == max {
-            return Ok((h.finalize(), len, true));
-        }
-        h.update(&buf[..n]);
-        len += n as u64;
-    }
-}
 
 #[derive(Serialize)]
 struct HeadRef<'a> {
@@ -192,7 +145,7 @@ pub(super) fn load(
     }
     let mut r = &cache;
     let header = read_exact_vec(&mut r, HEADER_LEN as u64)?;
-    if header[..20] != fp.bytes() {
+    if header[..20] != stamp(fp) {
         return None;
     }
     let blobs_crc = u32::from_le_bytes(header[20..].try_into().ok()?);
@@ -280,7 +233,7 @@ pub(super) fn write(dst: &mut File, plan: &CachePlan<'_>) -> std::io::Result<u32
 pub(super) fn seal(dst: &File, fp: &Fingerprint, blobs_crc: u32) -> std::io::Result<()> {
     use std::os::unix::fs::FileExt;
     let mut h = [0u8; HEADER_LEN];
-    h[..20].copy_from_slice(&fp.bytes());
+    h[..20].copy_from_slice(&stamp(fp));
     h[20..].copy_from_slice(&blobs_crc.to_le_bytes());
     dst.write_all_at(&h, 0)
 }

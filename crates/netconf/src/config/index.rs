@@ -10,7 +10,7 @@
 
 use std::net::Ipv4Addr;
 
-use super::model::Instance;
+use super::instance::Instance;
 use crate::mac::MacAddr;
 use crate::name::InstanceName;
 

@@ -5,9 +5,9 @@
 //! the snapshot cache therefore keeps its instances *stored*: an index (key, name, MACs and
 //! sizes of every instance) is read at load, and an instance is decoded only when asked for.
 //! Changes collect in an overlay, and the writer copies the unchanged instances' bytes from
-//! the old files and renders only the changed ones (see `splice`). Using the instances as a
-//! whole map (`Deref`) decodes all of them once; from then on they behave as a plain map
-//! and are written out in full.
+//! the old files and renders only the changed ones (see `splice`). Asking for every
+//! instance (`all_decoded`, `all_decoded_mut`) decodes all of them once; from then on they
+//! behave as a plain map and are written out in full.
 //!
 //! The cache is checked in full at load and stays open and share-locked (writers do not
 //! reuse it meanwhile), as does the config.data it was made from. An encoding that still
@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::File;
 use std::net::Ipv4Addr;
-use std::ops::{Deref, DerefMut, Range};
+use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -27,9 +27,9 @@ use std::sync::{Arc, OnceLock};
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::cache::Fingerprint;
+use super::fingerprint::Fingerprint;
 use super::index::{self, Entry, Pos};
-use super::model::Instance;
+use super::instance::Instance;
 use crate::error::GntError;
 use crate::mac::MacAddr;
 
@@ -143,10 +143,19 @@ impl Stored {
             return Err(changed());
         }
         let text = std::str::from_utf8(&bytes).map_err(|_| changed())?;
-        let cfg = super::store::parse(text, &self.path)?;
-        let mut instances = cfg.instances;
-        Ok(std::mem::take(&mut *instances))
+        // These bytes parsed as a whole configuration when the cache was made from them,
+        // so reading only their instances gives what a whole parse would.
+        let section: InstancesSection = toml::from_str(text)
+            .map_err(|e| GntError::Config(format!("{}: {}", self.path.display(), e.message())))?;
+        Ok(section.instances)
     }
+}
+
+/// The instances of a config.data text, the rest of it left unread.
+#[derive(Deserialize)]
+struct InstancesSection {
+    #[serde(default)]
+    instances: BTreeMap<String, Instance>,
 }
 
 impl Instances {
@@ -432,6 +441,19 @@ impl Instances {
         Some(old)
     }
 
+    /// Every instance, in key order. The first call decodes every stored instance (for a
+    /// large cluster far slower than the lookups above, which decode only what they
+    /// return); from then on the instances are a plain map and are written out in full.
+    pub fn all_decoded(&self) -> &BTreeMap<String, Instance> {
+        self.materialize()
+    }
+
+    /// Every instance, to change in place; decodes all of them as `all_decoded` does.
+    pub fn all_decoded_mut(&mut self) -> &mut BTreeMap<String, Instance> {
+        self.materialize();
+        self.full.get_mut().expect("materialised above")
+    }
+
     fn materialize(&self) -> &BTreeMap<String, Instance> {
         self.full.get_or_init(|| {
             let base = match self.stored.as_deref() {
@@ -474,35 +496,21 @@ impl Instances {
     }
 }
 
-impl Deref for Instances {
-    type Target = BTreeMap<String, Instance>;
-    fn deref(&self) -> &Self::Target {
-        self.materialize()
-    }
-}
-
-impl DerefMut for Instances {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        self.materialize();
-        self.full.get_mut().expect("materialised above")
-    }
-}
-
 impl PartialEq for Instances {
     fn eq(&self, other: &Self) -> bool {
-        **self == **other
+        self.all_decoded() == other.all_decoded()
     }
 }
 
 impl fmt::Debug for Instances {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        (**self).fmt(f)
+        self.all_decoded().fmt(f)
     }
 }
 
 impl Serialize for Instances {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        (**self).serialize(s)
+        self.all_decoded().serialize(s)
     }
 }
 

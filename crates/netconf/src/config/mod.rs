@@ -1,9 +1,18 @@
 //! The cluster configuration (`config.data`): the model and the store behind it.
+//!
+//! Its modules import downwards only, so that each can be read and tested on what lies
+//! below it: `instance`, `finding`, `fingerprint` and `segments` at the bottom; `index`,
+//! then `instances`, then `model` (the whole configuration); `writer`, `verify`, `cache`
+//! and `splice` over those; `store` on top.
 
 mod cache;
+mod finding;
+mod fingerprint;
 mod index;
+mod instance;
 mod instances;
 mod model;
+mod segments;
 mod splice;
 #[cfg(test)]
 mod splice_tests;
@@ -12,9 +21,9 @@ pub mod tags;
 pub mod verify;
 mod writer;
 
+pub use instance::{Instance, Nic, NicParams};
 pub use instances::Instances;
 pub use model::{
-    CONFIG_VERSION, Cluster, Config, Instance, Network, NetworkSpec, Nic, NicParams, Node,
-    NodeGroup, Origin, new_uuid, now,
+    CONFIG_VERSION, Cluster, Config, Network, NetworkSpec, Node, NodeGroup, Origin, new_uuid, now,
 };
 pub use store::{DEFAULT_CONFIG_PATH, FileStore, Store, Version, parse, render, transaction};

@@ -2,17 +2,18 @@
 //! Maps are keyed by UUID, as in Ganeti, so renames touch one object only.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ipnet::{Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 
+use super::finding::Finding;
+use super::instance::{Instance, NicParams};
 use super::instances::Instances;
 use crate::error::GntError;
 use crate::mac::{MacAddr, MacPrefix};
-use crate::name::{GroupName, InstanceName, NetworkName, NodeName, printable};
-use crate::nicmode::NicMode;
+use crate::name::{GroupName, NetworkName, NodeName, printable};
 use crate::pool::AddressPool;
 
 /// The format version this build writes; a file with a larger one is refused.
@@ -59,7 +60,7 @@ pub struct Origin {
     /// Set by a repair that commits what it fixed although other problems remain.
     pub(super) skip_commit_check: bool,
     /// The errors `verify` found when the configuration was parsed from TOML by the store.
-    pub(super) errors: Vec<super::verify::Finding>,
+    pub(super) errors: Vec<Finding>,
 }
 
 /// Provenance is not content: a configuration equals its parsed copy.
@@ -75,7 +76,7 @@ impl Origin {
     }
 
     /// What `verify` found wrong with the configuration as the store parsed it.
-    pub fn errors(&self) -> &[super::verify::Finding] {
+    pub fn errors(&self) -> &[Finding] {
         &self.errors
     }
 }
@@ -94,27 +95,6 @@ pub struct Cluster {
     pub serial_no: u64,
     pub ctime: f64,
     pub mtime: f64,
-}
-
-/// `{mode, link, vlan}` of a group connection, copied into NICs.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NicParams {
-    pub mode: NicMode,
-    pub link: String,
-    #[serde(default)]
-    pub vlan: String,
-}
-
-impl NicParams {
-    /// Ganeti's `NICC_DEFAULTS` with Debian's build-time default bridge.
-    pub fn ganeti_default() -> Self {
-        NicParams {
-            mode: NicMode::Bridged,
-            link: "xen-br0".into(),
-            vlan: String::new(),
-        }
-    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -242,58 +222,6 @@ impl From<Network> for NetworkRepr {
             serial_no: n.serial_no,
             ctime: n.ctime,
             mtime: n.mtime,
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Instance {
-    pub name: InstanceName,
-    /// Node group UUID; instances of this suite need not have a node.
-    pub group: String,
-    #[serde(default)]
-    pub primary_node: Option<String>,
-    #[serde(default)]
-    pub tags: BTreeSet<String>,
-    #[serde(default)]
-    pub nics: Vec<Nic>,
-    pub serial_no: u64,
-    pub ctime: f64,
-    pub mtime: f64,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Nic {
-    pub uuid: String,
-    #[serde(default)]
-    pub name: Option<String>,
-    pub mac: MacAddr,
-    #[serde(default)]
-    pub ip: Option<IpAddr>,
-    /// Network UUID.
-    #[serde(default)]
-    pub network: Option<String>,
-    pub mode: NicMode,
-    pub link: String,
-    #[serde(default)]
-    pub vlan: String,
-}
-
-impl Nic {
-    pub fn params(&self) -> NicParams {
-        NicParams {
-            mode: self.mode,
-            link: self.link.clone(),
-            vlan: self.vlan.clone(),
-        }
-    }
-
-    pub fn ipv4(&self) -> Option<Ipv4Addr> {
-        match self.ip {
-            Some(IpAddr::V4(a)) => Some(a),
-            _ => None,
         }
     }
 }

@@ -5,153 +5,21 @@
 //! bytes; a test holds them to it.
 
 use std::fs::File;
-use std::io::Write;
 use std::ops::Range;
-use std::os::unix::fs::FileExt;
 
-use super::cache::{self, CachePlan, Fingerprint, IndexMeta};
+use super::cache::{self, CachePlan, IndexMeta};
+use super::fingerprint::Fingerprint;
 use super::index;
+use super::instance::Instance;
 use super::instances::{Overlay, Stored};
-use super::model::{Config, Instance};
-use super::writer;
-
-pub(super) const HEADER: &str = "# netconf cluster configuration: change it with gnt-network, gnt-group, gnt-node and\n# gnt-instance only (they lock, validate and write it atomically).\n";
-/// The last line of every file we write; its absence means the file was cut short.
-pub(super) const END_MARKER: &str = "# end of config.data";
+use super::model::Config;
+use super::segments::Out;
+use super::writer::{self, END_MARKER, HEADER};
 
 #[cfg(test)]
 thread_local! {
     /// How many plans this thread spliced, for tests that must know which path ran.
     pub(super) static SPLICED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-}
-
-enum Seg {
-    /// Bytes of `Out::new`.
-    New(Range<usize>),
-    /// Bytes of `Out::mem`.
-    Mem(Range<usize>),
-    /// Bytes of the source file.
-    Copy { from: u64, len: u64 },
-}
-
-/// A file's bytes as new data, ranges of a buffer in memory (`mem`) and ranges copied
-/// from an old file, written without gathering them into one buffer first.
-#[derive(Default)]
-pub(super) struct Out<'a> {
-    pub new: Vec<u8>,
-    mem: &'a [u8],
-    flushed: usize,
-    segs: Vec<Seg>,
-}
-
-impl<'a> Out<'a> {
-    fn with_mem(mem: &'a [u8]) -> Self {
-        Out {
-            mem,
-            ..Out::default()
-        }
-    }
-
-    fn flush(&mut self) {
-        if self.new.len() > self.flushed {
-            self.segs.push(Seg::New(self.flushed..self.new.len()));
-            self.flushed = self.new.len();
-        }
-    }
-
-    /// Copies `len` bytes at `from` of the source file, joined to the previous copy when
-    /// they continue it.
-    fn copy(&mut self, from: u64, len: u64) {
-        self.flush();
-        if let Some(Seg::Copy { from: f, len: l }) = self.segs.last_mut()
-            && *f + *l == from
-        {
-            *l += len;
-            return;
-        }
-        self.segs.push(Seg::Copy { from, len });
-    }
-
-    /// Takes `mem[r]`, joined to the previous range when it continues it.
-    fn take_mem(&mut self, r: Range<usize>) {
-        self.flush();
-        if let Some(Seg::Mem(last)) = self.segs.last_mut()
-            && last.end == r.start
-        {
-            last.end = r.end;
-            return;
-        }
-        self.segs.push(Seg::Mem(r));
-    }
-
-    fn finish(mut self) -> Self {
-        self.flush();
-        self
-    }
-
-    pub(super) fn len(&self) -> usize {
-        self.segs
-            .iter()
-            .map(|s| match s {
-                Seg::New(r) | Seg::Mem(r) => r.len(),
-                Seg::Copy { len, .. } => *len as usize,
-            })
-            .sum()
-    }
-
-    /// Hashes the bytes held in memory (copied ranges are not).
-    pub(super) fn hash_into(&self, h: &mut crc32fast::Hasher) {
-        for s in &self.segs {
-            match s {
-                Seg::New(r) => h.update(&self.new[r.clone()]),
-                Seg::Mem(r) => h.update(&self.mem[r.clone()]),
-                Seg::Copy { .. } => {}
-            }
-        }
-    }
-
-    pub(super) fn write_to(&self, dst: &mut File, src: Option<&File>) -> std::io::Result<()> {
-        for seg in &self.segs {
-            match seg {
-                Seg::New(r) => dst.write_all(&self.new[r.clone()])?,
-                Seg::Mem(r) => dst.write_all(&self.mem[r.clone()])?,
-                Seg::Copy { from, len } => {
-                    let src = src.ok_or_else(|| std::io::Error::other("no file to copy from"))?;
-                    copy_range(src, *from, *len, dst)?;
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Kernel-side copy, with a read/write fallback for file systems without it.
-fn copy_range(src: &File, from: u64, len: u64, dst: &mut File) -> std::io::Result<()> {
-    let (mut off, end) = (
-        i64::try_from(from).map_err(std::io::Error::other)?,
-        from + len,
-    );
-    while (off as u64) < end {
-        let want = usize::try_from(end - off as u64).unwrap_or(usize::MAX);
-        match nix::fcntl::copy_file_range(src, Some(&mut off), &*dst, None, want) {
-            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-            Ok(_) => {}
-            Err(nix::errno::Errno::EINTR) => {}
-            Err(
-                nix::errno::Errno::EXDEV
-                | nix::errno::Errno::ENOSYS
-                | nix::errno::Errno::EINVAL
-                | nix::errno::Errno::EOPNOTSUPP,
-            ) => {
-                let mut buf =
-                    vec![0; usize::try_from(end - off as u64).map_err(std::io::Error::other)?];
-                src.read_exact_at(&mut buf, off as u64)?;
-                return dst.write_all(&buf);
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
 }
 
 /// What to write: config.data, and the cache unless an instance does not fit its index
@@ -202,10 +70,7 @@ pub(super) fn full_toml(cfg: &Config) -> (Vec<u8>, u64, Vec<usize>) {
 /// Everything rendered and encoded from the whole map.
 pub(super) fn plan_full(cfg: &Config) -> Plan<'_> {
     let (new, start, lens) = full_toml(cfg);
-    let toml = Out {
-        new,
-        ..Out::default()
-    };
+    let toml = Out::from_new(new);
     Plan {
         toml: toml.finish(),
         toml_src: None,
@@ -216,15 +81,9 @@ pub(super) fn plan_full(cfg: &Config) -> Plan<'_> {
 /// A cache of the whole map; with `toml`, the instances' start and block sizes in the
 /// config.data it goes with.
 pub(super) fn cache_full<'a>(cfg: &Config, toml: Option<(u64, &[usize])>) -> Option<CachePlan<'a>> {
-    let all = &*cfg.instances;
-    let mut blobs = Out {
-        new: Vec::with_capacity(all.len() * 200),
-        ..Out::default()
-    };
-    let mut records = Out {
-        new: Vec::with_capacity(all.len() * 80),
-        ..Out::default()
-    };
+    let all = cfg.instances.all_decoded();
+    let mut blobs = Out::from_new(Vec::with_capacity(all.len() * 200));
+    let mut records = Out::from_new(Vec::with_capacity(all.len() * 80));
     for (k, (key, inst)) in all.iter().enumerate() {
         let blob = index::encode_blob(inst, &mut blobs.new)?;
         let toml_len = toml.map_or(0, |(_, lens)| lens[k]);
@@ -282,10 +141,7 @@ fn plan_splice<'a>(
     let old_start = stored
         .and_then(|s| s.toml.as_ref())
         .map_or(0, |(_, st)| *st);
-    let mut toml = Out {
-        new: head_text(cfg).into_bytes(),
-        ..Out::default()
-    };
+    let mut toml = Out::from_new(head_text(cfg).into_bytes());
     let start = toml.new.len() as u64;
     let mut blobs = Out::default();
     let mut records = Out::with_mem(stored.map_or(&[][..], |s| &s.index[..]));

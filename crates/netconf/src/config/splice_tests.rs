@@ -8,7 +8,9 @@ use std::path::Path;
 
 use proptest::prelude::*;
 
-use super::model::{Config, Instance, Nic, NicParams};
+use super::fingerprint::Fingerprint;
+use super::instance::{Instance, Nic, NicParams};
+use super::model::Config;
 use super::splice::SPLICED;
 use super::store::{FileStore, parse, render, transaction};
 use super::{Store, cache};
@@ -111,7 +113,7 @@ fn one_instance_changes_are_spliced_and_equal_a_full_render() {
     assert_eq!(spliced() - before, 6, "every step took the spliced path");
     let cfg = assert_consistent(&store);
     assert_eq!(cfg.instances.len(), 42);
-    assert!(cfg.instances["k010"].tags.contains("t"));
+    assert!(cfg.instances.all_decoded()["k010"].tags.contains("t"));
     assert!(!cfg.instances.contains_key("k020"));
     assert_eq!(cfg.cluster.name, "renamed");
     // The replaced versions are kept as spares to be overwritten in place.
@@ -139,7 +141,7 @@ fn a_configuration_loaded_before_another_commit_is_written_in_full() {
     .unwrap();
     assert_eq!(spliced(), before, "spliced from files it did not load");
     let cfg = assert_consistent(&store);
-    assert_eq!(cfg.instances["k001"].name, "from-stale");
+    assert_eq!(cfg.instances.all_decoded()["k001"].name, "from-stale");
     assert_eq!(cfg.instances.len(), 11);
 }
 
@@ -153,7 +155,13 @@ fn a_loaded_configuration_still_reads_its_instances_after_later_commits() {
     // Enough commits that every file `old` was loaded from would have been reused.
     for k in 0..4 {
         transaction(&store, |c| {
-            for i in c.instances.keys().cloned().collect::<Vec<_>>() {
+            for i in c
+                .instances
+                .all_decoded()
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+            {
                 c.instances.get_mut(&i).unwrap().name =
                     crate::InstanceName::parse(&format!("gen{k}-{i}")).unwrap();
             }
@@ -165,9 +173,9 @@ fn a_loaded_configuration_still_reads_its_instances_after_later_commits() {
     }
     assert_eq!(
         old.instances.get_cloned("k004"),
-        want.instances.get("k004").cloned()
+        want.instances.all_decoded().get("k004").cloned()
     );
-    assert_eq!(*old.instances, *want.instances);
+    assert_eq!(*old.instances.all_decoded(), *want.instances.all_decoded());
     assert_consistent(&store);
 }
 
@@ -203,7 +211,7 @@ fn a_cache_is_checked_encoding_by_encoding() {
         let (c, t) = (d.path().join("c"), d.path().join("t"));
         fs::write(&c, cache).unwrap();
         fs::write(&t, toml).unwrap();
-        let fp = cache::Fingerprint::of(toml);
+        let fp = Fingerprint::of(toml);
         let (c, t) = (fs::File::open(&c).unwrap(), fs::File::open(&t).unwrap());
         cache::load(c, &fp, t, store.path()).is_some()
     };
@@ -235,7 +243,7 @@ fn instances_that_do_not_decode_fall_back_to_the_text_the_cache_was_made_from() 
     let store = seeded(dir.path(), 12);
     transaction(&store, |_| Ok(())).unwrap();
     let want = parse(&fs::read_to_string(store.path()).unwrap(), store.path()).unwrap();
-    let want = &*want.instances;
+    let want = want.instances.all_decoded();
     let cache_path = dir.path().join("config.data.cache");
     let good = fs::read(&cache_path).unwrap();
     // Loaded from the good cache, which is then damaged in place under the command.
@@ -255,7 +263,7 @@ fn instances_that_do_not_decode_fall_back_to_the_text_the_cache_was_made_from() 
         fresh().instances.get_cloned("k022"),
         want.get("k022").cloned()
     );
-    assert_eq!(&*fresh().instances, want);
+    assert_eq!(fresh().instances.all_decoded(), want);
     let on = |m: &BTreeMap<String, Instance>| {
         m.iter()
             .filter(|(_, i)| i.nics[0].network.as_deref() == Some("net-1"))
@@ -273,14 +281,14 @@ fn instances_that_do_not_decode_fall_back_to_the_text_the_cache_was_made_from() 
     model.insert("k001".into(), added);
     model.get_mut("k022").unwrap().name = crate::InstanceName::parse("renamed").unwrap();
     model.remove("k020");
-    assert_eq!(&*c.instances, &model);
+    assert_eq!(c.instances.all_decoded(), &model);
     store
         .transact(&mut |cur| {
             *cur = c.clone();
             Ok(())
         })
         .unwrap();
-    assert_eq!(&*assert_consistent(&store).instances, &model);
+    assert_eq!(assert_consistent(&store).instances.all_decoded(), &model);
 }
 
 #[derive(Clone, Debug)]
@@ -331,7 +339,7 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let store = seeded(dir.path(), initial);
         transaction(&store, |_| Ok(())).unwrap();
-        let mut model: BTreeMap<String, Instance> = (*store.read().unwrap().instances).clone();
+        let mut model: BTreeMap<String, Instance> = store.read().unwrap().instances.all_decoded().clone();
         let before = spliced();
         transaction(&store, |c| {
             for op in &ops {
@@ -412,6 +420,6 @@ proptest! {
         .unwrap();
         prop_assert_eq!(spliced() - before, 1);
         let cfg = assert_consistent(&store);
-        prop_assert_eq!(&*cfg.instances, &model);
+        prop_assert_eq!(cfg.instances.all_decoded(), &model);
     }
 }

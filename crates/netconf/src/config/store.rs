@@ -30,11 +30,13 @@ use std::path::{Path, PathBuf};
 
 use nix::libc;
 
-use super::cache::{self, Fingerprint};
+use super::cache;
+use super::fingerprint::Fingerprint;
 use super::instances::Instances;
 use super::model::{CONFIG_VERSION, Config, now};
-use super::splice::{self, END_MARKER};
+use super::splice;
 use super::verify;
+use super::writer::END_MARKER;
 use crate::error::GntError;
 
 pub const DEFAULT_CONFIG_PATH: &str = "/var/lib/gnt-network/config.data";

@@ -17,70 +17,14 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::Ipv6Net;
 
+pub use super::finding::{Finding, Level};
 use super::index;
-use super::model::{Config, Instance, NicParams};
+use super::instance::{Instance, NicParams};
+use super::model::Config;
 use crate::mac::MacAddr;
 use crate::nicmode::NicMode;
 use crate::ops::instance::{MAX_NICS, normalize_vlan};
 use crate::pool::{AddressPool, Kind};
-
-/// Ganeti's `CV_ERROR` and `CV_WARNING`: only errors fail a verify or refuse a commit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Level {
-    Error,
-    Warning,
-}
-
-impl Level {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Level::Error => "ERROR",
-            Level::Warning => "WARNING",
-        }
-    }
-}
-
-/// One problem, as Ganeti's `_VerifyErrors._Error` reports it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Finding {
-    pub level: Level,
-    /// Ganeti's error code text (`--error-codes`, `--ignore-errors`).
-    pub code: &'static str,
-    /// Ganeti's item type: `cluster`, `group`, `node`, `network` or `instance`.
-    pub kind: &'static str,
-    /// The object's name (empty for the cluster).
-    pub item: String,
-    pub msg: String,
-}
-
-impl Finding {
-    /// The `--error-codes` form: `ERROR:ENETPOOL:network:net1:text`.
-    pub fn coded(&self) -> String {
-        format!(
-            "{}:{}:{}:{}:{}",
-            self.level.as_str(),
-            self.code,
-            self.kind,
-            self.item,
-            self.msg
-        )
-    }
-}
-
-/// `ERROR: network net1: text` (Ganeti prints it after `  - `).
-impl fmt::Display for Finding {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let sep = if self.item.is_empty() { "" } else { " " };
-        write!(
-            f,
-            "{}: {}{sep}{}: {}",
-            self.level.as_str(),
-            self.kind,
-            self.item,
-            self.msg
-        )
-    }
-}
 
 /// Error codes, after Ganeti's `CV_E*` names where Ganeti has the check.
 pub mod codes {
@@ -218,7 +162,7 @@ type Owners<'a> = BTreeMap<Ipv4Addr, Vec<(&'a str, usize)>>;
 pub fn verify(cfg: &Config) -> Vec<Finding> {
     let mut r = Report::default();
     heads(cfg, &mut r);
-    let all = &*cfg.instances;
+    let all = cfg.instances.all_decoded();
     let mut names: HashMap<&str, usize> = HashMap::new();
     let mut macs: HashMap<MacAddr, (&str, usize)> = HashMap::new();
     let mut owners: HashMap<&str, Owners<'_>> = HashMap::new();
@@ -839,7 +783,7 @@ impl fmt::Display for Repair {
 /// two NICs, one outside its network) is left to the operator; `verify` still reports it.
 pub fn repair_pools(cfg: &mut Config) -> Vec<Repair> {
     let mut used: HashMap<String, BTreeMap<Ipv4Addr, (String, usize)>> = HashMap::new();
-    for inst in cfg.instances.values() {
+    for inst in cfg.instances.all_decoded().values() {
         for (idx, nic) in inst.nics.iter().enumerate() {
             if let (Some(net), Some(ip)) = (&nic.network, nic.ipv4()) {
                 used.entry(net.clone())

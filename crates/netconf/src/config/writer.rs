@@ -7,7 +7,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::{Display, Write};
 use std::net::{IpAddr, Ipv4Addr};
 
-use super::model::{Config, Instance, Network, NicParams, Node, NodeGroup};
+use super::instance::{Instance, NicParams};
+use super::model::{Config, Network, Node, NodeGroup};
+
+/// The first lines of every file we write.
+pub(super) const HEADER: &str = "# netconf cluster configuration: change it with gnt-network, gnt-group, gnt-node and\n# gnt-instance only (they lock, validate and write it atomically).\n";
+/// The last line of every file we write; its absence means the file was cut short.
+pub(super) const END_MARKER: &str = "# end of config.data";
 
 /// Renders instance blocks into `out`, recording each block's size.
 fn instances_into<'a>(
@@ -25,7 +31,7 @@ fn instances_into<'a>(
 /// `write_head`, then every instance with the second half rendered on another core.
 /// Returns where the instances start in `out` and the size of each instance's block.
 pub(super) fn write_config_parallel(out: &mut String, cfg: &Config) -> (usize, Vec<usize>) {
-    let all = &*cfg.instances;
+    let all = cfg.instances.all_decoded();
     let half = all.len() / 2;
     let (start, mut lens, tail) = std::thread::scope(|s| {
         let tail = s.spawn(|| {
