@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use netconf::GntError;
-use netconf::config::{Config, FileStore, Store, transaction};
-use netconf::hooks::{HookEnv, HookRunner, Phase};
-use netconf::ops::Feedback;
+use netconf_cluster::GntError;
+use netconf_cluster::config::{Config, FileStore, Store, transaction};
+use netconf_cluster::hooks::{HookEnv, HookRunner, Phase};
+use netconf_cluster::ops::Feedback;
 
 use crate::table::{self, Field, ListOpts, Value};
 use netconf::timefmt::ctime;
@@ -18,7 +18,7 @@ use netconf::timefmt::ctime;
 #[derive(Args, Clone, Debug)]
 pub struct Global {
     /// The cluster configuration file.
-    #[arg(long, global = true, env = "NETCONF_CONFIG", default_value = netconf::config::DEFAULT_CONFIG_PATH, value_name = "FILE")]
+    #[arg(long, global = true, env = "NETCONF_CONFIG", default_value = netconf_cluster::config::DEFAULT_CONFIG_PATH, value_name = "FILE")]
     pub config: PathBuf,
     /// Print debugging output.
     #[arg(short = 'd', long = "debug", global = true)]
@@ -52,7 +52,7 @@ pub struct JobOpts {
 
 /// Writes job feedback as Ganeti's CLI does: `<ctime>  - WARNING: text` on stdout.
 pub fn print_feedback(fb: &Feedback) {
-    let t = ctime(netconf::config::now());
+    let t = ctime(netconf_cluster::config::now());
     let mut out = std::io::stdout().lock();
     for (sev, msg) in &fb.messages {
         let _ = writeln!(out, "{t}  - {}: {msg}", sev.as_str());

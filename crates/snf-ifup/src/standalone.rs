@@ -6,7 +6,8 @@ use std::path::Path;
 
 use anyhow::Context;
 use netconf::NicEnv;
-use netconf::config::{FileStore, Store};
+use netconf_cluster::NicEnvFromConfig;
+use netconf_cluster::config::{FileStore, Store};
 
 /// The one place that builds a NIC from config.data.
 pub fn nic_from_config(config: &Path, instance: &str, index: u32) -> anyhow::Result<NicEnv> {

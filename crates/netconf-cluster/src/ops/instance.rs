@@ -6,13 +6,13 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use super::Feedback;
 use crate::config::{Config, Instance, Nic, NicParams, new_uuid, now, tags};
-use crate::error::{ErrorCode, GntError};
-use crate::hookenv::{HookNic, InstanceHookEnv};
+use crate::error::{ErrorCode, GntError, IntoGnt};
 use crate::hooks::HookEnv;
-use crate::mac::{MacAddr, MacPrefix};
-use crate::name::InstanceName;
-use crate::nicmode::NicMode;
 use crate::pool::Kind;
+use netconf::hookenv::{HookNic, InstanceHookEnv};
+use netconf::mac::{MacAddr, MacPrefix};
+use netconf::name::InstanceName;
+use netconf::nicmode::NicMode;
 
 /// Ganeti's `MAX_NICS`.
 pub const MAX_NICS: usize = 8;
@@ -887,8 +887,8 @@ mod tests {
     /// variables read back through `InstanceHookEnv::from_env` as the instance's view.
     #[test]
     fn hook_variables_decode_to_the_instance_they_describe() {
-        use crate::hookenv::HookVars;
         use crate::ops::network;
+        use netconf::hookenv::HookVars;
         let mut cfg = Config::new();
         let mut fb = Feedback::default();
         let net = network::AddNetwork {
