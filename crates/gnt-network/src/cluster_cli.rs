@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use netconf::timefmt::ctime;
 use netconf_cluster::GntError;
-use netconf_cluster::config::transaction;
 use netconf_cluster::config::verify::{self, Finding, Level, codes};
+use netconf_cluster::config::{Store, transaction};
 
 use crate::common::{Global, finish};
 

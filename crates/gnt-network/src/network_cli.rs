@@ -278,7 +278,7 @@ fn parse_nic_params(s: &str) -> Result<RawNicParams, GntError> {
 /// Both syntaxes of `connect`. The old positional form (Ganeti 2.7–2.10) is taken only
 /// when the second argument is a NIC mode and no group has that name; when both readings
 /// are possible the command refuses instead of guessing.
-fn connect(store: &netconf_cluster::config::FileStore, c: ConnectArgs) -> anyhow::Result<()> {
+fn connect(store: &dyn Store, c: ConnectArgs) -> anyhow::Result<()> {
     let mut args = c.args;
     let network = args.remove(0);
     let (raw, groups) = match c.nic_parameters {
