@@ -77,12 +77,21 @@ impl Store for MemStore {
     }
 }
 
+/// Runs a test body once against each store backend (the file store in a directory of its
+/// own, the store in memory), so the operations are tested through the seam the commands
+/// use, whatever lies behind it.
+#[cfg(test)]
+pub(crate) fn with_each_store(body: impl Fn(&dyn Store)) {
+    let dir = tempfile::tempdir().unwrap();
+    body(&super::FileStore::new(dir.path().join("config.data")));
+    body(&MemStore::new());
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::store::transaction;
     use super::*;
     use crate::config::FileStore;
-    use crate::ops::with_each_store;
 
     #[test]
     fn every_store_commits_all_or_nothing_and_refuses_a_stale_version() {

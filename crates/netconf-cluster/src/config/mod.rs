@@ -28,6 +28,8 @@ pub use instance::{Instance, Nic, NicParams};
 pub use instances::Instances;
 #[cfg(any(test, feature = "test-support"))]
 pub use mem_store::MemStore;
+#[cfg(test)]
+pub(crate) use mem_store::with_each_store;
 pub use model::{
     CONFIG_VERSION, Cluster, Config, Network, NetworkSpec, Node, NodeGroup, Origin, new_uuid, now,
 };

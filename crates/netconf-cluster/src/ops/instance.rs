@@ -882,8 +882,7 @@ pub fn nic_ipv4(nic: &Nic) -> Option<Ipv4Addr> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Store, transaction};
-    use crate::ops::with_each_store;
+    use crate::config::{Store, transaction, with_each_store};
 
     /// What the operations write is what a hook decodes: every instance operation's
     /// variables read back through `InstanceHookEnv::from_env` as the instance's view.

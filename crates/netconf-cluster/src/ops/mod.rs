@@ -47,15 +47,3 @@ impl Feedback {
             .map(|(_, m)| m.as_str())
     }
 }
-
-/// Runs a test body once against each store backend (the file store in a directory of its
-/// own, the store in memory), so the operations are tested through the seam the commands
-/// use, whatever lies behind it.
-#[cfg(test)]
-pub(crate) fn with_each_store(body: impl Fn(&dyn crate::config::Store)) {
-    let dir = tempfile::tempdir().unwrap();
-    body(&crate::config::FileStore::new(
-        dir.path().join("config.data"),
-    ));
-    body(&crate::config::MemStore::new());
-}
