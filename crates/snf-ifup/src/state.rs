@@ -10,7 +10,7 @@ use anyhow::Context;
 use netconf::{IfName, NicEnv};
 use serde::{Deserialize, Serialize};
 
-use crate::firewall::{Family, TableSpec};
+use crate::firewall::{Driver, Family, TableSpec};
 use crate::plan::{Flavour, Undo};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,6 +31,9 @@ pub struct State {
     /// The chains and jumps applied (valid when `complete`).
     #[serde(default)]
     pub firewall: Vec<FwRecord>,
+    /// The firewall driver that applied them.
+    #[serde(default)]
+    pub driver: Driver,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,7 +42,7 @@ pub struct FwRecord {
     pub spec: TableSpec,
 }
 
-pub type FwMap = std::collections::BTreeMap<Family, TableSpec>;
+pub use crate::firewall::FwMap;
 
 pub fn to_records(m: &FwMap) -> Vec<FwRecord> {
     m.iter()
@@ -165,6 +168,7 @@ mod tests {
                 family: Family::Eb,
                 spec: TableSpec::default(),
             }],
+            driver: Driver::Nftables,
         };
         save(d.path(), &st).unwrap();
         let tap: IfName = "tap3".parse().unwrap();

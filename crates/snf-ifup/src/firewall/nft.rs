@@ -1,0 +1,811 @@
+//! The nftables driver: one `nft -f -` transaction per `up`, `down` and `reapply`, in the
+//! tables snf-ifup owns (`table bridge snf_ifup`, `table inet snf_ifup`,
+//! `table arp snf_ifup`).
+//!
+//! Each table has fixed base chains whose only rules dispatch through verdict maps keyed
+//! by interface name (`iifname vmap @fwd_iif`): a NIC is one element per hook and
+//! direction plus its own chains, so adding or removing it never needs a rule handle and
+//! never reads the ruleset. Removal is written as "add, then delete" (the element and the
+//! chain), which is a no-op when they exist and not an error when they do not. Only
+//! garbage collection (a profile chain or a whole table nobody uses any more) reads the
+//! ruleset first, as `down` and `reapply` do.
+//!
+//! Rules are translated from the model's iptables syntax token by token; an unknown token
+//! is an error, never a silently dropped match.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::{Context, bail};
+use netconf::MacAddr;
+
+use super::{Family, Firewall, FwMap, NicRules, from_chain, is_shared, to_chain};
+use crate::{exec, log};
+
+const TABLE: &str = "snf_ifup";
+
+pub struct Nft;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Table {
+    Bridge,
+    Inet,
+    Arp,
+}
+
+impl Table {
+    const ALL: [Table; 3] = [Table::Bridge, Table::Inet, Table::Arp];
+
+    fn family(self) -> &'static str {
+        match self {
+            Table::Bridge => "bridge",
+            Table::Inet => "inet",
+            Table::Arp => "arp",
+        }
+    }
+
+    fn from_family(s: &str) -> Option<Table> {
+        Table::ALL.into_iter().find(|t| t.family() == s)
+    }
+
+    /// Base chains: (name, hook, dispatch rules as (match prefix, map)).
+    fn skeleton(self) -> &'static [(&'static str, &'static [(&'static str, &'static str)])] {
+        match self {
+            Table::Bridge => &[
+                (
+                    "forward",
+                    &[
+                        ("iifname", "fwd_iif"),
+                        ("oifname", "fwd_oif"),
+                        ("ether type ip oifname", "fwd_oif4"),
+                        ("ether type ip6 oifname", "fwd_oif6"),
+                    ],
+                ),
+                ("input", &[("iifname", "in_iif")]),
+                ("output", &[("oifname", "out_oif")]),
+            ],
+            Table::Inet => &[
+                (
+                    "forward",
+                    &[
+                        ("meta nfproto ipv4 iifname", "fwd_iif4"),
+                        ("meta nfproto ipv4 oifname", "fwd_oif4"),
+                        ("meta nfproto ipv6 iifname", "fwd_iif6"),
+                        ("meta nfproto ipv6 oifname", "fwd_oif6"),
+                    ],
+                ),
+                (
+                    "input",
+                    &[
+                        ("meta nfproto ipv4 iifname", "in_iif4"),
+                        ("meta nfproto ipv6 iifname", "in_iif6"),
+                    ],
+                ),
+            ],
+            Table::Arp => &[("output", &[("oifname", "out_oif")])],
+        }
+    }
+
+    /// Every (map, chain) a TAP can have in this table.
+    fn slots(self, tap: &str) -> Vec<(&'static str, String)> {
+        let c = |p: &str| format!("{p}-{tap}");
+        match self {
+            Table::Bridge => vec![
+                ("fwd_iif", c("from")),
+                ("in_iif", c("from")),
+                ("fwd_oif", c("to")),
+                ("out_oif", c("to")),
+                ("fwd_oif4", c("to4")),
+                ("fwd_oif6", c("to6")),
+            ],
+            Table::Inet => vec![
+                ("fwd_iif4", c("from4")),
+                ("in_iif4", c("from4")),
+                ("fwd_oif4", c("to4")),
+                ("fwd_iif6", c("from6")),
+                ("in_iif6", c("from6")),
+                ("fwd_oif6", c("to6")),
+            ],
+            Table::Arp => vec![("out_oif", c("mangle"))],
+        }
+    }
+
+    fn chains_of(self, tap: &str) -> BTreeSet<String> {
+        self.slots(tap).into_iter().map(|(_, c)| c).collect()
+    }
+}
+
+fn is_base(name: &str) -> bool {
+    matches!(name, "forward" | "input" | "output")
+}
+
+/// What one NIC wants in nftables terms.
+#[derive(Debug, Default)]
+struct Want {
+    /// (table, chain) → statements, in order.
+    chains: BTreeMap<(Table, String), Vec<String>>,
+    /// Shared profile chains.
+    shared: BTreeMap<(Table, String), Vec<String>>,
+    /// (table, map, chain).
+    elements: BTreeSet<(Table, &'static str, String)>,
+}
+
+impl Want {
+    fn tables(&self) -> BTreeSet<Table> {
+        self.elements.iter().map(|(t, _, _)| *t).collect()
+    }
+}
+
+/// An nft name for a model chain.
+fn chain_name(fam: Family, tap: &str, name: &str) -> anyhow::Result<String> {
+    let suffix = match fam {
+        Family::Eb => "",
+        Family::Ip4 => "4",
+        Family::Ip6 => "6",
+    };
+    if name == from_chain(tap) {
+        Ok(format!("from{suffix}-{tap}"))
+    } else if name == to_chain(tap) {
+        Ok(format!("to{suffix}-{tap}"))
+    } else if is_shared(name) && fam != Family::Eb {
+        Ok(format!("{name}{suffix}"))
+    } else {
+        bail!("nftables driver: unknown chain {name}")
+    }
+}
+
+/// Interface names go into nft's syntax unquoted (chain names) and quoted (map keys):
+/// only the characters that are safe in both.
+fn check_tap(tap: &str) -> anyhow::Result<()> {
+    if tap.starts_with(|c: char| c.is_ascii_alphabetic())
+        && tap
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+    {
+        Ok(())
+    } else {
+        bail!("nftables driver: interface name {tap:?} has characters nft cannot name a chain with")
+    }
+}
+
+fn want_of(tap: &str, fw: &FwMap, arp: &[String]) -> anyhow::Result<Want> {
+    check_tap(tap)?;
+    let mut w = Want::default();
+    for (&fam, spec) in fw {
+        let bridged = spec.jumps.iter().any(|j| j.matches.contains("physdev"));
+        let table = if fam == Family::Eb || bridged {
+            Table::Bridge
+        } else {
+            Table::Inet
+        };
+        let suffix = match fam {
+            Family::Eb => "",
+            Family::Ip4 => "4",
+            Family::Ip6 => "6",
+        };
+        for j in &spec.jumps {
+            let dir = if j.matches == format!("-i {tap}") {
+                "iif"
+            } else if j.matches == format!("-o {tap}")
+                || j.matches == format!("-m physdev --physdev-out {tap} --physdev-is-bridged")
+            {
+                "oif"
+            } else {
+                bail!(
+                    "nftables driver: cannot translate the jump match {:?}",
+                    j.matches
+                );
+            };
+            let hook = match j.from.as_str() {
+                "FORWARD" => "fwd",
+                "INPUT" => "in",
+                "OUTPUT" => "out",
+                other => bail!("nftables driver: unknown hook {other}"),
+            };
+            let map = format!("{hook}_{dir}{suffix}");
+            let target = chain_name(fam, tap, &j.target)?;
+            let Some((m, c)) = table
+                .slots(tap)
+                .into_iter()
+                .find(|(m, c)| *m == map && *c == target)
+            else {
+                bail!(
+                    "nftables driver: no slot for {} {} -> {}",
+                    j.from,
+                    j.matches,
+                    j.target
+                );
+            };
+            w.elements.insert((table, m, c));
+        }
+        let name = |n: &str| chain_name(fam, tap, n);
+        for c in &spec.chains {
+            let rules = c
+                .rules
+                .iter()
+                .map(|r| translate(fam, r, &name))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            w.chains.insert((table, name(&c.name)?), rules);
+        }
+        for c in &spec.shared {
+            let rules = c
+                .rules
+                .iter()
+                .map(|r| translate(fam, r, &name))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            w.shared.insert((table, name(&c.name)?), rules);
+        }
+    }
+    if !arp.is_empty() {
+        let chain = format!("mangle-{tap}");
+        let rules = arp
+            .iter()
+            .map(|r| translate_arp(tap, r))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        w.chains.insert((Table::Arp, chain.clone()), rules);
+        w.elements.insert((Table::Arp, "out_oif", chain));
+    }
+    Ok(w)
+}
+
+struct Tokens<'a> {
+    toks: Vec<&'a str>,
+    i: usize,
+}
+
+impl<'a> Tokens<'a> {
+    fn next(&mut self) -> Option<&'a str> {
+        let t = self.toks.get(self.i).copied();
+        self.i += 1;
+        t
+    }
+
+    /// An option's value; ebtables writes a negation after the option (`-s ! MAC`).
+    fn value(&mut self, opt: &str) -> anyhow::Result<(bool, &'a str)> {
+        match self.next() {
+            Some("!") => Ok((true, self.value(opt)?.1)),
+            Some(v) => Ok((false, v)),
+            None => bail!("nftables driver: {opt} without a value"),
+        }
+    }
+}
+
+/// One model rule (iptables/ebtables syntax) as an nft statement.
+fn translate(
+    fam: Family,
+    rule: &str,
+    chain: &dyn Fn(&str) -> anyhow::Result<String>,
+) -> anyhow::Result<String> {
+    let mut t = Tokens {
+        toks: rule.split_whitespace().collect(),
+        i: 0,
+    };
+    let mut out: Vec<String> = Vec::new();
+    let mut neg = false;
+    let mut proto: Option<&str> = None;
+    let unknown =
+        |tok: &str| anyhow::anyhow!("nftables driver: cannot translate {tok:?} in {rule:?}");
+    while let Some(tok) = t.next() {
+        if tok == "!" {
+            neg = true;
+            continue;
+        }
+        let (n, v) = match tok {
+            "--syn" => (false, ""),
+            _ => t.value(tok)?,
+        };
+        let ne = if neg || n { "!= " } else { "" };
+        neg = false;
+        let addr = |fam: Family| if fam == Family::Ip6 { "ip6" } else { "ip" };
+        let s = match (fam, tok) {
+            (_, "-j") => match v {
+                "DROP" => "drop".to_owned(),
+                "ACCEPT" => "accept".to_owned(),
+                "RETURN" => "return".to_owned(),
+                other => format!("jump {}", chain(other)?),
+            },
+            (_, "-m") => continue,
+            (Family::Ip4 | Family::Ip6, "-s") => format!("{} saddr {ne}{v}", addr(fam)),
+            (Family::Ip4 | Family::Ip6, "-p") | (Family::Eb, "--ip-proto" | "--ip6-proto") => {
+                proto = Some(v);
+                format!("meta l4proto {ne}{v}")
+            }
+            (_, "--sport" | "--dport" | "--ip-sport" | "--ip-dport" | "--ip6-sport") => {
+                let Some(p @ ("tcp" | "udp")) = proto else {
+                    return Err(unknown(tok));
+                };
+                let dir = if tok.ends_with("sport") {
+                    "sport"
+                } else {
+                    "dport"
+                };
+                format!("{p} {dir} {ne}{v}")
+            }
+            (_, "--syn") if proto == Some("tcp") => {
+                let op = if ne.is_empty() { "==" } else { "!=" };
+                format!("tcp flags & (fin|syn|rst|ack) {op} syn")
+            }
+            (_, "--mac-source") => format!("ether saddr {ne}{v}"),
+            (_, "--ctstate") if ne.is_empty() => format!("ct state {}", v.to_lowercase()),
+            (_, "--icmpv6-type") => format!("icmpv6 type {ne}{v}"),
+            (Family::Eb, "-s") => match v.split_once('/') {
+                None => format!("ether saddr {ne}{v}"),
+                Some((mac, mask)) => {
+                    let (Ok(mac), Ok(mask)) = (mac.parse::<MacAddr>(), mask.parse::<MacAddr>())
+                    else {
+                        return Err(unknown(v));
+                    };
+                    let mut net = mac.0;
+                    for (b, m) in net.iter_mut().zip(mask.0) {
+                        *b &= m;
+                    }
+                    format!("ether saddr & {mask} {ne}{}", MacAddr(net))
+                }
+            },
+            (Family::Eb, "-p") => {
+                let ty = match v {
+                    "802_1Q" => "vlan",
+                    "IPv4" => "ip",
+                    "IPv6" => "ip6",
+                    "ARP" => "arp",
+                    _ => return Err(unknown(v)),
+                };
+                format!("ether type {ne}{ty}")
+            }
+            (Family::Eb, "--ip-src") => format!("ip saddr {ne}{v}"),
+            (Family::Eb, "--ip6-src") => format!("ip6 saddr {ne}{v}"),
+            (Family::Eb, "--ip6-icmp-type") if v == "router-advertisement" => {
+                format!("icmpv6 type {ne}nd-router-advert")
+            }
+            (Family::Eb, "--arp-mac-src") => format!("arp saddr ether {ne}{v}"),
+            (Family::Eb, "--arp-ip-src") => format!("arp saddr ip {ne}{v}"),
+            _ => return Err(unknown(tok)),
+        };
+        out.push(s);
+    }
+    Ok(out.join(" "))
+}
+
+/// The arptables mangle rule of `arp::mangle_rule` as an nft statement.
+fn translate_arp(tap: &str, rule: &str) -> anyhow::Result<String> {
+    let toks: Vec<&str> = rule.split_whitespace().collect();
+    match toks.as_slice() {
+        [
+            "-j",
+            "mangle",
+            "-o",
+            o,
+            "--opcode",
+            "1",
+            "--mangle-ip-s",
+            gw,
+        ] if *o == tap => {
+            let gw: std::net::Ipv4Addr = gw
+                .parse()
+                .with_context(|| format!("nftables driver: bad address in {rule:?}"))?;
+            Ok(format!("arp operation request arp saddr ip set {gw}"))
+        }
+        _ => bail!("nftables driver: cannot translate the arptables rule {rule:?}"),
+    }
+}
+
+/// Our tables as they are: table → chain → the chains its rules jump to.
+type Listing = BTreeMap<Table, BTreeMap<String, BTreeSet<String>>>;
+
+fn list() -> anyhow::Result<Listing> {
+    let text = exec::output("nft", &["list", "ruleset"])?;
+    Ok(parse_listing(&text))
+}
+
+fn parse_listing(text: &str) -> Listing {
+    let mut out = Listing::new();
+    let mut table: Option<Table> = None;
+    let mut chain: Option<String> = None;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("table ") {
+            table = match rest
+                .trim_end_matches('{')
+                .split_whitespace()
+                .collect::<Vec<_>>()[..]
+            {
+                [fam, TABLE] => Table::from_family(fam),
+                _ => None,
+            };
+            if let Some(t) = table {
+                out.entry(t).or_default();
+            }
+            chain = None;
+            continue;
+        }
+        let Some(t) = table else { continue };
+        if let Some(rest) = line.strip_prefix("\tchain ") {
+            let name = rest.trim_end_matches('{').trim().to_owned();
+            out.entry(t).or_default().entry(name.clone()).or_default();
+            chain = Some(name);
+        } else if line.starts_with("\t}") || line.starts_with("\tmap ") {
+            chain = None;
+        } else if let Some(c) = &chain {
+            let mut it = line.split_whitespace();
+            while let Some(tok) = it.next() {
+                if (tok == "jump" || tok == "goto")
+                    && let Some(target) = it.next()
+                {
+                    out.entry(t)
+                        .or_default()
+                        .entry(c.clone())
+                        .or_default()
+                        .insert(target.trim_end_matches(',').to_owned());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// One NIC in a transaction.
+struct Item<'a> {
+    tap: &'a str,
+    want: Want,
+    /// Tables that may hold something of this TAP.
+    touch: BTreeSet<Table>,
+}
+
+/// The transaction for `items`. With a listing, profile chains and tables nobody uses any
+/// more are removed too.
+fn transaction(items: &[Item], listing: Option<&Listing>) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut tables: BTreeSet<Table> = BTreeSet::new();
+    for it in items {
+        tables.extend(&it.touch);
+        tables.extend(it.want.tables());
+    }
+    for table in tables {
+        let fam = table.family();
+        let touched: Vec<&Item> = items
+            .iter()
+            .filter(|i| i.touch.contains(&table) || i.want.tables().contains(&table))
+            .collect();
+        let ours: BTreeSet<String> = touched
+            .iter()
+            .flat_map(|i| table.chains_of(i.tap))
+            .collect();
+        let wanted: Vec<(&String, &Vec<String>)> = touched
+            .iter()
+            .flat_map(|i| i.want.chains.iter())
+            .filter(|((t, _), _)| *t == table)
+            .map(|((_, c), r)| (c, r))
+            .collect();
+        let mut shared: BTreeMap<&String, &Vec<String>> = BTreeMap::new();
+        for i in &touched {
+            for ((t, c), r) in &i.want.shared {
+                if *t == table {
+                    shared.insert(c, r);
+                }
+            }
+        }
+        // What stays of others (from the listing): per-NIC chains and what they jump to.
+        let mut gc_shared: Vec<&String> = Vec::new();
+        if let Some(l) = listing {
+            let now = l.get(&table);
+            let others: Vec<(&String, &BTreeSet<String>)> = now
+                .into_iter()
+                .flatten()
+                .filter(|(c, _)| !is_base(c) && !is_shared(c) && !ours.contains(*c))
+                .collect();
+            if others.is_empty() && wanted.is_empty() {
+                if now.is_some() {
+                    out.push(format!("delete table {fam} {TABLE}"));
+                }
+                continue;
+            }
+            for (c, _) in now.into_iter().flatten().filter(|(c, _)| is_shared(c)) {
+                let used = shared.contains_key(c) || others.iter().any(|(_, j)| j.contains(c));
+                if !used {
+                    gc_shared.push(c);
+                }
+            }
+        }
+        out.push(format!("add table {fam} {TABLE}"));
+        for (base, rules) in table.skeleton() {
+            out.push(format!(
+                "add chain {fam} {TABLE} {base} {{ type filter hook {base} priority filter; policy accept; }}"
+            ));
+            for (_, map) in *rules {
+                out.push(format!(
+                    "add map {fam} {TABLE} {map} {{ type ifname : verdict; }}"
+                ));
+            }
+        }
+        for c in ours.iter().chain(shared.keys().copied()) {
+            out.push(format!("add chain {fam} {TABLE} {c}"));
+        }
+        for (base, rules) in table.skeleton() {
+            out.push(format!("flush chain {fam} {TABLE} {base}"));
+            for (m, map) in *rules {
+                out.push(format!("add rule {fam} {TABLE} {base} {m} vmap @{map}"));
+            }
+        }
+        for i in &touched {
+            for (map, chain) in table.slots(i.tap) {
+                let el = format!(
+                    "element {fam} {TABLE} {map} {{ \"{}\" : jump {chain} }}",
+                    i.tap
+                );
+                out.push(format!("add {el}"));
+                if !i.want.elements.contains(&(table, map, chain)) {
+                    out.push(format!(
+                        "delete element {fam} {TABLE} {map} {{ \"{}\" }}",
+                        i.tap
+                    ));
+                }
+            }
+        }
+        for (c, rules) in wanted
+            .iter()
+            .copied()
+            .chain(shared.iter().map(|(c, r)| (*c, *r)))
+        {
+            out.push(format!("flush chain {fam} {TABLE} {c}"));
+            for r in rules {
+                out.push(format!("add rule {fam} {TABLE} {c} {r}"));
+            }
+        }
+        for c in &ours {
+            if !wanted.iter().any(|(w, _)| *w == c) {
+                out.push(format!("delete chain {fam} {TABLE} {c}"));
+            }
+        }
+        for c in gc_shared {
+            out.push(format!("delete chain {fam} {TABLE} {c}"));
+        }
+    }
+    let mut s = out.join("\n");
+    if !s.is_empty() {
+        s.push('\n');
+    }
+    s
+}
+
+fn run(tx: &str) -> anyhow::Result<()> {
+    if tx.is_empty() {
+        return Ok(());
+    }
+    exec::with_stdin("nft", &["-f", "-"], tx).map_err(|e| {
+        if format!("{e:#}").contains("Protocol error") {
+            e.context("nft: the kernel lacks a feature these rules need (a bridged firewall profile needs bridge conntrack, nf_conntrack_bridge)")
+        } else {
+            e
+        }
+    })
+}
+
+/// Tables this NIC may have something in, and whether the ruleset must be read to know.
+fn touch_of(n: &NicRules, want: &Want) -> (BTreeSet<Table>, bool) {
+    let tables_of = |m: &FwMap, arp: bool| -> BTreeSet<Table> {
+        let mut s = BTreeSet::new();
+        for (fam, spec) in m {
+            if *fam == Family::Eb || spec.jumps.iter().any(|j| j.matches.contains("physdev")) {
+                s.insert(Table::Bridge);
+            } else {
+                s.insert(Table::Inet);
+            }
+        }
+        if arp {
+            s.insert(Table::Arp);
+        }
+        s
+    };
+    match n.known {
+        Some(k) => {
+            let old = tables_of(k, !n.arp_old.is_empty());
+            let now = want.tables();
+            let old_shared: BTreeSet<&str> = k
+                .values()
+                .flat_map(|s| s.shared.iter().map(|c| c.name.as_str()))
+                .collect();
+            let new_shared: BTreeSet<&str> = n
+                .want
+                .values()
+                .flat_map(|s| s.shared.iter().map(|c| c.name.as_str()))
+                .collect();
+            let gc = !old.is_subset(&now) || !old_shared.is_subset(&new_shared);
+            (old.union(&now).copied().collect(), gc)
+        }
+        None => (Table::ALL.into_iter().collect(), true),
+    }
+}
+
+fn plan(nics: &[NicRules]) -> anyhow::Result<String> {
+    let mut items = Vec::new();
+    let mut need_list = nics.len() > 1;
+    for n in nics {
+        let want = want_of(n.tap, n.want, n.arp_new)?;
+        let (touch, gc) = touch_of(n, &want);
+        need_list |= gc;
+        items.push(Item {
+            tap: n.tap,
+            want,
+            touch,
+        });
+    }
+    let listing = if need_list { Some(list()?) } else { None };
+    if let Some(l) = &listing {
+        // Tables that do not exist hold nothing to remove.
+        for it in &mut items {
+            let wanted = it.want.tables();
+            it.touch.retain(|t| l.contains_key(t) || wanted.contains(t));
+        }
+    }
+    Ok(transaction(&items, listing.as_ref()))
+}
+
+impl Firewall for Nft {
+    fn name(&self) -> &'static str {
+        "nftables"
+    }
+
+    fn apply(&self, nics: &[NicRules]) -> anyhow::Result<()> {
+        run(&plan(nics)?).context("nftables rules")
+    }
+
+    fn print_plan(&self, nic: &NicRules) -> anyhow::Result<()> {
+        let tx = plan(std::slice::from_ref(nic))?;
+        if !tx.is_empty() {
+            println!("# nft -f -");
+            print!("{tx}");
+        }
+        Ok(())
+    }
+
+    fn status(&self, taps: &[&str]) -> anyhow::Result<Vec<Vec<String>>> {
+        let text = if exec::in_path("nft") {
+            exec::output("nft", &["list", "ruleset"])?
+        } else {
+            String::new()
+        };
+        let l = parse_listing(&text);
+        Ok(taps
+            .iter()
+            .map(|t| {
+                let mut lines = Vec::new();
+                for (table, chains) in &l {
+                    for c in table.chains_of(t) {
+                        if chains.contains_key(&c) {
+                            lines.push(format!("nft {} {TABLE}: chain {c}", table.family()));
+                        }
+                    }
+                }
+                lines
+            })
+            .collect())
+    }
+}
+
+/// Whether `nft` is installed and the kernel takes our tables (checked, not applied, in
+/// the current network namespace). Also says whether nfdhcpd could use nft's `queue`: it
+/// does not, its NFQUEUE rules stay on the iptables (xt) path either way.
+pub fn usable() -> bool {
+    if !exec::in_path("nft") {
+        return false;
+    }
+    let mut probe = String::new();
+    for t in Table::ALL {
+        probe.push_str(&format!("add table {} {TABLE}\n", t.family()));
+    }
+    // A bridged profile needs conntrack in the bridge family.
+    probe.push_str(&format!(
+        "add chain bridge {TABLE} probe\nadd rule bridge {TABLE} probe ct state established accept\n"
+    ));
+    let ok = matches!(
+        exec::with_stdin_status("nft", &["-c", "-f", "-"], &probe),
+        Ok((true, _))
+    );
+    if !ok {
+        log::info("nftables unusable here (no nft, or no bridge conntrack); using iptables");
+    }
+    ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::firewall::TableSpec;
+
+    fn name(fam: Family) -> impl Fn(&str) -> anyhow::Result<String> {
+        move |n| chain_name(fam, "tap1", n)
+    }
+
+    #[test]
+    fn translates_every_rule_form_the_plan_writes() {
+        let eb = |r: &str| translate(Family::Eb, r, &name(Family::Eb)).unwrap();
+        assert_eq!(
+            eb("-s ! aa:00:00:00:00:01/ff:ff:f0:00:00:00 -j DROP"),
+            "ether saddr & ff:ff:f0:00:00:00 != aa:00:00:00:00:00 drop"
+        );
+        assert_eq!(
+            eb("-p IPv4 --ip-src 0.0.0.0 --ip-proto udp --ip-dport 67 -j RETURN"),
+            "ether type ip ip saddr 0.0.0.0 meta l4proto udp udp dport 67 return"
+        );
+        assert_eq!(
+            eb("-p ARP --arp-ip-src ! 198.51.100.3 -j DROP"),
+            "ether type arp arp saddr ip != 198.51.100.3 drop"
+        );
+        assert_eq!(
+            eb("-p IPv6 --ip6-proto ipv6-icmp --ip6-icmp-type router-advertisement -j DROP"),
+            "ether type ip6 meta l4proto ipv6-icmp icmpv6 type nd-router-advert drop"
+        );
+        let v4 = |r: &str| translate(Family::Ip4, r, &name(Family::Ip4)).unwrap();
+        assert_eq!(
+            v4("-m mac ! --mac-source aa:00:00:00:00:01 -j DROP"),
+            "ether saddr != aa:00:00:00:00:01 drop"
+        );
+        assert_eq!(
+            v4("-p tcp ! --syn -j ACCEPT"),
+            "meta l4proto tcp tcp flags & (fin|syn|rst|ack) != syn accept"
+        );
+        assert_eq!(
+            v4("-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"),
+            "ct state related,established accept"
+        );
+        assert_eq!(v4("-j snf-limited"), "jump snf-limited4");
+        assert_eq!(
+            v4("! -s 198.51.100.5/32 -j DROP"),
+            "ip saddr != 198.51.100.5/32 drop"
+        );
+        assert!(
+            translate(
+                Family::Ip4,
+                "-m owner --uid-owner 0 -j DROP",
+                &name(Family::Ip4)
+            )
+            .is_err()
+        );
+        assert_eq!(
+            translate_arp(
+                "tap1",
+                "-j mangle -o tap1 --opcode 1 --mangle-ip-s 198.51.100.1"
+            )
+            .unwrap(),
+            "arp operation request arp saddr ip set 198.51.100.1"
+        );
+    }
+
+    #[test]
+    fn removal_needs_no_listing_and_gc_reads_it() {
+        let mut spec = TableSpec::default();
+        spec.push_rule("SNF-FROM-tap1", "-s ! aa:00:00:00:00:01 -j DROP".into());
+        spec.push_jump("FORWARD", "-i tap1".into(), "SNF-FROM-tap1");
+        let fw: FwMap = [(Family::Eb, spec)].into_iter().collect();
+        let want = want_of("tap1", &fw, &[]).unwrap();
+        assert_eq!(want.tables(), [Table::Bridge].into_iter().collect());
+        let tx = transaction(
+            &[Item {
+                tap: "tap1",
+                want,
+                touch: BTreeSet::new(),
+            }],
+            None,
+        );
+        assert!(tx.contains("add element bridge snf_ifup fwd_iif { \"tap1\" : jump from-tap1 }\n"));
+        assert!(tx.contains("delete element bridge snf_ifup in_iif { \"tap1\" }\n"));
+        assert!(tx.contains(
+            "add rule bridge snf_ifup from-tap1 ether saddr != aa:00:00:00:00:01 drop\n"
+        ));
+        assert!(tx.contains("delete chain bridge snf_ifup to-tap1\n"));
+        assert!(!tx.contains("inet"));
+        // Removing the last NIC of a table removes the table.
+        let l = parse_listing(
+            "table bridge snf_ifup {\n\tchain forward {\n\t\tiifname vmap @fwd_iif\n\t}\n\n\tchain from-tap1 {\n\t\tjump snf-x\n\t}\n}\ntable ip filter {\n\tchain from-tap9 {\n\t}\n}\n",
+        );
+        assert_eq!(l.len(), 1);
+        let rm = transaction(
+            &[Item {
+                tap: "tap1",
+                want: Want::default(),
+                touch: [Table::Bridge].into_iter().collect(),
+            }],
+            Some(&l),
+        );
+        assert_eq!(rm, "delete table bridge snf_ifup\n");
+        assert!(check_tap("tap\"1").is_err());
+    }
+}
