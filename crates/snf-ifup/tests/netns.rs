@@ -8,7 +8,7 @@ use std::io::Write as _;
 use std::os::unix::fs::symlink;
 use std::path::Path;
 
-use common::{Env, Lab, can_run, nic, ok, refs, set};
+use common::{Env, Fw, Lab, can_run, can_run_fw, nic, ok, refs, set};
 
 const MAC1: &str = "aa:00:00:00:00:01";
 
@@ -626,10 +626,19 @@ fn routed_spoof_protected_drops_forged_ip_and_mac() {
 
 #[test]
 fn bridged_spoof_protected_exact_rules_and_traffic() {
-    if !can_run("bridged_spoof_protected_exact_rules_and_traffic") {
+    bridged_spoof_protected_exact_rules_and_traffic_with(Fw::Iptables);
+}
+
+#[test]
+fn bridged_spoof_protected_exact_rules_and_traffic_nftables() {
+    bridged_spoof_protected_exact_rules_and_traffic_with(Fw::Nftables);
+}
+
+fn bridged_spoof_protected_exact_rules_and_traffic_with(fw: Fw) {
+    if !can_run_fw("bridged_spoof_protected_exact_rules_and_traffic", fw) {
         return;
     }
-    let mut lab = Lab::new();
+    let mut lab = Lab::with(fw);
     lab.bridge("br0", 1500);
     let g1 = lab.guest_with_ip("tap1", MAC1, "198.51.100.11");
     let g2 = lab.guest_with_ip("tap2", "aa:00:00:00:00:02", "198.51.100.12");
@@ -654,47 +663,61 @@ fn bridged_spoof_protected_exact_rules_and_traffic() {
     );
     lab.ifup_ok(&refs(&e1), &["ganeti", "up"]);
     lab.ifup_ok(&refs(&e2), &["ganeti", "up"]);
-    assert_eq!(
-        ebt_chain(&lab, "SNF-FROM-tap1"),
-        [
-            "-s ! aa:00:00:00:00:01 -j DROP",
-            "-p 802_1Q -j DROP",
-            "-p IPv4 --ip-proto udp --ip-sport 67 -j DROP",
-            "-p IPv6 --ip6-proto ipv6-icmp --ip6-icmp-type router-advertisement -j DROP",
-            "-p IPv6 --ip6-proto udp --ip6-sport 547 -j DROP",
-            "-p ARP --arp-mac-src ! aa:00:00:00:00:01 -j DROP",
-            "-p ARP --arp-ip-src 0.0.0.0 -j RETURN",
-            "-p ARP --arp-ip-src ! 198.51.100.11 -j DROP",
-            "-p IPv4 --ip-src 198.51.100.11 -j RETURN",
-            "-p IPv4 --ip-src 0.0.0.0 --ip-proto udp --ip-dport 67 -j RETURN",
-            "-p IPv4 -j DROP",
-            "-p IPv6 --ip6-src 2001:db8:1:0:a800:ff:fe00:1 -j RETURN",
-            "-p IPv6 --ip6-src fe80::a800:ff:fe00:1 -j RETURN",
-            "-p IPv6 --ip6-src :: --ip6-proto ipv6-icmp -j RETURN",
-            "-p IPv6 -j DROP",
-        ]
-    );
+    if fw == Fw::Nftables {
+        let from = lab.nft_chain("bridge", "from-tap1");
+        assert_eq!(from.len(), 15, "{from:?}");
+        assert_eq!(from[0], "ether saddr != aa:00:00:00:00:01 drop");
+        assert_eq!(from[8], "ip saddr 198.51.100.11 return", "{from:?}");
+        assert_eq!(
+            lab.nft_chain("bridge", "to4-tap1"),
+            ["jump snf-unprotected4"]
+        );
+        assert_eq!(lab.nft_chain("bridge", "snf-unprotected4"), ["accept"]);
+    } else {
+        assert_eq!(
+            ebt_chain(&lab, "SNF-FROM-tap1"),
+            [
+                "-s ! aa:00:00:00:00:01 -j DROP",
+                "-p 802_1Q -j DROP",
+                "-p IPv4 --ip-proto udp --ip-sport 67 -j DROP",
+                "-p IPv6 --ip6-proto ipv6-icmp --ip6-icmp-type router-advertisement -j DROP",
+                "-p IPv6 --ip6-proto udp --ip6-sport 547 -j DROP",
+                "-p ARP --arp-mac-src ! aa:00:00:00:00:01 -j DROP",
+                "-p ARP --arp-ip-src 0.0.0.0 -j RETURN",
+                "-p ARP --arp-ip-src ! 198.51.100.11 -j DROP",
+                "-p IPv4 --ip-src 198.51.100.11 -j RETURN",
+                "-p IPv4 --ip-src 0.0.0.0 --ip-proto udp --ip-dport 67 -j RETURN",
+                "-p IPv4 -j DROP",
+                "-p IPv6 --ip6-src 2001:db8:1:0:a800:ff:fe00:1 -j RETURN",
+                "-p IPv6 --ip6-src fe80::a800:ff:fe00:1 -j RETURN",
+                "-p IPv6 --ip6-src :: --ip6-proto ipv6-icmp -j RETURN",
+                "-p IPv6 -j DROP",
+            ]
+        );
+    }
     let (fw1, net1) = (lab.fw_dump(), lab.net_dump());
     lab.ifup_ok(&refs(&e1), &["ganeti", "up"]);
     assert_eq!(lab.fw_dump(), fw1, "up twice");
     assert_eq!(lab.net_dump(), net1, "up twice");
-    let fwd = ebt_chain(&lab, "FORWARD");
-    assert_eq!(fwd[0], "-i tap1 -j SNF-FROM-tap1");
-    assert!(ebt_chain(&lab, "INPUT").contains(&"-i tap1 -j SNF-FROM-tap1".to_owned()));
-    assert_eq!(
-        ipt_chain(&lab, "iptables", "snf-unprotected"),
-        ["-N snf-unprotected", "-A snf-unprotected -j ACCEPT"]
-    );
-    // Jumps are inserted at the top: tap2's (brought up last) above tap1's, above the
-    // admin's rules.
-    assert_eq!(
-        ipt_chain(&lab, "iptables", "FORWARD")[1..4],
-        [
-            "-A FORWARD -m physdev --physdev-out tap2 --physdev-is-bridged -m comment --comment snf-ifup -j SNF-TO-tap2",
-            "-A FORWARD -m physdev --physdev-out tap1 --physdev-is-bridged -m comment --comment snf-ifup -j SNF-TO-tap1",
-            "-A FORWARD -i adm0 -j admin",
-        ]
-    );
+    if fw == Fw::Iptables {
+        let fwd = ebt_chain(&lab, "FORWARD");
+        assert_eq!(fwd[0], "-i tap1 -j SNF-FROM-tap1");
+        assert!(ebt_chain(&lab, "INPUT").contains(&"-i tap1 -j SNF-FROM-tap1".to_owned()));
+        assert_eq!(
+            ipt_chain(&lab, "iptables", "snf-unprotected"),
+            ["-N snf-unprotected", "-A snf-unprotected -j ACCEPT"]
+        );
+        // Jumps are inserted at the top: tap2's (brought up last) above tap1's, above the
+        // admin's rules.
+        assert_eq!(
+            ipt_chain(&lab, "iptables", "FORWARD")[1..4],
+            [
+                "-A FORWARD -m physdev --physdev-out tap2 --physdev-is-bridged -m comment --comment snf-ifup -j SNF-TO-tap2",
+                "-A FORWARD -m physdev --physdev-out tap1 --physdev-is-bridged -m comment --comment snf-ifup -j SNF-TO-tap1",
+                "-A FORWARD -i adm0 -j admin",
+            ]
+        );
+    }
     assert!(
         std::fs::read_to_string(lab.nfdhcpd_dir().join("tap1"))
             .unwrap()
@@ -761,11 +784,20 @@ fn bridged_spoof_protected_exact_rules_and_traffic() {
 
     lab.ifup_ok(&[], &["down", "tap1"]);
     // tap2 still uses the profile chain: it stays, and so do tap2's rules.
-    assert_eq!(
-        ipt_chain(&lab, "iptables", "snf-unprotected"),
-        ["-N snf-unprotected", "-A snf-unprotected -j ACCEPT"]
-    );
-    assert!(lab.fw_dump().contains("SNF-TO-tap2 -j snf-unprotected"));
+    if fw == Fw::Nftables {
+        assert_eq!(lab.nft_chain("bridge", "snf-unprotected4"), ["accept"]);
+        assert_eq!(
+            lab.nft_chain("bridge", "to4-tap2"),
+            ["jump snf-unprotected4"]
+        );
+        assert!(!lab.fw_dump().contains("from-tap1"));
+    } else {
+        assert_eq!(
+            ipt_chain(&lab, "iptables", "snf-unprotected"),
+            ["-N snf-unprotected", "-A snf-unprotected -j ACCEPT"]
+        );
+        assert!(lab.fw_dump().contains("SNF-TO-tap2 -j snf-unprotected"));
+    }
     lab.ifup_ok(&[], &["down", "tap2"]);
     assert_eq!(lab.fw_dump(), fw0);
     assert!(!lab.nfdhcpd_dir().join("tap1").exists());

@@ -45,6 +45,33 @@ pub fn can_run(test: &str) -> bool {
     true
 }
 
+/// The firewall driver a test runs snf-ifup with (`firewall` in snf-network.toml).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fw {
+    Iptables,
+    Nftables,
+}
+
+/// [`can_run`], and for nftables also `nft`.
+pub fn can_run_fw(test: &str, fw: Fw) -> bool {
+    if !can_run(test) {
+        return false;
+    }
+    if fw == Fw::Nftables
+        && !Command::new("sh")
+            .args(["-c", "command -v nft"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    {
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIP {test}: nft is not installed (scripts/install-test-deps)"
+        );
+        return false;
+    }
+    true
+}
+
 pub fn sh(args: &[&str]) -> Output {
     Command::new(args[0])
         .args(&args[1..])
@@ -69,6 +96,7 @@ pub struct Lab {
     extra: Vec<String>,
     pub dir: tempfile::TempDir,
     prefix: String,
+    pub fw: Fw,
 }
 
 impl Drop for Lab {
@@ -104,6 +132,7 @@ impl Lab {
             extra: Vec::new(),
             dir: tempfile::tempdir().unwrap(),
             prefix,
+            fw: Fw::Iptables,
         };
         lab.exec(&["ip", "link", "set", "lo", "up"]);
         // Someone else's rules: they must survive every up/down untouched.
@@ -118,6 +147,34 @@ impl Lab {
         lab.exec(&["ebtables", "-A", "FORWARD", "-i", "adm0", "-j", "ACCEPT"]);
         std::fs::write(lab.dir.path().join("snf-network.toml"), "syslog = false\n").unwrap();
         lab
+    }
+
+    /// A lab whose snf-ifup uses the firewall driver `fw`.
+    pub fn with(fw: Fw) -> Lab {
+        let mut lab = Lab::new();
+        lab.fw = fw;
+        if fw == Fw::Nftables {
+            std::fs::write(
+                lab.dir.path().join("snf-network.toml"),
+                "syslog = false\nfirewall = \"nftables\"\n",
+            )
+            .unwrap();
+        }
+        lab
+    }
+
+    /// The rules of one of snf-ifup's nftables chains, without counters.
+    pub fn nft_chain(&self, family: &str, chain: &str) -> Vec<String> {
+        let o = self.exec_in(
+            &self.node,
+            &["nft", "-s", "list", "chain", family, "snf_ifup", chain],
+        );
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.ends_with('{') && *l != "}" && !l.starts_with("type "))
+            .map(str::to_owned)
+            .collect()
     }
 
     /// Runs a command inside the node namespace and requires success.
@@ -319,6 +376,10 @@ impl Lab {
                 s.push_str(l);
                 s.push('\n');
             }
+        }
+        if self.fw == Fw::Nftables {
+            s.push_str("# nft -s list ruleset\n");
+            s.push_str(&self.exec(&["nft", "-s", "list", "ruleset"]));
         }
         s
     }
