@@ -188,10 +188,19 @@ fn router_count(lab: &Lab, r: &str, src: &str) -> u64 {
 
 #[test]
 fn bridged_up_exact_idempotent_and_down_restores() {
-    if !can_run("bridged_up_exact_idempotent_and_down_restores") {
+    bridged_up_exact_idempotent_and_down_restores_with(Fw::Iptables);
+}
+
+#[test]
+fn bridged_up_exact_idempotent_and_down_restores_nftables() {
+    bridged_up_exact_idempotent_and_down_restores_with(Fw::Nftables);
+}
+
+fn bridged_up_exact_idempotent_and_down_restores_with(fw: Fw) {
+    if !can_run_fw("bridged_up_exact_idempotent_and_down_restores", fw) {
         return;
     }
-    let mut lab = Lab::new();
+    let mut lab = Lab::with(fw);
     lab.bridge("br0", 1400);
     lab.guest("tap1", MAC1);
     let fw0 = lab.fw_dump();
@@ -343,10 +352,19 @@ fn bridged_vlan_forms_and_refusal() {
 
 #[test]
 fn routed_up_exact_traffic_announcements_and_down() {
-    if !can_run("routed_up_exact_traffic_announcements_and_down") {
+    routed_up_exact_traffic_announcements_and_down_with(Fw::Iptables);
+}
+
+#[test]
+fn routed_up_exact_traffic_announcements_and_down_nftables() {
+    routed_up_exact_traffic_announcements_and_down_with(Fw::Nftables);
+}
+
+fn routed_up_exact_traffic_announcements_and_down_with(fw: Fw) {
+    if !can_run_fw("routed_up_exact_traffic_announcements_and_down", fw) {
         return;
     }
-    let mut lab = Lab::new();
+    let mut lab = Lab::with(fw);
     let r = routed_node(&mut lab);
     let g = guest_routed(&mut lab, "tap1", "aa:00:00:00:00:10");
     let fw0 = lab.fw_dump();
@@ -393,46 +411,66 @@ fn routed_up_exact_traffic_announcements_and_down() {
     ] {
         assert_eq!(lab.sysctl(k), v, "{k}");
     }
-    assert_eq!(
-        ipt_chain(&lab, "iptables", "SNF-FROM-tap1"),
-        [
-            "-N SNF-FROM-tap1",
-            "-A SNF-FROM-tap1 ! -s 198.51.100.10/32 -j DROP"
-        ]
-    );
-    assert_eq!(
-        ipt_chain(&lab, "ip6tables", "SNF-FROM-tap1"),
-        [
-            "-N SNF-FROM-tap1",
-            &format!("-A SNF-FROM-tap1 ! -s {eui}/128 -j DROP")
-        ]
-    );
-    assert_eq!(
-        ipt_chain(&lab, "iptables", "SNF-TO-tap1"),
-        ["-N SNF-TO-tap1", "-A SNF-TO-tap1 -j snf-limited"]
-    );
-    assert_eq!(
-        ipt_chain(&lab, "iptables", "snf-limited"),
-        [
-            "-N snf-limited",
-            "-A snf-limited -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
-            "-A snf-limited -p tcp -m tcp ! --tcp-flags FIN,SYN,RST,ACK SYN -j ACCEPT",
-            "-A snf-limited -p tcp -m tcp --dport 22 -j ACCEPT",
-            "-A snf-limited -p tcp -m tcp --dport 3389 -j ACCEPT",
-            "-A snf-limited -p udp -m udp --sport 53 -j ACCEPT",
-            "-A snf-limited -p icmp -j ACCEPT",
-            "-A snf-limited -j DROP"
-        ]
-    );
-    let fwd = ipt_chain(&lab, "iptables", "FORWARD");
-    assert_eq!(
-        &fwd[1..4],
-        [
-            "-A FORWARD -i tap1 -m comment --comment snf-ifup -j SNF-FROM-tap1",
-            "-A FORWARD -o tap1 -m comment --comment snf-ifup -j SNF-TO-tap1",
-            "-A FORWARD -i adm0 -j admin"
-        ]
-    );
+    if fw == Fw::Nftables {
+        assert_eq!(
+            lab.nft_chain("inet", "from4-tap1"),
+            ["ip saddr != 198.51.100.10 drop"]
+        );
+        assert_eq!(
+            lab.nft_chain("inet", "from6-tap1"),
+            [format!("ip6 saddr != {eui} drop")]
+        );
+        assert_eq!(lab.nft_chain("inet", "to4-tap1"), ["jump snf-limited4"]);
+        let limited = lab.nft_chain("inet", "snf-limited4");
+        assert_eq!(limited.len(), 7, "{limited:?}");
+        assert_eq!(limited[0], "ct state established,related accept");
+        assert_eq!(limited[6], "drop");
+        assert_eq!(
+            lab.nft_chain("arp", "mangle-tap1"),
+            ["arp operation request arp saddr ip set 198.51.100.1"]
+        );
+    } else {
+        assert_eq!(
+            ipt_chain(&lab, "iptables", "SNF-FROM-tap1"),
+            [
+                "-N SNF-FROM-tap1",
+                "-A SNF-FROM-tap1 ! -s 198.51.100.10/32 -j DROP"
+            ]
+        );
+        assert_eq!(
+            ipt_chain(&lab, "ip6tables", "SNF-FROM-tap1"),
+            [
+                "-N SNF-FROM-tap1",
+                &format!("-A SNF-FROM-tap1 ! -s {eui}/128 -j DROP")
+            ]
+        );
+        assert_eq!(
+            ipt_chain(&lab, "iptables", "SNF-TO-tap1"),
+            ["-N SNF-TO-tap1", "-A SNF-TO-tap1 -j snf-limited"]
+        );
+        assert_eq!(
+            ipt_chain(&lab, "iptables", "snf-limited"),
+            [
+                "-N snf-limited",
+                "-A snf-limited -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+                "-A snf-limited -p tcp -m tcp ! --tcp-flags FIN,SYN,RST,ACK SYN -j ACCEPT",
+                "-A snf-limited -p tcp -m tcp --dport 22 -j ACCEPT",
+                "-A snf-limited -p tcp -m tcp --dport 3389 -j ACCEPT",
+                "-A snf-limited -p udp -m udp --sport 53 -j ACCEPT",
+                "-A snf-limited -p icmp -j ACCEPT",
+                "-A snf-limited -j DROP"
+            ]
+        );
+        let fwd = ipt_chain(&lab, "iptables", "FORWARD");
+        assert_eq!(
+            &fwd[1..4],
+            [
+                "-A FORWARD -i tap1 -m comment --comment snf-ifup -j SNF-FROM-tap1",
+                "-A FORWARD -o tap1 -m comment --comment snf-ifup -j SNF-TO-tap1",
+                "-A FORWARD -i adm0 -j admin"
+            ]
+        );
+    }
     assert_eq!(
         std::fs::read_to_string(lab.nfdhcpd_dir().join("tap1")).unwrap(),
         format!(
@@ -476,22 +514,30 @@ fn routed_up_exact_traffic_announcements_and_down() {
 
     // The node's own ARP requests into the TAP carry the gateway's address: one
     // arptables rule, which matches when the node has to resolve the VM again.
-    let arp_rule = "-A OUTPUT -j mangle -o tap1 --opcode 1 --mangle-ip-s 198.51.100.1";
-    let arp_rules = || -> Vec<String> {
-        lab.exec(&["arptables-save"])
-            .lines()
-            .filter(|l| l.starts_with("-A "))
-            .map(str::to_owned)
-            .collect()
-    };
-    assert_eq!(arp_rules(), [arp_rule]);
-    lab.exec(&["ip", "neigh", "flush", "dev", "tap1"]);
-    assert!(lab.ping_ok(&r, "198.51.100.10", &[]), "router to the VM");
-    let counters = lab.exec(&["arptables", "-L", "OUTPUT", "-v", "-n"]);
-    assert!(!counters.contains("pcnt=0 "), "{counters}");
-    // Another up keeps exactly one copy.
-    lab.ifup_ok(&refs(&env), &["ganeti", "up"]);
-    assert_eq!(arp_rules(), [arp_rule]);
+    if fw == Fw::Nftables {
+        lab.exec(&["ip", "neigh", "flush", "dev", "tap1"]);
+        assert!(lab.ping_ok(&r, "198.51.100.10", &[]), "router to the VM");
+        let fw1 = lab.fw_dump();
+        lab.ifup_ok(&refs(&env), &["ganeti", "up"]);
+        assert_eq!(lab.fw_dump(), fw1, "up twice");
+    } else {
+        let arp_rule = "-A OUTPUT -j mangle -o tap1 --opcode 1 --mangle-ip-s 198.51.100.1";
+        let arp_rules = || -> Vec<String> {
+            lab.exec(&["arptables-save"])
+                .lines()
+                .filter(|l| l.starts_with("-A "))
+                .map(str::to_owned)
+                .collect()
+        };
+        assert_eq!(arp_rules(), [arp_rule]);
+        lab.exec(&["ip", "neigh", "flush", "dev", "tap1"]);
+        assert!(lab.ping_ok(&r, "198.51.100.10", &[]), "router to the VM");
+        let counters = lab.exec(&["arptables", "-L", "OUTPUT", "-v", "-n"]);
+        assert!(!counters.contains("pcnt=0 "), "{counters}");
+        // Another up keeps exactly one copy.
+        lab.ifup_ok(&refs(&env), &["ganeti", "up"]);
+        assert_eq!(arp_rules(), [arp_rule]);
+    }
 
     lab.ifup_ok(&refs(&env), &["ganeti", "down"]);
     assert_eq!(lab.fw_dump(), fw0);
@@ -513,10 +559,19 @@ fn routed_up_exact_traffic_announcements_and_down() {
 
 #[test]
 fn routed_spoof_protected_drops_forged_ip_and_mac() {
-    if !can_run("routed_spoof_protected_drops_forged_ip_and_mac") {
+    routed_spoof_protected_drops_forged_ip_and_mac_with(Fw::Iptables);
+}
+
+#[test]
+fn routed_spoof_protected_drops_forged_ip_and_mac_nftables() {
+    routed_spoof_protected_drops_forged_ip_and_mac_with(Fw::Nftables);
+}
+
+fn routed_spoof_protected_drops_forged_ip_and_mac_with(fw: Fw) {
+    if !can_run_fw("routed_spoof_protected_drops_forged_ip_and_mac", fw) {
         return;
     }
-    let mut lab = Lab::new();
+    let mut lab = Lab::with(fw);
     let r = routed_node(&mut lab);
     let g = guest_routed(&mut lab, "tap1", "aa:00:00:00:00:10");
     let fw0 = lab.fw_dump();
@@ -530,44 +585,59 @@ fn routed_spoof_protected_drops_forged_ip_and_mac() {
         "",
     );
     lab.ifup_ok(&refs(&env), &["ganeti", "up"]);
-    assert_eq!(
-        ipt_chain(&lab, "iptables", "SNF-FROM-tap1"),
-        [
-            "-N SNF-FROM-tap1",
-            "-A SNF-FROM-tap1 -m mac ! --mac-source aa:00:00:00:00:10 -j DROP",
-            "-A SNF-FROM-tap1 -p udp -m udp --sport 67 -j DROP",
-            "-A SNF-FROM-tap1 -s 0.0.0.0/32 -p udp -m udp --dport 67 -j RETURN",
-            "-A SNF-FROM-tap1 ! -s 198.51.100.10/32 -j DROP",
-        ]
-    );
-    assert_eq!(
-        ipt_chain(&lab, "ip6tables", "SNF-FROM-tap1"),
-        [
-            "-N SNF-FROM-tap1",
-            "-A SNF-FROM-tap1 -m mac ! --mac-source aa:00:00:00:00:10 -j DROP",
-            "-A SNF-FROM-tap1 -p ipv6-icmp -m icmp6 --icmpv6-type 134 -j DROP",
-            "-A SNF-FROM-tap1 -p udp -m udp --sport 547 -j DROP",
-            "-A SNF-FROM-tap1 -s 2001:db8:1:0:a800:ff:fe00:10/128 -j RETURN",
-            "-A SNF-FROM-tap1 -s fe80::a800:ff:fe00:10/128 -j RETURN",
-            "-A SNF-FROM-tap1 -s ::/128 -p ipv6-icmp -j RETURN",
-            "-A SNF-FROM-tap1 -j DROP",
-        ]
-    );
+    if fw == Fw::Nftables {
+        assert_eq!(
+            lab.nft_chain("inet", "from4-tap1"),
+            [
+                "ether saddr != aa:00:00:00:00:10 drop",
+                "udp sport 67 drop",
+                "ip saddr 0.0.0.0 udp dport 67 return",
+                "ip saddr != 198.51.100.10 drop",
+            ]
+        );
+        assert_eq!(lab.nft_chain("inet", "from6-tap1").len(), 7);
+    } else {
+        assert_eq!(
+            ipt_chain(&lab, "iptables", "SNF-FROM-tap1"),
+            [
+                "-N SNF-FROM-tap1",
+                "-A SNF-FROM-tap1 -m mac ! --mac-source aa:00:00:00:00:10 -j DROP",
+                "-A SNF-FROM-tap1 -p udp -m udp --sport 67 -j DROP",
+                "-A SNF-FROM-tap1 -s 0.0.0.0/32 -p udp -m udp --dport 67 -j RETURN",
+                "-A SNF-FROM-tap1 ! -s 198.51.100.10/32 -j DROP",
+            ]
+        );
+        assert_eq!(
+            ipt_chain(&lab, "ip6tables", "SNF-FROM-tap1"),
+            [
+                "-N SNF-FROM-tap1",
+                "-A SNF-FROM-tap1 -m mac ! --mac-source aa:00:00:00:00:10 -j DROP",
+                "-A SNF-FROM-tap1 -p ipv6-icmp -m icmp6 --icmpv6-type 134 -j DROP",
+                "-A SNF-FROM-tap1 -p udp -m udp --sport 547 -j DROP",
+                "-A SNF-FROM-tap1 -s 2001:db8:1:0:a800:ff:fe00:10/128 -j RETURN",
+                "-A SNF-FROM-tap1 -s fe80::a800:ff:fe00:10/128 -j RETURN",
+                "-A SNF-FROM-tap1 -s ::/128 -p ipv6-icmp -j RETURN",
+                "-A SNF-FROM-tap1 -j DROP",
+            ]
+        );
+    }
     // up twice: the same tables and links.
     let (fw1, net1) = (lab.fw_dump(), lab.net_dump());
     lab.ifup_ok(&refs(&env), &["ganeti", "up"]);
     assert_eq!(lab.fw_dump(), fw1);
     assert_eq!(lab.net_dump(), net1);
-    let v6 = ipt_chain(&lab, "ip6tables", "SNF-FROM-tap1");
-    assert!(
-        v6.contains(&"-A SNF-FROM-tap1 -p ipv6-icmp -m icmp6 --icmpv6-type 134 -j DROP".to_owned()),
-        "{v6:?}"
-    );
-    assert!(
-        ipt_chain(&lab, "iptables", "INPUT").contains(
+    if fw == Fw::Iptables {
+        let v6 = ipt_chain(&lab, "ip6tables", "SNF-FROM-tap1");
+        assert!(
+            v6.contains(
+                &"-A SNF-FROM-tap1 -p ipv6-icmp -m icmp6 --icmpv6-type 134 -j DROP".to_owned()
+            ),
+            "{v6:?}"
+        );
+        assert!(ipt_chain(&lab, "iptables", "INPUT").contains(
             &"-A INPUT -i tap1 -m comment --comment snf-ifup -j SNF-FROM-tap1".to_owned()
-        )
-    );
+        ));
+    }
 
     assert!(
         lab.ping_ok(&g, "203.0.113.1", &[]),
@@ -805,10 +875,19 @@ fn bridged_spoof_protected_exact_rules_and_traffic_with(fw: Fw) {
 
 #[test]
 fn private_filtered_isolates_mac_prefixes() {
-    if !can_run("private_filtered_isolates_mac_prefixes") {
+    private_filtered_isolates_mac_prefixes_with(Fw::Iptables);
+}
+
+#[test]
+fn private_filtered_isolates_mac_prefixes_nftables() {
+    private_filtered_isolates_mac_prefixes_with(Fw::Nftables);
+}
+
+fn private_filtered_isolates_mac_prefixes_with(fw: Fw) {
+    if !can_run_fw("private_filtered_isolates_mac_prefixes", fw) {
         return;
     }
-    let mut lab = Lab::new();
+    let mut lab = Lab::with(fw);
     lab.bridge("br0", 1500);
     // Under the mask ff:ff:f0:00:00:00 the first two share a prefix, the third does not.
     let guests = [
@@ -828,19 +907,26 @@ fn private_filtered_isolates_mac_prefixes() {
                 &["ganeti", "up"],
             );
         }
-        assert_eq!(
-            ebt_chain(&lab, "SNF-FROM-tap1"),
-            ["-s ! aa:00:00:00:00:01 -j DROP"]
-        );
-        assert_eq!(
-            ebt_chain(&lab, "SNF-TO-tap3"),
-            ["-s ! aa:00:10:00:00:00/ff:ff:f0:00:00:00 -j DROP"]
-        );
-        let jumps = ebt_chain(&lab, "OUTPUT");
-        assert!(
-            jumps.contains(&"-o tap1 -j SNF-TO-tap1".to_owned()),
-            "{jumps:?}"
-        );
+        if fw == Fw::Nftables {
+            assert_eq!(
+                lab.nft_chain("bridge", "to-tap3"),
+                ["ether saddr & ff:ff:f0:00:00:00 != aa:00:10:00:00:00 drop"]
+            );
+        } else {
+            assert_eq!(
+                ebt_chain(&lab, "SNF-FROM-tap1"),
+                ["-s ! aa:00:00:00:00:01 -j DROP"]
+            );
+            assert_eq!(
+                ebt_chain(&lab, "SNF-TO-tap3"),
+                ["-s ! aa:00:10:00:00:00/ff:ff:f0:00:00:00 -j DROP"]
+            );
+            let jumps = ebt_chain(&lab, "OUTPUT");
+            assert!(
+                jumps.contains(&"-o tap1 -j SNF-TO-tap1".to_owned()),
+                "{jumps:?}"
+            );
+        }
         assert!(
             lab.ping_ok(&g[0], "198.51.100.12", &[]),
             "same prefix ({tag})"
