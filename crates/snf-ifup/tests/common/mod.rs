@@ -177,6 +177,40 @@ impl Lab {
             .collect()
     }
 
+    /// Whether nftables' bridge family has conntrack here (nf_conntrack_bridge); checked
+    /// with `nft -c`, nothing is applied.
+    pub fn bridge_conntrack(&self) -> bool {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.node, "nft", "-c", "-f", "-"]);
+        c.stdin(std::process::Stdio::piped());
+        c.stderr(std::process::Stdio::null());
+        let Ok(mut child) = c.spawn() else {
+            return false;
+        };
+        let probe = "add table bridge probe\nadd chain bridge probe c\nadd rule bridge probe c ct state established accept\n";
+        let _ = child
+            .stdin
+            .take()
+            .map(|mut i| i.write_all(probe.as_bytes()));
+        child.wait().is_ok_and(|s| s.success())
+    }
+
+    /// snf-ifup's own nftables tables, without counters.
+    pub fn nft_ours(&self) -> String {
+        let mut out = String::new();
+        let mut ours = false;
+        for l in self.exec(&["nft", "-s", "list", "ruleset"]).lines() {
+            if l.starts_with("table ") {
+                ours = l.ends_with(" snf_ifup {");
+            }
+            if ours {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+        out
+    }
+
     /// Runs a command inside the node namespace and requires success.
     pub fn exec(&self, args: &[&str]) -> String {
         let mut v = vec!["ip", "netns", "exec", &self.node];
