@@ -793,6 +793,17 @@ fn print_teardown(ctx: &Ctx, tap: &IfName, st: Option<&State>) -> anyhow::Result
 pub fn status(ctx: &Ctx, taps: &[IfName]) -> anyhow::Result<bool> {
     let all = state::all(&ctx.cfg.state_dir)?;
     let list: Vec<IfName> = if taps.is_empty() { all } else { taps.to_vec() };
+    match driver(ctx) {
+        Driver::Iptables => println!("firewall: iptables"),
+        Driver::Nftables => println!(
+            "firewall: nftables (nft queue {}; nfdhcpd's NFQUEUE rules use iptables)",
+            if crate::firewall::nft_queue_supported() {
+                "supported"
+            } else {
+                "unsupported"
+            }
+        ),
+    }
     let names: Vec<&str> = list.iter().map(IfName::as_str).collect();
     let mut fw_lines: Vec<Vec<String>> = vec![Vec::new(); list.len()];
     for d in [Driver::Iptables, Driver::Nftables] {

@@ -77,6 +77,11 @@ impl Driver {
     }
 }
 
+/// Whether nftables' `queue` statement works in this namespace (for `status`).
+pub fn nft_queue_supported() -> bool {
+    nft::queue_supported()
+}
+
 /// Joins worker threads, keeping every error.
 fn join_all<'a>(
     hs: impl Iterator<Item = std::thread::ScopedJoinHandle<'a, anyhow::Result<()>>>,

@@ -705,6 +705,19 @@ pub fn usable() -> bool {
     ok
 }
 
+/// Whether nft's `queue` statement (the kernel's nft_queue) works here; checked with
+/// `nft -c`, nothing is applied. nfdhcpd does not depend on it: it queues through iptables.
+pub fn queue_supported() -> bool {
+    let probe = "add table inet snf_ifup_probe\n\
+        add chain inet snf_ifup_probe c { type filter hook input priority filter; }\n\
+        add rule inet snf_ifup_probe c udp dport 67 queue num 42 bypass\n";
+    exec::in_path("nft")
+        && matches!(
+            exec::with_stdin_status("nft", &["-c", "-f", "-"], probe),
+            Ok((true, _))
+        )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
