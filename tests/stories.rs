@@ -15,7 +15,13 @@ use std::time::{Duration, Instant};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
-const TOOLS: [&str; 4] = ["gnt-network", "gnt-instance", "snf-ifup", "nfdhcpd"];
+const TOOLS: [&str; 5] = [
+    "gnt-network",
+    "gnt-instance",
+    "gnt-cluster",
+    "snf-ifup",
+    "nfdhcpd",
+];
 
 /// The workspace's binaries next to this test (target/<profile>/deps/stories-… → ..).
 fn bin_dir() -> Option<PathBuf> {
@@ -439,6 +445,10 @@ exit 0
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        // The configuration each story leaves passes `gnt-cluster verify`; asserted after
+        // the clean-up below, which must run whatever the outcome.
+        let verify = (!std::thread::panicking() && self.path("config.data").is_file())
+            .then(|| run(self.cmd(self.bin.join("gnt-cluster")).arg("verify")));
         if let Some(mut d) = self.daemon.take() {
             let _ = d.kill();
             let _ = d.wait();
@@ -462,6 +472,13 @@ impl Drop for Lab {
         }
         for ns in &all {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+        if let Some(o) = verify {
+            assert!(
+                o.status.success(),
+                "gnt-cluster verify fails on the configuration this story left:\n{}",
+                text(&o)
+            );
         }
     }
 }

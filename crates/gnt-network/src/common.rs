@@ -82,7 +82,10 @@ pub fn mutate<T>(
         let mut fb = Feedback::default();
         let result = op(&mut snapshot, &mut fb);
         print_feedback(&fb);
-        return result.map(|(t, _)| t);
+        let (value, _) = result?;
+        // The commit's own check too: a dry run passes only what the real run would commit.
+        store.check_invariants(&snapshot)?;
+        return Ok(value);
     }
     let (value, envs, names) = if has_pre {
         with_pre_hooks(store, &op)?

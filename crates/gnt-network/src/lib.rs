@@ -1,6 +1,7 @@
 //! The command-line front ends of the netconf control plane: argument parsing and
 //! Ganeti's output layouts. The domain (checks, changes, hooks' variables) is `netconf`.
 
+pub mod cluster_cli;
 pub mod common;
 pub mod group_cli;
 pub mod instance_cli;

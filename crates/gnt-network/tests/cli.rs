@@ -23,3 +23,5 @@ mod names;
 mod ports;
 #[path = "cli/seed.rs"]
 mod seed;
+#[path = "cli/verify.rs"]
+mod verify;

@@ -17,7 +17,7 @@ pub mod timefmt;
 
 pub use error::{ErrorCode, GntError};
 pub use ifname::IfName;
-pub use mac::{MacAddr, MacPrefix};
+pub use mac::{MacAddr, MacPrefix, UnicastMac};
 pub use name::{GroupName, InstanceName, NameError, NetworkName, NodeName};
 pub use nicenv::{NetworkInfo, NicEnv, Vlan};
 pub use nicmode::NicMode;

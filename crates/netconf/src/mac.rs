@@ -80,6 +80,55 @@ impl fmt::Debug for MacAddr {
     }
 }
 
+/// The MAC of a VM's NIC: a unicast, non-zero address. Broadcast, multicast and all-zero
+/// MACs are refused here, once, so that nothing downstream (firewall rules, bindings, the
+/// EUI-64 address) is ever built from one.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UnicastMac(MacAddr);
+
+impl UnicastMac {
+    pub const fn get(self) -> MacAddr {
+        self.0
+    }
+}
+
+impl TryFrom<MacAddr> for UnicastMac {
+    type Error = MacParseError;
+    fn try_from(m: MacAddr) -> Result<Self, Self::Error> {
+        let why = if m.0 == [0xff; 6] {
+            "the broadcast address"
+        } else if m.is_multicast() {
+            "a multicast address"
+        } else if m.0 == [0; 6] {
+            "all zeros"
+        } else {
+            return Ok(UnicastMac(m));
+        };
+        Err(MacParseError(format!(
+            "{m} is {why}; a NIC needs a unicast MAC"
+        )))
+    }
+}
+
+impl FromStr for UnicastMac {
+    type Err = MacParseError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse::<MacAddr>()?.try_into()
+    }
+}
+
+impl fmt::Display for UnicastMac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl fmt::Debug for UnicastMac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "UnicastMac({})", self.0)
+    }
+}
+
 /// The first three octets of generated MACs (`aa:00:00`), per network or cluster-wide.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MacPrefix(pub [u8; 3]);
@@ -173,6 +222,25 @@ mod tests {
                 format!("Invalid MAC address '{bad}'")
             );
         }
+    }
+
+    #[test]
+    fn nic_macs_are_unicast() {
+        for (bad, why) in [
+            ("ff:ff:ff:ff:ff:ff", "the broadcast address"),
+            ("01:00:5e:00:00:01", "a multicast address"),
+            ("33:33:00:00:00:01", "a multicast address"),
+            ("00:00:00:00:00:00", "all zeros"),
+        ] {
+            assert_eq!(
+                bad.parse::<UnicastMac>().unwrap_err().to_string(),
+                format!("{bad} is {why}; a NIC needs a unicast MAC")
+            );
+        }
+        let m: UnicastMac = "AA:00:00:12:34:56".parse().unwrap();
+        assert_eq!(m.to_string(), "aa:00:00:12:34:56");
+        assert_eq!(m.get(), "aa:00:00:12:34:56".parse::<MacAddr>().unwrap());
+        assert!("zz".parse::<UnicastMac>().is_err());
     }
 
     #[test]

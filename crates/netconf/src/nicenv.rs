@@ -14,7 +14,7 @@ use std::str::FromStr;
 use ipnet::{Ipv4Net, Ipv6Net};
 
 use crate::ifname::IfName;
-use crate::mac::{MacAddr, MacPrefix};
+use crate::mac::{MacPrefix, UnicastMac};
 use crate::name::InstanceName;
 use crate::nicmode::NicMode;
 
@@ -100,8 +100,9 @@ pub struct NicEnv {
     pub uuid: String,
     /// `INTERFACE_NAME`, if the NIC has a name.
     pub name: Option<String>,
-    pub mac: MacAddr,
-    /// `IP`: Ganeti's pools are IPv4 only, and so are NIC scripts' uses of it.
+    pub mac: UnicastMac,
+    /// `IP`: Ganeti's pools are IPv4 only, and so are NIC scripts' uses of it. Checked
+    /// against the network by [`check_ip`] in every constructor.
     pub ip: Option<Ipv4Addr>,
     pub mode: NicMode,
     /// `LINK`: bridge (bridged), routing table (routed) or switch (openvswitch).
@@ -238,7 +239,7 @@ impl NicEnv {
         let name = optional("INTERFACE_NAME").map(str::to_owned);
         let mac_s = required("MAC")?;
         let mac = mac_s
-            .parse::<MacAddr>()
+            .parse::<UnicastMac>()
             .map_err(|e| err(format!("MAC: {e}")))?;
         let ip = match optional("IP") {
             Some(v) => Some(v.parse::<Ipv4Addr>().map_err(|_| {
@@ -328,6 +329,7 @@ impl NicEnv {
                 })
             }
         };
+        check_ip(ip, network.as_ref())?;
         Ok(NicEnv {
             instance,
             interface,
@@ -399,13 +401,15 @@ impl NicEnv {
                 })
             }
         };
+        check_ip(ip, network.as_ref())?;
+        let mac = UnicastMac::try_from(nic.mac).map_err(|e| err(format!("MAC: {e}")))?;
         Ok(NicEnv {
             instance: inst.name,
             interface: None,
             index,
             uuid: nic.uuid.clone(),
             name: nic.name.clone(),
-            mac: nic.mac,
+            mac,
             ip,
             mode: nic.mode,
             link: Some(nic.link.clone()).filter(|l| !l.is_empty()),
@@ -498,6 +502,39 @@ impl NicEnv {
     pub fn network_tags(&self) -> &[String] {
         self.network.as_ref().map(|n| &n.tags[..]).unwrap_or(&[])
     }
+}
+
+/// Refuses a NIC address no guest can use: not a unicast host address, outside the
+/// network's subnet, or the subnet's network, broadcast or gateway address. /31 and /32
+/// subnets have no network or broadcast address (RFC 3021).
+fn check_ip(ip: Option<Ipv4Addr>, net: Option<&NetworkInfo>) -> Result<(), NicEnvError> {
+    let Some(ip) = ip else {
+        return Ok(());
+    };
+    let bad = |why: String| Err(err(format!("IP: {ip} is {why}")));
+    if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() || ip.is_loopback() {
+        return bad("not a unicast host address".to_owned());
+    }
+    let Some(net) = net else {
+        return Ok(());
+    };
+    if net.gateway == Some(ip) {
+        return bad(format!("the gateway of network {}", net.name));
+    }
+    if let Some(subnet) = net.subnet {
+        if !subnet.contains(&ip) {
+            return bad(format!("outside NETWORK_SUBNET {subnet}"));
+        }
+        if subnet.prefix_len() < 31 {
+            if ip == subnet.network() {
+                return bad(format!("the network address of {subnet}"));
+            }
+            if ip == subnet.broadcast() {
+                return bad(format!("the broadcast address of {subnet}"));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// One shell word: unquoted (backslash escapes the next character), `"…"` (backslash
@@ -688,6 +725,74 @@ mod tests {
         assert_eq!(
             with("NETWORK_NAME", ""),
             "NETWORK_UUID is set but NETWORK_NAME is missing"
+        );
+    }
+
+    #[test]
+    fn unusable_addresses_are_refused() {
+        let with = |k: &str, val: &str| {
+            let mut v: Vec<(String, String)> = sample()
+                .into_iter()
+                .map(|(a, b)| (a.to_owned(), b.to_owned()))
+                .collect();
+            v.retain(|(a, _)| a != k);
+            v.push((k.to_owned(), val.to_owned()));
+            NicEnv::from_env(v).map(|_| ()).map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            with("IP", "198.51.100.1"),
+            Err("IP: 198.51.100.1 is the gateway of network net1".into())
+        );
+        assert_eq!(
+            with("IP", "198.51.100.0"),
+            Err("IP: 198.51.100.0 is the network address of 198.51.100.0/24".into())
+        );
+        assert_eq!(
+            with("IP", "198.51.100.255"),
+            Err("IP: 198.51.100.255 is the broadcast address of 198.51.100.0/24".into())
+        );
+        assert_eq!(
+            with("IP", "203.0.113.7"),
+            Err("IP: 203.0.113.7 is outside NETWORK_SUBNET 198.51.100.0/24".into())
+        );
+        for bad in ["0.0.0.0", "255.255.255.255", "224.0.0.1", "127.0.0.1"] {
+            assert_eq!(
+                with("IP", bad),
+                Err(format!("IP: {bad} is not a unicast host address"))
+            );
+        }
+        assert_eq!(
+            with("MAC", "ff:ff:ff:ff:ff:ff"),
+            Err(
+                "MAC: ff:ff:ff:ff:ff:ff is the broadcast address; a NIC needs a unicast MAC".into()
+            )
+        );
+        assert_eq!(
+            with("MAC", "01:00:5e:00:00:01"),
+            Err("MAC: 01:00:5e:00:00:01 is a multicast address; a NIC needs a unicast MAC".into())
+        );
+        assert_eq!(
+            with("MAC", "00:00:00:00:00:00"),
+            Err("MAC: 00:00:00:00:00:00 is all zeros; a NIC needs a unicast MAC".into())
+        );
+        assert_eq!(with("IP", "198.51.100.254"), Ok(()));
+        // Both addresses of a /31 are hosts; a NIC outside any network is not checked
+        // against one.
+        assert_eq!(with("NETWORK_SUBNET", "198.51.100.10/31"), Ok(()));
+        let mut v = sample();
+        v.retain(|(k, _)| !k.starts_with("NETWORK_"));
+        v.retain(|(k, _)| *k != "IP");
+        v.push(("IP", "203.0.113.7"));
+        assert!(NicEnv::from_env(v).is_ok());
+        // The same rules hold for a Xen NIC file.
+        let e = NicEnv::from_xen_nic_file(
+            "NETWORK_NAME=n\nNETWORK_SUBNET=198.51.100.0/24\nMAC=aa:00:00:00:00:01\nIP=198.51.100.0\nINTERFACE_INDEX=0\nINTERFACE_UUID=u\nMODE=routed\n",
+            InstanceName::parse("vm1").unwrap(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "IP: 198.51.100.0 is the network address of 198.51.100.0/24"
         );
     }
 

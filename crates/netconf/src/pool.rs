@@ -244,6 +244,11 @@ impl AddressPool {
             .collect()
     }
 
+    /// Whether `other` has exactly the same `kind` bits (over the same subnet).
+    pub fn same_bits(&self, other: &AddressPool, kind: Kind) -> bool {
+        self.net == other.net && self.bits(kind) == other.bits(kind)
+    }
+
     /// Externally reserved addresses in ascending order.
     pub fn external_reservations(&self) -> Vec<Ipv4Addr> {
         self.external.iter_ones().map(|i| self.addr(i)).collect()

@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::exec;
 use crate::firewall::{Driver, Family, NicRules};
 use crate::log;
+use crate::netlink;
 use crate::node::{self, RoutingCache};
 use crate::plan::{self, Announce, Flavour, Plan, Undo};
 use crate::state::{self, FwMap, State};
@@ -112,10 +113,12 @@ pub fn up(
         }
         undo = undo.merged(&p.undo);
     }
+    let ifindex = node::ifindex(tap.as_str());
     let mut st = State {
         tap: tap.to_string(),
         flavour,
         complete: false,
+        ifindex,
         env: nic.to_env(),
         families,
         sysctl_restore,
@@ -150,6 +153,7 @@ pub fn up(
             st.families = plan.firewall.keys().copied().collect();
             st.firewall = state::to_records(&plan.firewall);
             st.undo = plan.undo.clone();
+            st.undo.mac = carried_mac(&plan.undo, prev.as_ref(), ifindex);
             st.binding = plan.binding.as_ref().map(|_| binding_path);
             state::save(dir, &st)?;
             log::info(&format!("{tap} configured"));
@@ -160,6 +164,19 @@ pub fn up(
             Err(e.context(format!("cannot configure {tap}; changes rolled back")))
         }
     }
+}
+
+/// The TAP's original MAC: the one this plan replaces, else the one an earlier `up` of the
+/// same TAP (same ifindex) replaced.
+fn carried_mac(
+    undo: &Undo,
+    prev: Option<&State>,
+    ifindex: Option<i32>,
+) -> Option<netconf::MacAddr> {
+    undo.mac.or_else(|| {
+        prev.filter(|p| ifindex.is_some() && p.ifindex == ifindex)
+            .and_then(|p| p.undo.mac)
+    })
 }
 
 fn rollback(ctx: &Ctx, tap: &IfName, pending: &State, prev: Option<&State>) {
@@ -223,13 +240,39 @@ fn batch_forgiving(cmd: &str, args: &[&str], lines: &[String]) -> anyhow::Result
     }
 }
 
+/// Whether `ip` can name routing table `t` (a recorded table may have been removed from
+/// rt_tables, or be one that never existed, recorded by an older version).
+fn table_known(t: &str) -> bool {
+    netlink::table_id(t).is_some_and(|id| id != 0)
+}
+
 fn stale_lines(old: &Undo, new: &Undo, tap: &str) -> (Vec<String>, Vec<String>) {
     let mut v4 = Vec::new();
     let mut v6 = Vec::new();
-    for r in old.routes4.iter().filter(|r| !new.routes4.contains(r)) {
+    let nameable = |r: &(String, String)| {
+        let known = table_known(&r.1);
+        if !known {
+            log::warn(&format!(
+                "{tap}: forgetting route {} in table '{}': no such table",
+                r.0, r.1
+            ));
+        }
+        known
+    };
+    for r in old
+        .routes4
+        .iter()
+        .filter(|r| !new.routes4.contains(r))
+        .filter(|r| nameable(r))
+    {
         v4.push(format!("route del {} dev {tap} table {}", r.0, r.1));
     }
-    for r in old.routes6.iter().filter(|r| !new.routes6.contains(r)) {
+    for r in old
+        .routes6
+        .iter()
+        .filter(|r| !new.routes6.contains(r))
+        .filter(|r| nameable(r))
+    {
         v6.push(format!("route del {} dev {tap} table {}", r.0, r.1));
     }
     for n in old
@@ -344,6 +387,8 @@ fn links_and_routes(works: &[Work]) -> anyhow::Result<()> {
             .unwrap_or_else(|_| Err(anyhow::anyhow!("internal error: a worker panicked")));
         v4.and(v6)
     })?;
+    // What the previous configuration left that the new one does not use: cleaning it is
+    // not the new configuration's job, so a failure there is a warning, not a failed `up`.
     let (mut s4, mut s6) = (Vec::new(), Vec::new());
     for w in works {
         let t = w.tap.as_str();
@@ -354,13 +399,21 @@ fn links_and_routes(works: &[Work]) -> anyhow::Result<()> {
             if let Some(old) = &p.undo.bridge
                 && w.plan.undo.bridge.as_ref() != Some(old)
                 && node::master(t).as_deref() == Some(old.as_str())
+                && let Err(e) = exec::run("ip", &["link", "set", "dev", t, "nomaster"])
             {
-                exec::run("ip", &["link", "set", "dev", t, "nomaster"])?;
+                log::warn(&format!("{t}: leaving bridge {old}: {e:#}"));
             }
         }
     }
-    batch_forgiving("ip", &["-4", "-force", "-batch", "-"], &s4)?;
-    batch_forgiving("ip", &["-6", "-force", "-batch", "-"], &s6)
+    for r in [
+        batch_forgiving("ip", &["-4", "-force", "-batch", "-"], &s4),
+        batch_forgiving("ip", &["-6", "-force", "-batch", "-"], &s6),
+    ] {
+        if let Err(e) = r {
+            log::warn(&format!("removing stale routes: {e:#}"));
+        }
+    }
+    Ok(())
 }
 
 fn write_binding(cfg: &Config, tap: &IfName, plan: &Plan) -> anyhow::Result<()> {
@@ -433,6 +486,43 @@ pub fn down(ctx: &Ctx, tap: &IfName) -> anyhow::Result<()> {
     teardown(ctx, tap, st.as_ref())
 }
 
+/// What `watch` does when `tap` may be gone: under the lock, takes its NIC down if it has a
+/// recorded state, no link of that name exists, and the record is of the link that went
+/// (`deleted`, its ifindex, when known). A TAP that came back under the same name keeps
+/// its NIC: a new `up` (or the `up` that follows) owns it. Returns whether it tore down.
+pub fn down_if_gone(ctx: &Ctx, tap: &IfName, deleted: Option<i32>) -> anyhow::Result<bool> {
+    let _lock = lock(ctx)?;
+    let Some(st) = state::load(&ctx.cfg.state_dir, tap)? else {
+        return Ok(false);
+    };
+    if node::link_exists(tap.as_str()) {
+        return Ok(false);
+    }
+    if let (Some(rec), Some(del)) = (st.ifindex, deleted)
+        && rec != del
+    {
+        return Ok(false);
+    }
+    if ctx.dry_run {
+        print_teardown(ctx, tap, Some(&st))?;
+        return Ok(true);
+    }
+    // Recorded values are escaped: a log line is one line, whatever a name holds.
+    let var = |k: &str| {
+        st.env
+            .iter()
+            .find(|(n, _)| n == k)
+            .map_or_else(|| "?".to_owned(), |(_, v)| v.escape_debug().to_string())
+    };
+    log::notice(&format!(
+        "{tap} is gone; taking down NIC {} of {}",
+        var("INTERFACE_INDEX"),
+        var("INSTANCE")
+    ));
+    teardown(ctx, tap, Some(&st))?;
+    Ok(true)
+}
+
 fn teardown_lines(
     tap: &str,
     st: Option<&State>,
@@ -465,96 +555,147 @@ fn teardown_lines(
     Ok((v4, v6))
 }
 
+/// How one teardown step ended, and what of the recorded state it settles.
+struct Steps {
+    tap: String,
+    /// What is still to undo (rewritten as the state file when something failed).
+    left: Option<State>,
+    errors: Vec<String>,
+}
+
+impl Steps {
+    /// Records a step's result. Success settles `part`; so does a failure that can never
+    /// turn into a success (the tool is not installed): keeping its entry would make every
+    /// later `down` of the TAP fail. Other failures keep it for the next `down`.
+    fn step(&mut self, r: anyhow::Result<()>, part: impl FnOnce(&mut State)) {
+        match r {
+            Ok(()) => {}
+            Err(e) => {
+                let msg = format!("{e:#}");
+                if !msg.contains("not found in PATH") {
+                    self.errors.push(msg);
+                    return;
+                }
+                log::warn(&format!("{}: {msg}; forgetting that step", self.tap));
+            }
+        }
+        if let Some(s) = &mut self.left {
+            part(s);
+        }
+    }
+}
+
 fn teardown(ctx: &Ctx, tap: &IfName, st: Option<&State>) -> anyhow::Result<()> {
     let t = tap.as_str();
-    let mut errors: Vec<String> = Vec::new();
-    let note = |errors: &mut Vec<String>, r: anyhow::Result<()>| {
-        if let Err(e) = r {
-            errors.push(format!("{e:#}"));
-        }
+    let mut steps = Steps {
+        tap: t.to_owned(),
+        left: st.cloned(),
+        errors: Vec::new(),
     };
     let known = st.filter(|s| s.complete).map(State::fw_map);
     let maybe = st.map_or(Family::ALL.to_vec(), |s| s.families.clone());
     let drv = st.map_or_else(|| driver(ctx), |s| s.driver);
-    note(
-        &mut errors,
-        drv.get().apply(&[NicRules {
-            tap: t,
-            want: &FwMap::new(),
-            arp_old: st.map_or(&[][..], |s| &s.undo.arp),
-            arp_new: &[],
-            known: known.as_ref(),
-            maybe: &maybe,
-        }]),
-    );
+    let fw = drv.get().apply(&[NicRules {
+        tap: t,
+        want: &FwMap::new(),
+        arp_old: st.map_or(&[][..], |s| &s.undo.arp),
+        arp_new: &[],
+        known: known.as_ref(),
+        maybe: &maybe,
+    }]);
+    // One driver call removes every table's rules: on failure all of it is retried (each
+    // removal is idempotent).
+    steps.step(fw, |s| {
+        s.families.clear();
+        s.firewall.clear();
+        s.undo.arp.clear();
+    });
     let mut routing = RoutingCache::default();
     match teardown_lines(t, st, &mut routing) {
         Ok((v4, v6)) => {
-            note(
-                &mut errors,
+            steps.step(
                 batch_forgiving("ip", &["-4", "-force", "-batch", "-"], &v4),
+                |s| {
+                    s.undo.routes4.clear();
+                    s.undo.rule_tables4.clear();
+                },
             );
-            note(
-                &mut errors,
+            steps.step(
                 batch_forgiving("ip", &["-6", "-force", "-batch", "-"], &v6),
+                |s| {
+                    s.undo.routes6.clear();
+                    s.undo.rule_tables6.clear();
+                    s.undo.neigh_proxies.clear();
+                },
             );
         }
-        Err(e) => note(&mut errors, Err(e)),
+        Err(e) => steps.step(Err(e), |_| {}),
     }
     if let Some(s) = st {
-        if let Some(br) = &s.undo.bridge
-            && node::master(t).as_deref() == Some(br.as_str())
-        {
-            note(
-                &mut errors,
-                exec::run("ip", &["link", "set", "dev", t, "nomaster"]),
-            );
+        if let Some(br) = &s.undo.bridge {
+            let r = if node::master(t).as_deref() == Some(br.as_str()) {
+                exec::run("ip", &["link", "set", "dev", t, "nomaster"])
+            } else {
+                Ok(())
+            };
+            steps.step(r, |s| s.undo.bridge = None);
         }
-        if let Some(sw) = &s.undo.ovs_bridge
-            && exec::in_path("ovs-vsctl")
-        {
-            note(
-                &mut errors,
+        if s.undo.ovs_bridge.is_some() {
+            // By port name only: a switch that is gone must not make the port's removal
+            // fail for ever. The database is what counts: a vswitchd that is down applies
+            // it when it is back, and must not stall a rollback.
+            let r = if exec::in_path("ovs-vsctl") {
                 exec::run(
                     "ovs-vsctl",
                     &[
                         &plan::ovs_timeout_arg(ctx.cfg.ovs_timeout),
-                        // The database is what counts: a vswitchd that is down applies it
-                        // when it is back, and must not stall a rollback.
                         "--no-wait",
                         "--if-exists",
                         "del-port",
-                        sw,
                         t,
                     ],
-                ),
-            );
+                )
+            } else {
+                Ok(())
+            };
+            steps.step(r, |s| s.undo.ovs_bridge = None);
         }
         if node::link_exists(t) {
-            for (k, v) in &s.sysctl_restore {
-                note(
-                    &mut errors,
-                    std::fs::write(node::sysctl_path(k), v)
-                        .with_context(|| format!("cannot restore {k}={v}")),
+            // Out of the bridge first, so that the old address never reaches it.
+            if let (Some(orig), Some(now)) = (s.undo.mac, node::mac(t))
+                && now != orig
+                && (now.octets()[0] == 0xfe || now == ctx.cfg.tap_constant_mac)
+            {
+                let r = exec::run(
+                    "ip",
+                    &["link", "set", "dev", t, "address", &orig.to_string()],
                 );
+                steps.step(r, |s| s.undo.mac = None);
+            }
+            for (k, v) in &s.sysctl_restore {
+                let r = std::fs::write(node::sysctl_path(k), v)
+                    .with_context(|| format!("cannot restore {k}={v}"));
+                steps.step(r, |s| s.sysctl_restore.retain(|(n, _)| n != k));
             }
         }
         if let Some(b) = &s.binding {
-            note(&mut errors, remove_file(b));
+            steps.step(remove_file(b), |s| s.binding = None);
         }
     }
-    note(&mut errors, remove_file(&ctx.cfg.nfdhcpd_state_dir.join(t)));
-    if errors.is_empty()
-        && let Err(e) = state::remove(&ctx.cfg.state_dir, tap)
-    {
-        errors.push(format!("{e:#}"));
-    }
-    if errors.is_empty() {
+    steps.step(remove_file(&ctx.cfg.nfdhcpd_state_dir.join(t)), |_| {});
+    if steps.errors.is_empty() {
+        state::remove(&ctx.cfg.state_dir, tap)?;
         log::info(&format!("{tap} taken down"));
-        Ok(())
-    } else {
-        bail!("taking down {tap}: {}", errors.join("; "))
+        return Ok(());
     }
+    // Keep only what is still to undo, so that the next `down` retries exactly that.
+    if let Some(mut left) = steps.left {
+        left.complete = false;
+        if let Err(e) = state::save(&ctx.cfg.state_dir, &left) {
+            steps.errors.push(format!("{e:#}"));
+        }
+    }
+    bail!("taking down {tap}: {}", steps.errors.join("; "))
 }
 
 /// Rebuilds NICs from their recorded state, reading the firewall tables (they may have
@@ -652,6 +793,7 @@ fn record(ctx: &Ctx, tap: &IfName, st: &State, plan: &Plan) -> anyhow::Result<()
     new.firewall = state::to_records(&plan.firewall);
     new.driver = driver(ctx);
     new.undo = plan.undo.clone();
+    new.undo.mac = carried_mac(&plan.undo, Some(st), node::ifindex(tap.as_str()));
     new.binding = plan
         .binding
         .as_ref()
@@ -762,9 +904,9 @@ fn print_teardown(ctx: &Ctx, tap: &IfName, st: Option<&State>) -> anyhow::Result
         {
             println!("# ip link set dev {t} nomaster");
         }
-        if let Some(sw) = &s.undo.ovs_bridge {
+        if s.undo.ovs_bridge.is_some() {
             println!(
-                "# ovs-vsctl {} --no-wait --if-exists del-port {sw} {t}",
+                "# ovs-vsctl {} --no-wait --if-exists del-port {t}",
                 plan::ovs_timeout_arg(ctx.cfg.ovs_timeout)
             );
         }
@@ -817,21 +959,28 @@ pub fn status(ctx: &Ctx, taps: &[IfName]) -> anyhow::Result<bool> {
         let t = tap.as_str();
         let st = state::load(&ctx.cfg.state_dir, tap)?;
         match &st {
-            Some(s) => {
-                let nic = s.nic()?;
-                println!(
-                    "{t}: instance {} NIC {} mode {} link {}{}",
-                    nic.instance,
-                    nic.index,
-                    nic.mode,
-                    nic.link.as_deref().unwrap_or("-"),
-                    if s.complete { "" } else { " (incomplete up)" }
-                );
-                let tags = nic.network_tags().join(" ");
-                if !tags.is_empty() {
-                    println!("  network tags: {tags}");
+            // A NIC recorded by an older version may hold values refused today: it is
+            // still shown (and `down` still takes it down).
+            Some(s) => match s.nic() {
+                Ok(nic) => {
+                    println!(
+                        "{t}: instance {} NIC {} mode {} link {}{}",
+                        nic.instance,
+                        nic.index,
+                        nic.mode,
+                        nic.link.as_deref().unwrap_or("-"),
+                        if s.complete { "" } else { " (incomplete up)" }
+                    );
+                    let tags = nic.network_tags().join(" ");
+                    if !tags.is_empty() {
+                        println!("  network tags: {tags}");
+                    }
                 }
-            }
+                Err(e) => {
+                    ok = false;
+                    println!("{t}: {e:#}");
+                }
+            },
             None => {
                 ok = false;
                 println!("{t}: not configured by snf-ifup");

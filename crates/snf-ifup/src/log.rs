@@ -37,6 +37,12 @@ pub fn info(msg: &str) {
     syslog(6, msg);
 }
 
+/// What a long-running `watch` did (always on stderr, which systemd keeps).
+pub fn notice(msg: &str) {
+    eprintln!("snf-ifup: {msg}");
+    syslog(5, msg);
+}
+
 pub fn warn(msg: &str) {
     eprintln!("snf-ifup: warning: {msg}");
     syslog(4, msg);

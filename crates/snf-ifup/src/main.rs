@@ -15,6 +15,7 @@ mod node;
 mod plan;
 mod standalone;
 mod state;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -121,6 +122,12 @@ enum Cmd {
         /// NICs to rebuild, by TAP.
         taps: Vec<String>,
     },
+    /// Take down every recorded NIC whose TAP disappears (runs as a service).
+    ///
+    /// Ganeti 3.0 never runs `down`. This follows link removals over netlink and looks at
+    /// every recorded NIC at start-up and after lost notifications; a TAP that exists again
+    /// under its name is left alone.
+    Watch,
     /// Show what is applied for TAP (default: every recorded NIC).
     Status {
         /// One TAP (default: all recorded).
@@ -206,6 +213,7 @@ fn run() -> anyhow::Result<ExitCode> {
             };
             apply::reapply(&ctx, &list)?;
         }
+        Cmd::Watch => watch::run(&ctx)?,
         Cmd::Status { tap: t } => {
             let list = match t {
                 Some(t) => vec![tap(&t)?],

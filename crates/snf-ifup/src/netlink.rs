@@ -173,6 +173,138 @@ impl Drop for Fd {
     }
 }
 
+const RTM_DELLINK: u16 = 17;
+const RTMGRP_LINK: u32 = 1;
+const IFLA_IFNAME: u16 = 3;
+
+/// What a [`LinkMonitor`] saw.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LinkEvents {
+    /// Links removed: (ifindex, name).
+    Deleted(Vec<(i32, String)>),
+    /// The kernel dropped notifications (ENOBUFS): the caller must look at everything.
+    Overflow,
+}
+
+/// A NETLINK_ROUTE socket subscribed to link notifications (RTNLGRP_LINK).
+pub struct LinkMonitor {
+    fd: Fd,
+    buf: Vec<u8>,
+}
+
+impl LinkMonitor {
+    #[allow(unsafe_code)]
+    pub fn open() -> anyhow::Result<LinkMonitor> {
+        // SAFETY: plain socket(2); the descriptor is owned by `Fd` and closed on drop.
+        let raw = unsafe {
+            libc::socket(
+                libc::AF_NETLINK,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                NETLINK_ROUTE,
+            )
+        };
+        if raw < 0 {
+            return Err(std::io::Error::last_os_error()).context("netlink socket");
+        }
+        let fd = Fd(raw);
+        // A large receive buffer makes overflows (and the rescans they cost) rare when many
+        // links go at once; SO_RCVBUFFORCE is allowed with CAP_NET_ADMIN, else the
+        // unprivileged limit applies.
+        let size: libc::c_int = 4 << 20;
+        for opt in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
+            // SAFETY: `size` is a c_int that outlives the call.
+            let r = unsafe {
+                libc::setsockopt(
+                    fd.0,
+                    libc::SOL_SOCKET,
+                    opt,
+                    (&raw const size).cast(),
+                    size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            if r == 0 {
+                break;
+            }
+        }
+        // SAFETY: an all-zero sockaddr_nl is valid; the fields are set below.
+        let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+        addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+        addr.nl_groups = RTMGRP_LINK;
+        // SAFETY: `addr` is a valid sockaddr_nl of the given length.
+        let r = unsafe {
+            libc::bind(
+                fd.0,
+                (&raw const addr).cast(),
+                size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+            )
+        };
+        if r < 0 {
+            return Err(std::io::Error::last_os_error()).context("netlink bind (RTNLGRP_LINK)");
+        }
+        Ok(LinkMonitor {
+            fd,
+            buf: vec![0; 64 * 1024],
+        })
+    }
+
+    /// Waits for the next notifications.
+    #[allow(unsafe_code)]
+    pub fn next(&mut self) -> anyhow::Result<LinkEvents> {
+        loop {
+            // SAFETY: `buf` is valid for writes of its length.
+            let n =
+                unsafe { libc::recv(self.fd.0, self.buf.as_mut_ptr().cast(), self.buf.len(), 0) };
+            if n < 0 {
+                let e = std::io::Error::last_os_error();
+                match e.raw_os_error() {
+                    Some(libc::ENOBUFS) => return Ok(LinkEvents::Overflow),
+                    Some(libc::EINTR) => continue,
+                    _ => return Err(e).context("netlink recv"),
+                }
+            }
+            let data = &self.buf[..usize::try_from(n).unwrap_or(0)];
+            return Ok(LinkEvents::Deleted(deleted_links(data)));
+        }
+    }
+}
+
+/// The (ifindex, name) of every RTM_DELLINK in one datagram; anything malformed ends the
+/// walk (the kernel does not send it, and a short read loses nothing we act on blindly:
+/// every teardown checks the link again).
+fn deleted_links(mut data: &[u8]) -> Vec<(i32, String)> {
+    let mut out = Vec::new();
+    while data.len() >= 16 {
+        let len = u32::from_ne_bytes([data[0], data[1], data[2], data[3]]) as usize;
+        let kind = u16::from_ne_bytes([data[4], data[5]]);
+        if len < 16 || len > data.len() {
+            break;
+        }
+        // ifinfomsg: family, pad, type (u16), index (i32), flags, change; then attributes.
+        let body = &data[16..len];
+        if kind == RTM_DELLINK && body.len() >= 16 {
+            let index = i32::from_ne_bytes([body[4], body[5], body[6], body[7]]);
+            let mut rest = &body[16..];
+            while rest.len() >= 4 {
+                let alen = u16::from_ne_bytes([rest[0], rest[1]]) as usize;
+                let t = u16::from_ne_bytes([rest[2], rest[3]]) & 0x3fff;
+                if alen < 4 || alen > rest.len() {
+                    break;
+                }
+                if t == IFLA_IFNAME {
+                    let name = String::from_utf8_lossy(&rest[4..alen])
+                        .trim_end_matches('\0')
+                        .to_owned();
+                    out.push((index, name));
+                    break;
+                }
+                rest = &rest[align(alen).min(rest.len())..];
+            }
+        }
+        data = &data[align(len).min(data.len())..];
+    }
+    out
+}
+
 /// The id of routing table `name` (a number, a built-in name or one from rt_tables).
 pub fn table_id(name: &str) -> Option<u32> {
     if let Ok(n) = name.parse() {
@@ -235,6 +367,42 @@ mod tests {
         assert_eq!(table_id("main"), Some(254));
         assert_eq!(table_id("no-such-table-anywhere"), None);
         assert_eq!(ifname(1).as_deref(), Some("lo"));
+    }
+
+    #[test]
+    fn deleted_links_are_read_from_notifications() {
+        let msg = |kind: u16, index: i32, name: &[u8]| {
+            let mut attr = Vec::new();
+            let alen = 4 + name.len() + 1;
+            attr.extend_from_slice(&(alen as u16).to_ne_bytes());
+            attr.extend_from_slice(&IFLA_IFNAME.to_ne_bytes());
+            attr.extend_from_slice(name);
+            attr.push(0);
+            while attr.len() % 4 != 0 {
+                attr.push(0);
+            }
+            let mut m = Vec::new();
+            let len = 16 + 16 + attr.len();
+            m.extend_from_slice(&(len as u32).to_ne_bytes());
+            m.extend_from_slice(&kind.to_ne_bytes());
+            m.extend_from_slice(&[0; 10]);
+            m.extend_from_slice(&[0, 0, 1, 0]);
+            m.extend_from_slice(&index.to_ne_bytes());
+            m.extend_from_slice(&[0; 8]);
+            m.extend_from_slice(&attr);
+            m
+        };
+        let mut d = msg(16, 3, b"tap0");
+        d.extend(msg(RTM_DELLINK, 7, b"tap12"));
+        d.extend(msg(RTM_DELLINK, 9, b"vif1.0"));
+        assert_eq!(
+            deleted_links(&d),
+            [(7, "tap12".to_owned()), (9, "vif1.0".to_owned())]
+        );
+        // Truncated or garbage input: what parsed so far, no panic.
+        assert_eq!(deleted_links(&d[..d.len() - 3]).len(), 1);
+        assert!(deleted_links(&[0xff; 40]).is_empty());
+        assert!(deleted_links(&[]).is_empty());
     }
 
     #[test]

@@ -140,6 +140,7 @@ pub fn facts(nic: &NicEnv, tap: &IfName, routing: &mut RoutingCache) -> anyhow::
     let t = tap.as_str();
     let mut f = Facts {
         tap_exists: link_exists(t),
+        tap_mac: mac(t),
         ..Facts::default()
     };
     if let Some(link) = nic.link.as_deref() {

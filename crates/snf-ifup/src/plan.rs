@@ -97,6 +97,8 @@ impl Profile {
 #[derive(Clone, Debug, Default)]
 pub struct Facts {
     pub tap_exists: bool,
+    /// The TAP's MAC as it is now.
+    pub tap_mac: Option<MacAddr>,
     /// LINK is an existing bridge; its MTU and VLAN filtering.
     pub bridge: Option<BridgeFacts>,
     pub link_exists: bool,
@@ -151,6 +153,9 @@ pub struct Undo {
     /// arptables OUTPUT rules (the text after `-A OUTPUT`).
     #[serde(default)]
     pub arp: Vec<String>,
+    /// The TAP's own MAC before `up` changed it (restored when the TAP stays).
+    #[serde(default)]
+    pub mac: Option<MacAddr>,
 }
 
 impl Undo {
@@ -174,6 +179,7 @@ impl Undo {
             bridge: self.bridge.clone().or_else(|| other.bridge.clone()),
             ovs_bridge: self.ovs_bridge.clone().or_else(|| other.ovs_bridge.clone()),
             arp: union(&self.arp, &other.arp),
+            mac: self.mac.or(other.mac),
         }
     }
 }
@@ -254,11 +260,33 @@ pub fn profile(nic: &NicEnv, cfg: &Config) -> anyhow::Result<Option<Profile>> {
 /// The NIC's SLAAC address (only for a /64, as mac2eui64 and SLAAC do).
 pub fn eui64_of(nic: &NicEnv) -> Option<Ipv6Addr> {
     let net = nic.network.as_ref()?.subnet6?;
-    (net.prefix_len() == 64).then(|| eui64::address(net, nic.mac))
+    (net.prefix_len() == 64).then(|| eui64::address(net, nic.mac.get()))
 }
 
 fn table_of(nic: &NicEnv) -> String {
     nic.link.clone().unwrap_or_else(|| "main".to_owned())
+}
+
+/// The MAC a bridged or Open vSwitch KVM TAP gets: its own with the first octet `fe`, as
+/// Ganeti's `setup_bridge` does. A bridge (Linux or Open vSwitch) whose address was not set
+/// explicitly takes the lowest of its ports' MACs; `fe:` sorts above any uplink's, so
+/// starting or stopping a VM never changes the bridge's MAC under the guests' ARP and
+/// neighbour caches. The rest of the TAP's random MAC keeps TAPs apart.
+pub fn bridge_port_mac(tap_mac: MacAddr) -> MacAddr {
+    let mut o = tap_mac.octets();
+    o[0] = 0xfe;
+    MacAddr(o)
+}
+
+/// Refuses a routing table `ip` cannot name, before anything is changed: a rule or route
+/// with it would fail half-way and could never be undone.
+fn check_table(link: Option<&str>, table_id: Option<u32>) -> anyhow::Result<()> {
+    match (link, table_id) {
+        (Some(l), None | Some(0)) => bail!(
+            "routing table '{l}' (LINK) does not exist: a routed NIC's LINK is a table id (1-4294967295) or a name from /etc/iproute2/rt_tables"
+        ),
+        _ => Ok(()),
+    }
 }
 
 /// `ovs-vsctl` waits for ovs-vswitchd to apply a change; without a bound, a node whose
@@ -282,7 +310,7 @@ pub fn build(
     let feats = features(nic, cfg);
     let has = |f: Feature| feats.contains(&f);
     let eui = eui64_of(nic);
-    let ll = eui64::link_local(nic.mac);
+    let ll = eui64::link_local(nic.mac.get());
     if !facts.tap_exists {
         bail!("interface {t} does not exist");
     }
@@ -302,6 +330,7 @@ pub fn build(
                 }
                 bail!("bridge {br} does not exist");
             };
+            port_mac(&mut p, t, flavour, facts);
             p.ip4.push(format!("link set dev {t} mtu {}", bf.mtu));
             p.ip4.push(format!("link set dev {t} master {br}"));
             p.ip4.push(format!("link set dev {t} up"));
@@ -329,9 +358,11 @@ pub fn build(
             }
         }
         NicMode::Routed => {
-            if flavour == Flavour::Kvm {
+            check_table(nic.link.as_deref(), facts.table_id)?;
+            if flavour == Flavour::Kvm && facts.tap_mac != Some(cfg.tap_constant_mac) {
                 p.ip4
                     .push(format!("link set dev {t} address {}", cfg.tap_constant_mac));
+                p.undo.mac = facts.tap_mac;
             }
             p.ip4.push(format!("link set dev {t} up"));
             let table = table_of(nic);
@@ -407,6 +438,7 @@ pub fn build(
             if !facts.ovs_available {
                 bail!("mode openvswitch needs Open vSwitch, but ovs-vsctl was not found in PATH");
             }
+            port_mac(&mut p, t, flavour, facts);
             p.ip4.push(format!("link set dev {t} up"));
             let mut ovs = vec![ovs_timeout_arg(cfg.ovs_timeout)];
             ovs.extend(["--may-exist", "add-port", sw, t].map(str::to_owned));
@@ -433,7 +465,7 @@ pub fn build(
 
     let from = from_chain(t);
     let to = to_chain(t);
-    let mac = nic.mac;
+    let mac = nic.mac.get();
 
     if has(Feature::IpLessRouted) {
         if nic.mode == NicMode::Routed {
@@ -551,6 +583,21 @@ pub fn build(
     }
     p.firewall.retain(|_, s| !s.is_empty());
     Ok(p)
+}
+
+/// Gives a KVM TAP that becomes a bridge port its `fe:` MAC before it is enslaved. Xen's
+/// netback vifs are `fe:ff:ff:ff:ff:ff` already and refuse a new address.
+fn port_mac(p: &mut Plan, t: &str, flavour: Flavour, facts: &Facts) {
+    if flavour != Flavour::Kvm {
+        return;
+    }
+    if let Some(m) = facts.tap_mac
+        && m.octets()[0] != 0xfe
+    {
+        p.ip4
+            .push(format!("link set dev {t} address {}", bridge_port_mac(m)));
+        p.undo.mac = Some(m);
+    }
 }
 
 /// Keeps exactly one `iif <tap> lookup <LINK>` rule (none when LINK is unset).
@@ -725,6 +772,95 @@ mod tests {
                 "vlan add dev tap1 vid 200 master"
             ]
         );
+    }
+
+    #[test]
+    fn bridge_ports_get_an_fe_mac_before_they_are_enslaved() {
+        let cfg = Config::default();
+        let mut f = facts();
+        f.tap_mac = Some("02:11:22:33:44:55".parse().unwrap());
+        let p = build(
+            &nic("bridged", "", ""),
+            &tap(),
+            Flavour::Kvm,
+            &cfg,
+            &f,
+            true,
+        )
+        .unwrap();
+        assert_eq!(
+            p.ip4,
+            [
+                "link set dev tap1 address fe:11:22:33:44:55",
+                "link set dev tap1 mtu 1400",
+                "link set dev tap1 master br0",
+                "link set dev tap1 up"
+            ]
+        );
+        assert_eq!(p.undo.mac, f.tap_mac);
+        // Open vSwitch bridges pick the lowest port MAC too.
+        f.ovs_available = true;
+        let p = build(
+            &nic("openvswitch", "", ""),
+            &tap(),
+            Flavour::Kvm,
+            &cfg,
+            &f,
+            true,
+        )
+        .unwrap();
+        assert_eq!(
+            p.ip4,
+            [
+                "link set dev tap1 address fe:11:22:33:44:55",
+                "link set dev tap1 up"
+            ]
+        );
+        // Already fe: (a re-`up`, or a Xen vif): nothing to change; Xen vifs never.
+        f.tap_mac = Some("fe:ff:ff:ff:ff:ff".parse().unwrap());
+        let p = build(
+            &nic("bridged", "", ""),
+            &tap(),
+            Flavour::Kvm,
+            &cfg,
+            &f,
+            true,
+        )
+        .unwrap();
+        assert_eq!(p.ip4[0], "link set dev tap1 mtu 1400");
+        assert_eq!(p.undo.mac, None);
+        f.tap_mac = Some("02:11:22:33:44:55".parse().unwrap());
+        let p = build(
+            &nic("bridged", "", ""),
+            &tap(),
+            Flavour::Xen,
+            &cfg,
+            &f,
+            true,
+        )
+        .unwrap();
+        assert_eq!(p.ip4[0], "link set dev tap1 mtu 1400");
+    }
+
+    #[test]
+    fn routed_table_must_exist_before_anything_changes() {
+        let cfg = Config::default();
+        let mut n = nic("routed", "", "");
+        n.link = Some("rt_missing".into());
+        let mut f = facts();
+        f.table_id = None;
+        let e = build(&n, &tap(), Flavour::Kvm, &cfg, &f, true).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("routing table 'rt_missing' (LINK) does not exist"),
+            "{e}"
+        );
+        f.table_id = Some(0);
+        assert!(build(&n, &tap(), Flavour::Kvm, &cfg, &f, true).is_err());
+        // No LINK: the main table.
+        n.link = None;
+        f.table_id = Some(254);
+        assert!(build(&n, &tap(), Flavour::Kvm, &cfg, &f, true).is_ok());
     }
 
     #[test]

@@ -34,6 +34,10 @@ pub struct State {
     /// The firewall driver that applied them.
     #[serde(default)]
     pub driver: Driver,
+    /// The TAP's ifindex when it was configured: a TAP deleted and created again under the
+    /// same name has another one, and its NIC is not this record's (see `watch`).
+    #[serde(default)]
+    pub ifindex: Option<i32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -169,6 +173,7 @@ mod tests {
                 spec: TableSpec::default(),
             }],
             driver: Driver::Nftables,
+            ifindex: Some(7),
         };
         save(d.path(), &st).unwrap();
         let tap: IfName = "tap3".parse().unwrap();

@@ -52,7 +52,9 @@ fn help_and_man_page_agree() {
     for w in &top {
         assert!(man.contains(w.as_str()), "man page lacks {w}");
     }
-    for cmd in ["up", "env", "down", "ganeti", "xen", "reapply", "status"] {
+    for cmd in [
+        "up", "env", "down", "ganeti", "xen", "reapply", "status", "watch",
+    ] {
         assert!(
             man.contains(&format!(".B {cmd}")) || man.contains(&format!("\\fB{cmd}")),
             "no section for {cmd}"

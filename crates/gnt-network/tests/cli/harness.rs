@@ -10,6 +10,7 @@ pub const NET: &str = env!("CARGO_BIN_EXE_gnt-network");
 pub const GROUP: &str = env!("CARGO_BIN_EXE_gnt-group");
 pub const NODE: &str = env!("CARGO_BIN_EXE_gnt-node");
 pub const INST: &str = env!("CARGO_BIN_EXE_gnt-instance");
+pub const CLUSTER: &str = env!("CARGO_BIN_EXE_gnt-cluster");
 
 /// What a command did.
 #[derive(Debug)]
@@ -22,6 +23,7 @@ pub struct Run {
 /// One cluster: `<tmp>/config.data` and `<tmp>/hooks`.
 pub struct Cluster {
     pub dir: tempfile::TempDir,
+    verify_on_drop: std::sync::atomic::AtomicBool,
 }
 
 impl Cluster {
@@ -31,7 +33,16 @@ impl Cluster {
             .tempdir()
             .expect("temp dir");
         fs::create_dir(dir.path().join("hooks")).expect("hooks dir");
-        Cluster { dir }
+        Cluster {
+            dir,
+            verify_on_drop: std::sync::atomic::AtomicBool::new(true),
+        }
+    }
+
+    /// For a test that leaves an inconsistent configuration on purpose.
+    pub fn skip_final_verify(&self) {
+        self.verify_on_drop
+            .store(false, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn config(&self) -> PathBuf {
@@ -184,6 +195,38 @@ pub fn nic_vlans(c: &Cluster, inst: &str) -> Vec<String> {
         .find(|i| i.name == inst)
         .unwrap_or_else(|| panic!("no instance {inst}"));
     i.nics.iter().map(|n| n.vlan.to_string()).collect()
+}
+
+/// Every configuration a test leaves must pass `gnt-cluster verify`: the cheapest proof
+/// that verify accepts whatever the commands build. Skipped for files that do not parse
+/// (the corrupt-file tests), are not regular files, and for tests that broke the
+/// configuration on purpose.
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if std::thread::panicking()
+            || !self
+                .verify_on_drop
+                .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return;
+        }
+        let path = self.config();
+        if !fs::metadata(&path).is_ok_and(|m| m.is_file()) {
+            return;
+        }
+        let parses = fs::read_to_string(&path)
+            .ok()
+            .is_some_and(|t| netconf::config::parse(&t, &path).is_ok());
+        if !parses {
+            return;
+        }
+        let r = self.cmd(CLUSTER, &["verify"]);
+        assert_eq!(
+            r.code, 0,
+            "gnt-cluster verify fails on the configuration this test left:\n{}{}",
+            r.stdout, r.stderr
+        );
+    }
 }
 
 /// Ganeti's OpPrereqError as the CLI prints it (with the final newline).

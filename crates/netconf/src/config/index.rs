@@ -56,6 +56,17 @@ impl<'a> Entry<'a> {
             .any(|n| n[6..10] == hint.to_le_bytes())
     }
 
+    /// Each NIC's MAC, network hint (0: none) and IPv4 address.
+    pub fn nic_briefs(self) -> impl Iterator<Item = (MacAddr, u32, Option<Ipv4Addr>)> + 'a {
+        self.nics.chunks_exact(NIC_LEN).map(|n| {
+            let mut a = [0; 6];
+            a.copy_from_slice(&n[..6]);
+            let hint = u32::from_le_bytes([n[6], n[7], n[8], n[9]]);
+            let ip = Ipv4Addr::new(n[10], n[11], n[12], n[13]);
+            (MacAddr(a), hint, (!ip.is_unspecified()).then_some(ip))
+        })
+    }
+
     /// The NICs' IPv4 addresses.
     pub fn ipv4s(self) -> impl Iterator<Item = Ipv4Addr> + 'a {
         self.nics
@@ -71,7 +82,7 @@ pub(super) fn hint(uuid: &str) -> u32 {
     crc32fast::hash(uuid.as_bytes()).max(1)
 }
 
-fn opt_hint(uuid: Option<&str>) -> u32 {
+pub(super) fn opt_hint(uuid: Option<&str>) -> u32 {
     uuid.map_or(0, hint)
 }
 

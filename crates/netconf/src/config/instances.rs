@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::File;
+use std::net::Ipv4Addr;
 use std::ops::{Deref, DerefMut};
 use std::os::unix::fs::FileExt;
 use std::sync::{Arc, OnceLock};
@@ -144,6 +145,39 @@ impl Instances {
         match self.stored.as_deref() {
             Some(s) if s.toml.is_none() || Some(&s.stamp[..]) != current => None,
             stored => Some((stored, &self.overlay)),
+        }
+    }
+
+    /// Whether every instance is decoded (parsed from TOML, or used as a whole map).
+    pub(super) fn is_full(&self) -> bool {
+        self.full.get().is_some()
+    }
+
+    /// The instances changed since load (new values; removed ones are left out), while
+    /// the rest are still stored.
+    pub(super) fn changed(&self) -> impl Iterator<Item = (&String, &Instance)> {
+        self.overlay_live()
+    }
+
+    /// Every instance as its index record sums it up: group and node hints, and each NIC's
+    /// MAC, network hint and IPv4 address. Changed instances are summed up from their
+    /// values; nothing is decoded.
+    pub(super) fn for_each_summary(
+        &self,
+        mut f: impl FnMut(u32, u32, &mut dyn Iterator<Item = (MacAddr, u32, Option<Ipv4Addr>)>),
+    ) {
+        for e in self.stored_live() {
+            f(e.group_hint, e.node_hint, &mut e.nic_briefs());
+        }
+        for (_, i) in self.overlay_live() {
+            f(
+                index::hint(&i.group),
+                index::opt_hint(i.primary_node.as_deref()),
+                &mut i
+                    .nics
+                    .iter()
+                    .map(|n| (n.mac, index::opt_hint(n.network.as_deref()), n.ipv4())),
+            );
         }
     }
 

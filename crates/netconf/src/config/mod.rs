@@ -9,11 +9,12 @@ mod splice;
 mod splice_tests;
 mod store;
 pub mod tags;
+pub mod verify;
 mod writer;
 
 pub use instances::Instances;
 pub use model::{
     CONFIG_VERSION, Cluster, Config, Instance, Network, NetworkSpec, Nic, NicParams, Node,
-    NodeGroup, new_uuid, now,
+    NodeGroup, Origin, new_uuid, now,
 };
 pub use store::{DEFAULT_CONFIG_PATH, FileStore, Store, Version, parse, render, transaction};

@@ -45,6 +45,39 @@ pub struct Config {
     pub networks: BTreeMap<String, Network>,
     #[serde(default)]
     pub instances: Instances,
+    /// Where this configuration came from; not part of its content.
+    #[serde(skip)]
+    pub origin: Origin,
+}
+
+/// How a configuration was loaded. A configuration parsed from config.data's TOML (a hand
+/// edit, a missing or stale cache) is checked in full before anything is built on it; one
+/// loaded from the snapshot cache was checked when that cache was written.
+#[derive(Clone, Debug, Default)]
+pub struct Origin {
+    pub(super) parsed_from_toml: bool,
+    /// Set by a repair that commits what it fixed although other problems remain.
+    pub(super) skip_commit_check: bool,
+    /// The errors `verify` found when the configuration was parsed from TOML by the store.
+    pub(super) errors: Vec<super::verify::Finding>,
+}
+
+/// Provenance is not content: a configuration equals its parsed copy.
+impl PartialEq for Origin {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Origin {
+    pub fn parsed_from_toml(&self) -> bool {
+        self.parsed_from_toml
+    }
+
+    /// What `verify` found wrong with the configuration as the store parsed it.
+    pub fn errors(&self) -> &[super::verify::Finding] {
+        &self.errors
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -306,6 +339,7 @@ impl Config {
             nodes: BTreeMap::new(),
             networks: BTreeMap::new(),
             instances: Instances::default(),
+            origin: Origin::default(),
         }
     }
 
@@ -335,6 +369,12 @@ impl Config {
     /// Instances whose NICs use network `net_uuid`, in UUID (map) order as Ganeti 3.0.
     pub fn instances_on_network(&self, net_uuid: &str) -> Vec<(String, Instance)> {
         self.instances.on_network(net_uuid)
+    }
+
+    /// Lets the next commit of this configuration skip the invariant check: for a repair
+    /// that fixes what it can and leaves the rest to `gnt-cluster verify`.
+    pub fn skip_commit_check(&mut self) {
+        self.origin.skip_commit_check = true;
     }
 
     /// Every MAC in use by an instance NIC.

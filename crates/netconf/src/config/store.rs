@@ -19,6 +19,7 @@ use super::cache;
 use super::instances::Instances;
 use super::model::{CONFIG_VERSION, Config, now};
 use super::splice::{self, END_MARKER};
+use super::verify;
 use crate::error::GntError;
 
 pub const DEFAULT_CONFIG_PATH: &str = "/var/lib/gnt-network/config.data";
@@ -179,9 +180,14 @@ impl FileStore {
         (&file)
             .read_to_string(&mut text)
             .map_err(|e| self.io_err("read", &self.path, &e))?;
-        let cfg = parse(&text, &self.path)?;
+        let mut cfg = parse(&text, &self.path)?;
+        // A configuration that breaks an invariant gets no cache, so every command parses
+        // it again and reports it (`verify`) until it is fixed.
+        cfg.origin.errors = verify::errors(&cfg);
         // Only if the file did not change while we read it.
-        if fs::metadata(&self.path).map(|m| Stamp::of(&m)).ok() == Some(stamp) {
+        if cfg.origin.errors.is_empty()
+            && fs::metadata(&self.path).map(|m| Stamp::of(&m)).ok() == Some(stamp)
+        {
             self.save_cache(&stamp, &cfg);
         }
         Ok((cfg, Some(stamp)))
@@ -209,6 +215,7 @@ impl FileStore {
             nodes: head.nodes,
             networks: head.networks,
             instances: Instances::from_stored(stored),
+            origin: Default::default(),
         })
     }
 
@@ -314,6 +321,7 @@ impl FileStore {
             return Ok(false);
         }
         self.remove_stale_temporaries();
+        self.check_invariants(&next)?;
         next.cluster.serial_no += 1;
         next.cluster.mtime = now();
         let written = self.write(&next, version.0.as_ref());
@@ -371,6 +379,48 @@ impl FileStore {
     }
 }
 
+/// How many of a check's errors a command repeats; `gnt-cluster verify` lists them all.
+const ERRORS_SHOWN: usize = 5;
+
+fn error_lines(errors: &[verify::Finding]) -> String {
+    let mut s: String = errors
+        .iter()
+        .take(ERRORS_SHOWN)
+        .map(|f| format!("\n  - {f}"))
+        .collect();
+    if errors.len() > ERRORS_SHOWN {
+        s.push_str(&format!("\n  - … and {} more", errors.len() - ERRORS_SHOWN));
+    }
+    s
+}
+
+impl FileStore {
+    /// Refuses to commit a configuration that breaks an invariant (`verify`); public for
+    /// `--dry-run`, which runs every check of a commit but writes nothing.
+    pub fn check_invariants(&self, cfg: &Config) -> Result<(), GntError> {
+        verify::check_commit(cfg).map_err(|errors| {
+            GntError::Config(format!(
+                "{}: refusing to commit an inconsistent configuration:{}\nRun 'gnt-cluster verify' to see every problem; 'gnt-cluster repair-pools' rebuilds the address pools from the NICs.",
+                self.path.display(),
+                error_lines(&errors)
+            ))
+        })
+    }
+
+    /// A read of a configuration that breaks an invariant (a hand edit) goes on, with a
+    /// warning on stderr: readers show what is there; writers refuse until it is fixed.
+    fn warn_if_inconsistent(&self, cfg: &Config) {
+        let errors = &cfg.origin.errors;
+        if !errors.is_empty() {
+            eprintln!(
+                "WARNING: {} is not consistent (changed by hand?):{}\nRun 'gnt-cluster verify' to see every problem; commands that change the configuration refuse to until it is fixed.",
+                self.path.display(),
+                error_lines(errors)
+            );
+        }
+    }
+}
+
 /// Which config.data a configuration was read from (none: the file did not exist).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Version(Option<Stamp>);
@@ -382,7 +432,9 @@ impl Store for FileStore {
             l.lock_shared()
                 .map_err(|e| self.io_err("lock", &self.lock_path, &e))?;
         }
-        self.load()
+        let cfg = self.load()?;
+        self.warn_if_inconsistent(&cfg);
+        Ok(cfg)
     }
 
     fn transact(
@@ -395,6 +447,7 @@ impl Store for FileStore {
         self.remove_stale_temporaries();
         let (mut cfg, loaded) = self.load_stamped()?;
         f(&mut cfg)?;
+        self.check_invariants(&cfg)?;
         cfg.cluster.serial_no += 1;
         cfg.cluster.mtime = now();
         let written = self.write(&cfg, loaded.as_ref());
@@ -476,7 +529,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, GntError> {
             "{p}:{lines}: the file is truncated (its last line should be '{END_MARKER}')"
         )));
     }
-    let cfg: Config = toml::from_str(text).map_err(|e| {
+    let mut cfg: Config = toml::from_str(text).map_err(|e| {
         let line = e
             .span()
             .map(|s| text[..s.start.min(text.len())].lines().count().max(1))
@@ -486,6 +539,9 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, GntError> {
     if cfg.version == 0 {
         return Err(GntError::Config(format!("{p}: version must be at least 1")));
     }
+    // The hook of the invariant checks (`verify`): whatever decides that the cache does
+    // not stand for this file, a configuration read from the TOML is checked in full.
+    cfg.origin.parsed_from_toml = true;
     Ok(cfg)
 }
 

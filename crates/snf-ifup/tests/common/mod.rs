@@ -363,6 +363,11 @@ impl Lab {
         c
     }
 
+    /// The command `ifup` runs, to be spawned (a long-running `watch`).
+    pub fn ifup_command(&self, env: &[(&str, &str)], args: &[&str]) -> Command {
+        self.base_cmd(env, Path::new(env!("CARGO_BIN_EXE_snf-ifup")), args)
+    }
+
     /// Runs snf-ifup (or one of its install names) in the node with `env`.
     pub fn ifup_as(&self, program: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
         self.base_cmd(env, program, args)

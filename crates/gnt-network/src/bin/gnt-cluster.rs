@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    gnt_network::cluster_cli::main()
+}
