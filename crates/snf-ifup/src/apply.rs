@@ -75,7 +75,7 @@ pub fn up(
             let maybe = p.families.clone();
             let known = p.complete.then(|| p.fw_map());
             p.driver
-                .get()
+                .get(&ctx.cfg.state_dir)
                 .apply(&[NicRules {
                     tap: tap.as_str(),
                     want: &FwMap::new(),
@@ -84,7 +84,7 @@ pub fn up(
                     known: known.as_ref(),
                     maybe: &maybe,
                 }])
-                .with_context(|| format!("removing {tap}'s {} rules", p.driver.get().name()))?;
+                .with_context(|| format!("removing {tap}'s {} rules", p.driver.get(&ctx.cfg.state_dir).name()))?;
             let mut p = p;
             p.families.clear();
             p.firewall.clear();
@@ -311,7 +311,7 @@ fn execute(ctx: &Ctx, works: &[Work]) -> anyhow::Result<()> {
             maybe,
         })
         .collect();
-    let fw = driver(ctx).get();
+    let fw = driver(ctx).get(&ctx.cfg.state_dir);
     std::thread::scope(|scope| {
         let fw = scope.spawn(|| fw.apply(&rules));
         let files = scope.spawn(|| -> anyhow::Result<()> {
@@ -595,7 +595,7 @@ fn teardown(ctx: &Ctx, tap: &IfName, st: Option<&State>) -> anyhow::Result<()> {
     let known = st.filter(|s| s.complete).map(State::fw_map);
     let maybe = st.map_or(Family::ALL.to_vec(), |s| s.families.clone());
     let drv = st.map_or_else(|| driver(ctx), |s| s.driver);
-    let fw = drv.get().apply(&[NicRules {
+    let fw = drv.get(&ctx.cfg.state_dir).apply(&[NicRules {
         tap: t,
         want: &FwMap::new(),
         arp_old: st.map_or(&[][..], |s| &s.undo.arp),
@@ -856,7 +856,7 @@ fn print_plan(
         section("ip -6 -force -batch - (stale)", &v6);
     }
     let maybe = prev.map_or(Vec::new(), |p| p.families.clone());
-    driver(ctx).get().print_plan(&NicRules {
+    driver(ctx).get(&ctx.cfg.state_dir).print_plan(&NicRules {
         tap: t,
         want: &plan.firewall,
         arp_old: prev.map_or(&[][..], |p| &p.undo.arp),
@@ -887,7 +887,7 @@ fn print_teardown(ctx: &Ctx, tap: &IfName, st: Option<&State>) -> anyhow::Result
     let t = tap.as_str();
     let families = st.map_or(Family::ALL.to_vec(), |s| s.families.clone());
     let drv = st.map_or_else(|| driver(ctx), |s| s.driver);
-    drv.get().print_plan(&NicRules {
+    drv.get(&ctx.cfg.state_dir).print_plan(&NicRules {
         tap: t,
         want: &FwMap::new(),
         arp_old: st.map_or(&[][..], |s| &s.undo.arp),
@@ -949,7 +949,7 @@ pub fn status(ctx: &Ctx, taps: &[IfName]) -> anyhow::Result<bool> {
     let names: Vec<&str> = list.iter().map(IfName::as_str).collect();
     let mut fw_lines: Vec<Vec<String>> = vec![Vec::new(); list.len()];
     for d in [Driver::Iptables, Driver::Nftables] {
-        for (all, mut more) in fw_lines.iter_mut().zip(d.get().status(&names)?) {
+        for (all, mut more) in fw_lines.iter_mut().zip(d.get(&ctx.cfg.state_dir).status(&names)?) {
             all.append(&mut more);
         }
     }

@@ -69,10 +69,13 @@ impl Choice {
 }
 
 impl Driver {
-    pub fn get(self) -> &'static dyn Firewall {
+    /// The driver; `state_dir` is where it may keep its own records (nftables' index).
+    pub fn get(self, state_dir: &std::path::Path) -> Box<dyn Firewall> {
         match self {
-            Driver::Iptables => &iptables::Iptables,
-            Driver::Nftables => &nft::Nft,
+            Driver::Iptables => Box::new(iptables::Iptables),
+            Driver::Nftables => Box::new(nft::Nft {
+                index: state_dir.join(".nftables-index"),
+            }),
         }
     }
 }

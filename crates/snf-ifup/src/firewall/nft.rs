@@ -14,16 +14,21 @@
 //! is an error, never a silently dropped match.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use netconf::MacAddr;
+use serde::{Deserialize, Serialize};
 
 use super::{Family, Firewall, FwMap, NicRules, from_chain, is_shared, to_chain};
 use crate::{exec, log};
 
 const TABLE: &str = "snf_ifup";
 
-pub struct Nft;
+pub struct Nft {
+    /// snf-ifup's record of its tables (see [`Index`]).
+    pub index: PathBuf,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Table {
@@ -505,24 +510,9 @@ fn transaction(items: &[Item], listing: Option<&Listing>) -> String {
             }
         }
         out.push(format!("add table {fam} {TABLE}"));
-        for (base, rules) in table.skeleton() {
-            out.push(format!(
-                "add chain {fam} {TABLE} {base} {{ type filter hook {base} priority filter; policy accept; }}"
-            ));
-            for (_, map) in *rules {
-                out.push(format!(
-                    "add map {fam} {TABLE} {map} {{ type ifname : verdict; }}"
-                ));
-            }
-        }
+        skeleton(&mut out, table, true);
         for c in ours.iter().chain(shared.keys().copied()) {
             out.push(format!("add chain {fam} {TABLE} {c}"));
-        }
-        for (base, rules) in table.skeleton() {
-            out.push(format!("flush chain {fam} {TABLE} {base}"));
-            for (m, map) in *rules {
-                out.push(format!("add rule {fam} {TABLE} {base} {m} vmap @{map}"));
-            }
         }
         for i in &touched {
             for (map, chain) in table.slots(i.tap) {
@@ -578,64 +568,272 @@ fn run(tx: &str) -> anyhow::Result<()> {
     })
 }
 
-/// Tables this NIC may have something in, and whether the ruleset must be read to know.
-fn touch_of(n: &NicRules, want: &Want) -> (BTreeSet<Table>, bool) {
-    let tables_of = |m: &FwMap, arp: bool| -> BTreeSet<Table> {
-        let mut s = BTreeSet::new();
-        for (fam, spec) in m {
-            if *fam == Family::Eb || spec.jumps.iter().any(|j| j.matches.contains("physdev")) {
-                s.insert(Table::Bridge);
-            } else {
-                s.insert(Table::Inet);
+/// snf-ifup's own record of what its nftables tables hold (table family → TAP → the
+/// profile chains it jumps to), so that `up` and `down` of one NIC need not read the
+/// ruleset. Changed only under the state lock; written before a transaction that adds and
+/// after it, so it never holds less than the kernel does: a stale entry can only keep a
+/// table or profile chain alive (until the next `reapply`), never remove another NIC's.
+/// A wrong guess about what exists makes the transaction fail as a whole (`create` of
+/// something present, `delete` or `jump` to something absent), and the ruleset is read.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Index {
+    tables: BTreeMap<String, BTreeMap<String, BTreeSet<String>>>,
+}
+
+impl Index {
+    fn union(&self, other: &Index) -> Index {
+        let mut u = self.clone();
+        for (t, taps) in &other.tables {
+            let e = u.tables.entry(t.clone()).or_default();
+            for (tap, shared) in taps {
+                e.entry(tap.clone()).or_default().extend(shared.iter().cloned());
             }
         }
-        if arp {
-            s.insert(Table::Arp);
+        u
+    }
+
+    /// What the tables hold per the listing, after `items` got what they want.
+    fn from_listing(l: &Listing, items: &[Item]) -> Index {
+        let mut ix = Index::default();
+        for (table, chains) in l {
+            let e = ix.tables.entry(table.family().to_owned()).or_default();
+            for (c, jumps) in chains {
+                if is_base(c) || is_shared(c) {
+                    continue;
+                }
+                let Some((_, tap)) = c.split_once('-') else {
+                    continue;
+                };
+                if items.iter().any(|i| i.tap == tap) {
+                    continue;
+                }
+                e.entry(tap.to_owned())
+                    .or_default()
+                    .extend(jumps.iter().filter(|j| is_shared(j)).cloned());
+            }
         }
-        s
-    };
-    match n.known {
-        Some(k) => {
-            let old = tables_of(k, !n.arp_old.is_empty());
-            let now = want.tables();
-            let old_shared: BTreeSet<&str> = k
-                .values()
-                .flat_map(|s| s.shared.iter().map(|c| c.name.as_str()))
-                .collect();
-            let new_shared: BTreeSet<&str> = n
-                .want
-                .values()
-                .flat_map(|s| s.shared.iter().map(|c| c.name.as_str()))
-                .collect();
-            let gc = !old.is_subset(&now) || !old_shared.is_subset(&new_shared);
-            (old.union(&now).copied().collect(), gc)
+        for it in items {
+            for table in it.want.tables() {
+                let shared = it
+                    .want
+                    .shared
+                    .keys()
+                    .filter(|(t, _)| *t == table)
+                    .map(|(_, c)| c.clone())
+                    .collect();
+                ix.tables
+                    .entry(table.family().to_owned())
+                    .or_default()
+                    .insert(it.tap.to_owned(), shared);
+            }
         }
-        None => (Table::ALL.into_iter().collect(), true),
+        ix.tables.retain(|_, taps| !taps.is_empty());
+        ix
     }
 }
 
-fn plan(nics: &[NicRules]) -> anyhow::Result<String> {
-    let mut items = Vec::new();
-    let mut need_list = nics.len() > 1;
-    for n in nics {
-        let want = want_of(n.tap, n.want, n.arp_new)?;
-        let (touch, gc) = touch_of(n, &want);
-        need_list |= gc;
-        items.push(Item {
-            tap: n.tap,
-            want,
-            touch,
-        });
+fn load_index(path: &Path) -> Option<Index> {
+    // Our own file in a root-owned directory, still read with care: a regular file of
+    // sane size, anything else (or unparsable) means "unknown" and the ruleset is read.
+    let md = std::fs::symlink_metadata(path).ok()?;
+    if !md.is_file() || md.len() > 4 << 20 {
+        return None;
     }
-    let listing = if need_list { Some(list()?) } else { None };
-    if let Some(l) = &listing {
-        // Tables that do not exist hold nothing to remove.
-        for it in &mut items {
-            let wanted = it.want.tables();
-            it.touch.retain(|t| l.contains_key(t) || wanted.contains(t));
+    toml::from_str(&std::fs::read_to_string(path).ok()?).ok()
+}
+
+fn save_index(path: &Path, ix: &Index) -> anyhow::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let tmp = dir.join(format!(".nftables-index.tmp{}", std::process::id()));
+    let text = toml::to_string(ix).context("serialising the nftables index")?;
+    let res = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, path));
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res.with_context(|| format!("cannot write {}", path.display()))
+}
+
+type Parts<'a> = (
+    BTreeMap<&'a String, &'a Vec<String>>,
+    BTreeMap<&'a String, &'a Vec<String>>,
+    BTreeSet<(&'static str, &'a String)>,
+);
+
+fn pick(
+    m: &BTreeMap<(Table, String), Vec<String>>,
+    table: Table,
+) -> BTreeMap<&String, &Vec<String>> {
+    m.iter()
+        .filter(|((t, _), _)| *t == table)
+        .map(|((_, c), r)| (c, r))
+        .collect()
+}
+
+fn parts(w: &Want, table: Table) -> Parts<'_> {
+    let els = w
+        .elements
+        .iter()
+        .filter(|(t, _, _)| *t == table)
+        .map(|(_, m, c)| (*m, c))
+        .collect();
+    (pick(&w.chains, table), pick(&w.shared, table), els)
+}
+
+fn skeleton(out: &mut Vec<String>, table: Table, flush: bool) {
+    let fam = table.family();
+    for (base, rules) in table.skeleton() {
+        out.push(format!(
+            "add chain {fam} {TABLE} {base} {{ type filter hook {base} priority filter; policy accept; }}"
+        ));
+        for (_, map) in *rules {
+            out.push(format!("add map {fam} {TABLE} {map} {{ type ifname : verdict; }}"));
         }
     }
-    Ok(transaction(&items, listing.as_ref()))
+    for (base, rules) in table.skeleton() {
+        if flush {
+            out.push(format!("flush chain {fam} {TABLE} {base}"));
+        }
+        for (m, map) in *rules {
+            out.push(format!("add rule {fam} {TABLE} {base} {m} vmap @{map}"));
+        }
+    }
+}
+
+/// The transaction for one NIC going from `old` (its recorded rules) to `want`, given the
+/// index; `None` when the index contradicts the record (then the ruleset is read). Only
+/// what changes is written: nothing is flushed or deleted that does not have to be, since
+/// every deletion makes the kernel wait for a grace period.
+fn fast(tap: &str, want: &Want, old: &Want, index: &Index) -> Option<(String, Index)> {
+    let mut out = Vec::new();
+    let mut after = index.clone();
+    let tables: BTreeSet<Table> = want.tables().union(&old.tables()).copied().collect();
+    for table in tables {
+        let fam = table.family();
+        let entry = index.tables.get(fam);
+        let others: Vec<&BTreeSet<String>> = entry
+            .into_iter()
+            .flatten()
+            .filter(|(t, _)| t.as_str() != tap)
+            .map(|(_, s)| s)
+            .collect();
+        let used_by_others = |c: &str| others.iter().any(|s| s.contains(c));
+        let (wc, ws, we) = parts(want, table);
+        let (oc, os, oe) = parts(old, table);
+        if we.is_empty() {
+            if let Some(t) = after.tables.get_mut(fam) {
+                t.remove(tap);
+                if t.is_empty() {
+                    after.tables.remove(fam);
+                }
+            }
+            if others.is_empty() {
+                entry?;
+                out.push(format!("delete table {fam} {TABLE}"));
+                continue;
+            }
+        } else {
+            after
+                .tables
+                .entry(fam.to_owned())
+                .or_default()
+                .insert(tap.to_owned(), ws.keys().map(|c| (*c).clone()).collect());
+            if entry.is_none() {
+                out.push(format!("create table {fam} {TABLE}"));
+                skeleton(&mut out, table, false);
+            }
+        }
+        let new_shared = |c: &str| !os.contains_key(&c.to_owned()) && !used_by_others(c);
+        for c in wc.keys().filter(|c| !oc.contains_key(*c)) {
+            out.push(format!("create chain {fam} {TABLE} {c}"));
+        }
+        for c in ws.keys().filter(|c| new_shared(c)) {
+            out.push(format!("create chain {fam} {TABLE} {c}"));
+        }
+        for (c, rules) in &wc {
+            match oc.get(c) {
+                Some(o) if o == rules => continue,
+                Some(_) => out.push(format!("flush chain {fam} {TABLE} {c}")),
+                None => {}
+            }
+            for r in *rules {
+                out.push(format!("add rule {fam} {TABLE} {c} {r}"));
+            }
+        }
+        for (c, rules) in ws.iter().filter(|(c, _)| new_shared(c)) {
+            for r in *rules {
+                out.push(format!("add rule {fam} {TABLE} {c} {r}"));
+            }
+        }
+        for (map, c) in we.difference(&oe) {
+            out.push(format!(
+                "add element {fam} {TABLE} {map} {{ \"{tap}\" : jump {c} }}"
+            ));
+        }
+        for (map, _) in oe.difference(&we) {
+            out.push(format!("delete element {fam} {TABLE} {map} {{ \"{tap}\" }}"));
+        }
+        for c in oc.keys().filter(|c| !wc.contains_key(*c)) {
+            out.push(format!("delete chain {fam} {TABLE} {c}"));
+        }
+        for c in os.keys().filter(|c| !ws.contains_key(*c) && !used_by_others(c)) {
+            out.push(format!("delete chain {fam} {TABLE} {c}"));
+        }
+    }
+    let mut s = out.join("\n");
+    if !s.is_empty() {
+        s.push('\n');
+    }
+    Some((s, after))
+}
+
+fn wants<'a>(nics: &[NicRules<'a>]) -> anyhow::Result<Vec<Item<'a>>> {
+    nics.iter()
+        .map(|n| {
+            Ok(Item {
+                tap: n.tap,
+                want: want_of(n.tap, n.want, n.arp_new)?,
+                touch: Table::ALL.into_iter().collect(),
+            })
+        })
+        .collect()
+}
+
+/// The fast transaction for a single NIC with a trustworthy record, if there is one.
+fn try_fast(index_path: &Path, nics: &[NicRules], items: &[Item]) -> anyhow::Result<Option<(String, Index, Index)>> {
+    let ([n], [it]) = (nics, items) else {
+        return Ok(None);
+    };
+    let (Some(k), Some(ix)) = (n.known, load_index(index_path)) else {
+        return Ok(None);
+    };
+    let old = want_of(n.tap, k, n.arp_old)?;
+    Ok(fast(n.tap, &it.want, &old, &ix).map(|(tx, after)| (tx, ix, after)))
+}
+
+/// The transaction computed from the ruleset as it is, and the index before and after.
+fn listed(mut items: Vec<Item>) -> anyhow::Result<(String, Index, Index)> {
+    let l = list()?;
+    // Tables that do not exist hold nothing to remove.
+    for it in &mut items {
+        let wanted = it.want.tables();
+        it.touch.retain(|t| l.contains_key(t) || wanted.contains(t));
+    }
+    let before = Index::from_listing(&l, &[]);
+    let after = Index::from_listing(&l, &items);
+    Ok((transaction(&items, Some(&l)), before, after))
+}
+
+fn commit(index_path: &Path, tx: &str, before: &Index, after: &Index) -> anyhow::Result<()> {
+    let grown = before.union(after);
+    if &grown != before || load_index(index_path).is_none() {
+        save_index(index_path, &grown)?;
+    }
+    run(tx)?;
+    if &grown != after {
+        save_index(index_path, after)?;
+    }
+    Ok(())
 }
 
 impl Firewall for Nft {
@@ -644,11 +842,26 @@ impl Firewall for Nft {
     }
 
     fn apply(&self, nics: &[NicRules]) -> anyhow::Result<()> {
-        run(&plan(nics)?).context("nftables rules")
+        let items = wants(nics)?;
+        if let Some((tx, before, after)) = try_fast(&self.index, nics, &items)? {
+            match commit(&self.index, &tx, &before, &after) {
+                Ok(()) => return Ok(()),
+                Err(e) => log::info(&format!(
+                    "nftables differ from the recorded state ({e:#}); reading them"
+                )),
+            }
+        }
+        let (tx, before, after) = listed(items)?;
+        commit(&self.index, &tx, &before, &after).context("nftables rules")
     }
 
     fn print_plan(&self, nic: &NicRules) -> anyhow::Result<()> {
-        let tx = plan(std::slice::from_ref(nic))?;
+        let nics = std::slice::from_ref(nic);
+        let items = wants(nics)?;
+        let tx = match try_fast(&self.index, nics, &items)? {
+            Some((tx, _, _)) => tx,
+            None => listed(items)?.0,
+        };
         if !tx.is_empty() {
             println!("# nft -f -");
             print!("{tx}");
