@@ -84,7 +84,12 @@ pub fn up(
                     known: known.as_ref(),
                     maybe: &maybe,
                 }])
-                .with_context(|| format!("removing {tap}'s {} rules", p.driver.get(&ctx.cfg.state_dir).name()))?;
+                .with_context(|| {
+                    format!(
+                        "removing {tap}'s {} rules",
+                        p.driver.get(&ctx.cfg.state_dir).name()
+                    )
+                })?;
             let mut p = p;
             p.families.clear();
             p.firewall.clear();
@@ -949,7 +954,10 @@ pub fn status(ctx: &Ctx, taps: &[IfName]) -> anyhow::Result<bool> {
     let names: Vec<&str> = list.iter().map(IfName::as_str).collect();
     let mut fw_lines: Vec<Vec<String>> = vec![Vec::new(); list.len()];
     for d in [Driver::Iptables, Driver::Nftables] {
-        for (all, mut more) in fw_lines.iter_mut().zip(d.get(&ctx.cfg.state_dir).status(&names)?) {
+        for (all, mut more) in fw_lines
+            .iter_mut()
+            .zip(d.get(&ctx.cfg.state_dir).status(&names)?)
+        {
             all.append(&mut more);
         }
     }

@@ -1746,3 +1746,156 @@ fn bridged_profile_filters_traffic_towards_the_vm_with(fw: Fw) {
     std::thread::sleep(std::time::Duration::from_millis(200));
     assert_eq!(count("9999"), 1, "without a profile the datagram arrives");
 }
+
+/// Under nftables `up` and `down` of one NIC trust its recorded state and snf-ifup's index
+/// of its tables; when the kernel disagrees (a table deleted behind snf-ifup's back, the
+/// index lost) the transaction fails as a whole and is recomputed from the ruleset.
+#[test]
+fn nftables_record_mismatch_falls_back_to_the_ruleset() {
+    if !can_run_fw(
+        "nftables_record_mismatch_falls_back_to_the_ruleset",
+        Fw::Nftables,
+    ) {
+        return;
+    }
+    let mut lab = Lab::with(Fw::Nftables);
+    lab.bridge("br0", 1500);
+    lab.guest("tap1", MAC1);
+    lab.guest("tap2", "aa:00:00:00:00:02");
+    let fw0 = lab.fw_dump();
+    let e1 = nic(
+        "tap1",
+        MAC1,
+        "198.51.100.11",
+        "bridged",
+        "br0",
+        "private-filtered",
+        "",
+    );
+    // --dry-run prints the transaction and changes nothing.
+    let out = lab.ifup_ok(&refs(&e1), &["--dry-run", "ganeti", "up"]);
+    assert!(
+        out.contains("# nft -f -\n")
+            && out.contains("add element bridge snf_ifup fwd_iif { \"tap1\" : jump from-tap1 }\n"),
+        "{out}"
+    );
+    assert_eq!(lab.fw_dump(), fw0);
+    lab.ifup_ok(&refs(&e1), &["ganeti", "up"]);
+    assert_eq!(
+        lab.nft_chain("bridge", "from-tap1"),
+        ["ether saddr != aa:00:00:00:00:01 drop"]
+    );
+    // The table goes behind snf-ifup's back; a changed `up` rebuilds it.
+    lab.exec(&["nft", "delete", "table", "bridge", "snf_ifup"]);
+    let mut e1b = e1.clone();
+    set(&mut e1b, "NETWORK_TAGS", "private-filtered spoof-protected");
+    lab.ifup_ok(&refs(&e1b), &["ganeti", "up"]);
+    assert_eq!(lab.nft_chain("bridge", "from-tap1").len(), 15);
+    assert_eq!(
+        lab.nft_chain("bridge", "to-tap1"),
+        ["ether saddr & ff:ff:f0:00:00:00 != aa:00:00:00:00:00 drop"]
+    );
+    // Without the index `down` reads the ruleset, and leaves tap2's rules alone.
+    let e2 = nic(
+        "tap2",
+        "aa:00:00:00:00:02",
+        "198.51.100.12",
+        "bridged",
+        "br0",
+        "private-filtered",
+        "",
+    );
+    lab.ifup_ok(&refs(&e2), &["ganeti", "up"]);
+    std::fs::remove_file(lab.state_dir().join(".nftables-index")).unwrap();
+    lab.ifup_ok(&[], &["down", "tap1"]);
+    assert!(!lab.nft_ours().contains("tap1"));
+    assert_eq!(
+        lab.nft_chain("bridge", "from-tap2"),
+        ["ether saddr != aa:00:00:00:00:02 drop"]
+    );
+    lab.ifup_ok(&[], &["down", "tap2"]);
+    assert_eq!(lab.fw_dump(), fw0);
+}
+
+/// A NIC keeps the driver that applied its rules: after `firewall` changed, `down` removes
+/// them with that driver, and `up` moves them to the new one.
+#[test]
+fn changing_the_firewall_driver_moves_a_nics_rules() {
+    if !can_run_fw(
+        "changing_the_firewall_driver_moves_a_nics_rules",
+        Fw::Nftables,
+    ) {
+        return;
+    }
+    let mut lab = Lab::new();
+    lab.bridge("br0", 1500);
+    lab.guest("tap1", MAC1);
+    let conf = lab.dir.path().join("snf-network.toml");
+    let fw0 = lab.fw_dump();
+    let e1 = nic(
+        "tap1",
+        MAC1,
+        "198.51.100.11",
+        "bridged",
+        "br0",
+        "private-filtered spoof-protected",
+        "",
+    );
+    lab.ifup_ok(&refs(&e1), &["ganeti", "up"]);
+    assert_eq!(ebt_chain(&lab, "SNF-TO-tap1").len(), 1);
+    std::fs::write(&conf, "syslog = false\nfirewall = \"nftables\"\n").unwrap();
+    lab.ifup_ok(&refs(&e1), &["ganeti", "up"]);
+    assert!(!lab.exec(&["ebtables-save"]).contains("tap1"));
+    assert_eq!(lab.nft_chain("bridge", "from-tap1").len(), 15);
+    // Back to iptables: `down` still uses nftables for this NIC.
+    std::fs::write(&conf, "syslog = false\n").unwrap();
+    lab.ifup_ok(&[], &["down", "tap1"]);
+    assert_eq!(lab.nft_ours(), "");
+    // (ebtables-nft keeps the base chains it created; the ebtables dump is what counts.)
+    assert_eq!(lab.fw_dump(), fw0);
+}
+
+/// `auto` takes nftables only where the kernel has everything the rules may need (bridge
+/// conntrack for bridged profiles), and iptables where `nft` is missing.
+#[test]
+fn auto_driver_follows_what_the_node_supports() {
+    if !can_run_fw("auto_driver_follows_what_the_node_supports", Fw::Nftables) {
+        return;
+    }
+    let mut lab = Lab::new();
+    lab.bridge("br0", 1500);
+    lab.guest("tap1", MAC1);
+    std::fs::write(
+        lab.dir.path().join("snf-network.toml"),
+        "syslog = false\nfirewall = \"auto\"\n",
+    )
+    .unwrap();
+    let e1 = nic(
+        "tap1",
+        MAC1,
+        "198.51.100.11",
+        "bridged",
+        "br0",
+        "private-filtered",
+        "",
+    );
+    lab.ifup_ok(&refs(&e1), &["ganeti", "up"]);
+    let st = lab.ifup_ok(&[], &["status"]);
+    if lab.bridge_conntrack() {
+        assert!(st.starts_with("firewall: nftables"), "{st}");
+        assert!(lab.nft_ours().contains("from-tap1"));
+    } else {
+        assert!(st.starts_with("firewall: iptables\n"), "{st}");
+        assert_eq!(ebt_chain(&lab, "SNF-FROM-tap1").len(), 1);
+        assert_eq!(lab.nft_ours(), "");
+    }
+    lab.ifup_ok(&[], &["down", "tap1"]);
+    // Without nft in PATH: iptables.
+    let path = lab.path_without("nft");
+    let o = lab.ifup(&[("PATH", &path)], &["status"]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).starts_with("firewall: iptables\n"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}

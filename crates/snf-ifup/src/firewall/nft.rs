@@ -586,7 +586,9 @@ impl Index {
         for (t, taps) in &other.tables {
             let e = u.tables.entry(t.clone()).or_default();
             for (tap, shared) in taps {
-                e.entry(tap.clone()).or_default().extend(shared.iter().cloned());
+                e.entry(tap.clone())
+                    .or_default()
+                    .extend(shared.iter().cloned());
             }
         }
         u
@@ -687,7 +689,9 @@ fn skeleton(out: &mut Vec<String>, table: Table, flush: bool) {
             "add chain {fam} {TABLE} {base} {{ type filter hook {base} priority filter; policy accept; }}"
         ));
         for (_, map) in *rules {
-            out.push(format!("add map {fam} {TABLE} {map} {{ type ifname : verdict; }}"));
+            out.push(format!(
+                "add map {fam} {TABLE} {map} {{ type ifname : verdict; }}"
+            ));
         }
     }
     for (base, rules) in table.skeleton() {
@@ -771,12 +775,17 @@ fn fast(tap: &str, want: &Want, old: &Want, index: &Index) -> Option<(String, In
             ));
         }
         for (map, _) in oe.difference(&we) {
-            out.push(format!("delete element {fam} {TABLE} {map} {{ \"{tap}\" }}"));
+            out.push(format!(
+                "delete element {fam} {TABLE} {map} {{ \"{tap}\" }}"
+            ));
         }
         for c in oc.keys().filter(|c| !wc.contains_key(*c)) {
             out.push(format!("delete chain {fam} {TABLE} {c}"));
         }
-        for c in os.keys().filter(|c| !ws.contains_key(*c) && !used_by_others(c)) {
+        for c in os
+            .keys()
+            .filter(|c| !ws.contains_key(*c) && !used_by_others(c))
+        {
             out.push(format!("delete chain {fam} {TABLE} {c}"));
         }
     }
@@ -800,7 +809,11 @@ fn wants<'a>(nics: &[NicRules<'a>]) -> anyhow::Result<Vec<Item<'a>>> {
 }
 
 /// The fast transaction for a single NIC with a trustworthy record, if there is one.
-fn try_fast(index_path: &Path, nics: &[NicRules], items: &[Item]) -> anyhow::Result<Option<(String, Index, Index)>> {
+fn try_fast(
+    index_path: &Path,
+    nics: &[NicRules],
+    items: &[Item],
+) -> anyhow::Result<Option<(String, Index, Index)>> {
     let ([n], [it]) = (nics, items) else {
         return Ok(None);
     };
