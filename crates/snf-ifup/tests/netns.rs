@@ -1787,7 +1787,7 @@ fn nftables_record_mismatch_falls_back_to_the_ruleset() {
     );
     // The table goes behind snf-ifup's back; a changed `up` rebuilds it.
     lab.exec(&["nft", "delete", "table", "bridge", "snf_ifup"]);
-    let mut e1b = e1.clone();
+    let mut e1b = e1;
     set(&mut e1b, "NETWORK_TAGS", "private-filtered spoof-protected");
     lab.ifup_ok(&refs(&e1b), &["ganeti", "up"]);
     assert_eq!(lab.nft_chain("bridge", "from-tap1").len(), 15);

@@ -4,11 +4,13 @@
 //!
 //! Each table has fixed base chains whose only rules dispatch through verdict maps keyed
 //! by interface name (`iifname vmap @fwd_iif`): a NIC is one element per hook and
-//! direction plus its own chains, so adding or removing it never needs a rule handle and
-//! never reads the ruleset. Removal is written as "add, then delete" (the element and the
-//! chain), which is a no-op when they exist and not an error when they do not. Only
-//! garbage collection (a profile chain or a whole table nobody uses any more) reads the
-//! ruleset first, as `down` and `reapply` do.
+//! direction plus its own chains, so adding or removing it never needs a rule handle.
+//! `up` and `down` of one NIC write only what changes, from its recorded state and an
+//! index of the tables ([`Index`]), without reading the ruleset; `reapply`, and any NIC
+//! whose record is missing or contradicted, is computed from `nft list ruleset`, where
+//! removal is written as "add, then delete" (a no-op for what exists, no error for what
+//! does not). The last NIC of a table takes the table with it, so that `down` leaves the
+//! ruleset as it was before the first `up`.
 //!
 //! Rules are translated from the model's iptables syntax token by token; an unknown token
 //! is an error, never a silently dropped match.
@@ -393,11 +395,12 @@ fn translate_arp(tap: &str, rule: &str) -> anyhow::Result<String> {
     }
 }
 
-/// Our tables as they are: table → chain → the chains its rules jump to.
+/// Our tables as they are: table → chain → the chains its rules jump to (empty when
+/// listed without rules).
 type Listing = BTreeMap<Table, BTreeMap<String, BTreeSet<String>>>;
 
 fn list() -> anyhow::Result<Listing> {
-    let text = exec::output("nft", &["list", "ruleset"])?;
+    let text = exec::output("nft", &["list", "chains"])?;
     Ok(parse_listing(&text))
 }
 
@@ -487,7 +490,11 @@ fn transaction(items: &[Item], listing: Option<&Listing>) -> String {
                 }
             }
         }
-        // What stays of others (from the listing): per-NIC chains and what they jump to.
+        // What exists (from the listing; without one, anything may): chains of this
+        // transaction's TAPs that are absent need no removal, present ones are refilled.
+        let exists = |c: &String| listing.is_none_or(|l| l.get(&table).is_some_and(|m| m.contains_key(c)));
+        // The listing has chain names only (reading every rule costs more than the whole
+        // transaction): other TAPs' chains are assumed to use every profile chain there.
         let mut gc_shared: Vec<&String> = Vec::new();
         if let Some(l) = listing {
             let now = l.get(&table);
@@ -503,7 +510,8 @@ fn transaction(items: &[Item], listing: Option<&Listing>) -> String {
                 continue;
             }
             for (c, _) in now.into_iter().flatten().filter(|(c, _)| is_shared(c)) {
-                let used = shared.contains_key(c) || others.iter().any(|(_, j)| j.contains(c));
+                let used = shared.contains_key(c)
+                    || others.iter().any(|(_, j)| j.is_empty() || j.contains(c));
                 if !used {
                     gc_shared.push(c);
                 }
@@ -511,7 +519,12 @@ fn transaction(items: &[Item], listing: Option<&Listing>) -> String {
         }
         out.push(format!("add table {fam} {TABLE}"));
         skeleton(&mut out, table, true);
-        for c in ours.iter().chain(shared.keys().copied()) {
+        let is_wanted = |c: &String| wanted.iter().any(|(w, _)| *w == c);
+        for c in ours
+            .iter()
+            .filter(|c| exists(c) || is_wanted(c))
+            .chain(shared.keys().copied())
+        {
             out.push(format!("add chain {fam} {TABLE} {c}"));
         }
         for i in &touched {
@@ -520,8 +533,12 @@ fn transaction(items: &[Item], listing: Option<&Listing>) -> String {
                     "element {fam} {TABLE} {map} {{ \"{}\" : jump {chain} }}",
                     i.tap
                 );
+                let want_it = i.want.elements.contains(&(table, map, chain.clone()));
+                if !want_it && !exists(&chain) {
+                    continue;
+                }
                 out.push(format!("add {el}"));
-                if !i.want.elements.contains(&(table, map, chain)) {
+                if !want_it {
                     out.push(format!(
                         "delete element {fam} {TABLE} {map} {{ \"{}\" }}",
                         i.tap
@@ -534,13 +551,15 @@ fn transaction(items: &[Item], listing: Option<&Listing>) -> String {
             .copied()
             .chain(shared.iter().map(|(c, r)| (*c, *r)))
         {
-            out.push(format!("flush chain {fam} {TABLE} {c}"));
+            if exists(c) {
+                out.push(format!("flush chain {fam} {TABLE} {c}"));
+            }
             for r in rules {
                 out.push(format!("add rule {fam} {TABLE} {c} {r}"));
             }
         }
         for c in &ours {
-            if !wanted.iter().any(|(w, _)| *w == c) {
+            if !is_wanted(c) && exists(c) {
                 out.push(format!("delete chain {fam} {TABLE} {c}"));
             }
         }
@@ -609,9 +628,16 @@ impl Index {
                 if items.iter().any(|i| i.tap == tap) {
                     continue;
                 }
-                e.entry(tap.to_owned())
-                    .or_default()
-                    .extend(jumps.iter().filter(|j| is_shared(j)).cloned());
+                // A listing of chain names only says nothing about jumps: assume every
+                // profile chain of the table is used (an index may hold too much, never
+                // too little).
+                let all_shared = chains.keys().filter(|c| is_shared(c));
+                let e = e.entry(tap.to_owned()).or_default();
+                if jumps.is_empty() {
+                    e.extend(all_shared.cloned());
+                } else {
+                    e.extend(jumps.iter().filter(|j| is_shared(j)).cloned());
+                }
             }
         }
         for it in items {
