@@ -26,6 +26,29 @@ pub struct Ctx {
     pub dry_run: bool,
 }
 
+/// Removes a NIC's rules with the driver that applied them, when the configured one is
+/// another; returns its state without them (saved, so that a crash leaves no stale record).
+fn switch_driver(ctx: &Ctx, tap: &IfName, mut p: State) -> anyhow::Result<State> {
+    let old = p.driver.get(&ctx.cfg.state_dir);
+    let known = p.complete.then(|| p.fw_map());
+    old.apply(&[NicRules {
+        tap: tap.as_str(),
+        want: &FwMap::new(),
+        arp_old: &p.undo.arp,
+        arp_new: &[],
+        known: known.as_ref(),
+        recorded: None,
+        maybe: &p.families,
+    }])
+    .with_context(|| format!("removing {tap}'s {} rules", old.name()))?;
+    p.families.clear();
+    p.firewall.clear();
+    p.undo.arp.clear();
+    p.driver = driver(ctx);
+    state::save(&ctx.cfg.state_dir, &p)?;
+    Ok(p)
+}
+
 /// The firewall driver of this run (`auto` probes once).
 fn driver(ctx: &Ctx) -> Driver {
     static DRIVER: std::sync::OnceLock<Driver> = std::sync::OnceLock::new();
@@ -71,32 +94,7 @@ pub fn up(
     // Rules of another driver (the configuration changed) go first, with that driver.
     let drv = driver(ctx);
     let prev = match prev {
-        Some(p) if p.driver != drv => {
-            let maybe = p.families.clone();
-            let known = p.complete.then(|| p.fw_map());
-            p.driver
-                .get(&ctx.cfg.state_dir)
-                .apply(&[NicRules {
-                    tap: tap.as_str(),
-                    want: &FwMap::new(),
-                    arp_old: &p.undo.arp,
-                    arp_new: &[],
-                    known: known.as_ref(),
-                    maybe: &maybe,
-                }])
-                .with_context(|| {
-                    format!(
-                        "removing {tap}'s {} rules",
-                        p.driver.get(&ctx.cfg.state_dir).name()
-                    )
-                })?;
-            let mut p = p;
-            p.families.clear();
-            p.firewall.clear();
-            p.undo.arp.clear();
-            p.driver = drv;
-            Some(p)
-        }
+        Some(p) if p.driver != drv => Some(switch_driver(ctx, tap, p)?),
         p => p,
     };
     // Record first, so that a `down` after a crash half-way knows everything to look for.
@@ -304,15 +302,25 @@ fn execute(ctx: &Ctx, works: &[Work]) -> anyhow::Result<()> {
         .iter()
         .map(|w| w.prev.map_or(Family::ALL.to_vec(), |p| p.families.clone()))
         .collect();
+    let drv = driver(ctx);
+    let recorded: Vec<Option<FwMap>> = works
+        .iter()
+        .map(|w| {
+            w.prev
+                .filter(|p| p.complete && p.driver == drv)
+                .map(State::fw_map)
+        })
+        .collect();
     let rules: Vec<NicRules> = works
         .iter()
-        .zip(&maybes)
-        .map(|(w, maybe)| NicRules {
+        .zip(maybes.iter().zip(&recorded))
+        .map(|(w, (maybe, recorded))| NicRules {
             tap: w.tap.as_str(),
             want: &w.plan.firewall,
             arp_old: w.prev.map_or(&[][..], |p| &p.undo.arp),
             arp_new: &w.plan.arp,
             known: w.known.as_ref(),
+            recorded: recorded.as_ref(),
             maybe,
         })
         .collect();
@@ -606,6 +614,7 @@ fn teardown(ctx: &Ctx, tap: &IfName, st: Option<&State>) -> anyhow::Result<()> {
         arp_old: st.map_or(&[][..], |s| &s.undo.arp),
         arp_new: &[],
         known: known.as_ref(),
+        recorded: None,
         maybe: &maybe,
     }]);
     // One driver call removes every table's rules: on failure all of it is retried (each
@@ -746,6 +755,22 @@ pub fn reapply(ctx: &Ctx, taps: &[IfName]) -> anyhow::Result<()> {
             )?;
         }
     } else if !ready.is_empty() {
+        let drv = driver(ctx);
+        let mut switched = Vec::new();
+        for (tap, st, plan) in ready.drain(..) {
+            if st.driver == drv {
+                switched.push((tap, st, plan));
+                continue;
+            }
+            match switch_driver(ctx, &tap, st) {
+                Ok(st) => switched.push((tap, st, plan)),
+                Err(e) => {
+                    log::error(&format!("reapply {tap}: {e:#}"));
+                    failed.push(tap.to_string());
+                }
+            }
+        }
+        ready = switched;
         let works: Vec<Work> = ready
             .iter()
             .map(|(tap, st, plan)| Work {
@@ -867,6 +892,7 @@ fn print_plan(
         arp_old: prev.map_or(&[][..], |p| &p.undo.arp),
         arp_new: &plan.arp,
         known: None,
+        recorded: None,
         maybe: &maybe,
     })?;
     match &plan.binding {
@@ -898,6 +924,7 @@ fn print_teardown(ctx: &Ctx, tap: &IfName, st: Option<&State>) -> anyhow::Result
         arp_old: st.map_or(&[][..], |s| &s.undo.arp),
         arp_new: &[],
         known: None,
+        recorded: None,
         maybe: &families,
     })?;
     let (v4, v6) = teardown_lines(t, st, &mut RoutingCache::default())?;

@@ -1853,6 +1853,16 @@ fn changing_the_firewall_driver_moves_a_nics_rules() {
     assert_eq!(lab.nft_ours(), "");
     // (ebtables-nft keeps the base chains it created; the ebtables dump is what counts.)
     assert_eq!(lab.fw_dump(), fw0);
+    // `reapply` moves them too.
+    lab.ifup_ok(&refs(&e1), &["ganeti", "up"]);
+    assert_eq!(ebt_chain(&lab, "SNF-TO-tap1").len(), 1);
+    std::fs::write(&conf, "syslog = false\nfirewall = \"nftables\"\n").unwrap();
+    lab.ifup_ok(&[], &["reapply", "--all"]);
+    assert!(!lab.exec(&["ebtables-save"]).contains("tap1"));
+    assert_eq!(lab.nft_chain("bridge", "from-tap1").len(), 15);
+    lab.ifup_ok(&[], &["down", "tap1"]);
+    assert_eq!(lab.nft_ours(), "");
+    assert_eq!(lab.fw_dump(), fw0);
 }
 
 /// `auto` takes nftables only where the kernel has everything the rules may need (bridge

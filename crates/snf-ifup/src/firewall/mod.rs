@@ -20,6 +20,9 @@ pub struct NicRules<'a> {
     pub arp_new: &'a [String],
     /// What the tables hold of this TAP, when the recorded state says so for sure.
     pub known: Option<&'a FwMap>,
+    /// What this driver last applied for it (the state file), even when the tables must
+    /// be read to know what still exists.
+    pub recorded: Option<&'a FwMap>,
     /// Families to look at when `known` is unset.
     pub maybe: &'a [Family],
 }

@@ -453,6 +453,8 @@ fn parse_listing(text: &str) -> Listing {
 struct Item<'a> {
     tap: &'a str,
     want: Want,
+    /// What this driver last applied for it, per its state file.
+    recorded: Option<Want>,
     /// Tables that may hold something of this TAP.
     touch: BTreeSet<Table>,
 }
@@ -492,7 +494,8 @@ fn transaction(items: &[Item], listing: Option<&Listing>) -> String {
         }
         // What exists (from the listing; without one, anything may): chains of this
         // transaction's TAPs that are absent need no removal, present ones are refilled.
-        let exists = |c: &String| listing.is_none_or(|l| l.get(&table).is_some_and(|m| m.contains_key(c)));
+        let exists =
+            |c: &String| listing.is_none_or(|l| l.get(&table).is_some_and(|m| m.contains_key(c)));
         // The listing has chain names only (reading every rule costs more than the whole
         // transaction): other TAPs' chains are assumed to use every profile chain there.
         let mut gc_shared: Vec<&String> = Vec::new();
@@ -520,6 +523,18 @@ fn transaction(items: &[Item], listing: Option<&Listing>) -> String {
         out.push(format!("add table {fam} {TABLE}"));
         skeleton(&mut out, table, true);
         let is_wanted = |c: &String| wanted.iter().any(|(w, _)| *w == c);
+        // A chain that exists and was last filled with what is wanted now is left as it
+        // is (a refill is a deletion, and every deletion waits for a grace period).
+        let mut unchanged: BTreeSet<&String> = BTreeSet::new();
+        for i in &touched {
+            let Some(r) = &i.recorded else { continue };
+            for (key, rules) in i.want.chains.iter().chain(&i.want.shared) {
+                let before = r.chains.get(key).or_else(|| r.shared.get(key));
+                if key.0 == table && exists(&key.1) && before == Some(rules) {
+                    unchanged.insert(&key.1);
+                }
+            }
+        }
         for c in ours
             .iter()
             .filter(|c| exists(c) || is_wanted(c))
@@ -551,6 +566,9 @@ fn transaction(items: &[Item], listing: Option<&Listing>) -> String {
             .copied()
             .chain(shared.iter().map(|(c, r)| (*c, *r)))
         {
+            if unchanged.contains(c) {
+                continue;
+            }
             if exists(c) {
                 out.push(format!("flush chain {fam} {TABLE} {c}"));
             }
@@ -828,6 +846,10 @@ fn wants<'a>(nics: &[NicRules<'a>]) -> anyhow::Result<Vec<Item<'a>>> {
             Ok(Item {
                 tap: n.tap,
                 want: want_of(n.tap, n.want, n.arp_new)?,
+                recorded: n
+                    .recorded
+                    .map(|r| want_of(n.tap, r, n.arp_old))
+                    .transpose()?,
                 touch: Table::ALL.into_iter().collect(),
             })
         })
@@ -1046,6 +1068,7 @@ mod tests {
             &[Item {
                 tap: "tap1",
                 want,
+                recorded: None,
                 touch: BTreeSet::new(),
             }],
             None,
@@ -1066,6 +1089,7 @@ mod tests {
             &[Item {
                 tap: "tap1",
                 want: Want::default(),
+                recorded: None,
                 touch: [Table::Bridge].into_iter().collect(),
             }],
             Some(&l),
