@@ -5,8 +5,9 @@
 
 use std::fmt;
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use ipnet::{Ipv4Net, Ipv6Net};
@@ -16,6 +17,12 @@ use crate::mac::MacAddr;
 
 /// Default directory of binding files (`NFDHCPD_STATE_DIR`).
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/nfdhcpd";
+
+/// A binding is a few hundred bytes; a larger file is not one, and is refused unread.
+pub const MAX_FILE_BYTES: u64 = 64 * 1024;
+
+/// Mode of binding files, whatever the writer's umask: nfdhcpd may run as another user.
+const FILE_MODE: u32 = 0o644;
 
 /// One NIC's binding: what nfdhcpd may answer on that TAP.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -215,10 +222,10 @@ impl Binding {
         })
     }
 
-    /// Reads and parses `path`; errors name the file and line.
+    /// Reads and parses `path` (see [`read_text`]); errors name the file and line.
     pub fn load(path: &Path) -> Result<Binding, BindingError> {
-        let text = fs::read_to_string(path)
-            .map_err(|e| BindingError::new(0, e.to_string()).in_file(path))?;
+        let text =
+            read_text(path).map_err(|e| BindingError::new(0, e.to_string()).in_file(path))?;
         Binding::parse(&text).map_err(|e| e.in_file(path))
     }
 
@@ -233,9 +240,26 @@ impl Binding {
         // A dot-name: nfdhcpd ignores dot-files, so the temporary is never loaded.
         let tmp = dir.join(format!(".{}.tmp{}", tap.as_str(), std::process::id()));
         let result = (|| {
-            let mut f = fs::File::create(&tmp)?;
+            // A leftover of an earlier run with the same pid would make O_EXCL fail forever;
+            // removing it never follows a link.
+            match fs::remove_file(&tmp) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+            // O_EXCL: a link planted under the temporary name is never followed.
+            let mut f = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(FILE_MODE)
+                .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+                .open(&tmp)?;
+            // The mode given to open is masked by the umask; fchmod is not.
+            f.set_permissions(fs::Permissions::from_mode(FILE_MODE))?;
             f.write_all(self.render().as_bytes())?;
             f.sync_all()?;
+            // Closed before the rename: a close after it would reach nfdhcpd as a second
+            // write (IN_CLOSE_WRITE after IN_MOVED_TO) and load the binding twice.
+            drop(f);
             fs::rename(&tmp, &target)
         })();
         if result.is_err() {
@@ -243,6 +267,52 @@ impl Binding {
         }
         result.map(|()| target)
     }
+}
+
+/// Reads a binding file's text without ever blocking or following a link: opened with
+/// `O_NONBLOCK|O_NOFOLLOW` (a FIFO opens at once and is then refused), only a regular
+/// file of at most [`MAX_FILE_BYTES`] is read. Absence keeps its `NotFound` kind.
+pub fn read_text(path: &Path) -> std::io::Result<String> {
+    use nix::fcntl::OFlag;
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((OFlag::O_NONBLOCK | OFlag::O_NOFOLLOW).bits())
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(nix::errno::Errno::ELOOP as i32) {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "a symbolic link: refused, bindings must be regular files",
+                )
+            } else {
+                e
+            }
+        })?;
+    let meta = f.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "not a regular file: refused",
+        ));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(too_large());
+    }
+    let mut buf = Vec::with_capacity(meta.len() as usize);
+    // The limit again while reading: the file may grow after the fstat.
+    f.take(MAX_FILE_BYTES + 1).read_to_end(&mut buf)?;
+    if buf.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_large());
+    }
+    String::from_utf8(buf)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
+}
+
+fn too_large() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!("larger than {} KiB: refused", MAX_FILE_BYTES / 1024),
+    )
 }
 
 /// Whether a file name in the state directory is a binding (temporaries and hidden files

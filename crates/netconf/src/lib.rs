@@ -5,6 +5,7 @@ pub mod binding;
 pub mod config;
 pub mod error;
 pub mod eui64;
+pub mod hookenv;
 pub mod hooks;
 pub mod ifname;
 pub mod mac;
@@ -16,6 +17,7 @@ pub mod pool;
 pub mod timefmt;
 
 pub use error::{ErrorCode, GntError};
+pub use hookenv::{HookEnvError, HookNic, HookVars, InstanceHookEnv};
 pub use ifname::IfName;
 pub use mac::{MacAddr, MacPrefix, UnicastMac};
 pub use name::{GroupName, InstanceName, NameError, NetworkName, NodeName};

@@ -71,6 +71,7 @@ pub fn run(cfg: &Config, opts: &Options) -> anyhow::Result<()> {
         .rescan()
         .with_context(|| format!("reading {}", datapath.display()))?;
     info!("{n} bindings loaded from {}", datapath.display());
+    runtime_dirs(cfg)?;
 
     let queues = cfg.queues()?;
     let mut q = nfq::Queue::open().context("opening the NFQUEUE netlink socket")?;
@@ -99,9 +100,6 @@ pub fn run(cfg: &Config, opts: &Options) -> anyhow::Result<()> {
 
     let pidfile = cfg.general.pidfile.clone();
     if !pidfile.as_os_str().is_empty() {
-        if let Some(d) = pidfile.parent() {
-            let _ = std::fs::create_dir_all(d);
-        }
         std::fs::write(&pidfile, format!("{}\n", std::process::id()))
             .with_context(|| format!("writing {}", pidfile.display()))?;
     }
@@ -114,9 +112,10 @@ pub fn run(cfg: &Config, opts: &Options) -> anyhow::Result<()> {
         info!("NFQUEUE rules installed in chain {}", cfg.rules.chain);
     }
 
+    let bindings = watch::Bindings::new(table);
     let shared = Arc::new(Shared {
         cfg: cfg.clone(),
-        table: Arc::new(RwLock::new(table)),
+        table: bindings.table.clone(),
         stats: Mutex::new(Stats::default()),
         sock: PacketSocket::open().context("opening the AF_PACKET socket")?,
     });
@@ -132,7 +131,7 @@ pub fn run(cfg: &Config, opts: &Options) -> anyhow::Result<()> {
     }
 
     let result = (|| -> anyhow::Result<()> {
-        watch::start(&datapath, shared.table.clone()).context("watching the state directory")?;
+        watch::start(bindings.clone()).context("watching the state directory")?;
         let s = shared.clone();
         std::thread::Builder::new()
             .name("nfqueue".into())
@@ -155,9 +154,9 @@ pub fn run(cfg: &Config, opts: &Options) -> anyhow::Result<()> {
                         error!("{e:#}");
                     }
                     info!("SIGHUP: rescanning {}", datapath.display());
-                    let mut t = shared.table.write().unwrap_or_else(|p| p.into_inner());
-                    if let Err(e) = t.rescan() {
-                        error!("rescan: {e}");
+                    match bindings.rescan() {
+                        Ok(n) => info!("{n} bindings loaded from {}", datapath.display()),
+                        Err(e) => error!("rescan: {e}"),
                     }
                 }
                 Ok(Signal::SIGUSR1) => dump_table(&shared),
@@ -181,16 +180,56 @@ pub fn run(cfg: &Config, opts: &Options) -> anyhow::Result<()> {
     result
 }
 
+/// The directories of the pid and status files, created (0755) when absent, so that a
+/// daemon started by hand on a fresh machine runs without systemd's RuntimeDirectory.
+fn runtime_dirs(cfg: &Config) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for f in [&cfg.general.pidfile, &cfg.general.status_file] {
+        if f.as_os_str().is_empty() {
+            continue;
+        }
+        if let Some(d) = f.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if d.exists() {
+                continue;
+            }
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .create(d)
+                .and_then(|()| {
+                    // Not left to the umask: `nfdhcpd --status` reads it as any user.
+                    std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755))
+                })
+                .with_context(|| format!("creating {}", d.display()))?;
+        }
+    }
+    Ok(())
+}
+
 /// `general.user`: still single-threaded here, so the whole process switches.
 fn become_user(cfg: &Config, spec: &str, logfile: Option<&std::path::Path>) -> anyhow::Result<()> {
     let t = privs::resolve(spec)?;
-    if nix::unistd::Uid::current() == t.uid && !t.uid.is_root() {
-        return Ok(()); // started as that user already (e.g. systemd's User=)
+    if nix::unistd::Uid::current() == t.uid {
+        // Already that user (root by hand, or systemd's User=): nothing to switch.
+        info!("running as user {} (uid {}) already", t.name, t.uid);
+        return Ok(());
+    }
+    if !nix::unistd::Uid::effective().is_root() {
+        // Started unprivileged by a service manager (the packaged unit's DynamicUser=):
+        // already confined to its capabilities, and without the right to switch.
+        warn!(
+            "general.user '{spec}' ignored: already running as uid {} without root",
+            nix::unistd::Uid::current()
+        );
+        return Ok(());
     }
     let g = &cfg.general;
     let mut files = vec![g.pidfile.as_path(), g.status_file.as_path()];
     if let Some(f) = logfile {
         files.push(f);
+    }
+    // Checked before anything is given away.
+    privs::refuse_binding_dirs(&g.datapath, &files)?;
+    if let Some(f) = logfile {
         // Reopened after a rotation by the user, who must be able to append to it.
         nix::unistd::chown(f, Some(t.uid), Some(t.gid))
             .with_context(|| format!("giving {} to user {}", f.display(), t.name))?;

@@ -218,8 +218,10 @@ pub fn handle(req: &Request<'_>, b: &Binding, cfg: &Config, src_mac: MacAddr) ->
     } else {
         (chaddr, ip, CLIENT_PORT)
     };
-    let f = frame::udp4(src_mac, dst_mac, server, dst_ip, SERVER_PORT, dport, &bootp);
-    Outcome::reply(what, f)
+    match frame::udp4(src_mac, dst_mac, server, dst_ip, SERVER_PORT, dport, &bootp) {
+        Some(f) => Outcome::reply(what, f),
+        None => Outcome::drop("reply-too-large"),
+    }
 }
 
 fn add_config_options(opts: &mut DhcpOptions, b: &Binding, cfg: &Config) {

@@ -168,5 +168,8 @@ pub fn handle(req: &Request<'_>, b: &Binding, cfg: &Config, indev_mac: MacAddr) 
         req.sport,
         &buf,
     );
-    Outcome::reply("DHCPv6-INFORMATION-REQUEST", f)
+    match f {
+        Some(f) => Outcome::reply("DHCPv6-INFORMATION-REQUEST", f),
+        None => Outcome::drop("reply-too-large"),
+    }
 }

@@ -1,5 +1,6 @@
 //! Builds the Ethernet frames nfdhcpd writes on a TAP: etherparse fills in lengths and the
-//! IP/UDP/ICMPv6 checksums (the reply bypasses the kernel, so nothing else would).
+//! IP/UDP/ICMPv6 checksums (the reply bypasses the kernel, so nothing else would). A
+//! payload too large for one IP packet gives `None`: the caller drops the request.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -20,14 +21,13 @@ pub fn udp4(
     sport: u16,
     dport: u16,
     payload: &[u8],
-) -> Vec<u8> {
+) -> Option<Vec<u8>> {
     let b = PacketBuilder::ethernet2(src_mac.0, dst_mac.0)
         .ipv4(src.octets(), dst.octets(), 64)
         .udp(sport, dport);
     let mut out = Vec::with_capacity(b.size(payload.len()));
-    // Writing into a Vec cannot fail; an oversized payload is impossible for DHCP.
-    b.write(&mut out, payload).expect("frame fits");
-    out
+    b.write(&mut out, payload).ok()?;
+    Some(out)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -39,13 +39,13 @@ pub fn udp6(
     sport: u16,
     dport: u16,
     payload: &[u8],
-) -> Vec<u8> {
+) -> Option<Vec<u8>> {
     let b = PacketBuilder::ethernet2(src_mac.0, dst_mac.0)
         .ipv6(src.octets(), dst.octets(), 255)
         .udp(sport, dport);
     let mut out = Vec::with_capacity(b.size(payload.len()));
-    b.write(&mut out, payload).expect("frame fits");
-    out
+    b.write(&mut out, payload).ok()?;
+    Some(out)
 }
 
 /// An ICMPv6 message; `head` is bytes 5–8 of the ICMPv6 header, `body` what follows.
@@ -56,13 +56,13 @@ pub fn icmp6(
     dst: Ipv6Addr,
     (typ, code, head): (u8, u8, [u8; 4]),
     body: &[u8],
-) -> Vec<u8> {
+) -> Option<Vec<u8>> {
     let b = PacketBuilder::ethernet2(src_mac.0, dst_mac.0)
         .ipv6(src.octets(), dst.octets(), 255)
         .icmpv6_raw(typ, code, head);
     let mut out = Vec::with_capacity(b.size(body.len()));
-    b.write(&mut out, body).expect("frame fits");
-    out
+    b.write(&mut out, body).ok()?;
+    Some(out)
 }
 
 /// The Ethernet group address of an IPv6 multicast address (RFC 2464 §7).

@@ -140,14 +140,14 @@ pub fn router_advert(
         o.extend_from_slice(&dns_wire(&domains));
         push_option(&mut body, OPT_DNSSL, &o);
     }
-    Some(frame::icmp6(
+    frame::icmp6(
         indev_mac,
         frame::ALL_NODES_MAC,
         node_link_local(indev_mac),
         frame::ALL_NODES,
         (ROUTER_ADVERT, 0, head),
         &body,
-    ))
+    )
 }
 
 fn spoofed(b: &Binding, hw: Option<MacAddr>) -> bool {
@@ -216,5 +216,8 @@ pub fn handle_ns(m: &Icmp6<'_>, b: &Binding, indev_mac: MacAddr) -> Outcome {
         (NEIGHBOR_ADVERT, 0, [0xe0, 0, 0, 0]),
         &body,
     );
-    Outcome::reply("NS", f)
+    match f {
+        Some(f) => Outcome::reply("NS", f),
+        None => Outcome::drop("reply-too-large"),
+    }
 }

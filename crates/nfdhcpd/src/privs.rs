@@ -75,6 +75,26 @@ pub fn own_dirs(t: &Target, files: &[&Path]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// With `general.user` the directories of the daemon's own files go to that user; the
+/// binding directory and its parents must never: the user could then write bindings and
+/// make the daemon answer anything.
+pub fn refuse_binding_dirs(datapath: &Path, files: &[&Path]) -> anyhow::Result<()> {
+    let canon = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+    let data = canon(datapath);
+    for f in files.iter().filter(|f| !f.as_os_str().is_empty()) {
+        let Some(d) = f.parent() else { continue };
+        if data.starts_with(canon(d)) {
+            bail!(
+                "general.user is set, so {} must not be in the binding directory {} or a \
+                 parent of it (it would be given to that user)",
+                f.display(),
+                datapath.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 fn is_system_dir(d: &Path) -> bool {
     let d = d.canonicalize().unwrap_or_else(|_| d.to_path_buf());
     [
@@ -138,5 +158,18 @@ mod tests {
             let e = own_dirs(&t, &[Path::new(f)]).unwrap_err().to_string();
             assert!(e.contains("of nfdhcpd's own"), "{f}: {e}");
         }
+    }
+
+    #[test]
+    fn binding_directory_and_parents_are_never_given_away() {
+        let d = tempfile::tempdir().unwrap();
+        let data = d.path().join("lib/bindings");
+        std::fs::create_dir_all(&data).unwrap();
+        for f in [data.join("status"), d.path().join("lib/nfdhcpd.pid")] {
+            let e = refuse_binding_dirs(&data, &[&f]).unwrap_err().to_string();
+            assert!(e.contains("must not be in the binding directory"), "{e}");
+        }
+        let run = d.path().join("run/status");
+        refuse_binding_dirs(&data, &[&run]).unwrap();
     }
 }

@@ -249,7 +249,8 @@ fn dad_flood_leaves_no_packet_queued() {
                 group,
                 (135, 0, [0; 4]),
                 &body[4..],
-            );
+            )
+            .expect("an NS fits a frame");
             while sock.send(idx, &frame).is_err() {
                 std::thread::sleep(Duration::from_micros(200));
             }

@@ -31,16 +31,25 @@ fn daemon_logs_to_logdir_and_reopens_after_rotation() {
     tb.bind(0);
     let logdir = tb.path("log");
     let cfg = tb.path("nfdhcpd.toml");
+    // The user gets the directory of the pid and status files: one of their own, not the
+    // test's directory, which holds the bindings (found through links at the usual places).
+    let d = tb.dir.path().display().to_string();
+    for f in ["status", "nfdhcpd.pid"] {
+        std::os::unix::fs::symlink(tb.path("run").join(f), tb.path(f)).unwrap();
+    }
     std::fs::write(
         &cfg,
-        tb.config_text("").replacen(
-            "[general]\n",
-            &format!(
-                "[general]\nlogdir = \"{}\"\nuser = \"nobody\"\n",
-                logdir.display()
-            ),
-            1,
-        ),
+        tb.config_text("")
+            .replacen(
+                "[general]\n",
+                &format!(
+                    "[general]\nlogdir = \"{}\"\nuser = \"nobody\"\n",
+                    logdir.display()
+                ),
+                1,
+            )
+            .replace(&format!("{d}/status"), &format!("{d}/run/status"))
+            .replace(&format!("{d}/nfdhcpd.pid"), &format!("{d}/run/nfdhcpd.pid")),
     )
     .unwrap();
     let launcher = std::fs::File::create(tb.path("launcher.err")).unwrap();

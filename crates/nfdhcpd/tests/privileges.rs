@@ -13,6 +13,20 @@ fn with_user(tb: &Testbed, user: &str) -> String {
         .replacen("[general]\n", &format!("[general]\nuser = \"{user}\"\n"), 1)
 }
 
+/// With a user to switch to, the pid and status files go to a directory of their own
+/// (the test's directory holds the bindings and is never given away); the harness finds
+/// them through links at their usual places.
+fn with_user_in_run(tb: &Testbed, user: &str) -> String {
+    let d = tb.dir.path().display().to_string();
+    let run = tb.path("run");
+    for f in ["status", "nfdhcpd.pid"] {
+        std::os::unix::fs::symlink(run.join(f), tb.path(f)).unwrap();
+    }
+    with_user(tb, user)
+        .replace(&format!("{d}/status"), &format!("{d}/run/status"))
+        .replace(&format!("{d}/nfdhcpd.pid"), &format!("{d}/run/nfdhcpd.pid"))
+}
+
 /// The `Uid:` and `CapEff:`/`CapBnd:` lines of a task's status file.
 fn creds(status: &str) -> (String, String, String) {
     let field = |k: &str| {
@@ -33,7 +47,7 @@ fn daemon_switches_to_user_and_keeps_serving() {
     let nobody = sh(&["id", "-u", "nobody"]).trim().to_owned();
     let mut tb = Testbed::new(Mode::Bridged, 2);
     tb.bind(0);
-    tb.start_daemon(&with_user(&tb, "nobody"));
+    tb.start_daemon(&with_user_in_run(&tb, "nobody"));
     assert!(
         tb.daemon_log().contains("running as user nobody"),
         "{}",
@@ -110,4 +124,140 @@ fn unknown_user_fails_before_serving_and_leaves_no_rules() {
         assert!(!rules.contains("nfdhcpd"), "{tool}: {rules}");
     }
     assert!(!tb.path("nfdhcpd.pid").exists());
+}
+
+/// Starts the daemon with `config` and waits for `status` (not the harness's default).
+fn start_with_status(tb: &Testbed, config: &str, status: &std::path::Path) -> std::process::Child {
+    let cfg = tb.path("nfdhcpd.toml");
+    std::fs::write(&cfg, config).unwrap();
+    let log = std::fs::File::create(tb.path("nfdhcpd.log")).unwrap();
+    let mut child = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &tb.node,
+            env!("CARGO_BIN_EXE_nfdhcpd"),
+            "-f",
+            "-c",
+        ])
+        .arg(&cfg)
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    wait_for("nfdhcpd to start", Duration::from_secs(10), || {
+        if let Ok(Some(st)) = child.try_wait() {
+            panic!("nfdhcpd exited: {st}\n{}", tb.daemon_log());
+        }
+        status.exists()
+    });
+    child
+}
+
+fn stop(mut child: std::process::Child) -> std::process::ExitStatus {
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    child.wait().unwrap()
+}
+
+#[test]
+fn user_equal_to_the_current_user_is_no_switch() {
+    if !need_root("user_equal_to_the_current_user_is_no_switch") {
+        return;
+    }
+    let mut tb = Testbed::new(Mode::Bridged, 1);
+    tb.bind(0);
+    // It exited with "capset failure: Operation not permitted" after binding its queues.
+    tb.start_daemon(&with_user(&tb, "root"));
+    assert!(tb.udhcpc_once(0).is_some(), "{}", tb.daemon_log());
+    assert!(tb.guest_ipv4(0).contains("198.51.100.10/24"));
+    assert!(
+        tb.daemon_log()
+            .contains("running as user root (uid 0) already"),
+        "{}",
+        tb.daemon_log()
+    );
+    let st = tb.stop_daemon().expect("daemon was running");
+    assert!(st.success(), "exit status {st}\n{}", tb.daemon_log());
+}
+
+#[test]
+fn runtime_directories_are_created_for_the_user() {
+    if !need_root("runtime_directories_are_created_for_the_user") {
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let nobody: u32 = sh(&["id", "-u", "nobody"]).trim().parse().unwrap();
+    let tb = Testbed::new(Mode::Bridged, 1);
+    tb.bind(0);
+    // Absent on a fresh machine (no systemd RuntimeDirectory): it exited with "No such
+    // file or directory" for the status file's directory.
+    let d = tb.dir.path().display().to_string();
+    let (piddir, run) = (tb.path("run/pid"), tb.path("run/nfdhcpd"));
+    let config = with_user(&tb, "nobody")
+        .replace(&format!("{d}/status"), &format!("{}/status", run.display()))
+        .replace(
+            &format!("{d}/nfdhcpd.pid"),
+            &format!("{}/nfdhcpd.pid", piddir.display()),
+        );
+    let child = start_with_status(&tb, &config, &run.join("status"));
+    for dir in [&run, &piddir] {
+        let meta = std::fs::metadata(dir).unwrap();
+        assert_eq!(meta.uid(), nobody, "{}", dir.display());
+        assert_eq!(meta.mode() & 0o7777, 0o755, "{}", dir.display());
+    }
+    assert!(tb.udhcpc_once(0).is_some(), "{}", tb.daemon_log());
+    // The binding directory stays root's.
+    assert_eq!(std::fs::metadata(tb.bindings()).unwrap().uid(), 0);
+    let st = stop(child);
+    assert!(st.success(), "exit status {st}\n{}", tb.daemon_log());
+    assert!(!piddir.join("nfdhcpd.pid").exists());
+
+    // Files of the daemon in the binding directory (or a parent) would give it to the
+    // user: refused before anything is handed over.
+    let inside = with_user(&tb, "nobody").replace(
+        &format!("{d}/status"),
+        &format!("{}/status", tb.bindings().display()),
+    );
+    let cfg = tb.path("inside.toml");
+    std::fs::write(&cfg, inside).unwrap();
+    let errf = tb.path("inside.err");
+    let mut child = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &tb.node,
+            env!("CARGO_BIN_EXE_nfdhcpd"),
+            "-f",
+            "-c",
+        ])
+        .arg(&cfg)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&errf).unwrap())
+        .spawn()
+        .unwrap();
+    let mut status = None;
+    for _ in 0..200 {
+        status = child.try_wait().unwrap();
+        if status.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let Some(status) = status else {
+        let st = stop(child);
+        panic!(
+            "started ({st}) with its status file in the binding directory, now owned by uid {}",
+            std::fs::metadata(tb.bindings()).unwrap().uid()
+        );
+    };
+    let err = std::fs::read_to_string(&errf).unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("must not be in the binding directory"),
+        "{err}"
+    );
+    assert_eq!(std::fs::metadata(tb.bindings()).unwrap().uid(), 0);
 }

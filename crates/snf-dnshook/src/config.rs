@@ -72,10 +72,11 @@ pub struct Network {
     pub reverse_zone6: Option<String>,
 }
 
+/// The settings of `snf-dnshook.toml` (see snf-dnshook.toml(5)), validated.
 #[derive(Debug, Clone)]
-pub struct Config {
+pub struct DnsHookSettings {
     /// `server` as written: resolved only when there is something to send (see
-    /// [`Config::servers`]), so that a node with nothing to do never needs it.
+    /// [`DnsHookSettings::servers`]), so that a node with nothing to do never needs it.
     pub server: String,
     pub port: u16,
     pub zone: Option<String>,
@@ -158,10 +159,10 @@ fn zone(s: &str, what: &str) -> Result<String> {
     names::absolute(s).with_context(|| format!("`{what}`"))
 }
 
-impl Config {
-    pub fn load(path: &Path) -> Result<Config> {
+impl DnsHookSettings {
+    pub fn load(path: &Path) -> Result<DnsHookSettings> {
         let file = files::read(path)?;
-        let mut cfg = Config::parse(&file.text, path.parent().unwrap_or(Path::new("/")))
+        let mut cfg = DnsHookSettings::parse(&file.text, path.parent().unwrap_or(Path::new("/")))
             .with_context(|| format!("{}", path.display()))?;
         // Reading matters only where the file holds the secret; changing it always does
         // (it names the server and the key file).
@@ -186,7 +187,7 @@ impl Config {
     }
 
     /// Parses the file's text; relative `key_file` paths are taken from `dir`.
-    pub fn parse(text: &str, dir: &Path) -> Result<Config> {
+    pub fn parse(text: &str, dir: &Path) -> Result<DnsHookSettings> {
         let f: File = toml::from_str(text)?;
         let port = match &f.port {
             None => 53,
@@ -228,7 +229,7 @@ impl Config {
             None => 3,
             Some(a) => integer(text, "attempts", a, 1u32, 10, "")?,
         };
-        Ok(Config {
+        Ok(DnsHookSettings {
             server: f.server,
             port,
             zone: f.zone.map(|z| zone(&z, "zone")).transpose()?,
@@ -361,7 +362,7 @@ mod tests {
 
     #[test]
     fn minimal_file_takes_defaults() {
-        let c = Config::parse(
+        let c = DnsHookSettings::parse(
             "server = \"127.0.0.1\"\nzone = \"Example.org\"\n",
             Path::new(DIR),
         )
@@ -378,7 +379,7 @@ mod tests {
 
     #[test]
     fn per_network_zones_and_key() {
-        let c = Config::parse(
+        let c = DnsHookSettings::parse(
             r#"
 server = "127.0.0.1"
 port = 5353
@@ -418,7 +419,12 @@ reverse_zone6 = "8.b.d.0.1.0.0.2.ip6.arpa"
 
     #[test]
     fn mistakes_are_reported() {
-        let err = |s: &str| format!("{:#}", Config::parse(s, Path::new(DIR)).unwrap_err());
+        let err = |s: &str| {
+            format!(
+                "{:#}",
+                DnsHookSettings::parse(s, Path::new(DIR)).unwrap_err()
+            )
+        };
         assert!(err("zone = \"x\"").contains("missing field `server`"));
         assert!(err("server = \"127.0.0.1\"\nzonee = \"x\"").contains("unknown field `zonee`"));
         assert!(

@@ -1,11 +1,11 @@
-//! The GANETI_* environment of an instance hook.
+//! The GANETI_* environment of an instance hook, as this hook reads it. The instance
+//! variables are decoded by `netconf::hookenv`, the contract the operations write.
 
-use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use anyhow::{Context, Result, bail};
 use ipnet::{Ipv4Net, Ipv6Net};
-use netconf::MacAddr;
+use netconf::{HookNic, HookVars, InstanceHookEnv, MacAddr};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -22,7 +22,7 @@ pub enum Action {
     Remove,
 }
 
-/// One NIC as the hook sees it (for instance-modify: the NEW list).
+/// One NIC as the DNS sees it (for instance-modify: the NEW list).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Nic {
     pub index: usize,
@@ -34,34 +34,48 @@ pub struct Nic {
     pub tags: Vec<String>,
 }
 
+impl Nic {
+    /// The DNS part of NIC `index`; A records need an IPv4 address, so another family
+    /// is refused.
+    fn from_hook(index: usize, nic: &HookNic) -> Result<Self> {
+        let ip = match nic.ip {
+            None => None,
+            Some(IpAddr::V4(ip)) => Some(ip),
+            Some(IpAddr::V6(ip)) => {
+                bail!("GANETI_INSTANCE_NIC{index}_IP: '{ip}' is not an IPv4 address")
+            }
+        };
+        Ok(Nic {
+            index,
+            ip,
+            mac: nic.mac,
+            network: nic.network.clone(),
+            subnet: nic.subnet,
+            subnet6: nic.subnet6,
+            tags: nic.network_tags.clone(),
+        })
+    }
+}
+
 /// The hook environment. Only the phase is checked up front: the pre phase must never
 /// fail (a failing pre hook aborts the Ganeti operation), whatever else the variables hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HookEnv {
     pub phase: Phase,
     pub op_code: String,
+    /// The next three as given, unchecked: enough to decide whether to act at all.
+    /// [`HookEnv::instance_env`] checks them with the rest.
     pub instance: Option<String>,
     pub primary: Option<String>,
     pub new_name: Option<String>,
-    vars: HashMap<String, String>,
+    vars: HookVars,
 }
 
 impl HookEnv {
     /// Reads the GANETI_* variables; `vars` is usually the process environment.
     pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self> {
-        let vars: HashMap<String, String> = vars
-            .into_iter()
-            .filter(|(k, _)| k.starts_with("GANETI_"))
-            .collect();
-        let env = HookEnv {
-            phase: Phase::Pre,
-            op_code: String::new(),
-            instance: None,
-            primary: None,
-            new_name: None,
-            vars,
-        };
-        let phase = match env.get("HOOKS_PHASE") {
+        let vars = HookVars::from_process_env(vars);
+        let phase = match vars.get("HOOKS_PHASE") {
             Some("pre") => Phase::Pre,
             Some("post") => Phase::Post,
             Some(other) => bail!("GANETI_HOOKS_PHASE: unknown phase '{other}'"),
@@ -70,80 +84,25 @@ impl HookEnv {
                  (see snf-dnshook(8))"
             ),
         };
-        let owned = |k: &str| env.get(k).map(str::to_string);
+        let owned = |k: &str| vars.get(k).map(str::to_string);
         Ok(HookEnv {
             phase,
             op_code: owned("OP_CODE").unwrap_or_default(),
             instance: owned("INSTANCE_NAME"),
             primary: owned("INSTANCE_PRIMARY"),
             new_name: owned("INSTANCE_NEW_NAME"),
-            ..env
+            vars,
         })
     }
 
-    /// `GANETI_<k>`; Ganeti exports unset values as "" (and some versions as "None").
-    fn get(&self, k: &str) -> Option<&str> {
-        self.vars
-            .get(&format!("GANETI_{k}"))
-            .map(|v| v.trim())
-            .filter(|v| !v.is_empty() && *v != "None")
+    /// The instance, every variable checked.
+    pub fn instance_env(&self) -> Result<InstanceHookEnv> {
+        Ok(InstanceHookEnv::from_env(&self.vars)?)
     }
 
     /// The instance's NICs (for instance-modify: the NEW list).
     pub fn nics(&self) -> Result<Vec<Nic>> {
-        let count: usize = match self.get("INSTANCE_NIC_COUNT") {
-            Some(n) => n
-                .parse()
-                .with_context(|| format!("GANETI_INSTANCE_NIC_COUNT: not a number: '{n}'"))?,
-            None => 0,
-        };
-        let mut nics = Vec::with_capacity(count);
-        for i in 0..count {
-            let field = |f: &str| self.get(&format!("INSTANCE_NIC{i}_{f}"));
-            let ip = match field("IP") {
-                Some(v) => Some(v.parse::<Ipv4Addr>().with_context(|| {
-                    format!("GANETI_INSTANCE_NIC{i}_IP: '{v}' is not an IPv4 address")
-                })?),
-                None => None,
-            };
-            let mac = match field("MAC") {
-                Some(v) => Some(
-                    v.parse::<MacAddr>()
-                        .with_context(|| format!("GANETI_INSTANCE_NIC{i}_MAC"))?,
-                ),
-                None => None,
-            };
-            let subnet = match field("NETWORK_SUBNET") {
-                Some(v) => Some(v.parse::<Ipv4Net>().with_context(|| {
-                    format!("GANETI_INSTANCE_NIC{i}_NETWORK_SUBNET: '{v}' is not an IPv4 network")
-                })?),
-                None => None,
-            };
-            let subnet6 = match field("NETWORK_SUBNET6") {
-                Some(v) => Some(v.parse::<Ipv6Net>().with_context(|| {
-                    format!("GANETI_INSTANCE_NIC{i}_NETWORK_SUBNET6: '{v}' is not an IPv6 network")
-                })?),
-                None => None,
-            };
-            let tags = field("NETWORK_TAGS")
-                .map(|t| {
-                    t.split(|c: char| c.is_whitespace() || c == ',')
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_string)
-                        .collect()
-                })
-                .unwrap_or_default();
-            nics.push(Nic {
-                index: i,
-                ip,
-                mac,
-                network: field("NETWORK_NAME").map(str::to_string),
-                subnet,
-                subnet6,
-                tags,
-            });
-        }
-        Ok(nics)
+        dns_nics(&HookNic::all_from_env(&self.vars)?)
     }
 
     /// The DNS work an opcode implies; `None` for opcodes this hook ignores.
@@ -161,6 +120,14 @@ impl HookEnv {
             _ => return Ok(None),
         }))
     }
+}
+
+/// The DNS view of the hook's NICs.
+pub fn dns_nics(nics: &[HookNic]) -> Result<Vec<Nic>> {
+    nics.iter()
+        .enumerate()
+        .map(|(i, n)| Nic::from_hook(i, n))
+        .collect()
 }
 
 #[cfg(test)]
@@ -225,6 +192,28 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(env.action().unwrap(), None);
+    }
+
+    #[test]
+    fn a_nic_address_must_be_ipv4() {
+        let env = |ip: &str| {
+            HookEnv::from_vars(vars(&[
+                ("GANETI_HOOKS_PHASE", "post"),
+                ("GANETI_INSTANCE_NIC_COUNT", "1"),
+                ("GANETI_INSTANCE_NIC0_IP", ip),
+            ]))
+            .unwrap()
+        };
+        let e = env("2001:db8::5").nics().unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "GANETI_INSTANCE_NIC0_IP: '2001:db8::5' is not an IPv4 address"
+        );
+        let e = env("2001:db8::g").nics().unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "GANETI_INSTANCE_NIC0_IP: '2001:db8::g' is not an IPv6 address"
+        );
     }
 
     #[test]

@@ -6,8 +6,8 @@ use anyhow::{Context, Result};
 use clap::Parser;
 
 use snf_dnshook::client::Client;
-use snf_dnshook::config::{self, Config};
-use snf_dnshook::hookenv::{Action, HookEnv, Phase};
+use snf_dnshook::config::{self, DnsHookSettings};
+use snf_dnshook::hookenv::{Action, HookEnv, Phase, dns_nics};
 use snf_dnshook::sync::{Job, Options, sync};
 
 /// Ganeti instance hook: keeps the A, AAAA and PTR records of an instance's NICs on
@@ -102,7 +102,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let cfg = Config::load(&cli.config)?;
+    let cfg = DnsHookSettings::load(&cli.config)?;
     for w in &cfg.warnings {
         eprintln!("snf-dnshook: warning: {w}");
     }
@@ -121,11 +121,9 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let instance = env
-        .instance
-        .as_deref()
-        .context("GANETI_INSTANCE_NAME is not set")?;
-    let nics = env.nics()?;
+    let view = env.instance_env()?;
+    let instance = view.name.as_str();
+    let nics = dns_nics(&view.nics)?;
     // A modify may have taken the last DNS NIC away, so it always looks; the other
     // opcodes act only for instances with a DNS NIC.
     if action != Action::Modify && !nics.iter().any(|n| cfg.is_dns_nic(&n.tags)) {

@@ -16,7 +16,7 @@ use std::net::IpAddr;
 use anyhow::{Context, Result, bail};
 use ipnet::IpNet;
 
-use crate::config::Config;
+use crate::config::DnsHookSettings;
 use crate::hookenv::{Action, Nic};
 use crate::names;
 use crate::update::{Change, Prereq, RType, Rd, RrSet, ZoneUpdate};
@@ -59,7 +59,7 @@ struct Wanted {
 }
 
 /// The addresses the hook should publish, from the NICs carrying a DNS tag.
-fn wanted(cfg: &Config, nics: &[Nic]) -> Result<Vec<Wanted>> {
+fn wanted(cfg: &DnsHookSettings, nics: &[Nic]) -> Result<Vec<Wanted>> {
     let mut out = Vec::new();
     for nic in nics.iter().filter(|n| cfg.is_dns_nic(&n.tags)) {
         let net = nic.network.as_deref();
@@ -214,7 +214,7 @@ fn longest_match<'a>(name: &str, zones: impl IntoIterator<Item = &'a str>) -> Op
 /// that, if a later UPDATE fails, the forward records that lead to stale PTRs still exist
 /// and a re-run finds them.
 pub fn plan(
-    cfg: &Config,
+    cfg: &DnsHookSettings,
     dns: &dyn Dns,
     instance: &str,
     action: &Action,
@@ -225,7 +225,7 @@ pub fn plan(
 
 /// [`plan`], using and adding to the reverse zones learned from the server.
 pub fn plan_learning(
-    cfg: &Config,
+    cfg: &DnsHookSettings,
     dns: &dyn Dns,
     instance: &str,
     action: &Action,
@@ -435,8 +435,8 @@ mod tests {
     use crate::fake::Fake;
     use std::path::Path;
 
-    fn cfg() -> Config {
-        Config::parse(
+    fn cfg() -> DnsHookSettings {
+        DnsHookSettings::parse(
             "server = \"127.0.0.1\"\nzone = \"example.org\"\n[networks.pub2]\nzone = \"b.example.org\"\n",
             Path::new("/"),
         )
@@ -579,11 +579,11 @@ mod tests {
     fn a_new_ttl_is_applied_once() {
         let f = Fake::default();
         let n = nic(0, Some("198.51.100.10"), "pub1", None, None);
-        let c300 = Config {
+        let c300 = DnsHookSettings {
             ptr: false,
             ..cfg()
         };
-        let c60 = Config {
+        let c60 = DnsHookSettings {
             ttl: 60,
             ptr: false,
             ..cfg()
@@ -639,7 +639,7 @@ mod tests {
 
     #[test]
     fn a_tagged_nic_without_a_zone_is_an_error() {
-        let c = Config::parse("server = \"127.0.0.1\"\n", Path::new("/")).unwrap();
+        let c = DnsHookSettings::parse("server = \"127.0.0.1\"\n", Path::new("/")).unwrap();
         let n = nic(0, Some("198.51.100.10"), "pub1", None, None);
         let e = plan(&c, &Fake::default(), "web1", &Action::Add, &[n])
             .unwrap_err()

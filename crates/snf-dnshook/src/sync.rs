@@ -6,7 +6,7 @@ use std::io::Write;
 use anyhow::Result;
 
 use crate::client::{Client, NOTAUTH, NOTZONE, RcodeError};
-use crate::config::Config;
+use crate::config::DnsHookSettings;
 use crate::hookenv::{Action, Nic};
 use crate::plan::{self, Dns, Learned};
 use crate::update::{Change, RType, ZoneUpdate};
@@ -41,7 +41,7 @@ pub struct Options {
 /// because it does not serve that zone: asks the server which zone holds each name and
 /// learns it. False when that taught nothing new (the error stands).
 fn relearn(
-    cfg: &Config,
+    cfg: &DnsHookSettings,
     server: &dyn Server,
     u: &ZoneUpdate,
     e: &anyhow::Error,
@@ -80,7 +80,7 @@ fn relearn(
 /// zone updated to `out`; notes for `--verbose` go to `log`, and so does every reverse zone
 /// learned from the server, verbose or not.
 pub fn sync(
-    cfg: &Config,
+    cfg: &DnsHookSettings,
     server: &dyn Server,
     job: &Job<'_>,
     opts: &Options,
@@ -185,8 +185,8 @@ mod tests {
     use crate::update::Rd;
     use std::path::Path;
 
-    fn cfg() -> Config {
-        Config::parse(
+    fn cfg() -> DnsHookSettings {
+        DnsHookSettings::parse(
             "server = \"127.0.0.1\"\nzone = \"example.org\"\nptr = false\n",
             Path::new("/"),
         )
@@ -309,7 +309,7 @@ mod tests {
             "1.100.51.198.in-addr.arpa.",
             &[Rd::Ptr("web1.example.org.".into())],
         );
-        let cfg = Config::parse(
+        let cfg = DnsHookSettings::parse(
             "server = \"127.0.0.1\"\nzone = \"example.org\"\n",
             Path::new("/"),
         )
@@ -354,7 +354,7 @@ mod tests {
             zones: vec!["51.198.in-addr.arpa.".into()],
             ..Fake::default()
         };
-        let cfg = Config::parse("server = \"127.0.0.1\"\n", Path::new("/")).unwrap();
+        let cfg = DnsHookSettings::parse("server = \"127.0.0.1\"\n", Path::new("/")).unwrap();
         let u = ZoneUpdate {
             zone: "100.51.198.in-addr.arpa.".into(),
             prereqs: Vec::new(),

@@ -307,6 +307,59 @@ fn configuration_and_environment_errors_are_clear() {
     fails(&bad, &with(&PUBLIC_NIC, &post), "`tsig.secret`");
 }
 
+/// Names and counts from the environment are checked before they reach a record or an
+/// allocation: a forged instance name is refused before any server is asked, and a forged
+/// NIC count fails with a message instead of crashing the hook.
+#[test]
+fn forged_names_and_counts_are_refused_before_any_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path());
+    let fails = |vars: &[(&str, &str)], want: &str| {
+        let out = run(&config, vars);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.starts_with("snf-dnshook: error: "), "{err}");
+        assert!(err.contains(want), "wanted '{want}' in: {err}");
+        assert!(!err.contains("no usable answer"), "asked the server: {err}");
+    };
+    fails(
+        &with(
+            &create_on(NODE),
+            &[("GANETI_INSTANCE_NAME", "web1\nevil.example.org")],
+        ),
+        "GANETI_INSTANCE_NAME: Invalid hostname 'web1\\nevil.example.org'",
+    );
+    fails(
+        &with(
+            &create_on(NODE),
+            &[
+                ("GANETI_OP_CODE", "OP_INSTANCE_RENAME"),
+                ("GANETI_INSTANCE_NEW_NAME", "web2 x"),
+            ],
+        ),
+        "GANETI_INSTANCE_NEW_NAME: Invalid hostname 'web2 x'",
+    );
+    fails(
+        &with(
+            &create_on(NODE),
+            &[("GANETI_INSTANCE_NIC_COUNT", "18446744073709551615")],
+        ),
+        "GANETI_INSTANCE_NIC_COUNT: 18446744073709551615 NICs, at most 1024 are read",
+    );
+    // The pre phase still never fails.
+    assert_quiet_success(&run(
+        &config,
+        &with(
+            &create_on(NODE),
+            &[
+                ("GANETI_HOOKS_PHASE", "pre"),
+                ("GANETI_INSTANCE_NAME", "web1\nevil.example.org"),
+                ("GANETI_INSTANCE_NIC_COUNT", "18446744073709551615"),
+            ],
+        ),
+    ));
+}
+
 #[test]
 fn usage_errors_exit_2() {
     let out = Command::new(env!("CARGO_BIN_EXE_snf-dnshook"))

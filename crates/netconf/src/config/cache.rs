@@ -1,27 +1,94 @@
 //! The snapshot cache file (`config.data.cache`): a binary copy of the configuration that
 //! loads in a fraction of the TOML's parse time.
 //!
-//! Layout: the stamp of the config.data it mirrors (`store::Stamp`); the *head* part
-//! (everything but the instances, postcard); the *index* part (instance count, whether
-//! the TOML sizes are valid, where config.data's instances start, then the records of the
-//! `index` module); then each instance's postcard encoding, back to back. Parts are `u64`
-//! length, bytes, `u32` CRC-32, checked at load; each encoding's CRC is in its index
-//! record and is checked when it is decoded.
-//!
-//! The cache is not fsynced: within one boot the page cache cannot hold a torn copy, and
-//! the stamp names the boot, so a cache that lived through a crash is never trusted
-//! without checking every encoding first.
+//! Layout: the fingerprint of the config.data bytes it was made from (`Fingerprint`: magic,
+//! length, CRC-32); the *head* part (everything but the instances, postcard); the *index*
+//! part (instance count, whether the TOML sizes are valid, where config.data's instances
+//! start, then the records of the `index` module); then each instance's postcard encoding,
+//! back to back. Parts are `u64` length, bytes, `u32` CRC-32; each encoding's CRC is in its
+//! index record. A reader checks all of it at load (the encodings streamed through their
+//! CRCs, not kept) and decodes instances later from the open file, which writers do not
+//! reuse while it is share-locked; an encoding that still fails its check then is handled
+//! by `instances`.
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, Write};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use super::index;
 use super::instances::Stored;
 use super::model::{Cluster, Config, Network, Node, NodeGroup};
-use super::splice::Out;
+use super::splice::{END_MARKER, Out};
+
+/// What a cache must have been made from to stand in for a config.data: the length and
+/// CRC-32 of its bytes. Content, not timestamps: an edit in place within the clock's
+/// resolution, or a file copied back over it, is still told apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Fingerprint {
+    len: u64,
+    crc: u32,
+}
+
+impl Fingerprint {
+    const MAGIC: &'static [u8; 8] = b"NCCACHE5";
+
+    pub fn of(bytes: &[u8]) -> Self {
+        Fingerprint {
+            len: bytes.len() as u64,
+            crc: crc32fast::hash(bytes),
+        }
+    }
+
+    /// The fingerprint of `f`'s bytes, streamed through a small buffer (a fresh process
+    /// pays more in page faults for holding 4 MB than for reading them); `None` if it is
+    /// longer than `max`.
+    pub fn of_file(f: &File, max: u64) -> std::io::Result<Option<Self>> {
+        let (crc, len, more) = crc_from(f, 0, max)?;
+        Ok((!more).then_some(Fingerprint { len, crc }))
+    }
+
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn bytes(&self) -> [u8; 20] {
+        let mut h = [0u8; 20];
+        h[..8].copy_from_slice(Self::MAGIC);
+        h[8..16].copy_from_slice(&self.len.to_le_bytes());
+        h[16..].copy_from_slice(&self.crc.to_le_bytes());
+        h
+    }
+}
+
+/// The header: the fingerprint of the config.data the cache was made from, and the CRC-32
+/// of the encodings area (checked in one pass at load; each encoding's own CRC is checked
+/// when it is decoded).
+pub(super) const HEADER_LEN: usize = 24;
+
+/// The CRC-32 and length of up to `max` of `f`'s bytes from `from` on, streamed through a
+/// small buffer, and whether more follow.
+fn crc_from(f: &File, from: u64, max: u64) -> std::io::Result<(u32, u64, bool)> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0; 1 << 16];
+    let (mut h, mut len) = (crc32fast::Hasher::new(), 0u64);
+    loop {
+        let want = usize::try_from((max - len).min(buf.len() as u64)).unwrap_or(buf.len());
+        let n = match f.read_at(&mut buf[..want.max(1)], from + len) {
+            Ok(0) => return Ok((h.finalize(), len, false)),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if len == max {
+            return Ok((h.finalize(), len, true));
+        }
+        h.update(&buf[..n]);
+        len += n as u64;
+    }
+}
 
 #[derive(Serialize)]
 struct HeadRef<'a> {
@@ -102,10 +169,17 @@ fn crc_matches(r: &mut impl Read, crc: u32) -> bool {
     r.read_exact(&mut b).is_ok() && u32::from_le_bytes(b) == crc
 }
 
-/// Reads `cache` if it starts with `stamp` and its parts check out. `toml` is the
-/// config.data the stamp was taken from. Unless `trusted` (written in this boot), every
-/// encoding is checked too.
-pub(super) fn load(cache: File, stamp: &[u8], toml: File, trusted: bool) -> Option<(Head, Stored)> {
+/// Reads `cache` if it was made from the config.data bytes with fingerprint `fp` (read
+/// from `toml`, at `path`) and all of it checks out: every part's and every encoding's
+/// CRC, the index records, and the TOML sizes against `fp`'s length (else they are not
+/// used). `None` for anything else: a damaged, cut, foreign or stale cache is as good as
+/// none.
+pub(super) fn load(
+    cache: File,
+    fp: &Fingerprint,
+    toml: File,
+    path: &Path,
+) -> Option<(Head, Stored)> {
     // Instances are decoded from `cache` later, maybe after the config lock is gone; a
     // writer reuses a replaced file as its next spare only if nobody holds such a lock.
     for f in [&cache, &toml] {
@@ -117,10 +191,11 @@ pub(super) fn load(cache: File, stamp: &[u8], toml: File, trusted: bool) -> Opti
         }
     }
     let mut r = &cache;
-    let got = read_exact_vec(&mut r, stamp.len() as u64)?;
-    if got != stamp {
+    let header = read_exact_vec(&mut r, HEADER_LEN as u64)?;
+    if header[..20] != fp.bytes() {
         return None;
     }
+    let blobs_crc = u32::from_le_bytes(header[20..].try_into().ok()?);
     let len = read_u64(&mut r)?;
     let head_bytes = read_exact_vec(&mut r, len)?;
     if !crc_matches(&mut r, crc32fast::hash(&head_bytes)) {
@@ -141,34 +216,29 @@ pub(super) fn load(cache: File, stamp: &[u8], toml: File, trusted: bool) -> Opti
     let meta = IndexMeta::parse(&meta)?;
     let entries = index::parse(&records, meta.count as usize)?;
     let blob_base = r.stream_position().ok()?;
+    let toml_total: u64 = entries.iter().map(|p| u64::from(p.toml_len)).sum();
+    let tail = END_MARKER.len() as u64 + 2;
+    let toml_start = meta
+        .toml_start
+        .filter(|s| s.checked_add(toml_total).and_then(|e| e.checked_add(tail)) == Some(fp.len()));
     let stored = Stored {
         index: records,
         entries,
-        cache,
         blob_base,
-        toml: meta.toml_start.map(|s| (toml, s)),
-        stamp: stamp.to_vec(),
+        toml: match toml_start {
+            Some(s) => Some((toml.try_clone().ok()?, s)),
+            None => None,
+        },
+        source: toml,
+        cache,
+        fp: *fp,
+        path: path.to_owned(),
     };
-    (trusted || verify_blobs(&stored)).then_some((head, stored))
-}
-
-/// Streams every encoding through its CRC.
-fn verify_blobs(s: &Stored) -> bool {
-    let mut f = &s.cache;
-    if f.seek(SeekFrom::Start(s.blob_base)).is_err() {
-        return false;
-    }
-    let mut r = BufReader::with_capacity(1 << 16, f);
-    let mut buf = Vec::new();
-    for i in 0..s.len() {
-        let e = s.entry(i);
-        buf.resize(e.blob_len as usize, 0);
-        if r.read_exact(&mut buf).is_err() || crc32fast::hash(&buf) != e.crc {
-            return false;
-        }
-    }
-    // Nothing may follow the last encoding.
-    r.read(&mut [0]).is_ok_and(|n| n == 0)
+    // The encodings fill the rest of the file exactly and check out, streamed (holding
+    // them costs a fresh process more in page faults than reading them).
+    let area: u64 = stored.entries.iter().map(|p| u64::from(p.blob_len)).sum();
+    let (crc, len, more) = crc_from(&stored.cache, blob_base, area).ok()?;
+    (len == area && !more && crc == blobs_crc).then_some((head, stored))
 }
 
 /// What a new cache file holds besides its stamp.
@@ -181,10 +251,12 @@ pub(super) struct CachePlan<'a> {
     pub blob_src: Option<&'a File>,
 }
 
-/// Writes a cache file: stamp, head part, index part, encodings.
-pub(super) fn write(dst: &mut File, stamp: &[u8], plan: &CachePlan<'_>) -> std::io::Result<()> {
+/// Writes a cache file but for its header (blank: it is not valid until `seal`ed): head
+/// part, index part, encodings. Returns the CRC-32 of the encodings, read back (some were
+/// copied by the kernel).
+pub(super) fn write(dst: &mut File, plan: &CachePlan<'_>) -> std::io::Result<u32> {
     let mut w = std::io::BufWriter::with_capacity(1 << 16, &mut *dst);
-    w.write_all(stamp)?;
+    w.write_all(&[0; HEADER_LEN])?;
     w.write_all(&(plan.head.len() as u64).to_le_bytes())?;
     w.write_all(&plan.head)?;
     w.write_all(&crc32fast::hash(&plan.head).to_le_bytes())?;
@@ -198,5 +270,17 @@ pub(super) fn write(dst: &mut File, stamp: &[u8], plan: &CachePlan<'_>) -> std::
     drop(w);
     plan.records.write_to(dst, None)?;
     dst.write_all(&crc.finalize().to_le_bytes())?;
-    plan.blobs.write_to(dst, plan.blob_src)
+    let base = dst.stream_position()?;
+    plan.blobs.write_to(dst, plan.blob_src)?;
+    let end = dst.stream_position()?;
+    Ok(crc_from(dst, base, end - base)?.0)
+}
+
+/// Makes a written cache valid for the config.data bytes with fingerprint `fp`.
+pub(super) fn seal(dst: &File, fp: &Fingerprint, blobs_crc: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let mut h = [0u8; HEADER_LEN];
+    h[..20].copy_from_slice(&fp.bytes());
+    h[20..].copy_from_slice(&blobs_crc.to_le_bytes());
+    dst.write_all_at(&h, 0)
 }

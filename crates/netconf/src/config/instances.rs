@@ -8,20 +8,29 @@
 //! the old files and renders only the changed ones (see `splice`). Using the instances as a
 //! whole map (`Deref`) decodes all of them once; from then on they behave as a plain map
 //! and are written out in full.
+//!
+//! The cache is checked in full at load and stays open and share-locked (writers do not
+//! reuse it meanwhile), as does the config.data it was made from. An encoding that still
+//! fails to decode later (someone wrote into the cache in place, a bug) is never fatal:
+//! the instances are then parsed from that config.data, after checking that it still
+//! holds the bytes the cache was made from, and behave as a plain map from then on.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::File;
 use std::net::Ipv4Addr;
-use std::ops::{Deref, DerefMut};
+use std::ops::{Deref, DerefMut, Range};
 use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::cache::Fingerprint;
 use super::index::{self, Entry, Pos};
 use super::model::Instance;
+use crate::error::GntError;
 use crate::mac::MacAddr;
 
 /// Changes on top of the stored instances: the new value, or `None` for a removed one.
@@ -41,16 +50,21 @@ pub(super) struct Stored {
     pub(super) index: Vec<u8>,
     pub(super) entries: Vec<Pos>,
     /// The cache file, open and share-locked since load: a writer never overwrites a
-    /// file someone holds that lock on, so these stay the bytes the index describes.
+    /// file someone holds that lock on, so these stay the bytes the index describes
+    /// unless someone else writes into it.
     pub(super) cache: File,
     /// Where the encoded instances start in `cache`.
     pub(super) blob_base: u64,
     /// The config.data the index's TOML sizes describe, and where its instances start;
     /// `None` when the cache was made from a file this build did not write.
     pub(super) toml: Option<(File, u64)>,
-    /// The stamp header of the config.data and cache these came from: a writer splices
-    /// only from the very files it loaded under its lock.
-    pub(super) stamp: Vec<u8>,
+    /// The config.data the cache was made from, open and share-locked since load.
+    pub(super) source: File,
+    /// The fingerprint of `source`'s bytes at load: a writer splices only from the bytes
+    /// it loaded under its lock.
+    pub(super) fp: Fingerprint,
+    /// config.data's path, for messages.
+    pub(super) path: PathBuf,
 }
 
 impl Stored {
@@ -71,51 +85,67 @@ impl Stored {
         self.search(key).ok()
     }
 
-    fn blob(&self, i: usize) -> std::io::Result<Vec<u8>> {
+    /// One instance; `None` if its encoding cannot be read or does not decode.
+    fn decode(&self, i: usize) -> Option<Instance> {
         let p = self.entries[i];
         let mut buf = vec![0; p.blob_len as usize];
         self.cache
-            .read_exact_at(&mut buf, self.blob_base + p.blob_off)?;
-        Ok(buf)
+            .read_exact_at(&mut buf, self.blob_base.checked_add(p.blob_off)?)
+            .ok()?;
+        index::decode_blob(&buf, self.entry(i).crc)
     }
 
-    /// One instance. The cache was checked at load and is locked against reuse, so a
-    /// failure here means someone else changed the file in place: a broken invariant.
-    fn decode(&self, i: usize) -> Instance {
-        let bytes = self
-            .blob(i)
-            .expect("the verified snapshot cache is readable");
-        index::decode_blob(&bytes, self.entry(i).crc).expect("a verified cache entry decodes")
-    }
-
-    /// Every instance, in key order, decoded on two cores.
-    fn decode_all(&self) -> Vec<(String, Instance)> {
+    /// Every instance, in key order, decoded on two cores; `None` if one does not decode.
+    fn decode_all(&self) -> Option<Vec<(String, Instance)>> {
         let total = self
             .entries
             .last()
             .map_or(0, |p| p.blob_off + u64::from(p.blob_len));
-        let mut area = vec![0; total as usize];
-        self.cache
-            .read_exact_at(&mut area, self.blob_base)
-            .expect("the verified snapshot cache is readable");
-        let decode_range = |r: std::ops::Range<usize>| -> Vec<(String, Instance)> {
+        let mut area = vec![0; usize::try_from(total).ok()?];
+        self.cache.read_exact_at(&mut area, self.blob_base).ok()?;
+        let decode_range = |r: Range<usize>| -> Option<Vec<(String, Instance)>> {
             r.map(|i| {
                 let (p, e) = (self.entries[i], self.entry(i));
-                let start = p.blob_off as usize;
-                let bytes = &area[start..start + e.blob_len as usize];
-                let inst =
-                    index::decode_blob(bytes, e.crc).expect("a verified cache entry decodes");
-                (e.key.to_owned(), inst)
+                let start = usize::try_from(p.blob_off).ok()?;
+                let bytes = area.get(start..start.checked_add(e.blob_len as usize)?)?;
+                Some((e.key.to_owned(), index::decode_blob(bytes, e.crc)?))
             })
             .collect()
         };
         let half = self.len() / 2;
         std::thread::scope(|s| {
             let second = s.spawn(|| decode_range(half..self.len()));
-            let mut first = decode_range(0..half);
-            first.extend(second.join().expect("decoder thread"));
-            first
+            let mut first = decode_range(0..half)?;
+            first.extend(second.join().ok()??);
+            Some(first)
         })
+    }
+
+    /// Every instance, parsed from the config.data the cache stood in for, if it still
+    /// holds those bytes.
+    fn parse_toml(&self) -> Result<BTreeMap<String, Instance>, GntError> {
+        let changed = || {
+            GntError::Exec(format!(
+                "{} changed while this command read it; nothing was written, run it again",
+                self.path.display()
+            ))
+        };
+        let len = usize::try_from(self.fp.len()).map_err(|_| changed())?;
+        let mut bytes = vec![0; len];
+        self.source
+            .read_exact_at(&mut bytes, 0)
+            .map_err(|_| changed())?;
+        let longer = self
+            .source
+            .read_at(&mut [0], self.fp.len())
+            .map_err(|_| changed())?;
+        if longer != 0 || Fingerprint::of(&bytes) != self.fp {
+            return Err(changed());
+        }
+        let text = std::str::from_utf8(&bytes).map_err(|_| changed())?;
+        let cfg = super::store::parse(text, &self.path)?;
+        let mut instances = cfg.instances;
+        Ok(std::mem::take(&mut *instances))
     }
 }
 
@@ -138,12 +168,15 @@ impl Instances {
 
     /// The stored instances and the changes on top of them, while nothing forced the
     /// whole map and the old config.data can still be copied from.
-    pub(super) fn spliceable(&self, current: Option<&[u8]>) -> Option<(Option<&Stored>, &Overlay)> {
+    pub(super) fn spliceable(
+        &self,
+        current: Option<Fingerprint>,
+    ) -> Option<(Option<&Stored>, &Overlay)> {
         if self.full.get().is_some() {
             return None;
         }
         match self.stored.as_deref() {
-            Some(s) if s.toml.is_none() || Some(&s.stamp[..]) != current => None,
+            Some(s) if s.toml.is_none() || Some(s.fp) != current => None,
             stored => Some((stored, &self.overlay)),
         }
     }
@@ -328,7 +361,14 @@ impl Instances {
             for i in 0..s.len() {
                 let e = s.entry(i);
                 if maybe(e) && !self.overlay.contains_key(e.key) {
-                    let inst = s.decode(i);
+                    let Some(inst) = s.decode(i) else {
+                        return self
+                            .fall_back()
+                            .iter()
+                            .filter(|(_, i)| pred(i))
+                            .map(|(k, i)| (k.clone(), i.clone()))
+                            .collect();
+                    };
                     if pred(&inst) {
                         found.insert(e.key.to_owned(), inst);
                     }
@@ -347,18 +387,22 @@ impl Instances {
             Some(v) => v.clone(),
             None => {
                 let s = self.stored.as_ref()?;
-                s.find(key).map(|i| s.decode(i))
+                let i = s.find(key)?;
+                s.decode(i).or_else(|| self.fall_back().get(key).cloned())
             }
         }
     }
 
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Instance> {
-        if self.full.get().is_some() {
-            return self.full.get_mut()?.get_mut(key);
-        }
-        if !self.overlay.contains_key(key) {
+        if self.full.get().is_none() && !self.overlay.contains_key(key) {
             let inst = self.get_cloned(key)?;
-            self.overlay.insert(key.to_owned(), Some(inst));
+            // Decoding it may have fallen back to the whole map.
+            if self.full.get().is_none() {
+                self.overlay.insert(key.to_owned(), Some(inst));
+            }
+        }
+        if let Some(m) = self.full.get_mut() {
+            return m.get_mut(key);
         }
         self.overlay.get_mut(key)?.as_mut()
     }
@@ -377,6 +421,9 @@ impl Instances {
             return m.remove(key);
         }
         let old = self.get_cloned(key)?;
+        if let Some(m) = self.full.get_mut() {
+            return m.remove(key);
+        }
         if self.in_stored(key).is_some() {
             self.overlay.insert(key.to_owned(), None);
         } else {
@@ -387,20 +434,42 @@ impl Instances {
 
     fn materialize(&self) -> &BTreeMap<String, Instance> {
         self.full.get_or_init(|| {
-            let mut map: BTreeMap<String, Instance> = self
-                .stored
-                .as_ref()
-                .map(|s| s.decode_all())
-                .unwrap_or_default()
-                .into_iter()
-                .collect();
-            for (k, v) in &self.overlay {
-                match v {
-                    Some(i) => map.insert(k.clone(), i.clone()),
-                    None => map.remove(k),
-                };
-            }
-            map
+            let base = match self.stored.as_deref() {
+                None => BTreeMap::new(),
+                Some(s) => match s.decode_all() {
+                    Some(all) => all.into_iter().collect(),
+                    None => Self::parsed(s),
+                },
+            };
+            self.with_overlay(base)
+        })
+    }
+
+    /// The whole map from the config.data text, after an encoding did not decode.
+    fn fall_back(&self) -> &BTreeMap<String, Instance> {
+        self.full.get_or_init(|| {
+            let base = self.stored.as_deref().map(Self::parsed).unwrap_or_default();
+            self.with_overlay(base)
+        })
+    }
+
+    fn with_overlay(&self, mut map: BTreeMap<String, Instance>) -> BTreeMap<String, Instance> {
+        for (k, v) in &self.overlay {
+            match v {
+                Some(i) => map.insert(k.clone(), i.clone()),
+                None => map.remove(k),
+            };
+        }
+        map
+    }
+
+    /// The stored instances parsed from their config.data. That fails only if the file
+    /// was also changed in place since load (or a CRC-32 collision met a bug); the
+    /// command then stops with that error rather than answer from a guess.
+    fn parsed(s: &Stored) -> BTreeMap<String, Instance> {
+        s.parse_toml().unwrap_or_else(|e| {
+            eprintln!("{e}");
+            std::process::exit(i32::from(e.exit_code()))
         })
     }
 }

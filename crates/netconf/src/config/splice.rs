@@ -9,7 +9,7 @@ use std::io::Write;
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
 
-use super::cache::{self, CachePlan, IndexMeta};
+use super::cache::{self, CachePlan, Fingerprint, IndexMeta};
 use super::index;
 use super::instances::{Overlay, Stored};
 use super::model::{Config, Instance};
@@ -162,9 +162,9 @@ pub(super) struct Plan<'a> {
     pub cache: Option<CachePlan<'a>>,
 }
 
-/// The plan for `cfg`: spliced when its instances allow it and were loaded from the files
-/// with stamp `current`, else rendered in full.
-pub(super) fn plan<'a>(cfg: &'a Config, current: Option<&[u8]>) -> Plan<'a> {
+/// The plan for `cfg`: spliced when its instances allow it and were loaded from the
+/// config.data bytes with fingerprint `current`, else rendered in full.
+pub(super) fn plan(cfg: &Config, current: Option<Fingerprint>) -> Plan<'_> {
     if let Some((stored, overlay)) = cfg.instances.spliceable(current)
         && let Some(p) = plan_splice(cfg, stored, overlay)
     {

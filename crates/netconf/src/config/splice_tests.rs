@@ -190,29 +190,97 @@ fn an_unusable_spare_is_replaced_by_a_new_file() {
 }
 
 #[test]
-fn a_cache_not_trusted_is_checked_encoding_by_encoding() {
+fn a_cache_is_checked_encoding_by_encoding() {
     let dir = tempfile::tempdir().unwrap();
     let store = seeded(dir.path(), 5);
     transaction(&store, |_| Ok(())).unwrap();
     let cache_path = dir.path().join("config.data.cache");
     let bytes = fs::read(&cache_path).unwrap();
-    assert!(bytes.starts_with(b"NCCACHE4"));
-    let stamp_len = 101;
-    let load = |trusted| {
-        let toml = fs::File::open(store.path()).unwrap();
-        let c = fs::File::open(&cache_path).unwrap();
-        cache::load(c, &bytes[..stamp_len], toml, trusted).is_some()
+    assert!(bytes.starts_with(b"NCCACHE5"));
+    let toml = fs::read(store.path()).unwrap();
+    let check = |cache: &[u8], toml: &[u8]| {
+        let d = tempfile::tempdir().unwrap();
+        let (c, t) = (d.path().join("c"), d.path().join("t"));
+        fs::write(&c, cache).unwrap();
+        fs::write(&t, toml).unwrap();
+        let fp = cache::Fingerprint::of(toml);
+        let (c, t) = (fs::File::open(&c).unwrap(), fs::File::open(&t).unwrap());
+        cache::load(c, &fp, t, store.path()).is_some()
     };
-    assert!(load(false));
+    assert!(check(&bytes, &toml));
     // Damage the last byte of the last encoding: only the per-encoding check sees it.
     let mut bad = bytes.clone();
     *bad.last_mut().unwrap() ^= 0xff;
-    fs::write(&cache_path, &bad).unwrap();
-    assert!(load(true), "the parts still check out");
     assert!(
-        !load(false),
-        "an untrusted cache with a damaged encoding was accepted"
+        !check(&bad, &toml),
+        "a cache with a damaged encoding was accepted"
     );
+    // Every cut and every flipped byte is refused.
+    for n in 0..bytes.len() {
+        assert!(!check(&bytes[..n], &toml), "cut to {n}");
+        let mut bad = bytes.clone();
+        bad[n] ^= 0x10;
+        assert!(!check(&bad, &toml), "byte {n} flipped");
+    }
+    // A cache of other bytes of the same length is refused.
+    let mut edited = toml;
+    let at = edited.len() / 2;
+    edited[at] ^= 1;
+    assert!(!check(&bytes, &edited));
+}
+
+#[test]
+fn instances_that_do_not_decode_fall_back_to_the_text_the_cache_was_made_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = seeded(dir.path(), 12);
+    transaction(&store, |_| Ok(())).unwrap();
+    let want = parse(&fs::read_to_string(store.path()).unwrap(), store.path()).unwrap();
+    let want = &*want.instances;
+    let cache_path = dir.path().join("config.data.cache");
+    let good = fs::read(&cache_path).unwrap();
+    // Loaded from the good cache, which is then damaged in place under the command.
+    let fresh = || {
+        fs::write(&cache_path, &good).unwrap();
+        let c = store.read().unwrap();
+        let f = fs::OpenOptions::new()
+            .write(true)
+            .open(&cache_path)
+            .unwrap();
+        let half = good.len() / 2;
+        let damaged: Vec<u8> = good[half..].iter().map(|b| b ^ 0x55).collect();
+        std::os::unix::fs::FileExt::write_all_at(&f, &damaged, half as u64).unwrap();
+        c
+    };
+    assert_eq!(
+        fresh().instances.get_cloned("k022"),
+        want.get("k022").cloned()
+    );
+    assert_eq!(&*fresh().instances, want);
+    let on = |m: &BTreeMap<String, Instance>| {
+        m.iter()
+            .filter(|(_, i)| i.nics[0].network.as_deref() == Some("net-1"))
+            .map(|(k, i)| (k.clone(), i.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(fresh().instances.on_network("net-1"), on(want));
+    // Changes made before and after the fall-back are kept, and the file is written in full.
+    let mut c = fresh();
+    let added = inst("added", 99, None);
+    c.instances.insert("k001".into(), added.clone());
+    c.instances.get_mut("k022").unwrap().name = crate::InstanceName::parse("renamed").unwrap();
+    assert_eq!(c.instances.remove("k020").as_ref(), want.get("k020"));
+    let mut model = want.clone();
+    model.insert("k001".into(), added);
+    model.get_mut("k022").unwrap().name = crate::InstanceName::parse("renamed").unwrap();
+    model.remove("k020");
+    assert_eq!(&*c.instances, &model);
+    store
+        .transact(&mut |cur| {
+            *cur = c.clone();
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(&*assert_consistent(&store).instances, &model);
 }
 
 #[derive(Clone, Debug)]

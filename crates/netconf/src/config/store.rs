@@ -4,18 +4,33 @@
 //! door, so a replicated backend can replace the file later without touching the commands.
 //!
 //! Parsing a large TOML file costs far more than a command may (≈ 200 ms for 10,000
-//! instances), so every write also leaves `config.data.cache`: a binary snapshot stamped
-//! with the identity of the `config.data` it mirrors (device, inode, size, mtime, ctime).
-//! A reader uses it only when the stamp matches the file as it is now; any edit, rename or
-//! replacement of config.data changes the stamp and the TOML is parsed again. The TOML
-//! stays the one source of truth; the cache can be deleted at any time.
+//! instances), so every write also leaves `config.data.cache`: a binary snapshot marked
+//! with the length and CRC-32 of the config.data bytes it was made from. Every command
+//! streams config.data through a CRC (≈ 0.2 ms for 4 MB) and uses the cache only when it
+//! was made from exactly those bytes and checks out in full; anything else (a hand edit
+//! in place within the same second, a file copied back, a cut or damaged cache, a FIFO)
+//! means the TOML is parsed and the cache rebuilt. Before a writer replaces config.data
+//! it checks the file still holds the bytes it loaded, so a hand edit made while a
+//! command runs is not written over either (short of one made in the microseconds
+//! between that check and the rename). The TOML stays the one source of truth; the cache
+//! can be deleted at any time.
+//!
+//! Files are distrusted: config.data and the cache are opened without blocking and used
+//! only when they are regular files; a config.data that is a symbolic link is resolved
+//! once per command and its target replaced, so the link stays. New files are created
+//! with `O_EXCL` (never through a planted link) and get mode 0644, or config.data's mode
+//! without write or execute bits for others, whatever the umask. The spare files (the
+//! versions before last, overwritten in place to save the kernel work) are reused only
+//! when they are plain files of their own; anything else is replaced or avoided.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Read};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use super::cache;
+use nix::libc;
+
+use super::cache::{self, Fingerprint};
 use super::instances::Instances;
 use super::model::{CONFIG_VERSION, Config, now};
 use super::splice::{self, END_MARKER};
@@ -23,6 +38,9 @@ use super::verify;
 use crate::error::GntError;
 
 pub const DEFAULT_CONFIG_PATH: &str = "/var/lib/gnt-network/config.data";
+
+/// config.data is refused above this size (10,000 instances take about 4 MB).
+const MAX_CONFIG_LEN: u64 = 256 << 20;
 
 /// A place that holds the configuration.
 pub trait Store {
@@ -62,6 +80,105 @@ pub struct FileStore {
     free_after_commit: bool,
 }
 
+/// config.data as found now: its resolved path, and the open file (none: absent).
+struct Current {
+    target: PathBuf,
+    file: Option<File>,
+    /// The fingerprint of `file`'s bytes when it was opened.
+    fp: Option<Fingerprint>,
+    /// The mode for new config.data and cache files: 0644, or the current file's mode
+    /// without write or execute bits for others (an operator's 0600 or 0640 stays).
+    mode: u32,
+}
+
+/// Opens `path` for reading without following a final symbolic link or blocking on a
+/// FIFO; `Ok(None)` if it does not exist. Only a regular file is returned.
+fn open_regular(path: &Path) -> std::io::Result<Option<(File, fs::Metadata)>> {
+    let f = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(std::io::Error::other(
+                "a symbolic link (changed meanwhile?)",
+            ));
+        }
+        Err(e) => return Err(e),
+    };
+    let m = f.metadata()?;
+    if !m.is_file() {
+        return Err(std::io::Error::other(format!(
+            "not a regular file but {}",
+            kind_of(&m)
+        )));
+    }
+    Ok(Some((f, m)))
+}
+
+fn kind_of(m: &fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = m.file_type();
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else if t.is_symlink() {
+        "a symbolic link"
+    } else {
+        "a special file"
+    }
+}
+
+/// Up to `max` bytes of `f` from its start; `None` if it is longer.
+fn read_capped(f: &File, len_hint: u64, max: u64) -> std::io::Result<Option<Vec<u8>>> {
+    let mut v = Vec::with_capacity(usize::try_from(len_hint.min(max) + 1).unwrap_or(0));
+    let mut f = f.try_clone()?;
+    std::io::Seek::rewind(&mut f)?;
+    f.take(max + 1).read_to_end(&mut v)?;
+    Ok((v.len() as u64 <= max).then_some(v))
+}
+
+/// Whether `p` is the file `f` (same device and inode).
+fn same_file(p: &Path, f: &File) -> bool {
+    match (fs::symlink_metadata(p), f.metadata()) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
+    }
+}
+
+/// Creates `path` (never through a link, never over an existing file) with exactly
+/// `mode`, whatever the umask.
+fn create_new(path: &Path, mode: u32) -> std::io::Result<File> {
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    f.set_permissions(fs::Permissions::from_mode(mode))?;
+    Ok(f)
+}
+
+/// A file error that names the file.
+fn file_err(what: &str, p: &Path, e: &std::io::Error) -> GntError {
+    GntError::Exec(format!("Cannot {what} {}: {e}", p.display()))
+}
+
+/// An error with the file it happened on.
+type FileResult<T> = Result<T, (PathBuf, std::io::Error)>;
+
+fn at<T>(p: &Path, r: std::io::Result<T>) -> FileResult<T> {
+    r.map_err(|e| (p.to_owned(), e))
+}
+
 impl FileStore {
     pub fn new(path: impl Into<PathBuf>) -> Self {
         let path = path.into();
@@ -91,123 +208,190 @@ impl FileStore {
 
     fn io_err(&self, what: &str, p: &Path, e: &std::io::Error) -> GntError {
         let _ = self;
-        GntError::Exec(format!("Cannot {what} {}: {e}", p.display()))
-    }
-
-    /// `.<config file name><suffix>` beside config.data: hidden working files.
-    fn hidden(&self, suffix: &str) -> PathBuf {
-        let name = self
-            .path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("config.data");
-        self.dir().join(format!(".{name}{suffix}"))
+        file_err(what, p, e)
     }
 
     fn dir(&self) -> PathBuf {
-        match self.path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
-            _ => PathBuf::from("."),
+        dir_of(&self.path)
+    }
+
+    /// The file config.data names: itself, or the end of its chain of symbolic links (which
+    /// need not exist yet). Writers replace this file, so a linked config.data stays a link.
+    fn resolve(&self) -> Result<PathBuf, GntError> {
+        let mut p = self.path.clone();
+        for _ in 0..40 {
+            match fs::symlink_metadata(&p) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    let to = fs::read_link(&p).map_err(|e| self.io_err("read", &p, &e))?;
+                    p = dir_of(&p).join(to);
+                }
+                _ => return Ok(p),
+            }
         }
+        Err(GntError::Config(format!(
+            "{}: too many levels of symbolic links",
+            self.path.display()
+        )))
+    }
+
+    /// config.data as it is now, read whole.
+    fn current(&self) -> Result<Current, GntError> {
+        let target = self.resolve()?;
+        let named = |e: &std::io::Error| {
+            if e.kind() == ErrorKind::Other {
+                // Not a regular file, or a link swapped in meanwhile: nothing to read.
+                GntError::Config(format!("Cannot read {}: {e}", target.display()))
+            } else {
+                self.io_err("read", &target, e)
+            }
+        };
+        let Some((f, m)) = open_regular(&target).map_err(|e| named(&e))? else {
+            return Ok(Current {
+                target,
+                file: None,
+                fp: None,
+                mode: 0o644,
+            });
+        };
+        let fp = Fingerprint::of_file(&f, MAX_CONFIG_LEN)
+            .map_err(|e| self.io_err("read", &target, &e))?
+            .ok_or_else(|| self.too_large(&target))?;
+        Ok(Current {
+            target,
+            fp: Some(fp),
+            file: Some(f),
+            mode: (m.mode() & 0o644) | 0o600,
+        })
+    }
+
+    fn too_large(&self, p: &Path) -> GntError {
+        let _ = self;
+        GntError::Config(format!(
+            "{}: larger than {} MiB; refusing to read it",
+            p.display(),
+            MAX_CONFIG_LEN >> 20
+        ))
     }
 
     fn open_lock(&self, create: bool) -> Result<Option<File>, GntError> {
         if create {
-            fs::create_dir_all(self.dir())
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(self.dir())
                 .map_err(|e| self.io_err("create the directory of", &self.path, &e))?;
         }
-        match OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(create)
-            .truncate(false)
-            .open(&self.lock_path)
-        {
-            Ok(f) => Ok(Some(f)),
+        let open = |write: bool| {
+            OpenOptions::new()
+                .read(true)
+                .write(write)
+                .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+                .open(&self.lock_path)
+        };
+        let f = match open(true) {
+            Ok(f) => f,
+            Err(e) if create && e.kind() == ErrorKind::NotFound => {
+                match create_new(&self.lock_path, 0o644) {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == ErrorKind::AlreadyExists => open(true)
+                        .map_err(|e| self.io_err("open the lock file", &self.lock_path, &e))?,
+                    Err(e) => return Err(self.io_err("open the lock file", &self.lock_path, &e)),
+                }
+            }
             // Nothing was ever written: there is nothing to lock against yet.
-            Err(e) if !create && e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) if !create && e.kind() == ErrorKind::NotFound => return Ok(None),
             // A reader without write access still gets a consistent file (writes are
             // atomic renames); it just cannot take the shared lock.
             Err(e) if !create && e.kind() == ErrorKind::PermissionDenied => {
-                Ok(File::open(&self.lock_path).ok())
+                return Ok(open(false).ok());
             }
-            Err(e) => Err(self.io_err("open the lock file", &self.lock_path, &e)),
+            Err(e) => return Err(self.io_err("open the lock file", &self.lock_path, &e)),
+        };
+        let m = f
+            .metadata()
+            .map_err(|e| self.io_err("open the lock file", &self.lock_path, &e))?;
+        if !m.is_file() {
+            return Err(GntError::Exec(format!(
+                "Cannot open the lock file {}: not a regular file but {}",
+                self.lock_path.display(),
+                kind_of(&m)
+            )));
         }
+        Ok(Some(f))
     }
 
     /// Temporaries are only written under a lock; holding the exclusive one, any that
     /// exist were left by a writer that died (SIGKILL, power loss) and are removed.
-    fn remove_stale_temporaries(&self) {
-        let Some(name) = self.path.file_name().and_then(|n| n.to_str()) else {
-            return;
+    fn remove_stale_temporaries(&self, target: &Path) {
+        let name = |p: &Path| {
+            let n = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("config.data");
+            format!(".{n}.")
         };
-        let config_tmp = format!(".{name}.tmp");
-        let Ok(entries) = fs::read_dir(self.dir()) else {
-            return;
-        };
-        for e in entries.flatten() {
-            let n = e.file_name();
-            let n = n.to_string_lossy();
-            if n.starts_with(&config_tmp) || n.starts_with(".config.cache.tmp") {
-                let _ = fs::remove_file(e.path());
+        // `.config.data.tmp…` of old versions, `.config.data.spare.tmp…` (and the cache's)
+        // where a spare could not be used, and readers' `.config.cache.tmp…`.
+        for (dir, prefix) in [
+            (dir_of(target), name(target)),
+            (self.dir(), name(&self.path)),
+            (self.dir(), ".config.cache.tmp".to_owned()),
+        ] {
+            let Ok(entries) = fs::read_dir(dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let n = e.file_name();
+                let n = n.to_string_lossy();
+                if n.starts_with(&prefix) && n.contains(".tmp") {
+                    let _ = fs::remove_file(e.path());
+                }
             }
         }
     }
 
-    fn load(&self) -> Result<Config, GntError> {
-        self.load_stamped().map(|(cfg, _)| cfg)
-    }
-
-    /// The configuration and the stamp of the file it came from (none for a fresh one).
-    fn load_stamped(&self) -> Result<(Config, Option<Stamp>), GntError> {
-        let file = match File::open(&self.path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok((Config::new(), None)),
-            Err(e) => return Err(self.io_err("read", &self.path, &e)),
+    /// The configuration in `cur` (a fresh one when there is none), from the cache when
+    /// it was made from exactly its bytes, else parsed (and the cache rebuilt); and the
+    /// fingerprint of the bytes it reflects.
+    fn load(&self, cur: &Current) -> Result<(Config, Option<Fingerprint>), GntError> {
+        let (Some(file), Some(fp)) = (&cur.file, cur.fp) else {
+            return Ok((Config::new(), None));
         };
-        let stamp = file
-            .metadata()
-            .map(|m| Stamp::of(&m))
-            .map_err(|e| self.io_err("read", &self.path, &e))?;
-        if let Some(cfg) = file
-            .try_clone()
-            .ok()
-            .and_then(|f| self.load_cache(&stamp, f))
-        {
-            return Ok((cfg, Some(stamp)));
+        if let Some(cfg) = self.load_cache(fp, file, &cur.target) {
+            return Ok((cfg, Some(fp)));
         }
-        let mut text = String::new();
-        (&file)
-            .read_to_string(&mut text)
-            .map_err(|e| self.io_err("read", &self.path, &e))?;
-        let mut cfg = parse(&text, &self.path)?;
+        let bytes = read_capped(file, fp.len(), MAX_CONFIG_LEN)
+            .map_err(|e| self.io_err("read", &cur.target, &e))?
+            .ok_or_else(|| self.too_large(&cur.target))?;
+        // What was parsed, should the file have changed since it was opened.
+        let fp = Fingerprint::of(&bytes);
+        let text = std::str::from_utf8(&bytes).map_err(|e| {
+            let line = bytes[..e.valid_up_to()]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                + 1;
+            GntError::Config(format!(
+                "{}:{line}: not UTF-8 text (byte {})",
+                cur.target.display(),
+                e.valid_up_to()
+            ))
+        })?;
+        let mut cfg = parse(text, &cur.target)?;
         // A configuration that breaks an invariant gets no cache, so every command parses
         // it again and reports it (`verify`) until it is fixed.
         cfg.origin.errors = verify::errors(&cfg);
-        // Only if the file did not change while we read it.
-        if cfg.origin.errors.is_empty()
-            && fs::metadata(&self.path).map(|m| Stamp::of(&m)).ok() == Some(stamp)
-        {
-            self.save_cache(&stamp, &cfg);
+        if cfg.origin.errors.is_empty() {
+            self.save_cache(fp, &cfg, cur.mode);
         }
-        Ok((cfg, Some(stamp)))
+        Ok((cfg, Some(fp)))
     }
 
-    /// Public for benchmarks and tests: whether a valid cache exists for the current file.
-    pub fn cache_is_fresh(&self) -> bool {
-        let Ok(file) = File::open(&self.path) else {
-            return false;
-        };
-        file.metadata()
-            .ok()
-            .and_then(|m| self.load_cache(&Stamp::of(&m), file))
-            .is_some()
-    }
-
-    /// The configuration from the cache, if it mirrors `toml` (whose stamp is `stamp`).
-    fn load_cache(&self, stamp: &Stamp, toml: File) -> Option<Config> {
-        let cache = File::open(&self.cache_path).ok()?;
-        let (head, stored) = cache::load(cache, &stamp.header(), toml, boot_id().is_some())?;
+    /// The configuration from the cache, if it was made from the bytes of `toml` (whose
+    /// fingerprint is `fp`) and checks out.
+    fn load_cache(&self, fp: Fingerprint, toml: &File, path: &Path) -> Option<Config> {
+        let (cache, _) = open_regular(&self.cache_path).ok()??;
+        let (head, stored) = cache::load(cache, &fp, toml.try_clone().ok()?, path)?;
         Some(Config {
             version: head.version,
             cluster: head.cluster,
@@ -219,72 +403,100 @@ impl FileStore {
         })
     }
 
-    /// Best effort: a missing or unwritable cache only costs speed.
-    fn save_cache(&self, stamp: &Stamp, cfg: &Config) {
-        if let Some(plan) = splice::cache_full(cfg, None) {
-            self.save_cache_plan(stamp, &plan);
-        }
+    /// Public for benchmarks and tests: whether a valid cache exists for the current file.
+    pub fn cache_is_fresh(&self) -> bool {
+        let Ok(Current {
+            file: Some(file),
+            fp: Some(fp),
+            target,
+            ..
+        }) = self.current()
+        else {
+            return false;
+        };
+        self.load_cache(fp, &file, &target).is_some()
     }
 
-    /// A reader's cache (after parsing the TOML): readers may run side by side, so each
-    /// writes its own temporary and renames it into place.
-    fn save_cache_plan(&self, stamp: &Stamp, plan: &cache::CachePlan<'_>) {
+    /// Best effort: a missing or unwritable cache only costs speed. Readers may run side
+    /// by side, so each writes its own temporary and renames it into place (a rename
+    /// replaces whatever was there, FIFO or link, without opening it).
+    fn save_cache(&self, fp: Fingerprint, cfg: &Config, mode: u32) {
+        let Some(plan) = splice::cache_full(cfg, None) else {
+            return;
+        };
         let tmp = self
             .dir()
             .join(format!(".config.cache.tmp{}", std::process::id()));
-        let written = File::create(&tmp).and_then(|mut f| {
-            cache::write(&mut f, &stamp.header(), plan)?;
-            Ok(f)
+        let _ = fs::remove_file(&tmp);
+        let written = create_new(&tmp, mode).and_then(|mut f| {
+            let crc = cache::write(&mut f, &plan)?;
+            cache::seal(&f, &fp, crc)
         });
         if written.is_err() || fs::rename(&tmp, &self.cache_path).is_err() {
             let _ = fs::remove_file(&tmp);
         }
     }
 
-    /// Opens a writer's spare file, the version before last, to overwrite it in place;
-    /// or a new file where that fails (say the spare belongs to another user), someone may
-    /// still read the spare (a loaded configuration holds a shared lock on its files), or
-    /// file locks do not work.
-    fn open_spare(path: &Path) -> std::io::Result<File> {
+    /// Opens a file to write a new version of `live` into: its spare (the version before
+    /// last) to overwrite in place when that is a plain file of its own that nobody
+    /// reads (a loaded configuration holds a shared lock on its files), else a new file
+    /// there, else (say the spare is a directory) a new temporary file beside it. Never
+    /// through a link, never blocking on a FIFO, always with `mode`.
+    fn open_spare(spare: &Path, mode: u32) -> FileResult<(File, PathBuf)> {
         let reusable = OpenOptions::new()
+            .read(true)
             .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+            .open(spare)
             .ok()
-            .filter(|f| f.try_lock().is_ok());
+            .filter(|f| {
+                f.metadata().is_ok_and(|m| m.is_file() && m.nlink() == 1)
+                    && f.try_lock().is_ok()
+                    && f.set_permissions(fs::Permissions::from_mode(mode)).is_ok()
+            });
         if let Some(f) = reusable {
-            return Ok(f);
+            return Ok((f, spare.to_owned()));
         }
-        match fs::remove_file(path) {
-            Err(e) if e.kind() != ErrorKind::NotFound => return Err(e),
-            _ => {}
+        let _ = fs::remove_file(spare);
+        if let Ok(f) = create_new(spare, mode) {
+            return Ok((f, spare.to_owned()));
         }
-        OpenOptions::new().write(true).create_new(true).open(path)
+        let mut last = None;
+        for n in 0..8 {
+            let mut tmp = spare.as_os_str().to_owned();
+            tmp.push(format!(".tmp{}.{n}", std::process::id()));
+            let tmp = PathBuf::from(tmp);
+            match create_new(&tmp, mode) {
+                Ok(f) => return Ok((f, tmp)),
+                Err(e) => last = Some((tmp, e)),
+            }
+        }
+        Err(last.unwrap_or_else(|| (spare.to_owned(), ErrorKind::Other.into())))
     }
 
-    /// Writes the spare at `path` with `fill` and cuts it to what was written.
-    fn fill_spare(
-        path: &Path,
-        fill: impl FnOnce(&mut File) -> std::io::Result<()>,
-    ) -> std::io::Result<File> {
-        let mut f = Self::open_spare(path)?;
-        fill(&mut f)?;
-        let len = std::io::Seek::stream_position(&mut f)?;
-        f.set_len(len)?;
-        Ok(f)
+    /// Writes the spare of `spare` with `fill` and cuts it to what was written.
+    fn fill_spare<T>(
+        spare: &Path,
+        mode: u32,
+        fill: impl FnOnce(&mut File) -> std::io::Result<T>,
+    ) -> FileResult<(File, PathBuf, T)> {
+        let (mut f, path) = Self::open_spare(spare, mode)?;
+        let out = at(&path, fill(&mut f))?;
+        let len = at(&path, std::io::Seek::stream_position(&mut f))?;
+        at(&path, f.set_len(len))?;
+        Ok((f, path, out))
     }
 
-    /// Puts `spare` in place of `live` and keeps the replaced file as the next spare.
+    /// Puts `new` in place of `live` and keeps the replaced file as the next `spare`.
     /// Overwriting a file's allocated blocks costs the kernel a fraction of allocating
     /// new ones and freeing the old (about 2.5 ms of a 4 MB config.data's 4.3 ms).
-    fn rotate(live: &Path, spare: &Path, old: &Path) -> std::io::Result<()> {
+    fn rotate(live: &Path, new: &Path, spare: &Path, old: &Path) -> FileResult<()> {
         // An `old` link is left only by a writer that died between these steps.
         let _ = fs::remove_file(old);
         let kept = fs::hard_link(live, old).is_ok();
-        fs::rename(spare, live)?;
-        if kept {
-            let _ = fs::rename(old, spare);
+        at(live, fs::rename(new, live))?;
+        if kept && fs::rename(old, spare).is_err() {
+            let _ = fs::remove_file(old);
         }
         Ok(())
     }
@@ -296,86 +508,132 @@ impl FileStore {
             l.lock_shared()
                 .map_err(|e| self.io_err("lock", &self.lock_path, &e))?;
         }
-        let (cfg, stamp) = self.load_stamped()?;
-        Ok((cfg, Version(stamp)))
+        let cur = self.current()?;
+        let (cfg, fp) = self.load(&cur)?;
+        Ok((cfg, Version(fp)))
     }
 
-    /// Commits `next`, made from the snapshot of `version`, if config.data is still that
-    /// file; `Ok(false)` and nothing written if another command committed meanwhile.
-    /// Comparing the file's identity instead of its contents keeps the unchanged
-    /// instances spliced rather than decoded and rendered.
+    /// Commits `next`, made from the snapshot of `version`, if config.data still holds
+    /// those bytes; `Ok(false)` and nothing written if it changed meanwhile (another
+    /// command, or a hand edit).
     pub fn commit_if_unchanged(
         &self,
         mut next: Config,
         version: Version,
     ) -> Result<bool, GntError> {
-        let lock = self.open_lock(true)?.expect("created");
-        lock.lock()
-            .map_err(|e| self.io_err("lock", &self.lock_path, &e))?;
-        let current = match fs::metadata(&self.path) {
-            Ok(m) => Some(Stamp::of(&m)),
-            Err(e) if e.kind() == ErrorKind::NotFound => None,
-            Err(e) => return Err(self.io_err("read", &self.path, &e)),
-        };
-        if current != version.0 {
+        let lock = self.open_lock(true)?;
+        if let Some(l) = &lock {
+            l.lock()
+                .map_err(|e| self.io_err("lock", &self.lock_path, &e))?;
+        }
+        let cur = self.current()?;
+        if cur.fp != version.0 {
             return Ok(false);
         }
-        self.remove_stale_temporaries();
+        self.remove_stale_temporaries(&cur.target);
         self.check_invariants(&next)?;
         next.cluster.serial_no += 1;
         next.cluster.mtime = now();
-        let written = self.write(&next, version.0.as_ref());
+        let written = self.write(&next, &cur, version.0);
         if !self.free_after_commit {
             std::mem::forget(next);
         }
-        written.map(|()| true)
+        written
     }
 
-    fn write(&self, cfg: &Config, loaded: Option<&Stamp>) -> Result<(), GntError> {
-        let loaded = loaded.map(Stamp::header);
-        let plan = splice::plan(cfg, loaded.as_ref().map(|h| &h[..]));
-        let dir = self.dir();
-        let (spare, old) = (self.hidden(".spare"), self.hidden(".old"));
-        let (cache_spare, cache_old) = (self.hidden(".cache.spare"), self.hidden(".cache.old"));
+    /// Writes `cfg`, made from the bytes with fingerprint `loaded`, over `cur` if it still
+    /// holds them (else `Ok(false)` and nothing written: a hand edit is never lost to a
+    /// command that ran meanwhile).
+    fn write(
+        &self,
+        cfg: &Config,
+        cur: &Current,
+        loaded: Option<Fingerprint>,
+    ) -> Result<bool, GntError> {
+        let (target, mode) = (&cur.target, cur.mode);
+        let plan = splice::plan(cfg, loaded);
+        let dir = dir_of(target);
+        let name = target
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("config.data");
+        let (spare, old) = (
+            dir.join(format!(".{name}.spare")),
+            dir.join(format!(".{name}.old")),
+        );
+        let hidden = |suffix: &str| {
+            let n = self
+                .path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("config.data");
+            self.dir().join(format!(".{n}{suffix}"))
+        };
+        let (cache_spare, cache_old) = (hidden(".cache.spare"), hidden(".cache.old"));
         // config.data is written and synced on another core while this one writes the
-        // cache (its stamp still blank): the disk works while the CPU copies.
+        // cache (its fingerprint still blank): the disk works while the CPU copies.
         let (written, cache) = std::thread::scope(|s| {
             let toml = s.spawn(|| {
-                let f = Self::fill_spare(&spare, |f| plan.toml.write_to(f, plan.toml_src))?;
-                f.sync_all()?;
-                Ok(f)
-            });
-            let cache = plan.cache.as_ref().and_then(|c| {
-                let blank = [0; Stamp::HEADER_LEN];
-                Self::fill_spare(&cache_spare, |f| cache::write(f, &blank, c)).ok()
-            });
-            let written = toml
-                .join()
-                .unwrap_or_else(|_| Err(std::io::Error::other("writer thread failed")));
-            (written, cache)
-        });
-        let stamp = written
-            .and_then(|f: File| {
+                let (f, path, ()) =
+                    Self::fill_spare(&spare, mode, |f| plan.toml.write_to(f, plan.toml_src))?;
+                // Read back: parts of it were copied by the kernel.
+                let fp = at(&path, Fingerprint::of_file(&f, u64::MAX))?;
+                at(&path, f.sync_all())?;
                 // Unlocked explicitly: a child forked meanwhile (hooks, threads of a test
                 // harness) may share this open file until it execs.
                 let _ = f.unlock();
-                Self::rotate(&self.path, &spare, &old)?;
-                File::open(&dir)?.sync_all()?;
-                // After the rename, which changes the ctime the stamp includes.
-                Ok(Stamp::of(&f.metadata()?))
-            })
-            .map_err(|e| self.io_err("write", &self.path, &e))?;
+                let fp = fp.ok_or_else(|| (path.clone(), ErrorKind::FileTooLarge.into()))?;
+                Ok((path, fp))
+            });
+            let cache = plan
+                .cache
+                .as_ref()
+                .and_then(|c| Self::fill_spare(&cache_spare, mode, |f| cache::write(f, c)).ok());
+            let written: FileResult<_> = toml.join().unwrap_or_else(|_| {
+                Err((spare.clone(), std::io::Error::other("writer thread failed")))
+            });
+            (written, cache)
+        });
+        let (path, fp) = written.map_err(|(p, e)| self.io_err("write", &p, &e))?;
+        if !self.still(cur, loaded) {
+            if path != spare {
+                let _ = fs::remove_file(&path);
+            }
+            return Ok(false);
+        }
+        Self::rotate(target, &path, &spare, &old)
+            .and_then(|()| at(&dir, File::open(&dir).and_then(|d| d.sync_all())))
+            .map_err(|(p, e)| {
+                let _ = fs::remove_file(&path);
+                self.io_err("write", &p, &e)
+            })?;
         // Best effort: without a cache the next command parses the TOML.
-        if let Some(f) = cache {
-            use std::os::unix::fs::FileExt;
-            let placed = f.write_all_at(&stamp.header(), 0).is_ok()
+        if let Some((f, path, crc)) = cache {
+            let placed = cache::seal(&f, &fp, crc).is_ok()
                 && f.unlock().is_ok()
-                && Self::rotate(&self.cache_path, &cache_spare, &cache_old).is_ok();
+                && Self::rotate(&self.cache_path, &path, &cache_spare, &cache_old).is_ok();
             if !placed {
+                let _ = fs::remove_file(&path);
                 let _ = fs::remove_file(&self.cache_path);
             }
         }
-        Ok(())
+        Ok(true)
+    }
+
+    /// Whether config.data is still the file of `cur` and holds the bytes with fingerprint
+    /// `loaded` (or is still absent): nobody changed it by hand, in place or by rename,
+    /// since it was loaded.
+    fn still(&self, cur: &Current, loaded: Option<Fingerprint>) -> bool {
+        match (&cur.file, loaded) {
+            (Some(f), Some(fp)) => {
+                same_file(&cur.target, f)
+                    && Fingerprint::of_file(f, MAX_CONFIG_LEN).ok().flatten() == Some(fp)
+            }
+            (None, None) => {
+                fs::symlink_metadata(&cur.target).is_err_and(|e| e.kind() == ErrorKind::NotFound)
+            }
+            _ => false,
+        }
     }
 }
 
@@ -421,9 +679,16 @@ impl FileStore {
     }
 }
 
-/// Which config.data a configuration was read from (none: the file did not exist).
+fn dir_of(p: &Path) -> PathBuf {
+    match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Which config.data bytes a configuration was read from (none: the file did not exist).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Version(Option<Stamp>);
+pub struct Version(Option<Fingerprint>);
 
 impl Store for FileStore {
     fn read(&self) -> Result<Config, GntError> {
@@ -432,7 +697,7 @@ impl Store for FileStore {
             l.lock_shared()
                 .map_err(|e| self.io_err("lock", &self.lock_path, &e))?;
         }
-        let cfg = self.load()?;
+        let cfg = self.load(&self.current()?).map(|(cfg, _)| cfg)?;
         self.warn_if_inconsistent(&cfg);
         Ok(cfg)
     }
@@ -441,67 +706,30 @@ impl Store for FileStore {
         &self,
         f: &mut dyn FnMut(&mut Config) -> Result<(), GntError>,
     ) -> Result<(), GntError> {
-        let lock = self.open_lock(true)?.expect("created");
-        lock.lock()
-            .map_err(|e| self.io_err("lock", &self.lock_path, &e))?;
-        self.remove_stale_temporaries();
-        let (mut cfg, loaded) = self.load_stamped()?;
+        let lock = self.open_lock(true)?;
+        if let Some(l) = &lock {
+            l.lock()
+                .map_err(|e| self.io_err("lock", &self.lock_path, &e))?;
+        }
+        let cur = self.current()?;
+        self.remove_stale_temporaries(&cur.target);
+        let (mut cfg, loaded) = self.load(&cur)?;
         f(&mut cfg)?;
         self.check_invariants(&cfg)?;
         cfg.cluster.serial_no += 1;
         cfg.cluster.mtime = now();
-        let written = self.write(&cfg, loaded.as_ref());
+        let written = self.write(&cfg, &cur, loaded);
         if !self.free_after_commit {
             std::mem::forget(cfg);
         }
-        written
+        match written? {
+            true => Ok(()),
+            false => Err(GntError::Exec(format!(
+                "{} was changed (by hand?) while this command ran; nothing was written, run it again",
+                cur.target.display()
+            ))),
+        }
         // The lock is released when `lock` is dropped, after the rename.
-    }
-}
-
-/// The identity of a config.data file; ctime cannot be set back by users, and the atomic
-/// rename gives every written version a new inode.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Stamp([u64; 7]);
-
-/// This boot's identity, so that a cache written before a crash is checked before use.
-fn boot_id() -> Option<&'static [u8]> {
-    static ID: std::sync::OnceLock<Option<Vec<u8>>> = std::sync::OnceLock::new();
-    ID.get_or_init(|| {
-        fs::read("/proc/sys/kernel/random/boot_id")
-            .ok()
-            .filter(|b| b.len() == 37)
-    })
-    .as_deref()
-}
-
-impl Stamp {
-    const MAGIC: &'static [u8; 8] = b"NCCACHE4";
-    const HEADER_LEN: usize = 101;
-
-    fn of(m: &fs::Metadata) -> Self {
-        Stamp([
-            m.dev(),
-            m.ino(),
-            m.size(),
-            m.mtime() as u64,
-            m.mtime_nsec() as u64,
-            m.ctime() as u64,
-            m.ctime_nsec() as u64,
-        ])
-    }
-
-    /// Magic, the seven numbers, and the boot ID (or zeros where there is none).
-    fn header(&self) -> [u8; Self::HEADER_LEN] {
-        let mut h = [0u8; Self::HEADER_LEN];
-        h[..8].copy_from_slice(Self::MAGIC);
-        for (i, v) in self.0.iter().enumerate() {
-            h[8 + i * 8..16 + i * 8].copy_from_slice(&v.to_le_bytes());
-        }
-        if let Some(id) = boot_id() {
-            h[64..].copy_from_slice(id);
-        }
-        h
     }
 }
 
@@ -663,12 +891,48 @@ mod tests {
         // A corrupt cache is ignored.
         fs::write(dir.path().join("config.data.cache"), b"garbage").unwrap();
         assert_eq!(store.read().unwrap().cluster.name, "edited");
-        // A cache with the right stamp but a damaged body is ignored too.
-        let stamp = Stamp::of(&fs::metadata(store.path()).unwrap());
-        let mut bad = stamp.header().to_vec();
+        // A cache with the right fingerprint but a damaged body is ignored too.
+        let cache_path = dir.path().join("config.data.cache");
+        let mut bad = fs::read(&cache_path).unwrap();
+        let half = bad.len() / 2;
+        bad.truncate(half);
         bad.extend_from_slice(&[1, 2, 3]);
-        fs::write(dir.path().join("config.data.cache"), bad).unwrap();
+        fs::write(&cache_path, bad).unwrap();
         assert_eq!(store.read().unwrap().cluster.name, "edited");
+    }
+
+    #[test]
+    fn a_hand_edit_made_while_a_transaction_runs_is_not_written_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::new(dir.path().join("config.data"));
+        transaction(&store, |c| {
+            c.cluster.name = "before".into();
+            Ok(())
+        })
+        .unwrap();
+        let text = fs::read_to_string(store.path()).unwrap();
+        let edited = text.replace("\"before\"", "\"edited\"");
+        for in_place in [true, false] {
+            let e = transaction(&store, |c| {
+                // In place at the same size, or as a new file renamed in, meanwhile.
+                if in_place {
+                    use std::os::unix::fs::FileExt;
+                    let f = OpenOptions::new().write(true).open(store.path()).unwrap();
+                    f.write_all_at(edited.as_bytes(), 0).unwrap();
+                } else {
+                    let tmp = dir.path().join("edit");
+                    fs::write(&tmp, &edited).unwrap();
+                    fs::rename(&tmp, store.path()).unwrap();
+                }
+                c.cluster.name = "command".into();
+                Ok(())
+            })
+            .unwrap_err();
+            assert!(e.to_string().contains("changed (by hand?)"), "{e}");
+            assert_eq!(fs::read_to_string(store.path()).unwrap(), edited);
+            assert_eq!(store.read().unwrap().cluster.name, "edited");
+            fs::write(store.path(), &text).unwrap();
+        }
     }
 
     #[test]

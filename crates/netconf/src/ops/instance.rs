@@ -7,6 +7,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use super::Feedback;
 use crate::config::{Config, Instance, Nic, NicParams, new_uuid, now, tags};
 use crate::error::{ErrorCode, GntError};
+use crate::hookenv::{HookNic, InstanceHookEnv};
 use crate::hooks::HookEnv;
 use crate::mac::{MacAddr, MacPrefix};
 use crate::name::InstanceName;
@@ -780,8 +781,9 @@ pub fn rename(cfg: &mut Config, old: &str, new: &str) -> Result<HookEnv, GntErro
     }
     // Ganeti's rename hooks describe the instance under its old name, plus the new one.
     let inst = cfg.instances.get_cloned(&uuid).expect("looked up");
-    let mut vars = instance_hook_vars(cfg, &inst);
-    vars.push(("INSTANCE_NEW_NAME".into(), new.to_string()));
+    let mut view = hook_view(cfg, &inst);
+    view.new_name = Some(new.clone());
+    let vars = view.to_env();
     let inst = cfg.instances.get_mut(&uuid).expect("looked up");
     inst.name = new;
     inst.serial_no += 1;
@@ -827,71 +829,49 @@ pub fn primary_name(cfg: &Config, inst: &Instance) -> String {
 
 /// Ganeti's `BuildInstanceHookEnv`, network side (without the `GANETI_` prefix).
 pub fn instance_hook_vars(cfg: &Config, inst: &Instance) -> Vec<(String, String)> {
-    let mut v: Vec<(String, String)> = vec![
-        ("INSTANCE_NAME".into(), inst.name.to_string()),
-        ("INSTANCE_PRIMARY".into(), primary_name(cfg, inst)),
-        ("INSTANCE_SECONDARIES".into(), String::new()),
-        ("INSTANCE_OS_TYPE".into(), String::new()),
-        ("INSTANCE_STATUS".into(), "down".into()),
-        ("INSTANCE_DISK_TEMPLATE".into(), "diskless".into()),
-        ("INSTANCE_DISK_COUNT".into(), "0".into()),
-        (
-            "INSTANCE_TAGS".into(),
-            inst.tags
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>()
-                .join(" "),
-        ),
-        ("INSTANCE_NIC_COUNT".into(), inst.nics.len().to_string()),
-    ];
-    for (i, nic) in inst.nics.iter().enumerate() {
-        let p = format!("INSTANCE_NIC{i}_");
-        let mut put = |k: &str, val: String| v.push((format!("{p}{k}"), val));
-        if let Some(n) = &nic.name {
-            put("NAME", n.clone());
-        }
-        put("UUID", nic.uuid.clone());
-        put("IP", nic.ip.map(|ip| ip.to_string()).unwrap_or_default());
-        put("MAC", nic.mac.to_string());
-        put("MODE", nic.mode.to_string());
-        put("LINK", nic.link.clone());
-        put("VLAN", nic.vlan.clone());
-        if matches!(nic.mode, NicMode::Bridged | NicMode::OpenVSwitch) {
-            put("BRIDGE", nic.link.clone());
-        }
-        if let Some(net) = nic
-            .network
-            .as_ref()
-            .and_then(|u| cfg.networks.get(u).map(|n| (u, n)))
-        {
-            let (nu, n) = net;
-            put("NETWORK_NAME", n.name.to_string());
-            put("NETWORK_UUID", nu.clone());
-            put(
-                "NETWORK_TAGS",
-                n.tags
-                    .iter()
-                    .map(String::as_str)
-                    .collect::<Vec<_>>()
-                    .join(" "),
-            );
-            put("NETWORK_SUBNET", n.network.to_string());
-            if let Some(g) = n.gateway {
-                put("NETWORK_GATEWAY", g.to_string());
-            }
-            if let Some(s6) = n.network6 {
-                put("NETWORK_SUBNET6", s6.to_string());
-            }
-            if let Some(g6) = n.gateway6 {
-                put("NETWORK_GATEWAY6", g6.to_string());
-            }
-            if let Some(mp) = n.mac_prefix {
-                put("NETWORK_MAC_PREFIX", mp.to_string());
-            }
-        }
+    hook_view(cfg, inst).to_env()
+}
+
+/// The instance as its hooks see it.
+pub fn hook_view(cfg: &Config, inst: &Instance) -> InstanceHookEnv {
+    InstanceHookEnv {
+        name: inst.name.clone(),
+        primary: primary_name(cfg, inst),
+        tags: inst.tags.iter().cloned().collect(),
+        nics: inst.nics.iter().map(|nic| hook_nic(cfg, nic)).collect(),
+        new_name: None,
     }
-    v
+}
+
+fn hook_nic(cfg: &Config, nic: &Nic) -> HookNic {
+    let set = |s: &str| Some(s.to_owned()).filter(|s| !s.is_empty());
+    let mut h = HookNic {
+        name: nic.name.clone(),
+        uuid: set(&nic.uuid),
+        ip: nic.ip,
+        mac: Some(nic.mac),
+        mode: Some(nic.mode),
+        link: set(&nic.link),
+        vlan: set(&nic.vlan),
+        bridge: matches!(nic.mode, NicMode::Bridged | NicMode::OpenVSwitch)
+            .then(|| nic.link.clone()),
+        ..HookNic::default()
+    };
+    if let Some((nu, n)) = nic
+        .network
+        .as_ref()
+        .and_then(|u| cfg.networks.get(u).map(|n| (u, n)))
+    {
+        h.network = Some(n.name.to_string());
+        h.network_uuid = set(nu);
+        h.network_tags = n.tags.iter().cloned().collect();
+        h.subnet = Some(n.network);
+        h.gateway = n.gateway;
+        h.subnet6 = n.network6;
+        h.gateway6 = n.gateway6;
+        h.mac_prefix = n.mac_prefix;
+    }
+    h
 }
 
 /// IPv4 address of an instance NIC, for callers that want it typed.
@@ -902,6 +882,62 @@ pub fn nic_ipv4(nic: &Nic) -> Option<Ipv4Addr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What the operations write is what a hook decodes: every instance operation's
+    /// variables read back through `InstanceHookEnv::from_env` as the instance's view.
+    #[test]
+    fn hook_variables_decode_to_the_instance_they_describe() {
+        use crate::hookenv::HookVars;
+        use crate::ops::network;
+        let mut cfg = Config::new();
+        let mut fb = Feedback::default();
+        let net = network::AddNetwork {
+            name: "net1".into(),
+            network: Some("198.51.100.0/24".into()),
+            gateway: Some("198.51.100.1".into()),
+            network6: Some("2001:db8:1::/64".into()),
+            mac_prefix: Some("aa:00:01".into()),
+            tags: vec!["public".into()],
+            conflicts_check: true,
+            ..Default::default()
+        };
+        network::add(&mut cfg, &net, &mut fb).unwrap();
+        let raw = network::RawNicParams {
+            link: Some("br0".into()),
+            ..Default::default()
+        };
+        network::connect(&mut cfg, "net1", &raw, &[], true, &mut fb).unwrap();
+        let spec = AddInstance {
+            name: "web1.example.org".into(),
+            nics: vec![
+                NicSpec::parse("ip=pool,network=net1,name=eth0").unwrap(),
+                NicSpec::parse("mode=routed,link=rt1,ip=2001:db8:2::5,vlan=100").unwrap(),
+            ],
+            tags: vec!["b".into(), "a".into()],
+            conflicts_check: true,
+            ..Default::default()
+        };
+        let decode = |env: &HookEnv| {
+            InstanceHookEnv::from_env(&HookVars::from_pairs(env.vars.clone())).unwrap()
+        };
+        let env = add(&mut cfg, &spec, &mut fb).unwrap();
+        let uuid = cfg.instance_uuid("web1.example.org").unwrap();
+        let inst = cfg.instances.get_cloned(&uuid).unwrap();
+        let view = decode(&env);
+        assert_eq!(view, hook_view(&cfg, &inst));
+        assert_eq!(view.nics[0].network.as_deref(), Some("net1"));
+        assert_eq!(view.nics[0].bridge.as_deref(), Some("br0"));
+        assert_eq!(view.nics[1].ip, Some("2001:db8:2::5".parse().unwrap()));
+
+        let env = rename(&mut cfg, "web1.example.org", "web2.example.org").unwrap();
+        let mut want = hook_view(&cfg, &inst);
+        want.new_name = Some(InstanceName::check("web2.example.org".into()).unwrap());
+        assert_eq!(decode(&env), want);
+
+        let env = remove(&mut cfg, "web2.example.org").unwrap();
+        assert_eq!(decode(&env).name.as_str(), "web2.example.org");
+        assert_eq!(decode(&env).nics.len(), 2);
+    }
 
     #[test]
     fn vlan_forms() {
