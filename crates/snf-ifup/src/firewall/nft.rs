@@ -1056,6 +1056,70 @@ mod tests {
         );
     }
 
+    /// Every rule the plan writes, in every mode with every tag and profile, translates:
+    /// a new rule form in `plan.rs` fails here, not on a node.
+    #[test]
+    fn every_planned_rule_translates() {
+        use crate::plan::{BridgeFacts, Facts, Flavour, build};
+        let cfg = crate::config::Config::default();
+        let facts = Facts {
+            tap_exists: true,
+            bridge: Some(BridgeFacts {
+                mtu: 1500,
+                vlan_filtering: Some(false),
+            }),
+            link_exists: true,
+            table_id: Some(100),
+            ..Facts::default()
+        };
+        let tap: netconf::IfName = "tap1".parse().unwrap();
+        let mut seen = 0;
+        for (mode, link, tags) in [
+            (
+                "bridged",
+                "br0",
+                "nfdhcpd private-filtered spoof-protected masq",
+            ),
+            (
+                "routed",
+                "100",
+                "nfdhcpd ip-less-routed spoof-protected masq",
+            ),
+        ] {
+            for profile in ["", "protected", "limited", "unprotected"] {
+                for ip in ["198.51.100.10", ""] {
+                    let itags = if profile.is_empty() {
+                        String::new()
+                    } else {
+                        format!("synnefo:network:0:{profile}")
+                    };
+                    let nic = netconf::NicEnv::from_env([
+                        ("INSTANCE", "vm1"),
+                        ("INTERFACE", "tap1"),
+                        ("INTERFACE_INDEX", "0"),
+                        ("INTERFACE_UUID", "u0"),
+                        ("MAC", "aa:00:00:12:34:56"),
+                        ("IP", ip),
+                        ("MODE", mode),
+                        ("LINK", link),
+                        ("TAGS", itags.as_str()),
+                        ("NETWORK_NAME", "n"),
+                        ("NETWORK_TAGS", tags),
+                        ("NETWORK_SUBNET", "198.51.100.0/24"),
+                        ("NETWORK_GATEWAY", "198.51.100.1"),
+                        ("NETWORK_SUBNET6", "2001:db8:1::/64"),
+                    ])
+                    .unwrap();
+                    let p = build(&nic, &tap, Flavour::Kvm, &cfg, &facts, false).unwrap();
+                    let w = want_of("tap1", &p.firewall, &p.arp)
+                        .unwrap_or_else(|e| panic!("{mode} {profile} {ip}: {e:#}"));
+                    seen += w.chains.values().map(Vec::len).sum::<usize>();
+                }
+            }
+        }
+        assert!(seen > 100, "{seen}");
+    }
+
     #[test]
     fn removal_needs_no_listing_and_gc_reads_it() {
         let mut spec = TableSpec::default();
