@@ -7,7 +7,7 @@
 //! direction plus its own chains, so adding or removing it never needs a rule handle.
 //! `up` and `down` of one NIC write only what changes, from its recorded state and an
 //! index of the tables ([`Index`]), without reading the ruleset; `reapply`, and any NIC
-//! whose record is missing or contradicted, is computed from `nft list ruleset`, where
+//! whose record is missing or contradicted, is computed from `nft list chains`, where
 //! removal is written as "add, then delete" (a no-op for what exists, no error for what
 //! does not). The last NIC of a table takes the table with it, so that `down` leaves the
 //! ruleset as it was before the first `up`.
@@ -932,7 +932,7 @@ impl Firewall for Nft {
 
     fn status(&self, taps: &[&str]) -> anyhow::Result<Vec<Vec<String>>> {
         let text = if exec::in_path("nft") {
-            exec::output("nft", &["list", "ruleset"])?
+            exec::output("nft", &["list", "chains"])?
         } else {
             String::new()
         };
