@@ -3,6 +3,7 @@
 //! NFQUEUE rules this daemon installs itself.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -10,13 +11,35 @@ use serde::Deserialize;
 
 pub const DEFAULT_PATH: &str = "/etc/nfdhcpd/nfdhcpd.toml";
 
+/// The file as written: sections and keys exactly as the operator spelled them.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
-pub struct Config {
+struct SettingsFile {
+    general: General,
+    dhcp: Dhcp,
+    ipv6: Ipv6,
+    rules: Rules,
+}
+
+/// What the daemon runs with: the file checked once, the IPv6 mode resolved into the
+/// queues it serves, so that no packet path has to re-derive (or can disagree about) it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DaemonSettings {
     pub general: General,
     pub dhcp: Dhcp,
-    pub ipv6: Ipv6,
+    pub ipv6: Ipv6Settings,
     pub rules: Rules,
+}
+
+/// The IPv6 side once `enable_ipv6`, `mode` and the queues are resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ipv6Settings {
+    /// None: IPv6 disabled; RS, NS and DHCPv6 are not answered.
+    pub plan: Option<Ipv6Plan>,
+    pub ra_period: NonZeroU32,
+    pub router_lifetime: u16,
+    pub nameservers: Vec<Ipv6Addr>,
+    pub domains: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -165,23 +188,52 @@ pub struct Ipv6Plan {
     pub dhcpv6_queue: Option<u16>,
 }
 
-impl Config {
-    pub fn load(path: &Path) -> anyhow::Result<Config> {
+impl DaemonSettings {
+    pub fn load(path: &Path) -> anyhow::Result<DaemonSettings> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        Config::parse(&text).with_context(|| format!("in {}", path.display()))
+        DaemonSettings::parse(&text).with_context(|| format!("in {}", path.display()))
     }
 
-    pub fn parse(text: &str) -> anyhow::Result<Config> {
-        let cfg: Config = toml::from_str(text)?;
-        cfg.validate()?;
-        Ok(cfg)
+    pub fn parse(text: &str) -> anyhow::Result<DaemonSettings> {
+        let file: SettingsFile = toml::from_str(text)?;
+        file.resolve()
     }
 
-    fn validate(&self) -> anyhow::Result<()> {
-        if self.ipv6.ra_period == 0 {
-            bail!("ipv6.ra_period must be at least 1");
+    /// T2 as sent in option 59.
+    pub fn rebinding(&self) -> u32 {
+        self.dhcp
+            .lease_rebinding
+            .unwrap_or_else(|| (u64::from(self.dhcp.lease_lifetime) * 7 / 8) as u32)
+    }
+
+    /// Set in slaac+dhcpv6 mode: RAs carry O=1 and Information-Requests are answered.
+    pub fn answers_dhcpv6(&self) -> bool {
+        self.ipv6.plan.is_some_and(|p| p.dhcpv6_queue.is_some())
+    }
+
+    /// Every queue number to bind, without duplicates.
+    pub fn queues(&self) -> Vec<u16> {
+        let mut q = Vec::new();
+        if self.dhcp.enable_dhcp {
+            q.push(self.dhcp.dhcp_queue);
         }
+        if let Some(p) = self.ipv6.plan {
+            q.push(p.rs_queue);
+            q.push(p.ns_queue);
+            q.extend(p.dhcpv6_queue);
+        }
+        q.sort_unstable();
+        q.dedup();
+        q
+    }
+}
+
+impl SettingsFile {
+    fn resolve(self) -> anyhow::Result<DaemonSettings> {
+        let Some(ra_period) = NonZeroU32::new(self.ipv6.ra_period) else {
+            bail!("ipv6.ra_period must be at least 1");
+        };
         if self.dhcp.lease_renewal > self.dhcp.lease_lifetime {
             bail!("dhcp.lease_renewal exceeds dhcp.lease_lifetime");
         }
@@ -191,27 +243,41 @@ impl Config {
         if self.rules.tap_prefix.is_empty() || self.rules.tap_prefix.len() > 14 {
             bail!("rules.tap_prefix must be 1 to 14 characters");
         }
-        for d in self.domains_and_domain() {
+        for d in self.ipv6.domains.iter().chain(self.dhcp.domain.iter()) {
             if d.is_empty() || d.len() > 253 || d.split('.').any(|l| l.is_empty() || l.len() > 63) {
                 bail!("invalid domain name '{d}'");
             }
         }
-        self.ipv6_plan()?;
-        Ok(())
+        let plan = self.ipv6.plan()?;
+        let Ipv6 {
+            router_lifetime,
+            nameservers,
+            domains,
+            ..
+        } = self.ipv6;
+        Ok(DaemonSettings {
+            general: self.general,
+            dhcp: self.dhcp,
+            ipv6: Ipv6Settings {
+                plan,
+                ra_period,
+                router_lifetime,
+                nameservers,
+                domains,
+            },
+            rules: self.rules,
+        })
     }
+}
 
-    fn domains_and_domain(&self) -> impl Iterator<Item = &String> {
-        self.ipv6.domains.iter().chain(self.dhcp.domain.iter())
-    }
-
+impl Ipv6 {
     /// The original's mode resolution (B3): `auto` takes the richest mode whose queues are
     /// configured; stateful DHCPv6 is not implemented.
-    pub fn ipv6_plan(&self) -> anyhow::Result<Option<Ipv6Plan>> {
-        let v6 = &self.ipv6;
-        if !v6.enable_ipv6 {
+    pub fn plan(&self) -> anyhow::Result<Option<Ipv6Plan>> {
+        if !self.enable_ipv6 {
             return Ok(None);
         }
-        let (rs, ns, d6) = (v6.rs_queue, v6.ns_queue, v6.dhcpv6_queue);
+        let (rs, ns, d6) = (self.rs_queue, self.ns_queue, self.dhcpv6_queue);
         let plan = |with_dhcpv6: bool| -> Option<Ipv6Plan> {
             Some(Ipv6Plan {
                 rs_queue: rs?,
@@ -219,7 +285,7 @@ impl Config {
                 dhcpv6_queue: if with_dhcpv6 { Some(d6?) } else { None },
             })
         };
-        match v6.mode {
+        match self.mode {
             Ipv6Mode::Auto => plan(true)
                 .or_else(|| plan(false))
                 .map(Some)
@@ -233,29 +299,6 @@ impl Config {
             Ipv6Mode::Dhcpv6 => bail!("ipv6: mode dhcpv6 (stateful) is not implemented"),
         }
     }
-
-    /// T2 as sent in option 59.
-    pub fn rebinding(&self) -> u32 {
-        self.dhcp
-            .lease_rebinding
-            .unwrap_or_else(|| (u64::from(self.dhcp.lease_lifetime) * 7 / 8) as u32)
-    }
-
-    /// Every queue number to bind, without duplicates.
-    pub fn queues(&self) -> anyhow::Result<Vec<u16>> {
-        let mut q = Vec::new();
-        if self.dhcp.enable_dhcp {
-            q.push(self.dhcp.dhcp_queue);
-        }
-        if let Some(p) = self.ipv6_plan()? {
-            q.push(p.rs_queue);
-            q.push(p.ns_queue);
-            q.extend(p.dhcpv6_queue);
-        }
-        q.sort_unstable();
-        q.dedup();
-        Ok(q)
-    }
 }
 
 #[cfg(test)]
@@ -265,42 +308,84 @@ mod tests {
     #[test]
     fn example_file_parses() {
         let text = include_str!("../examples/nfdhcpd.toml");
-        let cfg = Config::parse(text).unwrap();
+        let cfg = DaemonSettings::parse(text).unwrap();
         assert_eq!(cfg.dhcp.dhcp_queue, 42);
-        assert_eq!(cfg.ipv6.rs_queue, Some(43));
-        assert_eq!(cfg.queues().unwrap(), [42, 43, 44, 45]);
+        assert_eq!(cfg.ipv6.plan.map(|p| p.rs_queue), Some(43));
+        assert_eq!(cfg.queues(), [42, 43, 44, 45]);
         assert!(!cfg.dhcp.nameservers.is_empty());
     }
 
     #[test]
     fn defaults_have_queues_42_to_45() {
-        let cfg = Config::parse("").unwrap();
-        assert_eq!(cfg.queues().unwrap(), [42, 43, 44, 45]);
+        let cfg = DaemonSettings::parse("").unwrap();
+        assert_eq!(cfg.queues(), [42, 43, 44, 45]);
         assert_eq!(cfg.rebinding(), 529_200);
     }
 
     #[test]
     fn modes_resolve_like_the_original() {
-        let cfg = Config::parse("[ipv6]\ndhcpv6_queue = 0\nmode = \"slaac\"\n").unwrap();
-        assert_eq!(cfg.ipv6_plan().unwrap().unwrap().dhcpv6_queue, None);
-        let e = Config::parse("[ipv6]\nmode = \"dhcpv6\"\n").unwrap_err();
+        let cfg = DaemonSettings::parse("[ipv6]\ndhcpv6_queue = 0\nmode = \"slaac\"\n").unwrap();
+        assert_eq!(cfg.ipv6.plan.unwrap().dhcpv6_queue, None);
+        let e = DaemonSettings::parse("[ipv6]\nmode = \"dhcpv6\"\n").unwrap_err();
         assert!(format!("{e:#}").contains("not implemented"));
         // auto without a DHCPv6 queue falls back to slaac.
-        let mut cfg = Config::default();
-        cfg.ipv6.dhcpv6_queue = None;
-        assert_eq!(cfg.ipv6_plan().unwrap().unwrap().dhcpv6_queue, None);
-        cfg.ipv6.ns_queue = None;
-        assert!(cfg.ipv6_plan().is_err());
-        cfg.ipv6.enable_ipv6 = false;
-        assert_eq!(cfg.ipv6_plan().unwrap(), None);
+        let mut v6 = Ipv6 {
+            dhcpv6_queue: None,
+            ..Ipv6::default()
+        };
+        assert_eq!(v6.plan().unwrap().unwrap().dhcpv6_queue, None);
+        v6.ns_queue = None;
+        assert!(v6.plan().is_err());
+        v6.enable_ipv6 = false;
+        assert_eq!(v6.plan().unwrap(), None);
     }
 
     #[test]
     fn bad_input_is_an_error() {
-        assert!(Config::parse("[dhcp]\nserver_ip = \"300.1.1.1\"\n").is_err());
-        assert!(Config::parse("[dhcp]\nunknown_key = 1\n").is_err());
-        assert!(Config::parse("[ipv6]\nra_period = 0\n").is_err());
-        assert!(Config::parse("[ipv6]\ndomains = [\"a..b\"]\n").is_err());
-        assert!(Config::parse("[dhcp\n").is_err());
+        assert!(DaemonSettings::parse("[dhcp]\nserver_ip = \"300.1.1.1\"\n").is_err());
+        assert!(DaemonSettings::parse("[dhcp]\nunknown_key = 1\n").is_err());
+        assert!(DaemonSettings::parse("[ipv6]\nra_period = 0\n").is_err());
+        assert!(DaemonSettings::parse("[ipv6]\ndomains = [\"a..b\"]\n").is_err());
+        assert!(DaemonSettings::parse("[dhcp\n").is_err());
+    }
+
+    /// The IPv6 plan is resolved when the file is loaded: a mode that cannot be served stops
+    /// the daemon at start-up, naming the file, instead of leaving every packet to find out
+    /// (and, as before, silently answer nothing).
+    #[test]
+    fn load_refuses_ipv6_settings_that_do_not_resolve() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nfdhcpd.toml");
+        std::fs::write(&path, "[ipv6]\nmode = \"dhcpv6\"\n").unwrap();
+        let shown = format!("{:#}", DaemonSettings::load(&path).unwrap_err());
+        assert!(shown.contains(&path.display().to_string()), "{shown}");
+        assert!(
+            shown.contains("ipv6: mode dhcpv6 (stateful) is not implemented"),
+            "{shown}"
+        );
+        std::fs::write(&path, "[ipv6]\nmode = \"slaac\"\nra_period = 0\n").unwrap();
+        let shown = format!("{:#}", DaemonSettings::load(&path).unwrap_err());
+        assert!(
+            shown.contains("ipv6.ra_period must be at least 1"),
+            "{shown}"
+        );
+        std::fs::write(
+            &path,
+            "[ipv6]\nmode = \"slaac+dhcpv6\"\nrs_queue = \"43\"\n",
+        )
+        .unwrap();
+        assert!(DaemonSettings::load(&path).is_err());
+        // Resolved once: what the packet paths read is the plan, not the mode.
+        std::fs::write(&path, "[ipv6]\nmode = \"slaac\"\n").unwrap();
+        let cfg = DaemonSettings::load(&path).unwrap();
+        assert_eq!(
+            cfg.ipv6.plan,
+            Some(Ipv6Plan {
+                rs_queue: 43,
+                ns_queue: 44,
+                dhcpv6_queue: None
+            })
+        );
+        assert!(!cfg.answers_dhcpv6());
     }
 }

@@ -3,7 +3,7 @@
 
 use anyhow::{Context, bail};
 
-use crate::config::Config;
+use crate::config::DaemonSettings;
 
 enum Kind {
     Bool,
@@ -112,7 +112,7 @@ pub fn convert(old: &str) -> anyhow::Result<String> {
         }
         out.push('\n');
     }
-    Config::parse(&out).context("the converted configuration is not valid")?;
+    DaemonSettings::parse(&out).context("the converted configuration is not valid")?;
     Ok(out)
 }
 
@@ -128,7 +128,7 @@ mod tests {
     #[test]
     fn sample_converts_and_means_the_same() {
         let toml = convert(OLD).unwrap();
-        let cfg = Config::parse(&toml).unwrap();
+        let cfg = DaemonSettings::parse(&toml).unwrap();
         assert_eq!(cfg.general.datapath.to_str(), Some("/var/lib/nfdhcpd"));
         assert_eq!(cfg.general.user.as_deref(), Some("nobody"));
         assert_eq!(cfg.dhcp.lease_lifetime, 604_800);
@@ -138,9 +138,9 @@ mod tests {
             cfg.dhcp.nameservers,
             [Ipv4Addr::new(192, 0, 2, 53), Ipv4Addr::new(192, 0, 2, 54)]
         );
-        assert_eq!(cfg.ipv6.dhcpv6_queue, Some(45));
+        assert_eq!(cfg.ipv6.plan.and_then(|p| p.dhcpv6_queue), Some(45));
         assert_eq!(cfg.ipv6.domains, ["example.com", "example.net"]);
-        assert_eq!(cfg.queues().unwrap(), [42, 43, 44, 45]);
+        assert_eq!(cfg.queues(), [42, 43, 44, 45]);
         assert!(toml.contains("lease_lifetime = 604800  # 1 week"));
         assert!(toml.contains("#domain = example.com"));
     }

@@ -11,14 +11,15 @@ use netconf::MacAddr;
 use netconf::binding::Binding;
 use nix::sys::signal::{SigSet, Signal};
 
-use crate::config::Config;
+use crate::config::DaemonSettings;
 use crate::link::{self, MacCache, NameCache};
 use crate::outcome::Verdict;
 use crate::packet;
 use crate::rawsock::PacketSocket;
+use crate::runfile::RunFile;
 use crate::stats::{self, Stats};
 use crate::table::{Entry, Table};
-use crate::{debug, error, info, ndp, privs, rules, warn, watch};
+use crate::{debug, error, info, lock, ndp, privs, rules, warn, watch};
 
 /// Room for a burst of a few thousand queued packets (each ~200 bytes plus metadata).
 const NFQUEUE_RCVBUF: i32 = 8 << 20;
@@ -29,13 +30,13 @@ pub struct Options {
 }
 
 struct Shared {
-    cfg: Config,
+    cfg: DaemonSettings,
     table: Arc<RwLock<Table>>,
     stats: Mutex<Stats>,
     sock: PacketSocket,
 }
 
-pub fn run(cfg: &Config, opts: &Options) -> anyhow::Result<()> {
+pub fn run(cfg: &DaemonSettings, opts: &Options) -> anyhow::Result<()> {
     // The original's log file, in daemon mode only: in the foreground (systemd) standard
     // error is the journal.
     let logfile = match &cfg.general.logdir {
@@ -73,7 +74,7 @@ pub fn run(cfg: &Config, opts: &Options) -> anyhow::Result<()> {
     info!("{n} bindings loaded from {}", datapath.display());
     runtime_dirs(cfg)?;
 
-    let queues = cfg.queues()?;
+    let queues = cfg.queues();
     let mut q = nfq::Queue::open().context("opening the NFQUEUE netlink socket")?;
     for &num in &queues {
         q.bind(num).with_context(|| {
@@ -98,19 +99,17 @@ pub fn run(cfg: &Config, opts: &Options) -> anyhow::Result<()> {
             .join(", ")
     );
 
-    let pidfile = cfg.general.pidfile.clone();
-    if !pidfile.as_os_str().is_empty() {
-        std::fs::write(&pidfile, format!("{}\n", std::process::id()))
-            .with_context(|| format!("writing {}", pidfile.display()))?;
-    }
-
-    if opts.install_rules && cfg.rules.install {
-        if let Err(e) = rules::install(cfg) {
-            rules::remove(cfg);
-            return Err(e.context("installing NFQUEUE rules"));
-        }
+    // From here on every way out, an error as much as a signal, goes through these drops:
+    // the rules first, then the status file (no longer rewritten by then), then the pidfile.
+    let _pidfile = RunFile::pid(&cfg.general.pidfile)?;
+    let _status = RunFile::removed_at_exit(&cfg.general.status_file);
+    let _rules = if opts.install_rules && cfg.rules.install {
+        let r = rules::install(cfg).context("installing NFQUEUE rules")?;
         info!("NFQUEUE rules installed in chain {}", cfg.rules.chain);
-    }
+        Some(r)
+    } else {
+        None
+    };
 
     let bindings = watch::Bindings::new(table);
     let shared = Arc::new(Shared {
@@ -120,69 +119,51 @@ pub fn run(cfg: &Config, opts: &Options) -> anyhow::Result<()> {
         sock: PacketSocket::open().context("opening the AF_PACKET socket")?,
     });
 
-    if let Some(spec) = &cfg.general.user
-        && let Err(e) = become_user(cfg, spec, logfile.as_deref())
-    {
-        if opts.install_rules && cfg.rules.install {
-            rules::remove(cfg);
-        }
-        let _ = std::fs::remove_file(&pidfile);
-        return Err(e);
+    if let Some(spec) = &cfg.general.user {
+        become_user(cfg, spec, logfile.as_deref())?;
     }
 
-    let result = (|| -> anyhow::Result<()> {
-        watch::start(bindings.clone()).context("watching the state directory")?;
+    watch::start(bindings.clone()).context("watching the state directory")?;
+    let s = shared.clone();
+    std::thread::Builder::new()
+        .name("nfqueue".into())
+        .spawn(move || queue_loop(q, &s))?;
+    if cfg.ipv6.plan.is_some() {
         let s = shared.clone();
         std::thread::Builder::new()
-            .name("nfqueue".into())
-            .spawn(move || queue_loop(q, &s))?;
-        if cfg.ipv6_plan()?.is_some() {
-            let s = shared.clone();
-            std::thread::Builder::new()
-                .name("ra".into())
-                .spawn(move || ra_loop(&s))?;
-        }
-        let s = shared.clone();
-        std::thread::Builder::new()
-            .name("status".into())
-            .spawn(move || status_loop(&s))?;
-        write_status(&shared);
-        loop {
-            match sigs.wait() {
-                Ok(Signal::SIGHUP) => {
-                    if let Err(e) = crate::log::reopen() {
-                        error!("{e:#}");
-                    }
-                    info!("SIGHUP: rescanning {}", datapath.display());
-                    match bindings.rescan() {
-                        Ok(n) => info!("{n} bindings loaded from {}", datapath.display()),
-                        Err(e) => error!("rescan: {e}"),
-                    }
+            .name("ra".into())
+            .spawn(move || ra_loop(&s))?;
+    }
+    let s = shared.clone();
+    std::thread::Builder::new()
+        .name("status".into())
+        .spawn(move || status_loop(&s))?;
+    write_status(&shared);
+    loop {
+        match sigs.wait() {
+            Ok(Signal::SIGHUP) => {
+                if let Err(e) = crate::log::reopen() {
+                    error!("{e:#}");
                 }
-                Ok(Signal::SIGUSR1) => dump_table(&shared),
-                Ok(sig) => {
-                    info!("{sig}: exiting");
-                    return Ok(());
+                info!("SIGHUP: rescanning {}", datapath.display());
+                match bindings.rescan() {
+                    Ok(n) => info!("{n} bindings loaded from {}", datapath.display()),
+                    Err(e) => error!("rescan: {e}"),
                 }
-                Err(e) => warn!("sigwait: {e}"),
             }
+            Ok(Signal::SIGUSR1) => dump_table(&shared),
+            Ok(sig) => {
+                info!("{sig}: exiting");
+                return Ok(());
+            }
+            Err(e) => warn!("sigwait: {e}"),
         }
-    })();
-
-    if opts.install_rules && cfg.rules.install {
-        rules::remove(cfg);
-        info!("NFQUEUE rules removed");
     }
-    let _ = std::fs::remove_file(&cfg.general.status_file);
-    if !pidfile.as_os_str().is_empty() {
-        let _ = std::fs::remove_file(&pidfile);
-    }
-    result
 }
 
 /// The directories of the pid and status files, created (0755) when absent, so that a
 /// daemon started by hand on a fresh machine runs without systemd's RuntimeDirectory.
-fn runtime_dirs(cfg: &Config) -> anyhow::Result<()> {
+fn runtime_dirs(cfg: &DaemonSettings) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     for f in [&cfg.general.pidfile, &cfg.general.status_file] {
         if f.as_os_str().is_empty() {
@@ -206,7 +187,11 @@ fn runtime_dirs(cfg: &Config) -> anyhow::Result<()> {
 }
 
 /// `general.user`: still single-threaded here, so the whole process switches.
-fn become_user(cfg: &Config, spec: &str, logfile: Option<&std::path::Path>) -> anyhow::Result<()> {
+fn become_user(
+    cfg: &DaemonSettings,
+    spec: &str,
+    logfile: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
     let t = privs::resolve(spec)?;
     if nix::unistd::Uid::current() == t.uid {
         // Already that user (root by hand, or systemd's User=): nothing to switch.
@@ -284,10 +269,7 @@ fn queue_loop(mut q: nfq::Queue, s: &Shared) {
         });
         if let Err(e) = q.verdict(msg) {
             error!("NFQUEUE verdict: {e}");
-            s.stats
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .verdict_errors += 1;
+            lock::lock(&s.stats).verdict_errors += 1;
         }
     }
 }
@@ -308,11 +290,11 @@ fn process(msg: &nfq::Message, s: &Shared, macs: &mut MacCache, names: &mut Name
     };
     let hw = hw_src(msg);
     let outcome = {
-        let table = s.table.read().unwrap_or_else(|p| p.into_inner());
+        let table = lock::read(&s.table);
         match table.get(&tap) {
             None => {
                 drop(table);
-                let mut st = s.stats.lock().unwrap_or_else(|p| p.into_inner());
+                let mut st = lock::lock(&s.stats);
                 st.unknown_interface += 1;
                 debug!("{tap}: no binding, packet accepted");
                 return Verdict::Accept;
@@ -333,10 +315,7 @@ fn process(msg: &nfq::Message, s: &Shared, macs: &mut MacCache, names: &mut Name
             Ok(()) => sent = true,
             Err(e) => {
                 warn!("{tap}: sending reply: {e}");
-                s.stats
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .send_errors += 1;
+                lock::lock(&s.stats).send_errors += 1;
             }
         }
     }
@@ -348,27 +327,17 @@ fn process(msg: &nfq::Message, s: &Shared, macs: &mut MacCache, names: &mut Name
         outcome.verdict,
         if sent { ", replied" } else { "" }
     );
-    s.stats.lock().unwrap_or_else(|p| p.into_inner()).count(
-        &tap,
-        outcome.what,
-        sent,
-        outcome.verdict == Verdict::Drop,
-    );
+    lock::lock(&s.stats).count(&tap, outcome.what, sent, outcome.verdict == Verdict::Drop);
     outcome.verdict
 }
 
 /// Unsolicited RAs to every bound TAP that exists, every `ra_period`; one failing TAP
 /// never stops the round (it did in the original).
 fn ra_loop(s: &Shared) {
-    let managed_other = s
-        .cfg
-        .ipv6_plan()
-        .ok()
-        .flatten()
-        .is_some_and(|p| p.dhcpv6_queue.is_some());
+    let managed_other = s.cfg.answers_dhcpv6();
     loop {
         let jobs: Vec<(String, Binding)> = {
-            let t = s.table.read().unwrap_or_else(|p| p.into_inner());
+            let t = lock::read(&s.table);
             t.bound()
                 .filter(|(_, b)| b.subnet6.is_some())
                 .map(|(k, b)| (k.clone(), b.clone()))
@@ -394,13 +363,13 @@ fn ra_loop(s: &Shared) {
                     debug!("{tap}: periodic RA: {e}");
                 }
                 sent += usize::from(ok.is_ok());
-                let mut st = s.stats.lock().unwrap_or_else(|p| p.into_inner());
+                let mut st = lock::lock(&s.stats);
                 *st.per_message.entry("RA-periodic").or_default() += u64::from(ok.is_ok());
                 st.send_errors += u64::from(ok.is_err());
             }
         }
         debug!("periodic RA round: {sent} sent");
-        std::thread::sleep(Duration::from_secs(u64::from(s.cfg.ipv6.ra_period)));
+        std::thread::sleep(Duration::from_secs(u64::from(s.cfg.ipv6.ra_period.get())));
     }
 }
 
@@ -412,15 +381,11 @@ fn master_of(tap: &str) -> Option<String> {
 
 fn write_status(s: &Shared) {
     let (bound, broken) = {
-        let t = s.table.read().unwrap_or_else(|p| p.into_inner());
+        let t = lock::read(&s.table);
         let b = t.bound().count();
         (b, t.entries.len() - b)
     };
-    let text = s
-        .stats
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .render(bound, broken);
+    let text = lock::lock(&s.stats).render(bound, broken);
     if let Err(e) = stats::write_status(&s.cfg.general.status_file, &text) {
         debug!("status file: {e}");
     }
@@ -434,7 +399,7 @@ fn status_loop(s: &Shared) {
 }
 
 fn dump_table(s: &Shared) {
-    let t = s.table.read().unwrap_or_else(|p| p.into_inner());
+    let t = lock::read(&s.table);
     let mut names: Vec<&String> = t.entries.keys().collect();
     names.sort();
     for n in names {

@@ -8,8 +8,9 @@ use dhcproto::{Decodable, Decoder, Encodable, Encoder};
 use netconf::MacAddr;
 use netconf::binding::Binding;
 
-use crate::config::Config;
+use crate::config::DaemonSettings;
 use crate::frame;
+use crate::naming::domain_for;
 use crate::outcome::Outcome;
 
 pub const SERVER_PORT: u16 = 67;
@@ -96,7 +97,7 @@ fn chaddr_mac(msg: &Message) -> Option<MacAddr> {
 }
 
 /// The address replies come from and option 54 names.
-pub fn server_address(cfg: &Config, b: &Binding) -> Ipv4Addr {
+pub fn server_address(cfg: &DaemonSettings, b: &Binding) -> Ipv4Addr {
     if cfg.dhcp.server_on_link {
         if let Some(gw) = b.gateway {
             return gw;
@@ -108,18 +109,7 @@ pub fn server_address(cfg: &Config, b: &Binding) -> Ipv4Addr {
     cfg.dhcp.server_ip
 }
 
-/// Option 15: the configured domain, else HOSTNAME without its first label.
-pub fn domain_for(configured: Option<&str>, hostname: &str) -> Option<String> {
-    if let Some(d) = configured {
-        return Some(d.to_owned());
-    }
-    hostname
-        .split_once('.')
-        .map(|(_, rest)| rest.to_owned())
-        .filter(|d| !d.is_empty())
-}
-
-pub fn handle(req: &Request<'_>, b: &Binding, cfg: &Config, src_mac: MacAddr) -> Outcome {
+pub fn handle(req: &Request<'_>, b: &Binding, cfg: &DaemonSettings, src_mac: MacAddr) -> Outcome {
     let Some(msg) = parse(req.bootp) else {
         return Outcome::drop("malformed");
     };
@@ -224,7 +214,7 @@ pub fn handle(req: &Request<'_>, b: &Binding, cfg: &Config, src_mac: MacAddr) ->
     }
 }
 
-fn add_config_options(opts: &mut DhcpOptions, b: &Binding, cfg: &Config) {
+fn add_config_options(opts: &mut DhcpOptions, b: &Binding, cfg: &DaemonSettings) {
     if let Some(net) = b.subnet {
         opts.insert(DhcpOption::SubnetMask(net.netmask()));
         opts.insert(DhcpOption::BroadcastAddr(net.broadcast()));

@@ -9,9 +9,9 @@ use dhcproto::{Decodable, Decoder, Encodable, Encoder, Name};
 use netconf::MacAddr;
 use netconf::binding::Binding;
 
-use crate::config::Config;
+use crate::config::DaemonSettings;
 use crate::frame;
-use crate::ndp;
+use crate::naming::{domains_for, node_link_local};
 use crate::outcome::Outcome;
 
 pub const SERVER_PORT: u16 = 547;
@@ -118,7 +118,7 @@ pub struct Request<'a> {
     pub hw_src: Option<MacAddr>,
 }
 
-pub fn handle(req: &Request<'_>, b: &Binding, cfg: &Config, indev_mac: MacAddr) -> Outcome {
+pub fn handle(req: &Request<'_>, b: &Binding, cfg: &DaemonSettings, indev_mac: MacAddr) -> Outcome {
     // Only the header and the client id matter to a stateless server; reading them
     // directly keeps arbitrary other options (and dhcproto's decoding quirks) out of the way.
     let Some(msg) = RequestHeader::read(req.udp_payload) else {
@@ -143,7 +143,7 @@ pub fn handle(req: &Request<'_>, b: &Binding, cfg: &Config, indev_mac: MacAddr) 
     if !cfg.ipv6.nameservers.is_empty() {
         opts.insert(DhcpOption::DomainNameServers(cfg.ipv6.nameservers.clone()));
     }
-    let names: Vec<Name> = ndp::domains_for(cfg, b)
+    let names: Vec<Name> = domains_for(cfg, b)
         .iter()
         .filter_map(|d| Name::from_ascii(format!("{}.", d.trim_end_matches('.'))).ok())
         .collect();
@@ -151,7 +151,7 @@ pub fn handle(req: &Request<'_>, b: &Binding, cfg: &Config, indev_mac: MacAddr) 
         opts.insert(DhcpOption::DomainSearchList(names));
     }
     opts.insert(DhcpOption::InformationRefreshTime(
-        cfg.ipv6.ra_period.saturating_mul(3).max(600),
+        cfg.ipv6.ra_period.get().saturating_mul(3).max(600),
     ));
     reply.set_opts(opts);
     let mut buf = Vec::with_capacity(128);
@@ -162,7 +162,7 @@ pub fn handle(req: &Request<'_>, b: &Binding, cfg: &Config, indev_mac: MacAddr) 
     let f = frame::udp6(
         indev_mac,
         dst_mac,
-        ndp::node_link_local(indev_mac),
+        node_link_local(indev_mac),
         req.src,
         SERVER_PORT,
         req.sport,

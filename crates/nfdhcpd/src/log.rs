@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use anyhow::Context;
 
+use crate::lock;
+
 pub const ERROR: u8 = 1;
 pub const WARN: u8 = 2;
 pub const INFO: u8 = 3;
@@ -46,14 +48,14 @@ pub fn emit(level: u8, args: std::fmt::Arguments<'_>) {
 pub fn to_file(path: PathBuf) -> anyhow::Result<()> {
     redirect(&path)?;
     STAMPED.store(true, Ordering::Relaxed);
-    *FILE.lock().unwrap_or_else(|p| p.into_inner()) = Some(path);
+    *lock::lock(&FILE) = Some(path);
     Ok(())
 }
 
 /// After logrotate moved the file away (SIGHUP): write to a new file at the same path.
 /// Without a log file this does nothing.
 pub fn reopen() -> anyhow::Result<()> {
-    match FILE.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+    match lock::lock(&FILE).as_ref() {
         Some(path) => redirect(path),
         None => Ok(()),
     }

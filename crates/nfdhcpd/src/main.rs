@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 
-use nfdhcpd::config::{self, Config};
+use nfdhcpd::config::{self, DaemonSettings};
 use nfdhcpd::{daemon, log};
 
 /// Node-local DHCPv4, Router Advertisement, Neighbor Advertisement and stateless DHCPv6
@@ -56,9 +56,9 @@ fn run() -> anyhow::Result<ExitCode> {
         print!("{toml}");
         return Ok(ExitCode::SUCCESS);
     }
-    let cfg = Config::load(&cli.config)?;
+    let cfg = DaemonSettings::load(&cli.config)?;
     if cli.check_config {
-        let q = cfg.queues()?;
+        let q = cfg.queues();
         if let Some(u) = &cfg.general.user {
             nfdhcpd::privs::resolve(u)?;
         }
@@ -85,7 +85,7 @@ fn run() -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn status(cfg: &Config) -> anyhow::Result<ExitCode> {
+fn status(cfg: &DaemonSettings) -> anyhow::Result<ExitCode> {
     let path = &cfg.general.status_file;
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,

@@ -6,8 +6,9 @@ use std::net::Ipv6Addr;
 use netconf::MacAddr;
 use netconf::binding::Binding;
 
-use crate::config::Config;
+use crate::config::DaemonSettings;
 use crate::frame;
+use crate::naming::{dns_wire, domains_for, node_link_local};
 use crate::outcome::Outcome;
 
 pub const ROUTER_SOLICIT: u8 = 133;
@@ -55,35 +56,6 @@ fn link_layer_option(area: &[u8], want: u8) -> Option<MacAddr> {
         .map(|(_, b)| MacAddr([b[0], b[1], b[2], b[3], b[4], b[5]]))
 }
 
-/// Source of every RA/NA/DHCPv6 reply: the EUI-64 link-local of INDEV's MAC.
-pub fn node_link_local(indev_mac: MacAddr) -> Ipv6Addr {
-    netconf::eui64::link_local(indev_mac)
-}
-
-/// DNS wire format of a domain list, as DNSSL and DHCPv6 option 24 carry it.
-pub fn dns_wire(domains: &[String]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for d in domains {
-        for label in d.trim_end_matches('.').split('.') {
-            let l = label.as_bytes();
-            out.push(l.len().min(63) as u8);
-            out.extend_from_slice(&l[..l.len().min(63)]);
-        }
-        out.push(0);
-    }
-    out
-}
-
-/// DNSSL / DHCPv6 domain list: the configured domains, else HOSTNAME minus its first label.
-pub fn domains_for(cfg: &Config, b: &Binding) -> Vec<String> {
-    if !cfg.ipv6.domains.is_empty() {
-        return cfg.ipv6.domains.clone();
-    }
-    crate::dhcp4::domain_for(None, &b.hostname)
-        .into_iter()
-        .collect()
-}
-
 fn push_option(out: &mut Vec<u8>, typ: u8, body: &[u8]) {
     // Option length is in units of 8 octets, type and length included.
     let total = (body.len() + 2).div_ceil(8) * 8;
@@ -96,7 +68,7 @@ fn push_option(out: &mut Vec<u8>, typ: u8, body: &[u8]) {
 /// The Router Advertisement for one binding, or None without SUBNET6.
 pub fn router_advert(
     b: &Binding,
-    cfg: &Config,
+    cfg: &DaemonSettings,
     indev_mac: MacAddr,
     managed_other: bool,
 ) -> Option<Vec<u8>> {
@@ -124,7 +96,7 @@ pub fn router_advert(
     pio.extend_from_slice(&[0; 4]);
     pio.extend_from_slice(&net.network().octets());
     push_option(&mut body, OPT_PREFIX, &pio);
-    let dns_lifetime = cfg.ipv6.ra_period.saturating_mul(3).to_be_bytes();
+    let dns_lifetime = cfg.ipv6.ra_period.get().saturating_mul(3).to_be_bytes();
     if !cfg.ipv6.nameservers.is_empty() {
         let mut o = vec![0, 0];
         o.extend_from_slice(&dns_lifetime);
@@ -157,7 +129,7 @@ fn spoofed(b: &Binding, hw: Option<MacAddr>) -> bool {
 pub fn handle_rs(
     m: &Icmp6<'_>,
     b: &Binding,
-    cfg: &Config,
+    cfg: &DaemonSettings,
     indev_mac: MacAddr,
     managed_other: bool,
 ) -> Outcome {

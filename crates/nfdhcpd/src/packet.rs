@@ -7,7 +7,7 @@ use etherparse::{NetSlice, SlicedPacket, TransportSlice};
 use netconf::MacAddr;
 use netconf::binding::Binding;
 
-use crate::config::Config;
+use crate::config::DaemonSettings;
 use crate::outcome::Outcome;
 use crate::{dhcp4, dhcp6, ndp};
 
@@ -68,8 +68,8 @@ pub fn classify(payload: &[u8]) -> Kind<'_> {
 }
 
 /// Whether nfdhcpd answers this kind at all with the given configuration.
-pub fn wanted(kind: &Kind<'_>, cfg: &Config) -> bool {
-    let plan = cfg.ipv6_plan().ok().flatten();
+pub fn wanted(kind: &Kind<'_>, cfg: &DaemonSettings) -> bool {
+    let plan = cfg.ipv6.plan;
     match kind {
         Kind::Dhcp4 { .. } => cfg.dhcp.enable_dhcp,
         Kind::Icmp6 { typ, .. } => {
@@ -85,14 +85,10 @@ pub fn handle(
     kind: &Kind<'_>,
     hw_src: Option<MacAddr>,
     b: &Binding,
-    cfg: &Config,
+    cfg: &DaemonSettings,
     indev_mac: MacAddr,
 ) -> Outcome {
-    let managed_other = cfg
-        .ipv6_plan()
-        .ok()
-        .flatten()
-        .is_some_and(|p| p.dhcpv6_queue.is_some());
+    let managed_other = cfg.answers_dhcpv6();
     match *kind {
         Kind::Dhcp4 { bootp } => {
             dhcp4::handle(&dhcp4::Request { bootp, hw_src }, b, cfg, indev_mac)

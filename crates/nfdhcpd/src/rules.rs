@@ -1,12 +1,13 @@
 //! The NFQUEUE rules nfdhcpd owns (reference B11): a chain in the mangle table of
-//! iptables and ip6tables, jumped to from PREROUTING, removed again at exit.
+//! iptables and ip6tables, jumped to from PREROUTING, removed again when the daemon ends,
+//! however it ends: [`InstalledRules`] removes them on drop.
 
 use std::process::Command;
 
 use anyhow::{Context, bail};
 
-use crate::config::{Config, Ipv6Plan};
-use crate::{debug, warn};
+use crate::config::DaemonSettings;
+use crate::{debug, info, warn};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Family {
@@ -24,8 +25,9 @@ impl Family {
 }
 
 /// The rules inside the chain, as argument lists for `-A <chain>`.
-pub fn chain_rules(cfg: &Config, plan: Option<Ipv6Plan>) -> Vec<(Family, Vec<String>)> {
+pub fn chain_rules(cfg: &DaemonSettings) -> Vec<(Family, Vec<String>)> {
     let r = &cfg.rules;
+    let plan = cfg.ipv6.plan;
     let pattern = format!("{}+", r.tap_prefix);
     let mut matches: Vec<Vec<String>> = Vec::new();
     if r.routed {
@@ -102,19 +104,39 @@ fn quiet(fam: Family, args: &[&str]) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-fn families(plan: Option<Ipv6Plan>) -> Vec<Family> {
+fn families(ipv6: bool) -> Vec<Family> {
     let mut f = vec![Family::V4];
-    if plan.is_some() {
+    if ipv6 {
         f.push(Family::V6);
     }
     f
 }
 
+/// The rules while they are in place; dropping it removes them.
+#[must_use = "dropping it removes the rules"]
+#[derive(Debug)]
+pub struct InstalledRules {
+    chain: String,
+    ipv6: bool,
+}
+
+impl Drop for InstalledRules {
+    fn drop(&mut self) {
+        remove(&self.chain, self.ipv6);
+        info!("NFQUEUE rules removed");
+    }
+}
+
 /// Creates (or empties) the chain, fills it and hooks it into PREROUTING once.
-pub fn install(cfg: &Config) -> anyhow::Result<()> {
-    let plan = cfg.ipv6_plan()?;
+pub fn install(cfg: &DaemonSettings) -> anyhow::Result<InstalledRules> {
+    let ipv6 = cfg.ipv6.plan.is_some();
+    // Held from the first command on: a step failing half-way takes the earlier ones back.
+    let installed = InstalledRules {
+        chain: cfg.rules.chain.clone(),
+        ipv6,
+    };
     let chain = cfg.rules.chain.as_str();
-    for fam in families(plan) {
+    for fam in families(ipv6) {
         if !quiet(fam, &["-t", "mangle", "-N", chain]) {
             run(
                 fam,
@@ -122,12 +144,12 @@ pub fn install(cfg: &Config) -> anyhow::Result<()> {
             )?;
         }
     }
-    for (fam, rule) in chain_rules(cfg, plan) {
+    for (fam, rule) in chain_rules(cfg) {
         let mut a: Vec<String> = vec!["-t".into(), "mangle".into(), "-A".into(), chain.into()];
         a.extend(rule);
         run(fam, &a)?;
     }
-    for fam in families(plan) {
+    for fam in families(ipv6) {
         if !quiet(fam, &["-t", "mangle", "-C", "PREROUTING", "-j", chain]) {
             run(
                 fam,
@@ -135,16 +157,13 @@ pub fn install(cfg: &Config) -> anyhow::Result<()> {
             )?;
         }
     }
-    Ok(())
+    Ok(installed)
 }
 
 /// Removes the jump and the chain; logs and goes on, so exit always completes.
-pub fn remove(cfg: &Config) {
-    let plan = cfg.ipv6_plan().ok().flatten();
-    let chain = cfg.rules.chain.as_str();
+fn remove(chain: &str, ipv6: bool) {
     for fam in [Family::V4, Family::V6] {
-        if fam == Family::V6 && plan.is_none() && !quiet(fam, &["-t", "mangle", "-L", chain, "-n"])
-        {
+        if fam == Family::V6 && !ipv6 && !quiet(fam, &["-t", "mangle", "-L", chain, "-n"]) {
             continue;
         }
         while quiet(fam, &["-t", "mangle", "-D", "PREROUTING", "-j", chain]) {}
@@ -163,8 +182,8 @@ mod tests {
 
     #[test]
     fn rules_cover_both_modes_and_all_queues() {
-        let cfg = Config::default();
-        let rules = chain_rules(&cfg, cfg.ipv6_plan().unwrap());
+        let cfg = DaemonSettings::parse("").unwrap();
+        let rules = chain_rules(&cfg);
         // 4 kinds × (routed + bridged)
         assert_eq!(rules.len(), 8);
         let text: Vec<String> = rules.iter().map(|(_, r)| r.join(" ")).collect();
@@ -175,9 +194,8 @@ mod tests {
             "-m physdev --physdev-in tap+ -p ipv6-icmp --icmpv6-type neighbour-solicitation"
         ) && t.contains("--queue-num 44")));
         assert!(text.iter().all(|t| t.ends_with("--queue-bypass")));
-        let mut c = Config::default();
+        let mut c = DaemonSettings::parse("[ipv6]\nenable_ipv6 = false\n").unwrap();
         c.rules.bridged = false;
-        c.ipv6.enable_ipv6 = false;
-        assert_eq!(chain_rules(&c, None).len(), 1);
+        assert_eq!(chain_rules(&c).len(), 1);
     }
 }

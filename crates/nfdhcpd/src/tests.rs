@@ -10,10 +10,10 @@ use etherparse::{NetSlice, SlicedPacket, TransportSlice};
 use netconf::MacAddr;
 use netconf::binding::Binding;
 
-use crate::config::Config;
+use crate::config::DaemonSettings;
 use crate::outcome::Verdict;
 use crate::packet::{self, Kind};
-use crate::{dhcp4, dhcp6, ndp, pcap};
+use crate::{dhcp4, dhcp6, naming, ndp, pcap};
 
 const CAPTURE: &[u8] = include_bytes!("../testdata/clients.pcap");
 const GUEST: MacAddr = MacAddr([2, 0, 0, 0, 1, 1]);
@@ -27,8 +27,8 @@ fn binding() -> Binding {
     .unwrap()
 }
 
-fn config() -> Config {
-    Config::parse(
+fn config() -> DaemonSettings {
+    DaemonSettings::parse(
         "[dhcp]\nserver_ip = \"198.51.100.1\"\nnameservers = [\"198.51.100.53\", \"198.51.100.54\"]\ndomain = \"example.test\"\nlease_lifetime = 3600\nlease_renewal = 1800\n[ipv6]\nnameservers = [\"2001:db8:5::53\"]\ndomains = [\"example.test\"]\n",
     )
     .unwrap()
@@ -488,7 +488,7 @@ fn ns_answers_only_for_the_router_side() {
     assert_eq!(&f[38..54], &ll.octets());
     assert_eq!(f[54 + 4], 0xe0);
     // Node link-local: answered.
-    let body = ns(ndp::node_link_local(BRIDGE));
+    let body = ns(naming::node_link_local(BRIDGE));
     assert!(
         ndp::handle_ns(&icmp6(ll, 135, &body, GUEST), &b, BRIDGE)
             .reply
@@ -589,12 +589,12 @@ fn dhcpv6_reply_goes_to_the_source_and_solicit_is_refused() {
 #[test]
 fn dns_wire_format() {
     assert_eq!(
-        ndp::dns_wire(&["a.bc".into(), "d".into()]),
+        naming::dns_wire(&["a.bc".into(), "d".into()]),
         b"\x01a\x02bc\x00\x01d\x00"
     );
     assert_eq!(
-        dhcp4::domain_for(None, "vm1.example.org").as_deref(),
+        naming::domain_for(None, "vm1.example.org").as_deref(),
         Some("example.org")
     );
-    assert_eq!(dhcp4::domain_for(None, "vm1"), None);
+    assert_eq!(naming::domain_for(None, "vm1"), None);
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
 
+use crate::lock;
 use crate::table::{self, Loaded, Table};
 use crate::{error, info, warn};
 
@@ -47,19 +48,16 @@ impl Bindings {
 
     /// Reads the whole directory; each batch read is installed under the table's lock.
     pub fn rescan(&self) -> std::io::Result<usize> {
-        let _serial = self.loading.lock().unwrap_or_else(|p| p.into_inner());
+        let _serial = lock::lock(&self.loading);
         let seen = table::scan(&self.dir, |batch| {
-            self.table
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .install_batch(batch);
+            lock::write(&self.table).install_batch(batch);
         })?;
-        let mut t = self.table.write().unwrap_or_else(|p| p.into_inner());
+        let mut t = lock::write(&self.table);
         Ok(t.retain(&seen))
     }
 
     fn apply(&self, changes: Vec<Change>) {
-        let _serial = self.loading.lock().unwrap_or_else(|p| p.into_inner());
+        let _serial = lock::lock(&self.loading);
         let mut read: Vec<(String, Loaded)> = Vec::with_capacity(changes.len());
         for c in changes {
             match c {
@@ -71,18 +69,15 @@ impl Bindings {
                 Change::Overflow | Change::Nothing => {}
             }
         }
-        let mut t = self.table.write().unwrap_or_else(|p| p.into_inner());
+        let mut t = lock::write(&self.table);
         for (name, l) in read {
             t.install(name, l, false);
         }
     }
 
     fn drop_all(&self) -> usize {
-        let _serial = self.loading.lock().unwrap_or_else(|p| p.into_inner());
-        self.table
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear()
+        let _serial = lock::lock(&self.loading);
+        lock::write(&self.table).clear()
     }
 }
 

@@ -126,6 +126,42 @@ fn unknown_user_fails_before_serving_and_leaves_no_rules() {
     assert!(!tb.path("nfdhcpd.pid").exists());
 }
 
+/// A start-up step that fails after the rules and the pidfile are in place (here the packet
+/// socket, refused without CAP_NET_RAW) still takes both away again.
+#[test]
+fn failure_after_the_rules_are_installed_leaves_no_rules() {
+    if !need_root("failure_after_the_rules_are_installed_leaves_no_rules") {
+        return;
+    }
+    let tb = Testbed::new(Mode::Routed, 1);
+    let cfg = tb.path("nfdhcpd.toml");
+    std::fs::write(&cfg, tb.config_text("")).unwrap();
+    // iptables here drives nf_tables over netlink: CAP_NET_ADMIN is all it needs, so the
+    // queues are bound and the rules installed before the AF_PACKET socket is refused.
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &tb.node,
+            "setpriv",
+            "--bounding-set",
+            "-net_raw",
+        ])
+        .args([env!("CARGO_BIN_EXE_nfdhcpd"), "-f", "-d", "-c"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("NFQUEUE rules installed"), "{err}");
+    assert!(err.contains("opening the AF_PACKET socket"), "{err}");
+    for tool in ["iptables", "ip6tables"] {
+        let rules = tb.node_sh(&[tool, "-t", "mangle", "-S"]);
+        assert!(!rules.contains("nfdhcpd"), "{tool}: {rules}");
+    }
+    assert!(!tb.path("nfdhcpd.pid").exists());
+}
+
 /// Starts the daemon with `config` and waits for `status` (not the harness's default).
 fn start_with_status(tb: &Testbed, config: &str, status: &std::path::Path) -> std::process::Child {
     let cfg = tb.path("nfdhcpd.toml");

@@ -6,17 +6,15 @@
 //! a wrong guess fails atomically and we retry from a real dump). `reapply` does all NICs
 //! in one batch per tool.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use netconf::{IfName, NicEnv};
 
 use crate::announce;
-use crate::arp;
 use crate::config::Config;
 use crate::exec;
-use crate::firewall::{self, Dump, Family, TableSpec};
+use crate::firewall::{Driver, Family, NicRules};
 use crate::log;
 use crate::netlink;
 use crate::node::{self, RoutingCache};
@@ -26,6 +24,35 @@ use crate::state::{self, FwMap, State};
 pub struct Ctx {
     pub cfg: Config,
     pub dry_run: bool,
+}
+
+/// Removes a NIC's rules with the driver that applied them, when the configured one is
+/// another; returns its state without them (saved, so that a crash leaves no stale record).
+fn switch_driver(ctx: &Ctx, tap: &IfName, mut p: State) -> anyhow::Result<State> {
+    let old = p.driver.get(&ctx.cfg.state_dir);
+    let known = p.complete.then(|| p.fw_map());
+    old.apply(&[NicRules {
+        tap: tap.as_str(),
+        want: &FwMap::new(),
+        arp_old: &p.undo.arp,
+        arp_new: &[],
+        known: known.as_ref(),
+        recorded: None,
+        maybe: &p.families,
+    }])
+    .with_context(|| format!("removing {tap}'s {} rules", old.name()))?;
+    p.families.clear();
+    p.firewall.clear();
+    p.undo.arp.clear();
+    p.driver = driver(ctx);
+    state::save(&ctx.cfg.state_dir, &p)?;
+    Ok(p)
+}
+
+/// The firewall driver of this run (`auto` probes once).
+fn driver(ctx: &Ctx) -> Driver {
+    static DRIVER: std::sync::OnceLock<Driver> = std::sync::OnceLock::new();
+    *DRIVER.get_or_init(|| ctx.cfg.firewall.resolve())
 }
 
 /// One NIC to apply.
@@ -57,13 +84,19 @@ pub fn up(
     }
     let binding_path = ctx.cfg.nfdhcpd_state_dir.join(tap.as_str());
     if ctx.dry_run {
-        return print_plan(tap, &plan, prev.as_ref(), &binding_path);
+        return print_plan(ctx, tap, &plan, prev.as_ref(), &binding_path);
     }
     log::info(&format!(
         "configuring {tap} (instance {}, NIC {}, mode {})",
         nic.instance, nic.index, nic.mode
     ));
 
+    // Rules of another driver (the configuration changed) go first, with that driver.
+    let drv = driver(ctx);
+    let prev = match prev {
+        Some(p) if p.driver != drv => Some(switch_driver(ctx, tap, p)?),
+        p => p,
+    };
     // Record first, so that a `down` after a crash half-way knows everything to look for.
     let mut families: Vec<Family> = plan.firewall.keys().copied().collect();
     let mut undo = plan.undo.clone();
@@ -102,6 +135,7 @@ pub fn up(
             .as_ref()
             .map(|p| p.firewall.clone())
             .unwrap_or_default(),
+        driver: drv,
     };
     state::save(dir, &st)?;
 
@@ -262,26 +296,42 @@ fn execute(ctx: &Ctx, works: &[Work]) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot set {k}={v}"))?;
         }
     }
-    // The three firewall tables, the links/routes and the bindings are independent: they
-    // run side by side (the kernel's nf_tables commits mostly wait, they do not compute).
+    // The firewall, the links/routes and the bindings are independent: they run side by
+    // side (the kernel's nf_tables commits mostly wait, they do not compute).
+    let maybes: Vec<Vec<Family>> = works
+        .iter()
+        .map(|w| w.prev.map_or(Family::ALL.to_vec(), |p| p.families.clone()))
+        .collect();
+    let drv = driver(ctx);
+    let recorded: Vec<Option<FwMap>> = works
+        .iter()
+        .map(|w| {
+            w.prev
+                .filter(|p| p.complete && p.driver == drv)
+                .map(State::fw_map)
+        })
+        .collect();
+    let rules: Vec<NicRules> = works
+        .iter()
+        .zip(maybes.iter().zip(&recorded))
+        .map(|(w, (maybe, recorded))| NicRules {
+            tap: w.tap.as_str(),
+            want: &w.plan.firewall,
+            arp_old: w.prev.map_or(&[][..], |p| &p.undo.arp),
+            arp_new: &w.plan.arp,
+            known: w.known.as_ref(),
+            recorded: recorded.as_ref(),
+            maybe,
+        })
+        .collect();
+    let fw = driver(ctx).get(&ctx.cfg.state_dir);
     std::thread::scope(|scope| {
-        let fw: Vec<_> = Family::ALL
-            .into_iter()
-            .map(|fam| scope.spawn(move || firewall_family(fam, works)))
-            .collect();
+        let fw = scope.spawn(|| fw.apply(&rules));
         let files = scope.spawn(|| -> anyhow::Result<()> {
             for w in works {
                 write_binding(&ctx.cfg, w.tap, w.plan)?;
             }
             Ok(())
-        });
-        let arp_rules = scope.spawn(|| {
-            let old: Vec<&String> = works
-                .iter()
-                .flat_map(|w| w.prev.iter().flat_map(|p| &p.undo.arp))
-                .collect();
-            let new: Vec<&String> = works.iter().flat_map(|w| &w.plan.arp).collect();
-            arp::sync(&old, &new).map_err(|e| e.context("arptables rules"))
         });
         // Announcements need the routes and proxy entries, not the firewall: they go out
         // while the firewall batches are still running.
@@ -291,7 +341,7 @@ fn execute(ctx: &Ctx, works: &[Work]) -> anyhow::Result<()> {
             }
         });
         let mut errors = Vec::new();
-        for h in fw.into_iter().chain([files, arp_rules]) {
+        for h in [fw, files] {
             match h.join() {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => errors.push(e),
@@ -379,32 +429,6 @@ fn links_and_routes(works: &[Work]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One firewall table for `works`: the recorded-state fast path for a single NIC, one
-/// dump and one batch for several.
-fn firewall_family(fam: Family, works: &[Work]) -> anyhow::Result<()> {
-    if let [w] = works {
-        let maybe = w.prev.map_or(Family::ALL.to_vec(), |p| p.families.clone());
-        apply_firewall(
-            fam,
-            w.tap.as_str(),
-            &w.plan.firewall,
-            w.known.as_ref(),
-            &maybe,
-        )
-    } else {
-        let empty = TableSpec::default();
-        let list: Vec<(&str, &TableSpec)> = works
-            .iter()
-            .map(|w| (w.tap.as_str(), w.plan.firewall.get(&fam).unwrap_or(&empty)))
-            .collect();
-        let dump = firewall::dump(fam)?;
-        if let Some(b) = firewall::render_many(fam, &dump, &list, true) {
-            firewall::restore(fam, &b).with_context(|| format!("{fam} rules"))?;
-        }
-        Ok(())
-    }
-}
-
 fn write_binding(cfg: &Config, tap: &IfName, plan: &Plan) -> anyhow::Result<()> {
     let path = cfg.nfdhcpd_state_dir.join(tap.as_str());
     match &plan.binding {
@@ -448,70 +472,6 @@ fn announce_all(t: &str, list: &[Announce]) {
             Err(e) => log::warn(&format!("{t}: {w} failed: {e:#}")),
         }
     }
-}
-
-/// Makes `tap`'s chains in table `fam` equal `want`. `known` is what the tables are
-/// believed to hold (from the state file); `maybe` the tables to look at when it is not.
-fn apply_firewall(
-    fam: Family,
-    tap: &str,
-    want: &FwMap,
-    known: Option<&FwMap>,
-    maybe: &[Family],
-) -> anyhow::Result<()> {
-    let empty = TableSpec::default();
-    let w = want.get(&fam).unwrap_or(&empty);
-    let Some(k) = known else {
-        if maybe.contains(&fam) || !w.is_empty() {
-            firewall_from_dump(fam, tap, w)?;
-        }
-        return Ok(());
-    };
-    let old = k.get(&fam).unwrap_or(&empty);
-    if old.is_empty() && w.is_empty() {
-        return Ok(());
-    }
-    let assumed = Dump::assumed(fam, old);
-    let Some(batch) = firewall::render_many(fam, &assumed, &[(tap, w)], false) else {
-        return Ok(());
-    };
-    // Profile chains this NIC no longer uses go in the same batch if nobody else uses
-    // them; if someone does, that batch fails as a whole and the one without them runs.
-    let gc: Vec<&str> = old
-        .shared
-        .iter()
-        .filter(|c| !w.shared.contains(c))
-        .map(|c| c.name.as_str())
-        .collect();
-    let mut fast = Err(anyhow::anyhow!("not tried"));
-    if !gc.is_empty() {
-        let mut with_gc = batch.trim_end_matches("COMMIT\n").to_owned();
-        for name in &gc {
-            with_gc.push_str(&format!("-F {name}\n-X {name}\n"));
-        }
-        with_gc.push_str("COMMIT\n");
-        fast = firewall::restore(fam, &with_gc);
-    }
-    if fast.is_err() {
-        fast = firewall::restore(fam, &batch);
-    }
-    match fast {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            log::info(&format!(
-                "{tap}: {fam} differs from the recorded state ({e:#}); reading it"
-            ));
-            firewall_from_dump(fam, tap, w)
-        }
-    }
-}
-
-fn firewall_from_dump(fam: Family, tap: &str, want: &TableSpec) -> anyhow::Result<()> {
-    let dump = firewall::dump(fam)?;
-    if let Some(b) = firewall::render(fam, &dump, tap, want) {
-        firewall::restore(fam, &b).with_context(|| format!("{fam} rules for {tap}"))?;
-    }
-    Ok(())
 }
 
 fn remove_file(path: &Path) -> anyhow::Result<()> {
@@ -647,33 +607,23 @@ fn teardown(ctx: &Ctx, tap: &IfName, st: Option<&State>) -> anyhow::Result<()> {
     };
     let known = st.filter(|s| s.complete).map(State::fw_map);
     let maybe = st.map_or(Family::ALL.to_vec(), |s| s.families.clone());
-    let none = FwMap::new();
-    let results: Vec<(Family, anyhow::Result<()>)> = std::thread::scope(|scope| {
-        let hs: Vec<_> = Family::ALL
-            .into_iter()
-            .map(|fam| {
-                let (known, maybe, none) = (known.as_ref(), &maybe, &none);
-                (
-                    fam,
-                    scope.spawn(move || apply_firewall(fam, t, none, known, maybe)),
-                )
-            })
-            .collect();
-        hs.into_iter()
-            .map(|(fam, h)| {
-                let r = h
-                    .join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("internal error: a worker panicked")));
-                (fam, r)
-            })
-            .collect()
+    let drv = st.map_or_else(|| driver(ctx), |s| s.driver);
+    let fw = drv.get(&ctx.cfg.state_dir).apply(&[NicRules {
+        tap: t,
+        want: &FwMap::new(),
+        arp_old: st.map_or(&[][..], |s| &s.undo.arp),
+        arp_new: &[],
+        known: known.as_ref(),
+        recorded: None,
+        maybe: &maybe,
+    }]);
+    // One driver call removes every table's rules: on failure all of it is retried (each
+    // removal is idempotent).
+    steps.step(fw, |s| {
+        s.families.clear();
+        s.firewall.clear();
+        s.undo.arp.clear();
     });
-    for (fam, r) in results {
-        steps.step(r, |s| {
-            s.families.retain(|f| *f != fam);
-            s.firewall.retain(|r| r.family != fam);
-        });
-    }
     let mut routing = RoutingCache::default();
     match teardown_lines(t, st, &mut routing) {
         Ok((v4, v6)) => {
@@ -745,8 +695,6 @@ fn teardown(ctx: &Ctx, tap: &IfName, st: Option<&State>) -> anyhow::Result<()> {
         if let Some(b) = &s.binding {
             steps.step(remove_file(b), |s| s.binding = None);
         }
-        let stale: Vec<&String> = s.undo.arp.iter().collect();
-        steps.step(arp::sync(&stale, &[]), |s| s.undo.arp.clear());
     }
     steps.step(remove_file(&ctx.cfg.nfdhcpd_state_dir.join(t)), |_| {});
     if steps.errors.is_empty() {
@@ -799,6 +747,7 @@ pub fn reapply(ctx: &Ctx, taps: &[IfName]) -> anyhow::Result<()> {
     if ctx.dry_run {
         for (tap, st, plan) in &ready {
             print_plan(
+                ctx,
                 tap,
                 plan,
                 Some(st),
@@ -806,6 +755,22 @@ pub fn reapply(ctx: &Ctx, taps: &[IfName]) -> anyhow::Result<()> {
             )?;
         }
     } else if !ready.is_empty() {
+        let drv = driver(ctx);
+        let mut switched = Vec::new();
+        for (tap, st, plan) in ready.drain(..) {
+            if st.driver == drv {
+                switched.push((tap, st, plan));
+                continue;
+            }
+            match switch_driver(ctx, &tap, st) {
+                Ok(st) => switched.push((tap, st, plan)),
+                Err(e) => {
+                    log::error(&format!("reapply {tap}: {e:#}"));
+                    failed.push(tap.to_string());
+                }
+            }
+        }
+        ready = switched;
         let works: Vec<Work> = ready
             .iter()
             .map(|(tap, st, plan)| Work {
@@ -856,6 +821,7 @@ fn record(ctx: &Ctx, tap: &IfName, st: &State, plan: &Plan) -> anyhow::Result<()
     new.complete = true;
     new.families = plan.firewall.keys().copied().collect();
     new.firewall = state::to_records(&plan.firewall);
+    new.driver = driver(ctx);
     new.undo = plan.undo.clone();
     new.undo.mac = carried_mac(&plan.undo, Some(st), node::ifindex(tap.as_str()));
     new.binding = plan
@@ -895,6 +861,7 @@ fn section(title: &str, lines: &[String]) {
 }
 
 fn print_plan(
+    ctx: &Ctx,
     tap: &IfName,
     plan: &Plan,
     prev: Option<&State>,
@@ -917,28 +884,17 @@ fn print_plan(
         let (v4, v6) = stale_lines(&p.undo, &plan.undo, t);
         section("ip -4 -force -batch - (stale)", &v4);
         section("ip -6 -force -batch - (stale)", &v6);
-        let stale: Vec<String> = p
-            .undo
-            .arp
-            .iter()
-            .filter(|r| !plan.arp.contains(r))
-            .cloned()
-            .collect();
-        section("arptables -D OUTPUT (every copy)", &stale);
     }
-    section("arptables -A OUTPUT (exactly once)", &plan.arp);
-    for fam in Family::ALL {
-        let spec = plan.firewall.get(&fam);
-        if spec.is_none() && !prev.is_some_and(|p| p.families.contains(&fam)) {
-            continue;
-        }
-        let dump = firewall::dump(fam)?;
-        let empty = TableSpec::default();
-        if let Some(b) = firewall::render(fam, &dump, t, spec.unwrap_or(&empty)) {
-            println!("# {}-restore --noflush", fam.tool());
-            print!("{b}");
-        }
-    }
+    let maybe = prev.map_or(Vec::new(), |p| p.families.clone());
+    driver(ctx).get(&ctx.cfg.state_dir).print_plan(&NicRules {
+        tap: t,
+        want: &plan.firewall,
+        arp_old: prev.map_or(&[][..], |p| &p.undo.arp),
+        arp_new: &plan.arp,
+        known: None,
+        recorded: None,
+        maybe: &maybe,
+    })?;
     match &plan.binding {
         Some(b) => {
             println!("# write {}", binding_path.display());
@@ -961,13 +917,16 @@ fn print_plan(
 fn print_teardown(ctx: &Ctx, tap: &IfName, st: Option<&State>) -> anyhow::Result<()> {
     let t = tap.as_str();
     let families = st.map_or(Family::ALL.to_vec(), |s| s.families.clone());
-    for fam in families {
-        let dump = firewall::dump(fam)?;
-        if let Some(b) = firewall::render(fam, &dump, t, &TableSpec::default()) {
-            println!("# {}-restore --noflush", fam.tool());
-            print!("{b}");
-        }
-    }
+    let drv = st.map_or_else(|| driver(ctx), |s| s.driver);
+    drv.get(&ctx.cfg.state_dir).print_plan(&NicRules {
+        tap: t,
+        want: &FwMap::new(),
+        arp_old: st.map_or(&[][..], |s| &s.undo.arp),
+        arp_new: &[],
+        known: None,
+        recorded: None,
+        maybe: &families,
+    })?;
     let (v4, v6) = teardown_lines(t, st, &mut RoutingCache::default())?;
     section("ip -4 -force -batch -", &v4);
     section("ip -6 -force -batch -", &v6);
@@ -989,7 +948,6 @@ fn print_teardown(ctx: &Ctx, tap: &IfName, st: Option<&State>) -> anyhow::Result
             .map(|(k, v)| format!("{k} = {v}"))
             .collect();
         section("sysctl (restore)", &sys);
-        section("arptables -D OUTPUT (every copy)", &s.undo.arp);
     }
     let mut files: Vec<PathBuf> = st.and_then(|s| s.binding.clone()).into_iter().collect();
     files.push(ctx.cfg.nfdhcpd_state_dir.join(t));
@@ -1009,15 +967,30 @@ fn print_teardown(ctx: &Ctx, tap: &IfName, st: Option<&State>) -> anyhow::Result
 pub fn status(ctx: &Ctx, taps: &[IfName]) -> anyhow::Result<bool> {
     let all = state::all(&ctx.cfg.state_dir)?;
     let list: Vec<IfName> = if taps.is_empty() { all } else { taps.to_vec() };
-    let mut dumps: BTreeMap<Family, Dump> = BTreeMap::new();
-    for fam in Family::ALL {
-        if exec::in_path(&format!("{}-save", fam.tool())) {
-            dumps.insert(fam, firewall::dump(fam)?);
+    match driver(ctx) {
+        Driver::Iptables => println!("firewall: iptables"),
+        Driver::Nftables => println!(
+            "firewall: nftables (nft queue {}; nfdhcpd's NFQUEUE rules use iptables)",
+            if crate::firewall::nft_queue_supported() {
+                "supported"
+            } else {
+                "unsupported"
+            }
+        ),
+    }
+    let names: Vec<&str> = list.iter().map(IfName::as_str).collect();
+    let mut fw_lines: Vec<Vec<String>> = vec![Vec::new(); list.len()];
+    for d in [Driver::Iptables, Driver::Nftables] {
+        for (all, mut more) in fw_lines
+            .iter_mut()
+            .zip(d.get(&ctx.cfg.state_dir).status(&names)?)
+        {
+            all.append(&mut more);
         }
     }
     let mut routing = RoutingCache::default();
     let mut ok = true;
-    for tap in &list {
+    for (tap, fw) in list.iter().zip(&fw_lines) {
         let t = tap.as_str();
         let st = state::load(&ctx.cfg.state_dir, tap)?;
         match &st {
@@ -1056,20 +1029,8 @@ pub fn status(ctx: &Ctx, taps: &[IfName]) -> anyhow::Result<bool> {
         } else {
             println!("  link: absent");
         }
-        for (fam, d) in &dumps {
-            for c in [firewall::from_chain(t), firewall::to_chain(t)] {
-                if d.has_chain(&c) {
-                    let jumps = d
-                        .rules
-                        .iter()
-                        .filter(|(_, r)| firewall::target_of(r) == Some(c.as_str()))
-                        .count();
-                    println!(
-                        "  {fam}: chain {c}: {} rules, {jumps} jumps",
-                        d.rules_of(&c).count()
-                    );
-                }
-            }
+        for l in fw {
+            println!("  {l}");
         }
         for r in routing.get(false)?.rules_for(t) {
             println!("  ip rule: {}: iif {t} lookup {}", r.priority, r.table);

@@ -34,6 +34,8 @@ pub struct Config {
     pub ifup_extra: PathBuf,
     /// Seconds an `ovs-vsctl` call may wait for ovs-vswitchd; 0 waits forever (as Ganeti).
     pub ovs_timeout: u32,
+    /// Firewall driver: iptables (default), nftables, or auto.
+    pub firewall: crate::firewall::Choice,
     pub tags: Tags,
 }
 
@@ -75,6 +77,7 @@ impl Default for Config {
             syslog: true,
             ifup_extra: "/etc/ganeti/ifup-extra".into(),
             ovs_timeout: 10,
+            firewall: crate::firewall::Choice::Iptables,
             tags: Tags::default(),
         }
     }
@@ -139,5 +142,8 @@ mod tests {
         assert_eq!(c.mac_mask.to_string(), "ff:ff:ff:00:00:00");
         assert!(toml::from_str::<Config>("mac_mask = \"zz\"").is_err());
         assert!(toml::from_str::<Config>("statedir = \"/x\"").is_err());
+        let c: Config = toml::from_str("firewall = \"nftables\"").unwrap();
+        assert_eq!(c.firewall, crate::firewall::Choice::Nftables);
+        assert!(toml::from_str::<Config>("firewall = \"pf\"").is_err());
     }
 }

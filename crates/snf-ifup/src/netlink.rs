@@ -78,9 +78,9 @@ pub fn default_routes(v6: bool) -> anyhow::Result<Vec<(u32, u32)>> {
     Ok(out)
 }
 
+/// A NETLINK_ROUTE socket, closed when the `Fd` drops.
 #[allow(unsafe_code)]
-fn dump(kind: u16, v6: bool) -> anyhow::Result<Vec<Msg>> {
-    let family = if v6 { libc::AF_INET6 } else { libc::AF_INET } as u8;
+fn route_socket() -> anyhow::Result<Fd> {
     // SAFETY: plain socket(2); the descriptor is owned by `Fd` and closed on drop.
     let raw = unsafe {
         libc::socket(
@@ -92,7 +92,13 @@ fn dump(kind: u16, v6: bool) -> anyhow::Result<Vec<Msg>> {
     if raw < 0 {
         return Err(std::io::Error::last_os_error()).context("netlink socket");
     }
-    let fd = Fd(raw);
+    Ok(Fd(raw))
+}
+
+#[allow(unsafe_code)]
+fn dump(kind: u16, v6: bool) -> anyhow::Result<Vec<Msg>> {
+    let family = if v6 { libc::AF_INET6 } else { libc::AF_INET } as u8;
+    let fd = route_socket()?;
     let mut req = Vec::with_capacity(28);
     req.extend_from_slice(&28u32.to_ne_bytes());
     req.extend_from_slice(&kind.to_ne_bytes());
@@ -195,18 +201,7 @@ pub struct LinkMonitor {
 impl LinkMonitor {
     #[allow(unsafe_code)]
     pub fn open() -> anyhow::Result<LinkMonitor> {
-        // SAFETY: plain socket(2); the descriptor is owned by `Fd` and closed on drop.
-        let raw = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                NETLINK_ROUTE,
-            )
-        };
-        if raw < 0 {
-            return Err(std::io::Error::last_os_error()).context("netlink socket");
-        }
-        let fd = Fd(raw);
+        let fd = route_socket()?;
         // A large receive buffer makes overflows (and the rescans they cost) rare when many
         // links go at once; SO_RCVBUFFORCE is allowed with CAP_NET_ADMIN, else the
         // unprivileged limit applies.

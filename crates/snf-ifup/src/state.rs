@@ -10,7 +10,7 @@ use anyhow::Context;
 use netconf::{IfName, NicEnv};
 use serde::{Deserialize, Serialize};
 
-use crate::firewall::{Family, TableSpec};
+use crate::firewall::{Driver, Family, TableSpec};
 use crate::plan::{Flavour, Undo};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,6 +31,9 @@ pub struct State {
     /// The chains and jumps applied (valid when `complete`).
     #[serde(default)]
     pub firewall: Vec<FwRecord>,
+    /// The firewall driver that applied them.
+    #[serde(default)]
+    pub driver: Driver,
     /// The TAP's ifindex when it was configured: a TAP deleted and created again under the
     /// same name has another one, and its NIC is not this record's (see `watch`).
     #[serde(default)]
@@ -43,7 +46,7 @@ pub struct FwRecord {
     pub spec: TableSpec,
 }
 
-pub type FwMap = std::collections::BTreeMap<Family, TableSpec>;
+pub use crate::firewall::FwMap;
 
 pub fn to_records(m: &FwMap) -> Vec<FwRecord> {
     m.iter()
@@ -169,6 +172,7 @@ mod tests {
                 family: Family::Eb,
                 spec: TableSpec::default(),
             }],
+            driver: Driver::Nftables,
             ifindex: Some(7),
         };
         save(d.path(), &st).unwrap();

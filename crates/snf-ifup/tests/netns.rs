@@ -8,7 +8,7 @@ use std::io::Write as _;
 use std::os::unix::fs::symlink;
 use std::path::Path;
 
-use common::{Env, Lab, can_run, nic, ok, refs, set};
+use common::{Env, Fw, Lab, can_run, can_run_fw, nic, ok, refs, set};
 
 const MAC1: &str = "aa:00:00:00:00:01";
 
@@ -188,10 +188,19 @@ fn router_count(lab: &Lab, r: &str, src: &str) -> u64 {
 
 #[test]
 fn bridged_up_exact_idempotent_and_down_restores() {
-    if !can_run("bridged_up_exact_idempotent_and_down_restores") {
+    bridged_up_exact_idempotent_and_down_restores_with(Fw::Iptables);
+}
+
+#[test]
+fn bridged_up_exact_idempotent_and_down_restores_nftables() {
+    bridged_up_exact_idempotent_and_down_restores_with(Fw::Nftables);
+}
+
+fn bridged_up_exact_idempotent_and_down_restores_with(fw: Fw) {
+    if !can_run_fw("bridged_up_exact_idempotent_and_down_restores", fw) {
         return;
     }
-    let mut lab = Lab::new();
+    let mut lab = Lab::with(fw);
     lab.bridge("br0", 1400);
     lab.guest("tap1", MAC1);
     let fw0 = lab.fw_dump();
@@ -343,10 +352,19 @@ fn bridged_vlan_forms_and_refusal() {
 
 #[test]
 fn routed_up_exact_traffic_announcements_and_down() {
-    if !can_run("routed_up_exact_traffic_announcements_and_down") {
+    routed_up_exact_traffic_announcements_and_down_with(Fw::Iptables);
+}
+
+#[test]
+fn routed_up_exact_traffic_announcements_and_down_nftables() {
+    routed_up_exact_traffic_announcements_and_down_with(Fw::Nftables);
+}
+
+fn routed_up_exact_traffic_announcements_and_down_with(fw: Fw) {
+    if !can_run_fw("routed_up_exact_traffic_announcements_and_down", fw) {
         return;
     }
-    let mut lab = Lab::new();
+    let mut lab = Lab::with(fw);
     let r = routed_node(&mut lab);
     let g = guest_routed(&mut lab, "tap1", "aa:00:00:00:00:10");
     let fw0 = lab.fw_dump();
@@ -393,46 +411,66 @@ fn routed_up_exact_traffic_announcements_and_down() {
     ] {
         assert_eq!(lab.sysctl(k), v, "{k}");
     }
-    assert_eq!(
-        ipt_chain(&lab, "iptables", "SNF-FROM-tap1"),
-        [
-            "-N SNF-FROM-tap1",
-            "-A SNF-FROM-tap1 ! -s 198.51.100.10/32 -j DROP"
-        ]
-    );
-    assert_eq!(
-        ipt_chain(&lab, "ip6tables", "SNF-FROM-tap1"),
-        [
-            "-N SNF-FROM-tap1",
-            &format!("-A SNF-FROM-tap1 ! -s {eui}/128 -j DROP")
-        ]
-    );
-    assert_eq!(
-        ipt_chain(&lab, "iptables", "SNF-TO-tap1"),
-        ["-N SNF-TO-tap1", "-A SNF-TO-tap1 -j snf-limited"]
-    );
-    assert_eq!(
-        ipt_chain(&lab, "iptables", "snf-limited"),
-        [
-            "-N snf-limited",
-            "-A snf-limited -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
-            "-A snf-limited -p tcp -m tcp ! --tcp-flags FIN,SYN,RST,ACK SYN -j ACCEPT",
-            "-A snf-limited -p tcp -m tcp --dport 22 -j ACCEPT",
-            "-A snf-limited -p tcp -m tcp --dport 3389 -j ACCEPT",
-            "-A snf-limited -p udp -m udp --sport 53 -j ACCEPT",
-            "-A snf-limited -p icmp -j ACCEPT",
-            "-A snf-limited -j DROP"
-        ]
-    );
-    let fwd = ipt_chain(&lab, "iptables", "FORWARD");
-    assert_eq!(
-        &fwd[1..4],
-        [
-            "-A FORWARD -i tap1 -m comment --comment snf-ifup -j SNF-FROM-tap1",
-            "-A FORWARD -o tap1 -m comment --comment snf-ifup -j SNF-TO-tap1",
-            "-A FORWARD -i adm0 -j admin"
-        ]
-    );
+    if fw == Fw::Nftables {
+        assert_eq!(
+            lab.nft_chain("inet", "from4-tap1"),
+            ["ip saddr != 198.51.100.10 drop"]
+        );
+        assert_eq!(
+            lab.nft_chain("inet", "from6-tap1"),
+            [format!("ip6 saddr != {eui} drop")]
+        );
+        assert_eq!(lab.nft_chain("inet", "to4-tap1"), ["jump snf-limited4"]);
+        let limited = lab.nft_chain("inet", "snf-limited4");
+        assert_eq!(limited.len(), 7, "{limited:?}");
+        assert_eq!(limited[0], "ct state established,related accept");
+        assert_eq!(limited[6], "drop");
+        assert_eq!(
+            lab.nft_chain("arp", "mangle-tap1"),
+            ["arp operation request arp saddr ip set 198.51.100.1"]
+        );
+    } else {
+        assert_eq!(
+            ipt_chain(&lab, "iptables", "SNF-FROM-tap1"),
+            [
+                "-N SNF-FROM-tap1",
+                "-A SNF-FROM-tap1 ! -s 198.51.100.10/32 -j DROP"
+            ]
+        );
+        assert_eq!(
+            ipt_chain(&lab, "ip6tables", "SNF-FROM-tap1"),
+            [
+                "-N SNF-FROM-tap1",
+                &format!("-A SNF-FROM-tap1 ! -s {eui}/128 -j DROP")
+            ]
+        );
+        assert_eq!(
+            ipt_chain(&lab, "iptables", "SNF-TO-tap1"),
+            ["-N SNF-TO-tap1", "-A SNF-TO-tap1 -j snf-limited"]
+        );
+        assert_eq!(
+            ipt_chain(&lab, "iptables", "snf-limited"),
+            [
+                "-N snf-limited",
+                "-A snf-limited -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+                "-A snf-limited -p tcp -m tcp ! --tcp-flags FIN,SYN,RST,ACK SYN -j ACCEPT",
+                "-A snf-limited -p tcp -m tcp --dport 22 -j ACCEPT",
+                "-A snf-limited -p tcp -m tcp --dport 3389 -j ACCEPT",
+                "-A snf-limited -p udp -m udp --sport 53 -j ACCEPT",
+                "-A snf-limited -p icmp -j ACCEPT",
+                "-A snf-limited -j DROP"
+            ]
+        );
+        let fwd = ipt_chain(&lab, "iptables", "FORWARD");
+        assert_eq!(
+            &fwd[1..4],
+            [
+                "-A FORWARD -i tap1 -m comment --comment snf-ifup -j SNF-FROM-tap1",
+                "-A FORWARD -o tap1 -m comment --comment snf-ifup -j SNF-TO-tap1",
+                "-A FORWARD -i adm0 -j admin"
+            ]
+        );
+    }
     assert_eq!(
         std::fs::read_to_string(lab.nfdhcpd_dir().join("tap1")).unwrap(),
         format!(
@@ -476,22 +514,30 @@ fn routed_up_exact_traffic_announcements_and_down() {
 
     // The node's own ARP requests into the TAP carry the gateway's address: one
     // arptables rule, which matches when the node has to resolve the VM again.
-    let arp_rule = "-A OUTPUT -j mangle -o tap1 --opcode 1 --mangle-ip-s 198.51.100.1";
-    let arp_rules = || -> Vec<String> {
-        lab.exec(&["arptables-save"])
-            .lines()
-            .filter(|l| l.starts_with("-A "))
-            .map(str::to_owned)
-            .collect()
-    };
-    assert_eq!(arp_rules(), [arp_rule]);
-    lab.exec(&["ip", "neigh", "flush", "dev", "tap1"]);
-    assert!(lab.ping_ok(&r, "198.51.100.10", &[]), "router to the VM");
-    let counters = lab.exec(&["arptables", "-L", "OUTPUT", "-v", "-n"]);
-    assert!(!counters.contains("pcnt=0 "), "{counters}");
-    // Another up keeps exactly one copy.
-    lab.ifup_ok(&refs(&env), &["ganeti", "up"]);
-    assert_eq!(arp_rules(), [arp_rule]);
+    if fw == Fw::Nftables {
+        lab.exec(&["ip", "neigh", "flush", "dev", "tap1"]);
+        assert!(lab.ping_ok(&r, "198.51.100.10", &[]), "router to the VM");
+        let fw1 = lab.fw_dump();
+        lab.ifup_ok(&refs(&env), &["ganeti", "up"]);
+        assert_eq!(lab.fw_dump(), fw1, "up twice");
+    } else {
+        let arp_rule = "-A OUTPUT -j mangle -o tap1 --opcode 1 --mangle-ip-s 198.51.100.1";
+        let arp_rules = || -> Vec<String> {
+            lab.exec(&["arptables-save"])
+                .lines()
+                .filter(|l| l.starts_with("-A "))
+                .map(str::to_owned)
+                .collect()
+        };
+        assert_eq!(arp_rules(), [arp_rule]);
+        lab.exec(&["ip", "neigh", "flush", "dev", "tap1"]);
+        assert!(lab.ping_ok(&r, "198.51.100.10", &[]), "router to the VM");
+        let counters = lab.exec(&["arptables", "-L", "OUTPUT", "-v", "-n"]);
+        assert!(!counters.contains("pcnt=0 "), "{counters}");
+        // Another up keeps exactly one copy.
+        lab.ifup_ok(&refs(&env), &["ganeti", "up"]);
+        assert_eq!(arp_rules(), [arp_rule]);
+    }
 
     lab.ifup_ok(&refs(&env), &["ganeti", "down"]);
     assert_eq!(lab.fw_dump(), fw0);
@@ -513,10 +559,19 @@ fn routed_up_exact_traffic_announcements_and_down() {
 
 #[test]
 fn routed_spoof_protected_drops_forged_ip_and_mac() {
-    if !can_run("routed_spoof_protected_drops_forged_ip_and_mac") {
+    routed_spoof_protected_drops_forged_ip_and_mac_with(Fw::Iptables);
+}
+
+#[test]
+fn routed_spoof_protected_drops_forged_ip_and_mac_nftables() {
+    routed_spoof_protected_drops_forged_ip_and_mac_with(Fw::Nftables);
+}
+
+fn routed_spoof_protected_drops_forged_ip_and_mac_with(fw: Fw) {
+    if !can_run_fw("routed_spoof_protected_drops_forged_ip_and_mac", fw) {
         return;
     }
-    let mut lab = Lab::new();
+    let mut lab = Lab::with(fw);
     let r = routed_node(&mut lab);
     let g = guest_routed(&mut lab, "tap1", "aa:00:00:00:00:10");
     let fw0 = lab.fw_dump();
@@ -530,44 +585,59 @@ fn routed_spoof_protected_drops_forged_ip_and_mac() {
         "",
     );
     lab.ifup_ok(&refs(&env), &["ganeti", "up"]);
-    assert_eq!(
-        ipt_chain(&lab, "iptables", "SNF-FROM-tap1"),
-        [
-            "-N SNF-FROM-tap1",
-            "-A SNF-FROM-tap1 -m mac ! --mac-source aa:00:00:00:00:10 -j DROP",
-            "-A SNF-FROM-tap1 -p udp -m udp --sport 67 -j DROP",
-            "-A SNF-FROM-tap1 -s 0.0.0.0/32 -p udp -m udp --dport 67 -j RETURN",
-            "-A SNF-FROM-tap1 ! -s 198.51.100.10/32 -j DROP",
-        ]
-    );
-    assert_eq!(
-        ipt_chain(&lab, "ip6tables", "SNF-FROM-tap1"),
-        [
-            "-N SNF-FROM-tap1",
-            "-A SNF-FROM-tap1 -m mac ! --mac-source aa:00:00:00:00:10 -j DROP",
-            "-A SNF-FROM-tap1 -p ipv6-icmp -m icmp6 --icmpv6-type 134 -j DROP",
-            "-A SNF-FROM-tap1 -p udp -m udp --sport 547 -j DROP",
-            "-A SNF-FROM-tap1 -s 2001:db8:1:0:a800:ff:fe00:10/128 -j RETURN",
-            "-A SNF-FROM-tap1 -s fe80::a800:ff:fe00:10/128 -j RETURN",
-            "-A SNF-FROM-tap1 -s ::/128 -p ipv6-icmp -j RETURN",
-            "-A SNF-FROM-tap1 -j DROP",
-        ]
-    );
+    if fw == Fw::Nftables {
+        assert_eq!(
+            lab.nft_chain("inet", "from4-tap1"),
+            [
+                "ether saddr != aa:00:00:00:00:10 drop",
+                "udp sport 67 drop",
+                "ip saddr 0.0.0.0 udp dport 67 return",
+                "ip saddr != 198.51.100.10 drop",
+            ]
+        );
+        assert_eq!(lab.nft_chain("inet", "from6-tap1").len(), 7);
+    } else {
+        assert_eq!(
+            ipt_chain(&lab, "iptables", "SNF-FROM-tap1"),
+            [
+                "-N SNF-FROM-tap1",
+                "-A SNF-FROM-tap1 -m mac ! --mac-source aa:00:00:00:00:10 -j DROP",
+                "-A SNF-FROM-tap1 -p udp -m udp --sport 67 -j DROP",
+                "-A SNF-FROM-tap1 -s 0.0.0.0/32 -p udp -m udp --dport 67 -j RETURN",
+                "-A SNF-FROM-tap1 ! -s 198.51.100.10/32 -j DROP",
+            ]
+        );
+        assert_eq!(
+            ipt_chain(&lab, "ip6tables", "SNF-FROM-tap1"),
+            [
+                "-N SNF-FROM-tap1",
+                "-A SNF-FROM-tap1 -m mac ! --mac-source aa:00:00:00:00:10 -j DROP",
+                "-A SNF-FROM-tap1 -p ipv6-icmp -m icmp6 --icmpv6-type 134 -j DROP",
+                "-A SNF-FROM-tap1 -p udp -m udp --sport 547 -j DROP",
+                "-A SNF-FROM-tap1 -s 2001:db8:1:0:a800:ff:fe00:10/128 -j RETURN",
+                "-A SNF-FROM-tap1 -s fe80::a800:ff:fe00:10/128 -j RETURN",
+                "-A SNF-FROM-tap1 -s ::/128 -p ipv6-icmp -j RETURN",
+                "-A SNF-FROM-tap1 -j DROP",
+            ]
+        );
+    }
     // up twice: the same tables and links.
     let (fw1, net1) = (lab.fw_dump(), lab.net_dump());
     lab.ifup_ok(&refs(&env), &["ganeti", "up"]);
     assert_eq!(lab.fw_dump(), fw1);
     assert_eq!(lab.net_dump(), net1);
-    let v6 = ipt_chain(&lab, "ip6tables", "SNF-FROM-tap1");
-    assert!(
-        v6.contains(&"-A SNF-FROM-tap1 -p ipv6-icmp -m icmp6 --icmpv6-type 134 -j DROP".to_owned()),
-        "{v6:?}"
-    );
-    assert!(
-        ipt_chain(&lab, "iptables", "INPUT").contains(
+    if fw == Fw::Iptables {
+        let v6 = ipt_chain(&lab, "ip6tables", "SNF-FROM-tap1");
+        assert!(
+            v6.contains(
+                &"-A SNF-FROM-tap1 -p ipv6-icmp -m icmp6 --icmpv6-type 134 -j DROP".to_owned()
+            ),
+            "{v6:?}"
+        );
+        assert!(ipt_chain(&lab, "iptables", "INPUT").contains(
             &"-A INPUT -i tap1 -m comment --comment snf-ifup -j SNF-FROM-tap1".to_owned()
-        )
-    );
+        ));
+    }
 
     assert!(
         lab.ping_ok(&g, "203.0.113.1", &[]),
@@ -626,10 +696,19 @@ fn routed_spoof_protected_drops_forged_ip_and_mac() {
 
 #[test]
 fn bridged_spoof_protected_exact_rules_and_traffic() {
-    if !can_run("bridged_spoof_protected_exact_rules_and_traffic") {
+    bridged_spoof_protected_exact_rules_and_traffic_with(Fw::Iptables);
+}
+
+#[test]
+fn bridged_spoof_protected_exact_rules_and_traffic_nftables() {
+    bridged_spoof_protected_exact_rules_and_traffic_with(Fw::Nftables);
+}
+
+fn bridged_spoof_protected_exact_rules_and_traffic_with(fw: Fw) {
+    if !can_run_fw("bridged_spoof_protected_exact_rules_and_traffic", fw) {
         return;
     }
-    let mut lab = Lab::new();
+    let mut lab = Lab::with(fw);
     lab.bridge("br0", 1500);
     let g1 = lab.guest_with_ip("tap1", MAC1, "198.51.100.11");
     let g2 = lab.guest_with_ip("tap2", "aa:00:00:00:00:02", "198.51.100.12");
@@ -654,47 +733,61 @@ fn bridged_spoof_protected_exact_rules_and_traffic() {
     );
     lab.ifup_ok(&refs(&e1), &["ganeti", "up"]);
     lab.ifup_ok(&refs(&e2), &["ganeti", "up"]);
-    assert_eq!(
-        ebt_chain(&lab, "SNF-FROM-tap1"),
-        [
-            "-s ! aa:00:00:00:00:01 -j DROP",
-            "-p 802_1Q -j DROP",
-            "-p IPv4 --ip-proto udp --ip-sport 67 -j DROP",
-            "-p IPv6 --ip6-proto ipv6-icmp --ip6-icmp-type router-advertisement -j DROP",
-            "-p IPv6 --ip6-proto udp --ip6-sport 547 -j DROP",
-            "-p ARP --arp-mac-src ! aa:00:00:00:00:01 -j DROP",
-            "-p ARP --arp-ip-src 0.0.0.0 -j RETURN",
-            "-p ARP --arp-ip-src ! 198.51.100.11 -j DROP",
-            "-p IPv4 --ip-src 198.51.100.11 -j RETURN",
-            "-p IPv4 --ip-src 0.0.0.0 --ip-proto udp --ip-dport 67 -j RETURN",
-            "-p IPv4 -j DROP",
-            "-p IPv6 --ip6-src 2001:db8:1:0:a800:ff:fe00:1 -j RETURN",
-            "-p IPv6 --ip6-src fe80::a800:ff:fe00:1 -j RETURN",
-            "-p IPv6 --ip6-src :: --ip6-proto ipv6-icmp -j RETURN",
-            "-p IPv6 -j DROP",
-        ]
-    );
+    if fw == Fw::Nftables {
+        let from = lab.nft_chain("bridge", "from-tap1");
+        assert_eq!(from.len(), 15, "{from:?}");
+        assert_eq!(from[0], "ether saddr != aa:00:00:00:00:01 drop");
+        assert_eq!(from[8], "ip saddr 198.51.100.11 return", "{from:?}");
+        assert_eq!(
+            lab.nft_chain("bridge", "to4-tap1"),
+            ["jump snf-unprotected4"]
+        );
+        assert_eq!(lab.nft_chain("bridge", "snf-unprotected4"), ["accept"]);
+    } else {
+        assert_eq!(
+            ebt_chain(&lab, "SNF-FROM-tap1"),
+            [
+                "-s ! aa:00:00:00:00:01 -j DROP",
+                "-p 802_1Q -j DROP",
+                "-p IPv4 --ip-proto udp --ip-sport 67 -j DROP",
+                "-p IPv6 --ip6-proto ipv6-icmp --ip6-icmp-type router-advertisement -j DROP",
+                "-p IPv6 --ip6-proto udp --ip6-sport 547 -j DROP",
+                "-p ARP --arp-mac-src ! aa:00:00:00:00:01 -j DROP",
+                "-p ARP --arp-ip-src 0.0.0.0 -j RETURN",
+                "-p ARP --arp-ip-src ! 198.51.100.11 -j DROP",
+                "-p IPv4 --ip-src 198.51.100.11 -j RETURN",
+                "-p IPv4 --ip-src 0.0.0.0 --ip-proto udp --ip-dport 67 -j RETURN",
+                "-p IPv4 -j DROP",
+                "-p IPv6 --ip6-src 2001:db8:1:0:a800:ff:fe00:1 -j RETURN",
+                "-p IPv6 --ip6-src fe80::a800:ff:fe00:1 -j RETURN",
+                "-p IPv6 --ip6-src :: --ip6-proto ipv6-icmp -j RETURN",
+                "-p IPv6 -j DROP",
+            ]
+        );
+    }
     let (fw1, net1) = (lab.fw_dump(), lab.net_dump());
     lab.ifup_ok(&refs(&e1), &["ganeti", "up"]);
     assert_eq!(lab.fw_dump(), fw1, "up twice");
     assert_eq!(lab.net_dump(), net1, "up twice");
-    let fwd = ebt_chain(&lab, "FORWARD");
-    assert_eq!(fwd[0], "-i tap1 -j SNF-FROM-tap1");
-    assert!(ebt_chain(&lab, "INPUT").contains(&"-i tap1 -j SNF-FROM-tap1".to_owned()));
-    assert_eq!(
-        ipt_chain(&lab, "iptables", "snf-unprotected"),
-        ["-N snf-unprotected", "-A snf-unprotected -j ACCEPT"]
-    );
-    // Jumps are inserted at the top: tap2's (brought up last) above tap1's, above the
-    // admin's rules.
-    assert_eq!(
-        ipt_chain(&lab, "iptables", "FORWARD")[1..4],
-        [
-            "-A FORWARD -m physdev --physdev-out tap2 --physdev-is-bridged -m comment --comment snf-ifup -j SNF-TO-tap2",
-            "-A FORWARD -m physdev --physdev-out tap1 --physdev-is-bridged -m comment --comment snf-ifup -j SNF-TO-tap1",
-            "-A FORWARD -i adm0 -j admin",
-        ]
-    );
+    if fw == Fw::Iptables {
+        let fwd = ebt_chain(&lab, "FORWARD");
+        assert_eq!(fwd[0], "-i tap1 -j SNF-FROM-tap1");
+        assert!(ebt_chain(&lab, "INPUT").contains(&"-i tap1 -j SNF-FROM-tap1".to_owned()));
+        assert_eq!(
+            ipt_chain(&lab, "iptables", "snf-unprotected"),
+            ["-N snf-unprotected", "-A snf-unprotected -j ACCEPT"]
+        );
+        // Jumps are inserted at the top: tap2's (brought up last) above tap1's, above the
+        // admin's rules.
+        assert_eq!(
+            ipt_chain(&lab, "iptables", "FORWARD")[1..4],
+            [
+                "-A FORWARD -m physdev --physdev-out tap2 --physdev-is-bridged -m comment --comment snf-ifup -j SNF-TO-tap2",
+                "-A FORWARD -m physdev --physdev-out tap1 --physdev-is-bridged -m comment --comment snf-ifup -j SNF-TO-tap1",
+                "-A FORWARD -i adm0 -j admin",
+            ]
+        );
+    }
     assert!(
         std::fs::read_to_string(lab.nfdhcpd_dir().join("tap1"))
             .unwrap()
@@ -761,11 +854,20 @@ fn bridged_spoof_protected_exact_rules_and_traffic() {
 
     lab.ifup_ok(&[], &["down", "tap1"]);
     // tap2 still uses the profile chain: it stays, and so do tap2's rules.
-    assert_eq!(
-        ipt_chain(&lab, "iptables", "snf-unprotected"),
-        ["-N snf-unprotected", "-A snf-unprotected -j ACCEPT"]
-    );
-    assert!(lab.fw_dump().contains("SNF-TO-tap2 -j snf-unprotected"));
+    if fw == Fw::Nftables {
+        assert_eq!(lab.nft_chain("bridge", "snf-unprotected4"), ["accept"]);
+        assert_eq!(
+            lab.nft_chain("bridge", "to4-tap2"),
+            ["jump snf-unprotected4"]
+        );
+        assert!(!lab.fw_dump().contains("from-tap1"));
+    } else {
+        assert_eq!(
+            ipt_chain(&lab, "iptables", "snf-unprotected"),
+            ["-N snf-unprotected", "-A snf-unprotected -j ACCEPT"]
+        );
+        assert!(lab.fw_dump().contains("SNF-TO-tap2 -j snf-unprotected"));
+    }
     lab.ifup_ok(&[], &["down", "tap2"]);
     assert_eq!(lab.fw_dump(), fw0);
     assert!(!lab.nfdhcpd_dir().join("tap1").exists());
@@ -773,10 +875,19 @@ fn bridged_spoof_protected_exact_rules_and_traffic() {
 
 #[test]
 fn private_filtered_isolates_mac_prefixes() {
-    if !can_run("private_filtered_isolates_mac_prefixes") {
+    private_filtered_isolates_mac_prefixes_with(Fw::Iptables);
+}
+
+#[test]
+fn private_filtered_isolates_mac_prefixes_nftables() {
+    private_filtered_isolates_mac_prefixes_with(Fw::Nftables);
+}
+
+fn private_filtered_isolates_mac_prefixes_with(fw: Fw) {
+    if !can_run_fw("private_filtered_isolates_mac_prefixes", fw) {
         return;
     }
-    let mut lab = Lab::new();
+    let mut lab = Lab::with(fw);
     lab.bridge("br0", 1500);
     // Under the mask ff:ff:f0:00:00:00 the first two share a prefix, the third does not.
     let guests = [
@@ -796,19 +907,26 @@ fn private_filtered_isolates_mac_prefixes() {
                 &["ganeti", "up"],
             );
         }
-        assert_eq!(
-            ebt_chain(&lab, "SNF-FROM-tap1"),
-            ["-s ! aa:00:00:00:00:01 -j DROP"]
-        );
-        assert_eq!(
-            ebt_chain(&lab, "SNF-TO-tap3"),
-            ["-s ! aa:00:10:00:00:00/ff:ff:f0:00:00:00 -j DROP"]
-        );
-        let jumps = ebt_chain(&lab, "OUTPUT");
-        assert!(
-            jumps.contains(&"-o tap1 -j SNF-TO-tap1".to_owned()),
-            "{jumps:?}"
-        );
+        if fw == Fw::Nftables {
+            assert_eq!(
+                lab.nft_chain("bridge", "to-tap3"),
+                ["ether saddr & ff:ff:f0:00:00:00 != aa:00:10:00:00:00 drop"]
+            );
+        } else {
+            assert_eq!(
+                ebt_chain(&lab, "SNF-FROM-tap1"),
+                ["-s ! aa:00:00:00:00:01 -j DROP"]
+            );
+            assert_eq!(
+                ebt_chain(&lab, "SNF-TO-tap3"),
+                ["-s ! aa:00:10:00:00:00/ff:ff:f0:00:00:00 -j DROP"]
+            );
+            let jumps = ebt_chain(&lab, "OUTPUT");
+            assert!(
+                jumps.contains(&"-o tap1 -j SNF-TO-tap1".to_owned()),
+                "{jumps:?}"
+            );
+        }
         assert!(
             lab.ping_ok(&g[0], "198.51.100.12", &[]),
             "same prefix ({tag})"
@@ -1208,10 +1326,22 @@ fn down_after_partial_up_failed_up_and_missing_state() {
 
 #[test]
 fn reapply_all_rebuilds_after_a_firewall_reload_and_status() {
-    if !can_run("reapply_all_rebuilds_after_a_firewall_reload_and_status") {
+    reapply_all_rebuilds_after_a_firewall_reload_and_status_with(Fw::Iptables);
+}
+
+#[test]
+fn reapply_all_rebuilds_after_a_firewall_reload_and_status_nftables() {
+    reapply_all_rebuilds_after_a_firewall_reload_and_status_with(Fw::Nftables);
+}
+
+fn reapply_all_rebuilds_after_a_firewall_reload_and_status_with(fw: Fw) {
+    if !can_run_fw(
+        "reapply_all_rebuilds_after_a_firewall_reload_and_status",
+        fw,
+    ) {
         return;
     }
-    let mut lab = Lab::new();
+    let mut lab = Lab::with(fw);
     let _r = routed_node(&mut lab);
     lab.bridge("br0", 1500);
     lab.guest("tap1", MAC1);
@@ -1228,7 +1358,13 @@ fn reapply_all_rebuilds_after_a_firewall_reload_and_status() {
             "bridged",
             "br0",
             "private-filtered spoof-protected nfdhcpd",
-            "synnefo:network:0:protected",
+            // A bridged profile with conntrack needs nf_conntrack_bridge under nftables
+            // (bridged_profile_filters_traffic_towards_the_vm); this test is about reapply.
+            if fw == Fw::Nftables {
+                "synnefo:network:0:unprotected"
+            } else {
+                "synnefo:network:0:protected"
+            },
         )),
         &["ganeti", "up"],
     );
@@ -1245,9 +1381,18 @@ fn reapply_all_rebuilds_after_a_firewall_reload_and_status() {
         &["ganeti", "up"],
     );
     let (fw1, net1) = (lab.fw_dump(), lab.net_dump());
+    let ours1 = if fw == Fw::Nftables {
+        lab.nft_ours()
+    } else {
+        String::new()
+    };
     let b1 = std::fs::read_to_string(lab.nfdhcpd_dir().join("tap2")).unwrap();
 
     // A firewall reload restores the admin's saved rules; a routing reset drops our rules.
+    if fw == Fw::Nftables {
+        // nftables.service's reload starts with a flush of the whole ruleset.
+        lab.exec(&["nft", "flush", "ruleset"]);
+    }
     for (t, s) in ["iptables-restore", "ip6tables-restore", "ebtables-restore"]
         .iter()
         .zip(&saved)
@@ -1264,8 +1409,17 @@ fn reapply_all_rebuilds_after_a_firewall_reload_and_status() {
     std::fs::remove_file(lab.nfdhcpd_dir().join("tap2")).unwrap();
     assert_ne!(lab.fw_dump(), fw1);
 
+    if fw == Fw::Nftables {
+        assert_eq!(lab.nft_ours(), "", "the reload removed our tables");
+    }
     lab.ifup_ok(&[], &["reapply", "--all"]);
-    assert_eq!(lab.fw_dump(), fw1);
+    if fw == Fw::Nftables {
+        // iptables-nft recreates its own tables in another order after the flush: only
+        // ours are compared.
+        assert_eq!(lab.nft_ours(), ours1);
+    } else {
+        assert_eq!(lab.fw_dump(), fw1);
+    }
     assert_eq!(lab.net_dump(), net1);
     assert_eq!(
         std::fs::read_to_string(lab.nfdhcpd_dir().join("tap2")).unwrap(),
@@ -1273,14 +1427,27 @@ fn reapply_all_rebuilds_after_a_firewall_reload_and_status() {
     );
 
     let st = lab.ifup_ok(&[], &["status"]);
+    if fw == Fw::Nftables {
+        // This kernel (and others without nft_queue) cannot queue from nftables: status
+        // says so, whatever the answer, and nfdhcpd stays on iptables.
+        assert!(
+            st.starts_with("firewall: nftables (nft queue supported; ")
+                || st.starts_with("firewall: nftables (nft queue unsupported; "),
+            "{st}"
+        );
+    } else {
+        assert!(st.starts_with("firewall: iptables\n"), "{st}");
+    }
     assert!(
         st.contains("tap1: instance vm1.example.org NIC 0 mode bridged link br0"),
         "{st}"
     );
-    assert!(
-        st.contains("ebtables: chain SNF-FROM-tap1: 15 rules, 2 jumps"),
-        "{st}"
-    );
+    let line = if fw == Fw::Nftables {
+        "nft bridge snf_ifup: chain from-tap1"
+    } else {
+        "ebtables: chain SNF-FROM-tap1: 15 rules, 2 jumps"
+    };
+    assert!(st.contains(line), "{st}");
     assert!(
         st.contains("tap2: instance vm1.example.org NIC 0 mode routed link 100"),
         "{st}"
@@ -1483,10 +1650,21 @@ fn ganeti_32_pre_migration_phase_announces_nothing() {
 
 #[test]
 fn bridged_profile_filters_traffic_towards_the_vm() {
-    if !can_run("bridged_profile_filters_traffic_towards_the_vm") {
+    bridged_profile_filters_traffic_towards_the_vm_with(Fw::Iptables);
+}
+
+/// Under nftables a bridged profile lives in the bridge family, whose conntrack needs
+/// nf_conntrack_bridge: without it the `up` is refused with that reason and leaves nothing.
+#[test]
+fn bridged_profile_filters_traffic_towards_the_vm_nftables() {
+    bridged_profile_filters_traffic_towards_the_vm_with(Fw::Nftables);
+}
+
+fn bridged_profile_filters_traffic_towards_the_vm_with(fw: Fw) {
+    if !can_run_fw("bridged_profile_filters_traffic_towards_the_vm", fw) {
         return;
     }
-    let mut lab = Lab::new();
+    let mut lab = Lab::with(fw);
     lab.bridge("br0", 1500);
     let g1 = lab.guest_with_ip("tap1", MAC1, "198.51.100.11");
     let g2 = lab.guest_with_ip("tap2", "aa:00:00:00:00:02", "198.51.100.12");
@@ -1508,6 +1686,18 @@ fn bridged_profile_filters_traffic_towards_the_vm() {
         "",
         "",
     );
+    if fw == Fw::Nftables && !lab.bridge_conntrack() {
+        let fw0 = lab.fw_dump();
+        let o = lab.ifup(&refs(&e1), &["ganeti", "up"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(err.contains("nf_conntrack_bridge"), "{err}");
+        assert_eq!(lab.fw_dump(), fw0);
+        eprintln!(
+            "SKIP bridged_profile_filters_traffic_towards_the_vm_nftables (traffic part): no bridge conntrack in this kernel"
+        );
+        return;
+    }
     lab.ifup_ok(&refs(&e1), &["ganeti", "up"]);
     lab.ifup_ok(&refs(&e2), &["ganeti", "up"]);
     // g1 counts the UDP datagrams that reach it.
@@ -1539,18 +1729,183 @@ fn bridged_profile_filters_traffic_towards_the_vm() {
         0,
         "a new UDP flow towards the VM passed the protected profile"
     );
-    // The profile's DROP counted it (br_netfilter sent the bridged frame through FORWARD).
-    let drops = lab.exec(&["iptables", "-L", "snf-protected", "-v", "-n", "-x"]);
-    let dropped: u64 = drops
-        .lines()
-        .rfind(|l| l.contains("DROP"))
-        .and_then(|l| l.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0);
-    assert!(dropped >= 2, "{drops}");
+    if fw == Fw::Iptables {
+        // The profile's DROP counted it (br_netfilter sent the bridged frame through FORWARD).
+        let drops = lab.exec(&["iptables", "-L", "snf-protected", "-v", "-n", "-x"]);
+        let dropped: u64 = drops
+            .lines()
+            .rfind(|l| l.contains("DROP"))
+            .and_then(|l| l.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0);
+        assert!(dropped >= 2, "{drops}");
+    }
     // Without the profile the same datagram arrives.
     let e1 = nic("tap1", MAC1, "198.51.100.11", "bridged", "br0", "", "");
     lab.ifup_ok(&refs(&e1), &["ganeti", "up"]);
     send("9999");
     std::thread::sleep(std::time::Duration::from_millis(200));
     assert_eq!(count("9999"), 1, "without a profile the datagram arrives");
+}
+
+/// Under nftables `up` and `down` of one NIC trust its recorded state and snf-ifup's index
+/// of its tables; when the kernel disagrees (a table deleted behind snf-ifup's back, the
+/// index lost) the transaction fails as a whole and is recomputed from the ruleset.
+#[test]
+fn nftables_record_mismatch_falls_back_to_the_ruleset() {
+    if !can_run_fw(
+        "nftables_record_mismatch_falls_back_to_the_ruleset",
+        Fw::Nftables,
+    ) {
+        return;
+    }
+    let mut lab = Lab::with(Fw::Nftables);
+    lab.bridge("br0", 1500);
+    lab.guest("tap1", MAC1);
+    lab.guest("tap2", "aa:00:00:00:00:02");
+    let fw0 = lab.fw_dump();
+    let e1 = nic(
+        "tap1",
+        MAC1,
+        "198.51.100.11",
+        "bridged",
+        "br0",
+        "private-filtered",
+        "",
+    );
+    // --dry-run prints the transaction and changes nothing.
+    let out = lab.ifup_ok(&refs(&e1), &["--dry-run", "ganeti", "up"]);
+    assert!(
+        out.contains("# nft -f -\n")
+            && out.contains("add element bridge snf_ifup fwd_iif { \"tap1\" : jump from-tap1 }\n"),
+        "{out}"
+    );
+    assert_eq!(lab.fw_dump(), fw0);
+    lab.ifup_ok(&refs(&e1), &["ganeti", "up"]);
+    assert_eq!(
+        lab.nft_chain("bridge", "from-tap1"),
+        ["ether saddr != aa:00:00:00:00:01 drop"]
+    );
+    // The table goes behind snf-ifup's back; a changed `up` rebuilds it.
+    lab.exec(&["nft", "delete", "table", "bridge", "snf_ifup"]);
+    let mut e1b = e1;
+    set(&mut e1b, "NETWORK_TAGS", "private-filtered spoof-protected");
+    lab.ifup_ok(&refs(&e1b), &["ganeti", "up"]);
+    assert_eq!(lab.nft_chain("bridge", "from-tap1").len(), 15);
+    assert_eq!(
+        lab.nft_chain("bridge", "to-tap1"),
+        ["ether saddr & ff:ff:f0:00:00:00 != aa:00:00:00:00:00 drop"]
+    );
+    // Without the index `down` reads the ruleset, and leaves tap2's rules alone.
+    let e2 = nic(
+        "tap2",
+        "aa:00:00:00:00:02",
+        "198.51.100.12",
+        "bridged",
+        "br0",
+        "private-filtered",
+        "",
+    );
+    lab.ifup_ok(&refs(&e2), &["ganeti", "up"]);
+    std::fs::remove_file(lab.state_dir().join(".nftables-index")).unwrap();
+    lab.ifup_ok(&[], &["down", "tap1"]);
+    assert!(!lab.nft_ours().contains("tap1"));
+    assert_eq!(
+        lab.nft_chain("bridge", "from-tap2"),
+        ["ether saddr != aa:00:00:00:00:02 drop"]
+    );
+    lab.ifup_ok(&[], &["down", "tap2"]);
+    assert_eq!(lab.fw_dump(), fw0);
+}
+
+/// A NIC keeps the driver that applied its rules: after `firewall` changed, `down` removes
+/// them with that driver, and `up` moves them to the new one.
+#[test]
+fn changing_the_firewall_driver_moves_a_nics_rules() {
+    if !can_run_fw(
+        "changing_the_firewall_driver_moves_a_nics_rules",
+        Fw::Nftables,
+    ) {
+        return;
+    }
+    let mut lab = Lab::new();
+    lab.bridge("br0", 1500);
+    lab.guest("tap1", MAC1);
+    let conf = lab.dir.path().join("snf-network.toml");
+    let fw0 = lab.fw_dump();
+    let e1 = nic(
+        "tap1",
+        MAC1,
+        "198.51.100.11",
+        "bridged",
+        "br0",
+        "private-filtered spoof-protected",
+        "",
+    );
+    lab.ifup_ok(&refs(&e1), &["ganeti", "up"]);
+    assert_eq!(ebt_chain(&lab, "SNF-TO-tap1").len(), 1);
+    std::fs::write(&conf, "syslog = false\nfirewall = \"nftables\"\n").unwrap();
+    lab.ifup_ok(&refs(&e1), &["ganeti", "up"]);
+    assert!(!lab.exec(&["ebtables-save"]).contains("tap1"));
+    assert_eq!(lab.nft_chain("bridge", "from-tap1").len(), 15);
+    // Back to iptables: `down` still uses nftables for this NIC.
+    std::fs::write(&conf, "syslog = false\n").unwrap();
+    lab.ifup_ok(&[], &["down", "tap1"]);
+    assert_eq!(lab.nft_ours(), "");
+    // (ebtables-nft keeps the base chains it created; the ebtables dump is what counts.)
+    assert_eq!(lab.fw_dump(), fw0);
+    // `reapply` moves them too.
+    lab.ifup_ok(&refs(&e1), &["ganeti", "up"]);
+    assert_eq!(ebt_chain(&lab, "SNF-TO-tap1").len(), 1);
+    std::fs::write(&conf, "syslog = false\nfirewall = \"nftables\"\n").unwrap();
+    lab.ifup_ok(&[], &["reapply", "--all"]);
+    assert!(!lab.exec(&["ebtables-save"]).contains("tap1"));
+    assert_eq!(lab.nft_chain("bridge", "from-tap1").len(), 15);
+    lab.ifup_ok(&[], &["down", "tap1"]);
+    assert_eq!(lab.nft_ours(), "");
+    assert_eq!(lab.fw_dump(), fw0);
+}
+
+/// `auto` takes nftables only where the kernel has everything the rules may need (bridge
+/// conntrack for bridged profiles), and iptables where `nft` is missing.
+#[test]
+fn auto_driver_follows_what_the_node_supports() {
+    if !can_run_fw("auto_driver_follows_what_the_node_supports", Fw::Nftables) {
+        return;
+    }
+    let mut lab = Lab::new();
+    lab.bridge("br0", 1500);
+    lab.guest("tap1", MAC1);
+    std::fs::write(
+        lab.dir.path().join("snf-network.toml"),
+        "syslog = false\nfirewall = \"auto\"\n",
+    )
+    .unwrap();
+    let e1 = nic(
+        "tap1",
+        MAC1,
+        "198.51.100.11",
+        "bridged",
+        "br0",
+        "private-filtered",
+        "",
+    );
+    lab.ifup_ok(&refs(&e1), &["ganeti", "up"]);
+    let st = lab.ifup_ok(&[], &["status"]);
+    if lab.bridge_conntrack() {
+        assert!(st.starts_with("firewall: nftables"), "{st}");
+        assert!(lab.nft_ours().contains("from-tap1"));
+    } else {
+        assert!(st.starts_with("firewall: iptables\n"), "{st}");
+        assert_eq!(ebt_chain(&lab, "SNF-FROM-tap1").len(), 1);
+        assert_eq!(lab.nft_ours(), "");
+    }
+    lab.ifup_ok(&[], &["down", "tap1"]);
+    // Without nft in PATH: iptables.
+    let path = lab.path_without("nft");
+    let o = lab.ifup(&[("PATH", &path)], &["status"]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).starts_with("firewall: iptables\n"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
 }

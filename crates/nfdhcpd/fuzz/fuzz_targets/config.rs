@@ -5,9 +5,9 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data)
-        && let Ok(cfg) = nfdhcpd::config::Config::parse(text)
+        && let Ok(cfg) = nfdhcpd::config::DaemonSettings::parse(text)
     {
         let _ = cfg.queues();
-        let _ = nfdhcpd::rules::chain_rules(&cfg, cfg.ipv6_plan().ok().flatten());
+        let _ = nfdhcpd::rules::chain_rules(&cfg);
     }
 });

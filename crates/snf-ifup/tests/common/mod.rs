@@ -45,6 +45,33 @@ pub fn can_run(test: &str) -> bool {
     true
 }
 
+/// The firewall driver a test runs snf-ifup with (`firewall` in snf-network.toml).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fw {
+    Iptables,
+    Nftables,
+}
+
+/// [`can_run`], and for nftables also `nft`.
+pub fn can_run_fw(test: &str, fw: Fw) -> bool {
+    if !can_run(test) {
+        return false;
+    }
+    if fw == Fw::Nftables
+        && !Command::new("sh")
+            .args(["-c", "command -v nft"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    {
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIP {test}: nft is not installed (scripts/install-test-deps)"
+        );
+        return false;
+    }
+    true
+}
+
 pub fn sh(args: &[&str]) -> Output {
     Command::new(args[0])
         .args(&args[1..])
@@ -69,6 +96,7 @@ pub struct Lab {
     extra: Vec<String>,
     pub dir: tempfile::TempDir,
     prefix: String,
+    pub fw: Fw,
 }
 
 impl Drop for Lab {
@@ -104,6 +132,7 @@ impl Lab {
             extra: Vec::new(),
             dir: tempfile::tempdir().unwrap(),
             prefix,
+            fw: Fw::Iptables,
         };
         lab.exec(&["ip", "link", "set", "lo", "up"]);
         // Someone else's rules: they must survive every up/down untouched.
@@ -118,6 +147,68 @@ impl Lab {
         lab.exec(&["ebtables", "-A", "FORWARD", "-i", "adm0", "-j", "ACCEPT"]);
         std::fs::write(lab.dir.path().join("snf-network.toml"), "syslog = false\n").unwrap();
         lab
+    }
+
+    /// A lab whose snf-ifup uses the firewall driver `fw`.
+    pub fn with(fw: Fw) -> Lab {
+        let mut lab = Lab::new();
+        lab.fw = fw;
+        if fw == Fw::Nftables {
+            std::fs::write(
+                lab.dir.path().join("snf-network.toml"),
+                "syslog = false\nfirewall = \"nftables\"\n",
+            )
+            .unwrap();
+        }
+        lab
+    }
+
+    /// The rules of one of snf-ifup's nftables chains, without counters.
+    pub fn nft_chain(&self, family: &str, chain: &str) -> Vec<String> {
+        let o = self.exec_in(
+            &self.node,
+            &["nft", "-s", "list", "chain", family, "snf_ifup", chain],
+        );
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.ends_with('{') && *l != "}" && !l.starts_with("type "))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Whether nftables' bridge family has conntrack here (nf_conntrack_bridge); checked
+    /// with `nft -c`, nothing is applied.
+    pub fn bridge_conntrack(&self) -> bool {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.node, "nft", "-c", "-f", "-"]);
+        c.stdin(std::process::Stdio::piped());
+        c.stderr(std::process::Stdio::null());
+        let Ok(mut child) = c.spawn() else {
+            return false;
+        };
+        let probe = "add table bridge probe\nadd chain bridge probe c\nadd rule bridge probe c ct state established accept\n";
+        let _ = child
+            .stdin
+            .take()
+            .map(|mut i| i.write_all(probe.as_bytes()));
+        child.wait().is_ok_and(|s| s.success())
+    }
+
+    /// snf-ifup's own nftables tables, without counters.
+    pub fn nft_ours(&self) -> String {
+        let mut out = String::new();
+        let mut ours = false;
+        for l in self.exec(&["nft", "-s", "list", "ruleset"]).lines() {
+            if l.starts_with("table ") {
+                ours = l.ends_with(" snf_ifup {");
+            }
+            if ours {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+        out
     }
 
     /// Runs a command inside the node namespace and requires success.
@@ -324,6 +415,10 @@ impl Lab {
                 s.push_str(l);
                 s.push('\n');
             }
+        }
+        if self.fw == Fw::Nftables {
+            s.push_str("# nft -s list ruleset\n");
+            s.push_str(&self.exec(&["nft", "-s", "list", "ruleset"]));
         }
         s
     }

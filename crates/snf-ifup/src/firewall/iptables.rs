@@ -1,154 +1,19 @@
-//! Per-NIC firewall chains for iptables, ip6tables and ebtables (filter tables).
+//! The iptables driver: per-NIC chains in the filter tables of iptables, ip6tables and
+//! ebtables, plus arptables OUTPUT rules (`arp.rs`).
 //!
-//! snf-ifup owns, per TAP, the chains `SNF-FROM-<tap>` (traffic from the VM) and
-//! `SNF-TO-<tap>` (traffic to the VM), the jumps into them, and the shared firewall-profile
-//! chains `snf-<profile>` (kept while some NIC uses them). Everything is changed in one
-//! `*-restore --noflush` batch per table computed from a fresh `*-save` dump, so rules of
-//! others are never flushed or reordered and a NIC's chains change atomically.
+//! Everything is changed in one `*-restore --noflush` batch per table computed from a fresh
+//! `*-save` dump, so rules of others are never flushed or reordered and a NIC's chains
+//! change atomically.
 
 use std::collections::BTreeSet;
-use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use anyhow::Context;
 
-use crate::exec;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Family {
-    Ip4,
-    Ip6,
-    Eb,
-}
-
-impl Family {
-    pub const ALL: [Family; 3] = [Family::Ip4, Family::Ip6, Family::Eb];
-
-    pub fn tool(self) -> &'static str {
-        match self {
-            Family::Ip4 => "iptables",
-            Family::Ip6 => "ip6tables",
-            Family::Eb => "ebtables",
-        }
-    }
-
-    fn save_cmd(self) -> &'static str {
-        match self {
-            Family::Ip4 => "iptables-save",
-            Family::Ip6 => "ip6tables-save",
-            Family::Eb => "ebtables-save",
-        }
-    }
-
-    fn restore_cmd(self) -> &'static str {
-        match self {
-            Family::Ip4 => "iptables-restore",
-            Family::Ip6 => "ip6tables-restore",
-            Family::Eb => "ebtables-restore",
-        }
-    }
-
-    /// A chain declaration; in `--noflush` mode it creates the chain or flushes it.
-    fn declare(self, chain: &str) -> String {
-        match self {
-            Family::Eb => format!(":{chain} RETURN"),
-            _ => format!(":{chain} - [0:0]"),
-        }
-    }
-
-    /// Jumps into our chains carry a comment where the tool supports one.
-    fn jump_tail(self, target: &str) -> String {
-        match self {
-            Family::Eb => format!("-j {target}"),
-            _ => format!("-m comment --comment snf-ifup -j {target}"),
-        }
-    }
-}
-
-impl fmt::Display for Family {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.tool())
-    }
-}
-
-/// A chain and its rules (each rule is the text after `-A <chain> `).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Chain {
-    pub name: String,
-    pub rules: Vec<String>,
-}
-
-/// A rule in a built-in chain that jumps to one of our chains.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Jump {
-    pub from: String,
-    pub matches: String,
-    pub target: String,
-}
-
-/// What one NIC wants in one table.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TableSpec {
-    /// Per-TAP chains (`SNF-FROM-<tap>`, `SNF-TO-<tap>`).
-    pub chains: Vec<Chain>,
-    /// Shared chains this NIC jumps to (firewall profiles).
-    pub shared: Vec<Chain>,
-    pub jumps: Vec<Jump>,
-}
-
-impl TableSpec {
-    pub fn is_empty(&self) -> bool {
-        self.chains.is_empty() && self.jumps.is_empty() && self.shared.is_empty()
-    }
-
-    /// Appends `rule` to chain `name` (created on first use), skipping duplicates so that
-    /// features asking for the same rule share it.
-    pub fn push_rule(&mut self, name: &str, rule: String) {
-        let chain = match self.chains.iter_mut().position(|c| c.name == name) {
-            Some(i) => &mut self.chains[i],
-            None => {
-                self.chains.push(Chain {
-                    name: name.to_owned(),
-                    rules: Vec::new(),
-                });
-                self.chains.last_mut().expect("just pushed")
-            }
-        };
-        if !chain.rules.contains(&rule) {
-            chain.rules.push(rule);
-        }
-    }
-
-    pub fn push_jump(&mut self, from: &str, matches: String, target: &str) {
-        let j = Jump {
-            from: from.to_owned(),
-            matches,
-            target: target.to_owned(),
-        };
-        if !self.jumps.contains(&j) {
-            self.jumps.push(j);
-        }
-    }
-
-    pub fn push_shared(&mut self, chain: Chain) {
-        if !self.shared.iter().any(|c| c.name == chain.name) {
-            self.shared.push(chain);
-        }
-    }
-}
-
-pub fn from_chain(tap: &str) -> String {
-    format!("SNF-FROM-{tap}")
-}
-
-pub fn to_chain(tap: &str) -> String {
-    format!("SNF-TO-{tap}")
-}
-
-/// Shared chains snf-ifup creates and garbage-collects.
-pub fn is_shared(name: &str) -> bool {
-    name.starts_with("snf-")
-}
+use super::{
+    Chain, Family, Firewall, FwMap, NicRules, TableSpec, from_chain, is_shared, join_all,
+    target_of, to_chain,
+};
+use crate::{arp, exec, log};
 
 /// A parsed `*-save -t filter` dump.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -192,18 +57,6 @@ impl Dump {
             .filter(move |(c, _)| c == chain)
             .map(|(_, r)| r.as_str())
     }
-}
-
-/// The jump/goto target of a rule's text, if any.
-pub fn target_of(rule: &str) -> Option<&str> {
-    let mut it = rule.split_whitespace();
-    let mut target = None;
-    while let Some(tok) = it.next() {
-        if tok == "-j" || tok == "-g" || tok == "--jump" || tok == "--goto" {
-            target = it.next();
-        }
-    }
-    target
 }
 
 impl Dump {
@@ -382,6 +235,190 @@ pub fn dump(family: Family) -> anyhow::Result<Dump> {
 /// Applies a batch with `*-restore --noflush`.
 pub fn restore(family: Family, batch: &str) -> anyhow::Result<()> {
     exec::with_stdin(family.restore_cmd(), &["--noflush"], batch)
+}
+
+/// The iptables/ebtables/arptables driver.
+pub struct Iptables;
+
+impl Firewall for Iptables {
+    fn name(&self) -> &'static str {
+        "iptables"
+    }
+
+    fn apply(&self, nics: &[NicRules]) -> anyhow::Result<()> {
+        // The three tables and arptables are independent: they run side by side (the
+        // kernel's nf_tables commits mostly wait, they do not compute).
+        std::thread::scope(|scope| {
+            let hs: Vec<_> = Family::ALL
+                .into_iter()
+                .map(|fam| scope.spawn(move || family(fam, nics)))
+                .collect();
+            let arp_rules = scope.spawn(|| {
+                let old: Vec<&String> = nics.iter().flat_map(|n| n.arp_old.iter()).collect();
+                let new: Vec<&String> = nics.iter().flat_map(|n| n.arp_new.iter()).collect();
+                arp::sync(&old, &new).map_err(|e| e.context("arptables rules"))
+            });
+            join_all(hs.into_iter().chain([arp_rules]))
+        })
+    }
+
+    fn print_plan(&self, nic: &NicRules) -> anyhow::Result<()> {
+        let stale: Vec<String> = nic
+            .arp_old
+            .iter()
+            .filter(|r| !nic.arp_new.contains(r))
+            .cloned()
+            .collect();
+        if nic.arp_new.is_empty() && nic.want.is_empty() {
+            // A teardown: the tables first, arptables with the rest of the undo.
+            print_tables(nic)?;
+            section("arptables -D OUTPUT (every copy)", &stale);
+            return Ok(());
+        }
+        section("arptables -D OUTPUT (every copy)", &stale);
+        section("arptables -A OUTPUT (exactly once)", nic.arp_new);
+        print_tables(nic)
+    }
+
+    fn status(&self, taps: &[&str]) -> anyhow::Result<Vec<Vec<String>>> {
+        let mut dumps = Vec::new();
+        for fam in Family::ALL {
+            if exec::in_path(fam.save_cmd()) {
+                dumps.push((fam, dump(fam)?));
+            }
+        }
+        Ok(taps
+            .iter()
+            .map(|t| {
+                let mut lines = Vec::new();
+                for (fam, d) in &dumps {
+                    for c in [from_chain(t), to_chain(t)] {
+                        if d.has_chain(&c) {
+                            let jumps = d
+                                .rules
+                                .iter()
+                                .filter(|(_, r)| target_of(r) == Some(c.as_str()))
+                                .count();
+                            lines.push(format!(
+                                "{fam}: chain {c}: {} rules, {jumps} jumps",
+                                d.rules_of(&c).count()
+                            ));
+                        }
+                    }
+                }
+                lines
+            })
+            .collect())
+    }
+}
+
+fn section(title: &str, lines: &[String]) {
+    if lines.is_empty() {
+        return;
+    }
+    println!("# {title}");
+    for l in lines {
+        println!("{l}");
+    }
+}
+
+fn print_tables(nic: &NicRules) -> anyhow::Result<()> {
+    let empty = TableSpec::default();
+    for fam in Family::ALL {
+        let spec = nic.want.get(&fam);
+        if spec.is_none() && !nic.maybe.contains(&fam) {
+            continue;
+        }
+        let dump = dump(fam)?;
+        if let Some(b) = render(fam, &dump, nic.tap, spec.unwrap_or(&empty)) {
+            println!("# {}-restore --noflush", fam.tool());
+            print!("{b}");
+        }
+    }
+    Ok(())
+}
+
+/// One table for `nics`: the recorded-state fast path for a single NIC, one dump and one
+/// batch for several.
+fn family(fam: Family, nics: &[NicRules]) -> anyhow::Result<()> {
+    if let [n] = nics {
+        apply_one(fam, n.tap, n.want, n.known, n.maybe)
+    } else {
+        let empty = TableSpec::default();
+        let list: Vec<(&str, &TableSpec)> = nics
+            .iter()
+            .map(|n| (n.tap, n.want.get(&fam).unwrap_or(&empty)))
+            .collect();
+        let dump = dump(fam)?;
+        if let Some(b) = render_many(fam, &dump, &list, true) {
+            restore(fam, &b).with_context(|| format!("{fam} rules"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Makes `tap`'s chains in table `fam` equal `want`. `known` is what the tables are
+/// believed to hold (from the state file); `maybe` the tables to look at when it is not.
+fn apply_one(
+    fam: Family,
+    tap: &str,
+    want: &FwMap,
+    known: Option<&FwMap>,
+    maybe: &[Family],
+) -> anyhow::Result<()> {
+    let empty = TableSpec::default();
+    let w = want.get(&fam).unwrap_or(&empty);
+    let Some(k) = known else {
+        if maybe.contains(&fam) || !w.is_empty() {
+            from_dump(fam, tap, w)?;
+        }
+        return Ok(());
+    };
+    let old = k.get(&fam).unwrap_or(&empty);
+    if old.is_empty() && w.is_empty() {
+        return Ok(());
+    }
+    let assumed = Dump::assumed(fam, old);
+    let Some(batch) = render_many(fam, &assumed, &[(tap, w)], false) else {
+        return Ok(());
+    };
+    // Profile chains this NIC no longer uses go in the same batch if nobody else uses
+    // them; if someone does, that batch fails as a whole and the one without them runs.
+    let gc: Vec<&str> = old
+        .shared
+        .iter()
+        .filter(|c| !w.shared.contains(c))
+        .map(|c| c.name.as_str())
+        .collect();
+    let mut fast = Err(anyhow::anyhow!("not tried"));
+    if !gc.is_empty() {
+        let mut with_gc = batch.trim_end_matches("COMMIT\n").to_owned();
+        for name in &gc {
+            with_gc.push_str(&format!("-F {name}\n-X {name}\n"));
+        }
+        with_gc.push_str("COMMIT\n");
+        fast = restore(fam, &with_gc);
+    }
+    if fast.is_err() {
+        fast = restore(fam, &batch);
+    }
+    match fast {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            log::info(&format!(
+                "{tap}: {fam} differs from the recorded state ({e:#}); reading it"
+            ));
+            from_dump(fam, tap, w)
+        }
+    }
+}
+
+fn from_dump(fam: Family, tap: &str, want: &TableSpec) -> anyhow::Result<()> {
+    let dump = dump(fam)?;
+    if let Some(b) = render(fam, &dump, tap, want) {
+        restore(fam, &b).with_context(|| format!("{fam} rules for {tap}"))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,0 +1,161 @@
+//! The rule model both drivers render from: per family, the chains of one TAP
+//! (`SNF-FROM-<tap>`, `SNF-TO-<tap>`), the shared profile chains it uses and the jumps from
+//! the built-in hooks into them. Rules are kept in the iptables/ebtables match syntax that
+//! the iptables driver writes as is and the nftables driver translates token by token
+//! (`nft.rs`), refusing anything it does not know.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    Ip4,
+    Ip6,
+    Eb,
+}
+
+impl Family {
+    pub const ALL: [Family; 3] = [Family::Ip4, Family::Ip6, Family::Eb];
+
+    pub fn tool(self) -> &'static str {
+        match self {
+            Family::Ip4 => "iptables",
+            Family::Ip6 => "ip6tables",
+            Family::Eb => "ebtables",
+        }
+    }
+
+    pub(super) fn save_cmd(self) -> &'static str {
+        match self {
+            Family::Ip4 => "iptables-save",
+            Family::Ip6 => "ip6tables-save",
+            Family::Eb => "ebtables-save",
+        }
+    }
+
+    pub(super) fn restore_cmd(self) -> &'static str {
+        match self {
+            Family::Ip4 => "iptables-restore",
+            Family::Ip6 => "ip6tables-restore",
+            Family::Eb => "ebtables-restore",
+        }
+    }
+
+    /// A chain declaration; in `--noflush` mode it creates the chain or flushes it.
+    pub(super) fn declare(self, chain: &str) -> String {
+        match self {
+            Family::Eb => format!(":{chain} RETURN"),
+            _ => format!(":{chain} - [0:0]"),
+        }
+    }
+
+    /// Jumps into our chains carry a comment where the tool supports one.
+    pub(super) fn jump_tail(self, target: &str) -> String {
+        match self {
+            Family::Eb => format!("-j {target}"),
+            _ => format!("-m comment --comment snf-ifup -j {target}"),
+        }
+    }
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.tool())
+    }
+}
+
+/// A chain and its rules (each rule is the text after `-A <chain> `).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Chain {
+    pub name: String,
+    pub rules: Vec<String>,
+}
+
+/// A rule in a built-in chain that jumps to one of our chains.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Jump {
+    pub from: String,
+    pub matches: String,
+    pub target: String,
+}
+
+/// What one NIC wants in one table.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableSpec {
+    /// Per-TAP chains (`SNF-FROM-<tap>`, `SNF-TO-<tap>`).
+    pub chains: Vec<Chain>,
+    /// Shared chains this NIC jumps to (firewall profiles).
+    pub shared: Vec<Chain>,
+    pub jumps: Vec<Jump>,
+}
+
+impl TableSpec {
+    pub fn is_empty(&self) -> bool {
+        self.chains.is_empty() && self.jumps.is_empty() && self.shared.is_empty()
+    }
+
+    /// Appends `rule` to chain `name` (created on first use), skipping duplicates so that
+    /// features asking for the same rule share it.
+    pub fn push_rule(&mut self, name: &str, rule: String) {
+        let chain = match self.chains.iter_mut().position(|c| c.name == name) {
+            Some(i) => &mut self.chains[i],
+            None => {
+                self.chains.push(Chain {
+                    name: name.to_owned(),
+                    rules: Vec::new(),
+                });
+                self.chains.last_mut().expect("just pushed")
+            }
+        };
+        if !chain.rules.contains(&rule) {
+            chain.rules.push(rule);
+        }
+    }
+
+    pub fn push_jump(&mut self, from: &str, matches: String, target: &str) {
+        let j = Jump {
+            from: from.to_owned(),
+            matches,
+            target: target.to_owned(),
+        };
+        if !self.jumps.contains(&j) {
+            self.jumps.push(j);
+        }
+    }
+
+    pub fn push_shared(&mut self, chain: Chain) {
+        if !self.shared.iter().any(|c| c.name == chain.name) {
+            self.shared.push(chain);
+        }
+    }
+}
+
+pub fn from_chain(tap: &str) -> String {
+    format!("SNF-FROM-{tap}")
+}
+
+pub fn to_chain(tap: &str) -> String {
+    format!("SNF-TO-{tap}")
+}
+
+/// Shared chains snf-ifup creates and garbage-collects.
+pub fn is_shared(name: &str) -> bool {
+    name.starts_with("snf-")
+}
+
+/// The jump/goto target of a rule's text, if any.
+pub fn target_of(rule: &str) -> Option<&str> {
+    let mut it = rule.split_whitespace();
+    let mut target = None;
+    while let Some(tok) = it.next() {
+        if tok == "-j" || tok == "-g" || tok == "--jump" || tok == "--goto" {
+            target = it.next();
+        }
+    }
+    target
+}
+
+/// Each family's wanted chains of one TAP.
+pub type FwMap = std::collections::BTreeMap<Family, TableSpec>;
