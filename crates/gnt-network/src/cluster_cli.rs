@@ -1,15 +1,15 @@
 //! `gnt-cluster`: the network part of Ganeti's cluster checks. `verify` checks every
-//! invariant of config.data the commands rely on (see `netconf::config::verify`) and
+//! invariant of config.data the commands rely on (see `netconf_cluster::config::verify`) and
 //! prints Ganeti's verify lines; `repair-pools` rebuilds the address pools from the NICs.
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use netconf::GntError;
-use netconf::config::transaction;
-use netconf::config::verify::{self, Finding, Level, codes};
 use netconf::timefmt::ctime;
+use netconf_cluster::GntError;
+use netconf_cluster::config::verify::{self, Finding, Level, codes};
+use netconf_cluster::config::{Store, transaction};
 
 use crate::common::{Global, finish};
 
@@ -54,7 +54,7 @@ pub fn main() -> ExitCode {
 
 /// Ganeti's job feedback line: `<ctime> <text>`.
 fn line(out: &mut impl Write, text: &str) -> std::io::Result<()> {
-    writeln!(out, "{} {text}", ctime(netconf::config::now()))
+    writeln!(out, "{} {text}", ctime(netconf_cluster::config::now()))
 }
 
 /// Which of Ganeti's verify steps a problem belongs to.

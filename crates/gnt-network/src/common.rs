@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use netconf::GntError;
-use netconf::config::{Config, FileStore, Store, transaction};
-use netconf::hooks::{HookEnv, HookRunner, Phase};
-use netconf::ops::Feedback;
+use netconf_cluster::GntError;
+use netconf_cluster::config::{Config, Store, open_for_one_command, transaction};
+use netconf_cluster::hooks::{HookEnv, HookRunner, Phase};
+use netconf_cluster::ops::Feedback;
 
 use crate::table::{self, Field, ListOpts, Value};
 use netconf::timefmt::ctime;
@@ -18,7 +18,7 @@ use netconf::timefmt::ctime;
 #[derive(Args, Clone, Debug)]
 pub struct Global {
     /// The cluster configuration file.
-    #[arg(long, global = true, env = "NETCONF_CONFIG", default_value = netconf::config::DEFAULT_CONFIG_PATH, value_name = "FILE")]
+    #[arg(long, global = true, env = "NETCONF_CONFIG", default_value = netconf_cluster::config::DEFAULT_CONFIG_PATH, value_name = "FILE")]
     pub config: PathBuf,
     /// Print debugging output.
     #[arg(short = 'd', long = "debug", global = true)]
@@ -27,8 +27,8 @@ pub struct Global {
 
 impl Global {
     /// The store of a command: one transaction at most, then the process ends.
-    pub fn store(&self) -> FileStore {
-        FileStore::new(&self.config).exiting_after_commit()
+    pub fn store(&self) -> impl Store + use<> {
+        open_for_one_command(&self.config)
     }
 }
 
@@ -52,7 +52,7 @@ pub struct JobOpts {
 
 /// Writes job feedback as Ganeti's CLI does: `<ctime>  - WARNING: text` on stdout.
 pub fn print_feedback(fb: &Feedback) {
-    let t = ctime(netconf::config::now());
+    let t = ctime(netconf_cluster::config::now());
     let mut out = std::io::stdout().lock();
     for (sev, msg) in &fb.messages {
         let _ = writeln!(out, "{t}  - {}: {msg}", sev.as_str());
@@ -70,7 +70,7 @@ pub fn print_feedback(fb: &Feedback) {
 /// concurrent command) that differ from the committed ones; running the hooks under the
 /// lock would deadlock hooks that query the configuration.
 pub fn mutate<T>(
-    store: &FileStore,
+    store: &dyn Store,
     jobs: &JobOpts,
     hook_path: &str,
     op: impl Fn(&mut Config, &mut Feedback) -> Result<(T, Vec<HookEnv>), GntError>,
@@ -117,7 +117,7 @@ type Committed<T> = (T, Vec<HookEnv>, (String, String));
 
 /// Snapshot, `op`, pre hooks, then commit that very result unless config.data changed.
 fn with_pre_hooks<T>(
-    store: &FileStore,
+    store: &dyn Store,
     op: &impl Fn(&mut Config, &mut Feedback) -> Result<(T, Vec<HookEnv>), GntError>,
 ) -> Result<Committed<T>, GntError> {
     loop {
@@ -289,7 +289,7 @@ pub struct TagArgs {
 
 /// Runs a tag change (`op` is the domain's add or remove) as one mutation.
 pub fn change_tags(
-    store: &FileStore,
+    store: &dyn Store,
     hook_path: &str,
     a: &TagArgs,
     op: fn(&mut Config, &str, &[String]) -> Result<(), GntError>,

@@ -3,9 +3,9 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use netconf::GntError;
-use netconf::config::{Config, Store};
-use netconf::ops::group as ops;
+use netconf_cluster::GntError;
+use netconf_cluster::config::{Config, Store};
+use netconf_cluster::ops::group as ops;
 
 use crate::common::{Global, JobOpts, ListArgs, finish, list, mutate, out};
 use crate::sort::nice_cmp;
@@ -126,7 +126,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::AssignNodes { jobs, group, nodes } => {
             mutate(&store, &jobs, "group-assign-nodes", |c, _| {
                 for n in &nodes {
-                    netconf::ops::node::set_group(c, n, &group)?;
+                    netconf_cluster::ops::node::set_group(c, n, &group)?;
                 }
                 Ok(((), vec![]))
             })?;

@@ -5,10 +5,11 @@
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use netconf::config::{Config, Instance, Store};
+use netconf::eui64;
 use netconf::nicmode::NicMode;
-use netconf::ops::instance::{self as ops, AddInstance, NicChange, NicRef, NicSpec};
-use netconf::{GntError, eui64};
+use netconf_cluster::GntError;
+use netconf_cluster::config::{Config, Instance, Store};
+use netconf_cluster::ops::instance::{self as ops, AddInstance, NicChange, NicRef, NicSpec};
 
 use crate::common::{
     Global, JobOpts, ListArgs, ListFieldsArgs, TagArgs, change_tags, finish, list, list_fields,
@@ -579,7 +580,7 @@ pub fn all_fields() -> Vec<Field> {
 
 const DEFAULT_FIELDS: [&str; 4] = ["name", "pnode", "nic.ips", "nic.networks.names"];
 
-fn eui64_of(cfg: &Config, nic: &netconf::config::Nic) -> Option<std::net::Ipv6Addr> {
+fn eui64_of(cfg: &Config, nic: &netconf_cluster::config::Nic) -> Option<std::net::Ipv6Addr> {
     let net = cfg.networks.get(nic.network.as_ref()?)?;
     Some(eui64::address(net.network6?, nic.mac))
 }
@@ -632,15 +633,15 @@ fn joined(items: impl Iterator<Item = Option<String>>) -> Value {
 }
 
 /// Ganeti shows a VLAN only for openvswitch NICs, a bridge only for bridged ones.
-fn vlan_of(n: &netconf::config::Nic) -> Option<String> {
+fn vlan_of(n: &netconf_cluster::config::Nic) -> Option<String> {
     (n.mode == NicMode::OpenVSwitch).then(|| n.vlan.to_string())
 }
 
-fn bridge_of(n: &netconf::config::Nic) -> Option<String> {
+fn bridge_of(n: &netconf_cluster::config::Nic) -> Option<String> {
     (n.mode == NicMode::Bridged).then(|| n.link.to_string())
 }
 
-fn network_name(cfg: &Config, n: &netconf::config::Nic) -> Option<String> {
+fn network_name(cfg: &Config, n: &netconf_cluster::config::Nic) -> Option<String> {
     n.network
         .as_ref()
         .and_then(|x| cfg.networks.get(x))

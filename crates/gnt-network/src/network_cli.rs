@@ -3,9 +3,10 @@
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use netconf::config::{Config, Network, Store};
-use netconf::ops::network::{self as ops, AddNetwork, ModifyNetwork, RawNicParams};
-use netconf::{GntError, NicMode};
+use netconf::NicMode;
+use netconf_cluster::GntError;
+use netconf_cluster::config::{Config, Network, Store};
+use netconf_cluster::ops::network::{self as ops, AddNetwork, ModifyNetwork, RawNicParams};
 
 use crate::common::{
     Global, JobOpts, ListArgs, ListFieldsArgs, TagArgs, change_tags, finish, list, list_fields,
@@ -277,7 +278,7 @@ fn parse_nic_params(s: &str) -> Result<RawNicParams, GntError> {
 /// Both syntaxes of `connect`. The old positional form (Ganeti 2.7–2.10) is taken only
 /// when the second argument is a NIC mode and no group has that name; when both readings
 /// are possible the command refuses instead of guessing.
-fn connect(store: &netconf::config::FileStore, c: ConnectArgs) -> anyhow::Result<()> {
+fn connect(store: &dyn Store, c: ConnectArgs) -> anyhow::Result<()> {
     let mut args = c.args;
     let network = args.remove(0);
     let (raw, groups) = match c.nic_parameters {
@@ -405,7 +406,7 @@ fn opt<T: ToString>(v: Option<T>) -> Value {
 fn connections<'a>(
     cfg: &'a Config,
     uuid: &'a str,
-) -> impl Iterator<Item = (&'a str, &'a netconf::config::NicParams)> {
+) -> impl Iterator<Item = (&'a str, &'a netconf_cluster::config::NicParams)> {
     cfg.nodegroups
         .values()
         .filter_map(move |g| g.networks.get(uuid).map(|p| (g.name.as_str(), p)))

@@ -4,9 +4,9 @@ use std::net::Ipv4Addr;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use netconf::GntError;
-use netconf::config::{Config, Store};
-use netconf::ops::node as ops;
+use netconf_cluster::GntError;
+use netconf_cluster::config::{Config, Store};
+use netconf_cluster::ops::node as ops;
 
 use crate::common::{Global, JobOpts, ListArgs, finish, list, mutate};
 use crate::sort::nice_cmp;

@@ -271,7 +271,7 @@ fn every_indexed_nic_field_is_documented() {
     }
     assert_eq!(
         gnt_network::instance_cli::NIC_INDEXED.len(),
-        gnt_network::instance_cli::NIC_FIELDS_PER_INDEX * netconf::ops::instance::MAX_NICS
+        gnt_network::instance_cli::NIC_FIELDS_PER_INDEX * netconf_cluster::ops::instance::MAX_NICS
     );
     assert!(missing.is_empty(), "undocumented:\n{}", missing.join("\n"));
 }

@@ -15,7 +15,7 @@ use std::sync::mpsc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use harness::*;
-use netconf::config::FileStore;
+use netconf_cluster::config::FileStore;
 
 fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
@@ -318,7 +318,7 @@ fn a_linked_config_data_stays_a_link_and_its_target_gets_every_commit() {
         );
         let m = fs::symlink_metadata(c.config()).unwrap();
         assert!(m.file_type().is_symlink(), "commit {k} replaced the link");
-        let target = netconf::config::parse(
+        let target = netconf_cluster::config::parse(
             &fs::read_to_string(real.join("config.data")).unwrap(),
             &real.join("config.data"),
         )

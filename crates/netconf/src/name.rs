@@ -24,8 +24,6 @@ use std::ops::Deref;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::error::GntError;
-
 /// Longest host name (instance, node), in bytes, as DNS allows in text form.
 pub const MAX_HOSTNAME: usize = 253;
 /// Longest label of a host name, in bytes.
@@ -73,18 +71,6 @@ impl NameError {
             shown: printable(raw),
             reason: reason.into(),
             empty: raw.is_empty(),
-        }
-    }
-
-    /// The error a command reports, in Ganeti's class: an empty name fails the opcode's
-    /// type check (`Parameter 'OP.field' fails validation`), any other bad name is
-    /// `Invalid hostname '…'` (Ganeti's `GetNormalizedName`) or `Invalid <kind> name '…'`,
-    /// all `wrong_input`.
-    pub fn into_gnt(self, op: &str, field: &str) -> GntError {
-        if self.empty {
-            GntError::param(op, field)
-        } else {
-            GntError::inval(self.to_string())
         }
     }
 }
@@ -504,28 +490,16 @@ mod tests {
     }
 
     #[test]
-    fn errors_are_printable_and_in_ganetis_class() {
+    fn errors_are_printable() {
         let e = InstanceName::parse(INJECTION).unwrap_err();
         assert_eq!(
             e.to_string(),
             "Invalid hostname 'vm6\\nmacspoof=1\\nip=203.0.113.77': contains a control character ('\\n')"
         );
-        assert_eq!(
-            e.into_gnt("OP_INSTANCE_CREATE", "instance_name"),
-            GntError::inval(
-                "Invalid hostname 'vm6\\nmacspoof=1\\nip=203.0.113.77': contains a control character ('\\n')"
-            )
-        );
         let long = NetworkName::parse(&"n".repeat(70_000)).unwrap_err();
         let text = long.to_string();
         assert!(text.len() < 200, "{text}");
         assert!(text.contains("(70000 bytes)"), "{text}");
-        assert_eq!(
-            GroupName::parse("")
-                .unwrap_err()
-                .into_gnt("OP_GROUP_ADD", "group_name"),
-            GntError::param("OP_GROUP_ADD", "group_name")
-        );
     }
 
     #[test]

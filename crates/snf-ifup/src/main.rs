@@ -57,7 +57,7 @@ struct StandaloneNic {
     #[arg(long)]
     nic: u32,
     /// config.data to read.
-    #[arg(long, env = "NETCONF_CONFIG", default_value = netconf::config::DEFAULT_CONFIG_PATH, value_name = "FILE")]
+    #[arg(long, env = "NETCONF_CONFIG", default_value = netconf_cluster::config::DEFAULT_CONFIG_PATH, value_name = "FILE")]
     config: PathBuf,
 }
 

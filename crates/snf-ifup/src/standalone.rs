@@ -6,11 +6,12 @@ use std::path::Path;
 
 use anyhow::Context;
 use netconf::NicEnv;
-use netconf::config::{FileStore, Store};
+use netconf_cluster::NicEnvFromConfig;
+use netconf_cluster::config::{Store, open};
 
 /// The one place that builds a NIC from config.data.
 pub fn nic_from_config(config: &Path, instance: &str, index: u32) -> anyhow::Result<NicEnv> {
-    let cfg = FileStore::new(config)
+    let cfg = open(config)
         .read()
         .map_err(|e| anyhow::anyhow!("{e}"))
         .with_context(|| format!("cannot read {}", config.display()))?;

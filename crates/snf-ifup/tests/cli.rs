@@ -159,8 +159,8 @@ fn pages_render_without_warnings() {
 /// config.data; a shell evaluating them gets the values back unchanged.
 #[test]
 fn env_prints_ganeti_variables_from_config_data() {
-    use netconf::config::{FileStore, transaction};
-    use netconf::ops::{self, Feedback};
+    use netconf_cluster::config::{FileStore, transaction};
+    use netconf_cluster::ops::{self, Feedback};
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.data");
     let store = FileStore::new(&config);

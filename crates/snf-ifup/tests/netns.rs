@@ -993,8 +993,8 @@ fn xen_file(env: &Env) -> String {
 /// with one NIC in it) through netconf's store, as gnt-network and gnt-instance would;
 /// returns Ganeti's environment for that NIC on TAP `tap`.
 fn write_config(path: &Path, tap: &str, net_tags: &[&str], inst_tags: &[&str]) -> Env {
-    use netconf::config::{FileStore, transaction};
-    use netconf::ops::{self, Feedback};
+    use netconf_cluster::config::{FileStore, transaction};
+    use netconf_cluster::ops::{self, Feedback};
     let store = FileStore::new(path);
     let mut fb = Feedback::default();
     transaction(&store, |cfg| {
@@ -1033,7 +1033,7 @@ fn write_config(path: &Path, tap: &str, net_tags: &[&str], inst_tags: &[&str]) -
         Ok(())
     })
     .expect("write config.data");
-    let cfg = netconf::config::Store::read(&store).unwrap();
+    let cfg = netconf_cluster::config::Store::read(&store).unwrap();
     let inst = cfg.instances.all_decoded().values().next().unwrap();
     let nu = cfg.network_uuid("net1").unwrap();
     let mut env = nic(

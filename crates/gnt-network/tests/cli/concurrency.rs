@@ -120,7 +120,7 @@ fn concurrent_pool_allocations_never_collide() {
     for ip in &ips {
         assert!(
             net.pool
-                .is_reserved(*ip, netconf::pool::Kind::Instance)
+                .is_reserved(*ip, netconf_cluster::pool::Kind::Instance)
                 .unwrap(),
             "{ip} marked used"
         );

@@ -145,8 +145,8 @@ impl Cluster {
     }
 
     /// Parses config.data with the library's own reader (the definition of "valid").
-    pub fn parsed(&self) -> netconf::config::Config {
-        netconf::config::parse(&self.text(), &self.config())
+    pub fn parsed(&self) -> netconf_cluster::config::Config {
+        netconf_cluster::config::parse(&self.text(), &self.config())
             .unwrap_or_else(|e| panic!("config.data does not parse: {e}"))
     }
 
@@ -217,7 +217,7 @@ impl Drop for Cluster {
         }
         let parses = fs::read_to_string(&path)
             .ok()
-            .is_some_and(|t| netconf::config::parse(&t, &path).is_ok());
+            .is_some_and(|t| netconf_cluster::config::parse(&t, &path).is_ok());
         if !parses {
             return;
         }

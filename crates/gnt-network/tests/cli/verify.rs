@@ -444,7 +444,7 @@ fn a_hand_edited_reservation_no_longer_hands_an_address_out_twice() {
         r.stderr
     );
     assert!(
-        !netconf::config::FileStore::new(c.config()).cache_is_fresh(),
+        !netconf_cluster::config::FileStore::new(c.config()).cache_is_fresh(),
         "the read left a cache for the inconsistent file"
     );
     let r = c.cmd(INST, &["add", "--net", "0:ip=pool,network=net1", "d"]);

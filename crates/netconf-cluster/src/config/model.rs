@@ -12,9 +12,9 @@ use super::finding::Finding;
 use super::instance::{Instance, NicParams};
 use super::instances::Instances;
 use crate::error::GntError;
-use crate::mac::{MacAddr, MacPrefix};
-use crate::name::{GroupName, NetworkName, NodeName, printable};
 use crate::pool::AddressPool;
+use netconf::mac::{MacAddr, MacPrefix};
+use netconf::name::{GroupName, NetworkName, NodeName, printable};
 
 /// The format version this build writes; a file with a larger one is refused.
 pub const CONFIG_VERSION: u32 = 1;

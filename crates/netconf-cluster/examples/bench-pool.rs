@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use netconf::pool::AddressPool;
+use netconf_cluster::pool::AddressPool;
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();

@@ -21,10 +21,10 @@ pub use super::finding::{Finding, Level};
 use super::index;
 use super::instance::{Instance, NicParams};
 use super::model::Config;
-use crate::mac::MacAddr;
-use crate::nicmode::NicMode;
 use crate::ops::instance::{MAX_NICS, normalize_vlan};
 use crate::pool::{AddressPool, Kind};
+use netconf::mac::MacAddr;
+use netconf::nicmode::NicMode;
 
 /// Error codes, after Ganeti's `CV_E*` names where Ganeti has the check.
 pub mod codes {

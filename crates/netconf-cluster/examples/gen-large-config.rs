@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
 
 use netconf::MacAddr;
-use netconf::config::{Config, Instance, Network, Nic, NicParams, new_uuid, now, render};
-use netconf::pool::AddressPool;
+use netconf_cluster::config::{Config, Instance, Network, Nic, NicParams, new_uuid, now, render};
+use netconf_cluster::pool::AddressPool;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();

@@ -6,13 +6,13 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use super::Feedback;
 use crate::config::{Config, Instance, Nic, NicParams, new_uuid, now, tags};
-use crate::error::{ErrorCode, GntError};
-use crate::hookenv::{HookNic, InstanceHookEnv};
+use crate::error::{ErrorCode, GntError, IntoGnt};
 use crate::hooks::HookEnv;
-use crate::mac::{MacAddr, MacPrefix};
-use crate::name::InstanceName;
-use crate::nicmode::NicMode;
 use crate::pool::Kind;
+use netconf::hookenv::{HookNic, InstanceHookEnv};
+use netconf::mac::{MacAddr, MacPrefix};
+use netconf::name::InstanceName;
+use netconf::nicmode::NicMode;
 
 /// Ganeti's `MAX_NICS`.
 pub const MAX_NICS: usize = 8;
@@ -882,14 +882,18 @@ pub fn nic_ipv4(nic: &Nic) -> Option<Ipv4Addr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{Store, transaction, with_each_store};
 
     /// What the operations write is what a hook decodes: every instance operation's
     /// variables read back through `InstanceHookEnv::from_env` as the instance's view.
     #[test]
     fn hook_variables_decode_to_the_instance_they_describe() {
-        use crate::hookenv::HookVars;
+        with_each_store(hook_variables_decode_in);
+    }
+
+    fn hook_variables_decode_in(store: &dyn Store) {
         use crate::ops::network;
-        let mut cfg = Config::new();
+        use netconf::hookenv::HookVars;
         let mut fb = Feedback::default();
         let net = network::AddNetwork {
             name: "net1".into(),
@@ -901,12 +905,15 @@ mod tests {
             conflicts_check: true,
             ..Default::default()
         };
-        network::add(&mut cfg, &net, &mut fb).unwrap();
+        transaction(store, |cfg| network::add(cfg, &net, &mut fb)).unwrap();
         let raw = network::RawNicParams {
             link: Some("br0".into()),
             ..Default::default()
         };
-        network::connect(&mut cfg, "net1", &raw, &[], true, &mut fb).unwrap();
+        transaction(store, |cfg| {
+            network::connect(cfg, "net1", &raw, &[], true, &mut fb)
+        })
+        .unwrap();
         let spec = AddInstance {
             name: "web1.example.org".into(),
             nics: vec![
@@ -920,7 +927,8 @@ mod tests {
         let decode = |env: &HookEnv| {
             InstanceHookEnv::from_env(&HookVars::from_pairs(env.vars.clone())).unwrap()
         };
-        let env = add(&mut cfg, &spec, &mut fb).unwrap();
+        let env = transaction(store, |cfg| add(cfg, &spec, &mut fb)).unwrap();
+        let cfg = store.read().unwrap();
         let uuid = cfg.instance_uuid("web1.example.org").unwrap();
         let inst = cfg.instances.get_cloned(&uuid).unwrap();
         let view = decode(&env);
@@ -929,12 +937,16 @@ mod tests {
         assert_eq!(view.nics[0].bridge.as_deref(), Some("br0"));
         assert_eq!(view.nics[1].ip, Some("2001:db8:2::5".parse().unwrap()));
 
-        let env = rename(&mut cfg, "web1.example.org", "web2.example.org").unwrap();
+        let env = transaction(store, |cfg| {
+            rename(cfg, "web1.example.org", "web2.example.org")
+        })
+        .unwrap();
+        let cfg = store.read().unwrap();
         let mut want = hook_view(&cfg, &inst);
         want.new_name = Some(InstanceName::check("web2.example.org".into()).unwrap());
         assert_eq!(decode(&env), want);
 
-        let env = remove(&mut cfg, "web2.example.org").unwrap();
+        let env = transaction(store, |cfg| remove(cfg, "web2.example.org")).unwrap();
         assert_eq!(decode(&env).name.as_str(), "web2.example.org");
         assert_eq!(decode(&env).nics.len(), 2);
     }

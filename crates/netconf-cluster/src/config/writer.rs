@@ -268,7 +268,7 @@ fn kv_f64(out: &mut String, key: &str, v: f64) {
     out.push('\n');
 }
 
-fn push_mac(out: &mut String, mac: crate::mac::MacAddr) {
+fn push_mac(out: &mut String, mac: netconf::mac::MacAddr) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     for (i, b) in mac.octets().iter().enumerate() {
         if i > 0 {

@@ -5,7 +5,7 @@
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
-use netconf::pool::{AddressPool, Kind};
+use netconf_cluster::pool::{AddressPool, Kind};
 use proptest::prelude::*;
 
 #[derive(Clone, Debug)]

@@ -2,7 +2,7 @@
 //! and its cache, their CRCs, a read and a transaction.
 use std::time::Instant;
 
-use netconf::config::{FileStore, Store, transaction};
+use netconf_cluster::config::{FileStore, Store, transaction};
 
 fn main() {
     let p = std::env::args().nth(1).expect("usage: store-time CONFIG");

@@ -3,7 +3,8 @@
 //! Its modules import downwards only, so that each can be read and tested on what lies
 //! below it: `instance`, `finding`, `fingerprint` and `segments` at the bottom; `index`,
 //! then `instances`, then `model` (the whole configuration); `writer`, `verify`, `cache`
-//! and `splice` over those; `store` on top.
+//! and `splice` over those; `store` on top, and `mem_store` (a store in memory for tests,
+//! behind the same `Store` trait) over `store`.
 
 mod cache;
 mod finding;
@@ -11,6 +12,8 @@ mod fingerprint;
 mod index;
 mod instance;
 mod instances;
+#[cfg(any(test, feature = "test-support"))]
+mod mem_store;
 mod model;
 mod segments;
 mod splice;
@@ -23,7 +26,14 @@ mod writer;
 
 pub use instance::{Instance, Nic, NicParams};
 pub use instances::Instances;
+#[cfg(any(test, feature = "test-support"))]
+pub use mem_store::MemStore;
+#[cfg(test)]
+pub(crate) use mem_store::with_each_store;
 pub use model::{
     CONFIG_VERSION, Cluster, Config, Network, NetworkSpec, Node, NodeGroup, Origin, new_uuid, now,
 };
-pub use store::{DEFAULT_CONFIG_PATH, FileStore, Store, Version, parse, render, transaction};
+pub use store::{
+    DEFAULT_CONFIG_PATH, FileStore, Store, Version, open, open_for_one_command, parse, render,
+    transaction,
+};

@@ -2,23 +2,23 @@
 use std::time::Instant;
 fn main() {
     let p = std::env::args().nth(1).expect("usage: parse-time CONFIG");
-    let store = netconf::config::FileStore::new(&p);
-    use netconf::config::Store;
+    let store = netconf_cluster::config::FileStore::new(&p);
+    use netconf_cluster::config::Store;
     for _ in 0..5 {
         let t = Instant::now();
         let cfg = store.read().unwrap();
         let r = t.elapsed();
         let t = Instant::now();
-        let s = netconf::config::render(&cfg).unwrap();
+        let s = netconf_cluster::config::render(&cfg).unwrap();
         let a = t.elapsed();
         let t = Instant::now();
         let b = postcard::to_allocvec(&cfg).unwrap();
         let bb = t.elapsed();
         let t = Instant::now();
-        let c2: netconf::config::Config = postcard::from_bytes(&b).unwrap();
+        let c2: netconf_cluster::config::Config = postcard::from_bytes(&b).unwrap();
         let dd = t.elapsed();
         let t = Instant::now();
-        netconf::config::transaction(&store, |c| {
+        netconf_cluster::config::transaction(&store, |c| {
             c.cluster.name = "x".into();
             Ok(())
         })

@@ -11,8 +11,8 @@
 use std::net::Ipv4Addr;
 
 use super::instance::Instance;
-use crate::mac::MacAddr;
-use crate::name::InstanceName;
+use netconf::mac::MacAddr;
+use netconf::name::InstanceName;
 
 /// Where a record is, and the offsets of its instance in config.data (from the start of
 /// the instances) and in the cache's encoding area.

@@ -4,8 +4,8 @@ use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
 use crate::config::{Config, Node, new_uuid, now};
-use crate::error::{ErrorCode, GntError};
-use crate::name::NodeName;
+use crate::error::{ErrorCode, GntError, IntoGnt};
+use netconf::name::NodeName;
 
 pub fn add(
     cfg: &mut Config,

@@ -6,12 +6,12 @@ use std::net::Ipv4Addr;
 use super::Feedback;
 use super::parse::{check_gateway6, parse_ip4, parse_ip6, parse_net4, parse_net6};
 use crate::config::{Config, Network, NicParams, now, tags};
-use crate::error::{ErrorCode, GntError};
+use crate::error::{ErrorCode, GntError, IntoGnt};
 use crate::hooks::HookEnv;
-use crate::mac::MacPrefix;
-use crate::name::NetworkName;
-use crate::nicmode::NicMode;
 use crate::pool::{AddressPool, Kind};
+use netconf::mac::MacPrefix;
+use netconf::name::NetworkName;
+use netconf::nicmode::NicMode;
 
 /// Ganeti's keyword that clears an optional parameter in `modify`.
 pub const NONE: &str = "none";

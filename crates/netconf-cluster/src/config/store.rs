@@ -44,10 +44,25 @@ pub const DEFAULT_CONFIG_PATH: &str = "/var/lib/gnt-network/config.data";
 /// config.data is refused above this size (10,000 instances take about 4 MB).
 const MAX_CONFIG_LEN: u64 = 256 << 20;
 
-/// A place that holds the configuration.
+/// A place that holds the configuration. Callers know only this: how a backend keeps its
+/// data (files, locks, caches, spares) stays behind it, so another backend (a replicated
+/// store) can be added without touching the operations or the commands.
 pub trait Store {
     /// A consistent snapshot (a fresh cluster when nothing was written yet).
     fn read(&self) -> Result<Config, GntError>;
+
+    /// A snapshot as [`Store::read`], and the version it was read from; without `read`'s
+    /// warning about an inconsistent configuration (for callers that show it in full).
+    fn read_versioned(&self) -> Result<(Config, Version), GntError>;
+
+    /// Commits `next`, made from the snapshot of `version`, if the store still holds that
+    /// version; `Ok(false)` and nothing written if it changed meanwhile (another command,
+    /// or a hand edit).
+    fn commit_if_unchanged(&self, next: Config, version: Version) -> Result<bool, GntError>;
+
+    /// Refuses to commit a configuration that breaks an invariant (`verify`); public for
+    /// `--dry-run`, which runs every check of a commit but writes nothing.
+    fn check_invariants(&self, cfg: &Config) -> Result<(), GntError>;
 
     /// Runs `f` on the current configuration under the exclusive lock. If `f` succeeds the
     /// result is committed with the cluster serial advanced by one; if it fails nothing is
@@ -71,6 +86,18 @@ pub fn transaction<T>(
         Ok(())
     })?;
     Ok(out.expect("closure ran"))
+}
+
+/// The configuration at `path` (config.data), for a process that may read it many times.
+pub fn open(path: &Path) -> impl Store + use<> {
+    FileStore::new(path)
+}
+
+/// The configuration at `path` for a command that commits at most once and then exits:
+/// the committed configuration is not freed (freeing 10,000 instances costs about as much
+/// as writing them).
+pub fn open_for_one_command(path: &Path) -> impl Store + use<> {
+    FileStore::new(path).exiting_after_commit()
 }
 
 /// `config.data` on a local file system.
@@ -503,46 +530,6 @@ impl FileStore {
         Ok(())
     }
 
-    /// A snapshot as [`Store::read`], and the version of the file it came from.
-    pub fn read_versioned(&self) -> Result<(Config, Version), GntError> {
-        let lock = self.open_lock(false)?;
-        if let Some(l) = &lock {
-            l.lock_shared()
-                .map_err(|e| self.io_err("lock", &self.lock_path, &e))?;
-        }
-        let cur = self.current()?;
-        let (cfg, fp) = self.load(&cur)?;
-        Ok((cfg, Version(fp)))
-    }
-
-    /// Commits `next`, made from the snapshot of `version`, if config.data still holds
-    /// those bytes; `Ok(false)` and nothing written if it changed meanwhile (another
-    /// command, or a hand edit).
-    pub fn commit_if_unchanged(
-        &self,
-        mut next: Config,
-        version: Version,
-    ) -> Result<bool, GntError> {
-        let lock = self.open_lock(true)?;
-        if let Some(l) = &lock {
-            l.lock()
-                .map_err(|e| self.io_err("lock", &self.lock_path, &e))?;
-        }
-        let cur = self.current()?;
-        if cur.fp != version.0 {
-            return Ok(false);
-        }
-        self.remove_stale_temporaries(&cur.target);
-        self.check_invariants(&next)?;
-        next.cluster.serial_no += 1;
-        next.cluster.mtime = now();
-        let written = self.write(&next, &cur, version.0);
-        if !self.free_after_commit {
-            std::mem::forget(next);
-        }
-        written
-    }
-
     /// Writes `cfg`, made from the bytes with fingerprint `loaded`, over `cur` if it still
     /// holds them (else `Ok(false)` and nothing written: a hand edit is never lost to a
     /// command that ran meanwhile).
@@ -655,18 +642,6 @@ fn error_lines(errors: &[verify::Finding]) -> String {
 }
 
 impl FileStore {
-    /// Refuses to commit a configuration that breaks an invariant (`verify`); public for
-    /// `--dry-run`, which runs every check of a commit but writes nothing.
-    pub fn check_invariants(&self, cfg: &Config) -> Result<(), GntError> {
-        verify::check_commit(cfg).map_err(|errors| {
-            GntError::Config(format!(
-                "{}: refusing to commit an inconsistent configuration:{}\nRun 'gnt-cluster verify' to see every problem; 'gnt-cluster repair-pools' rebuilds the address pools from the NICs.",
-                self.path.display(),
-                error_lines(&errors)
-            ))
-        })
-    }
-
     /// A read of a configuration that breaks an invariant (a hand edit) goes on, with a
     /// warning on stderr: readers show what is there; writers refuse until it is fixed.
     fn warn_if_inconsistent(&self, cfg: &Config) {
@@ -688,9 +663,47 @@ fn dir_of(p: &Path) -> PathBuf {
     }
 }
 
-/// Which config.data bytes a configuration was read from (none: the file did not exist).
+/// Which state of a store a snapshot was read from; only the store that made it reads it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Version(Option<Fingerprint>);
+pub struct Version(Of);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Of {
+    /// The config.data bytes (none: the file did not exist).
+    File(Option<Fingerprint>),
+    /// The count of commits of a store in memory.
+    #[cfg_attr(not(any(test, feature = "test-support")), allow(dead_code))]
+    Commits(u64),
+}
+
+impl Version {
+    #[cfg(any(test, feature = "test-support"))]
+    pub(super) fn commits(n: u64) -> Self {
+        Version(Of::Commits(n))
+    }
+
+    #[cfg(any(test, feature = "test-support"))]
+    pub(super) fn as_commits(self) -> Option<u64> {
+        match self.0 {
+            Of::Commits(n) => Some(n),
+            Of::File(_) => None,
+        }
+    }
+}
+
+pub(super) fn version_from_elsewhere() -> GntError {
+    GntError::Exec("a snapshot's version from another store cannot be committed here".into())
+}
+
+/// The commit check of every store: `verify`'s invariants, with the place named.
+pub(super) fn check_commit(cfg: &Config, place: &str) -> Result<(), GntError> {
+    verify::check_commit(cfg).map_err(|errors| {
+        GntError::Config(format!(
+            "{place}: refusing to commit an inconsistent configuration:{}\nRun 'gnt-cluster verify' to see every problem; 'gnt-cluster repair-pools' rebuilds the address pools from the NICs.",
+            error_lines(&errors)
+        ))
+    })
+}
 
 impl Store for FileStore {
     fn read(&self) -> Result<Config, GntError> {
@@ -702,6 +715,45 @@ impl Store for FileStore {
         let cfg = self.load(&self.current()?).map(|(cfg, _)| cfg)?;
         self.warn_if_inconsistent(&cfg);
         Ok(cfg)
+    }
+
+    fn read_versioned(&self) -> Result<(Config, Version), GntError> {
+        let lock = self.open_lock(false)?;
+        if let Some(l) = &lock {
+            l.lock_shared()
+                .map_err(|e| self.io_err("lock", &self.lock_path, &e))?;
+        }
+        let cur = self.current()?;
+        let (cfg, fp) = self.load(&cur)?;
+        Ok((cfg, Version(Of::File(fp))))
+    }
+
+    fn commit_if_unchanged(&self, mut next: Config, version: Version) -> Result<bool, GntError> {
+        let lock = self.open_lock(true)?;
+        if let Some(l) = &lock {
+            l.lock()
+                .map_err(|e| self.io_err("lock", &self.lock_path, &e))?;
+        }
+        let cur = self.current()?;
+        let Version(Of::File(loaded)) = version else {
+            return Err(version_from_elsewhere());
+        };
+        if cur.fp != loaded {
+            return Ok(false);
+        }
+        self.remove_stale_temporaries(&cur.target);
+        self.check_invariants(&next)?;
+        next.cluster.serial_no += 1;
+        next.cluster.mtime = now();
+        let written = self.write(&next, &cur, loaded);
+        if !self.free_after_commit {
+            std::mem::forget(next);
+        }
+        written
+    }
+
+    fn check_invariants(&self, cfg: &Config) -> Result<(), GntError> {
+        check_commit(cfg, &self.path.display().to_string())
     }
 
     fn transact(

@@ -8,8 +8,11 @@ use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use netconf::config::{Config, FileStore, Instance, Nic, NicParams, Store, parse, transaction};
-use netconf::{GntError, MacAddr};
+use netconf::MacAddr;
+use netconf_cluster::GntError;
+use netconf_cluster::config::{
+    Config, FileStore, Instance, Nic, NicParams, Store, parse, transaction,
+};
 use proptest::prelude::*;
 
 #[derive(Clone, Debug)]

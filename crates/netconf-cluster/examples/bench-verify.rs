@@ -2,8 +2,8 @@
 //! the check every commit runs after a one-instance change, and a full `verify`.
 use std::time::{Duration, Instant};
 
-use netconf::config::{FileStore, Store, verify};
-use netconf::ops::{Feedback, instance};
+use netconf_cluster::config::{FileStore, Store, verify};
+use netconf_cluster::ops::{Feedback, instance};
 
 /// Median and minimum (the machine's other load only ever adds).
 fn median(mut v: Vec<Duration>) -> String {

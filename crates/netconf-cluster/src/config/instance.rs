@@ -6,9 +6,9 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use serde::{Deserialize, Serialize};
 
-use crate::mac::MacAddr;
-use crate::name::InstanceName;
-use crate::nicmode::NicMode;
+use netconf::mac::MacAddr;
+use netconf::name::InstanceName;
+use netconf::nicmode::NicMode;
 
 /// `{mode, link, vlan}` of a group connection, copied into NICs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

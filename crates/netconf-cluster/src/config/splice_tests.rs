@@ -14,12 +14,12 @@ use super::model::Config;
 use super::splice::SPLICED;
 use super::store::{FileStore, parse, render, transaction};
 use super::{Store, cache};
-use crate::mac::MacAddr;
+use netconf::mac::MacAddr;
 
 fn inst(name: &str, mac: u8, tag: Option<&str>) -> Instance {
     let p = NicParams::ganeti_default();
     Instance {
-        name: crate::InstanceName::parse(name).unwrap(),
+        name: netconf::InstanceName::parse(name).unwrap(),
         group: format!("g{}", mac % 3),
         primary_node: (!mac.is_multiple_of(5)).then(|| format!("node-{}", mac % 5)),
         tags: tag
@@ -163,7 +163,7 @@ fn a_loaded_configuration_still_reads_its_instances_after_later_commits() {
                 .collect::<Vec<_>>()
             {
                 c.instances.get_mut(&i).unwrap().name =
-                    crate::InstanceName::parse(&format!("gen{k}-{i}")).unwrap();
+                    netconf::InstanceName::parse(&format!("gen{k}-{i}")).unwrap();
             }
             c.instances
                 .insert(format!("new{k}"), inst(&format!("x{k}"), k, None));
@@ -275,11 +275,11 @@ fn instances_that_do_not_decode_fall_back_to_the_text_the_cache_was_made_from() 
     let mut c = fresh();
     let added = inst("added", 99, None);
     c.instances.insert("k001".into(), added.clone());
-    c.instances.get_mut("k022").unwrap().name = crate::InstanceName::parse("renamed").unwrap();
+    c.instances.get_mut("k022").unwrap().name = netconf::InstanceName::parse("renamed").unwrap();
     assert_eq!(c.instances.remove("k020").as_ref(), want.get("k020"));
     let mut model = want.clone();
     model.insert("k001".into(), added);
-    model.get_mut("k022").unwrap().name = crate::InstanceName::parse("renamed").unwrap();
+    model.get_mut("k022").unwrap().name = netconf::InstanceName::parse("renamed").unwrap();
     model.remove("k020");
     assert_eq!(c.instances.all_decoded(), &model);
     store
@@ -365,10 +365,10 @@ proptest! {
                     }
                     Op::Rename(k, n) => {
                         if let Some(i) = c.instances.get_mut(&key(k)) {
-                            i.name = crate::InstanceName::parse(&format!("r{n}-{k}")).unwrap();
+                            i.name = netconf::InstanceName::parse(&format!("r{n}-{k}")).unwrap();
                         }
                         if let Some(i) = model.get_mut(&key(k)) {
-                            i.name = crate::InstanceName::parse(&format!("r{n}-{k}")).unwrap();
+                            i.name = netconf::InstanceName::parse(&format!("r{n}-{k}")).unwrap();
                         }
                     }
                     Op::Move(k, m) => {

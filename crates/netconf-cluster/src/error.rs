@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use netconf::name::NameError;
+
 /// Ganeti's error codes (`errors.ECODE_*`), printed after "error type:".
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorCode {
@@ -108,6 +110,26 @@ impl std::error::Error for GntError {}
 
 pub type Result<T, E = GntError> = std::result::Result<T, E>;
 
+/// A refused name as a command reports it. The names are node-side contracts and know
+/// nothing of Ganeti's error classes, so the class is given here.
+pub trait IntoGnt {
+    /// The error a command reports, in Ganeti's class: an empty name fails the opcode's
+    /// type check (`Parameter 'OP.field' fails validation`), any other bad name is
+    /// `Invalid hostname '…'` (Ganeti's `GetNormalizedName`) or `Invalid <kind> name '…'`,
+    /// all `wrong_input`.
+    fn into_gnt(self, op: &str, field: &str) -> GntError;
+}
+
+impl IntoGnt for NameError {
+    fn into_gnt(self, op: &str, field: &str) -> GntError {
+        if self.empty {
+            GntError::param(op, field)
+        } else {
+            GntError::inval(self.to_string())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,5 +148,23 @@ mod tests {
         assert_eq!(c.to_string(), "Corrupt configuration file: bad\nAborting.");
         assert_eq!(c.exit_code(), 2);
         assert_eq!(GntError::Tag("Tags cannot be empty".into()).exit_code(), 1);
+    }
+
+    #[test]
+    fn name_errors_are_in_ganetis_class() {
+        use netconf::name::{GroupName, InstanceName};
+        let e = InstanceName::parse("vm6\nMACSPOOF=1\nIP=203.0.113.77").unwrap_err();
+        assert_eq!(
+            e.into_gnt("OP_INSTANCE_CREATE", "instance_name"),
+            GntError::inval(
+                "Invalid hostname 'vm6\\nmacspoof=1\\nip=203.0.113.77': contains a control character ('\\n')"
+            )
+        );
+        assert_eq!(
+            GroupName::parse("")
+                .unwrap_err()
+                .into_gnt("OP_GROUP_ADD", "group_name"),
+            GntError::param("OP_GROUP_ADD", "group_name")
+        );
     }
 }

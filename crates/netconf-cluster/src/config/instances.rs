@@ -31,7 +31,7 @@ use super::fingerprint::Fingerprint;
 use super::index::{self, Entry, Pos};
 use super::instance::Instance;
 use crate::error::GntError;
-use crate::mac::MacAddr;
+use netconf::mac::MacAddr;
 
 /// Changes on top of the stored instances: the new value, or `None` for a removed one.
 pub(super) type Overlay = BTreeMap<String, Option<Instance>>;

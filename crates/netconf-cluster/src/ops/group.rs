@@ -3,8 +3,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::config::{Config, NodeGroup, new_uuid, now};
-use crate::error::{ErrorCode, GntError};
-use crate::name::GroupName;
+use crate::error::{ErrorCode, GntError, IntoGnt};
+use netconf::name::GroupName;
 
 pub fn add(cfg: &mut Config, name: &str) -> Result<(), GntError> {
     let name = GroupName::parse(name).map_err(|e| e.into_gnt("OP_GROUP_ADD", "group_name"))?;
