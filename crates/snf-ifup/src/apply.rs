@@ -10,13 +10,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use netconf::{IfName, NicEnv};
+use netconf_sys::netlink;
 
 use crate::announce;
 use crate::config::Config;
 use crate::exec;
 use crate::firewall::{Driver, Family, NicRules};
 use crate::log;
-use crate::netlink;
 use crate::node::{self, RoutingCache};
 use crate::plan::{self, Announce, Flavour, Plan, Undo};
 use crate::state::{self, FwMap, State};
@@ -174,7 +174,7 @@ pub fn up(
 fn carried_mac(
     undo: &Undo,
     prev: Option<&State>,
-    ifindex: Option<i32>,
+    ifindex: Option<u32>,
 ) -> Option<netconf::MacAddr> {
     undo.mac.or_else(|| {
         prev.filter(|p| ifindex.is_some() && p.ifindex == ifindex)
@@ -503,7 +503,7 @@ pub fn down(ctx: &Ctx, tap: &IfName) -> anyhow::Result<()> {
 /// recorded state, no link of that name exists, and the record is of the link that went
 /// (`deleted`, its ifindex, when known). A TAP that came back under the same name keeps
 /// its NIC: a new `up` (or the `up` that follows) owns it. Returns whether it tore down.
-pub fn down_if_gone(ctx: &Ctx, tap: &IfName, deleted: Option<i32>) -> anyhow::Result<bool> {
+pub fn down_if_gone(ctx: &Ctx, tap: &IfName, deleted: Option<u32>) -> anyhow::Result<bool> {
     let _lock = lock(ctx)?;
     let Some(st) = state::load(&ctx.cfg.state_dir, tap)? else {
         return Ok(false);
