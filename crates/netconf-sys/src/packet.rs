@@ -27,9 +27,8 @@ impl PacketSocket {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: fd is a fresh descriptor owned by nobody else.
-        Ok(PacketSocket {
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
-        })
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(PacketSocket { fd })
     }
 
     /// Writes one complete Ethernet frame (destination, source, EtherType, payload) out
