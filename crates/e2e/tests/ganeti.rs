@@ -11,11 +11,11 @@
 //! executable (target/<profile>/, built by `cargo test --workspace`).
 
 use std::io::{BufRead as _, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use netconf_test_support::{need_root, on_path, skip};
+use netconf_test_support::{need_root, on_path, skip, workspace_bins};
 
 const TOOLS: [&str; 3] = ["snf-ifup", "nfdhcpd", "snf-dnshook"];
 
@@ -51,13 +51,6 @@ const CHECKS: [(&str, &str); 10] = [
     ),
 ];
 
-/// The workspace's binaries next to this test (target/<profile>/deps/ganeti-… → ..).
-fn bin_dir() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let dir = exe.parent()?.parent()?.to_path_buf();
-    TOOLS.iter().all(|t| dir.join(t).is_file()).then_some(dir)
-}
-
 /// The check lines `(passed, key, text)` of the script's output.
 fn check_lines(out: &str) -> Vec<(bool, String, String)> {
     out.lines()
@@ -85,7 +78,7 @@ fn real_ganeti_runs_snf_ifup_nfdhcpd_snf_dnshook_and_watch() {
             "needs a Debian system (apt-get, dpkg) to install ganeti",
         );
     }
-    let Some(bin) = bin_dir() else {
+    let Some(bin) = workspace_bins(&TOOLS) else {
         return skip(
             test,
             &format!(

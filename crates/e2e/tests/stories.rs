@@ -12,7 +12,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use netconf_test_support::{
-    Daemon, Netns, Veth, need_root, run, run_ok as ok, skip, text, unique_name, wait_for,
+    Daemon, Netns, Veth, gateway_bridge, need_root, run, run_ok as ok, skip, text, unique_name,
+    wait_for, workspace_bins,
 };
 
 const TOOLS: [&str; 5] = [
@@ -23,19 +24,12 @@ const TOOLS: [&str; 5] = [
     "nfdhcpd",
 ];
 
-/// The workspace's binaries next to this test (target/<profile>/deps/stories-… → ..).
-fn bin_dir() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let dir = exe.parent()?.parent()?.to_path_buf();
-    TOOLS.iter().all(|t| dir.join(t).is_file()).then_some(dir)
-}
-
 /// Root and the workspace binaries, or the SKIP line the project's rules ask for.
 fn can_run(test: &str) -> Option<PathBuf> {
     if !need_root(test, "network namespaces") {
         return None;
     }
-    let Some(dir) = bin_dir() else {
+    let Some(dir) = workspace_bins(&TOOLS) else {
         skip(
             test,
             &format!(
@@ -167,26 +161,7 @@ exit 0
 
     /// Bridge prv0 holding the gateway addresses, as the seed's `ip addr add … dev prv0`.
     fn bridge(&self, gw4: &str, gw6: &str) {
-        self.node(&[
-            "ip",
-            "link",
-            "add",
-            "prv0",
-            "address",
-            "02:aa:00:00:00:01",
-            "type",
-            "bridge",
-            "forward_delay",
-            "0",
-            "stp_state",
-            "0",
-            "mcast_snooping",
-            "0",
-        ]);
-        self.node(&["sysctl", "-qw", "net.ipv6.conf.prv0.accept_dad=0"]);
-        self.node(&["ip", "addr", "add", gw4, "dev", "prv0"]);
-        self.node(&["ip", "addr", "add", gw6, "dev", "prv0", "nodad"]);
-        self.node(&["ip", "link", "set", "prv0", "up"]);
+        gateway_bridge(&self.node, "prv0", gw4, gw6);
     }
 
     /// nfdhcpd in the node namespace with its own queue rules; returns once it runs.

@@ -1,7 +1,8 @@
 //! A long-running process of a test (the daemon under test, a DHCP client, BIND): killed
 //! and reaped on drop, also when the test panics, so that no test leaves one behind.
 
-use std::process::{Child, Command, ExitStatus};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
@@ -18,6 +19,16 @@ impl Daemon {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot spawn {cmd:?}: {e}"));
         Daemon { child }
+    }
+
+    /// Spawns `cmd` with no input and its stdout and stderr both written to `log`.
+    pub fn spawn_logged(cmd: &mut Command, log: &Path) -> Daemon {
+        let f = std::fs::File::create(log)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
+        let f2 = f
+            .try_clone()
+            .unwrap_or_else(|e| panic!("cannot dup {}: {e}", log.display()));
+        Daemon::spawn(cmd.stdin(Stdio::null()).stdout(f).stderr(f2))
     }
 
     pub fn id(&self) -> u32 {

@@ -6,12 +6,16 @@
 //! The harnesses of each crate keep their own domain (nfdhcpd's testbed, snf-ifup's lab,
 //! BIND for snf-dnshook, the cluster stories) and build on these pieces.
 
+mod bins;
+mod bridge;
 mod cmd;
 mod daemon;
 mod netns;
 mod skip;
 mod wait;
 
+pub use bins::workspace_bins;
+pub use bridge::gateway_bridge;
 pub use cmd::{ok, output, run, run_ok, text, try_ok};
 pub use daemon::Daemon;
 pub use netns::{Netns, Veth, unique_name};

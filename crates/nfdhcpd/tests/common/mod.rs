@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use netconf_test_support::{Daemon, Netns, Veth, unique_name};
+use netconf_test_support::{Daemon, Netns, Veth, gateway_bridge, unique_name};
 pub use netconf_test_support::{ok as sh, try_ok as try_sh, wait_for};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -82,34 +82,7 @@ impl Testbed {
                 "net.bridge.bridge-nf-call-iptables=1",
                 "net.bridge.bridge-nf-call-ip6tables=1",
             ]);
-            tb.node_sh(&[
-                "ip",
-                "link",
-                "add",
-                "prv0",
-                "address",
-                "02:aa:00:00:00:01",
-                "type",
-                "bridge",
-                "forward_delay",
-                "0",
-                "stp_state",
-                "0",
-                "mcast_snooping",
-                "0",
-            ]);
-            tb.node_sh(&["sysctl", "-qw", "net.ipv6.conf.prv0.accept_dad=0"]);
-            tb.node_sh(&["ip", "addr", "add", &format!("{GW4}/24"), "dev", "prv0"]);
-            tb.node_sh(&[
-                "ip",
-                "addr",
-                "add",
-                &format!("{GW6}/64"),
-                "dev",
-                "prv0",
-                "nodad",
-            ]);
-            tb.node_sh(&["ip", "link", "set", "prv0", "up"]);
+            gateway_bridge(&tb.node, "prv0", &format!("{GW4}/24"), &format!("{GW6}/64"));
         }
         for k in 0..n {
             tb.add_guest(k);
@@ -321,30 +294,23 @@ impl Testbed {
 
     /// Spawns a long-running process in guest `k`'s namespace (killed on drop).
     pub fn spawn_in_guest(&mut self, k: usize, args: &[&str], log: &Path) -> u32 {
-        let f = std::fs::File::create(log).unwrap();
-        let child = Daemon::spawn(
-            Command::new("ip")
-                .args(["netns", "exec", &self.guests[k].ns])
-                .args(args)
-                .stdin(Stdio::null())
-                .stdout(f.try_clone().unwrap())
-                .stderr(f),
+        let ns = self.guests[k].ns.clone();
+        self.spawn_in(&ns, args, log)
+    }
+
+    pub fn spawn_in_node(&mut self, args: &[&str], log: &Path) {
+        let ns = self.node.clone();
+        self.spawn_in(&ns, args, log);
+    }
+
+    fn spawn_in(&mut self, ns: &str, args: &[&str], log: &Path) -> u32 {
+        let child = Daemon::spawn_logged(
+            Command::new("ip").args(["netns", "exec", ns]).args(args),
+            log,
         );
         let id = child.id();
         self.children.push(child);
         id
-    }
-
-    pub fn spawn_in_node(&mut self, args: &[&str], log: &Path) {
-        let f = std::fs::File::create(log).unwrap();
-        self.children.push(Daemon::spawn(
-            Command::new("ip")
-                .args(["netns", "exec", &self.node])
-                .args(args)
-                .stdin(Stdio::null())
-                .stdout(f.try_clone().unwrap())
-                .stderr(f),
-        ));
     }
 
     pub fn guest_ipv4(&self, k: usize) -> String {

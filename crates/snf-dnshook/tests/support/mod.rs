@@ -148,15 +148,12 @@ impl Named {
         }
         let conf_path = dir.path().join("named.conf");
         std::fs::write(&conf_path, conf).unwrap();
-        let log = std::fs::File::create(dir.path().join("named.log")).unwrap();
         // `ip netns exec` execs named in place: the child is named itself.
-        let child = Daemon::spawn(
+        let child = Daemon::spawn_logged(
             ns.cmd(NAMED)
                 .args(["-g", "-4", "-n", "1", "-c"])
-                .arg(&conf_path)
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().unwrap())
-                .stderr(log),
+                .arg(&conf_path),
+            &dir.path().join("named.log"),
         );
         let mut named = Named {
             child,
