@@ -694,6 +694,9 @@ pub fn spoof_rules_ip6(mac: MacAddr, eui: Option<Ipv6Addr>, ll: Ipv6Addr) -> Vec
 }
 
 #[cfg(test)]
+mod snapshots;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -13,6 +13,8 @@ mod up;
 
 pub use down::{down, down_if_gone};
 pub use reapply::reapply;
+#[cfg(test)]
+pub use report::fresh_dry_run_text;
 pub use report::status;
 pub use up::up;
 

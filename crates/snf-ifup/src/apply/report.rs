@@ -12,13 +12,19 @@ use crate::plan::{self, Announce, Plan};
 use crate::state::{self, FwMap, State};
 
 fn section(title: &str, lines: &[String]) {
+    print!("{}", section_text(title, lines));
+}
+
+fn section_text(title: &str, lines: &[String]) -> String {
     if lines.is_empty() {
-        return;
+        return String::new();
     }
-    println!("# {title}");
+    let mut out = format!("# {title}\n");
     for l in lines {
-        println!("{l}");
+        out.push_str(l);
+        out.push('\n');
     }
+    out
 }
 
 pub(super) fn print_plan(
@@ -29,23 +35,7 @@ pub(super) fn print_plan(
     binding_path: &Path,
 ) -> anyhow::Result<()> {
     let t = tap.as_str();
-    let sys: Vec<String> = plan
-        .sysctls
-        .iter()
-        .map(|(k, v)| format!("{k} = {v}"))
-        .collect();
-    section("sysctl", &sys);
-    section("ip -4 -batch -", &plan.ip4);
-    section("bridge -batch -", &plan.bridge);
-    if !plan.ovs.is_empty() {
-        section("ovs-vsctl", &[plan.ovs.join(" ")]);
-    }
-    section("ip -6 -batch -", &plan.ip6);
-    if let Some(p) = prev {
-        let (v4, v6) = stale_lines(&p.undo, &plan.undo, t);
-        section("ip -4 -force -batch - (stale)", &v4);
-        section("ip -6 -force -batch - (stale)", &v6);
-    }
+    print!("{}", links_text(tap, plan, prev));
     let maybe = prev.map_or(Vec::new(), |p| p.families.clone());
     driver(ctx).get(&ctx.cfg.state_dir).print_plan(&NicRules {
         tap: t,
@@ -56,23 +46,54 @@ pub(super) fn print_plan(
         recorded: None,
         maybe: &maybe,
     })?;
+    print!("{}", files_text(plan, binding_path, binding_path.exists()));
+    Ok(())
+}
+
+/// The part of a `--dry-run` plan before the firewall: sysctls, links, routes, and the
+/// stale routes of `prev` that go.
+pub(super) fn links_text(tap: &IfName, plan: &Plan, prev: Option<&State>) -> String {
+    let sys: Vec<String> = plan
+        .sysctls
+        .iter()
+        .map(|(k, v)| format!("{k} = {v}"))
+        .collect();
+    let mut out = section_text("sysctl", &sys);
+    out += &section_text("ip -4 -batch -", &plan.ip4);
+    out += &section_text("bridge -batch -", &plan.bridge);
+    if !plan.ovs.is_empty() {
+        out += &section_text("ovs-vsctl", &[plan.ovs.join(" ")]);
+    }
+    out += &section_text("ip -6 -batch -", &plan.ip6);
+    if let Some(p) = prev {
+        let (v4, v6) = stale_lines(&p.undo, &plan.undo, tap.as_str());
+        out += &section_text("ip -4 -force -batch - (stale)", &v4);
+        out += &section_text("ip -6 -force -batch - (stale)", &v6);
+    }
+    out
+}
+
+/// The part of a `--dry-run` plan after the firewall: the binding file and the
+/// announcements. `binding_exists`: whether a binding is there to remove.
+pub(super) fn files_text(plan: &Plan, binding_path: &Path, binding_exists: bool) -> String {
+    let mut out = String::new();
     match &plan.binding {
         Some(b) => {
-            println!("# write {}", binding_path.display());
-            print!("{}", b.render());
+            out += &format!("# write {}\n", binding_path.display());
+            out += &b.render();
         }
-        None if binding_path.exists() => println!("# remove {}", binding_path.display()),
+        None if binding_exists => out += &format!("# remove {}\n", binding_path.display()),
         None => {}
     }
     for a in &plan.announce {
         match a {
-            Announce::Garp { ip, dev } => println!("# gratuitous ARP for {ip} on {dev}"),
+            Announce::Garp { ip, dev } => out += &format!("# gratuitous ARP for {ip} on {dev}\n"),
             Announce::UnsolicitedNa { ip, dev } => {
-                println!("# unsolicited NA for {ip} on {dev}");
+                out += &format!("# unsolicited NA for {ip} on {dev}\n");
             }
         }
     }
-    Ok(())
+    out
 }
 
 pub(super) fn print_teardown(ctx: &Ctx, tap: &IfName, st: Option<&State>) -> anyhow::Result<()> {
@@ -216,4 +237,27 @@ pub fn status(ctx: &Ctx, taps: &[IfName]) -> anyhow::Result<bool> {
         }
     }
     Ok(ok)
+}
+
+/// Everything `up --dry-run` prints for `plan` on a node that holds nothing of the NIC
+/// yet (no state, no rules, no binding), without reading the node (the plan snapshots).
+#[cfg(test)]
+pub fn fresh_dry_run_text(
+    tap: &IfName,
+    plan: &Plan,
+    drv: Driver,
+    binding_path: &Path,
+) -> anyhow::Result<String> {
+    let mut out = links_text(tap, plan, None);
+    out += &drv.fresh_plan_text(&NicRules {
+        tap: tap.as_str(),
+        want: &plan.firewall,
+        arp_old: &[],
+        arp_new: &plan.arp,
+        known: None,
+        recorded: None,
+        maybe: &[],
+    })?;
+    out += &files_text(plan, binding_path, false);
+    Ok(out)
 }
