@@ -15,49 +15,68 @@ use crate::firewall::Driver;
 
 const MODES: [&str; 3] = ["bridged", "routed", "openvswitch"];
 
-/// (case name, network tags, instance tags, flavour).
-const CASES: &[(&str, &str, &str, Flavour)] = &[
-    ("plain", "", "", Flavour::Kvm),
-    ("xen", "", "", Flavour::Xen),
-    ("nfdhcpd", "nfdhcpd", "", Flavour::Kvm),
-    ("spoof-protected", "spoof-protected", "", Flavour::Kvm),
-    ("private-filtered", "private-filtered", "", Flavour::Kvm),
+/// One NIC and node to plan for.
+struct Case {
+    name: &'static str,
+    net_tags: &'static str,
+    tags: &'static str,
+    flavour: Flavour,
+    /// Ganeti's `vlan` nicparam.
+    vlan: &'static str,
+    /// Whether table LINK has default routes (routed: where announcements go).
+    uplinks: bool,
+    /// False in Ganeti's pre-migration phase.
+    announce: bool,
+}
+
+const fn tags(name: &'static str, net_tags: &'static str, tags: &'static str) -> Case {
+    Case {
+        name,
+        net_tags,
+        tags,
+        flavour: Flavour::Kvm,
+        vlan: "",
+        uplinks: true,
+        announce: true,
+    }
+}
+
+const CASES: &[Case] = &[
+    tags("plain", "", ""),
+    Case {
+        flavour: Flavour::Xen,
+        ..tags("xen", "", "")
+    },
+    tags("nfdhcpd", "nfdhcpd", ""),
+    tags("spoof-protected", "spoof-protected", ""),
+    tags("private-filtered", "private-filtered", ""),
     // The older name of the same feature, and a tag that means nothing to us.
-    (
-        "mac-filtered-alias",
-        "mac-filtered public",
-        "",
-        Flavour::Kvm,
-    ),
-    ("ip-less-routed", "ip-less-routed", "", Flavour::Kvm),
-    ("masq", "masq", "", Flavour::Kvm),
-    (
-        "profile-protected",
-        "",
-        "synnefo:network:0:protected",
-        Flavour::Kvm,
-    ),
-    (
-        "profile-limited",
-        "",
-        "synnefo:network:eth-a:limited",
-        Flavour::Kvm,
-    ),
-    (
-        "profile-unprotected",
-        "",
-        "synnefo:network:u0:unprotected",
-        Flavour::Kvm,
-    ),
-    (
+    tags("mac-filtered-alias", "mac-filtered public", ""),
+    tags("ip-less-routed", "ip-less-routed", ""),
+    tags("masq", "masq", ""),
+    tags("profile-protected", "", "synnefo:network:0:protected"),
+    tags("profile-limited", "", "synnefo:network:eth-a:limited"),
+    tags("profile-unprotected", "", "synnefo:network:u0:unprotected"),
+    tags(
         "everything",
         "nfdhcpd spoof-protected private-filtered ip-less-routed",
         "synnefo:network:0:limited",
-        Flavour::Kvm,
     ),
+    Case {
+        vlan: ".10:20:30",
+        ..tags("vlans", "", "")
+    },
+    Case {
+        uplinks: false,
+        ..tags("no-uplinks", "nfdhcpd", "")
+    },
+    Case {
+        announce: false,
+        ..tags("pre-migration", "", "")
+    },
 ];
 
-fn nic(mode: &str, net_tags: &str, tags: &str) -> NicEnv {
+fn nic(mode: &str, case: &Case) -> NicEnv {
     let nic = NicEnv::from_env([
         ("INSTANCE", "vm1"),
         ("INTERFACE", "tap1"),
@@ -68,28 +87,30 @@ fn nic(mode: &str, net_tags: &str, tags: &str) -> NicEnv {
         ("IP", "198.51.100.10"),
         ("MODE", mode),
         ("LINK", if mode == "routed" { "100" } else { "br0" }),
-        ("TAGS", tags),
+        ("TAGS", case.tags),
         ("NETWORK_NAME", "n"),
-        ("NETWORK_TAGS", net_tags),
+        ("NETWORK_TAGS", case.net_tags),
         ("NETWORK_SUBNET", "198.51.100.0/24"),
         ("NETWORK_GATEWAY", "198.51.100.1"),
         ("NETWORK_SUBNET6", "2001:db8:1::/64"),
         ("NETWORK_GATEWAY6", "2001:db8:1::1"),
+        ("VLAN", case.vlan),
     ]);
     nic.unwrap_or_else(|e| panic!("test NIC: {e:#}"))
 }
 
-fn facts() -> Facts {
+fn facts(case: &Case) -> Facts {
+    let uplink = case.uplinks.then(|| name("up0"));
     Facts {
         tap_exists: true,
         tap_mac: Some(MacAddr([0x52, 0x54, 0x00, 0xab, 0xcd, 0xef])),
         bridge: Some(BridgeFacts {
             mtu: 1400,
-            vlan_filtering: Some(false),
+            vlan_filtering: Some(true),
         }),
         link_exists: true,
-        uplink4: Some(name("up0")),
-        uplink6: Some(name("up0")),
+        uplink4: uplink.clone(),
+        uplink6: uplink,
         // A stale rule for the TAP into another table: the plan removes it.
         rules4: vec![IpRule {
             priority: 32000,
@@ -107,18 +128,11 @@ fn name(s: &str) -> IfName {
 }
 
 /// What the snapshot holds for one case and driver.
-fn render(mode: &str, case: &(&str, &str, &str, Flavour), drv: Driver) -> String {
-    let (_, net_tags, tags, flavour) = *case;
+fn render(mode: &str, case: &Case, drv: Driver) -> String {
     let cfg = Config::default();
     let tap = name("tap1");
-    let plan = match build(
-        &nic(mode, net_tags, tags),
-        &tap,
-        flavour,
-        &cfg,
-        &facts(),
-        true,
-    ) {
+    let nic = nic(mode, case);
+    let plan = match build(&nic, &tap, case.flavour, &cfg, &facts(case), case.announce) {
         Ok(p) => p,
         Err(e) => return format!("## refused\n{e:#}\n"),
     };
@@ -182,11 +196,11 @@ fn whole_plans_match_their_snapshots() {
             let nft = render(mode, case, Driver::Nftables);
             // One file when the drivers print the same (no firewall rules), else one each.
             let files = if ipt == nft {
-                vec![(format!("{mode}-{}.txt", case.0), ipt)]
+                vec![(format!("{mode}-{}.txt", case.name), ipt)]
             } else {
                 vec![
-                    (format!("{mode}-{}.iptables.txt", case.0), ipt),
-                    (format!("{mode}-{}.nftables.txt", case.0), nft),
+                    (format!("{mode}-{}.iptables.txt", case.name), ipt),
+                    (format!("{mode}-{}.nftables.txt", case.name), nft),
                 ]
             };
             for (file, text) in files {
