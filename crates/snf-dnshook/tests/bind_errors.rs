@@ -146,7 +146,7 @@ fn unreachable_server_fails_after_retries() {
     }
     // A namespace of its own: nothing listens on this port of its 127.0.0.1 once the
     // socket is closed.
-    let ns = Netns::new();
+    let ns = netns();
     let port = ns.run(|| {
         let s = UdpSocket::bind("127.0.0.1:0").unwrap();
         s.local_addr().unwrap().port()
@@ -181,7 +181,7 @@ fn silent_server_times_out() {
         return;
     }
     // Bound in the namespace the hook runs in: only the hook's datagrams can reach it.
-    let ns = Netns::new();
+    let ns = netns();
     let sink = ns.run(|| UdpSocket::bind("127.0.0.1:0").unwrap());
     let port = sink.local_addr().unwrap().port();
     let dir = tempfile::tempdir().unwrap();

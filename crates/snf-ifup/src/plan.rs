@@ -305,284 +305,373 @@ pub fn build(
     facts: &Facts,
     announce: bool,
 ) -> anyhow::Result<Plan> {
-    let mut p = Plan::default();
     let t = tap.as_str();
-    let feats = features(nic, cfg);
-    let has = |f: Feature| feats.contains(&f);
-    let eui = eui64_of(nic);
-    let ll = eui64::link_local(nic.mac.get());
     if !facts.tap_exists {
         bail!("interface {t} does not exist");
     }
-
+    let i = Input {
+        nic,
+        tap,
+        t,
+        flavour,
+        cfg,
+        facts,
+        announce,
+        eui: eui64_of(nic),
+        ll: eui64::link_local(nic.mac.get()),
+        mac: nic.mac.get(),
+        from: from_chain(t),
+        to: to_chain(t),
+    };
+    let mut p = Plan::default();
     match nic.mode {
-        NicMode::Bridged => {
-            let Some(br) = nic.link.as_deref() else {
-                bail!(
-                    "bridged NIC {} of {} has no LINK (bridge)",
-                    nic.index,
-                    nic.instance
-                );
-            };
-            let Some(bf) = &facts.bridge else {
-                if facts.link_exists {
-                    bail!("LINK {br} is not a bridge");
-                }
-                bail!("bridge {br} does not exist");
-            };
-            port_mac(&mut p, t, flavour, facts);
-            p.ip4.push(format!("link set dev {t} mtu {}", bf.mtu));
-            p.ip4.push(format!("link set dev {t} master {br}"));
-            p.ip4.push(format!("link set dev {t} up"));
-            p.undo.bridge = Some(br.to_owned());
-            if !nic.vlan.is_empty() {
-                if bf.vlan_filtering != Some(true) {
-                    bail!(
-                        "Instance {} NIC {} configured for VLAN support, but bridge {br} has VLAN filtering disabled{}",
-                        nic.instance,
-                        nic.index,
-                        if bf.vlan_filtering.is_none() {
-                            " (this kernel has no bridge VLAN filtering)"
-                        } else {
-                            ""
-                        }
-                    );
-                }
-                if let Some(u) = nic.vlan.untagged {
-                    p.bridge
-                        .push(format!("vlan add dev {t} vid {u} pvid untagged master"));
-                }
-                for v in &nic.vlan.tagged {
-                    p.bridge.push(format!("vlan add dev {t} vid {v} master"));
-                }
-            }
-        }
-        NicMode::Routed => {
-            check_table(nic.link.as_deref(), facts.table_id)?;
-            if flavour == Flavour::Kvm && facts.tap_mac != Some(cfg.tap_constant_mac) {
-                p.ip4
-                    .push(format!("link set dev {t} address {}", cfg.tap_constant_mac));
-                p.undo.mac = facts.tap_mac;
-            }
-            p.ip4.push(format!("link set dev {t} up"));
-            let table = table_of(nic);
-            for (k, v) in [
-                // The TAP's link-local address is the VM's router: usable at once, no DAD
-                // (every routed TAP has the same one, by design).
-                ("net.ipv6.conf.{}.accept_dad", "0"),
-                ("net.ipv4.conf.{}.proxy_arp", "1"),
-                ("net.ipv4.conf.{}.forwarding", "1"),
-                ("net.ipv6.conf.{}.proxy_ndp", "1"),
-                ("net.ipv6.conf.{}.forwarding", "1"),
-            ] {
-                p.sysctls.push((k.replace("{}", t), v.to_owned()));
-            }
-            let subnet6 = nic.network.as_ref().and_then(|n| n.subnet6).is_some();
-            let link = nic.link.as_deref();
-            rules(&mut p.ip4, &facts.rules4, t, link, facts.table_id);
-            if subnet6 {
-                rules(&mut p.ip6, &facts.rules6, t, link, facts.table_id);
-            }
-            if nic.link.is_some() {
-                p.undo.rule_tables4.push(table.clone());
-                if subnet6 {
-                    p.undo.rule_tables6.push(table.clone());
-                }
-            }
-            if let Some(ip) = nic.ip {
-                p.ip4.push(format!(
-                    "route replace {ip}/32 dev {t} table {table} proto static"
-                ));
-                p.undo.routes4.push((format!("{ip}/32"), table.clone()));
-                match &facts.uplink4 {
-                    Some(up) if announce => p.announce.push(Announce::Garp {
-                        ip,
-                        dev: up.clone(),
-                    }),
-                    Some(_) => {}
-                    None => p.warnings.push(format!(
-                        "no IPv4 default route in table {table}: no gratuitous ARP for {ip}"
-                    )),
-                }
-            }
-            if let Some(e) = eui {
-                p.ip6.push(format!(
-                    "route replace {e}/128 dev {t} table {table} proto static"
-                ));
-                p.undo.routes6.push((format!("{e}/128"), table.clone()));
-                match &facts.uplink6 {
-                    Some(up) => {
-                        p.ip6.push(format!("neigh replace proxy {e} dev {up}"));
-                        p.undo.neigh_proxies.push((e.to_string(), up.to_string()));
-                        if announce {
-                            p.announce.push(Announce::UnsolicitedNa {
-                                ip: e,
-                                dev: up.clone(),
-                            });
-                        }
-                    }
-                    None => p.warnings.push(format!(
-                        "no IPv6 default route in table {table}: no neighbour proxy entry for {e}"
-                    )),
-                }
-            }
-        }
-        NicMode::OpenVSwitch => {
-            let Some(sw) = nic.link.as_deref() else {
-                bail!(
-                    "openvswitch NIC {} of {} has no LINK (switch)",
-                    nic.index,
-                    nic.instance
-                );
-            };
-            if !facts.ovs_available {
-                bail!("mode openvswitch needs Open vSwitch, but ovs-vsctl was not found in PATH");
-            }
-            port_mac(&mut p, t, flavour, facts);
-            p.ip4.push(format!("link set dev {t} up"));
-            let mut ovs = vec![ovs_timeout_arg(cfg.ovs_timeout)];
-            ovs.extend(["--may-exist", "add-port", sw, t].map(str::to_owned));
-            ovs.extend(["--", "clear", "port", t, "tag", "trunks", "vlan_mode"].map(str::to_owned));
-            if let Some(u) = nic.vlan.untagged {
-                ovs.extend(["--", "set", "port", t].map(str::to_owned));
-                ovs.push(format!("tag={u}"));
-            }
-            if !nic.vlan.tagged.is_empty() {
-                let list: Vec<String> = nic.vlan.tagged.iter().map(u16::to_string).collect();
-                ovs.extend(["--", "set", "port", t].map(str::to_owned));
-                ovs.push(format!("trunks={}", list.join(",")));
-                // With a tag and no vlan_mode, Open vSwitch makes an access port and ignores
-                // the trunks (Ganeti's script has this bug); `.N:M` means N untagged plus M
-                // tagged, as in bridged mode.
-                if nic.vlan.untagged.is_some() {
-                    ovs.push("vlan_mode=native-untagged".to_owned());
-                }
-            }
-            p.ovs = ovs;
-            p.undo.ovs_bridge = Some(sw.to_owned());
-        }
+        NicMode::Bridged => bridged(&mut p, &i)?,
+        NicMode::Routed => routed(&mut p, &i)?,
+        NicMode::OpenVSwitch => openvswitch(&mut p, &i)?,
     }
-
-    let from = from_chain(t);
-    let to = to_chain(t);
-    let mac = nic.mac.get();
-
+    let feats = features(nic, cfg);
+    let has = |f: Feature| feats.contains(&f);
     if has(Feature::IpLessRouted) {
-        if nic.mode == NicMode::Routed {
-            // The node has no address in the VM's subnet: its ARP requests into the TAP
-            // carry the gateway's, so that guests that ignore off-subnet senders answer.
-            if let (Some(_), Some(gw)) = (nic.ip, nic.network.as_ref().and_then(|n| n.gateway)) {
-                let rule = crate::arp::mangle_rule(t, gw);
-                p.arp.push(rule.clone());
-                p.undo.arp.push(rule);
-            }
-            let v4 = p.firewall.entry(Family::Ip4).or_default();
-            if let Some(ip) = nic.ip {
-                v4.push_rule(&from, format!("! -s {ip}/32 -j DROP"));
-                v4.push_jump("FORWARD", format!("-i {t}"), &from);
-            }
-            if let Some(e) = eui {
-                let v6 = p.firewall.entry(Family::Ip6).or_default();
-                v6.push_rule(&from, format!("! -s {e}/128 -j DROP"));
-                v6.push_jump("FORWARD", format!("-i {t}"), &from);
-            }
-        } else {
-            p.warnings.push(format!(
-                "network tag ip-less-routed ignored in mode {}",
-                nic.mode
-            ));
-        }
+        ip_less_routed(&mut p, &i);
     }
-
     if has(Feature::MacFiltered) {
-        match nic.mode {
-            NicMode::Bridged => {
-                let eb = p.firewall.entry(Family::Eb).or_default();
-                eb.push_rule(&from, format!("-s ! {mac} -j DROP"));
-                eb.push_rule(&to, format!("-s ! {mac}/{} -j DROP", cfg.mac_mask));
-                eb.push_jump("FORWARD", format!("-i {t}"), &from);
-                eb.push_jump("INPUT", format!("-i {t}"), &from);
-                eb.push_jump("FORWARD", format!("-o {t}"), &to);
-                eb.push_jump("OUTPUT", format!("-o {t}"), &to);
-            }
-            NicMode::Routed => p
-                .warnings
-                .push("network tag private-filtered ignored in mode routed".to_owned()),
-            NicMode::OpenVSwitch => bail!(
-                "network tag private-filtered is not supported in mode openvswitch (ebtables does not see Open vSwitch ports)"
-            ),
-        }
+        mac_filtered(&mut p, &i)?;
     }
-
     if has(Feature::SpoofProtected) {
-        match nic.mode {
-            NicMode::Bridged => {
-                let eb = p.firewall.entry(Family::Eb).or_default();
-                for r in spoof_rules_eb(mac, nic.ip, eui, ll) {
-                    eb.push_rule(&from, r);
-                }
-                eb.push_jump("FORWARD", format!("-i {t}"), &from);
-                eb.push_jump("INPUT", format!("-i {t}"), &from);
-            }
-            NicMode::Routed => {
-                let v4 = p.firewall.entry(Family::Ip4).or_default();
-                for r in spoof_rules_ip4(mac, nic.ip) {
-                    v4.push_rule(&from, r);
-                }
-                v4.push_jump("FORWARD", format!("-i {t}"), &from);
-                v4.push_jump("INPUT", format!("-i {t}"), &from);
-                let v6 = p.firewall.entry(Family::Ip6).or_default();
-                for r in spoof_rules_ip6(mac, eui, ll) {
-                    v6.push_rule(&from, r);
-                }
-                v6.push_jump("FORWARD", format!("-i {t}"), &from);
-                v6.push_jump("INPUT", format!("-i {t}"), &from);
-            }
-            NicMode::OpenVSwitch => bail!(
-                "network tag spoof-protected is not supported in mode openvswitch (ebtables does not see Open vSwitch ports)"
-            ),
-        }
+        spoof_protected(&mut p, &i)?;
     }
-
     if let Some(prof) = profile(nic, cfg)? {
-        let matches = match nic.mode {
-            NicMode::Bridged => Some(format!("-m physdev --physdev-out {t} --physdev-is-bridged")),
-            NicMode::Routed => Some(format!("-o {t}")),
-            NicMode::OpenVSwitch => {
-                p.warnings
-                    .push("firewall profiles are not applied in mode openvswitch".to_owned());
-                None
-            }
-        };
-        if let Some(m) = matches {
-            for fam in [Family::Ip4, Family::Ip6] {
-                let spec = p.firewall.entry(fam).or_default();
-                spec.push_rule(&to, format!("-j {}", prof.chain()));
-                spec.push_shared(prof.definition(fam));
-                spec.push_jump("FORWARD", m.clone(), &to);
-            }
-        }
+        firewall_profile(&mut p, &i, prof);
     }
-
     if has(Feature::Nfdhcpd) {
-        let mut b = Binding::new(mac, nic.instance.clone());
-        b.indev = match nic.mode {
-            NicMode::Routed => Some(tap.clone()),
-            _ => nic.link.as_deref().and_then(|l| l.parse().ok()),
-        };
-        b.ip = nic.ip;
-        b.tags = nic.tags.join(" ");
-        if let Some(n) = &nic.network {
-            b.gateway = n.gateway;
-            b.subnet = n.subnet;
-            b.gateway6 = n.gateway6;
-            b.subnet6 = n.subnet6;
-        }
-        b.eui64 = eui;
-        p.binding = Some(b);
+        p.binding = Some(nfdhcpd_binding(&i));
     }
     p.firewall.retain(|_, s| !s.is_empty());
     Ok(p)
+}
+
+/// What every part of a plan looks at: the call's arguments and what follows from them.
+struct Input<'a> {
+    nic: &'a NicEnv,
+    tap: &'a IfName,
+    t: &'a str,
+    flavour: Flavour,
+    cfg: &'a Config,
+    facts: &'a Facts,
+    announce: bool,
+    /// The NIC's SLAAC and link-local addresses, and its MAC.
+    eui: Option<Ipv6Addr>,
+    ll: Ipv6Addr,
+    mac: MacAddr,
+    /// The TAP's chains: what comes from the VM, what goes to it.
+    from: String,
+    to: String,
+}
+
+/// Mode bridged: the TAP joins bridge LINK (with its MTU) and its VLANs.
+fn bridged(p: &mut Plan, i: &Input) -> anyhow::Result<()> {
+    let (nic, t, facts) = (i.nic, i.t, i.facts);
+    let Some(br) = nic.link.as_deref() else {
+        bail!(
+            "bridged NIC {} of {} has no LINK (bridge)",
+            nic.index,
+            nic.instance
+        );
+    };
+    let Some(bf) = &facts.bridge else {
+        if facts.link_exists {
+            bail!("LINK {br} is not a bridge");
+        }
+        bail!("bridge {br} does not exist");
+    };
+    port_mac(p, t, i.flavour, facts);
+    p.ip4.push(format!("link set dev {t} mtu {}", bf.mtu));
+    p.ip4.push(format!("link set dev {t} master {br}"));
+    p.ip4.push(format!("link set dev {t} up"));
+    p.undo.bridge = Some(br.to_owned());
+    if !nic.vlan.is_empty() {
+        if bf.vlan_filtering != Some(true) {
+            bail!(
+                "Instance {} NIC {} configured for VLAN support, but bridge {br} has VLAN filtering disabled{}",
+                nic.instance,
+                nic.index,
+                if bf.vlan_filtering.is_none() {
+                    " (this kernel has no bridge VLAN filtering)"
+                } else {
+                    ""
+                }
+            );
+        }
+        if let Some(u) = nic.vlan.untagged {
+            p.bridge
+                .push(format!("vlan add dev {t} vid {u} pvid untagged master"));
+        }
+        for v in &nic.vlan.tagged {
+            p.bridge.push(format!("vlan add dev {t} vid {v} master"));
+        }
+    }
+    Ok(())
+}
+
+/// Mode routed: the TAP routes (proxy ARP/NDP, forwarding) through routing table LINK,
+/// with a host route to each of the VM's addresses.
+fn routed(p: &mut Plan, i: &Input) -> anyhow::Result<()> {
+    let (nic, t, facts) = (i.nic, i.t, i.facts);
+    check_table(nic.link.as_deref(), facts.table_id)?;
+    routed_mac(p, i);
+    p.ip4.push(format!("link set dev {t} up"));
+    let table = table_of(nic);
+    for (k, v) in [
+        // The TAP's link-local address is the VM's router: usable at once, no DAD
+        // (every routed TAP has the same one, by design).
+        ("net.ipv6.conf.{}.accept_dad", "0"),
+        ("net.ipv4.conf.{}.proxy_arp", "1"),
+        ("net.ipv4.conf.{}.forwarding", "1"),
+        ("net.ipv6.conf.{}.proxy_ndp", "1"),
+        ("net.ipv6.conf.{}.forwarding", "1"),
+    ] {
+        p.sysctls.push((k.replace("{}", t), v.to_owned()));
+    }
+    let subnet6 = nic.network.as_ref().and_then(|n| n.subnet6).is_some();
+    let link = nic.link.as_deref();
+    rules(&mut p.ip4, &facts.rules4, t, link, facts.table_id);
+    if subnet6 {
+        rules(&mut p.ip6, &facts.rules6, t, link, facts.table_id);
+    }
+    if nic.link.is_some() {
+        p.undo.rule_tables4.push(table.clone());
+        if subnet6 {
+            p.undo.rule_tables6.push(table.clone());
+        }
+    }
+    if let Some(ip) = nic.ip {
+        p.ip4.push(format!(
+            "route replace {ip}/32 dev {t} table {table} proto static"
+        ));
+        p.undo.routes4.push((format!("{ip}/32"), table.clone()));
+        announce_garp(p, i, ip, &table);
+    }
+    if let Some(e) = i.eui {
+        p.ip6.push(format!(
+            "route replace {e}/128 dev {t} table {table} proto static"
+        ));
+        p.undo.routes6.push((format!("{e}/128"), table.clone()));
+        match &facts.uplink6 {
+            Some(up) => {
+                p.ip6.push(format!("neigh replace proxy {e} dev {up}"));
+                p.undo.neigh_proxies.push((e.to_string(), up.to_string()));
+                announce_na(p, i, e, up);
+            }
+            None => p.warnings.push(format!(
+                "no IPv6 default route in table {table}: no neighbour proxy entry for {e}"
+            )),
+        }
+    }
+    Ok(())
+}
+
+/// A routed KVM TAP gets the configured constant MAC (the VM's router is the same on
+/// every node); the old one is kept to restore.
+fn routed_mac(p: &mut Plan, i: &Input) {
+    let (t, cfg, facts) = (i.t, i.cfg, i.facts);
+    if i.flavour == Flavour::Kvm && facts.tap_mac != Some(cfg.tap_constant_mac) {
+        p.ip4
+            .push(format!("link set dev {t} address {}", cfg.tap_constant_mac));
+        p.undo.mac = facts.tap_mac;
+    }
+}
+
+/// A gratuitous ARP for a routed VM's IPv4 address on the uplink, so that the network
+/// sends its traffic here (after a migration, at once).
+fn announce_garp(p: &mut Plan, i: &Input, ip: Ipv4Addr, table: &str) {
+    match &i.facts.uplink4 {
+        Some(up) if i.announce => p.announce.push(Announce::Garp {
+            ip,
+            dev: up.clone(),
+        }),
+        Some(_) => {}
+        None => p.warnings.push(format!(
+            "no IPv4 default route in table {table}: no gratuitous ARP for {ip}"
+        )),
+    }
+}
+
+/// An unsolicited neighbour advertisement for a routed VM's SLAAC address on `uplink`.
+fn announce_na(p: &mut Plan, i: &Input, ip: Ipv6Addr, uplink: &IfName) {
+    if i.announce {
+        p.announce.push(Announce::UnsolicitedNa {
+            ip,
+            dev: uplink.clone(),
+        });
+    }
+}
+
+/// Mode openvswitch: the TAP becomes a port of switch LINK, access or trunk per its
+/// VLANs, in one `ovs-vsctl` call.
+fn openvswitch(p: &mut Plan, i: &Input) -> anyhow::Result<()> {
+    let (nic, t) = (i.nic, i.t);
+    let Some(sw) = nic.link.as_deref() else {
+        bail!(
+            "openvswitch NIC {} of {} has no LINK (switch)",
+            nic.index,
+            nic.instance
+        );
+    };
+    if !i.facts.ovs_available {
+        bail!("mode openvswitch needs Open vSwitch, but ovs-vsctl was not found in PATH");
+    }
+    port_mac(p, t, i.flavour, i.facts);
+    p.ip4.push(format!("link set dev {t} up"));
+    let mut ovs = vec![ovs_timeout_arg(i.cfg.ovs_timeout)];
+    ovs.extend(["--may-exist", "add-port", sw, t].map(str::to_owned));
+    ovs.extend(["--", "clear", "port", t, "tag", "trunks", "vlan_mode"].map(str::to_owned));
+    if let Some(u) = nic.vlan.untagged {
+        ovs.extend(["--", "set", "port", t].map(str::to_owned));
+        ovs.push(format!("tag={u}"));
+    }
+    if !nic.vlan.tagged.is_empty() {
+        let list: Vec<String> = nic.vlan.tagged.iter().map(u16::to_string).collect();
+        ovs.extend(["--", "set", "port", t].map(str::to_owned));
+        ovs.push(format!("trunks={}", list.join(",")));
+        // With a tag and no vlan_mode, Open vSwitch makes an access port and ignores
+        // the trunks (Ganeti's script has this bug); `.N:M` means N untagged plus M
+        // tagged, as in bridged mode.
+        if nic.vlan.untagged.is_some() {
+            ovs.push("vlan_mode=native-untagged".to_owned());
+        }
+    }
+    p.ovs = ovs;
+    p.undo.ovs_bridge = Some(sw.to_owned());
+    Ok(())
+}
+
+/// Network tag ip-less-routed (routed only): traffic from the TAP must come from the
+/// VM's own addresses, and the node's ARP requests into it carry the gateway's.
+fn ip_less_routed(p: &mut Plan, i: &Input) {
+    let (nic, t, from) = (i.nic, i.t, &i.from);
+    if nic.mode != NicMode::Routed {
+        p.warnings.push(format!(
+            "network tag ip-less-routed ignored in mode {}",
+            nic.mode
+        ));
+        return;
+    }
+    // The node has no address in the VM's subnet: its ARP requests into the TAP
+    // carry the gateway's, so that guests that ignore off-subnet senders answer.
+    if let (Some(_), Some(gw)) = (nic.ip, nic.network.as_ref().and_then(|n| n.gateway)) {
+        let rule = crate::arp::mangle_rule(t, gw);
+        p.arp.push(rule.clone());
+        p.undo.arp.push(rule);
+    }
+    let v4 = p.firewall.entry(Family::Ip4).or_default();
+    if let Some(ip) = nic.ip {
+        v4.push_rule(from, format!("! -s {ip}/32 -j DROP"));
+        v4.push_jump("FORWARD", format!("-i {t}"), from);
+    }
+    if let Some(e) = i.eui {
+        let v6 = p.firewall.entry(Family::Ip6).or_default();
+        v6.push_rule(from, format!("! -s {e}/128 -j DROP"));
+        v6.push_jump("FORWARD", format!("-i {t}"), from);
+    }
+}
+
+/// Network tag private-filtered (bridged only): the TAP sends only with its own MAC and
+/// hears only MACs of the same prefix (the configured mask).
+fn mac_filtered(p: &mut Plan, i: &Input) -> anyhow::Result<()> {
+    let (t, mac, from, to) = (i.t, i.mac, &i.from, &i.to);
+    match i.nic.mode {
+        NicMode::Bridged => {
+            let eb = p.firewall.entry(Family::Eb).or_default();
+            eb.push_rule(from, format!("-s ! {mac} -j DROP"));
+            eb.push_rule(to, format!("-s ! {mac}/{} -j DROP", i.cfg.mac_mask));
+            eb.push_jump("FORWARD", format!("-i {t}"), from);
+            eb.push_jump("INPUT", format!("-i {t}"), from);
+            eb.push_jump("FORWARD", format!("-o {t}"), to);
+            eb.push_jump("OUTPUT", format!("-o {t}"), to);
+        }
+        NicMode::Routed => p
+            .warnings
+            .push("network tag private-filtered ignored in mode routed".to_owned()),
+        NicMode::OpenVSwitch => bail!(
+            "network tag private-filtered is not supported in mode openvswitch (ebtables does not see Open vSwitch ports)"
+        ),
+    }
+    Ok(())
+}
+
+/// Network tag spoof-protected: the VM sends only from its own MAC and addresses, and
+/// serves no DHCP or router advertisements.
+fn spoof_protected(p: &mut Plan, i: &Input) -> anyhow::Result<()> {
+    let (nic, t, mac, from) = (i.nic, i.t, i.mac, &i.from);
+    match nic.mode {
+        NicMode::Bridged => {
+            let eb = p.firewall.entry(Family::Eb).or_default();
+            for r in spoof_rules_eb(mac, nic.ip, i.eui, i.ll) {
+                eb.push_rule(from, r);
+            }
+            eb.push_jump("FORWARD", format!("-i {t}"), from);
+            eb.push_jump("INPUT", format!("-i {t}"), from);
+        }
+        NicMode::Routed => {
+            let v4 = p.firewall.entry(Family::Ip4).or_default();
+            for r in spoof_rules_ip4(mac, nic.ip) {
+                v4.push_rule(from, r);
+            }
+            v4.push_jump("FORWARD", format!("-i {t}"), from);
+            v4.push_jump("INPUT", format!("-i {t}"), from);
+            let v6 = p.firewall.entry(Family::Ip6).or_default();
+            for r in spoof_rules_ip6(mac, i.eui, i.ll) {
+                v6.push_rule(from, r);
+            }
+            v6.push_jump("FORWARD", format!("-i {t}"), from);
+            v6.push_jump("INPUT", format!("-i {t}"), from);
+        }
+        NicMode::OpenVSwitch => bail!(
+            "network tag spoof-protected is not supported in mode openvswitch (ebtables does not see Open vSwitch ports)"
+        ),
+    }
+    Ok(())
+}
+
+/// The firewall profile an instance tag picked: traffic to the VM goes through the
+/// shared profile chain (not in mode openvswitch, whose ports iptables does not see).
+fn firewall_profile(p: &mut Plan, i: &Input, prof: Profile) {
+    let (t, to) = (i.t, &i.to);
+    let matches = match i.nic.mode {
+        NicMode::Bridged => format!("-m physdev --physdev-out {t} --physdev-is-bridged"),
+        NicMode::Routed => format!("-o {t}"),
+        NicMode::OpenVSwitch => {
+            p.warnings
+                .push("firewall profiles are not applied in mode openvswitch".to_owned());
+            return;
+        }
+    };
+    for fam in [Family::Ip4, Family::Ip6] {
+        let spec = p.firewall.entry(fam).or_default();
+        spec.push_rule(to, format!("-j {}", prof.chain()));
+        spec.push_shared(prof.definition(fam));
+        spec.push_jump("FORWARD", matches.clone(), to);
+    }
+}
+
+/// Network tag nfdhcpd: the binding nfdhcpd answers the VM's DHCP, NDP and DHCPv6 from.
+fn nfdhcpd_binding(i: &Input) -> Binding {
+    let nic = i.nic;
+    let mut b = Binding::new(i.mac, nic.instance.clone());
+    b.indev = match nic.mode {
+        NicMode::Routed => Some(i.tap.clone()),
+        _ => nic.link.as_deref().and_then(|l| l.parse().ok()),
+    };
+    b.ip = nic.ip;
+    b.tags = nic.tags.join(" ");
+    if let Some(n) = &nic.network {
+        b.gateway = n.gateway;
+        b.subnet = n.subnet;
+        b.gateway6 = n.gateway6;
+        b.subnet6 = n.subnet6;
+    }
+    b.eui64 = i.eui;
+    b
 }
 
 /// Gives a KVM TAP that becomes a bridge port its `fe:` MAC before it is enslaved. Xen's
@@ -692,6 +781,9 @@ pub fn spoof_rules_ip6(mac: MacAddr, eui: Option<Ipv6Addr>, ll: Ipv6Addr) -> Vec
     r.push("-j DROP".to_owned());
     r
 }
+
+#[cfg(test)]
+mod snapshots;
 
 #[cfg(test)]
 mod tests {

@@ -3,63 +3,23 @@
 //! inside them. Everything is removed on drop, also when a test fails.
 #![allow(dead_code)]
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use netconf_test_support::{Daemon, Netns, Veth, gateway_bridge, unique_name};
+pub use netconf_test_support::{ok as sh, try_ok as try_sh, wait_for};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// Root check; prints the SKIP line the project's rules ask for.
 pub fn need_root(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIP {test}: needs root (network namespaces)"
-    );
-    false
+    netconf_test_support::need_root(test, "network namespaces")
 }
 
 pub fn unique(tag: &str) -> String {
-    format!(
-        "ncd{}{tag}{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::SeqCst)
-    )
-}
-
-pub fn sh(args: &[&str]) -> String {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-pub fn try_sh(args: &[&str]) -> Option<String> {
-    let out = Command::new(args[0]).args(&args[1..]).output().ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-pub fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while t0.elapsed() < timeout {
-        if cond() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out after {timeout:?} waiting for {what}");
+    unique_name("ncd", tag)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -87,8 +47,10 @@ pub struct Testbed {
     pub node: String,
     pub guests: Vec<Guest>,
     pub dir: tempfile::TempDir,
-    children: Vec<Child>,
-    daemon: Option<Child>,
+    children: Vec<Daemon>,
+    daemon: Option<Daemon>,
+    veths: Vec<Veth>,
+    netns: Vec<Netns>,
 }
 
 impl Testbed {
@@ -96,7 +58,7 @@ impl Testbed {
     /// addresses; routed: every tap holds them itself (like proxy-ARP'd routed taps).
     pub fn new(mode: Mode, n: usize) -> Testbed {
         let node = unique("n");
-        sh(&["ip", "netns", "add", &node]);
+        let netns = vec![Netns::add(&node)];
         let mut tb = Testbed {
             mode,
             node,
@@ -104,8 +66,9 @@ impl Testbed {
             dir: tempfile::tempdir().unwrap(),
             children: Vec::new(),
             daemon: None,
+            veths: Vec::new(),
+            netns,
         };
-        tb.node_sh(&["ip", "link", "set", "lo", "up"]);
         tb.node_sh(&[
             "sysctl",
             "-qw",
@@ -119,34 +82,7 @@ impl Testbed {
                 "net.bridge.bridge-nf-call-iptables=1",
                 "net.bridge.bridge-nf-call-ip6tables=1",
             ]);
-            tb.node_sh(&[
-                "ip",
-                "link",
-                "add",
-                "prv0",
-                "address",
-                "02:aa:00:00:00:01",
-                "type",
-                "bridge",
-                "forward_delay",
-                "0",
-                "stp_state",
-                "0",
-                "mcast_snooping",
-                "0",
-            ]);
-            tb.node_sh(&["sysctl", "-qw", "net.ipv6.conf.prv0.accept_dad=0"]);
-            tb.node_sh(&["ip", "addr", "add", &format!("{GW4}/24"), "dev", "prv0"]);
-            tb.node_sh(&[
-                "ip",
-                "addr",
-                "add",
-                &format!("{GW6}/64"),
-                "dev",
-                "prv0",
-                "nodad",
-            ]);
-            tb.node_sh(&["ip", "link", "set", "prv0", "up"]);
+            gateway_bridge(&tb.node, "prv0", &format!("{GW4}/24"), &format!("{GW6}/64"));
         }
         for k in 0..n {
             tb.add_guest(k);
@@ -157,7 +93,7 @@ impl Testbed {
 
     pub fn add_guest(&mut self, k: usize) {
         let ns = unique("g");
-        sh(&["ip", "netns", "add", &ns]);
+        self.netns.push(Netns::add(&ns));
         let tap = format!("tap{k}");
         // Unique across concurrently running tests: dhcpcd keeps per-interface files
         // (lease, pid, control socket) outside the namespace.
@@ -167,18 +103,13 @@ impl Testbed {
             COUNTER.fetch_add(1, Ordering::SeqCst)
         );
         let mac = format!("02:00:00:00:01:{:02x}", k + 1);
-        // Recorded before anything else can fail, so Drop removes it.
         self.guests.push(Guest {
             ns: ns.clone(),
             ifname: ifname.clone(),
             tap: tap.clone(),
             mac: mac.clone(),
         });
-        sh(&[
-            "ip", "link", "add", &tap, "netns", &self.node, "type", "veth", "peer", "name",
-            &ifname, "netns", &ns,
-        ]);
-        self.guest_sh(k, &["ip", "link", "set", "lo", "up"]);
+        self.veths.push(Veth::new(&tap, &self.node, &ifname, &ns));
         self.guest_sh(k, &["ip", "link", "set", &ifname, "address", &mac]);
         self.guest_sh(
             k,
@@ -292,26 +223,26 @@ impl Testbed {
         let cfg = self.path("nfdhcpd.toml");
         std::fs::write(&cfg, config).unwrap();
         let log = std::fs::File::create(self.path("nfdhcpd.log")).unwrap();
-        let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.node,
-                env!("CARGO_BIN_EXE_nfdhcpd"),
-                "-f",
-                "-d",
-                "-c",
-            ])
-            .arg(&cfg)
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.daemon = Some(child);
+        let daemon = Daemon::spawn(
+            Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    &self.node,
+                    env!("CARGO_BIN_EXE_nfdhcpd"),
+                    "-f",
+                    "-d",
+                    "-c",
+                ])
+                .arg(&cfg)
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(log),
+        );
+        self.daemon = Some(daemon);
         let status = self.path("status");
         wait_for("nfdhcpd to start", Duration::from_secs(10), || {
-            if let Some(Ok(Some(st))) = self.daemon.as_mut().map(|c| c.try_wait()) {
+            if let Some(st) = self.daemon.as_mut().and_then(Daemon::exited) {
                 panic!("nfdhcpd exited early: {st}\n{}", self.daemon_log());
             }
             status.exists()
@@ -343,20 +274,7 @@ impl Testbed {
 
     /// SIGTERM and wait; returns the exit status.
     pub fn stop_daemon(&mut self) -> Option<std::process::ExitStatus> {
-        let mut c = self.daemon.take()?;
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(c.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let t0 = Instant::now();
-        while t0.elapsed() < Duration::from_secs(10) {
-            if let Ok(Some(st)) = c.try_wait() {
-                return Some(st);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = c.kill();
-        c.wait().ok()
+        self.daemon.take()?.stop(Duration::from_secs(10))
     }
 
     pub fn status(&self) -> String {
@@ -376,31 +294,23 @@ impl Testbed {
 
     /// Spawns a long-running process in guest `k`'s namespace (killed on drop).
     pub fn spawn_in_guest(&mut self, k: usize, args: &[&str], log: &Path) -> u32 {
-        let f = std::fs::File::create(log).unwrap();
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.guests[k].ns])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(f.try_clone().unwrap())
-            .stderr(f)
-            .spawn()
-            .unwrap();
-        let id = child.id();
-        self.children.push(child);
-        id
+        let ns = self.guests[k].ns.clone();
+        self.spawn_in(&ns, args, log)
     }
 
     pub fn spawn_in_node(&mut self, args: &[&str], log: &Path) {
-        let f = std::fs::File::create(log).unwrap();
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.node])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(f.try_clone().unwrap())
-            .stderr(f)
-            .spawn()
-            .unwrap();
+        let ns = self.node.clone();
+        self.spawn_in(&ns, args, log);
+    }
+
+    fn spawn_in(&mut self, ns: &str, args: &[&str], log: &Path) -> u32 {
+        let child = Daemon::spawn_logged(
+            Command::new("ip").args(["netns", "exec", ns]).args(args),
+            log,
+        );
+        let id = child.id();
         self.children.push(child);
+        id
     }
 
     pub fn guest_ipv4(&self, k: usize) -> String {
@@ -509,34 +419,12 @@ exit 0
 
 impl Drop for Testbed {
     fn drop(&mut self) {
-        if let Some(mut d) = self.daemon.take() {
-            let _ = d.kill();
-            let _ = d.wait();
-        }
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let mut all: Vec<String> = self.guests.iter().map(|g| g.ns.clone()).collect();
-        all.push(self.node.clone());
-        // Daemonized clients (dhclient, dhcpcd) are found through their namespace only.
-        for ns in &all {
-            for _ in 0..2 {
-                if let Some(pids) = try_sh(&["ip", "netns", "pids", ns]) {
-                    for p in pids.split_whitespace() {
-                        if let Ok(p) = p.parse::<i32>() {
-                            let _ = nix::sys::signal::kill(
-                                nix::unistd::Pid::from_raw(p),
-                                nix::sys::signal::Signal::SIGKILL,
-                            );
-                        }
-                    }
-                }
-            }
-        }
-        for ns in &all {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
+        // Processes first, then the namespaces (their guards also kill what daemonized:
+        // dhclient and dhcpcd are found through their namespace only).
+        self.daemon = None;
+        self.children.clear();
+        self.veths.clear();
+        self.netns.clear();
         // dhcpcd keeps its lease outside the namespace; remove ours.
         for g in &self.guests {
             let _ = std::fs::remove_file(format!("/var/lib/dhcpcd/{}.lease", g.ifname));

@@ -6,53 +6,35 @@
 
 use std::ffi::OsStr;
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use nix::sched::{CloneFlags, setns};
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+pub use netconf_test_support::Netns;
+use netconf_test_support::{Daemon, need_root, on_path, skip, unique_name};
 
 pub const NAMED: &str = "/usr/sbin/named";
 pub const NODE: &str = "node1.example.org";
 
 /// `None` (after printing why) when the tests cannot run here.
 pub fn skip_reason(test: &str) -> Option<()> {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false);
-    if !root {
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIP {test}: needs root (network namespaces, BIND named)"
-        );
+    if !need_root(test, "network namespaces, BIND named") {
         return None;
     }
-    if Command::new("ip").arg("-V").output().is_err() {
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIP {test}: ip is not installed (Debian package iproute2)"
-        );
+    if !on_path("ip") {
+        skip(test, "ip is not installed (Debian package iproute2)");
         return None;
     }
     if !Path::new(NAMED).exists() {
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIP {test}: {NAMED} is not installed (Debian package bind9)"
+        skip(
+            test,
+            &format!("{NAMED} is not installed (Debian package bind9)"),
         );
         return None;
     }
-    if Command::new("dig").arg("-v").output().is_err() {
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIP {test}: dig is not installed (Debian package bind9-dnsutils)"
-        );
+    if !on_path("dig") {
+        skip(test, "dig is not installed (Debian package bind9-dnsutils)");
         return None;
     }
     Some(())
@@ -89,93 +71,18 @@ impl Zone {
 /// A throw-away network namespace holding only `lo` (up). Everything the tests send goes
 /// to 127.0.0.1 inside one of these, never to the host's loopback. On drop, whatever still
 /// runs in it is killed and the namespace is deleted.
-pub struct Netns {
-    pub name: String,
-}
-
-impl Netns {
-    pub fn new() -> Netns {
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "ncdns{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
-        ip(&["netns", "add", &name]);
-        // From here on Drop removes it, even if bringing `lo` up fails.
-        let ns = Netns { name };
-        ip(&["-n", &ns.name, "link", "set", "lo", "up"]);
-        ns
-    }
-
-    /// `program` to be run inside the namespace (`ip netns exec NS program`).
-    pub fn cmd(&self, program: impl AsRef<OsStr>) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.name]).arg(program);
-        c
-    }
-
-    /// Runs `f` on a thread of its own that joined the namespace (setns affects only the
-    /// calling thread). Sockets `f` opens belong to the namespace for good, also when
-    /// handed back to other threads. A panic in `f` is re-raised here.
-    pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        let path = format!("/run/netns/{}", self.name);
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                let fd = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-                setns(&fd, CloneFlags::CLONE_NEWNET).expect("setns into the test namespace");
-                f()
-            })
-            .join()
-            .unwrap_or_else(|e| std::panic::resume_unwind(e))
-        })
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        if let Ok(out) = Command::new("ip")
-            .args(["netns", "pids", &self.name])
-            .output()
-        {
-            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                if let Ok(pid) = pid.parse::<i32>() {
-                    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-                }
-            }
-        }
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
-
-/// `ip ARGS`, which must succeed.
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("run ip");
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
+pub fn netns() -> Netns {
+    Netns::add(&unique_name("ncdns", "-"))
 }
 
 /// A `named` process in its own temporary directory and network namespace, listening on
 /// 127.0.0.1 (a high port) there; killed, and the namespace deleted, on drop.
 pub struct Named {
+    // Fields drop in this order: named is killed before its namespace and directory go.
+    child: Daemon,
+    pub ns: Netns,
     pub dir: tempfile::TempDir,
     pub port: u16,
-    child: Child,
-    // Dropped after `child` is killed (fields drop after `Drop::drop`).
-    pub ns: Netns,
-}
-
-impl Drop for Named {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A port free on 127.0.0.1 for both UDP and TCP a moment ago (in the caller's namespace).
@@ -191,7 +98,7 @@ pub fn free_port() -> u16 {
 
 impl Named {
     pub fn start(zones: &[Zone], keys: &[TestKey]) -> Named {
-        let ns = Netns::new();
+        let ns = netns();
         let dir = tempfile::Builder::new()
             .prefix("dnshook-named-")
             .tempdir()
@@ -241,26 +148,22 @@ impl Named {
         }
         let conf_path = dir.path().join("named.conf");
         std::fs::write(&conf_path, conf).unwrap();
-        let log = std::fs::File::create(dir.path().join("named.log")).unwrap();
         // `ip netns exec` execs named in place: the child is named itself.
-        let child = ns
-            .cmd(NAMED)
-            .args(["-g", "-4", "-n", "1", "-c"])
-            .arg(&conf_path)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("spawn named");
+        let child = Daemon::spawn_logged(
+            ns.cmd(NAMED)
+                .args(["-g", "-4", "-n", "1", "-c"])
+                .arg(&conf_path),
+            &dir.path().join("named.log"),
+        );
         let mut named = Named {
-            dir,
-            port,
             child,
             ns,
+            dir,
+            port,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if let Ok(Some(_)) = named.child.try_wait() {
+            if named.child.exited().is_some() {
                 break;
             }
             if !named.dig(zones[0].name, "SOA").is_empty() {
@@ -435,7 +338,7 @@ impl Hook {
             .unwrap();
         Hook {
             config: path,
-            netns: ns.name.clone(),
+            netns: ns.name().to_owned(),
         }
     }
 

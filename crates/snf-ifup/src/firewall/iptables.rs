@@ -263,21 +263,8 @@ impl Firewall for Iptables {
     }
 
     fn print_plan(&self, nic: &NicRules) -> anyhow::Result<()> {
-        let stale: Vec<String> = nic
-            .arp_old
-            .iter()
-            .filter(|r| !nic.arp_new.contains(r))
-            .cloned()
-            .collect();
-        if nic.arp_new.is_empty() && nic.want.is_empty() {
-            // A teardown: the tables first, arptables with the rest of the undo.
-            print_tables(nic)?;
-            section("arptables -D OUTPUT (every copy)", &stale);
-            return Ok(());
-        }
-        section("arptables -D OUTPUT (every copy)", &stale);
-        section("arptables -A OUTPUT (exactly once)", nic.arp_new);
-        print_tables(nic)
+        print!("{}", plan_text(nic, dump)?);
+        Ok(())
     }
 
     fn status(&self, taps: &[&str]) -> anyhow::Result<Vec<Vec<String>>> {
@@ -312,17 +299,47 @@ impl Firewall for Iptables {
     }
 }
 
-fn section(title: &str, lines: &[String]) {
+/// What `--dry-run` prints for one NIC, with the tables as `dump` reads them (the
+/// plan snapshots pass empty ones, so that they need neither root nor the tools).
+pub(super) fn plan_text(
+    nic: &NicRules,
+    dump: impl Fn(Family) -> anyhow::Result<Dump>,
+) -> anyhow::Result<String> {
+    let mut out = String::new();
+    let stale: Vec<String> = nic
+        .arp_old
+        .iter()
+        .filter(|r| !nic.arp_new.contains(r))
+        .cloned()
+        .collect();
+    if nic.arp_new.is_empty() && nic.want.is_empty() {
+        // A teardown: the tables first, arptables with the rest of the undo.
+        tables_text(&mut out, nic, dump)?;
+        section(&mut out, "arptables -D OUTPUT (every copy)", &stale);
+        return Ok(out);
+    }
+    section(&mut out, "arptables -D OUTPUT (every copy)", &stale);
+    section(&mut out, "arptables -A OUTPUT (exactly once)", nic.arp_new);
+    tables_text(&mut out, nic, dump)?;
+    Ok(out)
+}
+
+fn section(out: &mut String, title: &str, lines: &[String]) {
     if lines.is_empty() {
         return;
     }
-    println!("# {title}");
+    out.push_str(&format!("# {title}\n"));
     for l in lines {
-        println!("{l}");
+        out.push_str(l);
+        out.push('\n');
     }
 }
 
-fn print_tables(nic: &NicRules) -> anyhow::Result<()> {
+fn tables_text(
+    out: &mut String,
+    nic: &NicRules,
+    dump: impl Fn(Family) -> anyhow::Result<Dump>,
+) -> anyhow::Result<()> {
     let empty = TableSpec::default();
     for fam in Family::ALL {
         let spec = nic.want.get(&fam);
@@ -331,8 +348,8 @@ fn print_tables(nic: &NicRules) -> anyhow::Result<()> {
         }
         let dump = dump(fam)?;
         if let Some(b) = render(fam, &dump, nic.tap, spec.unwrap_or(&empty)) {
-            println!("# {}-restore --noflush", fam.tool());
-            print!("{b}");
+            out.push_str(&format!("# {}-restore --noflush\n", fam.tool()));
+            out.push_str(&b);
         }
     }
     Ok(())

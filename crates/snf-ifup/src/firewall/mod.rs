@@ -83,6 +83,21 @@ impl Driver {
     }
 }
 
+#[cfg(test)]
+impl Driver {
+    /// What `--dry-run` prints of `nic`'s rules on a node whose tables hold nothing yet,
+    /// read from nowhere (the plan snapshots run without root).
+    pub fn fresh_plan_text(self, nic: &NicRules) -> anyhow::Result<String> {
+        match self {
+            Driver::Iptables => iptables::plan_text(nic, |_| Ok(iptables::Dump::default())),
+            Driver::Nftables => nft::Nft {
+                index: std::path::PathBuf::new(),
+            }
+            .fresh_plan_text(nic),
+        }
+    }
+}
+
 /// Whether nftables' `queue` statement works in this namespace (for `status`).
 pub fn nft_queue_supported() -> bool {
     nft::queue_supported()

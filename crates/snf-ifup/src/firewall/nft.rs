@@ -873,16 +873,20 @@ fn try_fast(
 }
 
 /// The transaction computed from the ruleset as it is, and the index before and after.
-fn listed(mut items: Vec<Item>) -> anyhow::Result<(String, Index, Index)> {
-    let l = list()?;
+fn listed(items: Vec<Item>) -> anyhow::Result<(String, Index, Index)> {
+    Ok(listed_from(items, &list()?))
+}
+
+/// [`listed`] with the ruleset as `l` says.
+fn listed_from(mut items: Vec<Item>, l: &Listing) -> (String, Index, Index) {
     // Tables that do not exist hold nothing to remove.
     for it in &mut items {
         let wanted = it.want.tables();
         it.touch.retain(|t| l.contains_key(t) || wanted.contains(t));
     }
-    let before = Index::from_listing(&l, &[]);
-    let after = Index::from_listing(&l, &items);
-    Ok((transaction(&items, Some(&l)), before, after))
+    let before = Index::from_listing(l, &[]);
+    let after = Index::from_listing(l, &items);
+    (transaction(&items, Some(l)), before, after)
 }
 
 fn commit(index_path: &Path, tx: &str, before: &Index, after: &Index) -> anyhow::Result<()> {
@@ -895,6 +899,34 @@ fn commit(index_path: &Path, tx: &str, before: &Index, after: &Index) -> anyhow:
         save_index(index_path, after)?;
     }
     Ok(())
+}
+
+impl Nft {
+    /// What `--dry-run` prints for one NIC, with the ruleset as `list` reads it (the plan
+    /// snapshots pass an empty one, so that they need neither root nor `nft`).
+    fn plan_text(
+        &self,
+        nic: &NicRules,
+        list: impl FnOnce() -> anyhow::Result<Listing>,
+    ) -> anyhow::Result<String> {
+        let nics = std::slice::from_ref(nic);
+        let items = wants(nics)?;
+        let tx = match try_fast(&self.index, nics, &items)? {
+            Some((tx, _, _)) => tx,
+            None => listed_from(items, &list()?).0,
+        };
+        Ok(if tx.is_empty() {
+            tx
+        } else {
+            format!("# nft -f -\n{tx}")
+        })
+    }
+
+    /// [`Nft::plan_text`] when none of our tables exist yet.
+    #[cfg(test)]
+    pub(super) fn fresh_plan_text(&self, nic: &NicRules) -> anyhow::Result<String> {
+        self.plan_text(nic, || Ok(Listing::new()))
+    }
 }
 
 impl Firewall for Nft {
@@ -917,16 +949,7 @@ impl Firewall for Nft {
     }
 
     fn print_plan(&self, nic: &NicRules) -> anyhow::Result<()> {
-        let nics = std::slice::from_ref(nic);
-        let items = wants(nics)?;
-        let tx = match try_fast(&self.index, nics, &items)? {
-            Some((tx, _, _)) => tx,
-            None => listed(items)?.0,
-        };
-        if !tx.is_empty() {
-            println!("# nft -f -");
-            print!("{tx}");
-        }
+        print!("{}", self.plan_text(nic, list)?);
         Ok(())
     }
 

@@ -8,19 +8,13 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU32, Ordering};
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
+use netconf_test_support::{Netns, Veth, need_root, on_path, skip, unique_name};
+pub use netconf_test_support::{ok, output as sh};
 
 /// True when the test can run; otherwise prints why it skips.
 pub fn can_run(test: &str) -> bool {
-    let uid = Command::new("id").arg("-u").output().ok();
-    let root = uid.is_some_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    if !root {
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIP {test}: needs root (network namespaces)"
-        );
+    if !need_root(test, "network namespaces") {
         return false;
     }
     for tool in [
@@ -30,14 +24,10 @@ pub fn can_run(test: &str) -> bool {
         "arptables-save",
         "ping",
     ] {
-        if !Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .output()
-            .is_ok_and(|o| o.status.success())
-        {
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIP {test}: {tool} is not installed (scripts/install-test-deps)"
+        if !on_path(tool) {
+            skip(
+                test,
+                &format!("{tool} is not installed (scripts/install-test-deps)"),
             );
             return false;
         }
@@ -57,36 +47,11 @@ pub fn can_run_fw(test: &str, fw: Fw) -> bool {
     if !can_run(test) {
         return false;
     }
-    if fw == Fw::Nftables
-        && !Command::new("sh")
-            .args(["-c", "command -v nft"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    {
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIP {test}: nft is not installed (scripts/install-test-deps)"
-        );
+    if fw == Fw::Nftables && !on_path("nft") {
+        skip(test, "nft is not installed (scripts/install-test-deps)");
         return false;
     }
     true
-}
-
-pub fn sh(args: &[&str]) -> Output {
-    Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"))
-}
-
-pub fn ok(args: &[&str]) -> String {
-    let o = sh(args);
-    assert!(
-        o.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 /// A node namespace, its guests, and a scratch directory for snf-ifup's files.
@@ -97,35 +62,28 @@ pub struct Lab {
     pub dir: tempfile::TempDir,
     prefix: String,
     pub fw: Fw,
+    veths: Vec<Veth>,
+    netns: Vec<Netns>,
 }
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        for ns in self.guests.iter().chain(&self.extra).chain([&self.node]) {
-            let _ = Command::new("ip")
-                .args(["netns", "pids", ns])
-                .output()
-                .map(|o| {
-                    for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
-                        let _ = Command::new("kill").args(["-9", pid]).status();
-                    }
-                });
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
+        // Before `dir` goes: what runs in the namespaces may still write there.
+        self.veths.clear();
+        self.netns.clear();
     }
 }
 
 impl Lab {
     pub fn new() -> Lab {
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let prefix = format!("nci{}x{n}", std::process::id());
+        let prefix = unique_name("nci", "x");
         let node = format!("{prefix}node");
         // Bridged iptables matches (physdev) need br_netfilter; on kernels where it is a
         // module, load it (global, but it only adds the bridge-nf hooks).
         if !Path::new("/proc/sys/net/bridge").exists() {
             let _ = Command::new("modprobe").arg("br_netfilter").status();
         }
-        ok(&["ip", "netns", "add", &node]);
+        let netns = vec![Netns::add(&node)];
         let lab = Lab {
             node,
             guests: Vec::new(),
@@ -133,8 +91,9 @@ impl Lab {
             dir: tempfile::tempdir().unwrap(),
             prefix,
             fw: Fw::Iptables,
+            veths: Vec::new(),
+            netns,
         };
-        lab.exec(&["ip", "link", "set", "lo", "up"]);
         // Someone else's rules: they must survive every up/down untouched.
         for t in ["iptables", "ip6tables"] {
             lab.exec(&[t, "-N", "admin"]);
@@ -299,14 +258,10 @@ impl Lab {
     /// A guest namespace whose `eth1` is the peer of `tap` in the node.
     pub fn guest(&mut self, tap: &str, mac: &str) -> String {
         let g = format!("{}g{}", self.prefix, self.guests.len());
-        ok(&["ip", "netns", "add", &g]);
+        self.netns.push(Netns::add(&g));
         self.guests.push(g.clone());
-        ok(&[
-            "ip", "link", "add", tap, "netns", &self.node, "type", "veth", "peer", "name", "eth1",
-            "netns", &g,
-        ]);
+        self.veths.push(Veth::new(tap, &self.node, "eth1", &g));
         ok(&["ip", "-n", &g, "link", "set", "eth1", "address", mac]);
-        ok(&["ip", "-n", &g, "link", "set", "lo", "up"]);
         ok(&["ip", "-n", &g, "link", "set", "eth1", "up"]);
         g
     }
@@ -330,13 +285,9 @@ impl Lab {
     /// Another namespace linked to the node by `node_if` <-> `far_if`.
     pub fn peer(&mut self, node_if: &str, far_if: &str) -> String {
         let p = format!("{}p{}", self.prefix, self.extra.len());
-        ok(&["ip", "netns", "add", &p]);
+        self.netns.push(Netns::add(&p));
         self.extra.push(p.clone());
-        ok(&[
-            "ip", "link", "add", node_if, "netns", &self.node, "type", "veth", "peer", "name",
-            far_if, "netns", &p,
-        ]);
-        ok(&["ip", "-n", &p, "link", "set", "lo", "up"]);
+        self.veths.push(Veth::new(node_if, &self.node, far_if, &p));
         ok(&["ip", "-n", &p, "link", "set", far_if, "up"]);
         self.exec(&["ip", "link", "set", node_if, "up"]);
         p

@@ -10,10 +10,12 @@
 //! scripts/install-ganeti-e2e-deps). The binaries come from the directory of this test
 //! executable (target/<profile>/, built by `cargo test --workspace`).
 
-use std::io::{BufRead as _, BufReader, Write as _};
-use std::path::{Path, PathBuf};
+use std::io::{BufRead as _, BufReader};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
+
+use netconf_test_support::{need_root, on_path, skip, workspace_bins};
 
 const TOOLS: [&str; 3] = ["snf-ifup", "nfdhcpd", "snf-dnshook"];
 
@@ -49,22 +51,6 @@ const CHECKS: [(&str, &str); 10] = [
     ),
 ];
 
-fn skip(test: &str, why: &str) {
-    let _ = writeln!(std::io::stderr(), "SKIP {test}: {why}");
-}
-
-/// The workspace's binaries next to this test (target/<profile>/deps/ganeti-… → ..).
-fn bin_dir() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let dir = exe.parent()?.parent()?.to_path_buf();
-    TOOLS.iter().all(|t| dir.join(t).is_file()).then_some(dir)
-}
-
-fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-}
-
 /// The check lines `(passed, key, text)` of the script's output.
 fn check_lines(out: &str) -> Vec<(bool, String, String)> {
     out.lines()
@@ -83,11 +69,8 @@ fn check_lines(out: &str) -> Vec<(bool, String, String)> {
 #[test]
 fn real_ganeti_runs_snf_ifup_nfdhcpd_snf_dnshook_and_watch() {
     let test = "real_ganeti_runs_snf_ifup_nfdhcpd_snf_dnshook_and_watch";
-    if !nix::unistd::geteuid().is_root() {
-        return skip(
-            test,
-            "needs root (installs ganeti and QEMU, network/mount namespaces)",
-        );
+    if !need_root(test, "installs ganeti and QEMU, network/mount namespaces") {
+        return;
     }
     if !on_path("apt-get") || !on_path("dpkg") {
         return skip(
@@ -95,7 +78,7 @@ fn real_ganeti_runs_snf_ifup_nfdhcpd_snf_dnshook_and_watch() {
             "needs a Debian system (apt-get, dpkg) to install ganeti",
         );
     }
-    let Some(bin) = bin_dir() else {
+    let Some(bin) = workspace_bins(&TOOLS) else {
         return skip(
             test,
             &format!(

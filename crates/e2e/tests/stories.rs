@@ -7,13 +7,14 @@
 //! 203.0.113.0/24, 198.51.100.0/24 and 2001:db8::/32 are used. The binaries come from the
 //! directory of this test executable (target/<profile>/, built by `cargo test --workspace`).
 
-use std::io::Write as _;
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
+use netconf_test_support::{
+    Daemon, Netns, Veth, gateway_bridge, need_root, run, run_ok as ok, skip, text, unique_name,
+    wait_for, workspace_bins,
+};
 
 const TOOLS: [&str; 5] = [
     "gnt-network",
@@ -23,61 +24,22 @@ const TOOLS: [&str; 5] = [
     "nfdhcpd",
 ];
 
-/// The workspace's binaries next to this test (target/<profile>/deps/stories-… → ..).
-fn bin_dir() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let dir = exe.parent()?.parent()?.to_path_buf();
-    TOOLS.iter().all(|t| dir.join(t).is_file()).then_some(dir)
-}
-
 /// Root and the workspace binaries, or the SKIP line the project's rules ask for.
 fn can_run(test: &str) -> Option<PathBuf> {
-    if !nix::unistd::geteuid().is_root() {
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIP {test}: needs root (network namespaces)"
-        );
+    if !need_root(test, "network namespaces") {
         return None;
     }
-    let Some(dir) = bin_dir() else {
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIP {test}: {} not all built next to the test executable (run `cargo test --workspace`)",
-            TOOLS.join(", ")
+    let Some(dir) = workspace_bins(&TOOLS) else {
+        skip(
+            test,
+            &format!(
+                "{} not all built next to the test executable (run `cargo test --workspace`)",
+                TOOLS.join(", ")
+            ),
         );
         return None;
     };
     Some(dir)
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
-}
-
-fn ok(cmd: &mut Command) -> String {
-    let o = run(cmd);
-    assert!(o.status.success(), "{cmd:?} failed:\n{}", text(&o));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while t0.elapsed() < timeout {
-        if cond() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out after {timeout:?} waiting for {what}");
 }
 
 /// A field of `gnt-instance info`'s NIC block ("MAC:", "IP:", "IPv6 (EUI-64):").
@@ -96,7 +58,9 @@ struct Lab {
     dir: tempfile::TempDir,
     node: String,
     guests: Vec<String>,
-    daemon: Option<Child>,
+    daemon: Option<Daemon>,
+    veths: Vec<Veth>,
+    netns: Vec<Netns>,
 }
 
 impl Lab {
@@ -138,9 +102,9 @@ exit 0
             node: node.clone(),
             guests: Vec::new(),
             daemon: None,
+            veths: Vec::new(),
+            netns: vec![Netns::add(&node)],
         };
-        ok(Command::new("ip").args(["netns", "add", &node]));
-        lab.node(&["ip", "link", "set", "lo", "up"]);
         lab.node(&[
             "sysctl",
             "-qw",
@@ -155,11 +119,7 @@ exit 0
     }
 
     fn unique(tag: &str) -> String {
-        format!(
-            "ncw{}{tag}{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst)
-        )
+        unique_name("ncw", tag)
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -201,26 +161,7 @@ exit 0
 
     /// Bridge prv0 holding the gateway addresses, as the seed's `ip addr add … dev prv0`.
     fn bridge(&self, gw4: &str, gw6: &str) {
-        self.node(&[
-            "ip",
-            "link",
-            "add",
-            "prv0",
-            "address",
-            "02:aa:00:00:00:01",
-            "type",
-            "bridge",
-            "forward_delay",
-            "0",
-            "stp_state",
-            "0",
-            "mcast_snooping",
-            "0",
-        ]);
-        self.node(&["sysctl", "-qw", "net.ipv6.conf.prv0.accept_dad=0"]);
-        self.node(&["ip", "addr", "add", gw4, "dev", "prv0"]);
-        self.node(&["ip", "addr", "add", gw6, "dev", "prv0", "nodad"]);
-        self.node(&["ip", "link", "set", "prv0", "up"]);
+        gateway_bridge(&self.node, "prv0", gw4, gw6);
     }
 
     /// nfdhcpd in the node namespace with its own queue rules; returns once it runs.
@@ -238,19 +179,18 @@ exit 0
         )
         .unwrap();
         let log = std::fs::File::create(self.path("nfdhcpd.log")).unwrap();
-        let child = self
-            .in_ns(&self.node, &[])
-            .arg(self.bin.join("nfdhcpd"))
-            .args(["-f", "-d", "-c"])
-            .arg(&cfg)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.daemon = Some(child);
+        let daemon = Daemon::spawn(
+            self.in_ns(&self.node, &[])
+                .arg(self.bin.join("nfdhcpd"))
+                .args(["-f", "-d", "-c"])
+                .arg(&cfg)
+                .stdout(Stdio::null())
+                .stderr(log),
+        );
+        self.daemon = Some(daemon);
         let status = self.path("nfdhcpd.status");
         wait_for("nfdhcpd to start", Duration::from_secs(10), || {
-            if let Some(Ok(Some(st))) = self.daemon.as_mut().map(Child::try_wait) {
+            if let Some(st) = self.daemon.as_mut().and_then(Daemon::exited) {
                 panic!("nfdhcpd exited: {st}\n{}", self.nfdhcpd_log());
             }
             status.exists()
@@ -276,9 +216,8 @@ exit 0
     /// A guest namespace (the VM); interfaces it gets later do SLAAC without DAD.
     fn add_guest(&mut self) -> String {
         let ns = Self::unique("vm");
-        ok(Command::new("ip").args(["netns", "add", &ns]));
+        self.netns.push(Netns::add(&ns));
         self.guests.push(ns.clone());
-        self.guest(&ns, &["ip", "link", "set", "lo", "up"]);
         self.guest(
             &ns,
             &[
@@ -294,11 +233,8 @@ exit 0
     }
 
     /// The hypervisor's part of a boot: TAP `tap` on the node, `nic0` with `mac` in the guest.
-    fn plug(&self, guest: &str, tap: &str, mac: &str) {
-        ok(Command::new("ip").args([
-            "link", "add", tap, "netns", &self.node, "type", "veth", "peer", "name", "nic0",
-            "netns", guest,
-        ]));
+    fn plug(&mut self, guest: &str, tap: &str, mac: &str) {
+        self.veths.push(Veth::new(tap, &self.node, "nic0", guest));
         self.guest(guest, &["ip", "link", "set", "nic0", "address", mac]);
     }
 
@@ -333,7 +269,7 @@ exit 0
     }
 
     /// Boot: plug the TAP, run kvm-vif-bridge, bring the guest NIC up.
-    fn boot(&self, guest: &str, tap: &str, instance: &str, mac: &str) -> Vec<(String, String)> {
+    fn boot(&mut self, guest: &str, tap: &str, instance: &str, mac: &str) -> Vec<(String, String)> {
         self.plug(guest, tap, mac);
         let env = self.nic_env(tap, instance, 0);
         let o = self.nic_script("kvm-vif-bridge", &env, tap);
@@ -449,30 +385,10 @@ impl Drop for Lab {
         // the clean-up below, which must run whatever the outcome.
         let verify = (!std::thread::panicking() && self.path("config.data").is_file())
             .then(|| run(self.cmd(self.bin.join("gnt-cluster")).arg("verify")));
-        if let Some(mut d) = self.daemon.take() {
-            let _ = d.kill();
-            let _ = d.wait();
-        }
-        let mut all = self.guests.clone();
-        all.push(self.node.clone());
-        // dhclient daemonizes: it is found through its namespace only.
-        for ns in &all {
-            for _ in 0..2 {
-                if let Ok(o) = Command::new("ip").args(["netns", "pids", ns]).output() {
-                    for p in String::from_utf8_lossy(&o.stdout).split_whitespace() {
-                        if let Ok(p) = p.parse::<i32>() {
-                            let _ = nix::sys::signal::kill(
-                                nix::unistd::Pid::from_raw(p),
-                                nix::sys::signal::Signal::SIGKILL,
-                            );
-                        }
-                    }
-                }
-            }
-        }
-        for ns in &all {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
+        self.daemon = None;
+        self.veths.clear();
+        // dhclient daemonizes: the namespace guards find it through its namespace only.
+        self.netns.clear();
         if let Some(o) = verify {
             assert!(
                 o.status.success(),
