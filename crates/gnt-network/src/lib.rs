@@ -1,5 +1,6 @@
 //! The command-line front ends of the netconf control plane: argument parsing and
 //! Ganeti's output layouts. The domain (checks, changes, hooks' variables) is `netconf`.
+#![forbid(unsafe_code)] // all unsafe lives in netconf-sys
 
 pub mod cluster_cli;
 pub mod common;

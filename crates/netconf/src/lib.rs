@@ -1,6 +1,7 @@
 //! `netconf`: the node-side contracts of the netconf suite: names, MAC addresses, NIC modes,
 //! the NIC and instance hook environments and the binding files its tools share. No
 //! packets, no firewall calls and no cluster store live here (that is `netconf-cluster`).
+#![forbid(unsafe_code)] // all unsafe lives in netconf-sys
 
 pub mod binding;
 pub mod eui64;

@@ -9,13 +9,13 @@ use std::time::Duration;
 use anyhow::Context;
 use netconf::MacAddr;
 use netconf::binding::Binding;
+use netconf_sys::link::{self, MacCache, NameCache};
+use netconf_sys::packet::{PacketSocket, Wait};
 use nix::sys::signal::{SigSet, Signal};
 
 use crate::config::DaemonSettings;
-use crate::link::{self, MacCache, NameCache};
 use crate::outcome::Verdict;
 use crate::packet;
-use crate::rawsock::PacketSocket;
 use crate::runfile::RunFile;
 use crate::stats::{self, Stats};
 use crate::table::{Entry, Table};
@@ -85,7 +85,7 @@ pub fn run(cfg: &DaemonSettings, opts: &Options) -> anyhow::Result<()> {
         q.set_fail_open(num, cfg.rules.fail_open)
             .with_context(|| format!("queue {num}: setting fail-open"))?;
     }
-    match crate::rawsock::raise_nfqueue_rcvbuf(NFQUEUE_RCVBUF) {
+    match netconf_sys::packet::raise_nfqueue_rcvbuf(NFQUEUE_RCVBUF) {
         Ok(n) if n > 0 => {}
         Ok(_) => warn!("NFQUEUE socket not found: receive buffer left at its default"),
         Err(e) => warn!("raising the NFQUEUE receive buffer: {e}"),
@@ -311,7 +311,7 @@ fn process(msg: &nfq::Message, s: &Shared, macs: &mut MacCache, names: &mut Name
     };
     let mut sent = false;
     if let Some(frame) = &outcome.reply {
-        match s.sock.send(ifindex, frame) {
+        match s.sock.send(ifindex, frame, Wait::No) {
             Ok(()) => sent = true,
             Err(e) => {
                 warn!("{tap}: sending reply: {e}");
@@ -358,7 +358,7 @@ fn ra_loop(s: &Shared) {
                 continue;
             };
             if let Some(f) = ndp::router_advert(b, &s.cfg, mac, managed_other) {
-                let ok = s.sock.send(idx, &f);
+                let ok = s.sock.send(idx, &f, Wait::No);
                 if let Err(e) = &ok {
                     debug!("{tap}: periodic RA: {e}");
                 }

@@ -9,9 +9,9 @@ use netconf::MacAddr;
 use netconf::binding::Binding;
 
 use crate::config::DaemonSettings;
-use crate::frame;
 use crate::naming::domain_for;
 use crate::outcome::Outcome;
+use netconf_sys::frame;
 
 pub const SERVER_PORT: u16 = 67;
 pub const CLIENT_PORT: u16 = 68;

@@ -10,9 +10,9 @@ use netconf::MacAddr;
 use netconf::binding::Binding;
 
 use crate::config::DaemonSettings;
-use crate::frame;
 use crate::naming::{domains_for, node_link_local};
 use crate::outcome::Outcome;
+use netconf_sys::frame;
 
 pub const SERVER_PORT: u16 = 547;
 pub const CLIENT_PORT: u16 = 546;

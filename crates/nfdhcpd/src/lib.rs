@@ -1,5 +1,6 @@
 //! nfdhcpd: answers DHCPv4, Router and Neighbor Solicitations and stateless DHCPv6 for the
 //! guests of one node, from per-TAP binding files, with packets diverted by NFQUEUE.
+#![forbid(unsafe_code)] // all unsafe lives in netconf-sys
 
 pub mod log;
 
@@ -8,8 +9,6 @@ pub mod convert;
 pub mod daemon;
 pub mod dhcp4;
 pub mod dhcp6;
-pub mod frame;
-pub mod link;
 pub mod lock;
 pub mod naming;
 pub mod ndp;
@@ -17,7 +16,6 @@ pub mod outcome;
 pub mod packet;
 pub mod pcap;
 pub mod privs;
-pub mod rawsock;
 pub mod rules;
 pub mod runfile;
 pub mod stats;

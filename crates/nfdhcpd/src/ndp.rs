@@ -5,19 +5,17 @@ use std::net::Ipv6Addr;
 
 use netconf::MacAddr;
 use netconf::binding::Binding;
+use netconf_sys::frame::{self, NeighborAdvert, OPT_SLLA, RouterAdvert, link_layer_option};
 
 use crate::config::DaemonSettings;
-use crate::frame;
 use crate::naming::{dns_wire, domains_for, node_link_local};
 use crate::outcome::Outcome;
 
 pub const ROUTER_SOLICIT: u8 = 133;
-pub const ROUTER_ADVERT: u8 = 134;
+pub const ROUTER_ADVERT: u8 = frame::ROUTER_ADVERT;
 pub const NEIGHBOR_SOLICIT: u8 = 135;
-pub const NEIGHBOR_ADVERT: u8 = 136;
+pub const NEIGHBOR_ADVERT: u8 = frame::NEIGHBOR_ADVERT;
 
-const OPT_SLLA: u8 = 1;
-const OPT_TLLA: u8 = 2;
 const OPT_PREFIX: u8 = 3;
 const OPT_MTU: u8 = 5;
 const OPT_RDNSS: u8 = 25;
@@ -35,35 +33,7 @@ pub struct Icmp6<'a> {
     pub hw_src: Option<MacAddr>,
 }
 
-/// The (type, body) pairs of an ND option area; stops at the first malformed option.
-pub fn options(mut area: &[u8]) -> Vec<(u8, &[u8])> {
-    let mut out = Vec::new();
-    while area.len() >= 8 {
-        let len = usize::from(area[1]) * 8;
-        if len == 0 || len > area.len() {
-            break;
-        }
-        out.push((area[0], &area[2..len]));
-        area = &area[len..];
-    }
-    out
-}
-
-fn link_layer_option(area: &[u8], want: u8) -> Option<MacAddr> {
-    options(area)
-        .into_iter()
-        .find(|(t, b)| *t == want && b.len() >= 6)
-        .map(|(_, b)| MacAddr([b[0], b[1], b[2], b[3], b[4], b[5]]))
-}
-
-fn push_option(out: &mut Vec<u8>, typ: u8, body: &[u8]) {
-    // Option length is in units of 8 octets, type and length included.
-    let total = (body.len() + 2).div_ceil(8) * 8;
-    out.push(typ);
-    out.push((total / 8) as u8);
-    out.extend_from_slice(body);
-    out.resize(out.len() + total - 2 - body.len(), 0);
-}
+pub use netconf_sys::frame::nd_options as options;
 
 /// The Router Advertisement for one binding, or None without SUBNET6.
 pub fn router_advert(
@@ -81,21 +51,18 @@ pub fn router_advert(
     } else {
         cfg.ipv6.router_lifetime
     };
-    let lt = lifetime.to_be_bytes();
-    let head = [64, flags, lt[0], lt[1]];
-    let mut body = vec![0u8; 8]; // reachable time, retrans timer: unspecified
-    push_option(&mut body, OPT_SLLA, &indev_mac.0);
+    let mut options = vec![(OPT_SLLA, indev_mac.0.to_vec())];
     if let Some(mtu) = b.mtu {
         let mut o = vec![0, 0];
         o.extend_from_slice(&mtu.to_be_bytes());
-        push_option(&mut body, OPT_MTU, &o);
+        options.push((OPT_MTU, o));
     }
     let mut pio = vec![net.prefix_len(), 0xc0]; // L and A
     pio.extend_from_slice(&u32::MAX.to_be_bytes()); // valid: infinite (the binding is static)
     pio.extend_from_slice(&u32::MAX.to_be_bytes()); // preferred
     pio.extend_from_slice(&[0; 4]);
     pio.extend_from_slice(&net.network().octets());
-    push_option(&mut body, OPT_PREFIX, &pio);
+    options.push((OPT_PREFIX, pio));
     let dns_lifetime = cfg.ipv6.ra_period.get().saturating_mul(3).to_be_bytes();
     if !cfg.ipv6.nameservers.is_empty() {
         let mut o = vec![0, 0];
@@ -103,23 +70,29 @@ pub fn router_advert(
         for ns in &cfg.ipv6.nameservers {
             o.extend_from_slice(&ns.octets());
         }
-        push_option(&mut body, OPT_RDNSS, &o);
+        options.push((OPT_RDNSS, o));
     }
     let domains = domains_for(cfg, b);
     if !domains.is_empty() {
         let mut o = vec![0, 0];
         o.extend_from_slice(&dns_lifetime);
         o.extend_from_slice(&dns_wire(&domains));
-        push_option(&mut body, OPT_DNSSL, &o);
+        options.push((OPT_DNSSL, o));
     }
-    frame::icmp6(
-        indev_mac,
-        frame::ALL_NODES_MAC,
-        node_link_local(indev_mac),
-        frame::ALL_NODES,
-        (ROUTER_ADVERT, 0, head),
-        &body,
-    )
+    RouterAdvert {
+        src_mac: indev_mac,
+        dst_mac: frame::ALL_NODES_MAC,
+        src: node_link_local(indev_mac),
+        dst: frame::ALL_NODES,
+        cur_hop_limit: 64,
+        flags,
+        router_lifetime: lifetime,
+        // Reachable time, retrans timer: unspecified.
+        reachable_time: 0,
+        retrans_timer: 0,
+        options,
+    }
+    .emit()
 }
 
 fn spoofed(b: &Binding, hw: Option<MacAddr>) -> bool {
@@ -175,19 +148,20 @@ pub fn handle_ns(m: &Icmp6<'_>, b: &Binding, indev_mac: MacAddr) -> Outcome {
         return Outcome::accept("NS-other");
     }
     let dst_mac = lla.or(m.hw_src).unwrap_or(b.mac);
-    let mut body = Vec::with_capacity(24);
-    body.extend_from_slice(&target.octets());
-    push_option(&mut body, OPT_TLLA, &indev_mac.0);
     // Sent from the target address: Debian's ndisc6 only accepts that (the kernel accepts
     // either). R|S|O: a router, solicited, override.
-    let f = frame::icmp6(
-        indev_mac,
+    let f = NeighborAdvert {
+        src_mac: indev_mac,
         dst_mac,
+        src: target,
+        dst: m.src,
+        router: true,
+        solicited: true,
+        override_: true,
         target,
-        m.src,
-        (NEIGHBOR_ADVERT, 0, [0xe0, 0, 0, 0]),
-        &body,
-    );
+        target_mac: indev_mac,
+    }
+    .emit();
     match f {
         Some(f) => Outcome::reply("NS", f),
         None => Outcome::drop("reply-too-large"),

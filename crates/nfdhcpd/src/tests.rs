@@ -277,7 +277,7 @@ fn broadcast_flag_relay_and_nak_addressing() {
     let (_, out) = offer_for(&m);
     assert_eq!(
         udp_dst(&out.reply.unwrap()),
-        (crate::frame::BROADCAST_MAC, Ipv4Addr::BROADCAST, 68)
+        (netconf_sys::frame::BROADCAST_MAC, Ipv4Addr::BROADCAST, 68)
     );
 
     // A relay (perfdhcp): answered to giaddr:67, giaddr echoed.

@@ -217,8 +217,8 @@ fn dad_flood_leaves_no_packet_queued() {
         // Network namespaces are per thread: this thread joins the guest's.
         let f = std::fs::File::open(format!("/run/netns/{ns}")).unwrap();
         nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-        let idx = nfdhcpd::link::index_of(&ifname).unwrap();
-        let sock = nfdhcpd::rawsock::PacketSocket::open().unwrap();
+        let idx = netconf_sys::link::index_of(&ifname).unwrap();
+        let sock = netconf_sys::packet::PacketSocket::open().unwrap();
         let mut n = 0;
         for i in 0..10_000u32 {
             let b = i.to_be_bytes();
@@ -242,16 +242,19 @@ fn dad_flood_leaves_no_packet_queued() {
             );
             let mut body = vec![0u8; 4];
             body.extend_from_slice(&t);
-            let frame = nfdhcpd::frame::icmp6(
+            let frame = netconf_sys::frame::icmp6(
                 mac,
-                nfdhcpd::frame::multicast_mac(group),
+                netconf_sys::frame::multicast_mac(group),
                 std::net::Ipv6Addr::UNSPECIFIED,
                 group,
                 (135, 0, [0; 4]),
                 &body[4..],
             )
             .expect("an NS fits a frame");
-            while sock.send(idx, &frame).is_err() {
+            while sock
+                .send(idx, &frame, netconf_sys::packet::Wait::No)
+                .is_err()
+            {
                 std::thread::sleep(Duration::from_micros(200));
             }
             n += 1;

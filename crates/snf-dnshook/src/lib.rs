@@ -1,5 +1,6 @@
 //! `snf-dnshook`: a Ganeti instance hook that keeps the A, AAAA and PTR records of an
 //! instance's public NICs in sync, with RFC 2136 UPDATEs signed with TSIG.
+#![forbid(unsafe_code)] // all unsafe lives in netconf-sys
 
 pub mod client;
 pub mod config;

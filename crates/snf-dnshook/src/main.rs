@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)] // all unsafe lives in netconf-sys
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1,5 +1,6 @@
 //! snf-ifup: configures the node side of Ganeti VM NICs (links, routes, per-NIC firewall
 //! chains, nfdhcpd bindings). One binary for every way it is called; see `man 8 snf-ifup`.
+#![forbid(unsafe_code)] // all unsafe lives in netconf-sys
 
 mod announce;
 mod apply;
@@ -10,7 +11,6 @@ mod extra;
 mod firewall;
 mod invocation;
 mod log;
-mod netlink;
 mod node;
 mod plan;
 mod standalone;

@@ -5,9 +5,9 @@ use std::fs;
 use std::path::Path;
 
 use netconf::{IfName, NicEnv, NicMode};
+use netconf_sys::{link, netlink};
 
 use crate::exec;
-use crate::netlink;
 use crate::plan::{BridgeFacts, Facts, IpRule};
 
 fn sys(dev: &str, file: &str) -> Option<String> {
@@ -27,13 +27,7 @@ pub fn master(dev: &str) -> Option<String> {
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
 }
 
-pub fn mac(dev: &str) -> Option<netconf::MacAddr> {
-    sys(dev, "address")?.parse().ok()
-}
-
-pub fn ifindex(dev: &str) -> Option<i32> {
-    sys(dev, "ifindex")?.parse().ok()
-}
+pub use netconf_sys::link::{index_of as ifindex, mac_of as mac};
 
 fn bridge(dev: &str) -> Option<BridgeFacts> {
     if !Path::new(&format!("/sys/class/net/{dev}/bridge")).exists() {
@@ -62,7 +56,7 @@ impl Routing {
             .collect();
         let defaults = netlink::default_routes(v6)?
             .into_iter()
-            .filter_map(|(t, idx)| Some((t, netlink::ifname(idx)?.parse().ok()?)))
+            .filter_map(|(t, idx)| Some((t, link::name_of(idx)?.parse().ok()?)))
             .collect();
         Ok(Routing { rules, defaults })
     }

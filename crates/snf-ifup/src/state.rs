@@ -37,7 +37,7 @@ pub struct State {
     /// The TAP's ifindex when it was configured: a TAP deleted and created again under the
     /// same name has another one, and its NIC is not this record's (see `watch`).
     #[serde(default)]
-    pub ifindex: Option<i32>,
+    pub ifindex: Option<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

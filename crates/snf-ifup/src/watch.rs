@@ -5,10 +5,10 @@
 //! still handled.
 
 use netconf::IfName;
+use netconf_sys::netlink::{LinkEvents, LinkMonitor};
 
 use crate::apply::{self, Ctx};
 use crate::log;
-use crate::netlink::{LinkEvents, LinkMonitor};
 use crate::state;
 
 /// Runs until an error on the netlink socket (which systemd then restarts).
@@ -22,7 +22,7 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<()> {
         ctx.cfg.state_dir.display()
     ));
     loop {
-        match mon.next()? {
+        match mon.recv()? {
             LinkEvents::Overflow => {
                 log::warn("link notifications were dropped (ENOBUFS); rescanning");
                 rescan(ctx);
@@ -56,7 +56,7 @@ fn rescan(ctx: &Ctx) {
     }
 }
 
-fn check(ctx: &Ctx, tap: &IfName, deleted: Option<i32>) {
+fn check(ctx: &Ctx, tap: &IfName, deleted: Option<u32>) {
     match apply::down_if_gone(ctx, tap, deleted) {
         Ok(true) => log::notice(&format!("{tap} taken down")),
         Ok(false) => {}

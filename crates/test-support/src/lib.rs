@@ -5,6 +5,7 @@
 //!
 //! The harnesses of each crate keep their own domain (nfdhcpd's testbed, snf-ifup's lab,
 //! BIND for snf-dnshook, the cluster stories) and build on these pieces.
+#![forbid(unsafe_code)] // all unsafe lives in netconf-sys
 
 mod bins;
 mod bridge;

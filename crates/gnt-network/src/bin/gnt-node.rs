@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)] // all unsafe lives in netconf-sys
 fn main() -> std::process::ExitCode {
     gnt_network::node_cli::main()
 }

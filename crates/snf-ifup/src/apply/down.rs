@@ -28,7 +28,7 @@ pub fn down(ctx: &Ctx, tap: &IfName) -> anyhow::Result<()> {
 /// recorded state, no link of that name exists, and the record is of the link that went
 /// (`deleted`, its ifindex, when known). A TAP that came back under the same name keeps
 /// its NIC: a new `up` (or the `up` that follows) owns it. Returns whether it tore down.
-pub fn down_if_gone(ctx: &Ctx, tap: &IfName, deleted: Option<i32>) -> anyhow::Result<bool> {
+pub fn down_if_gone(ctx: &Ctx, tap: &IfName, deleted: Option<u32>) -> anyhow::Result<bool> {
     let _lock = lock(ctx)?;
     let Some(st) = state::load(&ctx.cfg.state_dir, tap)? else {
         return Ok(false);

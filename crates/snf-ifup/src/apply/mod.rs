@@ -22,13 +22,13 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use netconf::IfName;
+use netconf_sys::netlink;
 
 use crate::announce;
 use crate::config::Config;
 use crate::exec;
 use crate::firewall::{Driver, Family, NicRules};
 use crate::log;
-use crate::netlink;
 use crate::node;
 use crate::plan::{Announce, Plan, Undo};
 use crate::state::{self, FwMap, State};

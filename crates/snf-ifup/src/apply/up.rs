@@ -123,7 +123,7 @@ pub fn up(
 pub(super) fn carried_mac(
     undo: &Undo,
     prev: Option<&State>,
-    ifindex: Option<i32>,
+    ifindex: Option<u32>,
 ) -> Option<netconf::MacAddr> {
     undo.mac.or_else(|| {
         prev.filter(|p| ifindex.is_some() && p.ifindex == ifindex)

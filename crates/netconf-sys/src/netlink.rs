@@ -1,7 +1,9 @@
 //! Read-only rtnetlink dumps (policy rules and routes) in-process: the routed path needs
-//! them before planning, and two `ip` processes cost more than the whole read.
+//! them before planning, and two `ip` processes cost more than the whole read. Also the
+//! link monitor `snf-ifup watch` follows removals with.
 
 use std::fs;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use anyhow::{Context, bail};
 
@@ -78,10 +80,10 @@ pub fn default_routes(v6: bool) -> anyhow::Result<Vec<(u32, u32)>> {
     Ok(out)
 }
 
-/// A NETLINK_ROUTE socket, closed when the `Fd` drops.
+/// A NETLINK_ROUTE socket.
 #[allow(unsafe_code)]
-fn route_socket() -> anyhow::Result<Fd> {
-    // SAFETY: plain socket(2); the descriptor is owned by `Fd` and closed on drop.
+fn route_socket() -> anyhow::Result<OwnedFd> {
+    // SAFETY: plain socket(2); the result is checked before use.
     let raw = unsafe {
         libc::socket(
             libc::AF_NETLINK,
@@ -92,7 +94,8 @@ fn route_socket() -> anyhow::Result<Fd> {
     if raw < 0 {
         return Err(std::io::Error::last_os_error()).context("netlink socket");
     }
-    Ok(Fd(raw))
+    // SAFETY: `raw` is a fresh descriptor owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
 }
 
 #[allow(unsafe_code)]
@@ -108,7 +111,7 @@ fn dump(kind: u16, v6: bool) -> anyhow::Result<Vec<Msg>> {
     req.push(family);
     req.extend_from_slice(&[0; 11]);
     // SAFETY: `req` is valid for its length; a null address means the kernel.
-    let n = unsafe { libc::send(fd.0, req.as_ptr().cast(), req.len(), 0) };
+    let n = unsafe { libc::send(fd.as_raw_fd(), req.as_ptr().cast(), req.len(), 0) };
     if n < 0 {
         return Err(std::io::Error::last_os_error()).context("netlink send");
     }
@@ -116,7 +119,7 @@ fn dump(kind: u16, v6: bool) -> anyhow::Result<Vec<Msg>> {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         // SAFETY: `buf` is valid for writes of its length.
-        let n = unsafe { libc::recv(fd.0, buf.as_mut_ptr().cast(), buf.len(), 0) };
+        let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
         if n < 0 {
             return Err(std::io::Error::last_os_error()).context("netlink recv");
         }
@@ -169,16 +172,6 @@ fn parse(kind: u16, body: &[u8]) -> Msg {
     }
 }
 
-struct Fd(i32);
-
-impl Drop for Fd {
-    #[allow(unsafe_code)]
-    fn drop(&mut self) {
-        // SAFETY: we own the descriptor and close it once.
-        unsafe { libc::close(self.0) };
-    }
-}
-
 const RTM_DELLINK: u16 = 17;
 const RTMGRP_LINK: u32 = 1;
 const IFLA_IFNAME: u16 = 3;
@@ -187,14 +180,14 @@ const IFLA_IFNAME: u16 = 3;
 #[derive(Debug, PartialEq, Eq)]
 pub enum LinkEvents {
     /// Links removed: (ifindex, name).
-    Deleted(Vec<(i32, String)>),
+    Deleted(Vec<(u32, String)>),
     /// The kernel dropped notifications (ENOBUFS): the caller must look at everything.
     Overflow,
 }
 
 /// A NETLINK_ROUTE socket subscribed to link notifications (RTNLGRP_LINK).
 pub struct LinkMonitor {
-    fd: Fd,
+    fd: OwnedFd,
     buf: Vec<u8>,
 }
 
@@ -210,7 +203,7 @@ impl LinkMonitor {
             // SAFETY: `size` is a c_int that outlives the call.
             let r = unsafe {
                 libc::setsockopt(
-                    fd.0,
+                    fd.as_raw_fd(),
                     libc::SOL_SOCKET,
                     opt,
                     (&raw const size).cast(),
@@ -228,7 +221,7 @@ impl LinkMonitor {
         // SAFETY: `addr` is a valid sockaddr_nl of the given length.
         let r = unsafe {
             libc::bind(
-                fd.0,
+                fd.as_raw_fd(),
                 (&raw const addr).cast(),
                 size_of::<libc::sockaddr_nl>() as libc::socklen_t,
             )
@@ -244,11 +237,17 @@ impl LinkMonitor {
 
     /// Waits for the next notifications.
     #[allow(unsafe_code)]
-    pub fn next(&mut self) -> anyhow::Result<LinkEvents> {
+    pub fn recv(&mut self) -> anyhow::Result<LinkEvents> {
         loop {
             // SAFETY: `buf` is valid for writes of its length.
-            let n =
-                unsafe { libc::recv(self.fd.0, self.buf.as_mut_ptr().cast(), self.buf.len(), 0) };
+            let n = unsafe {
+                libc::recv(
+                    self.fd.as_raw_fd(),
+                    self.buf.as_mut_ptr().cast(),
+                    self.buf.len(),
+                    0,
+                )
+            };
             if n < 0 {
                 let e = std::io::Error::last_os_error();
                 match e.raw_os_error() {
@@ -266,7 +265,7 @@ impl LinkMonitor {
 /// The (ifindex, name) of every RTM_DELLINK in one datagram; anything malformed ends the
 /// walk (the kernel does not send it, and a short read loses nothing we act on blindly:
 /// every teardown checks the link again).
-fn deleted_links(mut data: &[u8]) -> Vec<(i32, String)> {
+fn deleted_links(mut data: &[u8]) -> Vec<(u32, String)> {
     let mut out = Vec::new();
     while data.len() >= 16 {
         let len = u32::from_ne_bytes([data[0], data[1], data[2], data[3]]) as usize;
@@ -277,7 +276,7 @@ fn deleted_links(mut data: &[u8]) -> Vec<(i32, String)> {
         // ifinfomsg: family, pad, type (u16), index (i32), flags, change; then attributes.
         let body = &data[16..len];
         if kind == RTM_DELLINK && body.len() >= 16 {
-            let index = i32::from_ne_bytes([body[4], body[5], body[6], body[7]]);
+            let index = u32::from_ne_bytes([body[4], body[5], body[6], body[7]]);
             let mut rest = &body[16..];
             while rest.len() >= 4 {
                 let alen = u16::from_ne_bytes([rest[0], rest[1]]) as usize;
@@ -339,19 +338,6 @@ pub fn table_id(name: &str) -> Option<u32> {
     None
 }
 
-/// Interface name of `ifindex`.
-#[allow(unsafe_code)]
-pub fn ifname(ifindex: u32) -> Option<String> {
-    let mut buf = [0u8; libc::IF_NAMESIZE];
-    // SAFETY: `buf` has the IF_NAMESIZE bytes if_indextoname(3) may write.
-    let p = unsafe { libc::if_indextoname(ifindex, buf.as_mut_ptr().cast()) };
-    if p.is_null() {
-        return None;
-    }
-    let len = buf.iter().position(|b| *b == 0)?;
-    String::from_utf8(buf[..len].to_vec()).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -361,12 +347,12 @@ mod tests {
         assert_eq!(table_id("100"), Some(100));
         assert_eq!(table_id("main"), Some(254));
         assert_eq!(table_id("no-such-table-anywhere"), None);
-        assert_eq!(ifname(1).as_deref(), Some("lo"));
+        assert_eq!(crate::link::name_of(1).as_deref(), Some("lo"));
     }
 
     #[test]
     fn deleted_links_are_read_from_notifications() {
-        let msg = |kind: u16, index: i32, name: &[u8]| {
+        let msg = |kind: u16, index: u32, name: &[u8]| {
             let mut attr = Vec::new();
             let alen = 4 + name.len() + 1;
             attr.extend_from_slice(&(alen as u16).to_ne_bytes());

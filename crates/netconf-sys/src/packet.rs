@@ -1,6 +1,6 @@
-//! The one AF_PACKET socket replies are written with. Protocol 0: it never receives, so
-//! it costs nothing while idle. nix exposes no way to build a `sockaddr_ll`, hence the
-//! small amount of libc here.
+//! The AF_PACKET socket complete Ethernet frames are written with (nfdhcpd's replies,
+//! snf-ifup's announcements). Protocol 0: it never receives, so it costs nothing while
+//! idle. nix exposes no way to build a `sockaddr_ll`, hence the small amount of libc here.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -8,6 +8,15 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 pub struct PacketSocket {
     fd: OwnedFd,
+}
+
+/// Whether [`PacketSocket::send`] may wait for room in the socket's send buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wait {
+    /// Fail with `WouldBlock` instead (a daemon's reply path).
+    No,
+    /// Block until the frame is queued (a one-shot tool sending a few frames).
+    Yes,
 }
 
 impl PacketSocket {
@@ -18,28 +27,39 @@ impl PacketSocket {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: fd is a fresh descriptor owned by nobody else.
-        Ok(PacketSocket {
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
-        })
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(PacketSocket { fd })
     }
 
-    /// Writes one complete Ethernet frame out of interface `ifindex`.
-    pub fn send(&self, ifindex: u32, frame: &[u8]) -> io::Result<()> {
+    /// Writes one complete Ethernet frame (destination, source, EtherType, payload) out
+    /// of interface `ifindex`.
+    pub fn send(&self, ifindex: u32, frame: &[u8], wait: Wait) -> io::Result<()> {
+        if frame.len() < 14 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "frame shorter than an Ethernet header",
+            ));
+        }
+        let ifindex = i32::try_from(ifindex)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "ifindex out of range"))?;
         // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
         let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_ifindex = ifindex as i32;
+        sll.sll_protocol = u16::from_be_bytes([frame[12], frame[13]]).to_be();
+        sll.sll_ifindex = ifindex;
         sll.sll_halen = 6;
-        if frame.len() >= 6 {
-            sll.sll_addr[..6].copy_from_slice(&frame[..6]);
-        }
+        sll.sll_addr[..6].copy_from_slice(&frame[..6]);
+        let flags = match wait {
+            Wait::No => libc::MSG_DONTWAIT,
+            Wait::Yes => 0,
+        };
         // SAFETY: the buffer and the address outlive the call; lengths are exact.
         let n = unsafe {
             libc::sendto(
                 self.fd.as_raw_fd(),
                 frame.as_ptr().cast(),
                 frame.len(),
-                libc::MSG_DONTWAIT,
+                flags,
                 (&raw const sll).cast(),
                 size_of::<libc::sockaddr_ll>() as libc::socklen_t,
             )
