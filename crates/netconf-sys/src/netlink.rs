@@ -133,7 +133,15 @@ fn dump(kind: u16, v6: bool) -> anyhow::Result<Vec<Msg>> {
             match t {
                 NLMSG_DONE => return Ok(out),
                 NLMSG_ERROR => {
-                    let code = i32::from_ne_bytes(data[16..20].try_into().expect("4 bytes"));
+                    // The error code follows the header; a message too short to hold it
+                    // is refused rather than read past its end.
+                    let Some(code) = data[..len]
+                        .get(16..20)
+                        .and_then(|b| b.try_into().ok())
+                        .map(i32::from_ne_bytes)
+                    else {
+                        bail!("malformed netlink error message");
+                    };
                     if code != 0 {
                         return Err(std::io::Error::from_raw_os_error(-code))
                             .context("netlink dump");
