@@ -2,8 +2,6 @@
 //! them: one command, a `-save` dump or a `-restore` batch, with the xtables lock wait
 //! bounded when the caller asks for it.
 
-use std::time::Duration;
-
 use crate::command::{self, Finished};
 
 /// Which table family a rule or a command belongs to.
@@ -80,12 +78,9 @@ pub fn command(family: Family, wait: Wait, args: &[&str]) -> anyhow::Result<Fini
     command::run(family.tool(), &wait.prepend(&secs, args), None)
 }
 
-/// Runs `<tool>-save args` and returns its output (the tables as text) and how long it
-/// took; a failure is an error carrying its stderr.
-pub fn save(family: Family, args: &[&str]) -> anyhow::Result<(String, Duration)> {
-    let f = command::run(family.save_tool(), args, None)?;
-    let took = f.elapsed;
-    Ok((f.check()?, took))
+/// Runs `<tool>-save args`; [`Finished::check`] returns the tables as text.
+pub fn save(family: Family, args: &[&str]) -> anyhow::Result<Finished> {
+    command::run(family.save_tool(), args, None)
 }
 
 /// Feeds `batch` to `<tool>-restore [-w N] args`; [`Finished::check`] judges the result.

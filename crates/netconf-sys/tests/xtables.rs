@@ -54,7 +54,10 @@ fn command_save_and_restore_act_in_the_namespace() {
                 .unwrap()
                 .check()
                 .unwrap();
-            let (text, _took) = xtables::save(Family::Ip4, &["-t", "filter"]).unwrap();
+            let text = xtables::save(Family::Ip4, &["-t", "filter"])
+                .unwrap()
+                .check()
+                .unwrap();
             assert!(
                 text.contains("-A NCSYS-T -s 198.51.100.7/32 -j DROP"),
                 "{text}"
@@ -68,7 +71,10 @@ fn command_save_and_restore_act_in_the_namespace() {
                 .unwrap()
                 .check()
                 .unwrap();
-            let (text, _) = xtables::save(Family::Ip4, &["-t", "filter"]).unwrap();
+            let text = xtables::save(Family::Ip4, &["-t", "filter"])
+                .unwrap()
+                .check()
+                .unwrap();
             assert!(!text.contains("NCSYS-T"), "{text}");
 
             // A refused command is an error naming it, with the tool's complaint.
