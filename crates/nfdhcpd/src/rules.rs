@@ -2,9 +2,7 @@
 //! iptables and ip6tables, jumped to from PREROUTING, removed again when the daemon ends,
 //! however it ends: [`InstalledRules`] removes them on drop.
 
-use std::process::Command;
-
-use anyhow::{Context, bail};
+use netconf_sys::xtables::{self, Wait};
 
 use crate::config::DaemonSettings;
 use crate::{debug, info, warn};
@@ -16,11 +14,15 @@ pub enum Family {
 }
 
 impl Family {
-    fn tool(self) -> &'static str {
+    fn xtables(self) -> xtables::Family {
         match self {
-            Family::V4 => "iptables",
-            Family::V6 => "ip6tables",
+            Family::V4 => xtables::Family::Ip4,
+            Family::V6 => xtables::Family::Ip6,
         }
+    }
+
+    fn tool(self) -> &'static str {
+        self.xtables().tool()
     }
 }
 
@@ -78,30 +80,19 @@ pub fn chain_rules(cfg: &DaemonSettings) -> Vec<(Family, Vec<String>)> {
     out
 }
 
+/// A lock another process holds is waited for this long at most, so that neither start
+/// nor exit hangs on it.
+const WAIT: Wait = Wait::Seconds(5);
+
 fn run(fam: Family, args: &[String]) -> anyhow::Result<()> {
     debug!("{} {}", fam.tool(), args.join(" "));
-    let out = Command::new(fam.tool())
-        .args(["-w", "5"])
-        .args(args)
-        .output()
-        .with_context(|| format!("running {}", fam.tool()))?;
-    if !out.status.success() {
-        bail!(
-            "{} {} failed: {}",
-            fam.tool(),
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    xtables::command(fam.xtables(), WAIT, &args)?.check()?;
     Ok(())
 }
 
 fn quiet(fam: Family, args: &[&str]) -> bool {
-    Command::new(fam.tool())
-        .args(["-w", "5"])
-        .args(args)
-        .output()
-        .is_ok_and(|o| o.status.success())
+    xtables::command(fam.xtables(), WAIT, args).is_ok_and(|f| f.success)
 }
 
 fn families(ipv6: bool) -> Vec<Family> {

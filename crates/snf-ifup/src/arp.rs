@@ -5,6 +5,8 @@
 //! no call at all. Rules are written in the form arptables-save prints them, so that the
 //! saved table can be compared as text.
 
+use netconf_sys::xtables::Family;
+
 use crate::exec;
 
 /// The OUTPUT rule (text after `-A OUTPUT`) that makes requests into `tap` come from `gw`.
@@ -14,7 +16,7 @@ pub fn mangle_rule(tap: &str, gw: std::net::Ipv4Addr) -> String {
 
 /// The OUTPUT rules now in the table, one entry per copy.
 fn current() -> anyhow::Result<Vec<String>> {
-    let text = exec::output("arptables-save", &[])?;
+    let text = exec::xtables_save(Family::Arp, &[])?;
     Ok(text
         .lines()
         .filter_map(|l| l.strip_prefix("-A OUTPUT "))
@@ -42,7 +44,7 @@ fn run(calls: &[(&str, String)]) -> anyhow::Result<()> {
     for (op, rule) in calls {
         let mut args = vec![*op, "OUTPUT"];
         args.extend(rule.split_whitespace());
-        exec::run("arptables", &args)?;
+        exec::xtables(Family::Arp, &args)?;
     }
     Ok(())
 }

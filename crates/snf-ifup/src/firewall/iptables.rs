@@ -228,13 +228,13 @@ pub fn render_many(
 /// Reads the filter table of `family`.
 pub fn dump(family: Family) -> anyhow::Result<Dump> {
     let args: &[&str] = &["-t", "filter"];
-    let text = exec::output(family.save_cmd(), args)?;
+    let text = exec::xtables_save(family.xtables(), args)?;
     Ok(Dump::parse(&text))
 }
 
 /// Applies a batch with `*-restore --noflush`.
 pub fn restore(family: Family, batch: &str) -> anyhow::Result<()> {
-    exec::with_stdin(family.restore_cmd(), &["--noflush"], batch)
+    exec::xtables_restore(family.xtables(), &["--noflush"], batch)
 }
 
 /// The iptables/ebtables/arptables driver.

@@ -19,28 +19,22 @@ pub enum Family {
 impl Family {
     pub const ALL: [Family; 3] = [Family::Ip4, Family::Ip6, Family::Eb];
 
-    pub fn tool(self) -> &'static str {
+    /// The runner's family: the tool names live there.
+    pub fn xtables(self) -> netconf_sys::xtables::Family {
+        use netconf_sys::xtables::Family as X;
         match self {
-            Family::Ip4 => "iptables",
-            Family::Ip6 => "ip6tables",
-            Family::Eb => "ebtables",
+            Family::Ip4 => X::Ip4,
+            Family::Ip6 => X::Ip6,
+            Family::Eb => X::Eb,
         }
+    }
+
+    pub fn tool(self) -> &'static str {
+        self.xtables().tool()
     }
 
     pub(super) fn save_cmd(self) -> &'static str {
-        match self {
-            Family::Ip4 => "iptables-save",
-            Family::Ip6 => "ip6tables-save",
-            Family::Eb => "ebtables-save",
-        }
-    }
-
-    pub(super) fn restore_cmd(self) -> &'static str {
-        match self {
-            Family::Ip4 => "iptables-restore",
-            Family::Ip6 => "ip6tables-restore",
-            Family::Eb => "ebtables-restore",
-        }
+        self.xtables().save_tool()
     }
 
     /// A chain declaration; in `--noflush` mode it creates the chain or flushes it.
