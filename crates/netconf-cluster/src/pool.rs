@@ -246,7 +246,15 @@ impl AddressPool {
 
     /// Whether `other` has exactly the same `kind` bits (over the same subnet).
     pub fn same_bits(&self, other: &AddressPool, kind: Kind) -> bool {
-        self.net == other.net && self.bits(kind) == other.bits(kind)
+        let (a, b) = (self.bits(kind), other.bits(kind));
+        if self.net != other.net || a.len() != b.len() {
+            return false;
+        }
+        // Whole words compare as memory (bitvec's own equality walks them far slower, and
+        // the commit check compares every network's pool); the last, partial word by bits.
+        let whole = a.len() / u64::BITS as usize;
+        a.as_raw_slice()[..whole] == b.as_raw_slice()[..whole]
+            && a[whole * u64::BITS as usize..] == b[whole * u64::BITS as usize..]
     }
 
     /// Externally reserved addresses in ascending order.
@@ -343,6 +351,25 @@ mod tests {
     }
     fn ip(s: &str) -> Ipv4Addr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn same_bits_sees_a_difference_in_whole_and_partial_words() {
+        // A /26 is one whole word; a /30 only part of one; a /24 four words.
+        for subnet in ["198.51.100.0/26", "198.51.100.0/30", "198.51.100.0/24"] {
+            let fresh = AddressPool::initialize(net(subnet), None).unwrap();
+            let last = fresh.addr(fresh.size() - 2);
+            for which in [ip("198.51.100.1"), last] {
+                let mut p = fresh.clone();
+                assert!(p.same_bits(&fresh, Kind::Instance), "{subnet}");
+                p.reserve(which, Kind::Instance).unwrap();
+                assert!(!p.same_bits(&fresh, Kind::Instance), "{subnet} {which}");
+                assert!(p.same_bits(&fresh, Kind::External), "{subnet} {which}");
+            }
+        }
+        let a = AddressPool::initialize(net("198.51.100.0/24"), None).unwrap();
+        let b = AddressPool::initialize(net("203.0.113.0/24"), None).unwrap();
+        assert!(!a.same_bits(&b, Kind::Instance));
     }
 
     #[test]
