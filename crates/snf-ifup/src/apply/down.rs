@@ -4,12 +4,12 @@ use anyhow::{Context, bail};
 use netconf::IfName;
 
 use super::report::print_teardown;
-use super::{Ctx, batch_forgiving, driver, lock, remove_file, stale_lines};
+use super::{Ctx, batch_forgiving, driver, lock, remove_file, teardown_lines};
 use crate::exec;
 use crate::firewall::{Family, NicRules};
 use crate::log;
 use crate::node::{self, RoutingCache};
-use crate::plan::{self, Undo};
+use crate::plan;
 use crate::state::{self, FwMap, State};
 
 /// Takes a NIC down: removes whatever of ours exists (recorded or not) and succeeds when
@@ -59,38 +59,6 @@ pub fn down_if_gone(ctx: &Ctx, tap: &IfName, deleted: Option<u32>) -> anyhow::Re
     ));
     teardown(ctx, tap, Some(&st))?;
     Ok(true)
-}
-
-pub(super) fn teardown_lines(
-    tap: &str,
-    st: Option<&State>,
-    routing: &mut RoutingCache,
-) -> anyhow::Result<(Vec<String>, Vec<String>)> {
-    let mut v4 = Vec::new();
-    let mut v6 = Vec::new();
-    routing.load_both()?;
-    for r in routing.get(false)?.rules_for(tap) {
-        v4.push(format!(
-            "rule del priority {} iif {tap} lookup {}",
-            r.priority, r.table
-        ));
-    }
-    for r in routing.get(true)?.rules_for(tap) {
-        v6.push(format!(
-            "rule del priority {} iif {tap} lookup {}",
-            r.priority, r.table
-        ));
-    }
-    if let Some(st) = st {
-        let (a, b) = stale_lines(&st.undo, &Undo::default(), tap);
-        // Routes through the TAP vanish with it; proxy entries are on the uplink.
-        if node::link_exists(tap) {
-            v4.extend(a);
-            v6.extend(b.iter().filter(|l| l.starts_with("route")).cloned());
-        }
-        v6.extend(b.into_iter().filter(|l| l.starts_with("neigh")));
-    }
-    Ok((v4, v6))
 }
 
 /// How one teardown step ended, and what of the recorded state it settles.

@@ -29,7 +29,7 @@ use crate::config::Config;
 use crate::exec;
 use crate::firewall::{Driver, Family, NicRules};
 use crate::log;
-use crate::node;
+use crate::node::{self, RoutingCache};
 use crate::plan::{Announce, Plan, Undo};
 use crate::state::{self, FwMap, State};
 
@@ -365,4 +365,51 @@ fn remove_file(path: &Path) -> anyhow::Result<()> {
         }
         _ => Ok(()),
     }
+}
+
+/// The TAP's original MAC: the one this plan replaces, else the one an earlier `up` of the
+/// same TAP (same ifindex) replaced.
+pub(super) fn carried_mac(
+    undo: &Undo,
+    prev: Option<&State>,
+    ifindex: Option<u32>,
+) -> Option<netconf::MacAddr> {
+    undo.mac.or_else(|| {
+        prev.filter(|p| ifindex.is_some() && p.ifindex == ifindex)
+            .and_then(|p| p.undo.mac)
+    })
+}
+
+/// The `ip` lines that take down what a NIC left on the node (rules through the TAP, and
+/// its recorded routes and proxy entries), for `down` and for printing a teardown.
+pub(super) fn teardown_lines(
+    tap: &str,
+    st: Option<&State>,
+    routing: &mut RoutingCache,
+) -> anyhow::Result<(Vec<String>, Vec<String>)> {
+    let mut v4 = Vec::new();
+    let mut v6 = Vec::new();
+    routing.load_both()?;
+    for r in routing.get(false)?.rules_for(tap) {
+        v4.push(format!(
+            "rule del priority {} iif {tap} lookup {}",
+            r.priority, r.table
+        ));
+    }
+    for r in routing.get(true)?.rules_for(tap) {
+        v6.push(format!(
+            "rule del priority {} iif {tap} lookup {}",
+            r.priority, r.table
+        ));
+    }
+    if let Some(st) = st {
+        let (a, b) = stale_lines(&st.undo, &Undo::default(), tap);
+        // Routes through the TAP vanish with it; proxy entries are on the uplink.
+        if node::link_exists(tap) {
+            v4.extend(a);
+            v6.extend(b.iter().filter(|l| l.starts_with("route")).cloned());
+        }
+        v6.extend(b.into_iter().filter(|l| l.starts_with("neigh")));
+    }
+    Ok((v4, v6))
 }

@@ -3,8 +3,8 @@
 use anyhow::bail;
 use netconf::IfName;
 
+use super::carried_mac;
 use super::report::print_plan;
-use super::up::carried_mac;
 use super::{Ctx, Work, driver, execute, lock, switch_driver};
 use crate::log;
 use crate::node::{self, RoutingCache};

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use netconf::IfName;
 
-use super::down::teardown_lines;
+use super::teardown_lines;
 use super::{Ctx, driver, stale_lines};
 use crate::firewall::{Driver, Family, NicRules};
 use crate::node::{self, RoutingCache};

@@ -6,11 +6,11 @@ use netconf::{IfName, NicEnv};
 use super::down::teardown;
 use super::reapply::reapply_one;
 use super::report::print_plan;
-use super::{Ctx, Work, driver, execute, lock, switch_driver};
+use super::{Ctx, Work, carried_mac, driver, execute, lock, switch_driver};
 use crate::firewall::Family;
 use crate::log;
 use crate::node::{self, RoutingCache};
-use crate::plan::{self, Flavour, Undo};
+use crate::plan::{self, Flavour};
 use crate::state::{self, FwMap, State};
 
 /// Brings one NIC up. On failure everything this call changed is rolled back: to the
@@ -116,19 +116,6 @@ pub fn up(
             Err(e.context(format!("cannot configure {tap}; changes rolled back")))
         }
     }
-}
-
-/// The TAP's original MAC: the one this plan replaces, else the one an earlier `up` of the
-/// same TAP (same ifindex) replaced.
-pub(super) fn carried_mac(
-    undo: &Undo,
-    prev: Option<&State>,
-    ifindex: Option<u32>,
-) -> Option<netconf::MacAddr> {
-    undo.mac.or_else(|| {
-        prev.filter(|p| ifindex.is_some() && p.ifindex == ifindex)
-            .and_then(|p| p.undo.mac)
-    })
 }
 
 fn rollback(ctx: &Ctx, tap: &IfName, pending: &State, prev: Option<&State>) {
