@@ -13,7 +13,7 @@ pub const DEFAULT_PATH: &str = "/etc/snf-network/snf-network.toml";
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct Config {
+pub struct IfupSettings {
     /// Per-TAP state for `down`, `reapply` and `status`.
     pub state_dir: PathBuf,
     /// Where nfdhcpd binding files go.
@@ -64,9 +64,9 @@ impl Default for Tags {
     }
 }
 
-impl Default for Config {
+impl Default for IfupSettings {
     fn default() -> Self {
-        Config {
+        IfupSettings {
             state_dir: "/var/lib/snf-network".into(),
             nfdhcpd_state_dir: netconf::binding::DEFAULT_STATE_DIR.into(),
             ganeti_nic_dir: "/var/run/ganeti/xen-hypervisor/nic".into(),
@@ -83,15 +83,15 @@ impl Default for Config {
     }
 }
 
-impl Config {
+impl IfupSettings {
     /// Loads the configuration: `explicit` (a `--config`-style path that must exist), else
     /// `SNF_NETWORK_CONFIG` (must exist), else the default path if present, else defaults.
-    pub fn load(explicit: Option<&Path>) -> anyhow::Result<Config> {
+    pub fn load(explicit: Option<&Path>) -> anyhow::Result<IfupSettings> {
         let env_path = std::env::var_os("SNF_NETWORK_CONFIG").map(PathBuf::from);
         let mut cfg = match explicit.map(Path::to_path_buf).or(env_path) {
             Some(p) => Self::from_file(&p)?,
             None if Path::new(DEFAULT_PATH).exists() => Self::from_file(Path::new(DEFAULT_PATH))?,
-            None => Config::default(),
+            None => IfupSettings::default(),
         };
         if let Some(d) = std::env::var_os("SNF_NETWORK_STATE_DIR") {
             cfg.state_dir = d.into();
@@ -105,7 +105,7 @@ impl Config {
         Ok(cfg)
     }
 
-    fn from_file(path: &Path) -> anyhow::Result<Config> {
+    fn from_file(path: &Path) -> anyhow::Result<IfupSettings> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read configuration {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("invalid configuration {}", path.display()))
@@ -118,7 +118,7 @@ mod tests {
 
     #[test]
     fn defaults_are_snf_networks() {
-        let c: Config = toml::from_str("").unwrap();
+        let c: IfupSettings = toml::from_str("").unwrap();
         assert_eq!(c.tap_constant_mac.to_string(), "cc:47:52:4e:45:54");
         assert_eq!(c.mac_mask.to_string(), "ff:ff:f0:00:00:00");
         assert_eq!(c.tags.mac_filtered, ["private-filtered", "mac-filtered"]);
@@ -127,23 +127,23 @@ mod tests {
 
     #[test]
     fn shipped_example_is_the_defaults() {
-        let c: Config = toml::from_str(include_str!("../snf-network.toml")).unwrap();
-        let d = Config::default();
+        let c: IfupSettings = toml::from_str(include_str!("../snf-network.toml")).unwrap();
+        let d = IfupSettings::default();
         assert_eq!(format!("{c:?}"), format!("{d:?}"));
     }
 
     #[test]
     fn overrides_and_typos() {
-        let c: Config =
+        let c: IfupSettings =
             toml::from_str("mac_mask = \"ff:ff:ff:00:00:00\"\n[tags]\nnfdhcpd = [\"dhcp\"]\n")
                 .unwrap();
         assert_eq!(c.tags.nfdhcpd, ["dhcp"]);
         assert_eq!(c.tags.masq, ["masq"]);
         assert_eq!(c.mac_mask.to_string(), "ff:ff:ff:00:00:00");
-        assert!(toml::from_str::<Config>("mac_mask = \"zz\"").is_err());
-        assert!(toml::from_str::<Config>("statedir = \"/x\"").is_err());
-        let c: Config = toml::from_str("firewall = \"nftables\"").unwrap();
+        assert!(toml::from_str::<IfupSettings>("mac_mask = \"zz\"").is_err());
+        assert!(toml::from_str::<IfupSettings>("statedir = \"/x\"").is_err());
+        let c: IfupSettings = toml::from_str("firewall = \"nftables\"").unwrap();
         assert_eq!(c.firewall, crate::firewall::Choice::Nftables);
-        assert!(toml::from_str::<Config>("firewall = \"pf\"").is_err());
+        assert!(toml::from_str::<IfupSettings>("firewall = \"pf\"").is_err());
     }
 }

@@ -6,7 +6,7 @@ use std::ffi::OsString;
 use anyhow::{Context, bail};
 use netconf::{IfName, NicEnv};
 
-use crate::config::Config;
+use crate::config::IfupSettings;
 use crate::exec;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,7 +121,7 @@ pub fn xen_vif() -> anyhow::Result<(IfName, u32, u32)> {
 
 /// The NIC of a Xen vif: the instance (`INSTANCE`, else the configured domname command),
 /// Ganeti's NIC file, and the bridge Xen was told (`$XENBUS_PATH/bridge`) for bridged NICs.
-pub fn xen_nic(cfg: &Config, tap: &IfName, domid: u32, devid: u32) -> anyhow::Result<NicEnv> {
+pub fn xen_nic(cfg: &IfupSettings, tap: &IfName, domid: u32, devid: u32) -> anyhow::Result<NicEnv> {
     let instance = match env("INSTANCE") {
         Some(i) => i,
         None => {

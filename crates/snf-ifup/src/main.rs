@@ -158,7 +158,7 @@ fn run() -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(code));
         }
     };
-    let cfg = config::Config::load(None)?;
+    let cfg = config::IfupSettings::load(None)?;
     log::init(cfg.syslog && !cli.dry_run, cli.verbose);
     let ctx = Ctx {
         cfg,

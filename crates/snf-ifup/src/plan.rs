@@ -11,7 +11,7 @@ use netconf::binding::Binding;
 use netconf::{IfName, MacAddr, NicEnv, NicMode, eui64};
 use serde::{Deserialize, Serialize};
 
-use crate::config::Config;
+use crate::config::IfupSettings;
 use crate::firewall::{Chain, Family, TableSpec, from_chain, to_chain};
 
 /// Who called us: KVM (Ganeti's kvm-ifup family, or standalone) or Xen (vif-custom).
@@ -206,7 +206,7 @@ pub struct Plan {
 }
 
 /// The network-tag features of `nic`, in the configured names.
-pub fn features(nic: &NicEnv, cfg: &Config) -> Vec<Feature> {
+pub fn features(nic: &NicEnv, cfg: &IfupSettings) -> Vec<Feature> {
     let t = &cfg.tags;
     let mut out = Vec::new();
     for tag in nic.network_tags() {
@@ -233,7 +233,7 @@ pub fn features(nic: &NicEnv, cfg: &Config) -> Vec<Feature> {
 
 /// The firewall profile instance tags pick for this NIC: `<prefix><ident>:<profile>` with
 /// ident = NIC index, name or UUID; the last matching tag wins (as in snf-network).
-pub fn profile(nic: &NicEnv, cfg: &Config) -> anyhow::Result<Option<Profile>> {
+pub fn profile(nic: &NicEnv, cfg: &IfupSettings) -> anyhow::Result<Option<Profile>> {
     let mut found = None;
     for tag in &nic.tags {
         let Some(rest) = tag.strip_prefix(&cfg.firewall_tag_prefix) else {
@@ -301,7 +301,7 @@ pub fn build(
     nic: &NicEnv,
     tap: &IfName,
     flavour: Flavour,
-    cfg: &Config,
+    cfg: &IfupSettings,
     facts: &Facts,
     announce: bool,
 ) -> anyhow::Result<Plan> {
@@ -356,7 +356,7 @@ struct Input<'a> {
     tap: &'a IfName,
     t: &'a str,
     flavour: Flavour,
-    cfg: &'a Config,
+    cfg: &'a IfupSettings,
     facts: &'a Facts,
     announce: bool,
     /// The NIC's SLAAC and link-local addresses, and its MAC.
@@ -831,7 +831,7 @@ mod tests {
 
     #[test]
     fn bridged_links_and_vlan_error() {
-        let cfg = Config::default();
+        let cfg = IfupSettings::default();
         let p = build(
             &nic("bridged", "", ""),
             &tap(),
@@ -868,7 +868,7 @@ mod tests {
 
     #[test]
     fn bridge_ports_get_an_fe_mac_before_they_are_enslaved() {
-        let cfg = Config::default();
+        let cfg = IfupSettings::default();
         let mut f = facts();
         f.tap_mac = Some("02:11:22:33:44:55".parse().unwrap());
         let p = build(
@@ -936,7 +936,7 @@ mod tests {
 
     #[test]
     fn routed_table_must_exist_before_anything_changes() {
-        let cfg = Config::default();
+        let cfg = IfupSettings::default();
         let mut n = nic("routed", "", "");
         n.link = Some("rt_missing".into());
         let mut f = facts();
@@ -957,7 +957,7 @@ mod tests {
 
     #[test]
     fn routed_full() {
-        let cfg = Config::default();
+        let cfg = IfupSettings::default();
         let n = nic(
             "routed",
             "nfdhcpd ip-less-routed",
@@ -1002,7 +1002,7 @@ mod tests {
 
     #[test]
     fn existing_rules_are_kept_or_replaced() {
-        let cfg = Config::default();
+        let cfg = IfupSettings::default();
         let mut f = facts();
         f.rules4 = vec![
             IpRule {
@@ -1024,7 +1024,7 @@ mod tests {
 
     #[test]
     fn openvswitch_port_and_vlans() {
-        let cfg = Config::default();
+        let cfg = IfupSettings::default();
         let mut n = nic("openvswitch", "", "");
         n.vlan = ".10:20:30".parse().unwrap();
         let mut f = facts();
@@ -1056,7 +1056,7 @@ mod tests {
 
     #[test]
     fn tag_names_come_from_the_configuration() {
-        let cfg: Config =
+        let cfg: IfupSettings =
             toml::from_str("[tags]\nmac_filtered = [\"isolated\"]\nnfdhcpd = []\n").unwrap();
         let n = nic("bridged", "isolated nfdhcpd private-filtered", "");
         assert_eq!(features(&n, &cfg), [Feature::MacFiltered]);
@@ -1067,7 +1067,7 @@ mod tests {
 
     #[test]
     fn tags_and_profiles() {
-        let cfg = Config::default();
+        let cfg = IfupSettings::default();
         let n = nic(
             "bridged",
             "mac-filtered spoof-protected public",

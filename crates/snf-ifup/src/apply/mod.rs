@@ -25,7 +25,7 @@ use netconf::IfName;
 use netconf_sys::netlink;
 
 use crate::announce;
-use crate::config::Config;
+use crate::config::IfupSettings;
 use crate::exec;
 use crate::firewall::{Driver, Family, NicRules};
 use crate::log;
@@ -34,7 +34,7 @@ use crate::plan::{Announce, Plan, Undo};
 use crate::state::{self, FwMap, State};
 
 pub struct Ctx {
-    pub cfg: Config,
+    pub cfg: IfupSettings,
     pub dry_run: bool,
 }
 
@@ -309,7 +309,7 @@ fn links_and_routes(works: &[Work]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn write_binding(cfg: &Config, tap: &IfName, plan: &Plan) -> anyhow::Result<()> {
+fn write_binding(cfg: &IfupSettings, tap: &IfName, plan: &Plan) -> anyhow::Result<()> {
     let path = cfg.nfdhcpd_state_dir.join(tap.as_str());
     match &plan.binding {
         Some(b) => {

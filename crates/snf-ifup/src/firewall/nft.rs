@@ -1084,7 +1084,7 @@ mod tests {
     #[test]
     fn every_planned_rule_translates() {
         use crate::plan::{BridgeFacts, Facts, Flavour, build};
-        let cfg = crate::config::Config::default();
+        let cfg = crate::config::IfupSettings::default();
         let facts = Facts {
             tap_exists: true,
             bridge: Some(BridgeFacts {

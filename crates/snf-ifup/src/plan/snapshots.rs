@@ -129,7 +129,7 @@ fn name(s: &str) -> IfName {
 
 /// What the snapshot holds for one case and driver.
 fn render(mode: &str, case: &Case, drv: Driver) -> String {
-    let cfg = Config::default();
+    let cfg = IfupSettings::default();
     let tap = name("tap1");
     let nic = nic(mode, case);
     let plan = match build(&nic, &tap, case.flavour, &cfg, &facts(case), case.announce) {
