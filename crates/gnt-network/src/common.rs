@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use netconf_cluster::GntError;
-use netconf_cluster::config::{Config, Store, open_for_one_command, transaction};
+use netconf_cluster::config::{ClusterConfig, Store, open_for_one_command, transaction};
 use netconf_cluster::hooks::{HookEnv, HookRunner, Phase};
 use netconf_cluster::ops::Feedback;
 
@@ -73,7 +73,7 @@ pub fn mutate<T>(
     store: &dyn Store,
     jobs: &JobOpts,
     hook_path: &str,
-    op: impl Fn(&mut Config, &mut Feedback) -> Result<(T, Vec<HookEnv>), GntError>,
+    op: impl Fn(&mut ClusterConfig, &mut Feedback) -> Result<(T, Vec<HookEnv>), GntError>,
 ) -> Result<T, GntError> {
     let probe_runner = HookRunner::from_env("", "");
     let has_pre = !probe_runner.scripts(hook_path, Phase::Pre).is_empty();
@@ -118,7 +118,7 @@ type Committed<T> = (T, Vec<HookEnv>, (String, String));
 /// Snapshot, `op`, pre hooks, then commit that very result unless config.data changed.
 fn with_pre_hooks<T>(
     store: &dyn Store,
-    op: &impl Fn(&mut Config, &mut Feedback) -> Result<(T, Vec<HookEnv>), GntError>,
+    op: &impl Fn(&mut ClusterConfig, &mut Feedback) -> Result<(T, Vec<HookEnv>), GntError>,
 ) -> Result<Committed<T>, GntError> {
     loop {
         let (mut next, version) = store.read_versioned()?;
@@ -292,7 +292,7 @@ pub fn change_tags(
     store: &dyn Store,
     hook_path: &str,
     a: &TagArgs,
-    op: fn(&mut Config, &str, &[String]) -> Result<(), GntError>,
+    op: fn(&mut ClusterConfig, &str, &[String]) -> Result<(), GntError>,
 ) -> anyhow::Result<()> {
     let tags = tags_with_file(a.tags.clone(), a.from.as_deref())?;
     mutate(store, &a.jobs, hook_path, |cfg, _| {

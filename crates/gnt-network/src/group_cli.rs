@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use netconf_cluster::GntError;
-use netconf_cluster::config::{Config, Store};
+use netconf_cluster::config::{ClusterConfig, Store};
 use netconf_cluster::ops::group as ops;
 
 use crate::common::{Global, JobOpts, ListArgs, finish, list, mutate, out};
@@ -185,7 +185,7 @@ fn text_list(v: &[String]) -> String {
     }
 }
 
-fn nodes(cfg: &Config, g: &str) -> Vec<String> {
+fn nodes(cfg: &ClusterConfig, g: &str) -> Vec<String> {
     let mut v: Vec<String> = cfg
         .nodes
         .values()
@@ -196,7 +196,7 @@ fn nodes(cfg: &Config, g: &str) -> Vec<String> {
     v
 }
 
-fn instances(cfg: &Config, g: &str) -> Vec<String> {
+fn instances(cfg: &ClusterConfig, g: &str) -> Vec<String> {
     let mut v: Vec<String> = cfg
         .instances
         .all_decoded()
@@ -208,7 +208,7 @@ fn instances(cfg: &Config, g: &str) -> Vec<String> {
     v
 }
 
-fn resolve(cfg: &Config, names: &[String]) -> Result<Vec<String>, GntError> {
+fn resolve(cfg: &ClusterConfig, names: &[String]) -> Result<Vec<String>, GntError> {
     if names.is_empty() {
         let mut all: Vec<(&String, &str)> = cfg
             .nodegroups
@@ -221,7 +221,7 @@ fn resolve(cfg: &Config, names: &[String]) -> Result<Vec<String>, GntError> {
     names.iter().map(|n| cfg.group_uuid(n)).collect()
 }
 
-fn value(cfg: &Config, u: &str, field: &str) -> Value {
+fn value(cfg: &ClusterConfig, u: &str, field: &str) -> Value {
     let g = &cfg.nodegroups[u];
     match field {
         "name" => Value::Text(g.name.to_string()),

@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use netconf::eui64;
 use netconf::nicmode::NicMode;
 use netconf_cluster::GntError;
-use netconf_cluster::config::{Config, Instance, Store};
+use netconf_cluster::config::{ClusterConfig, Instance, Store};
 use netconf_cluster::ops::instance::{self as ops, AddInstance, NicChange, NicRef, NicSpec};
 
 use crate::common::{
@@ -384,7 +384,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn resolve(cfg: &Config, names: &[String]) -> Result<Vec<String>, GntError> {
+fn resolve(cfg: &ClusterConfig, names: &[String]) -> Result<Vec<String>, GntError> {
     if names.is_empty() {
         let mut all: Vec<(&String, &Instance)> = cfg.instances.all_decoded().iter().collect();
         all.sort_by(|a, b| nice_cmp(&a.1.name, &b.1.name));
@@ -580,7 +580,7 @@ pub fn all_fields() -> Vec<Field> {
 
 const DEFAULT_FIELDS: [&str; 4] = ["name", "pnode", "nic.ips", "nic.networks.names"];
 
-fn eui64_of(cfg: &Config, nic: &netconf_cluster::config::Nic) -> Option<std::net::Ipv6Addr> {
+fn eui64_of(cfg: &ClusterConfig, nic: &netconf_cluster::config::Nic) -> Option<std::net::Ipv6Addr> {
     let net = cfg.networks.get(nic.network.as_ref()?)?;
     Some(eui64::address(net.network6?, nic.mac))
 }
@@ -641,7 +641,7 @@ fn bridge_of(n: &netconf_cluster::config::Nic) -> Option<String> {
     (n.mode == NicMode::Bridged).then(|| n.link.to_string())
 }
 
-fn network_name(cfg: &Config, n: &netconf_cluster::config::Nic) -> Option<String> {
+fn network_name(cfg: &ClusterConfig, n: &netconf_cluster::config::Nic) -> Option<String> {
     n.network
         .as_ref()
         .and_then(|x| cfg.networks.get(x))
@@ -650,7 +650,7 @@ fn network_name(cfg: &Config, n: &netconf_cluster::config::Nic) -> Option<String
 
 /// `nic.X/N`: the value of NIC `N`, unavailable when the instance has no such NIC or the
 /// NIC has no such value.
-fn indexed(cfg: &Config, i: &Instance, field: &str) -> Option<Value> {
+fn indexed(cfg: &ClusterConfig, i: &Instance, field: &str) -> Option<Value> {
     let (what, idx) = field.strip_prefix("nic.")?.rsplit_once('/')?;
     let idx: usize = idx.parse().ok()?;
     let Some(n) = i.nics.get(idx) else {
@@ -672,7 +672,7 @@ fn indexed(cfg: &Config, i: &Instance, field: &str) -> Option<Value> {
     Some(v.map_or(Value::Unavail, Value::Text))
 }
 
-fn value(cfg: &Config, u: &str, field: &str) -> Value {
+fn value(cfg: &ClusterConfig, u: &str, field: &str) -> Value {
     let i = &cfg.instances.all_decoded()[u];
     let field = ALIASES
         .iter()
@@ -716,7 +716,7 @@ fn value(cfg: &Config, u: &str, field: &str) -> Value {
 
 /// Ganeti's `gnt-instance info` layout (PrintGenericInfo), network part, plus the
 /// EUI-64 address of NICs whose network has an IPv6 subnet.
-pub fn info(cfg: &Config, u: &str) -> String {
+pub fn info(cfg: &ClusterConfig, u: &str) -> String {
     use std::fmt::Write;
     let i = &cfg.instances.all_decoded()[u];
     let g = cfg

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use netconf::NicMode;
 use netconf_cluster::GntError;
-use netconf_cluster::config::{Config, Network, Store};
+use netconf_cluster::config::{ClusterConfig, Network, Store};
 use netconf_cluster::ops::network::{self as ops, AddNetwork, ModifyNetwork, RawNicParams};
 
 use crate::common::{
@@ -315,7 +315,7 @@ fn connect(store: &dyn Store, c: ConnectArgs) -> anyhow::Result<()> {
 }
 
 /// Networks named on the command line (UUID or name), or all of them nice-sorted.
-fn resolve(cfg: &Config, names: &[String]) -> Result<Vec<String>, GntError> {
+fn resolve(cfg: &ClusterConfig, names: &[String]) -> Result<Vec<String>, GntError> {
     if names.is_empty() {
         let mut all: Vec<(&String, &Network)> = cfg.networks.iter().collect();
         all.sort_by(|a, b| nice_cmp(&a.1.name, &b.1.name));
@@ -404,7 +404,7 @@ fn opt<T: ToString>(v: Option<T>) -> Value {
 
 /// Groups connected to network `uuid`, in group-map order: (name, params).
 fn connections<'a>(
-    cfg: &'a Config,
+    cfg: &'a ClusterConfig,
     uuid: &'a str,
 ) -> impl Iterator<Item = (&'a str, &'a netconf_cluster::config::NicParams)> {
     cfg.nodegroups
@@ -412,7 +412,7 @@ fn connections<'a>(
         .filter_map(move |g| g.networks.get(uuid).map(|p| (g.name.as_str(), p)))
 }
 
-fn value(cfg: &Config, uuid: &str, n: &Network, field: &str) -> Value {
+fn value(cfg: &ClusterConfig, uuid: &str, n: &Network, field: &str) -> Value {
     match field {
         "name" => Value::Text(n.name.to_string()),
         "network" => Value::Text(n.network.to_string()),
@@ -462,7 +462,7 @@ fn join_ips(ips: &[std::net::Ipv4Addr]) -> String {
 }
 
 /// Ganeti 3.0.2's `gnt-network info` block for one network.
-pub fn info(cfg: &Config, uuid: &str) -> String {
+pub fn info(cfg: &ClusterConfig, uuid: &str) -> String {
     use std::fmt::Write;
     let n = &cfg.networks[uuid];
     let none = |v: Option<String>| v.unwrap_or_else(|| "None".into());

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use netconf_cluster::GntError;
-use netconf_cluster::config::{Config, Store};
+use netconf_cluster::config::{ClusterConfig, Store};
 use netconf_cluster::ops::node as ops;
 
 use crate::common::{Global, JobOpts, ListArgs, finish, list, mutate};
@@ -142,7 +142,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn resolve(cfg: &Config, names: &[String]) -> Result<Vec<String>, GntError> {
+fn resolve(cfg: &ClusterConfig, names: &[String]) -> Result<Vec<String>, GntError> {
     if names.is_empty() {
         let mut all: Vec<(&String, &str)> = cfg
             .nodes
@@ -155,7 +155,7 @@ fn resolve(cfg: &Config, names: &[String]) -> Result<Vec<String>, GntError> {
     names.iter().map(|n| cfg.node_uuid(n)).collect()
 }
 
-fn instances(cfg: &Config, u: &str) -> Vec<String> {
+fn instances(cfg: &ClusterConfig, u: &str) -> Vec<String> {
     let mut v: Vec<String> = cfg
         .instances
         .all_decoded()
@@ -167,7 +167,7 @@ fn instances(cfg: &Config, u: &str) -> Vec<String> {
     v
 }
 
-fn value(cfg: &Config, u: &str, field: &str) -> Value {
+fn value(cfg: &ClusterConfig, u: &str, field: &str) -> Value {
     let n = &cfg.nodes[u];
     let ip = |v: Option<Ipv4Addr>| v.map_or(Value::Unavail, |i| Value::Text(i.to_string()));
     match field {

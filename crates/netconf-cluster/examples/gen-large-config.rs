@@ -6,7 +6,9 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
 
 use netconf::MacAddr;
-use netconf_cluster::config::{Config, Instance, Network, Nic, NicParams, new_uuid, now, render};
+use netconf_cluster::config::{
+    ClusterConfig, Instance, Network, Nic, NicParams, new_uuid, now, render,
+};
 use netconf_cluster::pool::AddressPool;
 
 fn main() -> anyhow::Result<()> {
@@ -16,7 +18,7 @@ fn main() -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("usage: gen-large-config PATH [NETWORKS] [INSTANCES]"))?;
     let nets: u32 = args.get(2).map_or(Ok(64), |s| s.parse())?;
     let insts: u32 = args.get(3).map_or(Ok(10_000), |s| s.parse())?;
-    let mut cfg = Config::new();
+    let mut cfg = ClusterConfig::new();
     let group = cfg
         .nodegroups
         .keys()

@@ -15,7 +15,7 @@ fn main() {
         let b = postcard::to_allocvec(&cfg).unwrap();
         let bb = t.elapsed();
         let t = Instant::now();
-        let c2: netconf_cluster::config::Config = postcard::from_bytes(&b).unwrap();
+        let c2: netconf_cluster::config::ClusterConfig = postcard::from_bytes(&b).unwrap();
         let dd = t.elapsed();
         let t = Instant::now();
         netconf_cluster::config::transaction(&store, |c| {

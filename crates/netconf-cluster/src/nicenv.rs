@@ -5,7 +5,7 @@
 use netconf::mac::UnicastMac;
 use netconf::nicenv::{NetworkInfo, NicEnv, NicEnvError, Vlan, check_ip};
 
-use crate::config::Config;
+use crate::config::ClusterConfig;
 
 fn err(msg: String) -> NicEnvError {
     NicEnvError(msg)
@@ -15,11 +15,11 @@ fn err(msg: String) -> NicEnvError {
 pub trait NicEnvFromConfig: Sized {
     /// NIC `index` of `instance` (name or UUID) as described by config.data: what Ganeti's
     /// node daemon would export for it, except INTERFACE (the TAP is the caller's).
-    fn from_config(cfg: &Config, instance: &str, index: u32) -> Result<Self, NicEnvError>;
+    fn from_config(cfg: &ClusterConfig, instance: &str, index: u32) -> Result<Self, NicEnvError>;
 }
 
 impl NicEnvFromConfig for NicEnv {
-    fn from_config(cfg: &Config, instance: &str, index: u32) -> Result<NicEnv, NicEnvError> {
+    fn from_config(cfg: &ClusterConfig, instance: &str, index: u32) -> Result<NicEnv, NicEnvError> {
         let uuid = cfg
             .instance_uuid(instance)
             .map_err(|e| err(e.to_string()))?;
@@ -97,7 +97,7 @@ mod tests {
     #[test]
     fn from_config_matches_the_environment() {
         use crate::config::{Instance, Nic};
-        let mut cfg = Config::new();
+        let mut cfg = ClusterConfig::new();
         let group = cfg.nodegroups.keys().next().unwrap().clone();
         let mut fb = crate::ops::Feedback::default();
         let add = crate::ops::network::AddNetwork {

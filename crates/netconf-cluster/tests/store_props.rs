@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use netconf::MacAddr;
 use netconf_cluster::GntError;
 use netconf_cluster::config::{
-    Config, FileStore, Instance, Nic, NicParams, Store, parse, transaction,
+    ClusterConfig, FileStore, Instance, Nic, NicParams, Store, parse, transaction,
 };
 use proptest::prelude::*;
 
@@ -58,7 +58,7 @@ fn key(k: u8) -> String {
     format!("k{k:03}")
 }
 
-fn instance(cfg: &Config, k: u8) -> Instance {
+fn instance(cfg: &ClusterConfig, k: u8) -> Instance {
     let p = NicParams::ganeti_default();
     Instance {
         name: netconf::InstanceName::parse(&format!("vm-{k:03}")).unwrap(),
@@ -81,12 +81,12 @@ fn instance(cfg: &Config, k: u8) -> Instance {
     }
 }
 
-fn name_used(cfg: &Config, name: &str) -> bool {
+fn name_used(cfg: &ClusterConfig, name: &str) -> bool {
     cfg.instances.key_by_name(name).is_some()
 }
 
 /// The mutation, through the same lazy `Instances` calls commands use.
-fn apply(m: &Mutation, cfg: &mut Config) -> Result<(), GntError> {
+fn apply(m: &Mutation, cfg: &mut ClusterConfig) -> Result<(), GntError> {
     match *m {
         Mutation::ClusterName(n) => cfg.cluster.name = format!("cluster-{n}"),
         Mutation::Add(k) => {
@@ -120,12 +120,12 @@ fn apply(m: &Mutation, cfg: &mut Config) -> Result<(), GntError> {
     Ok(())
 }
 
-fn fresh(path: &Path) -> Config {
+fn fresh(path: &Path) -> ClusterConfig {
     parse(&fs::read_to_string(path).unwrap(), path).unwrap()
 }
 
 /// The text after `e`, or `None` when it does not apply (no such instance, name taken).
-fn edited(text: &str, cfg: &Config, e: &Edit) -> Option<String> {
+fn edited(text: &str, cfg: &ClusterConfig, e: &Edit) -> Option<String> {
     match *e {
         Edit::RenameInstance(n, to, same_len) => {
             let (_, inst) = cfg
@@ -188,7 +188,7 @@ fn hand_edit(path: &Path, e: &Edit, in_place: bool) -> bool {
 
 /// What every reader must see: the lazy look-ups and the whole configuration agree with
 /// `want`.
-fn check_read(store: &FileStore, want: &Config, k: u8) -> Result<(), TestCaseError> {
+fn check_read(store: &FileStore, want: &ClusterConfig, k: u8) -> Result<(), TestCaseError> {
     let got = store.read().unwrap();
     prop_assert_eq!(got.instances.len(), want.instances.len());
     prop_assert_eq!(

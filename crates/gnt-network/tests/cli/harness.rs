@@ -145,7 +145,7 @@ impl Cluster {
     }
 
     /// Parses config.data with the library's own reader (the definition of "valid").
-    pub fn parsed(&self) -> netconf_cluster::config::Config {
+    pub fn parsed(&self) -> netconf_cluster::config::ClusterConfig {
         netconf_cluster::config::parse(&self.text(), &self.config())
             .unwrap_or_else(|e| panic!("config.data does not parse: {e}"))
     }

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use super::fingerprint::{Fingerprint, crc_from};
 use super::index;
 use super::instances::Stored;
-use super::model::{Cluster, Config, Network, Node, NodeGroup};
+use super::model::{Cluster, ClusterConfig, Network, Node, NodeGroup};
 use super::segments::Out;
 use super::writer::END_MARKER;
 
@@ -62,7 +62,7 @@ pub(super) struct Head {
     pub networks: BTreeMap<String, Network>,
 }
 
-pub(super) fn encode_head(cfg: &Config) -> Option<Vec<u8>> {
+pub(super) fn encode_head(cfg: &ClusterConfig) -> Option<Vec<u8>> {
     postcard::to_allocvec(&HeadRef {
         version: cfg.version,
         cluster: &cfg.cluster,

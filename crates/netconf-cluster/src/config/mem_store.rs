@@ -4,35 +4,35 @@
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use super::model::{Config, now};
+use super::model::{ClusterConfig, now};
 use super::store::{Store, Version, check_commit, version_from_elsewhere};
 use crate::error::GntError;
 
 /// The configuration and how many commits it has seen (its version).
 #[derive(Debug, Default)]
 pub struct MemStore {
-    state: Mutex<(Config, u64)>,
+    state: Mutex<(ClusterConfig, u64)>,
 }
 
 impl MemStore {
     /// A store holding a fresh cluster.
     pub fn new() -> Self {
-        MemStore::holding(Config::new())
+        MemStore::holding(ClusterConfig::new())
     }
 
     /// A store holding `cfg`.
-    pub fn holding(cfg: Config) -> Self {
+    pub fn holding(cfg: ClusterConfig) -> Self {
         MemStore {
             state: Mutex::new((cfg, 0)),
         }
     }
 
-    fn state(&self) -> MutexGuard<'_, (Config, u64)> {
+    fn state(&self) -> MutexGuard<'_, (ClusterConfig, u64)> {
         // A test that panicked inside a transaction left the state as it was before it.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn commit(state: &mut (Config, u64), mut next: Config) -> Result<(), GntError> {
+    fn commit(state: &mut (ClusterConfig, u64), mut next: ClusterConfig) -> Result<(), GntError> {
         check_commit(&next, "memory store")?;
         next.cluster.serial_no += 1;
         next.cluster.mtime = now();
@@ -42,16 +42,16 @@ impl MemStore {
 }
 
 impl Store for MemStore {
-    fn read(&self) -> Result<Config, GntError> {
+    fn read(&self) -> Result<ClusterConfig, GntError> {
         Ok(self.state().0.clone())
     }
 
-    fn read_versioned(&self) -> Result<(Config, Version), GntError> {
+    fn read_versioned(&self) -> Result<(ClusterConfig, Version), GntError> {
         let state = self.state();
         Ok((state.0.clone(), Version::commits(state.1)))
     }
 
-    fn commit_if_unchanged(&self, next: Config, version: Version) -> Result<bool, GntError> {
+    fn commit_if_unchanged(&self, next: ClusterConfig, version: Version) -> Result<bool, GntError> {
         let Some(n) = version.as_commits() else {
             return Err(version_from_elsewhere());
         };
@@ -62,13 +62,13 @@ impl Store for MemStore {
         MemStore::commit(&mut state, next).map(|()| true)
     }
 
-    fn check_invariants(&self, cfg: &Config) -> Result<(), GntError> {
+    fn check_invariants(&self, cfg: &ClusterConfig) -> Result<(), GntError> {
         check_commit(cfg, "memory store")
     }
 
     fn transact(
         &self,
-        f: &mut dyn FnMut(&mut Config) -> Result<(), GntError>,
+        f: &mut dyn FnMut(&mut ClusterConfig) -> Result<(), GntError>,
     ) -> Result<(), GntError> {
         let mut state = self.state();
         let mut next = state.0.clone();

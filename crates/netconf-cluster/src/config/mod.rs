@@ -31,7 +31,8 @@ pub use mem_store::MemStore;
 #[cfg(test)]
 pub(crate) use mem_store::with_each_store;
 pub use model::{
-    CONFIG_VERSION, Cluster, Config, Network, NetworkSpec, Node, NodeGroup, Origin, new_uuid, now,
+    CONFIG_VERSION, Cluster, ClusterConfig, Network, NetworkSpec, Node, NodeGroup, Origin,
+    new_uuid, now,
 };
 pub use store::{
     DEFAULT_CONFIG_PATH, FileStore, Store, Version, open, open_for_one_command, parse, render,

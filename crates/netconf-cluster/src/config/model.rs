@@ -35,7 +35,7 @@ pub fn new_uuid() -> String {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Config {
+pub struct ClusterConfig {
     pub version: u32,
     pub cluster: Cluster,
     #[serde(default)]
@@ -234,7 +234,7 @@ fn this_host() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
-impl Config {
+impl ClusterConfig {
     /// A fresh cluster: this host as master, one `default` group.
     pub fn new() -> Self {
         let t = now();
@@ -251,7 +251,7 @@ impl Config {
                 mtime: t,
             },
         );
-        Config {
+        ClusterConfig {
             version: CONFIG_VERSION,
             cluster: Cluster {
                 name: host.clone(),
@@ -311,7 +311,7 @@ impl Config {
     }
 }
 
-impl Default for Config {
+impl Default for ClusterConfig {
     fn default() -> Self {
         Self::new()
     }

@@ -12,7 +12,7 @@ use super::fingerprint::Fingerprint;
 use super::index;
 use super::instance::Instance;
 use super::instances::{Overlay, Stored};
-use super::model::Config;
+use super::model::ClusterConfig;
 use super::segments::Out;
 use super::writer::{self, END_MARKER, HEADER};
 
@@ -32,7 +32,7 @@ pub(super) struct Plan<'a> {
 
 /// The plan for `cfg`: spliced when its instances allow it and were loaded from the
 /// config.data bytes with fingerprint `current`, else rendered in full.
-pub(super) fn plan(cfg: &Config, current: Option<Fingerprint>) -> Plan<'_> {
+pub(super) fn plan(cfg: &ClusterConfig, current: Option<Fingerprint>) -> Plan<'_> {
     if let Some((stored, overlay)) = cfg.instances.spliceable(current)
         && let Some(p) = plan_splice(cfg, stored, overlay)
     {
@@ -43,7 +43,7 @@ pub(super) fn plan(cfg: &Config, current: Option<Fingerprint>) -> Plan<'_> {
     plan_full(cfg)
 }
 
-fn head_text(cfg: &Config) -> String {
+fn head_text(cfg: &ClusterConfig) -> String {
     let mut s = String::with_capacity(64 * 1024);
     s.push_str(HEADER);
     writer::write_head(&mut s, cfg);
@@ -58,7 +58,7 @@ fn tail_text(out: &mut Vec<u8>) {
 
 /// config.data's bytes rendered from the whole map, where its instances start, and the
 /// size of each instance's block.
-pub(super) fn full_toml(cfg: &Config) -> (Vec<u8>, u64, Vec<usize>) {
+pub(super) fn full_toml(cfg: &ClusterConfig) -> (Vec<u8>, u64, Vec<usize>) {
     let mut text = String::with_capacity(4096 + cfg.instances.len() * 420);
     text.push_str(HEADER);
     let (start, lens) = writer::write_config_parallel(&mut text, cfg);
@@ -68,7 +68,7 @@ pub(super) fn full_toml(cfg: &Config) -> (Vec<u8>, u64, Vec<usize>) {
 }
 
 /// Everything rendered and encoded from the whole map.
-pub(super) fn plan_full(cfg: &Config) -> Plan<'_> {
+pub(super) fn plan_full(cfg: &ClusterConfig) -> Plan<'_> {
     let (new, start, lens) = full_toml(cfg);
     let toml = Out::from_new(new);
     Plan {
@@ -80,7 +80,10 @@ pub(super) fn plan_full(cfg: &Config) -> Plan<'_> {
 
 /// A cache of the whole map; with `toml`, the instances' start and block sizes in the
 /// config.data it goes with.
-pub(super) fn cache_full<'a>(cfg: &Config, toml: Option<(u64, &[usize])>) -> Option<CachePlan<'a>> {
+pub(super) fn cache_full<'a>(
+    cfg: &ClusterConfig,
+    toml: Option<(u64, &[usize])>,
+) -> Option<CachePlan<'a>> {
     let all = cfg.instances.all_decoded();
     let mut blobs = Out::from_new(Vec::with_capacity(all.len() * 200));
     let mut records = Out::from_new(Vec::with_capacity(all.len() * 80));
@@ -134,7 +137,7 @@ fn merged<'a>(stored: Option<&'a Stored>, overlay: &'a Overlay) -> Vec<Step<'a>>
 }
 
 fn plan_splice<'a>(
-    cfg: &Config,
+    cfg: &ClusterConfig,
     stored: Option<&'a Stored>,
     overlay: &Overlay,
 ) -> Option<Plan<'a>> {

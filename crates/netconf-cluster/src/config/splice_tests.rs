@@ -10,7 +10,7 @@ use proptest::prelude::*;
 
 use super::fingerprint::Fingerprint;
 use super::instance::{Instance, Nic, NicParams};
-use super::model::Config;
+use super::model::ClusterConfig;
 use super::splice::SPLICED;
 use super::store::{FileStore, parse, render, transaction};
 use super::{Store, cache};
@@ -47,7 +47,7 @@ fn spliced() -> usize {
 
 /// The file is canonical (equal to a full render of what it parses to), and the cache
 /// reads back as the same configuration.
-fn assert_consistent(store: &FileStore) -> Config {
+fn assert_consistent(store: &FileStore) -> ClusterConfig {
     let text = fs::read_to_string(store.path()).unwrap();
     let parsed = parse(&text, store.path()).unwrap();
     assert_eq!(render(&parsed).unwrap(), text, "the file is not canonical");
@@ -82,7 +82,7 @@ fn one_instance_changes_are_spliced_and_equal_a_full_render() {
     // The first write of the seed renders everything (nothing to copy from yet).
     assert_consistent(&store);
     let before = spliced();
-    type Step = (&'static str, fn(&mut Config));
+    type Step = (&'static str, fn(&mut ClusterConfig));
     let steps: [Step; 6] = [
         ("insert first", |c| {
             c.instances.insert("a".into(), inst("new-a", 200, None))

@@ -33,7 +33,7 @@ use nix::libc;
 use super::cache;
 use super::fingerprint::Fingerprint;
 use super::instances::Instances;
-use super::model::{CONFIG_VERSION, Config, now};
+use super::model::{CONFIG_VERSION, ClusterConfig, now};
 use super::splice;
 use super::verify;
 use super::writer::END_MARKER;
@@ -49,34 +49,34 @@ const MAX_CONFIG_LEN: u64 = 256 << 20;
 /// store) can be added without touching the operations or the commands.
 pub trait Store {
     /// A consistent snapshot (a fresh cluster when nothing was written yet).
-    fn read(&self) -> Result<Config, GntError>;
+    fn read(&self) -> Result<ClusterConfig, GntError>;
 
     /// A snapshot as [`Store::read`], and the version it was read from; without `read`'s
     /// warning about an inconsistent configuration (for callers that show it in full).
-    fn read_versioned(&self) -> Result<(Config, Version), GntError>;
+    fn read_versioned(&self) -> Result<(ClusterConfig, Version), GntError>;
 
     /// Commits `next`, made from the snapshot of `version`, if the store still holds that
     /// version; `Ok(false)` and nothing written if it changed meanwhile (another command,
     /// or a hand edit).
-    fn commit_if_unchanged(&self, next: Config, version: Version) -> Result<bool, GntError>;
+    fn commit_if_unchanged(&self, next: ClusterConfig, version: Version) -> Result<bool, GntError>;
 
     /// Refuses to commit a configuration that breaks an invariant (`verify`); public for
     /// `--dry-run`, which runs every check of a commit but writes nothing.
-    fn check_invariants(&self, cfg: &Config) -> Result<(), GntError>;
+    fn check_invariants(&self, cfg: &ClusterConfig) -> Result<(), GntError>;
 
     /// Runs `f` on the current configuration under the exclusive lock. If `f` succeeds the
     /// result is committed with the cluster serial advanced by one; if it fails nothing is
     /// written.
     fn transact(
         &self,
-        f: &mut dyn FnMut(&mut Config) -> Result<(), GntError>,
+        f: &mut dyn FnMut(&mut ClusterConfig) -> Result<(), GntError>,
     ) -> Result<(), GntError>;
 }
 
 /// `Store::transact` with a return value and a one-shot closure.
 pub fn transaction<T>(
     store: &dyn Store,
-    f: impl FnOnce(&mut Config) -> Result<T, GntError>,
+    f: impl FnOnce(&mut ClusterConfig) -> Result<T, GntError>,
 ) -> Result<T, GntError> {
     let mut f = Some(f);
     let mut out = None;
@@ -382,9 +382,9 @@ impl FileStore {
     /// The configuration in `cur` (a fresh one when there is none), from the cache when
     /// it was made from exactly its bytes, else parsed (and the cache rebuilt); and the
     /// fingerprint of the bytes it reflects.
-    fn load(&self, cur: &Current) -> Result<(Config, Option<Fingerprint>), GntError> {
+    fn load(&self, cur: &Current) -> Result<(ClusterConfig, Option<Fingerprint>), GntError> {
         let (Some(file), Some(fp)) = (&cur.file, cur.fp) else {
-            return Ok((Config::new(), None));
+            return Ok((ClusterConfig::new(), None));
         };
         if let Some(cfg) = self.load_cache(fp, file, &cur.target) {
             return Ok((cfg, Some(fp)));
@@ -418,10 +418,10 @@ impl FileStore {
 
     /// The configuration from the cache, if it was made from the bytes of `toml` (whose
     /// fingerprint is `fp`) and checks out.
-    fn load_cache(&self, fp: Fingerprint, toml: &File, path: &Path) -> Option<Config> {
+    fn load_cache(&self, fp: Fingerprint, toml: &File, path: &Path) -> Option<ClusterConfig> {
         let (cache, _) = open_regular(&self.cache_path).ok()??;
         let (head, stored) = cache::load(cache, &fp, toml.try_clone().ok()?, path)?;
-        Some(Config {
+        Some(ClusterConfig {
             version: head.version,
             cluster: head.cluster,
             nodegroups: head.nodegroups,
@@ -449,7 +449,7 @@ impl FileStore {
     /// Best effort: a missing or unwritable cache only costs speed. Readers may run side
     /// by side, so each writes its own temporary and renames it into place (a rename
     /// replaces whatever was there, FIFO or link, without opening it).
-    fn save_cache(&self, fp: Fingerprint, cfg: &Config, mode: u32) {
+    fn save_cache(&self, fp: Fingerprint, cfg: &ClusterConfig, mode: u32) {
         let Some(plan) = splice::cache_full(cfg, None) else {
             return;
         };
@@ -535,7 +535,7 @@ impl FileStore {
     /// command that ran meanwhile).
     fn write(
         &self,
-        cfg: &Config,
+        cfg: &ClusterConfig,
         cur: &Current,
         loaded: Option<Fingerprint>,
     ) -> Result<bool, GntError> {
@@ -644,7 +644,7 @@ fn error_lines(errors: &[verify::Finding]) -> String {
 impl FileStore {
     /// A read of a configuration that breaks an invariant (a hand edit) goes on, with a
     /// warning on stderr: readers show what is there; writers refuse until it is fixed.
-    fn warn_if_inconsistent(&self, cfg: &Config) {
+    fn warn_if_inconsistent(&self, cfg: &ClusterConfig) {
         let errors = &cfg.origin.errors;
         if !errors.is_empty() {
             eprintln!(
@@ -696,7 +696,7 @@ pub(super) fn version_from_elsewhere() -> GntError {
 }
 
 /// The commit check of every store: `verify`'s invariants, with the place named.
-pub(super) fn check_commit(cfg: &Config, place: &str) -> Result<(), GntError> {
+pub(super) fn check_commit(cfg: &ClusterConfig, place: &str) -> Result<(), GntError> {
     verify::check_commit(cfg).map_err(|errors| {
         GntError::Config(format!(
             "{place}: refusing to commit an inconsistent configuration:{}\nRun 'gnt-cluster verify' to see every problem; 'gnt-cluster repair-pools' rebuilds the address pools from the NICs.",
@@ -706,7 +706,7 @@ pub(super) fn check_commit(cfg: &Config, place: &str) -> Result<(), GntError> {
 }
 
 impl Store for FileStore {
-    fn read(&self) -> Result<Config, GntError> {
+    fn read(&self) -> Result<ClusterConfig, GntError> {
         let lock = self.open_lock(false)?;
         if let Some(l) = &lock {
             l.lock_shared()
@@ -717,7 +717,7 @@ impl Store for FileStore {
         Ok(cfg)
     }
 
-    fn read_versioned(&self) -> Result<(Config, Version), GntError> {
+    fn read_versioned(&self) -> Result<(ClusterConfig, Version), GntError> {
         let lock = self.open_lock(false)?;
         if let Some(l) = &lock {
             l.lock_shared()
@@ -728,7 +728,11 @@ impl Store for FileStore {
         Ok((cfg, Version(Of::File(fp))))
     }
 
-    fn commit_if_unchanged(&self, mut next: Config, version: Version) -> Result<bool, GntError> {
+    fn commit_if_unchanged(
+        &self,
+        mut next: ClusterConfig,
+        version: Version,
+    ) -> Result<bool, GntError> {
         let lock = self.open_lock(true)?;
         if let Some(l) = &lock {
             l.lock()
@@ -752,13 +756,13 @@ impl Store for FileStore {
         written
     }
 
-    fn check_invariants(&self, cfg: &Config) -> Result<(), GntError> {
+    fn check_invariants(&self, cfg: &ClusterConfig) -> Result<(), GntError> {
         check_commit(cfg, &self.path.display().to_string())
     }
 
     fn transact(
         &self,
-        f: &mut dyn FnMut(&mut Config) -> Result<(), GntError>,
+        f: &mut dyn FnMut(&mut ClusterConfig) -> Result<(), GntError>,
     ) -> Result<(), GntError> {
         let lock = self.open_lock(true)?;
         if let Some(l) = &lock {
@@ -788,13 +792,13 @@ impl Store for FileStore {
 }
 
 /// The file text of `cfg`.
-pub fn render(cfg: &Config) -> Result<String, GntError> {
+pub fn render(cfg: &ClusterConfig) -> Result<String, GntError> {
     String::from_utf8(splice::full_toml(cfg).0)
         .map_err(|_| GntError::Config("rendered configuration is not UTF-8".into()))
 }
 
 /// Parses a file's text; every problem names the file (and line, where there is one).
-pub fn parse(text: &str, path: &Path) -> Result<Config, GntError> {
+pub fn parse(text: &str, path: &Path) -> Result<ClusterConfig, GntError> {
     let p = path.display();
     // The version is checked before the body so that a newer file is reported as such,
     // not as a pile of unknown keys.
@@ -811,7 +815,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, GntError> {
             "{p}:{lines}: the file is truncated (its last line should be '{END_MARKER}')"
         )));
     }
-    let mut cfg: Config = toml::from_str(text).map_err(|e| {
+    let mut cfg: ClusterConfig = toml::from_str(text).map_err(|e| {
         let line = e
             .span()
             .map(|s| text[..s.start.min(text.len())].lines().count().max(1))
@@ -991,10 +995,10 @@ mod tests {
 
     #[test]
     fn writer_output_is_plain_toml_equal_to_the_model() {
-        let mut cfg = Config::new();
+        let mut cfg = ClusterConfig::new();
         cfg.cluster.name = "we\"ird\\name\n".into();
         let text = render(&cfg).unwrap();
-        let back: Config = toml::from_str(&text).unwrap();
+        let back: ClusterConfig = toml::from_str(&text).unwrap();
         assert_eq!(back, cfg);
     }
 

@@ -20,7 +20,7 @@ use ipnet::Ipv6Net;
 pub use super::finding::{Finding, Level};
 use super::index;
 use super::instance::{Instance, NicParams};
-use super::model::Config;
+use super::model::ClusterConfig;
 use crate::ops::instance::{MAX_NICS, normalize_vlan};
 use crate::pool::{AddressPool, Kind};
 use netconf::mac::MacAddr;
@@ -159,7 +159,7 @@ impl Report {
 type Owners<'a> = BTreeMap<Ipv4Addr, Vec<(&'a str, usize)>>;
 
 /// Every problem of `cfg`, in a stable order. Decodes every instance.
-pub fn verify(cfg: &Config) -> Vec<Finding> {
+pub fn verify(cfg: &ClusterConfig) -> Vec<Finding> {
     let mut r = Report::default();
     heads(cfg, &mut r);
     let all = cfg.instances.all_decoded();
@@ -225,7 +225,7 @@ pub fn verify(cfg: &Config) -> Vec<Finding> {
 }
 
 /// The errors of [`verify`].
-pub fn errors(cfg: &Config) -> Vec<Finding> {
+pub fn errors(cfg: &ClusterConfig) -> Vec<Finding> {
     if checks_skipped() {
         return Vec::new();
     }
@@ -239,7 +239,7 @@ pub fn errors(cfg: &Config) -> Vec<Finding> {
 /// Exact for a configuration parsed from TOML or decoded in full; otherwise a check of
 /// the whole cluster on the instance index proves it clean, and only a configuration it
 /// cannot prove clean is verified in full (for the messages).
-pub fn check_commit(cfg: &Config) -> Result<(), Vec<Finding>> {
+pub fn check_commit(cfg: &ClusterConfig) -> Result<(), Vec<Finding>> {
     if cfg.origin.skip_commit_check || checks_skipped() {
         return Ok(());
     }
@@ -255,7 +255,7 @@ pub fn check_commit(cfg: &Config) -> Result<(), Vec<Finding>> {
 }
 
 /// Cluster, groups, nodes and networks (without pools): a few objects, checked exactly.
-fn heads(cfg: &Config, r: &mut Report) {
+fn heads(cfg: &ClusterConfig, r: &mut Report) {
     let c = &cfg.cluster;
     let cs = c.serial_no;
     if cs == 0 {
@@ -419,7 +419,7 @@ fn params_problem(p: &NicParams) -> Option<String> {
 
 /// What one instance must hold on its own: its group and node, its NICs' networks,
 /// connections, addresses, names and parameters.
-fn instance_local(cfg: &Config, inst: &Instance, r: &mut Report) {
+fn instance_local(cfg: &ClusterConfig, inst: &Instance, r: &mut Report) {
     let name = inst.name.as_str();
     let group = cfg.nodegroups.get(&inst.group);
     if group.is_none() {
@@ -588,7 +588,7 @@ fn instance_local(cfg: &Config, inst: &Instance, r: &mut Report) {
     );
 }
 
-fn group_name<'a>(cfg: &'a Config, uuid: &'a str) -> &'a str {
+fn group_name<'a>(cfg: &'a ClusterConfig, uuid: &'a str) -> &'a str {
     cfg.nodegroups.get(uuid).map_or(uuid, |g| g.name.as_str())
 }
 
@@ -657,7 +657,7 @@ fn pool(name: &str, pool: &AddressPool, owners: &Owners<'_>, r: &mut Report) {
 /// The whole cluster on the instance index: true if it proves every invariant that
 /// spans instances (pools, MACs, references). Instances changed since load are checked
 /// in full; the others were when the configuration was committed.
-fn quick_clean(cfg: &Config) -> bool {
+fn quick_clean(cfg: &ClusterConfig) -> bool {
     let mut r = Report::default();
     heads(cfg, &mut r);
     for (_, inst) in cfg.instances.changed() {
@@ -781,7 +781,7 @@ impl fmt::Display for Repair {
 /// broadcast and gateway addresses externally where they are not. External reservations
 /// are owners in their own right and are kept. What pools cannot fix (an address used by
 /// two NICs, one outside its network) is left to the operator; `verify` still reports it.
-pub fn repair_pools(cfg: &mut Config) -> Vec<Repair> {
+pub fn repair_pools(cfg: &mut ClusterConfig) -> Vec<Repair> {
     let mut used: HashMap<String, BTreeMap<Ipv4Addr, (String, usize)>> = HashMap::new();
     for inst in cfg.instances.all_decoded().values() {
         for (idx, nic) in inst.nics.iter().enumerate() {

@@ -88,21 +88,21 @@ fn the_index_check_catches_clashes_with_instances_it_does_not_decode() {
     let b_key = base.instance_uuid("b").unwrap();
     let b = base.instances.get_cloned(&b_key).unwrap();
 
-    type Change = Box<dyn Fn(&mut Config)>;
+    type Change = Box<dyn Fn(&mut ClusterConfig)>;
     let mut changes: Vec<(&str, Change)> = Vec::new();
     changes.push(("b takes a's MAC", {
         let (k, mut i) = (b_key.clone(), b.clone());
         i.nics[0].mac = a.nics[0].mac;
-        Box::new(move |c: &mut Config| c.instances.insert(k.clone(), i.clone()))
+        Box::new(move |c: &mut ClusterConfig| c.instances.insert(k.clone(), i.clone()))
     }));
     changes.push(("b takes a's address", {
         let (k, mut i) = (b_key, b);
         i.nics[0].ip = a.nics[0].ip;
-        Box::new(move |c: &mut Config| c.instances.insert(k.clone(), i.clone()))
+        Box::new(move |c: &mut ClusterConfig| c.instances.insert(k.clone(), i.clone()))
     }));
     changes.push((
         "the group's connection goes",
-        Box::new(|c: &mut Config| {
+        Box::new(|c: &mut ClusterConfig| {
             for g in c.nodegroups.values_mut() {
                 g.networks.clear();
             }
@@ -110,7 +110,7 @@ fn the_index_check_catches_clashes_with_instances_it_does_not_decode() {
     ));
     changes.push((
         "a's bit is released",
-        Box::new(move |c: &mut Config| {
+        Box::new(move |c: &mut ClusterConfig| {
             let Some(IpAddr::V4(ip)) = a.nics[0].ip else {
                 unreachable!()
             };

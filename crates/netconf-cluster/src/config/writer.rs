@@ -8,7 +8,7 @@ use std::fmt::{Display, Write};
 use std::net::{IpAddr, Ipv4Addr};
 
 use super::instance::{Instance, NicParams};
-use super::model::{Config, Network, Node, NodeGroup};
+use super::model::{ClusterConfig, Network, Node, NodeGroup};
 
 /// The first lines of every file we write.
 pub(super) const HEADER: &str = "# netconf cluster configuration: change it with gnt-network, gnt-group, gnt-node and\n# gnt-instance only (they lock, validate and write it atomically).\n";
@@ -30,7 +30,7 @@ fn instances_into<'a>(
 
 /// `write_head`, then every instance with the second half rendered on another core.
 /// Returns where the instances start in `out` and the size of each instance's block.
-pub(super) fn write_config_parallel(out: &mut String, cfg: &Config) -> (usize, Vec<usize>) {
+pub(super) fn write_config_parallel(out: &mut String, cfg: &ClusterConfig) -> (usize, Vec<usize>) {
     let all = cfg.instances.all_decoded();
     let half = all.len() / 2;
     let (start, mut lens, tail) = std::thread::scope(|s| {
@@ -58,7 +58,7 @@ pub(super) fn write_config_parallel(out: &mut String, cfg: &Config) -> (usize, V
 }
 
 /// Everything but the instances.
-pub(super) fn write_head(out: &mut String, cfg: &Config) {
+pub(super) fn write_head(out: &mut String, cfg: &ClusterConfig) {
     kv(out, "version", cfg.version);
     let c = &cfg.cluster;
     out.push_str("\n[cluster]\n");

@@ -2,11 +2,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::config::{Config, NodeGroup, new_uuid, now};
+use crate::config::{ClusterConfig, NodeGroup, new_uuid, now};
 use crate::error::{ErrorCode, GntError, IntoGnt};
 use netconf::name::GroupName;
 
-pub fn add(cfg: &mut Config, name: &str) -> Result<(), GntError> {
+pub fn add(cfg: &mut ClusterConfig, name: &str) -> Result<(), GntError> {
     let name = GroupName::parse(name).map_err(|e| e.into_gnt("OP_GROUP_ADD", "group_name"))?;
     if let Some((uuid, _)) = cfg.nodegroups.iter().find(|(_, g)| g.name == name) {
         return Err(GntError::prereq(
@@ -29,7 +29,7 @@ pub fn add(cfg: &mut Config, name: &str) -> Result<(), GntError> {
     Ok(())
 }
 
-pub fn remove(cfg: &mut Config, name: &str) -> Result<(), GntError> {
+pub fn remove(cfg: &mut ClusterConfig, name: &str) -> Result<(), GntError> {
     let uuid = cfg.group_uuid(name)?;
     let name = cfg.nodegroups[&uuid].name.clone();
     let mut nodes: Vec<&str> = cfg
@@ -62,7 +62,7 @@ pub fn remove(cfg: &mut Config, name: &str) -> Result<(), GntError> {
     Ok(())
 }
 
-pub fn rename(cfg: &mut Config, old: &str, new: &str) -> Result<(), GntError> {
+pub fn rename(cfg: &mut ClusterConfig, old: &str, new: &str) -> Result<(), GntError> {
     let new = GroupName::parse(new).map_err(|e| e.into_gnt("OP_GROUP_RENAME", "new_name"))?;
     let uuid = cfg.group_uuid(old)?;
     if cfg.nodegroups.values().any(|g| g.name == new) {

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
 
 use super::Feedback;
-use crate::config::{Config, Instance, Nic, NicParams, new_uuid, now, tags};
+use crate::config::{ClusterConfig, Instance, Nic, NicParams, new_uuid, now, tags};
 use crate::error::{ErrorCode, GntError, IntoGnt};
 use crate::hooks::HookEnv;
 use crate::pool::Kind;
@@ -225,7 +225,7 @@ pub fn generate_mac(prefix: MacPrefix, used: &mut BTreeSet<MacAddr>) -> Result<M
 }
 
 /// The MAC prefix for a NIC on `network` (the network's, else the cluster's).
-fn prefix_for(cfg: &Config, network: Option<&str>) -> MacPrefix {
+fn prefix_for(cfg: &ClusterConfig, network: Option<&str>) -> MacPrefix {
     network
         .and_then(|n| cfg.networks.get(n))
         .and_then(|n| n.mac_prefix)
@@ -234,7 +234,7 @@ fn prefix_for(cfg: &Config, network: Option<&str>) -> MacPrefix {
 
 /// Where an instance lives: (group UUID, node UUID, a name for messages).
 fn placement(
-    cfg: &Config,
+    cfg: &ClusterConfig,
     node: Option<&str>,
     group: Option<&str>,
 ) -> Result<(String, Option<String>), GntError> {
@@ -252,7 +252,7 @@ fn placement(
 }
 
 /// "node's <node> nodegroup" or "node group '<g>'" for Ganeti's netparams message.
-fn where_text(cfg: &Config, group: &str, node: Option<&str>) -> String {
+fn where_text(cfg: &ClusterConfig, group: &str, node: Option<&str>) -> String {
     match node.and_then(|n| cfg.nodes.get(n)) {
         Some(n) => format!("node's {} nodegroup", n.name),
         None => format!("node group '{}'", cfg.nodegroups[group].name),
@@ -260,7 +260,7 @@ fn where_text(cfg: &Config, group: &str, node: Option<&str>) -> String {
 }
 
 /// The network-less NIC conflict check of Ganeti (`conflicts_check`).
-fn check_ip_not_in_connected(cfg: &Config, group: &str, ip: IpAddr) -> Result<(), GntError> {
+fn check_ip_not_in_connected(cfg: &ClusterConfig, group: &str, ip: IpAddr) -> Result<(), GntError> {
     let IpAddr::V4(v4) = ip else { return Ok(()) };
     for net_uuid in cfg.nodegroups[group].networks.keys() {
         if let Some(net) = cfg.networks.get(net_uuid)
@@ -275,7 +275,11 @@ fn check_ip_not_in_connected(cfg: &Config, group: &str, ip: IpAddr) -> Result<()
     Ok(())
 }
 
-pub fn add(cfg: &mut Config, a: &AddInstance, fb: &mut Feedback) -> Result<HookEnv, GntError> {
+pub fn add(
+    cfg: &mut ClusterConfig,
+    a: &AddInstance,
+    fb: &mut Feedback,
+) -> Result<HookEnv, GntError> {
     let name = InstanceName::parse(&a.name)
         .map_err(|e| e.into_gnt("OP_INSTANCE_CREATE", "instance_name"))?;
     if cfg.instances.key_by_name(&name).is_some() {
@@ -334,7 +338,7 @@ pub fn add(cfg: &mut Config, a: &AddInstance, fb: &mut Feedback) -> Result<HookE
 /// Builds a NIC for add (create, or modify's `add`), reserving its IP and MAC in `cfg`.
 #[allow(clippy::too_many_arguments)]
 fn new_nic(
-    cfg: &mut Config,
+    cfg: &mut ClusterConfig,
     idx: usize,
     spec: &NicSpec,
     group: &str,
@@ -483,7 +487,7 @@ fn reserve_given(pool: &mut crate::pool::AddressPool, ip: IpAddr, check: bool) -
 }
 
 /// Releases a NIC's address from its network, if it has both.
-fn release_nic_ip(cfg: &mut Config, nic: &Nic) {
+fn release_nic_ip(cfg: &mut ClusterConfig, nic: &Nic) {
     if let (Some(net), Some(ip)) = (&nic.network, nic.ipv4())
         && let Some(n) = cfg.networks.get_mut(net)
     {
@@ -492,7 +496,7 @@ fn release_nic_ip(cfg: &mut Config, nic: &Nic) {
 }
 
 pub fn modify(
-    cfg: &mut Config,
+    cfg: &mut ClusterConfig,
     name: &str,
     changes: &[NicChange],
     conflicts_check: bool,
@@ -586,7 +590,7 @@ pub fn modify(
 
 #[allow(clippy::too_many_arguments)]
 fn modify_nic(
-    cfg: &mut Config,
+    cfg: &mut ClusterConfig,
     idx: usize,
     old: &Nic,
     spec: &NicSpec,
@@ -760,7 +764,7 @@ fn modify_nic(
     Ok(nic)
 }
 
-pub fn remove(cfg: &mut Config, name: &str) -> Result<HookEnv, GntError> {
+pub fn remove(cfg: &mut ClusterConfig, name: &str) -> Result<HookEnv, GntError> {
     let uuid = cfg.instance_uuid(name)?;
     let inst = cfg.instances.remove(&uuid).expect("looked up");
     for nic in &inst.nics {
@@ -770,7 +774,7 @@ pub fn remove(cfg: &mut Config, name: &str) -> Result<HookEnv, GntError> {
     Ok(instance_env("OP_INSTANCE_REMOVE", "instance-remove", vars))
 }
 
-pub fn rename(cfg: &mut Config, old: &str, new: &str) -> Result<HookEnv, GntError> {
+pub fn rename(cfg: &mut ClusterConfig, old: &str, new: &str) -> Result<HookEnv, GntError> {
     let new = InstanceName::parse(new).map_err(|e| e.into_gnt("OP_INSTANCE_RENAME", "new_name"))?;
     let uuid = cfg.instance_uuid(old)?;
     if cfg.instances.key_by_name(&new).is_some() {
@@ -791,7 +795,7 @@ pub fn rename(cfg: &mut Config, old: &str, new: &str) -> Result<HookEnv, GntErro
     Ok(instance_env("OP_INSTANCE_RENAME", "instance-rename", vars))
 }
 
-pub fn add_tags(cfg: &mut Config, name: &str, new: &[String]) -> Result<(), GntError> {
+pub fn add_tags(cfg: &mut ClusterConfig, name: &str, new: &[String]) -> Result<(), GntError> {
     let uuid = cfg.instance_uuid(name)?;
     let inst = cfg.instances.get_mut(&uuid).expect("looked up");
     tags::add(&mut inst.tags, new)?;
@@ -800,7 +804,7 @@ pub fn add_tags(cfg: &mut Config, name: &str, new: &[String]) -> Result<(), GntE
     Ok(())
 }
 
-pub fn remove_tags(cfg: &mut Config, name: &str, old: &[String]) -> Result<(), GntError> {
+pub fn remove_tags(cfg: &mut ClusterConfig, name: &str, old: &[String]) -> Result<(), GntError> {
     let uuid = cfg.instance_uuid(name)?;
     let inst = cfg.instances.get_mut(&uuid).expect("looked up");
     tags::remove(&mut inst.tags, old)?;
@@ -820,7 +824,7 @@ fn instance_env(op_code: &'static str, path: &'static str, vars: Vec<(String, St
 
 /// The node an instance runs on for hooks: its primary node, else the master (this suite
 /// also manages instances that were placed only in a group).
-pub fn primary_name(cfg: &Config, inst: &Instance) -> String {
+pub fn primary_name(cfg: &ClusterConfig, inst: &Instance) -> String {
     inst.primary_node
         .as_ref()
         .and_then(|n| cfg.nodes.get(n))
@@ -828,12 +832,12 @@ pub fn primary_name(cfg: &Config, inst: &Instance) -> String {
 }
 
 /// Ganeti's `BuildInstanceHookEnv`, network side (without the `GANETI_` prefix).
-pub fn instance_hook_vars(cfg: &Config, inst: &Instance) -> Vec<(String, String)> {
+pub fn instance_hook_vars(cfg: &ClusterConfig, inst: &Instance) -> Vec<(String, String)> {
     hook_view(cfg, inst).to_env()
 }
 
 /// The instance as its hooks see it.
-pub fn hook_view(cfg: &Config, inst: &Instance) -> InstanceHookEnv {
+pub fn hook_view(cfg: &ClusterConfig, inst: &Instance) -> InstanceHookEnv {
     InstanceHookEnv {
         name: inst.name.clone(),
         primary: primary_name(cfg, inst),
@@ -843,7 +847,7 @@ pub fn hook_view(cfg: &Config, inst: &Instance) -> InstanceHookEnv {
     }
 }
 
-fn hook_nic(cfg: &Config, nic: &Nic) -> HookNic {
+fn hook_nic(cfg: &ClusterConfig, nic: &Nic) -> HookNic {
     let set = |s: &str| Some(s.to_owned()).filter(|s| !s.is_empty());
     let mut h = HookNic {
         name: nic.name.clone(),

@@ -1,4 +1,4 @@
-//! The operations behind the commands, as functions on a `Config` inside one transaction.
+//! The operations behind the commands, as functions on a `ClusterConfig` inside one transaction.
 //! Each checks everything before it changes anything (Ganeti's CheckPrereq, then Exec),
 //! reports Ganeti's INFO/WARNING feedback, and returns what its hooks are told.
 

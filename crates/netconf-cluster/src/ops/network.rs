@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 
 use super::Feedback;
 use super::parse::{check_gateway6, parse_ip4, parse_ip6, parse_net4, parse_net6};
-use crate::config::{Config, Network, NicParams, now, tags};
+use crate::config::{ClusterConfig, Network, NicParams, now, tags};
 use crate::error::{ErrorCode, GntError, IntoGnt};
 use crate::hooks::HookEnv;
 use crate::pool::{AddressPool, Kind};
@@ -76,7 +76,11 @@ fn network_env(op_code: &'static str, path: &'static str, vars: Vec<(String, Str
     }
 }
 
-pub fn add(cfg: &mut Config, a: &AddNetwork, fb: &mut Feedback) -> Result<HookEnv, GntError> {
+pub fn add(
+    cfg: &mut ClusterConfig,
+    a: &AddNetwork,
+    fb: &mut Feedback,
+) -> Result<HookEnv, GntError> {
     // Client side, then opcode validation, in Ganeti's order.
     let Some(net_s) = a.network.as_deref() else {
         return Err(GntError::inval("The --network option must be given"));
@@ -228,7 +232,11 @@ fn clearable<T>(
     }
 }
 
-pub fn modify(cfg: &mut Config, m: &ModifyNetwork, fb: &mut Feedback) -> Result<HookEnv, GntError> {
+pub fn modify(
+    cfg: &mut ClusterConfig,
+    m: &ModifyNetwork,
+    fb: &mut Feedback,
+) -> Result<HookEnv, GntError> {
     if m.is_empty() {
         return Err(GntError::Usage(
             "Please give at least one of the parameters.".into(),
@@ -347,7 +355,7 @@ pub fn modify(cfg: &mut Config, m: &ModifyNetwork, fb: &mut Feedback) -> Result<
 }
 
 /// Group names connected to a network, sorted.
-fn connected_groups(cfg: &Config, uuid: &str) -> Vec<String> {
+fn connected_groups(cfg: &ClusterConfig, uuid: &str) -> Vec<String> {
     let mut v: Vec<String> = cfg
         .nodegroups
         .values()
@@ -358,7 +366,7 @@ fn connected_groups(cfg: &Config, uuid: &str) -> Vec<String> {
     v
 }
 
-pub fn remove(cfg: &mut Config, name: &str, fb: &mut Feedback) -> Result<HookEnv, GntError> {
+pub fn remove(cfg: &mut ClusterConfig, name: &str, fb: &mut Feedback) -> Result<HookEnv, GntError> {
     let uuid = cfg.network_uuid(name)?;
     let net_name = cfg.networks[&uuid].name.to_string();
     let groups = connected_groups(cfg, &uuid);
@@ -389,7 +397,7 @@ pub fn remove(cfg: &mut Config, name: &str, fb: &mut Feedback) -> Result<HookEnv
     ))
 }
 
-pub fn rename(cfg: &mut Config, old: &str, new: &str) -> Result<HookEnv, GntError> {
+pub fn rename(cfg: &mut ClusterConfig, old: &str, new: &str) -> Result<HookEnv, GntError> {
     let new = NetworkName::parse(new).map_err(|e| e.into_gnt("OP_NETWORK_RENAME", "new_name"))?;
     let uuid = cfg.network_uuid(old)?;
     if let Some((other, _)) = cfg.networks.iter().find(|(_, n)| n.name == new) {
@@ -422,7 +430,7 @@ pub struct RawNicParams {
 
 /// Fills `raw` over the cluster defaults and validates it as Ganeti's opcode does (but
 /// refusing `pool`, which Ganeti's NIC mode list let through).
-pub fn connection_params(cfg: &Config, raw: &RawNicParams) -> Result<NicParams, GntError> {
+pub fn connection_params(cfg: &ClusterConfig, raw: &RawNicParams) -> Result<NicParams, GntError> {
     fill_params(&cfg.cluster.default_nicparams, raw)
 }
 
@@ -444,7 +452,7 @@ fn fill_params(d: &NicParams, raw: &RawNicParams) -> Result<NicParams, GntError>
 }
 
 /// The groups named, or all of them (sorted by name) when none are.
-fn target_groups(cfg: &Config, groups: &[String]) -> Result<Vec<String>, GntError> {
+fn target_groups(cfg: &ClusterConfig, groups: &[String]) -> Result<Vec<String>, GntError> {
     if groups.is_empty() {
         let mut all: Vec<(&str, &String)> = cfg
             .nodegroups
@@ -481,7 +489,7 @@ const CONFLICT: &str =
     "Conflicting IP addresses found;  remove/modify the corresponding network interfaces";
 
 pub fn connect(
-    cfg: &mut Config,
+    cfg: &mut ClusterConfig,
     name: &str,
     raw: &RawNicParams,
     groups: &[String],
@@ -576,7 +584,7 @@ pub fn connect(
 }
 
 pub fn disconnect(
-    cfg: &mut Config,
+    cfg: &mut ClusterConfig,
     name: &str,
     groups: &[String],
     fb: &mut Feedback,
@@ -623,7 +631,7 @@ pub fn disconnect(
     Ok(envs)
 }
 
-pub fn add_tags(cfg: &mut Config, name: &str, new: &[String]) -> Result<(), GntError> {
+pub fn add_tags(cfg: &mut ClusterConfig, name: &str, new: &[String]) -> Result<(), GntError> {
     let uuid = cfg.network_uuid(name)?;
     let net = cfg.networks.get_mut(&uuid).expect("looked up");
     tags::add(&mut net.tags, new)?;
@@ -632,7 +640,7 @@ pub fn add_tags(cfg: &mut Config, name: &str, new: &[String]) -> Result<(), GntE
     Ok(())
 }
 
-pub fn remove_tags(cfg: &mut Config, name: &str, old: &[String]) -> Result<(), GntError> {
+pub fn remove_tags(cfg: &mut ClusterConfig, name: &str, old: &[String]) -> Result<(), GntError> {
     let uuid = cfg.network_uuid(name)?;
     let net = cfg.networks.get_mut(&uuid).expect("looked up");
     tags::remove(&mut net.tags, old)?;

@@ -3,12 +3,12 @@
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
-use crate::config::{Config, Node, new_uuid, now};
+use crate::config::{ClusterConfig, Node, new_uuid, now};
 use crate::error::{ErrorCode, GntError, IntoGnt};
 use netconf::name::NodeName;
 
 pub fn add(
-    cfg: &mut Config,
+    cfg: &mut ClusterConfig,
     name: &str,
     group: Option<&str>,
     primary_ip: Option<Ipv4Addr>,
@@ -48,7 +48,7 @@ pub fn add(
     Ok(())
 }
 
-pub fn remove(cfg: &mut Config, name: &str) -> Result<(), GntError> {
+pub fn remove(cfg: &mut ClusterConfig, name: &str) -> Result<(), GntError> {
     let uuid = cfg.node_uuid(name)?;
     if let Some((_, i)) = cfg.instances.on_node(&uuid).first() {
         return Err(GntError::state(format!(
@@ -63,7 +63,7 @@ pub fn remove(cfg: &mut Config, name: &str) -> Result<(), GntError> {
 /// Moves a node (and the instances on it) to another group. Ganeti did not check the
 /// target group's networks nor refresh NIC parameters (issue #1016); here every NIC on a
 /// network must find it connected in the new group, and takes that connection's parameters.
-pub fn set_group(cfg: &mut Config, name: &str, group: &str) -> Result<usize, GntError> {
+pub fn set_group(cfg: &mut ClusterConfig, name: &str, group: &str) -> Result<usize, GntError> {
     let uuid = cfg.node_uuid(name)?;
     let target = cfg.group_uuid(group)?;
     let conns = cfg.nodegroups[&target].networks.clone();
