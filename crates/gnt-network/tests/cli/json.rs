@@ -693,3 +693,102 @@ fn output_format_text_is_the_default_and_only_json_changes_it() {
     let r = c.cmd(NET, &["list", "-o", "json"]);
     assert_eq!(r.code, 14);
 }
+
+/// gnt-cluster(8)'s JSON OUTPUT of `verify`, rendered as the text lines (without their
+/// time stamps), in the default or the `--error-codes` form.
+fn verify_lines(v: &J, coded: bool) -> Vec<String> {
+    assert_eq!(keys(v), ["steps"]);
+    let mut lines = Vec::new();
+    for step in v["steps"].as_array().unwrap() {
+        assert_eq!(keys(step), ["step", "findings"]);
+        lines.push(format!("* {}", s(&step["step"])));
+        for f in step["findings"].as_array().unwrap() {
+            assert_eq!(keys(f), ["level", "code", "type", "item", "message"]);
+            let item = f["item"].as_str();
+            lines.push(if coded {
+                format!(
+                    "  - {}:{}:{}:{}:{}",
+                    s(&f["level"]),
+                    s(&f["code"]),
+                    s(&f["type"]),
+                    item.unwrap_or(""),
+                    s(&f["message"])
+                )
+            } else {
+                format!(
+                    "  - {}: {}{}: {}",
+                    s(&f["level"]),
+                    s(&f["type"]),
+                    item.map_or(String::new(), |i| format!(" {i}")),
+                    s(&f["message"])
+                )
+            });
+        }
+    }
+    lines
+}
+
+/// `gnt-cluster verify` in both forms on a configuration with an error (a pool bit
+/// without an owner, planted by hand) and a warning (overlapping networks).
+#[test]
+fn verify_json_agrees_with_the_text() {
+    let c = Cluster::new();
+    c.skip_final_verify();
+    c.ok(
+        NET,
+        &[
+            "add",
+            "--network",
+            "198.51.100.0/24",
+            "--gateway",
+            "198.51.100.1",
+            "net1",
+        ],
+    );
+    c.ok(
+        NET,
+        &[
+            "add",
+            "--no-conflicts-check",
+            "--network",
+            "198.51.100.0/25",
+            "net2",
+        ],
+    );
+    c.ok(NET, &["connect", "net1", "bridged", "br0"]);
+    c.ok(INST, &["add", "--net", "0:ip=pool,network=net1", "b"]);
+    let text = c.text();
+    let edited = text.replacen("\nreservations = \"2\"\n", "\nreservations = \"2,9\"\n", 1);
+    assert_ne!(edited, text);
+    std::fs::write(c.config(), edited).unwrap();
+    let check = |extra: &[&str], coded: bool, code: i32| {
+        let mut a = vec!["verify"];
+        a.extend_from_slice(extra);
+        let r = c.cmd(CLUSTER, &a);
+        assert_eq!(r.code, code, "{}{}", r.stdout, r.stderr);
+        // `<ctime> ` is 25 characters.
+        let text: Vec<String> = r.stdout.lines().map(|l| l[25..].to_owned()).collect();
+        a.push("--output-format=json");
+        let r = c.cmd(CLUSTER, &a);
+        assert_eq!(r.code, code, "{}", r.stderr);
+        let v = json(&r.stdout);
+        assert_eq!(verify_lines(&v, coded), text);
+        v
+    };
+    let v = check(&[], false, 1);
+    let all: Vec<&J> = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["findings"].as_array().unwrap())
+        .collect();
+    assert!(
+        all.iter()
+            .any(|f| f["level"] == "ERROR" && f["code"] == "ENETWORKPOOL")
+    );
+    assert!(all.iter().any(|f| f["level"] == "WARNING"));
+    check(&["--error-codes"], true, 1);
+    // Demoted errors are warnings in both forms, and the run passes.
+    let v = check(&["--ignore-errors", "ENETWORKPOOL"], false, 0);
+    assert!(!v.to_string().contains("\"ERROR\""));
+}
