@@ -71,7 +71,7 @@ impl Value {
                     .map(|i| i.as_ref().map_or(J::Null, |s| J::String(s.clone())))
                     .collect(),
             ),
-            // Not finite cannot be stored in config.data; null rather than a panic.
+            // serde_json makes a non-finite number null (config.data holds none).
             Value::Time(t) => J::from(*t),
             Value::Shaped(_, j) => j.clone(),
         }
@@ -417,6 +417,52 @@ mod tests {
             verbose: false,
         };
         assert_eq!(render(&F, &rows, &o), "net100|9|a,b\nn|253|\n");
+    }
+
+    #[test]
+    fn typed_values_show_as_text_and_as_json() {
+        use serde_json::json;
+        let cases = [
+            (Value::Number(7), "7", json!(7)),
+            (Value::Unavail, "-", json!(null)),
+            (
+                Value::List(vec![Some("a".into()), None], Join::With(",")),
+                "a,None",
+                json!(["a", null]),
+            ),
+            (
+                Value::list(["192.0.2.0", "192.0.2.1"], Join::With(", ")),
+                "192.0.2.0, 192.0.2.1",
+                json!(["192.0.2.0", "192.0.2.1"]),
+            ),
+            (
+                Value::List(vec![Some("it's".into()), None], Join::Python),
+                "[\"it's\", None]",
+                json!(["it's", null]),
+            ),
+            (
+                Value::list(Vec::<String>::new(), Join::With(",")),
+                "",
+                json!([]),
+            ),
+            (
+                Value::Time(951_782_400.25),
+                "2000-02-29 00:00:00",
+                json!(951_782_400.25),
+            ),
+            (Value::Time(f64::NAN), "1970-01-01 00:00:00", json!(null)),
+        ];
+        for (v, text, j) in cases {
+            assert_eq!(v.cell(false), text, "{v:?}");
+            assert_eq!(v.to_json(), j, "{v:?}");
+        }
+        assert_eq!(Value::Unavail.cell(true), "(unavail)");
+        let fields = [F[0], F[1]];
+        let rows = vec![vec![Value::Text("n".into()), Value::Unavail]];
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&render_json(&fields, &rows)).unwrap(),
+            json!([{"name": "n", "free_count": null}])
+        );
     }
 
     #[test]
