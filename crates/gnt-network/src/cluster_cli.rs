@@ -11,7 +11,7 @@ use netconf_cluster::GntError;
 use netconf_cluster::config::verify::{self, Finding, Level, codes};
 use netconf_cluster::config::{Store, transaction};
 
-use crate::common::{Global, finish};
+use crate::common::{FormatArg, Global, finish};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -39,6 +39,8 @@ pub enum Cmd {
         /// Accepted for compatibility.
         #[arg(long, hide = true)]
         verbose: bool,
+        #[command(flatten)]
+        format: FormatArg,
     },
     /// Rebuild every network's pool from the NICs on it and its external reservations.
     RepairPools {
@@ -79,6 +81,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             error_codes,
             ignore_errors,
             verbose: _,
+            format,
         } => {
             let known: Vec<&str> = verify::CODES.iter().map(|(c, _)| *c).collect();
             if let Some(bad) = ignore_errors.iter().find(|c| !known.contains(&c.as_str())) {
@@ -97,15 +100,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
             let mut o = std::io::stdout().lock();
-            for (i, title) in SECTIONS.iter().enumerate() {
-                line(&mut o, title)?;
-                for f in findings.iter().filter(|f| section(f) == i) {
-                    let text = if error_codes {
-                        f.coded()
-                    } else {
-                        f.to_string()
-                    };
-                    line(&mut o, &format!("  - {text}"))?;
+            if format.json() {
+                o.write_all(verify_json(&findings).as_bytes())?;
+            } else {
+                for (i, title) in SECTIONS.iter().enumerate() {
+                    line(&mut o, title)?;
+                    for f in findings.iter().filter(|f| section(f) == i) {
+                        let text = if error_codes {
+                            f.coded()
+                        } else {
+                            f.to_string()
+                        };
+                        line(&mut o, &format!("  - {text}"))?;
+                    }
                 }
             }
             o.flush()?;
@@ -152,6 +159,35 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(remaining(&mut o, &errors)?)
         }
     }
+}
+
+/// `verify --output-format json`: the steps in order, each with its findings (see JSON
+/// OUTPUT in gnt-cluster(8)). The level is the one after `--ignore-errors`.
+fn verify_json(findings: &[Finding]) -> String {
+    let steps: Vec<serde_json::Value> = SECTIONS
+        .iter()
+        .enumerate()
+        .map(|(i, title)| {
+            let found: Vec<serde_json::Value> = findings
+                .iter()
+                .filter(|f| section(f) == i)
+                .map(|f| {
+                    serde_json::json!({
+                        "level": f.level.as_str(),
+                        "code": f.code,
+                        "type": f.kind,
+                        "item": (!f.item.is_empty()).then_some(&f.item),
+                        "message": f.msg,
+                    })
+                })
+                .collect();
+            serde_json::json!({
+                "step": title.trim_start_matches("* "),
+                "findings": found,
+            })
+        })
+        .collect();
+    crate::table::json_text(&serde_json::json!({ "steps": steps }))
 }
 
 /// Problems no pool repair fixes: listed, and exit 1.

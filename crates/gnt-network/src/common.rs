@@ -175,6 +175,33 @@ pub fn unknown_fields(names: &[String]) -> ExitCode {
     ExitCode::from(EXIT_UNKNOWN_FIELD)
 }
 
+/// What `list` and `info` print: Ganeti's text, or JSON (see JSON OUTPUT in the pages).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OutputFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// `--output-format` of `list` and `info`. Not `-o json`: `-o` is Ganeti's field list.
+#[derive(Args, Clone, Debug, Default)]
+pub struct FormatArg {
+    /// Print text (Ganeti's layout) or json.
+    #[arg(
+        long = "output-format",
+        value_enum,
+        default_value_t,
+        value_name = "FORMAT"
+    )]
+    pub output_format: OutputFormat,
+}
+
+impl FormatArg {
+    pub fn json(&self) -> bool {
+        self.output_format == OutputFormat::Json
+    }
+}
+
 /// Options of every `list` command.
 #[derive(Args, Clone, Debug, Default)]
 pub struct ListArgs {
@@ -190,6 +217,8 @@ pub struct ListArgs {
     /// Fields to show (`+f1,f2` appends to the defaults).
     #[arg(short = 'o', long = "output", value_name = "FIELDS")]
     pub output: Option<String>,
+    #[command(flatten)]
+    pub format: FormatArg,
 }
 
 /// Options of every `list-fields` command.
@@ -222,6 +251,10 @@ pub fn list(
         .iter()
         .map(|k| fields.iter().map(|f| value(k, f.name)).collect())
         .collect();
+    if opts.format.json() {
+        out(&table::render_json(&fields, &rows))?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let o = ListOpts {
         headers: !opts.no_headers,
         separator: opts.separator.clone(),

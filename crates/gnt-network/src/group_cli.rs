@@ -7,9 +7,9 @@ use netconf_cluster::GntError;
 use netconf_cluster::config::{ClusterConfig, Store};
 use netconf_cluster::ops::group as ops;
 
-use crate::common::{Global, JobOpts, ListArgs, finish, list, mutate, out};
+use crate::common::{FormatArg, Global, JobOpts, ListArgs, finish, list, mutate, out};
 use crate::sort::nice_cmp;
-use crate::table::{Field, Kind, Value};
+use crate::table::{self, Field, Join, Kind, Value};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -60,7 +60,11 @@ pub enum Cmd {
         groups: Vec<String>,
     },
     /// Show node groups in detail.
-    Info { groups: Vec<String> },
+    Info {
+        #[command(flatten)]
+        format: FormatArg,
+        groups: Vec<String>,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -141,8 +145,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 |u, f| value(&cfg, u, f),
             );
         }
-        Cmd::Info { groups } => {
+        Cmd::Info { format, groups } => {
             let cfg = store.read()?;
+            if format.json() {
+                let all: Vec<serde_json::Value> = resolve(&cfg, &groups)?
+                    .iter()
+                    .map(|u| info_json(&cfg, u))
+                    .collect();
+                out(&table::json_text(&all))?;
+                return Ok(ExitCode::SUCCESS);
+            }
             let mut s = String::new();
             for u in resolve(&cfg, &groups)? {
                 let g = &cfg.nodegroups[&u];
@@ -175,6 +187,31 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `info --output-format json` of one group (see JSON OUTPUT in gnt-group(8)).
+fn info_json(cfg: &ClusterConfig, u: &str) -> serde_json::Value {
+    let g = &cfg.nodegroups[u];
+    let networks: Vec<serde_json::Value> = g
+        .networks
+        .iter()
+        .map(|(nu, p)| {
+            let name = cfg
+                .networks
+                .get(nu)
+                .map_or(nu.as_str(), |n| n.name.as_str());
+            table::connection_json("network", name, p)
+        })
+        .collect();
+    serde_json::json!({
+        "node_group": g.name.to_string(),
+        "uuid": u,
+        "serial_number": g.serial_no,
+        "alloc_policy": "preferred",
+        "nodes": nodes(cfg, u),
+        "instances": instances(cfg, u),
+        "networks": networks,
+    })
 }
 
 fn text_list(v: &[String]) -> String {
@@ -227,31 +264,32 @@ fn value(cfg: &ClusterConfig, u: &str, field: &str) -> Value {
         "name" => Value::Text(g.name.to_string()),
         "uuid" => Value::Text(u.to_owned()),
         "node_cnt" => Value::Number(nodes(cfg, u).len() as i64),
-        "node_list" => Value::Text(nodes(cfg, u).join(",")),
+        "node_list" => Value::list(nodes(cfg, u), Join::With(",")),
         "pinst_cnt" => Value::Number(instances(cfg, u).len() as i64),
-        "pinst_list" => Value::Text(instances(cfg, u).join(",")),
+        "pinst_list" => Value::list(instances(cfg, u), Join::With(",")),
         "alloc_policy" => Value::Text("preferred".into()),
-        "networks" => Value::Text(
-            g.networks
-                .iter()
-                .map(|(nu, p)| {
-                    let name = cfg
-                        .networks
-                        .get(nu)
-                        .map_or(nu.as_str(), |n| n.name.as_str());
-                    format!("{name} ({}, {}, {})", p.mode, p.link, p.vlan)
-                })
-                .collect::<Vec<_>>()
-                .join(", "),
-        ),
+        "networks" => {
+            let name = |nu: &str| {
+                cfg.networks
+                    .get(nu)
+                    .map_or(nu.to_owned(), |n| n.name.to_string())
+            };
+            Value::Shaped(
+                g.networks
+                    .iter()
+                    .map(|(nu, p)| format!("{} ({}, {}, {})", name(nu), p.mode, p.link, p.vlan))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                serde_json::Value::Array(
+                    g.networks
+                        .iter()
+                        .map(|(nu, p)| table::connection_json("network", &name(nu), p))
+                        .collect(),
+                ),
+            )
+        }
         "serial_no" => Value::Number(g.serial_no as i64),
-        "tags" => Value::Text(
-            g.tags
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>()
-                .join(","),
-        ),
+        "tags" => Value::list(&g.tags, Join::With(",")),
         _ => Value::Unavail,
     }
 }

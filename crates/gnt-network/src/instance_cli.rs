@@ -12,11 +12,11 @@ use netconf_cluster::config::{ClusterConfig, Instance, Store};
 use netconf_cluster::ops::instance::{self as ops, AddInstance, NicChange, NicRef, NicSpec};
 
 use crate::common::{
-    Global, JobOpts, ListArgs, ListFieldsArgs, TagArgs, change_tags, finish, list, list_fields,
-    mutate, out, print_tags, split_list,
+    FormatArg, Global, JobOpts, ListArgs, ListFieldsArgs, TagArgs, change_tags, finish, list,
+    list_fields, mutate, out, print_tags, split_list,
 };
 use crate::sort::nice_cmp;
-use crate::table::{Field, Kind, Value};
+use crate::table::{Field, Join, Kind, Value};
 use netconf::timefmt::format_time;
 
 #[derive(Parser, Debug)]
@@ -185,6 +185,8 @@ pub enum Cmd {
         /// Accepted for compatibility (all data is static here).
         #[arg(short = 's', long = "static")]
         static_: bool,
+        #[command(flatten)]
+        format: FormatArg,
         names: Vec<String>,
     },
     /// List instances.
@@ -344,7 +346,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let new = netconf::InstanceName::parse(&new).map_or(new, String::from);
             out(&format!("Instance '{old}' renamed to '{new}'\n"))?;
         }
-        Cmd::Info { all, names, .. } => {
+        Cmd::Info {
+            all, names, format, ..
+        } => {
             if names.is_empty() && !all {
                 eprintln!(
                     "No instance selected. Please pass in --all if you want to query all instances.\nNote that this can take a long time on a big cluster."
@@ -356,6 +360,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
             let cfg = store.read()?;
+            if format.json() {
+                let all: Vec<serde_json::Value> = resolve(&cfg, &names)?
+                    .iter()
+                    .map(|u| info_json(&cfg, u))
+                    .collect();
+                out(&crate::table::json_text(&all))?;
+                return Ok(ExitCode::SUCCESS);
+            }
             let mut s = String::new();
             for u in resolve(&cfg, &names)? {
                 s.push_str(&info(&cfg, &u));
@@ -585,51 +597,16 @@ fn eui64_of(cfg: &ClusterConfig, nic: &netconf_cluster::config::Nic) -> Option<s
     Some(eui64::address(net.network6?, nic.mac))
 }
 
-/// Python's `repr` of a string, as Ganeti's client prints list items.
-fn py_repr(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push(quote);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
-    out
-}
-
 /// A list field Ganeti's `gnt-instance list` prints with its default formatter: Python's
 /// `str()` of the list, e.g. `['eth0', None]`.
 fn py_list(items: impl Iterator<Item = Option<String>>) -> Value {
-    let items: Vec<String> = items
-        .map(|i| i.map_or_else(|| "None".to_owned(), |s| py_repr(&s)))
-        .collect();
-    Value::Text(format!("[{}]", items.join(", ")))
+    Value::List(items.collect(), Join::Python)
 }
 
 /// A list field Ganeti's `gnt-instance list` joins with `,` (its format override for
 /// `nic.macs`, `nic.ips`, `nic.modes`, `nic.links`, `nic.bridges`, `nic.networks`).
 fn joined(items: impl Iterator<Item = Option<String>>) -> Value {
-    let items: Vec<String> = items
-        .map(|i| i.unwrap_or_else(|| "None".to_owned()))
-        .collect();
-    Value::Text(items.join(","))
+    Value::List(items.collect(), Join::With(","))
 }
 
 /// Ganeti shows a VLAN only for openvswitch NICs, a bridge only for bridged ones.
@@ -700,16 +677,10 @@ fn value(cfg: &ClusterConfig, u: &str, field: &str) -> Value {
         "nic.names" => py_list(nics().map(|n| n.name.as_ref().map(|x| x.to_string()))),
         "nic.uuids" => py_list(nics().map(|n| Some(n.uuid.to_string()))),
         "nic.ip6s" => joined(nics().map(|n| eui64_of(cfg, n).map(|x| x.to_string()))),
-        "tags" => Value::Text(
-            i.tags
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>()
-                .join(","),
-        ),
+        "tags" => Value::list(&i.tags, Join::With(",")),
         "serial_no" => Value::Number(i.serial_no as i64),
-        "ctime" => Value::Text(format_time(i.ctime)),
-        "mtime" => Value::Text(format_time(i.mtime)),
+        "ctime" => Value::Time(i.ctime),
+        "mtime" => Value::Time(i.mtime),
         f => indexed(cfg, i, f).unwrap_or(Value::Unavail),
     }
 }
@@ -769,9 +740,54 @@ pub fn info(cfg: &ClusterConfig, u: &str) -> String {
     s
 }
 
+/// `info --output-format json` of one instance (see JSON OUTPUT in gnt-instance(8)).
+pub fn info_json(cfg: &ClusterConfig, u: &str) -> serde_json::Value {
+    use serde_json::{Value as J, json};
+    let i = &cfg.instances.all_decoded()[u];
+    let g = cfg
+        .nodegroups
+        .get(&i.group)
+        .map_or(i.group.as_str(), |g| g.name.as_str());
+    let opt = |v: Option<String>| v.map_or(J::Null, J::String);
+    let nics: Vec<J> = i
+        .nics
+        .iter()
+        .map(|nic| {
+            let net = nic.network.as_ref().and_then(|n| cfg.networks.get(n));
+            json!({
+                "mac": nic.mac.to_string(),
+                "ip": opt(nic.ip.map(|ip| ip.to_string())),
+                "mode": nic.mode.to_string(),
+                "link": nic.link,
+                "vlan": opt((!nic.vlan.is_empty()).then(|| nic.vlan.clone())),
+                "network": opt(net.map(|n| n.name.to_string())),
+                "uuid": nic.uuid,
+                "name": opt(nic.name.clone()),
+                "ipv6_eui64": opt(eui64_of(cfg, nic).map(|a| a.to_string())),
+            })
+        })
+        .collect();
+    json!({
+        "instance_name": i.name.to_string(),
+        "uuid": u,
+        "serial_number": i.serial_no,
+        "creation_time": i.ctime,
+        "modification_time": i.mtime,
+        "nodes": {
+            "primary": ops::primary_name(cfg, i),
+            "group": g,
+            "group_uuid": i.group,
+            "secondaries": [],
+        },
+        "tags": i.tags.iter().collect::<Vec<_>>(),
+        "nics": nics,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::table::py_repr;
 
     #[test]
     fn modify_change_forms() {
@@ -827,10 +843,10 @@ mod tests {
         assert_eq!(py_repr("a'b\"c"), "'a\\'b\"c'");
         assert_eq!(py_repr("a\\b\n\u{1}"), "'a\\\\b\\n\\x01'");
         assert_eq!(
-            py_list([Some("x".to_owned()), None].into_iter()),
-            Value::Text("['x', None]".into())
+            py_list([Some("x".to_owned()), None].into_iter()).cell(false),
+            "['x', None]"
         );
-        assert_eq!(py_list(std::iter::empty()), Value::Text("[]".into()));
+        assert_eq!(py_list(std::iter::empty()).cell(false), "[]");
     }
 
     #[test]

@@ -9,11 +9,11 @@ use netconf_cluster::config::{ClusterConfig, Network, Store};
 use netconf_cluster::ops::network::{self as ops, AddNetwork, ModifyNetwork, RawNicParams};
 
 use crate::common::{
-    Global, JobOpts, ListArgs, ListFieldsArgs, TagArgs, change_tags, finish, list, list_fields,
-    mutate, out, print_tags, split_list,
+    FormatArg, Global, JobOpts, ListArgs, ListFieldsArgs, TagArgs, change_tags, finish, list,
+    list_fields, mutate, out, print_tags, split_list,
 };
 use crate::sort::nice_cmp;
-use crate::table::{self, Field, Kind, Value};
+use crate::table::{self, Field, Join, Kind, Value};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -71,7 +71,11 @@ pub enum Cmd {
     /// List the fields `list` knows.
     ListFields(ListFieldsArgs),
     /// Show networks in detail (all networks when none are named).
-    Info { networks: Vec<String> },
+    Info {
+        #[command(flatten)]
+        format: FormatArg,
+        networks: Vec<String>,
+    },
     /// Add tags to a network.
     AddTags(TagArgs),
     /// Remove tags from a network.
@@ -233,8 +237,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
         }
         Cmd::ListFields(a) => return list_fields(&FIELDS, &a),
-        Cmd::Info { networks } => {
+        Cmd::Info { format, networks } => {
             let cfg = store.read()?;
+            if format.json() {
+                let all: Vec<serde_json::Value> = resolve(&cfg, &networks)?
+                    .iter()
+                    .map(|u| info_json(&cfg, u))
+                    .collect();
+                out(&table::json_text(&all))?;
+                return Ok(ExitCode::SUCCESS);
+            }
             let mut text = String::new();
             for uuid in resolve(&cfg, &networks)? {
                 text.push_str(&info(&cfg, &uuid));
@@ -423,33 +435,31 @@ fn value(cfg: &ClusterConfig, uuid: &str, n: &Network, field: &str) -> Value {
         "free_count" => Value::Number(n.pool.free_count() as i64),
         "map" => Value::Text(n.pool.map()),
         "reserved_count" => Value::Number(n.pool.reserved_count() as i64),
-        "group_list" => Value::Text(
+        "group_list" => Value::Shaped(
             connections(cfg, uuid)
                 .map(|(g, p)| format!("{g} ({}, {}, {})", p.mode, p.link, p.vlan))
                 .collect::<Vec<_>>()
                 .join(", "),
+            serde_json::Value::Array(
+                connections(cfg, uuid)
+                    .map(|(g, p)| table::connection_json("group", g, p))
+                    .collect(),
+            ),
         ),
         "group_cnt" => Value::Number(connections(cfg, uuid).count() as i64),
-        "inst_list" => Value::Text(
+        "inst_list" => Value::list(
             cfg.instances_on_network(uuid)
                 .into_iter()
-                .map(|(_, i)| i.name)
-                .collect::<Vec<_>>()
-                .join(","),
+                .map(|(_, i)| i.name),
+            Join::With(","),
         ),
         "inst_cnt" => Value::Number(cfg.instances_on_network(uuid).len() as i64),
-        "external_reservations" => Value::Text(join_ips(&n.pool.external_reservations())),
-        "ctime" => Value::Text(netconf::timefmt::format_time(n.ctime)),
-        "mtime" => Value::Text(netconf::timefmt::format_time(n.mtime)),
+        "external_reservations" => Value::list(n.pool.external_reservations(), Join::With(", ")),
+        "ctime" => Value::Time(n.ctime),
+        "mtime" => Value::Time(n.mtime),
         "uuid" => Value::Text(uuid.to_owned()),
         "serial_no" => Value::Number(n.serial_no as i64),
-        "tags" => Value::Text(
-            n.tags
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>()
-                .join(","),
-        ),
+        "tags" => Value::list(&n.tags, Join::With(",")),
         _ => Value::Unavail,
     }
 }
@@ -547,4 +557,50 @@ pub fn info(cfg: &ClusterConfig, uuid: &str) -> String {
         }
     }
     s
+}
+
+/// `info --output-format json` of one network: the keys of the text block in snake case,
+/// typed (see JSON OUTPUT in gnt-network(8)).
+pub fn info_json(cfg: &ClusterConfig, uuid: &str) -> serde_json::Value {
+    use serde_json::{Value as J, json};
+    let n = &cfg.networks[uuid];
+    let text = |v: Option<String>| v.map_or(J::Null, J::String);
+    let free = n.pool.free_count();
+    let instances: Vec<J> = cfg
+        .instances_on_network(uuid)
+        .into_iter()
+        .map(|(_, inst)| {
+            let nics: Vec<J> = inst
+                .nics
+                .iter()
+                .enumerate()
+                .filter(|(_, nic)| nic.network.as_deref() == Some(uuid))
+                .map(|(i, nic)| json!({"index": i, "ip": text(nic.ip.map(|ip| ip.to_string()))}))
+                .collect();
+            json!({"name": inst.name.to_string(), "nics": nics})
+        })
+        .collect();
+    json!({
+        "network_name": n.name.to_string(),
+        "uuid": uuid,
+        "serial_number": n.serial_no,
+        "subnet": n.network.to_string(),
+        "gateway": text(n.gateway.map(|g| g.to_string())),
+        "ipv6_subnet": text(n.network6.map(|g| g.to_string())),
+        "ipv6_gateway": text(n.gateway6.map(|g| g.to_string())),
+        "mac_prefix": text(n.mac_prefix.map(|g| g.to_string())),
+        "size": free + n.pool.reserved_count(),
+        "free": free,
+        "usage_map": n.pool.map(),
+        "externally_reserved_ips": n
+            .pool
+            .external_reservations()
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        "node_groups": connections(cfg, uuid)
+            .map(|(g, p)| table::connection_json("group", g, p))
+            .collect::<Vec<_>>(),
+        "instances": instances,
+    })
 }

@@ -10,7 +10,7 @@ use netconf_cluster::ops::node as ops;
 
 use crate::common::{Global, JobOpts, ListArgs, finish, list, mutate};
 use crate::sort::nice_cmp;
-use crate::table::{Field, Kind, Value};
+use crate::table::{Field, Join, Kind, Value};
 
 #[derive(Parser, Debug)]
 #[command(name = "gnt-node", version, about = "Node administration (netconf)")]
@@ -181,7 +181,7 @@ fn value(cfg: &ClusterConfig, u: &str, field: &str) -> Value {
         "pip" => ip(n.primary_ip),
         "sip" => ip(n.secondary_ip),
         "pinst_cnt" => Value::Number(instances(cfg, u).len() as i64),
-        "pinst_list" => Value::Text(instances(cfg, u).join(",")),
+        "pinst_list" => Value::list(instances(cfg, u), Join::With(",")),
         "serial_no" => Value::Number(n.serial_no as i64),
         _ => Value::Unavail,
     }

@@ -1,12 +1,158 @@
 //! Ganeti's `GenericList` layout and the `list-fields` table.
 
-/// One cell of a query result.
+/// One cell of a query result, typed so that `--output-format json` can show what the
+/// table flattens into text.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
     Text(String),
     Number(i64),
-    /// Ganeti's "unavailable": `-`, or `(unavail)` with `-v`.
+    /// Ganeti's "unavailable": `-`, or `(unavail)` with `-v`; JSON `null`.
     Unavail,
+    /// A list; an absent item shows as `None` (JSON `null`).
+    List(Vec<Option<String>>, Join),
+    /// Seconds since the epoch, shown as Ganeti's `FormatTime`.
+    Time(f64),
+    /// A value whose table text and JSON form are built separately (lists of records).
+    Shaped(String, serde_json::Value),
+}
+
+/// How a [`Value::List`] shows in the table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Join {
+    /// Items joined by this separator.
+    With(&'static str),
+    /// Python's `str()` of the list, as Ganeti's client prints lists it has no format
+    /// override for: `['eth0', None]`.
+    Python,
+}
+
+impl Value {
+    /// A list of present items.
+    pub fn list<T: ToString>(items: impl IntoIterator<Item = T>, join: Join) -> Value {
+        Value::List(
+            items.into_iter().map(|i| Some(i.to_string())).collect(),
+            join,
+        )
+    }
+
+    /// The table cell.
+    pub fn cell(&self, verbose: bool) -> String {
+        match self {
+            Value::Text(s) | Value::Shaped(s, _) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Unavail if verbose => "(unavail)".into(),
+            Value::Unavail => "-".into(),
+            Value::List(items, Join::With(sep)) => items
+                .iter()
+                .map(|i| i.as_deref().unwrap_or("None"))
+                .collect::<Vec<_>>()
+                .join(sep),
+            Value::List(items, Join::Python) => {
+                let items: Vec<String> = items
+                    .iter()
+                    .map(|i| i.as_deref().map_or_else(|| "None".to_owned(), py_repr))
+                    .collect();
+                format!("[{}]", items.join(", "))
+            }
+            Value::Time(t) => netconf::timefmt::format_time(*t),
+        }
+    }
+
+    /// The JSON form: strings, numbers, arrays; `null` for what is absent.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value as J;
+        match self {
+            Value::Text(s) => J::String(s.clone()),
+            Value::Number(n) => J::from(*n),
+            Value::Unavail => J::Null,
+            Value::List(items, _) => J::Array(
+                items
+                    .iter()
+                    .map(|i| i.as_ref().map_or(J::Null, |s| J::String(s.clone())))
+                    .collect(),
+            ),
+            // serde_json makes a non-finite number null (config.data holds none).
+            Value::Time(t) => J::from(*t),
+            Value::Shaped(_, j) => j.clone(),
+        }
+    }
+}
+
+/// Python's `repr` of a string, as Ganeti's client prints list items.
+pub fn py_repr(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
+}
+
+/// `list --output-format json`: an array with one object per row, the selected fields
+/// as keys in their order.
+pub fn render_json(fields: &[Field], rows: &[Vec<Value>]) -> String {
+    let rows: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            serde_json::Value::Object(
+                fields
+                    .iter()
+                    .zip(r)
+                    .map(|(f, v)| (f.name.to_owned(), v.to_json()))
+                    .collect(),
+            )
+        })
+        .collect();
+    json_text(&serde_json::Value::Array(rows))
+}
+
+/// A connection of a network to a node group in JSON: `{"<key>": name, "mode", "link",
+/// "vlan"}`, the VLAN `null` when the connection has none (the table shows it empty).
+pub fn connection_json(
+    key: &str,
+    name: &str,
+    p: &netconf_cluster::config::NicParams,
+) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    m.insert(key.to_owned(), name.into());
+    m.insert("mode".into(), p.mode.to_string().into());
+    m.insert("link".into(), p.link.clone().into());
+    m.insert(
+        "vlan".into(),
+        if p.vlan.is_empty() {
+            serde_json::Value::Null
+        } else {
+            p.vlan.clone().into()
+        },
+    );
+    serde_json::Value::Object(m)
+}
+
+/// Pretty-printed JSON with a final newline.
+pub fn json_text(v: &impl serde::Serialize) -> String {
+    // Serialising a tree of strings, numbers and maps with string keys cannot fail.
+    let mut s = serde_json::to_string_pretty(v).unwrap_or_default();
+    s.push('\n');
+    s
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,12 +246,7 @@ pub struct ListOpts {
 /// Renders rows as Ganeti does: one space between columns, numbers right-aligned, the
 /// last left-aligned column unpadded; or a plain join with `--separator`.
 pub fn render(fields: &[Field], rows: &[Vec<Value>], o: &ListOpts) -> String {
-    let cell = |v: &Value| match v {
-        Value::Text(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
-        Value::Unavail if o.verbose => "(unavail)".into(),
-        Value::Unavail => "-".into(),
-    };
+    let cell = |v: &Value| v.cell(o.verbose);
     let mut table: Vec<Vec<String>> = Vec::new();
     if o.headers {
         table.push(fields.iter().map(|f| f.title.to_owned()).collect());
@@ -276,6 +417,52 @@ mod tests {
             verbose: false,
         };
         assert_eq!(render(&F, &rows, &o), "net100|9|a,b\nn|253|\n");
+    }
+
+    #[test]
+    fn typed_values_show_as_text_and_as_json() {
+        use serde_json::json;
+        let cases = [
+            (Value::Number(7), "7", json!(7)),
+            (Value::Unavail, "-", json!(null)),
+            (
+                Value::List(vec![Some("a".into()), None], Join::With(",")),
+                "a,None",
+                json!(["a", null]),
+            ),
+            (
+                Value::list(["192.0.2.0", "192.0.2.1"], Join::With(", ")),
+                "192.0.2.0, 192.0.2.1",
+                json!(["192.0.2.0", "192.0.2.1"]),
+            ),
+            (
+                Value::List(vec![Some("it's".into()), None], Join::Python),
+                "[\"it's\", None]",
+                json!(["it's", null]),
+            ),
+            (
+                Value::list(Vec::<String>::new(), Join::With(",")),
+                "",
+                json!([]),
+            ),
+            (
+                Value::Time(951_782_400.25),
+                "2000-02-29 00:00:00",
+                json!(951_782_400.25),
+            ),
+            (Value::Time(f64::NAN), "1970-01-01 00:00:00", json!(null)),
+        ];
+        for (v, text, j) in cases {
+            assert_eq!(v.cell(false), text, "{v:?}");
+            assert_eq!(v.to_json(), j, "{v:?}");
+        }
+        assert_eq!(Value::Unavail.cell(true), "(unavail)");
+        let fields = [F[0], F[1]];
+        let rows = vec![vec![Value::Text("n".into()), Value::Unavail]];
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&render_json(&fields, &rows)).unwrap(),
+            json!([{"name": "n", "free_count": null}])
+        );
     }
 
     #[test]

@@ -17,6 +17,8 @@ mod hooks;
 mod instance_fields;
 #[path = "cli/instance_nics.rs"]
 mod instance_nics;
+#[path = "cli/json.rs"]
+mod json;
 #[path = "cli/names.rs"]
 mod names;
 #[path = "cli/ports.rs"]

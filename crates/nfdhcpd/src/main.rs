@@ -31,9 +31,26 @@ struct Cli {
     /// Print the counters of the running daemon and exit.
     #[arg(long)]
     status: bool,
+    /// How --status prints: text (the status file) or json.
+    #[arg(
+        long,
+        value_enum,
+        default_value_t,
+        value_name = "FORMAT",
+        requires = "status"
+    )]
+    output_format: OutputFormat,
     /// Print the TOML equivalent of an original nfdhcpd.conf and exit.
     #[arg(long, value_name = "OLD_CONF")]
     convert_config: Option<PathBuf>,
+}
+
+/// What `--status` prints.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum OutputFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 fn main() -> ExitCode {
@@ -74,7 +91,7 @@ fn run() -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if cli.status {
-        return status(&cfg);
+        return status(&cfg, cli.output_format);
     }
     daemon::run(
         &cfg,
@@ -86,7 +103,7 @@ fn run() -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn status(cfg: &DaemonSettings) -> anyhow::Result<ExitCode> {
+fn status(cfg: &DaemonSettings, format: OutputFormat) -> anyhow::Result<ExitCode> {
     let path = &cfg.general.status_file;
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
@@ -101,7 +118,16 @@ fn status(cfg: &DaemonSettings) -> anyhow::Result<ExitCode> {
         .find_map(|l| l.strip_prefix("pid "))
         .and_then(|p| p.trim().parse().ok());
     let alive = pid.is_some_and(|p| std::path::Path::new(&format!("/proc/{p}")).exists());
-    print!("{text}");
+    if format == OutputFormat::Json {
+        let mut j = nfdhcpd::stats::status_json(&text)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        if let Some(o) = j.as_object_mut() {
+            o.insert("running".into(), alive.into());
+        }
+        println!("{}", serde_json::to_string_pretty(&j)?);
+    } else {
+        print!("{text}");
+    }
     if !alive {
         eprintln!("nfdhcpd: stale status file, daemon not running");
         return Ok(ExitCode::from(3));

@@ -67,6 +67,76 @@ impl Stats {
     }
 }
 
+/// The status file as JSON (`nfdhcpd --status --output-format json`): the lines before
+/// the first section as `"key": value` (dashes become underscores), `[messages]` as an
+/// object of counters, `[taps]` as an array of objects keyed by the table's header.
+/// Counts are numbers; an empty `last` is null. Whatever the file holds, the result is
+/// an error or a value, never a panic.
+pub fn status_json(text: &str) -> Result<serde_json::Value, String> {
+    use serde_json::{Map, Value};
+    let number = |s: &str| {
+        s.parse::<u64>()
+            .map_or_else(|_| Value::from(s), Value::from)
+    };
+    let mut top = Map::new();
+    let mut messages = Map::new();
+    let mut taps = Vec::new();
+    let mut columns: Option<Vec<String>> = None;
+    let mut section = "";
+    for (n, line) in text.lines().enumerate() {
+        let bad = || format!("status file line {}: unexpected {line:?}", n + 1);
+        if line.is_empty() {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = match name {
+                "messages" => "messages",
+                "taps" => "taps",
+                _ => return Err(bad()),
+            };
+            continue;
+        }
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match section {
+            "" => match words[..] {
+                [key, value] => {
+                    top.insert(key.replace('-', "_"), number(value));
+                }
+                _ => return Err(bad()),
+            },
+            "messages" => match words[..] {
+                [key, count] => {
+                    let count: u64 = count.parse().map_err(|_| bad())?;
+                    messages.insert(key.to_owned(), count.into());
+                }
+                _ => return Err(bad()),
+            },
+            _ => match &columns {
+                None => columns = Some(words.iter().map(|w| (*w).to_owned()).collect()),
+                Some(cols) => {
+                    // The last column (`last`) is empty before a TAP's first message.
+                    if words.len() + 1 < cols.len() || words.len() > cols.len() {
+                        return Err(bad());
+                    }
+                    let mut tap = Map::new();
+                    for (i, c) in cols.iter().enumerate() {
+                        let v = match words.get(i) {
+                            None => Value::Null,
+                            Some(w) if i == 0 || i + 1 == cols.len() => Value::from(*w),
+                            Some(w) => w.parse::<u64>().map_err(|_| bad())?.into(),
+                        };
+                        tap.insert(c.clone(), v);
+                    }
+                    taps.push(Value::Object(tap));
+                }
+            },
+        }
+    }
+    top.insert("messages".into(), Value::Object(messages));
+    top.insert("taps".into(), Value::Array(taps));
+    Ok(Value::Object(top))
+}
+
 /// Atomically replaces the status file (readers never see half a file).
 pub fn write_status(path: &Path, text: &str) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
@@ -93,5 +163,29 @@ mod tests {
         let r = s.render(2, 0);
         assert!(r.contains("DHCPDISCOVER                 2"), "{r}");
         assert!(r.lines().any(|l| l.starts_with("tap2 ")));
+        let j = status_json(&r).unwrap();
+        assert_eq!(j["bindings"], 2);
+        assert_eq!(j["unknown_interface"], 0);
+        assert_eq!(j["messages"]["DHCPDISCOVER"], 2);
+        assert_eq!(j["taps"][0]["tap"], "tap1");
+        assert_eq!(j["taps"][0]["accepted"], 1);
+        assert_eq!(j["taps"][1]["last"], "DHCPDISCOVER");
+    }
+
+    #[test]
+    fn status_json_refuses_what_the_daemon_never_writes() {
+        for bad in [
+            "pid\n",
+            "pid 1 2\n",
+            "[other]\n",
+            "[messages]\nRS x\n",
+            "[taps]\ntap received last\ntap0 x y\n",
+            "[taps]\ntap received last\ntap0 1 RS extra\n",
+        ] {
+            assert!(status_json(bad).is_err(), "{bad:?}");
+        }
+        let j = status_json("[taps]\ntap received last\ntap0 5\n").unwrap();
+        assert!(j["taps"][0]["last"].is_null());
+        assert_eq!(j["taps"][0]["received"], 5);
     }
 }

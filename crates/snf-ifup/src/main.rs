@@ -130,9 +130,20 @@ enum Cmd {
     Watch,
     /// Show what is applied for TAP (default: every recorded NIC).
     Status {
+        /// Print text or json (see JSON OUTPUT in the man page).
+        #[arg(long, value_enum, default_value_t, value_name = "FORMAT")]
+        output_format: OutputFormat,
         /// One TAP (default: all recorded).
         tap: Option<String>,
     },
+}
+
+/// What `status` prints. Long only, as `--output-format` of gnt-network's `list`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum OutputFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 fn tap(s: &str) -> anyhow::Result<IfName> {
@@ -214,12 +225,15 @@ fn run() -> anyhow::Result<ExitCode> {
             apply::reapply(&ctx, &list)?;
         }
         Cmd::Watch => watch::run(&ctx)?,
-        Cmd::Status { tap: t } => {
+        Cmd::Status {
+            tap: t,
+            output_format,
+        } => {
             let list = match t {
                 Some(t) => vec![tap(&t)?],
                 None => Vec::new(),
             };
-            if !apply::status(&ctx, &list)? {
+            if !apply::status(&ctx, &list, output_format == OutputFormat::Json)? {
                 return Ok(ExitCode::from(1));
             }
         }

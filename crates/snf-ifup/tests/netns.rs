@@ -1909,3 +1909,239 @@ fn auto_driver_follows_what_the_node_supports() {
         String::from_utf8_lossy(&o.stdout)
     );
 }
+
+/// snf-ifup(8)'s JSON OUTPUT rendered back into the text of `status`.
+fn status_text_of(j: &serde_json::Value) -> String {
+    use serde_json::Value as J;
+    let s = |v: &J| -> String {
+        v.as_str()
+            .unwrap_or_else(|| panic!("{v} is not a string"))
+            .to_owned()
+    };
+    let keys = |v: &J| -> Vec<String> { v.as_object().unwrap().keys().cloned().collect() };
+    let mut t = String::new();
+    let fw = &j["firewall"];
+    assert_eq!(keys(j), ["firewall", "nics"]);
+    match (s(&fw["driver"]).as_str(), &fw["nft_queue"]) {
+        ("iptables", J::Null) => t += "firewall: iptables\n",
+        ("nftables", J::Bool(q)) => {
+            t += &format!(
+                "firewall: nftables (nft queue {}; nfdhcpd's NFQUEUE rules use iptables)\n",
+                if *q { "supported" } else { "unsupported" }
+            );
+        }
+        other => panic!("firewall {other:?}"),
+    }
+    for n in j["nics"].as_array().unwrap() {
+        assert_eq!(
+            keys(n),
+            [
+                "tap",
+                "configured",
+                "error",
+                "instance",
+                "nic",
+                "mode",
+                "link",
+                "complete",
+                "network_tags",
+                "device",
+                "firewall",
+                "ip_rules",
+                "ip6_rules",
+                "routes",
+                "neighbour_proxies",
+                "arptables",
+                "binding"
+            ]
+        );
+        let tap = s(&n["tap"]);
+        let configured = n["configured"].as_bool().expect("configured is a boolean");
+        if !n["error"].is_null() {
+            assert!(configured && n["instance"].is_null());
+            t += &format!("{tap}: {}\n", s(&n["error"]));
+        } else if configured {
+            t += &format!(
+                "{tap}: instance {} NIC {} mode {} link {}{}\n",
+                s(&n["instance"]),
+                n["nic"].as_u64().expect("a NIC index"),
+                s(&n["mode"]),
+                n["link"].as_str().unwrap_or("-"),
+                if n["complete"].as_bool().expect("complete is a boolean") {
+                    ""
+                } else {
+                    " (incomplete up)"
+                }
+            );
+        } else {
+            assert!(n["instance"].is_null() && n["complete"].is_null());
+            t += &format!("{tap}: not configured by snf-ifup\n");
+        }
+        let tags: Vec<String> = n["network_tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(s)
+            .collect();
+        if !tags.is_empty() {
+            t += &format!("  network tags: {}\n", tags.join(" "));
+        }
+        let dev = &n["device"];
+        if dev["present"].as_bool().expect("present is a boolean") {
+            t += &format!("  link: master {}\n", dev["master"].as_str().unwrap_or("-"));
+        } else {
+            assert!(dev["master"].is_null());
+            t += "  link: absent\n";
+        }
+        for l in n["firewall"].as_array().unwrap() {
+            t += &format!("  {}\n", s(l));
+        }
+        for (key, cmd) in [("ip_rules", "ip rule"), ("ip6_rules", "ip -6 rule")] {
+            for r in n[key].as_array().unwrap() {
+                t += &format!(
+                    "  {cmd}: {}: iif {tap} lookup {}\n",
+                    r["priority"].as_u64().expect("a priority"),
+                    r["table"].as_u64().expect("a table id")
+                );
+            }
+        }
+        for r in n["routes"].as_array().unwrap() {
+            t += &format!(
+                "  route: {} dev {tap} table {}\n",
+                s(&r["destination"]),
+                s(&r["table"])
+            );
+        }
+        for p in n["neighbour_proxies"].as_array().unwrap() {
+            t += &format!(
+                "  neighbour proxy: {} dev {}\n",
+                s(&p["address"]),
+                s(&p["dev"])
+            );
+        }
+        for r in n["arptables"].as_array().unwrap() {
+            t += &format!("  arptables: OUTPUT {}\n", s(r));
+        }
+        if !n["binding"].is_null() {
+            t += &format!("  binding: {}\n", s(&n["binding"]));
+        }
+    }
+    t
+}
+
+/// `status` and `status --output-format json` of the same node: same exit status, and
+/// the JSON rendered by the man page's rules is the text.
+fn status_agrees(lab: &Lab, args: &[&str]) -> serde_json::Value {
+    let mut a = vec!["status"];
+    a.extend_from_slice(args);
+    let text = lab.ifup(&[], &a);
+    a.insert(1, "--output-format=json");
+    let json = lab.ifup(&[], &a);
+    assert_eq!(
+        text.status.code(),
+        json.status.code(),
+        "{}",
+        String::from_utf8_lossy(&json.stderr)
+    );
+    let j: serde_json::Value = serde_json::from_slice(&json.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&json.stdout)));
+    assert_eq!(status_text_of(&j), String::from_utf8_lossy(&text.stdout));
+    j
+}
+
+#[test]
+fn status_json_agrees_with_the_text() {
+    status_json_agrees_with_the_text_with(Fw::Iptables);
+}
+
+#[test]
+fn status_json_agrees_with_the_text_nftables() {
+    status_json_agrees_with_the_text_with(Fw::Nftables);
+}
+
+fn status_json_agrees_with_the_text_with(fw: Fw) {
+    if !can_run_fw("status_json_agrees_with_the_text", fw) {
+        return;
+    }
+    let mut lab = Lab::with(fw);
+    let _r = routed_node(&mut lab);
+    lab.bridge("br0", 1500);
+    lab.guest("tap1", MAC1);
+    guest_routed(&mut lab, "tap2", "aa:00:00:00:00:10");
+    lab.ifup_ok(
+        &refs(&nic(
+            "tap1",
+            MAC1,
+            "198.51.100.11",
+            "bridged",
+            "br0",
+            "private-filtered nfdhcpd",
+            "",
+        )),
+        &["ganeti", "up"],
+    );
+    lab.ifup_ok(
+        &refs(&nic(
+            "tap2",
+            "aa:00:00:00:00:10",
+            "198.51.100.10",
+            "routed",
+            "100",
+            "ip-less-routed nfdhcpd",
+            "synnefo:network:0:limited",
+        )),
+        &["ganeti", "up"],
+    );
+    let j = status_agrees(&lab, &[]);
+    let nics = j["nics"].as_array().unwrap();
+    assert_eq!(nics.len(), 2);
+    assert_eq!(
+        j["firewall"]["driver"],
+        if fw == Fw::Nftables {
+            "nftables"
+        } else {
+            "iptables"
+        }
+    );
+    let (t1, t2) = (&nics[0], &nics[1]);
+    assert_eq!(
+        (t1["tap"].as_str(), t1["nic"].as_u64()),
+        (Some("tap1"), Some(0))
+    );
+    assert_eq!(t1["device"]["master"], "br0");
+    assert_eq!(t1["complete"], true);
+    assert_eq!(
+        t1["network_tags"],
+        serde_json::json!(["private-filtered", "nfdhcpd"])
+    );
+    assert!(!t1["firewall"].as_array().unwrap().is_empty());
+    // The routed NIC's policy rule, routes, proxies and binding are typed.
+    assert!(t2["ip_rules"][0]["priority"].is_u64(), "{t2}");
+    assert_eq!(t2["ip_rules"][0]["table"], 100);
+    assert!(!t2["routes"].as_array().unwrap().is_empty(), "{t2}");
+    assert!(t2["binding"].as_str().unwrap().ends_with("/tap2"));
+    status_agrees(&lab, &["tap2"]);
+
+    // A TAP without state, and a recorded NIC refused today: exit 1 in both forms.
+    let j = status_agrees(&lab, &["tap9"]);
+    assert_eq!(j["nics"][0]["configured"], false);
+    assert!(j["nics"][0]["instance"].is_null());
+    let p = lab.state_dir().join("tap1.toml");
+    let text = std::fs::read_to_string(&p).unwrap();
+    let bad = text.replace("\"IP\", \"198.51.100.11\"", "\"IP\", \"198.51.100.1\"");
+    assert_ne!(bad, text);
+    std::fs::write(&p, bad).unwrap();
+    let j = status_agrees(&lab, &[]);
+    assert!(
+        j["nics"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("198.51.100.1 is the gateway"),
+        "{j}"
+    );
+    lab.ifup_ok(&[], &["down", "tap1"]);
+    lab.ifup_ok(&[], &["down", "tap2"]);
+    // Nothing recorded: an empty array.
+    let j = status_agrees(&lab, &[]);
+    assert_eq!(j["nics"], serde_json::json!([]));
+}

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use netconf::IfName;
+use serde::Serialize;
 
 use super::teardown_lines;
 use super::{Ctx, driver, stale_lines};
@@ -144,21 +145,134 @@ pub(super) fn print_teardown(ctx: &Ctx, tap: &IfName, st: Option<&State>) -> any
     Ok(())
 }
 
-/// Prints what is applied for `taps` (all recorded ones when empty). Returns false when a
-/// named TAP has no recorded state.
-pub fn status(ctx: &Ctx, taps: &[IfName]) -> anyhow::Result<bool> {
+/// What `status` shows of one TAP; the text lines and the JSON object (snf-ifup(8),
+/// JSON OUTPUT) are both made from it.
+#[derive(Serialize)]
+struct TapStatus {
+    tap: String,
+    /// A state is recorded for the TAP.
+    configured: bool,
+    /// Why the recorded NIC is refused today.
+    error: Option<String>,
+    instance: Option<String>,
+    nic: Option<u32>,
+    mode: Option<String>,
+    link: Option<String>,
+    complete: Option<bool>,
+    network_tags: Vec<String>,
+    device: Device,
+    firewall: Vec<String>,
+    ip_rules: Vec<Rule>,
+    ip6_rules: Vec<Rule>,
+    routes: Vec<Route>,
+    neighbour_proxies: Vec<Proxy>,
+    arptables: Vec<String>,
+    binding: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Device {
+    present: bool,
+    master: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Rule {
+    priority: u32,
+    table: u32,
+}
+
+#[derive(Serialize)]
+struct Route {
+    destination: String,
+    table: String,
+}
+
+#[derive(Serialize)]
+struct Proxy {
+    address: String,
+    dev: String,
+}
+
+impl TapStatus {
+    fn text(&self) -> String {
+        use std::fmt::Write;
+        let t = &self.tap;
+        let mut s = String::new();
+        if let Some(e) = &self.error {
+            let _ = writeln!(s, "{t}: {e}");
+        } else if let (Some(instance), Some(nic), Some(mode)) =
+            (&self.instance, self.nic, &self.mode)
+        {
+            let _ = writeln!(
+                s,
+                "{t}: instance {instance} NIC {nic} mode {mode} link {}{}",
+                self.link.as_deref().unwrap_or("-"),
+                if self.complete == Some(false) {
+                    " (incomplete up)"
+                } else {
+                    ""
+                }
+            );
+            if !self.network_tags.is_empty() {
+                let _ = writeln!(s, "  network tags: {}", self.network_tags.join(" "));
+            }
+        } else {
+            let _ = writeln!(s, "{t}: not configured by snf-ifup");
+        }
+        if self.device.present {
+            let _ = writeln!(
+                s,
+                "  link: master {}",
+                self.device.master.as_deref().unwrap_or("-")
+            );
+        } else {
+            let _ = writeln!(s, "  link: absent");
+        }
+        for l in &self.firewall {
+            let _ = writeln!(s, "  {l}");
+        }
+        for r in &self.ip_rules {
+            let _ = writeln!(s, "  ip rule: {}: iif {t} lookup {}", r.priority, r.table);
+        }
+        for r in &self.ip6_rules {
+            let _ = writeln!(
+                s,
+                "  ip -6 rule: {}: iif {t} lookup {}",
+                r.priority, r.table
+            );
+        }
+        for r in &self.routes {
+            let _ = writeln!(s, "  route: {} dev {t} table {}", r.destination, r.table);
+        }
+        for p in &self.neighbour_proxies {
+            let _ = writeln!(s, "  neighbour proxy: {} dev {}", p.address, p.dev);
+        }
+        for r in &self.arptables {
+            let _ = writeln!(s, "  arptables: OUTPUT {r}");
+        }
+        if let Some(b) = &self.binding {
+            let _ = writeln!(s, "  binding: {b}");
+        }
+        s
+    }
+}
+
+/// Prints what is applied for `taps` (all recorded ones when empty), as text or, with
+/// `json`, as one JSON object. Returns false when a named TAP has no recorded state.
+pub fn status(ctx: &Ctx, taps: &[IfName], json: bool) -> anyhow::Result<bool> {
     let all = state::all(&ctx.cfg.state_dir)?;
     let list: Vec<IfName> = if taps.is_empty() { all } else { taps.to_vec() };
-    match driver(ctx) {
-        Driver::Iptables => println!("firewall: iptables"),
-        Driver::Nftables => println!(
-            "firewall: nftables (nft queue {}; nfdhcpd's NFQUEUE rules use iptables)",
-            if crate::firewall::nft_queue_supported() {
-                "supported"
-            } else {
-                "unsupported"
-            }
-        ),
+    let drv = driver(ctx);
+    let nft_queue = (drv == Driver::Nftables).then(crate::firewall::nft_queue_supported);
+    if !json {
+        match nft_queue {
+            None => println!("firewall: iptables"),
+            Some(q) => println!(
+                "firewall: nftables (nft queue {}; nfdhcpd's NFQUEUE rules use iptables)",
+                if q { "supported" } else { "unsupported" }
+            ),
+        }
     }
     let names: Vec<&str> = list.iter().map(IfName::as_str).collect();
     let mut fw_lines: Vec<Vec<String>> = vec![Vec::new(); list.len()];
@@ -172,69 +286,106 @@ pub fn status(ctx: &Ctx, taps: &[IfName]) -> anyhow::Result<bool> {
     }
     let mut routing = RoutingCache::default();
     let mut ok = true;
-    for (tap, fw) in list.iter().zip(&fw_lines) {
+    let mut shown = Vec::new();
+    for (tap, fw) in list.iter().zip(fw_lines) {
         let t = tap.as_str();
         let st = state::load(&ctx.cfg.state_dir, tap)?;
+        let rules = |r: Vec<plan::IpRule>| -> Vec<Rule> {
+            r.into_iter()
+                .map(|r| Rule {
+                    priority: r.priority,
+                    table: r.table,
+                })
+                .collect()
+        };
+        let mut ts = TapStatus {
+            tap: t.to_owned(),
+            configured: st.is_some(),
+            error: None,
+            instance: None,
+            nic: None,
+            mode: None,
+            link: None,
+            complete: None,
+            network_tags: Vec::new(),
+            device: Device {
+                present: false,
+                master: None,
+            },
+            firewall: fw,
+            ip_rules: Vec::new(),
+            ip6_rules: Vec::new(),
+            routes: Vec::new(),
+            neighbour_proxies: Vec::new(),
+            arptables: Vec::new(),
+            binding: None,
+        };
         match &st {
             // A NIC recorded by an older version may hold values refused today: it is
             // still shown (and `down` still takes it down).
             Some(s) => match s.nic() {
                 Ok(nic) => {
-                    println!(
-                        "{t}: instance {} NIC {} mode {} link {}{}",
-                        nic.instance,
-                        nic.index,
-                        nic.mode,
-                        nic.link.as_deref().unwrap_or("-"),
-                        if s.complete { "" } else { " (incomplete up)" }
-                    );
-                    let tags = nic.network_tags().join(" ");
-                    if !tags.is_empty() {
-                        println!("  network tags: {tags}");
-                    }
+                    ts.instance = Some(nic.instance.to_string());
+                    ts.nic = Some(nic.index);
+                    ts.mode = Some(nic.mode.to_string());
+                    ts.link = nic.link.clone();
+                    ts.complete = Some(s.complete);
+                    ts.network_tags = nic.network_tags().to_vec();
                 }
                 Err(e) => {
                     ok = false;
-                    println!("{t}: {e:#}");
+                    ts.error = Some(format!("{e:#}"));
                 }
             },
-            None => {
-                ok = false;
-                println!("{t}: not configured by snf-ifup");
-            }
+            None => ok = false,
         }
-        if node::link_exists(t) {
-            println!(
-                "  link: master {}",
-                node::master(t).unwrap_or_else(|| "-".to_owned())
-            );
-        } else {
-            println!("  link: absent");
+        ts.device.present = node::link_exists(t);
+        if ts.device.present {
+            ts.device.master = node::master(t);
         }
-        for l in fw {
-            println!("  {l}");
-        }
-        for r in routing.get(false)?.rules_for(t) {
-            println!("  ip rule: {}: iif {t} lookup {}", r.priority, r.table);
-        }
-        for r in routing.get(true)?.rules_for(t) {
-            println!("  ip -6 rule: {}: iif {t} lookup {}", r.priority, r.table);
-        }
+        ts.ip_rules = rules(routing.get(false)?.rules_for(t));
+        ts.ip6_rules = rules(routing.get(true)?.rules_for(t));
         if let Some(s) = &st {
-            for (d, tb) in s.undo.routes4.iter().chain(&s.undo.routes6) {
-                println!("  route: {d} dev {t} table {tb}");
-            }
-            for (a, d) in &s.undo.neigh_proxies {
-                println!("  neighbour proxy: {a} dev {d}");
-            }
-            for r in &s.undo.arp {
-                println!("  arptables: OUTPUT {r}");
-            }
+            ts.routes = s
+                .undo
+                .routes4
+                .iter()
+                .chain(&s.undo.routes6)
+                .map(|(d, tb)| Route {
+                    destination: d.clone(),
+                    table: tb.clone(),
+                })
+                .collect();
+            ts.neighbour_proxies = s
+                .undo
+                .neigh_proxies
+                .iter()
+                .map(|(a, d)| Proxy {
+                    address: a.clone(),
+                    dev: d.clone(),
+                })
+                .collect();
+            ts.arptables = s.undo.arp.clone();
         }
         let b = ctx.cfg.nfdhcpd_state_dir.join(t);
         if b.exists() {
-            println!("  binding: {}", b.display());
+            ts.binding = Some(b.display().to_string());
         }
+        if json {
+            shown.push(ts);
+        } else {
+            print!("{}", ts.text());
+        }
+    }
+    if json {
+        let doc = serde_json::json!({
+            "firewall": {
+                "driver": if nft_queue.is_some() { "nftables" } else { "iptables" },
+                "nft_queue": nft_queue,
+            },
+            "nics": shown,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
     }
     Ok(ok)
 }
