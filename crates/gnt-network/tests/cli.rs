@@ -21,6 +21,8 @@ mod instance_nics;
 mod names;
 #[path = "cli/ports.rs"]
 mod ports;
+#[path = "cli/ranges.rs"]
+mod ranges;
 #[path = "cli/seed.rs"]
 mod seed;
 #[path = "cli/verify.rs"]
