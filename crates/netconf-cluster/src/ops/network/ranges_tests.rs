@@ -63,9 +63,9 @@ fn nic_ip(store: &dyn Store, inst: &str) -> Ipv4Addr {
         .unwrap()
 }
 
-fn modify_net(store: &dyn Store, m: ModifyNetwork) -> Result<Feedback, GntError> {
+fn modify_net(store: &dyn Store, m: &ModifyNetwork) -> Result<Feedback, GntError> {
     let mut fb = Feedback::default();
-    transaction(store, |c| modify(c, &m, &mut fb))?;
+    transaction(store, |c| modify(c, m, &mut fb))?;
     Ok(fb)
 }
 
@@ -155,7 +155,7 @@ fn ranges_survive_gateway_and_reserved_ip_changes() {
         for m in steps {
             modify_net(
                 store,
-                ModifyNetwork {
+                &ModifyNetwork {
                     name: "net1".into(),
                     ..m
                 },
@@ -185,7 +185,7 @@ fn modify_sets_adds_removes_and_clears_ranges() {
         };
         modify_net(
             store,
-            named(ModifyNetwork {
+            &named(ModifyNetwork {
                 add_allocation_ranges: list(&[
                     "198.51.100.200-198.51.100.210",
                     "198.51.100.10-198.51.100.19",
@@ -205,7 +205,7 @@ fn modify_sets_adds_removes_and_clears_ranges() {
         // Remove then add in one change: a range is resized.
         modify_net(
             store,
-            named(ModifyNetwork {
+            &named(ModifyNetwork {
                 remove_allocation_ranges: list(&[R, "198.51.100.10-198.51.100.19"]),
                 add_allocation_ranges: list(&["198.51.100.100-198.51.100.199"]),
                 ..Default::default()
@@ -221,7 +221,7 @@ fn modify_sets_adds_removes_and_clears_ranges() {
         );
         modify_net(
             store,
-            named(ModifyNetwork {
+            &named(ModifyNetwork {
                 allocation_ranges: list(&["198.51.100.2-198.51.100.9"]),
                 ..Default::default()
             }),
@@ -230,7 +230,7 @@ fn modify_sets_adds_removes_and_clears_ranges() {
         assert_eq!(ranges(store), ["198.51.100.2-198.51.100.9"]);
         modify_net(
             store,
-            named(ModifyNetwork {
+            &named(ModifyNetwork {
                 allocation_ranges: list(&[NONE]),
                 ..Default::default()
             }),
@@ -284,7 +284,7 @@ fn bad_ranges_are_refused_and_nothing_changes() {
                 add_allocation_ranges: list(&[given]),
                 ..Default::default()
             };
-            assert_eq!(modify_net(store, m).unwrap_err(), inval(msg), "{given}");
+            assert_eq!(modify_net(store, &m).unwrap_err(), inval(msg), "{given}");
         }
         let refused = [
             (
@@ -322,7 +322,7 @@ fn bad_ranges_are_refused_and_nothing_changes() {
                 name: "net1".into(),
                 ..m
             };
-            assert_eq!(modify_net(store, m).unwrap_err(), inval(msg));
+            assert_eq!(modify_net(store, &m).unwrap_err(), inval(msg));
         }
         // A refused add creates nothing.
         let add = AddNetwork {
