@@ -95,6 +95,9 @@ pub struct AddArgs {
     /// Addresses to reserve externally, comma separated.
     #[arg(long, value_name = "IP,IP")]
     pub add_reserved_ips: Option<String>,
+    /// Let ip=pool allocate only from START to END (repeatable; default: the whole subnet).
+    #[arg(long, value_name = "START-END")]
+    pub allocation_range: Vec<String>,
     /// IPv6 subnet in CIDR form.
     #[arg(long, value_name = "CIDR6")]
     pub network6: Option<String>,
@@ -126,6 +129,15 @@ pub struct ModifyArgs {
     /// Addresses to release from the external reservations, comma separated.
     #[arg(long, value_name = "IP,IP")]
     pub remove_reserved_ips: Option<String>,
+    /// Replace the allocation ranges (repeatable), or `none` for the whole subnet.
+    #[arg(long, value_name = "START-END")]
+    pub allocation_range: Vec<String>,
+    /// Allocation ranges (START-END) to add, comma separated.
+    #[arg(long, value_name = "RANGE,RANGE")]
+    pub add_allocation_ranges: Option<String>,
+    /// Allocation ranges (START-END) to remove, comma separated.
+    #[arg(long, value_name = "RANGE,RANGE")]
+    pub remove_allocation_ranges: Option<String>,
     /// New IPv6 subnet, or `none`.
     #[arg(long, value_name = "CIDR6")]
     pub network6: Option<String>,
@@ -179,6 +191,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .as_deref()
                     .map(split_list)
                     .unwrap_or_default(),
+                allocation_ranges: a.allocation_range,
                 tags: a.tags.as_deref().map(split_list).unwrap_or_default(),
                 conflicts_check: !a.no_conflicts_check,
             };
@@ -195,6 +208,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 mac_prefix: m.mac_prefix,
                 add_reserved_ips: m.add_reserved_ips.as_deref().map(split_list),
                 remove_reserved_ips: m.remove_reserved_ips.as_deref().map(split_list),
+                allocation_ranges: (!m.allocation_range.is_empty()).then_some(m.allocation_range),
+                add_allocation_ranges: m.add_allocation_ranges.as_deref().map(split_list),
+                remove_allocation_ranges: m.remove_allocation_ranges.as_deref().map(split_list),
             };
             if args.is_empty() {
                 // Ganeti's client refuses before submitting anything.
@@ -229,14 +245,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::List { opts, networks } => {
             let cfg = store.read()?;
             return list(
-                &FIELDS,
+                &all_fields(),
                 &DEFAULT_FIELDS,
                 &opts,
                 || resolve(&cfg, &networks),
                 |u, f| value(&cfg, u, &cfg.networks[u], f),
             );
         }
-        Cmd::ListFields(a) => return list_fields(&FIELDS, &a),
+        // Named fields are looked up among all; the full listing stays Ganeti's.
+        Cmd::ListFields(a) if a.fields.is_empty() => return list_fields(&FIELDS, &a),
+        Cmd::ListFields(a) => return list_fields(&all_fields(), &a),
         Cmd::Info { format, networks } => {
             let cfg = store.read()?;
             if format.json() {
@@ -401,6 +419,20 @@ pub const FIELDS: [Field; 19] = [
     f("tags", "Tags", Kind::Other, "Tags"),
 ];
 
+/// Fields beyond Ganeti 3.0's. `list -o` and `list-fields NAME` know them; `list-fields`
+/// without names leaves them out, so that its output stays Ganeti's byte for byte.
+pub const EXTRA_FIELDS: [Field; 1] = [f(
+    "alloc_ranges",
+    "AllocRanges",
+    Kind::Text,
+    "Allocation ranges of ip=pool (none: the whole subnet)",
+)];
+
+/// Ganeti's fields, then ours.
+fn all_fields() -> Vec<Field> {
+    FIELDS.iter().chain(&EXTRA_FIELDS).copied().collect()
+}
+
 const DEFAULT_FIELDS: [&str; 6] = [
     "name",
     "network",
@@ -455,6 +487,7 @@ fn value(cfg: &ClusterConfig, uuid: &str, n: &Network, field: &str) -> Value {
         ),
         "inst_cnt" => Value::Number(cfg.instances_on_network(uuid).len() as i64),
         "external_reservations" => Value::list(n.pool.external_reservations(), Join::With(", ")),
+        "alloc_ranges" => Value::list(n.pool.ranges(), Join::With(", ")),
         "ctime" => Value::Time(n.ctime),
         "mtime" => Value::Time(n.mtime),
         "uuid" => Value::Text(uuid.to_owned()),
@@ -471,7 +504,13 @@ fn join_ips(ips: &[std::net::Ipv4Addr]) -> String {
         .join(", ")
 }
 
-/// Ganeti 3.0.2's `gnt-network info` block for one network.
+fn join_ranges(n: &Network) -> String {
+    let v: Vec<String> = n.pool.ranges().iter().map(ToString::to_string).collect();
+    v.join(", ")
+}
+
+/// Ganeti 3.0.2's `gnt-network info` block for one network; allocation ranges, when a
+/// network has them, add a line and a map character of their own.
 pub fn info(cfg: &ClusterConfig, uuid: &str) -> String {
     use std::fmt::Write;
     let n = &cfg.networks[uuid];
@@ -497,13 +536,18 @@ pub fn info(cfg: &ClusterConfig, uuid: &str) -> String {
         "  Mac Prefix: {}",
         none(n.mac_prefix.map(|g| g.to_string()))
     );
+    let ranged = !n.pool.ranges().is_empty();
+    if ranged {
+        let _ = writeln!(s, "  Allocation ranges: {}", join_ranges(n));
+    }
     let free = n.pool.free_count();
-    let size = free + n.pool.reserved_count();
-    let _ = writeln!(s, "  Size: {size}");
-    let pct = if size == 0 {
+    let _ = writeln!(s, "  Size: {}", n.pool.size());
+    // Of what ip=pool may hand out: the ranges, or (as Ganeti) the whole subnet.
+    let of = n.pool.allocatable_size();
+    let pct = if of == 0 {
         0.0
     } else {
-        free as f64 * 100.0 / size as f64
+        free as f64 * 100.0 / of as f64
     };
     let _ = writeln!(s, "  Free: {free} ({pct:.2}%)");
     let _ = writeln!(s, "  Usage map:");
@@ -513,7 +557,14 @@ pub fn info(cfg: &ClusterConfig, uuid: &str) -> String {
         let chunk = std::str::from_utf8(chunk).unwrap_or_default();
         let _ = writeln!(s, "     {start:>4} {chunk:<64} {}", start + 63);
     }
-    let _ = writeln!(s, "         (X) used    (.) free");
+    if ranged {
+        let _ = writeln!(
+            s,
+            "         (X) used    (.) free    (-) outside the allocation ranges"
+        );
+    } else {
+        let _ = writeln!(s, "         (X) used    (.) free");
+    }
     let ext = n.pool.external_reservations();
     if !ext.is_empty() {
         let _ = writeln!(s, "  externally reserved IPs:");
@@ -589,7 +640,12 @@ pub fn info_json(cfg: &ClusterConfig, uuid: &str) -> serde_json::Value {
         "ipv6_subnet": text(n.network6.map(|g| g.to_string())),
         "ipv6_gateway": text(n.gateway6.map(|g| g.to_string())),
         "mac_prefix": text(n.mac_prefix.map(|g| g.to_string())),
-        "size": free + n.pool.reserved_count(),
+        "allocation_ranges": if n.pool.ranges().is_empty() {
+            J::Null
+        } else {
+            J::Array(n.pool.ranges().iter().map(|r| J::String(r.to_string())).collect())
+        },
+        "size": n.pool.size(),
         "free": free,
         "usage_map": n.pool.map(),
         "externally_reserved_ips": n

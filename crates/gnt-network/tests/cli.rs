@@ -23,6 +23,8 @@ mod json;
 mod names;
 #[path = "cli/ports.rs"]
 mod ports;
+#[path = "cli/ranges.rs"]
+mod ranges;
 #[path = "cli/seed.rs"]
 mod seed;
 #[path = "cli/verify.rs"]

@@ -25,8 +25,9 @@ use super::model::{Cluster, ClusterConfig, Network, Node, NodeGroup};
 use super::segments::Out;
 use super::writer::END_MARKER;
 
-/// The cache format's magic, first in the header.
-const MAGIC: &[u8; 8] = b"NCCACHE5";
+/// The cache format's magic, first in the header. 6: networks carry allocation ranges
+/// (postcard is positional: a cache of 5 would decode wrongly, so it is ignored).
+const MAGIC: &[u8; 8] = b"NCCACHE6";
 
 /// The header's first part: the magic and the fingerprint of the config.data the cache
 /// was made from.

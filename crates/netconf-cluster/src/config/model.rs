@@ -12,7 +12,7 @@ use super::finding::Finding;
 use super::instance::{Instance, NicParams};
 use super::instances::Instances;
 use crate::error::GntError;
-use crate::pool::AddressPool;
+use crate::pool::{AddressPool, AllocRange};
 use netconf::mac::{MacAddr, MacPrefix};
 use netconf::name::{GroupName, NetworkName, NodeName, printable};
 
@@ -172,6 +172,11 @@ struct NetworkRepr {
     reservations: String,
     /// Offsets reserved externally.
     ext_reservations: String,
+    /// Where `ip=pool` may allocate (`["198.51.100.100-198.51.100.150"]`); absent: the
+    /// whole subnet. Written only when there are ranges, so files without stay Ganeti's
+    /// shape; always present in the cache's positional encoding.
+    #[serde(default)]
+    allocation_ranges: Vec<AllocRange>,
     #[serde(default)]
     tags: BTreeSet<String>,
     serial_no: u64,
@@ -188,8 +193,9 @@ impl TryFrom<NetworkRepr> for Network {
                 r.name, r.network
             ));
         }
-        let pool = AddressPool::from_stored(r.network, &r.reservations, &r.ext_reservations)
+        let mut pool = AddressPool::from_stored(r.network, &r.reservations, &r.ext_reservations)
             .map_err(|e| format!("network {}: {e}", r.name))?;
+        pool.set_ranges(r.allocation_ranges);
         Ok(Network {
             name: r.name,
             network: r.network,
@@ -218,6 +224,7 @@ impl From<Network> for NetworkRepr {
             mac_prefix: n.mac_prefix,
             reservations,
             ext_reservations,
+            allocation_ranges: n.pool.ranges().to_vec(),
             tags: n.tags,
             serial_no: n.serial_no,
             ctime: n.ctime,

@@ -1,7 +1,7 @@
 //! The invariants of a configuration that the commands rely on: every pool bit has exactly
 //! one owner (an instance NIC or an external reservation) and every owner its bit, no IPv4
 //! address twice in a network, no MAC twice in the cluster, network, broadcast and gateway
-//! reserved, every reference (NIC → network, network → group connection, instance → group
+//! reserved, allocation ranges inside their subnet and apart, every reference (NIC → network, network → group connection, instance → group
 //! and node, node → group) resolving, names unique, serial numbers sane.
 //!
 //! [`verify`] checks all of them and words each problem as Ganeti's `gnt-cluster verify`
@@ -22,7 +22,7 @@ use super::index;
 use super::instance::{Instance, NicParams};
 use super::model::ClusterConfig;
 use crate::ops::instance::{MAX_NICS, normalize_vlan};
-use crate::pool::{AddressPool, Kind};
+use crate::pool::{AddressPool, Kind, range_problems};
 use netconf::mac::MacAddr;
 use netconf::nicmode::NicMode;
 
@@ -58,7 +58,7 @@ pub const CODES: [(&str, &str); 12] = [
     (codes::NODE_CFG, "node names"),
     (
         codes::NET_CFG,
-        "network names, gateways, network and broadcast addresses",
+        "network names, gateways, network and broadcast addresses, allocation ranges",
     ),
     (
         codes::NET_POOL,
@@ -382,6 +382,10 @@ fn heads(cfg: &ClusterConfig, r: &mut Report) {
                     format!("IPv6 gateway {g6} is neither inside {n6} nor link-local"),
                 );
             }
+        }
+        // Checked here, not when the file is read, so that a hand edit is named, not refused.
+        for problem in range_problems(n.network, n.pool.ranges()) {
+            r.error(codes::NET_CFG, "network", name, problem);
         }
         r.serial("network", name, n.serial_no, cs, (n.ctime, n.mtime));
     }

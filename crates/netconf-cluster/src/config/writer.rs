@@ -142,6 +142,16 @@ fn network(out: &mut String, uuid: &str, n: &Network) {
     let (inst, ext) = n.pool.to_stored();
     kv_str(out, "reservations", &inst);
     kv_str(out, "ext_reservations", &ext);
+    if !n.pool.ranges().is_empty() {
+        out.push_str("allocation_ranges = [");
+        for (i, r) in n.pool.ranges().iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            quoted(out, &r.to_string());
+        }
+        out.push_str("]\n");
+    }
     tags(out, &n.tags);
     kv(out, "serial_no", n.serial_no);
     kv_f64(out, "ctime", n.ctime);

@@ -8,7 +8,7 @@ use super::parse::{check_gateway6, parse_ip4, parse_ip6, parse_net4, parse_net6}
 use crate::config::{ClusterConfig, Network, NicParams, now, tags};
 use crate::error::{ErrorCode, GntError, IntoGnt};
 use crate::hooks::HookEnv;
-use crate::pool::{AddressPool, Kind};
+use crate::pool::{AddressPool, AllocRange, Kind, range_problems};
 use netconf::mac::MacPrefix;
 use netconf::name::NetworkName;
 use netconf::nicmode::NicMode;
@@ -25,6 +25,8 @@ pub struct AddNetwork {
     pub gateway6: Option<String>,
     pub mac_prefix: Option<String>,
     pub add_reserved_ips: Vec<String>,
+    /// `--allocation-range` (beyond Ganeti): where `ip=pool` may allocate; none: anywhere.
+    pub allocation_ranges: Vec<String>,
     pub tags: Vec<String>,
     /// Reserve node IPs and refuse overlapping subnets (`--no-conflicts-check` clears it).
     pub conflicts_check: bool,
@@ -61,6 +63,33 @@ pub fn network_hook_vars(n: &Network) -> Vec<(String, String)> {
         v.push(("NETWORK_TAGS".to_owned(), join_tags(&n.tags)));
     }
     v
+}
+
+/// Allocation ranges as given on the command line.
+fn parse_ranges<'a>(
+    given: impl IntoIterator<Item = &'a String>,
+) -> Result<Vec<AllocRange>, GntError> {
+    given
+        .into_iter()
+        .map(|s| {
+            s.parse()
+                .map_err(|e: crate::pool::RangeSyntax| GntError::inval(e.0))
+        })
+        .collect()
+}
+
+/// The first problem of `ranges` inside `net`, as a command's error.
+fn check_ranges(net: ipnet::Ipv4Net, ranges: &[AllocRange]) -> Result<(), GntError> {
+    match range_problems(net, ranges).into_iter().next() {
+        None => Ok(()),
+        Some(p) => {
+            let mut chars = p.chars();
+            let first = chars.next().map(|c| c.to_ascii_uppercase());
+            Err(GntError::inval(
+                first.into_iter().chain(chars).collect::<String>(),
+            ))
+        }
+    }
 }
 
 fn join_tags(t: &BTreeSet<String>) -> String {
@@ -112,6 +141,7 @@ pub fn add(
         .as_deref()
         .map(|p| parse_prefix(p, OP_ADD))
         .transpose()?;
+    let ranges = parse_ranges(&a.allocation_ranges)?;
 
     // CheckPrereq.
     if let Ok(uuid) = cfg.network_uuid(&a.name)
@@ -128,6 +158,7 @@ pub fn add(
     let mut tag_set = BTreeSet::new();
     tags::add(&mut tag_set, &a.tags)?;
     check_gateway6(network6, gateway6)?;
+    check_ranges(net, &ranges)?;
     if a.conflicts_check {
         // Ganeti never checked this; two networks sharing addresses hand out duplicates.
         if let Some(other) = cfg
@@ -179,6 +210,7 @@ pub fn add(
         pool.reserve(ip, Kind::External)
             .map_err(|e| GntError::Exec(format!("Cannot reserve IP address '{ip}': {e}")))?;
     }
+    pool.set_ranges(ranges);
     let t = now();
     let network = Network {
         name,
@@ -207,6 +239,10 @@ pub struct ModifyNetwork {
     pub mac_prefix: Option<String>,
     pub add_reserved_ips: Option<Vec<String>>,
     pub remove_reserved_ips: Option<Vec<String>>,
+    /// `--allocation-range`: replaces all ranges (`["none"]` clears them).
+    pub allocation_ranges: Option<Vec<String>>,
+    pub add_allocation_ranges: Option<Vec<String>>,
+    pub remove_allocation_ranges: Option<Vec<String>>,
 }
 
 impl ModifyNetwork {
@@ -217,6 +253,9 @@ impl ModifyNetwork {
             && self.mac_prefix.is_none()
             && self.add_reserved_ips.is_none()
             && self.remove_reserved_ips.is_none()
+            && self.allocation_ranges.is_none()
+            && self.add_allocation_ranges.is_none()
+            && self.remove_allocation_ranges.is_none()
     }
 }
 
@@ -254,6 +293,25 @@ pub fn modify(
     };
     let add_ips = parse_list(&m.add_reserved_ips, "add_reserved_ips")?;
     let remove_ips = parse_list(&m.remove_reserved_ips, "remove_reserved_ips")?;
+    if m.allocation_ranges.is_some()
+        && (m.add_allocation_ranges.is_some() || m.remove_allocation_ranges.is_some())
+    {
+        return Err(GntError::inval(
+            "Cannot set and add/remove allocation ranges at once",
+        ));
+    }
+    let set_ranges = match m.allocation_ranges.as_deref() {
+        None => None,
+        Some([one]) if one == NONE => Some(Vec::new()),
+        Some(list) if list.iter().any(|r| r == NONE) => {
+            return Err(GntError::inval(
+                "--allocation-range none clears the ranges and cannot be given with ranges",
+            ));
+        }
+        Some(list) => Some(parse_ranges(list)?),
+    };
+    let add_ranges = parse_ranges(m.add_allocation_ranges.iter().flatten())?;
+    let remove_ranges = parse_ranges(m.remove_allocation_ranges.iter().flatten())?;
 
     let uuid = cfg.network_uuid(&m.name)?;
     let net = cfg.networks.get_mut(&uuid).expect("looked up");
@@ -343,6 +401,23 @@ pub fn modify(
         new.gateway6 = g6;
     }
     check_gateway6(new.network6, new.gateway6)?;
+    if set_ranges.is_some() || !add_ranges.is_empty() || !remove_ranges.is_empty() {
+        let mut ranges = set_ranges.unwrap_or_else(|| new.pool.ranges().to_vec());
+        for r in &remove_ranges {
+            // Unlike a reserved address, a range that is not there is an error: going on
+            // would leave the pool allocating where the operator meant it to stop.
+            let Some(i) = ranges.iter().position(|x| x == r) else {
+                return Err(GntError::inval(format!(
+                    "Allocation range {r} is not set on network '{}'",
+                    new.name
+                )));
+            };
+            ranges.remove(i);
+        }
+        ranges.extend(add_ranges);
+        check_ranges(new.network, &ranges)?;
+        new.pool.set_ranges(ranges);
+    }
 
     for w in pending_warnings {
         fb.warn(w);
@@ -648,3 +723,6 @@ pub fn remove_tags(cfg: &mut ClusterConfig, name: &str, old: &[String]) -> Resul
     net.mtime = now();
     Ok(())
 }
+
+#[cfg(test)]
+mod ranges_tests;
