@@ -14,6 +14,13 @@
 //!
 //! Rules are translated from the model's iptables syntax token by token; an unknown token
 //! is an error, never a silently dropped match.
+//!
+//! A bridged NIC's profile is where the iptables driver's `physdev` match is: after
+//! br_netfilter. The bridge family knows the port but has no conntrack without
+//! nf_conntrack_bridge, so the port's chain only marks the packet (two bits of the mark,
+//! [`MARK_MASK`]) and a base chain of the inet table, which br_netfilter runs on bridged
+//! packets and which has conntrack, applies the profile to the packets carrying its value
+//! and clears the bits.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -137,9 +144,81 @@ struct Want {
 }
 
 impl Want {
+    /// The tables this NIC uses: where it has elements, and where its bridged profile's
+    /// shared chains are (the inet table, which has no element of a bridge port).
     fn tables(&self) -> BTreeSet<Table> {
-        self.elements.iter().map(|(t, _, _)| *t).collect()
+        let shared = self.shared.keys().map(|(t, _)| *t);
+        self.elements
+            .iter()
+            .map(|(t, _, _)| *t)
+            .chain(shared)
+            .collect()
     }
+}
+
+/// The bits of the packet mark (`meta mark`) that carry a bridged profile from the bridge
+/// family, which knows the output port but has no conntrack without nf_conntrack_bridge,
+/// to the inet family, which br_netfilter (bridge-nf-call-ip6tables/iptables) runs on
+/// bridged packets and which has conntrack. Only these bits are changed, and they are
+/// cleared again where the profile is applied.
+const MARK_MASK: u32 = 0x0030_0000;
+
+/// The profile chains that need conntrack, each with its value under [`MARK_MASK`] (two
+/// bits: three values besides "none").
+const MARKED: [&str; 2] = ["snf-protected", "snf-limited"];
+const _: () = assert!(MARKED.len() as u32 <= MARK_MASK >> MARK_MASK.trailing_zeros());
+
+fn mark_of(profile: &str) -> anyhow::Result<u32> {
+    match MARKED.iter().position(|p| *p == profile) {
+        Some(i) => Ok(((i as u32) + 1) << MARK_MASK.trailing_zeros()),
+        None => bail!("nftables driver: no packet mark for the bridged profile {profile}"),
+    }
+}
+
+/// The inet chain that applies a bridged profile: a base chain of the forward hook (the
+/// mark, not an interface, says which packets are its own).
+fn bridged_profile_chain(profile: &str, fam: Family) -> String {
+    let suffix = if fam == Family::Ip6 { "6" } else { "4" };
+    format!("{profile}-br{suffix}")
+}
+
+/// `add chain` / `create chain` arguments after the name: bridged profile chains are base
+/// chains, every other chain of a NIC is a regular one.
+fn chain_spec(name: &str) -> &'static str {
+    if is_shared(name) && (name.ends_with("-br4") || name.ends_with("-br6")) {
+        " { type filter hook forward priority filter; policy accept; }"
+    } else {
+        ""
+    }
+}
+
+/// The rules of a bridged profile's inet chain: only the packets marked for it, whose
+/// mark bits it clears before the profile's own rules decide.
+fn bridged_profile_rules(
+    profile: &str,
+    fam: Family,
+    rules: Vec<String>,
+) -> anyhow::Result<Vec<String>> {
+    let proto = if fam == Family::Ip6 { "ipv6" } else { "ipv4" };
+    let mut out = vec![
+        format!("meta nfproto != {proto} return"),
+        format!(
+            "meta mark & {MARK_MASK:#010x} != {:#010x} return",
+            mark_of(profile)?
+        ),
+        format!("meta mark set meta mark & {:#010x}", !MARK_MASK),
+    ];
+    out.extend(rules);
+    Ok(out)
+}
+
+/// The bridge-family rule of a port's `SNF-TO` chain that sends its packets to `profile`.
+fn bridged_profile_mark(profile: &str) -> anyhow::Result<String> {
+    Ok(format!(
+        "meta mark set meta mark & {:#010x} | {:#010x}",
+        !MARK_MASK,
+        mark_of(profile)?
+    ))
 }
 
 /// An nft name for a model chain.
@@ -225,6 +304,10 @@ fn want_of(tap: &str, fw: &FwMap, arp: &[String]) -> anyhow::Result<Want> {
             w.elements.insert((table, m, c));
         }
         let name = |n: &str| chain_name(fam, tap, n);
+        if bridged {
+            bridged_profile(&mut w, fam, spec, &name)?;
+            continue;
+        }
         for c in &spec.chains {
             let rules = c
                 .rules
@@ -252,6 +335,46 @@ fn want_of(tap: &str, fw: &FwMap, arp: &[String]) -> anyhow::Result<Want> {
         w.elements.insert((Table::Arp, "out_oif", chain));
     }
     Ok(w)
+}
+
+/// A bridged NIC's profile. The bridge family has no conntrack without
+/// nf_conntrack_bridge, so a profile that needs it is applied in the inet family: the
+/// port's chain marks the packet (see [`MARK_MASK`]) and the profile's inet chain takes
+/// the packets so marked. A profile without conntrack stays in the bridge family.
+fn bridged_profile(
+    w: &mut Want,
+    fam: Family,
+    spec: &super::TableSpec,
+    name: &dyn Fn(&str) -> anyhow::Result<String>,
+) -> anyhow::Result<()> {
+    let mut marked = BTreeSet::new();
+    for c in &spec.shared {
+        let rules = c
+            .rules
+            .iter()
+            .map(|r| translate(fam, r, name))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        if rules.iter().any(|r| r.starts_with("ct ")) {
+            let rules = bridged_profile_rules(&c.name, fam, rules)?;
+            w.shared
+                .insert((Table::Inet, bridged_profile_chain(&c.name, fam)), rules);
+            marked.insert(c.name.as_str());
+        } else {
+            w.shared.insert((Table::Bridge, name(&c.name)?), rules);
+        }
+    }
+    for c in &spec.chains {
+        let rules = c
+            .rules
+            .iter()
+            .map(|r| match r.strip_prefix("-j ") {
+                Some(p) if marked.contains(p) => bridged_profile_mark(p),
+                _ => translate(fam, r, name),
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        w.chains.insert((Table::Bridge, name(&c.name)?), rules);
+    }
+    Ok(())
 }
 
 struct Tokens<'a> {
@@ -449,6 +572,25 @@ fn parse_listing(text: &str) -> Listing {
     out
 }
 
+/// The bridge ports, other than `items`' own, whose profiles live in the inet table: their
+/// port chains (`to4-`, `to6-`) in the bridge table, with the profile chains they use
+/// (none listed: the listing has names only).
+fn bridged_users<'a>(
+    l: &'a Listing,
+    items: &[Item],
+) -> impl Iterator<Item = (&'a String, &'a BTreeSet<String>)> {
+    let mine: BTreeSet<String> = items
+        .iter()
+        .flat_map(|i| Table::Bridge.chains_of(i.tap))
+        .collect();
+    l.get(&Table::Bridge)
+        .into_iter()
+        .flatten()
+        .filter(move |(c, _)| {
+            (c.starts_with("to4-") || c.starts_with("to6-")) && !mine.contains(*c)
+        })
+}
+
 /// One NIC in a transaction.
 struct Item<'a> {
     tap: &'a str,
@@ -501,12 +643,15 @@ fn transaction(items: &[Item], listing: Option<&Listing>) -> String {
         let mut gc_shared: Vec<&String> = Vec::new();
         if let Some(l) = listing {
             let now = l.get(&table);
-            let others: Vec<(&String, &BTreeSet<String>)> = now
+            let mut others: Vec<(&String, &BTreeSet<String>)> = now
                 .into_iter()
                 .flatten()
                 .filter(|(c, _)| !is_base(c) && !is_shared(c) && !ours.contains(*c))
                 .collect();
-            if others.is_empty() && wanted.is_empty() {
+            if table == Table::Inet {
+                others.extend(bridged_users(l, items));
+            }
+            if others.is_empty() && wanted.is_empty() && shared.is_empty() {
                 if now.is_some() {
                     out.push(format!("delete table {fam} {TABLE}"));
                 }
@@ -535,12 +680,15 @@ fn transaction(items: &[Item], listing: Option<&Listing>) -> String {
                 }
             }
         }
-        for c in ours
-            .iter()
-            .filter(|c| exists(c) || is_wanted(c))
-            .chain(shared.keys().copied())
+        // Base chains first, so that a rebuild lists them where a run of `up`s put them.
+        let (base, regular): (Vec<&String>, Vec<&String>) =
+            shared.keys().partition(|c| !chain_spec(c).is_empty());
+        for c in base
+            .into_iter()
+            .chain(ours.iter().filter(|c| exists(c) || is_wanted(c)))
+            .chain(regular)
         {
-            out.push(format!("add chain {fam} {TABLE} {c}"));
+            out.push(format!("add chain {fam} {TABLE} {c}{}", chain_spec(c)));
         }
         for i in &touched {
             for (map, chain) in table.slots(i.tap) {
@@ -596,13 +744,7 @@ fn run(tx: &str) -> anyhow::Result<()> {
     if tx.is_empty() {
         return Ok(());
     }
-    exec::with_stdin("nft", &["-f", "-"], tx).map_err(|e| {
-        if format!("{e:#}").contains("Protocol error") {
-            e.context("nft: the kernel lacks a feature these rules need (a bridged firewall profile needs bridge conntrack, nf_conntrack_bridge)")
-        } else {
-            e
-        }
-    })
+    exec::with_stdin("nft", &["-f", "-"], tx)
 }
 
 /// snf-ifup's own record of what its nftables tables hold (table family → TAP → the
@@ -655,6 +797,22 @@ impl Index {
                     e.extend(all_shared.cloned());
                 } else {
                     e.extend(jumps.iter().filter(|j| is_shared(j)).cloned());
+                }
+            }
+        }
+        // Bridge ports with a profile use the inet table's profile chains.
+        if let Some(inet) = l.get(&Table::Inet) {
+            let all_shared: BTreeSet<String> =
+                inet.keys().filter(|c| is_shared(c)).cloned().collect();
+            let e = ix
+                .tables
+                .entry(Table::Inet.family().to_owned())
+                .or_default();
+            for (c, _) in bridged_users(l, items) {
+                if let Some((_, tap)) = c.split_once('-') {
+                    e.entry(tap.to_owned())
+                        .or_default()
+                        .extend(all_shared.iter().cloned());
                 }
             }
         }
@@ -768,7 +926,7 @@ fn fast(tap: &str, want: &Want, old: &Want, index: &Index) -> Option<(String, In
         let used_by_others = |c: &str| others.iter().any(|s| s.contains(c));
         let (wc, ws, we) = parts(want, table);
         let (oc, os, oe) = parts(old, table);
-        if we.is_empty() {
+        if we.is_empty() && ws.is_empty() {
             if let Some(t) = after.tables.get_mut(fam) {
                 t.remove(tap);
                 if t.is_empty() {
@@ -796,7 +954,7 @@ fn fast(tap: &str, want: &Want, old: &Want, index: &Index) -> Option<(String, In
             out.push(format!("create chain {fam} {TABLE} {c}"));
         }
         for c in ws.keys().filter(|c| new_shared(c)) {
-            out.push(format!("create chain {fam} {TABLE} {c}"));
+            out.push(format!("create chain {fam} {TABLE} {c}{}", chain_spec(c)));
         }
         for (c, rules) in &wc {
             match oc.get(c) {
@@ -988,16 +1146,21 @@ pub fn usable() -> bool {
     for t in Table::ALL {
         probe.push_str(&format!("add table {} {TABLE}\n", t.family()));
     }
-    // A bridged profile needs conntrack in the bridge family.
+    // A profile needs conntrack in the inet family; a bridged one also the packet mark
+    // in the bridge family (not bridge conntrack: see [`MARK_MASK`]).
     probe.push_str(&format!(
-        "add chain bridge {TABLE} probe\nadd rule bridge {TABLE} probe ct state established accept\n"
+        "add chain inet {TABLE} probe\nadd rule inet {TABLE} probe ct state established accept\n\
+         add chain bridge {TABLE} probe\nadd rule bridge {TABLE} probe {}\n",
+        bridged_profile_mark(MARKED[0]).unwrap_or_default()
     ));
     let ok = matches!(
         exec::with_stdin_status("nft", &["-c", "-f", "-"], &probe),
         Ok((true, _))
     );
     if !ok {
-        log::info("nftables unusable here (no nft, or no bridge conntrack); using iptables");
+        log::info(
+            "nftables unusable here (no nft, or the kernel lacks conntrack or marks in nf_tables); using iptables",
+        );
     }
     ok
 }
@@ -1183,5 +1346,133 @@ mod tests {
         );
         assert_eq!(rm, "delete table bridge snf_ifup\n");
         assert!(check_tap("tap\"1").is_err());
+    }
+}
+
+#[cfg(test)]
+mod bridged_profile_tests {
+    use super::*;
+    use crate::firewall::{Chain, TableSpec};
+
+    /// The model of a bridged NIC with profile `p` (as `plan.rs` writes it).
+    fn bridged(tap: &str, p: &str) -> FwMap {
+        let mut fw = FwMap::new();
+        for fam in [Family::Ip4, Family::Ip6] {
+            let mut s = TableSpec::default();
+            s.push_rule(&to_chain(tap), format!("-j {p}"));
+            s.push_shared(Chain {
+                name: p.to_owned(),
+                rules: vec![
+                    "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT".into(),
+                    "-j DROP".into(),
+                ],
+            });
+            s.push_jump(
+                "FORWARD",
+                format!("-m physdev --physdev-out {tap} --physdev-is-bridged"),
+                &to_chain(tap),
+            );
+            fw.insert(fam, s);
+        }
+        fw
+    }
+
+    #[test]
+    fn a_bridged_profile_marks_in_the_bridge_and_filters_in_inet() {
+        let w = want_of("tap1", &bridged("tap1", "snf-limited"), &[]).unwrap();
+        assert_eq!(
+            w.tables(),
+            [Table::Bridge, Table::Inet].into_iter().collect()
+        );
+        assert_eq!(
+            w.chains[&(Table::Bridge, "to4-tap1".to_owned())],
+            ["meta mark set meta mark & 0xffcfffff | 0x00200000"]
+        );
+        assert_eq!(
+            w.shared[&(Table::Inet, "snf-limited-br6".to_owned())],
+            [
+                "meta nfproto != ipv6 return",
+                "meta mark & 0x00300000 != 0x00200000 return",
+                "meta mark set meta mark & 0xffcfffff",
+                "ct state related,established accept",
+                "drop",
+            ]
+        );
+        assert!(!w.elements.iter().any(|(t, _, _)| *t == Table::Inet));
+        // A profile chain without conntrack stays in the bridge family.
+        let mut fw = bridged("tap1", "snf-unprotected");
+        for s in fw.values_mut() {
+            s.shared[0].rules = vec!["-j ACCEPT".into()];
+        }
+        let w = want_of("tap1", &fw, &[]).unwrap();
+        assert_eq!(w.tables(), [Table::Bridge].into_iter().collect());
+        assert_eq!(
+            w.chains[&(Table::Bridge, "to4-tap1".to_owned())],
+            ["jump snf-unprotected4"]
+        );
+        // An unknown profile has no mark value: refused, not applied without its filter.
+        assert!(want_of("tap1", &bridged("tap1", "snf-other"), &[]).is_err());
+    }
+
+    /// A bridge port with a profile keeps the inet table (and its profile chain) alive
+    /// when the last routed NIC goes, whichever way the transaction is computed.
+    #[test]
+    fn the_inet_table_lives_while_a_bridge_port_uses_it() {
+        let listing = parse_listing(
+            "table bridge snf_ifup {\n\tchain forward {\n\t}\n\tchain to4-tap1 {\n\t}\n\tchain to6-tap1 {\n\t}\n}\n\
+             table inet snf_ifup {\n\tchain forward {\n\t}\n\tchain snf-limited-br4 {\n\t}\n\tchain snf-limited-br6 {\n\t}\n\
+             \tchain from4-tap2 {\n\t}\n}\n",
+        );
+        let rm = |tap| Item {
+            tap,
+            want: Want::default(),
+            recorded: None,
+            touch: [Table::Inet].into_iter().collect(),
+        };
+        let tx = transaction(&[rm("tap2")], Some(&listing));
+        assert!(!tx.contains("delete table inet"), "{tx}");
+        assert!(
+            tx.contains("delete chain inet snf_ifup from4-tap2\n"),
+            "{tx}"
+        );
+        assert!(
+            !tx.contains("delete chain inet snf_ifup snf-limited-br4"),
+            "{tx}"
+        );
+        // The index says so too, so that `down` of tap2 from the record agrees.
+        let ix = Index::from_listing(&listing, &[]);
+        assert_eq!(
+            ix.tables["inet"]["tap1"],
+            ["snf-limited-br4", "snf-limited-br6"]
+                .into_iter()
+                .map(str::to_owned)
+                .collect()
+        );
+        // The bridge port's own `down` removes the inet table with it when it was the last.
+        let alone = parse_listing(
+            "table bridge snf_ifup {\n\tchain forward {\n\t}\n\tchain to4-tap1 {\n\t}\n}\n\
+             table inet snf_ifup {\n\tchain forward {\n\t}\n\tchain snf-limited-br4 {\n\t}\n\
+             \tchain snf-limited-br6 {\n\t}\n}\n",
+        );
+        let mut it = rm("tap1");
+        it.touch = [Table::Bridge, Table::Inet].into_iter().collect();
+        assert_eq!(
+            transaction(&[it], Some(&alone)),
+            "delete table bridge snf_ifup\ndelete table inet snf_ifup\n"
+        );
+        // From the record: the same, without a listing.
+        let old = want_of("tap1", &bridged("tap1", "snf-limited"), &[]).unwrap();
+        let ix = Index::from_listing(&alone, &[]);
+        let (tx, after) = fast("tap1", &Want::default(), &old, &ix).unwrap();
+        assert_eq!(
+            tx,
+            "delete table bridge snf_ifup\ndelete table inet snf_ifup\n"
+        );
+        assert!(after.tables.is_empty());
+        // `up` of a second port with the same profile creates nothing in inet.
+        let new = want_of("tap3", &bridged("tap3", "snf-limited"), &[]).unwrap();
+        let (tx, after) = fast("tap3", &new, &Want::default(), &ix).unwrap();
+        assert!(!tx.contains(" inet "), "{tx}");
+        assert!(after.tables["inet"].contains_key("tap3"));
     }
 }
