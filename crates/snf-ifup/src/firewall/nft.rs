@@ -12,8 +12,8 @@
 //! does not). The last NIC of a table takes the table with it, so that `down` leaves the
 //! ruleset as it was before the first `up`.
 //!
-//! Rules are translated from the model's iptables syntax token by token; an unknown token
-//! is an error, never a silently dropped match.
+//! Rules are rendered from the typed model ([`Rule`]); a combination nft cannot express
+//! (a port without TCP or UDP) is an error, never a silently dropped match.
 //!
 //! A bridged NIC's profile is where the iptables driver's `physdev` match is: after
 //! br_netfilter. The bridge family knows the port but has no conntrack without
@@ -29,7 +29,10 @@ use anyhow::{Context, bail};
 use netconf::MacAddr;
 use serde::{Deserialize, Serialize};
 
-use super::{Family, Firewall, FwMap, NicRules, from_chain, is_shared, to_chain};
+use super::{
+    EtherType, Family, Firewall, FwMap, Hook, Icmp6Type, JumpMatch, L4, Match, NicRules, Rule,
+    Verdict, from_chain, is_shared, to_chain,
+};
 use crate::{exec, log};
 
 const TABLE: &str = "snf_ifup";
@@ -257,7 +260,10 @@ fn want_of(tap: &str, fw: &FwMap, arp: &[String]) -> anyhow::Result<Want> {
     check_tap(tap)?;
     let mut w = Want::default();
     for (&fam, spec) in fw {
-        let bridged = spec.jumps.iter().any(|j| j.matches.contains("physdev"));
+        let bridged = spec
+            .jumps
+            .iter()
+            .any(|j| matches!(j.matches, JumpMatch::BridgedOut(_)));
         let table = if fam == Family::Eb || bridged {
             Table::Bridge
         } else {
@@ -269,23 +275,20 @@ fn want_of(tap: &str, fw: &FwMap, arp: &[String]) -> anyhow::Result<Want> {
             Family::Ip6 => "6",
         };
         for j in &spec.jumps {
-            let dir = if j.matches == format!("-i {tap}") {
-                "iif"
-            } else if j.matches == format!("-o {tap}")
-                || j.matches == format!("-m physdev --physdev-out {tap} --physdev-is-bridged")
-            {
-                "oif"
-            } else {
+            if j.matches.tap() != tap {
                 bail!(
-                    "nftables driver: cannot translate the jump match {:?}",
+                    "nftables driver: a jump of {tap} matches another interface ({})",
                     j.matches
                 );
+            }
+            let dir = match j.matches {
+                JumpMatch::In(_) => "iif",
+                JumpMatch::Out(_) | JumpMatch::BridgedOut(_) => "oif",
             };
-            let hook = match j.from.as_str() {
-                "FORWARD" => "fwd",
-                "INPUT" => "in",
-                "OUTPUT" => "out",
-                other => bail!("nftables driver: unknown hook {other}"),
+            let hook = match j.from {
+                Hook::Forward => "fwd",
+                Hook::Input => "in",
+                Hook::Output => "out",
             };
             let map = format!("{hook}_{dir}{suffix}");
             let target = chain_name(fam, tap, &j.target)?;
@@ -354,7 +357,8 @@ fn bridged_profile(
             .iter()
             .map(|r| translate(fam, r, name))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        if rules.iter().any(|r| r.starts_with("ct ")) {
+        let conntrack = c.rules.iter().flat_map(|r| &r.matches);
+        if conntrack.into_iter().any(|m| *m == Match::ReplyOrRelated) {
             let rules = bridged_profile_rules(&c.name, fam, rules)?;
             w.shared
                 .insert((Table::Inet, bridged_profile_chain(&c.name, fam)), rules);
@@ -367,8 +371,8 @@ fn bridged_profile(
         let rules = c
             .rules
             .iter()
-            .map(|r| match r.strip_prefix("-j ") {
-                Some(p) if marked.contains(p) => bridged_profile_mark(p),
+            .map(|r| match (r.matches.as_slice(), r.target()) {
+                ([], Some(p)) if marked.contains(p) => bridged_profile_mark(p),
                 _ => translate(fam, r, name),
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
@@ -377,121 +381,97 @@ fn bridged_profile(
     Ok(())
 }
 
-struct Tokens<'a> {
-    toks: Vec<&'a str>,
-    i: usize,
-}
-
-impl<'a> Tokens<'a> {
-    fn next(&mut self) -> Option<&'a str> {
-        let t = self.toks.get(self.i).copied();
-        self.i += 1;
-        t
-    }
-
-    /// An option's value; ebtables writes a negation after the option (`-s ! MAC`).
-    fn value(&mut self, opt: &str) -> anyhow::Result<(bool, &'a str)> {
-        match self.next() {
-            Some("!") => Ok((true, self.value(opt)?.1)),
-            Some(v) => Ok((false, v)),
-            None => bail!("nftables driver: {opt} without a value"),
-        }
-    }
-}
-
-/// One model rule (iptables/ebtables syntax) as an nft statement.
+/// One rule as an nft statement.
 fn translate(
     fam: Family,
-    rule: &str,
+    rule: &Rule,
     chain: &dyn Fn(&str) -> anyhow::Result<String>,
 ) -> anyhow::Result<String> {
-    let mut t = Tokens {
-        toks: rule.split_whitespace().collect(),
-        i: 0,
-    };
     let mut out: Vec<String> = Vec::new();
-    let mut neg = false;
-    let mut proto: Option<&str> = None;
-    let unknown =
-        |tok: &str| anyhow::anyhow!("nftables driver: cannot translate {tok:?} in {rule:?}");
-    while let Some(tok) = t.next() {
-        if tok == "!" {
-            neg = true;
-            continue;
-        }
-        let (n, v) = match tok {
-            "--syn" => (false, ""),
-            _ => t.value(tok)?,
-        };
-        let ne = if neg || n { "!= " } else { "" };
-        neg = false;
-        let addr = |fam: Family| if fam == Family::Ip6 { "ip6" } else { "ip" };
-        let s = match (fam, tok) {
-            (_, "-j") => match v {
-                "DROP" => "drop".to_owned(),
-                "ACCEPT" => "accept".to_owned(),
-                "RETURN" => "return".to_owned(),
-                other => format!("jump {}", chain(other)?),
-            },
-            (_, "-m") => continue,
-            (Family::Ip4 | Family::Ip6, "-s") => format!("{} saddr {ne}{v}", addr(fam)),
-            (Family::Ip4 | Family::Ip6, "-p") | (Family::Eb, "--ip-proto" | "--ip6-proto") => {
-                proto = Some(v);
-                format!("meta l4proto {ne}{v}")
-            }
-            (_, "--sport" | "--dport" | "--ip-sport" | "--ip-dport" | "--ip6-sport") => {
-                let Some(p @ ("tcp" | "udp")) = proto else {
-                    return Err(unknown(tok));
+    let mut proto: Option<L4> = None;
+    let unknown = |what: &str| {
+        anyhow::anyhow!(
+            "nftables driver: cannot translate {what} in {:?}",
+            super::rule_text(fam, rule)
+        )
+    };
+    let ne = |not: bool| if not { "!= " } else { "" };
+    for m in &rule.matches {
+        out.push(match m {
+            // The address as the iptables family writes it (ebtables: without the length
+            // of a single address).
+            Match::Src { not, addr, len } => {
+                let (l3, full) = if addr.is_ipv6() {
+                    ("ip6", 128)
+                } else {
+                    ("ip", 32)
                 };
-                let dir = if tok.ends_with("sport") {
+                if fam == Family::Eb && *len == full {
+                    format!("{l3} saddr {}{addr}", ne(*not))
+                } else {
+                    format!("{l3} saddr {}{addr}/{len}", ne(*not))
+                }
+            }
+            Match::SrcMac {
+                not,
+                mac,
+                mask: None,
+            } => format!("ether saddr {}{mac}", ne(*not)),
+            Match::SrcMac {
+                not,
+                mac,
+                mask: Some(mask),
+            } => {
+                let mut net = mac.0;
+                for (b, m) in net.iter_mut().zip(mask.0) {
+                    *b &= m;
+                }
+                format!("ether saddr & {mask} {}{}", ne(*not), MacAddr(net))
+            }
+            Match::EtherType(t) => {
+                let ty = match t {
+                    EtherType::Vlan => "vlan",
+                    EtherType::Ip4 => "ip",
+                    EtherType::Ip6 => "ip6",
+                    EtherType::Arp => "arp",
+                };
+                format!("ether type {ty}")
+            }
+            Match::Proto(p) => {
+                proto = Some(*p);
+                format!("meta l4proto {}", p.name())
+            }
+            Match::SrcPort(n) | Match::DstPort(n) => {
+                let Some(p @ (L4::Tcp | L4::Udp)) = proto else {
+                    return Err(unknown("a port without TCP or UDP"));
+                };
+                let dir = if matches!(m, Match::SrcPort(_)) {
                     "sport"
                 } else {
                     "dport"
                 };
-                format!("{p} {dir} {ne}{v}")
+                format!("{} {dir} {n}", p.name())
             }
-            (_, "--syn") if proto == Some("tcp") => {
-                let op = if ne.is_empty() { "==" } else { "!=" };
-                format!("tcp flags & (fin|syn|rst|ack) {op} syn")
+            Match::NotSyn if proto == Some(L4::Tcp) => {
+                "tcp flags & (fin|syn|rst|ack) != syn".to_owned()
             }
-            (_, "--mac-source") => format!("ether saddr {ne}{v}"),
-            (_, "--ctstate") if ne.is_empty() => format!("ct state {}", v.to_lowercase()),
-            (_, "--icmpv6-type") => format!("icmpv6 type {ne}{v}"),
-            (Family::Eb, "-s") => match v.split_once('/') {
-                None => format!("ether saddr {ne}{v}"),
-                Some((mac, mask)) => {
-                    let (Ok(mac), Ok(mask)) = (mac.parse::<MacAddr>(), mask.parse::<MacAddr>())
-                    else {
-                        return Err(unknown(v));
-                    };
-                    let mut net = mac.0;
-                    for (b, m) in net.iter_mut().zip(mask.0) {
-                        *b &= m;
-                    }
-                    format!("ether saddr & {mask} {ne}{}", MacAddr(net))
-                }
-            },
-            (Family::Eb, "-p") => {
-                let ty = match v {
-                    "802_1Q" => "vlan",
-                    "IPv4" => "ip",
-                    "IPv6" => "ip6",
-                    "ARP" => "arp",
-                    _ => return Err(unknown(v)),
-                };
-                format!("ether type {ne}{ty}")
+            Match::NotSyn => return Err(unknown("a SYN match without TCP")),
+            Match::ReplyOrRelated => "ct state related,established".to_owned(),
+            // ip6tables names the type by number, ebtables by name; nft takes both.
+            Match::Icmp6(Icmp6Type::RouterAdvert) if fam == Family::Eb => {
+                "icmpv6 type nd-router-advert".to_owned()
             }
-            (Family::Eb, "--ip-src") => format!("ip saddr {ne}{v}"),
-            (Family::Eb, "--ip6-src") => format!("ip6 saddr {ne}{v}"),
-            (Family::Eb, "--ip6-icmp-type") if v == "router-advertisement" => {
-                format!("icmpv6 type {ne}nd-router-advert")
-            }
-            (Family::Eb, "--arp-mac-src") => format!("arp saddr ether {ne}{v}"),
-            (Family::Eb, "--arp-ip-src") => format!("arp saddr ip {ne}{v}"),
-            _ => return Err(unknown(tok)),
-        };
-        out.push(s);
+            Match::Icmp6(Icmp6Type::RouterAdvert) => "icmpv6 type 134".to_owned(),
+            Match::ArpSrcMac { not, mac } => format!("arp saddr ether {}{mac}", ne(*not)),
+            Match::ArpSrcIp { not, ip } => format!("arp saddr ip {}{ip}", ne(*not)),
+        });
     }
+    out.push(match &rule.verdict {
+        Verdict::Drop => "drop".to_owned(),
+        Verdict::Accept => "accept".to_owned(),
+        Verdict::Return => "return".to_owned(),
+        Verdict::Jump(t) => format!("jump {}", chain(t)?),
+    });
     Ok(out.join(" "))
 }
 
@@ -1183,6 +1163,15 @@ mod tests {
     use super::*;
     use crate::firewall::TableSpec;
 
+    /// [`super::translate`] of a rule the tests write in iptables syntax.
+    fn translate(
+        fam: Family,
+        text: &str,
+        name: &dyn Fn(&str) -> anyhow::Result<String>,
+    ) -> anyhow::Result<String> {
+        super::translate(fam, &crate::firewall::parse_rule(fam, text)?, name)
+    }
+
     fn name(fam: Family) -> impl Fn(&str) -> anyhow::Result<String> {
         move |n| chain_name(fam, "tap1", n)
     }
@@ -1310,7 +1299,7 @@ mod tests {
     fn removal_needs_no_listing_and_gc_reads_it() {
         let mut spec = TableSpec::default();
         spec.push_rule("SNF-FROM-tap1", "-s ! aa:00:00:00:00:01 -j DROP".into());
-        spec.push_jump("FORWARD", "-i tap1".into(), "SNF-FROM-tap1");
+        spec.push_jump(Hook::Forward, "-i tap1".into(), "SNF-FROM-tap1");
         let fw: FwMap = [(Family::Eb, spec)].into_iter().collect();
         let want = want_of("tap1", &fw, &[]).unwrap();
         assert_eq!(want.tables(), [Table::Bridge].into_iter().collect());
@@ -1359,7 +1348,7 @@ mod bridged_profile_tests {
         let mut fw = FwMap::new();
         for fam in [Family::Ip4, Family::Ip6] {
             let mut s = TableSpec::default();
-            s.push_rule(&to_chain(tap), format!("-j {p}"));
+            s.push_rule(&to_chain(tap), Rule::new([], Verdict::Jump(p.to_owned())));
             s.push_shared(Chain {
                 name: p.to_owned(),
                 rules: vec![
@@ -1368,8 +1357,8 @@ mod bridged_profile_tests {
                 ],
             });
             s.push_jump(
-                "FORWARD",
-                format!("-m physdev --physdev-out {tap} --physdev-is-bridged"),
+                Hook::Forward,
+                format!("-m physdev --physdev-out {tap} --physdev-is-bridged").into(),
                 &to_chain(tap),
             );
             fw.insert(fam, s);
