@@ -231,6 +231,7 @@ impl FileStore {
         self
     }
 
+    #[cfg(any(test, feature = "test-support"))]
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -432,7 +433,8 @@ impl FileStore {
         })
     }
 
-    /// Public for benchmarks and tests: whether a valid cache exists for the current file.
+    /// For tests: whether a valid cache exists for the current file.
+    #[cfg(any(test, feature = "test-support"))]
     pub fn cache_is_fresh(&self) -> bool {
         let Ok(Current {
             file: Some(file),
