@@ -29,6 +29,18 @@ impl Fingerprint {
         Ok((!more).then_some(Fingerprint { len, crc }))
     }
 
+    /// As [`Fingerprint::of_file`], with the [`Marks`] of the pass.
+    pub fn of_file_marked(f: &File, max: u64) -> std::io::Result<Option<(Self, Marks)>> {
+        let mut marks = Marks(vec![(0, 0)]);
+        let (crc, len, more) = crc_marked(f, 0, max, &mut marks.0)?;
+        Ok((!more).then_some((Fingerprint { len, crc }, marks)))
+    }
+
+    /// The fingerprint of `len` bytes whose CRC-32 is `crc`.
+    pub fn from_parts(len: u64, crc: u32) -> Self {
+        Fingerprint { len, crc }
+    }
+
     pub fn len(&self) -> u64 {
         self.len
     }
@@ -38,9 +50,53 @@ impl Fingerprint {
     }
 }
 
+/// The CRC-32 of a file's first bytes at points along it (every read of the pass that
+/// fingerprinted it), so that the CRC-32 of any range of those bytes costs reading at
+/// most two short pieces again, not the range: a writer that copied ranges of the old
+/// config.data into the new one knows the new one's fingerprint without reading it back.
+#[derive(Debug)]
+pub(super) struct Marks(Vec<(u64, u32)>);
+
+impl Marks {
+    /// The CRC-32 of `f`'s first `at` bytes: from the last mark at or before `at`, on
+    /// over the bytes after it.
+    fn prefix(&self, f: &File, at: u64) -> std::io::Result<u32> {
+        let i = self.0.partition_point(|&(o, _)| o <= at) - 1;
+        let (from, crc) = self.0[i];
+        let mut h = crc32fast::Hasher::new_with_initial_len(crc, from);
+        let mut buf = vec![0; usize::try_from(at - from).map_err(std::io::Error::other)?];
+        f.read_exact_at(&mut buf, from)?;
+        h.update(&buf);
+        Ok(h.finalize())
+    }
+
+    /// The CRC-32 of `len` bytes of `f` at `from`, taken from the marks: exact as long as
+    /// `f` holds the bytes it held when they were taken (else the fingerprint it goes
+    /// into matches no file, and a cache stamped with it is not used).
+    pub fn range_crc(&self, f: &File, from: u64, len: u64) -> std::io::Result<u32> {
+        let (a, b) = (self.prefix(f, from)?, self.prefix(f, from + len)?);
+        // CRC-32 is linear: crc(A ‖ B) = shift(crc(A), |B|) ^ crc(B), and combining
+        // with the CRC 0 of |B| bytes is that shift.
+        let mut shifted = crc32fast::Hasher::new_with_initial_len(a, from);
+        shifted.combine(&crc32fast::Hasher::new_with_initial_len(0, len));
+        Ok(b ^ shifted.finalize())
+    }
+}
+
 /// The CRC-32 and length of up to `max` of `f`'s bytes from `from` on, streamed through a
 /// small buffer, and whether more follow.
 pub(super) fn crc_from(f: &File, from: u64, max: u64) -> std::io::Result<(u32, u64, bool)> {
+    crc_marked(f, from, max, &mut Vec::new())
+}
+
+/// As [`crc_from`], pushing the CRC-32 so far to `marks` at each read that ends before
+/// `max` (the offsets are counted from `from`).
+fn crc_marked(
+    f: &File,
+    from: u64,
+    max: u64,
+    marks: &mut Vec<(u64, u32)>,
+) -> std::io::Result<(u32, u64, bool)> {
     let mut buf = vec![0; 1 << 16];
     let (mut h, mut len) = (crc32fast::Hasher::new(), 0u64);
     loop {
@@ -56,5 +112,40 @@ pub(super) fn crc_from(f: &File, from: u64, max: u64) -> std::io::Result<(u32, u
         }
         h.update(&buf[..n]);
         len += n as u64;
+        if len < max {
+            marks.push((len, h.clone().finalize()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn marks_give_the_crc_of_any_range_without_reading_it() {
+        let bytes: Vec<u8> = (0..200_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(&bytes).unwrap();
+        let (fp, marks) = Fingerprint::of_file_marked(&f, u64::MAX).unwrap().unwrap();
+        assert_eq!(fp, Fingerprint::of(&bytes));
+        assert!(marks.0.len() > 3, "a mark per read: {:?}", marks.0.len());
+        let len = bytes.len() as u64;
+        for (from, n) in [
+            (0, 0),
+            (0, len),
+            (1, 10),
+            (65_535, 2),
+            (65_536, 65_536),
+            (70_000, 120_000),
+            (len - 1, 1),
+            (len, 0),
+        ] {
+            let want = crc32fast::hash(&bytes[from as usize..(from + n) as usize]);
+            assert_eq!(marks.range_crc(&f, from, n).unwrap(), want, "{from}+{n}");
+        }
     }
 }
