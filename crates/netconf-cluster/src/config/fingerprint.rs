@@ -31,8 +31,7 @@ impl Fingerprint {
 
     /// As [`Fingerprint::of_file`], with the [`Marks`] of the pass.
     pub fn of_file_marked(f: &File, max: u64) -> std::io::Result<Option<(Self, Marks)>> {
-        let mut marks = Marks(vec![(0, 0)]);
-        let (crc, len, more) = crc_marked(f, 0, max, &mut marks.0)?;
+        let (crc, len, more, marks) = crc_from_marked(f, 0, max)?;
         Ok((!more).then_some((Fingerprint { len, crc }, marks)))
     }
 
@@ -50,30 +49,39 @@ impl Fingerprint {
     }
 }
 
-/// The CRC-32 of a file's first bytes at points along it (every read of the pass that
-/// fingerprinted it), so that the CRC-32 of any range of those bytes costs reading at
-/// most two short pieces again, not the range: a writer that copied ranges of the old
-/// config.data into the new one knows the new one's fingerprint without reading it back.
+/// The CRC-32 of an area's first bytes at points along it (every read of the pass that
+/// checked it), so that the CRC-32 of any range of those bytes costs reading at most two
+/// short pieces again, not the range: a writer that copied ranges of an old file into a
+/// new one knows the new one's CRC without reading it back.
 #[derive(Debug)]
-pub(super) struct Marks(Vec<(u64, u32)>);
+pub(super) struct Marks {
+    /// Where the area starts in its file.
+    base: u64,
+    /// (offset in the area, CRC-32 of the area's bytes before it), ascending from (0, 0).
+    points: Vec<(u64, u32)>,
+}
 
 impl Marks {
-    /// The CRC-32 of `f`'s first `at` bytes: from the last mark at or before `at`, on
-    /// over the bytes after it.
+    /// The CRC-32 of the area's first `at` bytes: from the last mark at or before `at`,
+    /// on over the bytes after it.
     fn prefix(&self, f: &File, at: u64) -> std::io::Result<u32> {
-        let i = self.0.partition_point(|&(o, _)| o <= at) - 1;
-        let (from, crc) = self.0[i];
+        let i = self.points.partition_point(|&(o, _)| o <= at) - 1;
+        let (from, crc) = self.points[i];
         let mut h = crc32fast::Hasher::new_with_initial_len(crc, from);
         let mut buf = vec![0; usize::try_from(at - from).map_err(std::io::Error::other)?];
-        f.read_exact_at(&mut buf, from)?;
+        f.read_exact_at(&mut buf, self.base + from)?;
         h.update(&buf);
         Ok(h.finalize())
     }
 
-    /// The CRC-32 of `len` bytes of `f` at `from`, taken from the marks: exact as long as
-    /// `f` holds the bytes it held when they were taken (else the fingerprint it goes
-    /// into matches no file, and a cache stamped with it is not used).
+    /// The CRC-32 of `len` bytes of `f` at `from` (an offset in the file, inside the
+    /// area), taken from the marks: exact as long as `f` holds the bytes it held when
+    /// they were taken (else the CRC it goes into matches no file's, and a cache stamped
+    /// with it is not used).
     pub fn range_crc(&self, f: &File, from: u64, len: u64) -> std::io::Result<u32> {
+        let from = from
+            .checked_sub(self.base)
+            .ok_or_else(|| std::io::Error::other("a range before the marked area"))?;
         let (a, b) = (self.prefix(f, from)?, self.prefix(f, from + len)?);
         // CRC-32 is linear: crc(A ‖ B) = shift(crc(A), |B|) ^ crc(B), and combining
         // with the CRC 0 of |B| bytes is that shift.
@@ -87,6 +95,17 @@ impl Marks {
 /// small buffer, and whether more follow.
 pub(super) fn crc_from(f: &File, from: u64, max: u64) -> std::io::Result<(u32, u64, bool)> {
     crc_marked(f, from, max, &mut Vec::new())
+}
+
+/// As [`crc_from`], with the [`Marks`] of the pass.
+pub(super) fn crc_from_marked(
+    f: &File,
+    from: u64,
+    max: u64,
+) -> std::io::Result<(u32, u64, bool, Marks)> {
+    let mut points = vec![(0, 0)];
+    let (crc, len, more) = crc_marked(f, from, max, &mut points)?;
+    Ok((crc, len, more, Marks { base: from, points }))
 }
 
 /// As [`crc_from`], pushing the CRC-32 so far to `marks` at each read that ends before
@@ -132,7 +151,11 @@ mod tests {
         f.write_all(&bytes).unwrap();
         let (fp, marks) = Fingerprint::of_file_marked(&f, u64::MAX).unwrap().unwrap();
         assert_eq!(fp, Fingerprint::of(&bytes));
-        assert!(marks.0.len() > 3, "a mark per read: {:?}", marks.0.len());
+        assert!(
+            marks.points.len() > 3,
+            "a mark per read: {}",
+            marks.points.len()
+        );
         let len = bytes.len() as u64;
         for (from, n) in [
             (0, 0),
@@ -147,5 +170,21 @@ mod tests {
             let want = crc32fast::hash(&bytes[from as usize..(from + n) as usize]);
             assert_eq!(marks.range_crc(&f, from, n).unwrap(), want, "{from}+{n}");
         }
+        // An area that starts inside the file: offsets stay the file's.
+        let (crc, n, more, marks) = crc_from_marked(&f, 1000, 150_000).unwrap();
+        assert_eq!(
+            (crc, n, more),
+            (crc32fast::hash(&bytes[1000..151_000]), 150_000, true)
+        );
+        for (from, n) in [
+            (1000, 0),
+            (1000, 150_000),
+            (1001, 70_000),
+            (100_000, 51_000),
+        ] {
+            let want = crc32fast::hash(&bytes[from as usize..(from + n) as usize]);
+            assert_eq!(marks.range_crc(&f, from, n).unwrap(), want, "{from}+{n}");
+        }
+        assert!(marks.range_crc(&f, 999, 1).is_err());
     }
 }
