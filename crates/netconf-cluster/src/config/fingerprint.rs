@@ -66,11 +66,20 @@ impl Marks {
     /// on over the bytes after it.
     fn prefix(&self, f: &File, at: u64) -> std::io::Result<u32> {
         let i = self.points.partition_point(|&(o, _)| o <= at) - 1;
-        let (from, crc) = self.points[i];
+        let (mut from, crc) = self.points[i];
         let mut h = crc32fast::Hasher::new_with_initial_len(crc, from);
-        let mut buf = vec![0; usize::try_from(at - from).map_err(std::io::Error::other)?];
-        f.read_exact_at(&mut buf, self.base + from)?;
-        h.update(&buf);
+        // One read's worth as a rule; a buffer of that size whatever `at` claims.
+        let mut buf = vec![0; (at - from).min(1 << 16) as usize];
+        while from < at {
+            let n = (at - from).min(buf.len() as u64) as usize;
+            let pos = self
+                .base
+                .checked_add(from)
+                .ok_or(std::io::ErrorKind::InvalidInput)?;
+            f.read_exact_at(&mut buf[..n], pos)?;
+            h.update(&buf[..n]);
+            from += n as u64;
+        }
         Ok(h.finalize())
     }
 
@@ -82,7 +91,10 @@ impl Marks {
         let from = from
             .checked_sub(self.base)
             .ok_or_else(|| std::io::Error::other("a range before the marked area"))?;
-        let (a, b) = (self.prefix(f, from)?, self.prefix(f, from + len)?);
+        let end = from
+            .checked_add(len)
+            .ok_or_else(|| std::io::Error::other("a range past the end of any file"))?;
+        let (a, b) = (self.prefix(f, from)?, self.prefix(f, end)?);
         // CRC-32 is linear: crc(A ‖ B) = shift(crc(A), |B|) ^ crc(B), and combining
         // with the CRC 0 of |B| bytes is that shift.
         let mut shifted = crc32fast::Hasher::new_with_initial_len(a, from);
