@@ -993,9 +993,9 @@ fn xen_file(env: &Env) -> String {
 /// with one NIC in it) through netconf's store, as gnt-network and gnt-instance would;
 /// returns Ganeti's environment for that NIC on TAP `tap`.
 fn write_config(path: &Path, tap: &str, net_tags: &[&str], inst_tags: &[&str]) -> Env {
-    use netconf_cluster::config::{FileStore, transaction};
+    use netconf_cluster::config::{open, transaction};
     use netconf_cluster::ops::{self, Feedback};
-    let store = FileStore::new(path);
+    let store = open(path);
     let mut fb = Feedback::default();
     transaction(&store, |cfg| {
         ops::network::add(
