@@ -87,7 +87,7 @@ pub enum Cmd {
 
 #[derive(Args, Debug)]
 pub struct AddArgs {
-    /// IPv4 subnet in CIDR form, /16 to /30 (required).
+    /// IPv4 subnet in CIDR form, /16 to /30; without it the network is L2-only.
     #[arg(long, value_name = "CIDR")]
     pub network: Option<String>,
     /// IPv4 gateway; reserved externally.
