@@ -8,8 +8,8 @@ use netconf_cluster::config::{FileStore, Store, parse, render, transaction, veri
 use netconf_cluster::ops::Feedback;
 use netconf_cluster::ops::network::{self, AddNetwork};
 
-fn add(store: &FileStore, a: AddNetwork) {
-    transaction(store, |c| network::add(c, &a, &mut Feedback::default())).unwrap();
+fn add(store: &FileStore, a: &AddNetwork) {
+    transaction(store, |c| network::add(c, a, &mut Feedback::default())).unwrap();
 }
 
 fn l2() -> AddNetwork {
@@ -38,8 +38,8 @@ fn v4(name: &str, net: &str) -> AddNetwork {
 fn an_l2_network_round_trips_through_the_toml_and_the_cache() {
     let dir = tempfile::tempdir().unwrap();
     let store = FileStore::new(dir.path().join("config.data"));
-    add(&store, v4("net1", "198.51.100.0/24"));
-    add(&store, l2());
+    add(&store, &v4("net1", "198.51.100.0/24"));
+    add(&store, &l2());
     let text = fs::read_to_string(store.path()).unwrap();
     let section = text
         .split("name = \"l2\"\n")
@@ -77,7 +77,7 @@ fn an_l2_network_round_trips_through_the_toml_and_the_cache() {
 fn a_file_without_l2_networks_renders_as_before() {
     let dir = tempfile::tempdir().unwrap();
     let store = FileStore::new(dir.path().join("config.data"));
-    add(&store, v4("net1", "198.51.100.0/24"));
+    add(&store, &v4("net1", "198.51.100.0/24"));
     let text = fs::read_to_string(store.path()).unwrap();
     assert!(text.contains(
         "name = \"net1\"\nnetwork = \"198.51.100.0/24\"\ngateway = \"198.51.100.1\"\nreservations = \"\"\next_reservations = \"0-1,255\"\ntags = []\n"
@@ -92,7 +92,7 @@ fn a_file_without_l2_networks_renders_as_before() {
 fn ipv4_data_on_an_l2_network_is_named_or_refused() {
     let dir = tempfile::tempdir().unwrap();
     let store = FileStore::new(dir.path().join("config.data"));
-    add(&store, l2());
+    add(&store, &l2());
     let text = fs::read_to_string(store.path()).unwrap();
     let with = |extra: &str| text.replace("name = \"l2\"\n", &format!("name = \"l2\"\n{extra}\n"));
 

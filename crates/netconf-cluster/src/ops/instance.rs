@@ -508,11 +508,9 @@ fn reserve_given(pool: &mut crate::pool::AddressPool, ip: IpAddr, check: bool) -
 /// Releases a NIC's address from its network, if it has both.
 fn release_nic_ip(cfg: &mut ClusterConfig, nic: &Nic) {
     if let (Some(net), Some(ip)) = (&nic.network, nic.ipv4())
-        && let Some(n) = cfg.networks.get_mut(net)
+        && let Some(pool) = cfg.networks.get_mut(net).and_then(|n| n.pool.as_mut())
     {
-        if let Some(pool) = n.pool.as_mut() {
-            let _ = pool.release(ip, Kind::Instance);
-        }
+        let _ = pool.release(ip, Kind::Instance);
     }
 }
 
