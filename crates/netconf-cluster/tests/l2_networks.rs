@@ -123,3 +123,36 @@ fn ipv4_data_on_an_l2_network_is_named_or_refused() {
         .to_string();
     assert!(e.contains("missing field `reservations`"), "{e}");
 }
+
+/// The commit check accepts L2-only networks (every commit above) and refuses a change
+/// that hangs IPv4 data on one, leaving config.data byte-identical.
+#[test]
+fn a_commit_hanging_ipv4_data_on_an_l2_network_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::new(dir.path().join("config.data"));
+    add(&store, &l2());
+    let before = fs::read(store.path()).unwrap();
+    let e = transaction(&store, |c| {
+        let uuid = c.network_uuid("l2")?;
+        c.networks.get_mut(&uuid).unwrap().gateway = Some("198.51.100.1".parse().unwrap());
+        Ok(())
+    })
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("gateway 198.51.100.1 on a network without an IPv4 subnet"),
+        "{e}"
+    );
+    let e = transaction(&store, |c| {
+        let uuid = c.network_uuid("l2")?;
+        c.networks.get_mut(&uuid).unwrap().network = Some("198.51.100.0/24".parse().unwrap());
+        Ok(())
+    })
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("IPv4 subnet without its address pool, or a pool without a subnet"),
+        "{e}"
+    );
+    assert!(fs::read(store.path()).unwrap() == before);
+}
