@@ -19,6 +19,8 @@ mod instance_fields;
 mod instance_nics;
 #[path = "cli/json.rs"]
 mod json;
+#[path = "cli/l2.rs"]
+mod l2;
 #[path = "cli/names.rs"]
 mod names;
 #[path = "cli/ports.rs"]

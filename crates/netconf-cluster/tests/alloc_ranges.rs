@@ -22,7 +22,13 @@ fn add(store: &FileStore, name: &str, net: &str, ranges: &[&str]) {
 fn ranges_of(store: &FileStore, name: &str) -> Vec<String> {
     let cfg = store.read().unwrap();
     let n = &cfg.networks[&cfg.network_uuid(name).unwrap()];
-    n.pool.ranges().iter().map(ToString::to_string).collect()
+    n.pool
+        .as_ref()
+        .unwrap()
+        .ranges()
+        .iter()
+        .map(ToString::to_string)
+        .collect()
 }
 
 #[test]

@@ -426,6 +426,16 @@ fn bridged(p: &mut Plan, i: &Input) -> anyhow::Result<()> {
 fn routed(p: &mut Plan, i: &Input) -> anyhow::Result<()> {
     let (nic, t, facts) = (i.nic, i.t, i.facts);
     check_table(nic.link.as_deref(), facts.table_id)?;
+    let subnet6 = nic.network.as_ref().and_then(|n| n.subnet6).is_some();
+    // A NIC on an L2-only network (no IPv4 subnet, beyond Ganeti) is routed over IPv6
+    // alone: no IPv4 rule, proxy ARP or forwarding is set up for it.
+    let l2_only = nic.ip.is_none() && nic.network.as_ref().is_some_and(|n| n.subnet.is_none());
+    if l2_only && !subnet6 {
+        bail!(
+            "mode routed needs an address to route: network {} has neither an IPv4 nor an IPv6 subnet",
+            nic.network.as_ref().map_or("", |n| n.name.as_str())
+        );
+    }
     routed_mac(p, i);
     p.ip4.push(format!("link set dev {t} up"));
     let table = table_of(nic);
@@ -438,16 +448,21 @@ fn routed(p: &mut Plan, i: &Input) -> anyhow::Result<()> {
         ("net.ipv6.conf.{}.proxy_ndp", "1"),
         ("net.ipv6.conf.{}.forwarding", "1"),
     ] {
-        p.sysctls.push((k.replace("{}", t), v.to_owned()));
+        if !(l2_only && k.starts_with("net.ipv4.")) {
+            p.sysctls.push((k.replace("{}", t), v.to_owned()));
+        }
     }
-    let subnet6 = nic.network.as_ref().and_then(|n| n.subnet6).is_some();
     let link = nic.link.as_deref();
-    rules(&mut p.ip4, &facts.rules4, t, link, facts.table_id);
+    if !l2_only {
+        rules(&mut p.ip4, &facts.rules4, t, link, facts.table_id);
+    }
     if subnet6 {
         rules(&mut p.ip6, &facts.rules6, t, link, facts.table_id);
     }
     if nic.link.is_some() {
-        p.undo.rule_tables4.push(table.clone());
+        if !l2_only {
+            p.undo.rule_tables4.push(table.clone());
+        }
         if subnet6 {
             p.undo.rule_tables6.push(table.clone());
         }
@@ -914,6 +929,70 @@ mod tests {
                 "vlan add dev tap1 vid 100 pvid untagged master",
                 "vlan add dev tap1 vid 200 master"
             ]
+        );
+    }
+
+    /// `nic` on an L2-only network: no IP, no IPv4 subnet or gateway.
+    fn l2_nic(mode: &str, net_tags: &str) -> NicEnv {
+        let mut n = nic(mode, net_tags, "");
+        n.ip = None;
+        let net = n.network.as_mut().unwrap();
+        net.subnet = None;
+        net.gateway = None;
+        n
+    }
+
+    #[test]
+    fn an_l2_only_nic_gets_no_ipv4_rules_routes_or_lease() {
+        let cfg = IfupSettings::default();
+        let n = l2_nic("bridged", "nfdhcpd spoof-protected");
+        let p = build(&n, &tap(), Flavour::Kvm, &cfg, &facts(), true).unwrap();
+        assert!(
+            !p.ip4
+                .iter()
+                .any(|l| l.contains("route") || l.contains("rule"))
+        );
+        assert!(p.ip6.is_empty() && p.arp.is_empty() && p.announce.is_empty());
+        // Spoof protection lets no IPv4 out but a DHCP request, which nfdhcpd leaves
+        // unanswered (the binding has no IP).
+        let eb = &p.firewall[&Family::Eb].chains[0].rules;
+        assert!(eb.contains(&"-p ARP -j DROP".to_owned()));
+        assert!(eb.contains(&"-p IPv4 -j DROP".to_owned()));
+        let b = p.binding.unwrap();
+        assert!(b.ip.is_none() && b.subnet.is_none() && b.gateway.is_none());
+        assert_eq!(
+            b.eui64.unwrap().to_string(),
+            "2001:db8:1:0:a800:ff:fe12:3456"
+        );
+
+        // Routed: IPv6 alone (route, proxy NDP), nothing of IPv4 but the link.
+        let n = l2_nic("routed", "nfdhcpd");
+        let p = build(&n, &tap(), Flavour::Kvm, &cfg, &facts(), true).unwrap();
+        assert_eq!(
+            p.ip4,
+            [
+                "link set dev tap1 address cc:47:52:4e:45:54",
+                "link set dev tap1 up"
+            ]
+        );
+        assert_eq!(
+            p.ip6,
+            [
+                "rule add iif tap1 table 100",
+                "route replace 2001:db8:1:0:a800:ff:fe12:3456/128 dev tap1 table 100 proto static",
+                "neigh replace proxy 2001:db8:1:0:a800:ff:fe12:3456 dev up0"
+            ]
+        );
+        assert!(!p.sysctls.iter().any(|(k, _)| k.starts_with("net.ipv4.")));
+        assert!(p.undo.rule_tables4.is_empty() && p.undo.routes4.is_empty());
+        // Without an IPv6 subnet either there is nothing to route.
+        let mut n = l2_nic("routed", "");
+        n.network.as_mut().unwrap().subnet6 = None;
+        let e = build(&n, &tap(), Flavour::Kvm, &cfg, &facts(), true).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("mode routed needs an address to route: network n has neither an IPv4 nor an IPv6 subnet"),
+            "{e}"
         );
     }
 

@@ -26,8 +26,9 @@ use super::segments::Out;
 use super::writer::END_MARKER;
 
 /// The cache format's magic, first in the header. 6: networks carry allocation ranges
-/// (postcard is positional: a cache of 5 would decode wrongly, so it is ignored).
-const MAGIC: &[u8; 8] = b"NCCACHE6";
+/// (postcard is positional: a cache of 5 would decode wrongly, so it is ignored); 7: a
+/// network's subnet and reservations are optional (L2-only networks).
+const MAGIC: &[u8; 8] = b"NCCACHE7";
 
 /// The header's first part: the magic and the fingerprint of the config.data the cache
 /// was made from.

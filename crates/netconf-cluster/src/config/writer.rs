@@ -126,7 +126,10 @@ fn node(out: &mut String, uuid: &str, n: &Node) {
 fn network(out: &mut String, uuid: &str, n: &Network) {
     let _ = writeln!(out, "\n[networks.{uuid}]");
     kv_str(out, "name", &n.name);
-    kv_str(out, "network", &n.network.to_string());
+    // An L2-only network has no IPv4 keys at all: files without one stay Ganeti's shape.
+    if let Some(v) = n.network {
+        kv_str(out, "network", &v.to_string());
+    }
     if let Some(v) = n.gateway {
         kv_str(out, "gateway", &v.to_string());
     }
@@ -139,12 +142,22 @@ fn network(out: &mut String, uuid: &str, n: &Network) {
     if let Some(v) = n.mac_prefix {
         kv_str(out, "mac_prefix", &v.to_string());
     }
-    let (inst, ext) = n.pool.to_stored();
+    if let Some(pool) = &n.pool {
+        pool_keys(out, pool);
+    }
+    tags(out, &n.tags);
+    kv(out, "serial_no", n.serial_no);
+    kv_f64(out, "ctime", n.ctime);
+    kv_f64(out, "mtime", n.mtime);
+}
+
+fn pool_keys(out: &mut String, pool: &crate::pool::AddressPool) {
+    let (inst, ext) = pool.to_stored();
     kv_str(out, "reservations", &inst);
     kv_str(out, "ext_reservations", &ext);
-    if !n.pool.ranges().is_empty() {
+    if !pool.ranges().is_empty() {
         out.push_str("allocation_ranges = [");
-        for (i, r) in n.pool.ranges().iter().enumerate() {
+        for (i, r) in pool.ranges().iter().enumerate() {
             if i > 0 {
                 out.push_str(", ");
             }
@@ -152,10 +165,6 @@ fn network(out: &mut String, uuid: &str, n: &Network) {
         }
         out.push_str("]\n");
     }
-    tags(out, &n.tags);
-    kv(out, "serial_no", n.serial_no);
-    kv_f64(out, "ctime", n.ctime);
-    kv_f64(out, "mtime", n.mtime);
 }
 
 pub(super) fn instance(out: &mut String, uuid: &str, i: &Instance) {

@@ -46,15 +46,14 @@ fn parse_prefix(s: &str, op: &str) -> Result<MacPrefix, GntError> {
 
 /// The `NETWORK_*` hook variables Ganeti exports for add and modify.
 pub fn network_hook_vars(n: &Network) -> Vec<(String, String)> {
-    let mut v = vec![
-        ("NETWORK_NAME".to_owned(), n.name.to_string()),
-        ("NETWORK_SUBNET".to_owned(), n.network.to_string()),
-    ];
+    let mut v = vec![("NETWORK_NAME".to_owned(), n.name.to_string())];
     let mut opt = |k: &str, val: Option<String>| {
         if let Some(val) = val {
             v.push((k.to_owned(), val));
         }
     };
+    // Ganeti leaves out what a network does not have; an L2-only network has no subnet.
+    opt("NETWORK_SUBNET", n.network.map(|g| g.to_string()));
     opt("NETWORK_GATEWAY", n.gateway.map(|g| g.to_string()));
     opt("NETWORK_SUBNET6", n.network6.map(|g| g.to_string()));
     opt("NETWORK_GATEWAY6", n.gateway6.map(|g| g.to_string()));
@@ -110,12 +109,27 @@ pub fn add(
     a: &AddNetwork,
     fb: &mut Feedback,
 ) -> Result<HookEnv, GntError> {
-    // Client side, then opcode validation, in Ganeti's order.
-    let Some(net_s) = a.network.as_deref() else {
-        return Err(GntError::inval("The --network option must be given"));
-    };
+    // Client side, then opcode validation, in Ganeti's order. Without --network (Ganeti
+    // requires it) the network is L2-only, and nothing IPv4 may be given.
+    if a.network.is_none() {
+        for (given, option) in [
+            (a.gateway.is_some(), "--gateway"),
+            (!a.add_reserved_ips.is_empty(), "--add-reserved-ips"),
+            (!a.allocation_ranges.is_empty(), "--allocation-range"),
+        ] {
+            if given {
+                return Err(GntError::inval(format!(
+                    "The {option} option needs an IPv4 subnet (--network); a network without one is L2-only"
+                )));
+            }
+        }
+    }
     let name = NetworkName::parse(&a.name).map_err(|e| e.into_gnt(OP_ADD, "network_name"))?;
-    let net = parse_net4(OP_ADD, "network", net_s)?;
+    let net = a
+        .network
+        .as_deref()
+        .map(|n| parse_net4(OP_ADD, "network", n))
+        .transpose()?;
     let gateway = a
         .gateway
         .as_deref()
@@ -158,17 +172,50 @@ pub fn add(
     let mut tag_set = BTreeSet::new();
     tags::add(&mut tag_set, &a.tags)?;
     check_gateway6(network6, gateway6)?;
+    let pool = match net {
+        Some(net) => Some(ipv4_pool(cfg, a, net, gateway, reserved, ranges, fb)?),
+        None => None,
+    };
+    let t = now();
+    let network = Network {
+        name,
+        network: net,
+        gateway,
+        network6,
+        gateway6,
+        mac_prefix,
+        pool,
+        tags: tag_set,
+        serial_no: 1,
+        ctime: t,
+        mtime: t,
+    };
+    let vars = network_hook_vars(&network);
+    cfg.networks.insert(crate::config::new_uuid(), network);
+    Ok(network_env(OP_ADD, "network-add", vars))
+}
+
+/// The rest of `add` for a network with an IPv4 subnet: its checks, then its pool.
+fn ipv4_pool(
+    cfg: &ClusterConfig,
+    a: &AddNetwork,
+    net: ipnet::Ipv4Net,
+    gateway: Option<Ipv4Addr>,
+    reserved: Vec<Ipv4Addr>,
+    ranges: Vec<AllocRange>,
+    fb: &mut Feedback,
+) -> Result<AddressPool, GntError> {
     check_ranges(net, &ranges)?;
     if a.conflicts_check {
         // Ganeti never checked this; two networks sharing addresses hand out duplicates.
-        if let Some(other) = cfg
-            .networks
-            .values()
-            .find(|o| o.network.contains(&net.network()) || net.contains(&o.network.network()))
-        {
+        if let Some((other, other_net)) = cfg.networks.values().find_map(|o| {
+            o.network
+                .filter(|on| on.contains(&net.network()) || net.contains(&on.network()))
+                .map(|on| (o, on))
+        }) {
             return Err(GntError::state(format!(
-                "Network {net} overlaps with network '{}' ({}); use --no-conflicts-check to add it anyway",
-                other.name, other.network
+                "Network {net} overlaps with network '{}' ({other_net}); use --no-conflicts-check to add it anyway",
+                other.name
             )));
         }
     }
@@ -211,23 +258,7 @@ pub fn add(
             .map_err(|e| GntError::Exec(format!("Cannot reserve IP address '{ip}': {e}")))?;
     }
     pool.set_ranges(ranges);
-    let t = now();
-    let network = Network {
-        name,
-        network: net,
-        gateway,
-        network6,
-        gateway6,
-        mac_prefix,
-        pool,
-        tags: tag_set,
-        serial_no: 1,
-        ctime: t,
-        mtime: t,
-    };
-    let vars = network_hook_vars(&network);
-    cfg.networks.insert(crate::config::new_uuid(), network);
-    Ok(network_env(OP_ADD, "network-add", vars))
+    Ok(pool)
 }
 
 #[derive(Clone, Debug, Default)]
@@ -324,14 +355,34 @@ pub fn modify(
     // CheckPrereq on a copy; the network is replaced only when everything held.
     let mut new = net.clone();
     let mut pending_warnings = Vec::new();
+    let ranges_given = set_ranges.is_some() || !add_ranges.is_empty() || !remove_ranges.is_empty();
+    let (Some(subnet), Some(pool)) = (new.network, new.pool.as_mut()) else {
+        // L2-only: only `--gateway none` (nothing to clear) is harmless.
+        for (given, what) in [
+            (matches!(gateway, Some(Some(_))), "a gateway"),
+            (
+                m.add_reserved_ips.is_some() || m.remove_reserved_ips.is_some(),
+                "reserved IP addresses",
+            ),
+            (ranges_given, "allocation ranges"),
+        ] {
+            if given {
+                return Err(GntError::inval(format!(
+                    "Network '{}' has no IPv4 subnet: it cannot have {what}",
+                    new.name
+                )));
+            }
+        }
+        modify_common(&mut new, mac_prefix, network6, gateway6)?;
+        return Ok(commit_modify(net, new, pending_warnings, fb));
+    };
     if let Some(gw) = gateway {
         match gw {
             Some(ip) if new.gateway == Some(ip) => {
                 pending_warnings.push(format!("Gateway is already {ip}"))
             }
             Some(ip) => {
-                if new
-                    .pool
+                if pool
                     .is_reserved(ip, Kind::Instance)
                     .map_err(|e| GntError::inval(e.to_string()))?
                 {
@@ -340,30 +391,29 @@ pub fn modify(
                     )));
                 }
                 // Ganeti reserved it blindly and the job crashed; refuse up front.
-                if new.pool.is_reserved(ip, Kind::External).unwrap_or(false) {
+                if pool.is_reserved(ip, Kind::External).unwrap_or(false) {
                     return Err(GntError::state(format!(
                         "Gateway IP address '{ip}' is already externally reserved; remove it from the reserved IPs first"
                     )));
                 }
-                new.pool
-                    .reserve(ip, Kind::External)
+                pool.reserve(ip, Kind::External)
                     .map_err(|e| GntError::Exec(e.to_string()))?;
                 if let Some(old) = new.gateway {
-                    let _ = new.pool.release(old, Kind::External);
+                    let _ = pool.release(old, Kind::External);
                 }
                 new.gateway = Some(ip);
             }
             None => {
                 // `--gateway none` also releases the old gateway's address.
                 if let Some(old) = new.gateway.take() {
-                    let _ = new.pool.release(old, Kind::External);
+                    let _ = pool.release(old, Kind::External);
                 }
             }
         }
     }
     if m.remove_reserved_ips.is_some() {
-        let first = new.network.network();
-        let last = new.network.broadcast();
+        let first = subnet.network();
+        let last = subnet.broadcast();
         let protected: Vec<String> = remove_ips
             .iter()
             .filter(|ip| **ip == first || **ip == last)
@@ -371,14 +421,13 @@ pub fn modify(
             .collect();
         if !protected.is_empty() {
             return Err(GntError::inval(format!(
-                "Cannot unreserve the network or broadcast address of {}: {}",
-                new.network,
+                "Cannot unreserve the network or broadcast address of {subnet}: {}",
                 protected.join(", ")
             )));
         }
     }
     for ip in &add_ips {
-        if let Err(e) = new.pool.reserve(*ip, Kind::External) {
+        if let Err(e) = pool.reserve(*ip, Kind::External) {
             pending_warnings.push(format!("Cannot reserve IP address {ip}: {e}"));
         }
     }
@@ -387,22 +436,12 @@ pub fn modify(
             pending_warnings.push("Cannot unreserve Gateway's IP".to_owned());
             continue;
         }
-        if let Err(e) = new.pool.release(*ip, Kind::External) {
+        if let Err(e) = pool.release(*ip, Kind::External) {
             pending_warnings.push(format!("Cannot release IP address {ip}: {e}"));
         }
     }
-    if let Some(p) = mac_prefix {
-        new.mac_prefix = p;
-    }
-    if let Some(n6) = network6 {
-        new.network6 = n6;
-    }
-    if let Some(g6) = gateway6 {
-        new.gateway6 = g6;
-    }
-    check_gateway6(new.network6, new.gateway6)?;
-    if set_ranges.is_some() || !add_ranges.is_empty() || !remove_ranges.is_empty() {
-        let mut ranges = set_ranges.unwrap_or_else(|| new.pool.ranges().to_vec());
+    if ranges_given {
+        let mut ranges = set_ranges.unwrap_or_else(|| pool.ranges().to_vec());
         for r in &remove_ranges {
             // Unlike a reserved address, a range that is not there is an error: going on
             // would leave the pool allocating where the operator meant it to stop.
@@ -415,10 +454,38 @@ pub fn modify(
             ranges.remove(i);
         }
         ranges.extend(add_ranges);
-        check_ranges(new.network, &ranges)?;
-        new.pool.set_ranges(ranges);
+        check_ranges(subnet, &ranges)?;
+        pool.set_ranges(ranges);
     }
+    modify_common(&mut new, mac_prefix, network6, gateway6)?;
+    Ok(commit_modify(net, new, pending_warnings, fb))
+}
 
+/// What `modify` changes on every network, with or without an IPv4 subnet.
+fn modify_common(
+    new: &mut Network,
+    mac_prefix: Option<Option<MacPrefix>>,
+    network6: Option<Option<ipnet::Ipv6Net>>,
+    gateway6: Option<Option<std::net::Ipv6Addr>>,
+) -> Result<(), GntError> {
+    if let Some(p) = mac_prefix {
+        new.mac_prefix = p;
+    }
+    if let Some(n6) = network6 {
+        new.network6 = n6;
+    }
+    if let Some(g6) = gateway6 {
+        new.gateway6 = g6;
+    }
+    check_gateway6(new.network6, new.gateway6)
+}
+
+fn commit_modify(
+    net: &mut Network,
+    mut new: Network,
+    pending_warnings: Vec<String>,
+    fb: &mut Feedback,
+) -> HookEnv {
     for w in pending_warnings {
         fb.warn(w);
     }
@@ -426,7 +493,7 @@ pub fn modify(
     new.mtime = now();
     let vars = network_hook_vars(&new);
     *net = new;
-    Ok(network_env(OP_SET, "network-modify", vars))
+    network_env(OP_SET, "network-modify", vars)
 }
 
 /// Group names connected to a network, sorted.
@@ -592,13 +659,14 @@ pub fn connect(
             continue;
         }
         let reconnect = cfg.nodegroups[&g].networks.contains_key(&uuid);
-        if conflicts_check {
+        // An L2-only network has no addresses to conflict with.
+        if conflicts_check && let Some(subnet) = net.network {
             // Only instances with an address in the network can conflict; the index
             // finds them without decoding the others.
-            let candidates = cfg.instances.with_ipv4_in(net.network);
+            let candidates = cfg.instances.with_ipv4_in(subnet);
             let conflicts = nic_conflicts(&candidates, &g, |nic| {
                 nic.network.as_deref() != Some(uuid.as_str())
-                    && nic.ipv4().is_some_and(|ip| net.network.contains(&ip))
+                    && nic.ipv4().is_some_and(|ip| subnet.contains(&ip))
             });
             if !conflicts.is_empty() {
                 fb.warn(format!(

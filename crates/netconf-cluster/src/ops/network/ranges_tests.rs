@@ -52,7 +52,13 @@ fn add_inst(store: &dyn Store, name: &str, nic: &str, check: bool) -> Result<(),
 fn ranges(store: &dyn Store) -> Vec<String> {
     let cfg = store.read().unwrap();
     let n = &cfg.networks[&cfg.network_uuid("net1").unwrap()];
-    n.pool.ranges().iter().map(ToString::to_string).collect()
+    n.pool
+        .as_ref()
+        .unwrap()
+        .ranges()
+        .iter()
+        .map(ToString::to_string)
+        .collect()
 }
 
 fn nic_ip(store: &dyn Store, inst: &str) -> Ipv4Addr {
@@ -119,7 +125,10 @@ fn a_range_hands_out_its_51_addresses_in_order_then_the_pool_is_full() {
             GntError::state("Unable to get a free IP from the address pool")
         );
         let cfg = store.read().unwrap();
-        let pool = &cfg.networks[&cfg.network_uuid("net1").unwrap()].pool;
+        let pool = cfg.networks[&cfg.network_uuid("net1").unwrap()]
+            .pool
+            .as_ref()
+            .unwrap();
         assert_eq!(pool.free_count(), 0);
         assert!(crate::config::verify::errors(&cfg).is_empty());
     });
