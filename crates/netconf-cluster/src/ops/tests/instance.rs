@@ -38,6 +38,8 @@ fn used_in_net1(store: &dyn Store) -> Vec<Ipv4Addr> {
     let cfg = store.read().unwrap();
     cfg.networks[&cfg.network_uuid("net1").unwrap()]
         .pool
+        .as_ref()
+        .unwrap()
         .instance_reservations()
 }
 
@@ -210,6 +212,8 @@ fn rename_and_remove_commit_or_refuse() {
         let net = &cfg.networks[&cfg.network_uuid("net1").unwrap()];
         assert!(
             !net.pool
+                .as_ref()
+                .unwrap()
                 .is_reserved(ip("198.51.100.2"), Kind::Instance)
                 .unwrap()
         );

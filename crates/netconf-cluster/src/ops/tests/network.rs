@@ -63,7 +63,7 @@ fn add_commits_the_network_with_its_reservations() {
         assert_eq!(net.gateway, Some(ip("198.51.100.1")));
         assert_eq!(net.network6, Some("2001:db8:1::/64".parse().unwrap()));
         assert_eq!(
-            net.pool.external_reservations(),
+            net.pool.as_ref().unwrap().external_reservations(),
             ips(&[
                 "198.51.100.0",
                 "198.51.100.1",
@@ -169,7 +169,7 @@ fn modify_moves_the_gateway_and_reservations_or_changes_nothing() {
             Some("aa:00:02")
         );
         assert_eq!(
-            net.pool.external_reservations(),
+            net.pool.as_ref().unwrap().external_reservations(),
             ips(&[
                 "198.51.100.0",
                 "198.51.100.30",
@@ -222,6 +222,8 @@ fn modify_moves_the_gateway_and_reservations_or_changes_nothing() {
         assert_eq!((net.gateway, net.mac_prefix), (None, None));
         assert!(
             !net.pool
+                .as_ref()
+                .unwrap()
                 .is_reserved(ip("198.51.100.254"), Kind::External)
                 .unwrap()
         );
