@@ -78,13 +78,28 @@ impl Store for MemStore {
 }
 
 /// Runs a test body once against each store backend (the file store in a directory of its
-/// own, the store in memory), so the operations are tested through the seam the commands
-/// use, whatever lies behind it.
+/// own, the store in memory, and a prefix of its own in a real etcd when one is installed),
+/// so the operations are tested through the seam the commands use, whatever lies behind it.
 #[cfg(test)]
 pub(crate) fn with_each_store(body: impl Fn(&dyn Store)) {
     let dir = tempfile::tempdir().unwrap();
     body(&super::FileStore::new(dir.path().join("config.data")));
     body(&MemStore::new());
+    if let Some(store) = etcd_store() {
+        body(&store);
+    }
+}
+
+/// A store in a fresh prefix of the test process's etcd; `None` (and a SKIP line) when
+/// etcd is not installed.
+#[cfg(test)]
+pub(crate) fn etcd_store() -> Option<super::etcd::EtcdStore> {
+    use netconf_test_support as ts;
+    if !ts::need_etcd("etcd backend of with_each_store") {
+        return None;
+    }
+    let url = ts::EtcdCluster::shared().url(&ts::unique_prefix());
+    Some(super::etcd::EtcdStore::new(&url.parse().unwrap()))
 }
 
 #[cfg(test)]
