@@ -23,5 +23,7 @@ mod names;
 mod ports;
 #[path = "cli/seed.rs"]
 mod seed;
+#[path = "cli/store_url.rs"]
+mod store_url;
 #[path = "cli/verify.rs"]
 mod verify;

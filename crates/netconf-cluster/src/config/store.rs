@@ -73,19 +73,19 @@ pub trait Store {
     ) -> Result<(), GntError>;
 }
 
-/// `Store::transact` with a return value and a one-shot closure.
+/// `Store::transact` with a return value. A store may run `f` more than once (etcd runs it
+/// again on a fresh snapshot after another command committed under it): the value of the
+/// run that committed is returned.
 pub fn transaction<T>(
     store: &dyn Store,
-    f: impl FnOnce(&mut ClusterConfig) -> Result<T, GntError>,
+    mut f: impl FnMut(&mut ClusterConfig) -> Result<T, GntError>,
 ) -> Result<T, GntError> {
-    let mut f = Some(f);
     let mut out = None;
     store.transact(&mut |cfg| {
-        let f = f.take().expect("transact runs the closure once");
         out = Some(f(cfg)?);
         Ok(())
     })?;
-    Ok(out.expect("closure ran"))
+    out.ok_or_else(|| GntError::Exec("the store committed without running the change".into()))
 }
 
 /// The configuration at `path` (config.data), for a process that may read it many times.
