@@ -37,7 +37,7 @@ use crate::config::verify;
 use crate::error::GntError;
 
 /// How many times a transaction is tried when others keep committing under it.
-const MAX_ATTEMPTS: u32 = 30;
+const MAX_ATTEMPTS: u32 = 50;
 
 /// The serial key's value.
 #[derive(Serialize, Deserialize)]
@@ -505,11 +505,16 @@ impl EtcdStore {
         }
     }
 
-    fn backoff(&self, attempt: u32) {
-        // Random, growing waits: colliding commands spread out instead of colliding again.
-        let cap_ms = (2u64 << attempt.min(6)).min(100);
+    /// Waits before attempt `attempt + 1`: a random time up to `cycle` (how long the
+    /// failed attempt took: read, change, check, txn) times 2^attempt, capped. Commands
+    /// that collided spread over a window wide enough for each to read and commit alone,
+    /// instead of colliding again; the window grows with the contention.
+    fn backoff(&self, attempt: u32, cycle: Duration) {
+        let unit = cycle.clamp(Duration::from_millis(1), Duration::from_millis(200));
+        let window = (unit * (1u32 << attempt.min(5))).min(Duration::from_secs(2));
         let r = getrandom::u64().unwrap_or(0);
-        std::thread::sleep(Duration::from_micros(r % (cap_ms * 1000 + 1)));
+        let micros = u64::try_from(window.as_micros()).unwrap_or(u64::MAX).max(1);
+        std::thread::sleep(Duration::from_micros(r % micros));
     }
 }
 
@@ -616,6 +621,7 @@ impl Store for EtcdStore {
         f: &mut dyn FnMut(&mut ClusterConfig) -> Result<(), GntError>,
     ) -> Result<(), GntError> {
         for attempt in 0..MAX_ATTEMPTS {
+            let started = std::time::Instant::now();
             let snap = self.load(None)?;
             let mut cfg = snap.cfg.clone();
             f(&mut cfg)?;
@@ -625,7 +631,7 @@ impl Store for EtcdStore {
                 }
                 return Ok(());
             }
-            self.backoff(attempt);
+            self.backoff(attempt, started.elapsed());
         }
         Err(GntError::Exec(format!(
             "{}: other commands kept changing what this one changes ({MAX_ATTEMPTS} attempts); nothing was written, run it again",
