@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::client::{Client, Cmp, EtcdError, Kv, Op, TxnOutcome};
+use super::client::{Client, Cmp, EtcdError, Kv, Op, RangeResult, TxnOutcome};
 use super::keys::{Key, Layout};
 use super::url::EtcdUrl;
 use crate::config::instance::Instance;
@@ -138,6 +138,12 @@ impl EtcdStore {
             .client
             .range_prefix(self.layout.root(), revision)
             .map_err(|e| self.unreachable(&e))?;
+        // A range at an older revision answers with the current one in its header: the
+        // snapshot is as of the revision asked for.
+        let r = RangeResult {
+            revision: revision.unwrap_or(r.revision),
+            kvs: r.kvs,
+        };
         let mut kvs = BTreeMap::new();
         for kv in r.kvs {
             let k = self
@@ -637,5 +643,139 @@ impl Store for EtcdStore {
             "{}: other commands kept changing what this one changes ({MAX_ATTEMPTS} attempts); nothing was written, run it again",
             self.url
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::mem_store::etcd_store;
+    use crate::config::transaction;
+    use crate::ops::{Feedback, instance, network};
+
+    /// Two networks `a` (192.0.2.0/24) and `b` (198.51.100.0/24), connected to `default`.
+    fn two_networks(store: &EtcdStore) {
+        let mut fb = Feedback::default();
+        for (name, net) in [("a", "192.0.2.0/24"), ("b", "198.51.100.0/24")] {
+            let add = network::AddNetwork {
+                name: name.into(),
+                network: Some(net.into()),
+                conflicts_check: true,
+                ..Default::default()
+            };
+            transaction(store, |c| network::add(c, &add, &mut fb)).unwrap();
+            let raw = network::RawNicParams {
+                link: Some("br0".into()),
+                ..Default::default()
+            };
+            transaction(store, |c| {
+                network::connect(c, name, &raw, &[], true, &mut fb)
+            })
+            .unwrap();
+        }
+    }
+
+    fn add(cfg: &mut ClusterConfig, name: &str, nic: &str) -> Result<(), GntError> {
+        let a = instance::AddInstance {
+            name: name.into(),
+            nics: vec![instance::NicSpec::parse(nic).unwrap()],
+            conflicts_check: true,
+            ..Default::default()
+        };
+        instance::add(cfg, &a, &mut Feedback::default()).map(|_| ())
+    }
+
+    /// Snapshots taken before either commits, as two commands on two nodes would.
+    fn two_snapshots(store: &EtcdStore) -> [(ClusterConfig, Version); 2] {
+        let first = store.read_versioned().unwrap();
+        // Each read caches its snapshot; commit_if_unchanged reads the other one again
+        // at its revision.
+        let second = store.read_versioned().unwrap();
+        [first, second]
+    }
+
+    #[test]
+    fn commands_on_different_networks_commit_side_by_side() {
+        let Some(store) = etcd_store() else { return };
+        two_networks(&store);
+        let [(mut x, vx), (mut y, vy)] = two_snapshots(&store);
+        add(&mut x, "x", "ip=pool,network=a").unwrap();
+        add(&mut y, "y", "ip=pool,network=b").unwrap();
+        assert!(store.commit_if_unchanged(x, vx).unwrap());
+        assert!(
+            store.commit_if_unchanged(y, vy).unwrap(),
+            "an instance on another network does not collide"
+        );
+        assert_eq!(store.read().unwrap().instances.len(), 2);
+    }
+
+    #[test]
+    fn one_pool_one_name_and_one_mac_are_never_handed_out_twice() {
+        let Some(store) = etcd_store() else { return };
+        two_networks(&store);
+        // The same pool: both took the same first free address.
+        let [(mut x, vx), (mut y, vy)] = two_snapshots(&store);
+        add(&mut x, "x", "ip=pool,network=a").unwrap();
+        add(&mut y, "y", "ip=pool,network=a").unwrap();
+        assert!(store.commit_if_unchanged(x, vx).unwrap());
+        assert!(!store.commit_if_unchanged(y, vy).unwrap(), "pool collision");
+        // The same name, on different networks: only the name index collides.
+        let [(mut x, vx), (mut y, vy)] = two_snapshots(&store);
+        add(&mut x, "same", "ip=pool,network=a").unwrap();
+        add(&mut y, "same", "ip=pool,network=b").unwrap();
+        assert!(store.commit_if_unchanged(x, vx).unwrap());
+        assert!(!store.commit_if_unchanged(y, vy).unwrap(), "name collision");
+        // The same MAC, without networks: only the MAC index collides.
+        let [(mut x, vx), (mut y, vy)] = two_snapshots(&store);
+        add(&mut x, "m1", "mac=aa:00:00:11:22:33,link=br9").unwrap();
+        add(&mut y, "m2", "mac=aa:00:00:11:22:33,link=br9").unwrap();
+        assert!(store.commit_if_unchanged(x, vx).unwrap());
+        assert!(!store.commit_if_unchanged(y, vy).unwrap(), "MAC collision");
+        let cfg = store.read().unwrap();
+        assert_eq!(cfg.instances.len(), 3);
+        assert!(verify::errors(&cfg).is_empty());
+    }
+
+    #[test]
+    fn a_structural_change_collides_with_any_commit_since_its_read() {
+        let Some(store) = etcd_store() else { return };
+        two_networks(&store);
+        // Disconnecting network b, read before an instance was put on it.
+        let [(mut rm, vrm), (mut x, vx)] = two_snapshots(&store);
+        network::disconnect(&mut rm, "b", &[], &mut Feedback::default()).unwrap();
+        add(&mut x, "x", "network=b").unwrap();
+        assert!(store.commit_if_unchanged(x, vx).unwrap());
+        assert!(!store.commit_if_unchanged(rm, vrm).unwrap());
+        // And the other way round: the instance refers to the group that changed.
+        let [(mut rm, vrm), (mut y, vy)] = two_snapshots(&store);
+        network::disconnect(&mut rm, "a", &[], &mut Feedback::default()).unwrap();
+        add(&mut y, "y", "network=a").unwrap();
+        assert!(store.commit_if_unchanged(rm, vrm).unwrap());
+        assert!(!store.commit_if_unchanged(y, vy).unwrap());
+        assert!(verify::errors(&store.read().unwrap()).is_empty());
+    }
+
+    #[test]
+    fn the_serial_counts_commits_and_a_failed_command_writes_nothing() {
+        let Some(store) = etcd_store() else { return };
+        let s0 = store.read().unwrap().cluster.serial_no;
+        two_networks(&store);
+        let s1 = store.read().unwrap().cluster.serial_no;
+        assert_eq!(s1, s0 + 4, "one step per commit");
+        let before = store.raw_dump().unwrap();
+        let e = transaction(&store, |c| {
+            add(c, "x", "ip=pool,network=a")?;
+            Err::<(), _>(GntError::Exec("no".into()))
+        });
+        assert!(e.is_err());
+        assert_eq!(store.raw_dump().unwrap(), before);
+        // A removed instance takes its index keys along.
+        transaction(&store, |c| add(c, "x", "ip=pool,network=a")).unwrap();
+        transaction(&store, |c| instance::remove(c, "x").map(|_| ())).unwrap();
+        let keys = String::from_utf8(store.raw_dump().unwrap()).unwrap();
+        assert!(
+            !keys.contains("/names/") && !keys.contains("/macs/"),
+            "{keys}"
+        );
     }
 }
