@@ -7,7 +7,8 @@ use std::process::ExitCode;
 
 use clap::Args;
 use netconf_cluster::GntError;
-use netconf_cluster::config::{ClusterConfig, Store, open_for_one_command, transaction};
+use netconf_cluster::config::etcd::EtcdUrl;
+use netconf_cluster::config::{ClusterConfig, Location, Store, open_for_one_command, transaction};
 use netconf_cluster::hooks::{HookEnv, HookRunner, Phase};
 use netconf_cluster::ops::Feedback;
 
@@ -20,15 +21,28 @@ pub struct Global {
     /// The cluster configuration file.
     #[arg(long, global = true, env = "NETCONF_CONFIG", default_value = netconf_cluster::config::DEFAULT_CONFIG_PATH, value_name = "FILE")]
     pub config: PathBuf,
+    /// The cluster store in etcd instead of the file: etcd://host:port[,host:port…][/prefix]
+    /// (prefix /netconf when not given).
+    #[arg(long, global = true, env = "NETCONF_STORE", value_name = "URL", value_parser = parse_store_url)]
+    pub store: Option<EtcdUrl>,
     /// Print debugging output.
     #[arg(short = 'd', long = "debug", global = true)]
     pub debug: bool,
 }
 
+fn parse_store_url(s: &str) -> Result<EtcdUrl, String> {
+    s.parse()
+}
+
 impl Global {
-    /// The store of a command: one transaction at most, then the process ends.
-    pub fn store(&self) -> impl Store + use<> {
-        open_for_one_command(&self.config)
+    /// The store of a command: one transaction at most, then the process ends. `--store`
+    /// (or `NETCONF_STORE`) picks etcd; without it, config.data at `--config`.
+    pub fn store(&self) -> Box<dyn Store> {
+        let at = match &self.store {
+            Some(url) => Location::Etcd(url.clone()),
+            None => Location::File(self.config.clone()),
+        };
+        open_for_one_command(&at, self.debug)
     }
 }
 
@@ -93,6 +107,9 @@ pub fn mutate<T>(
         let mut fb = Feedback::default();
         let mut names = (String::new(), String::new());
         let result = transaction(store, |cfg| {
+            // A store may run this more than once (etcd retries after a collision): only
+            // the feedback of the run that committed is shown.
+            fb = Feedback::default();
             names = (cfg.cluster.name.clone(), cfg.cluster.master_node.clone());
             op(cfg, &mut fb)
         });

@@ -29,5 +29,7 @@ mod ports;
 mod ranges;
 #[path = "cli/seed.rs"]
 mod seed;
+#[path = "cli/store_url.rs"]
+mod store_url;
 #[path = "cli/verify.rs"]
 mod verify;

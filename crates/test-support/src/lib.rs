@@ -1,6 +1,6 @@
 //! What the suite's namespace tests share: the root/skip check, running commands with their
 //! output shown on failure, bounded waiting, and RAII guards for network namespaces, veth
-//! pairs created directly inside them, and daemons. Every guard cleans up on drop, also
+//! pairs created directly inside them, daemons, and real etcd clusters on loopback. Every guard cleans up on drop, also
 //! when the test panics half-way, so that nothing a test made outlives it.
 //!
 //! The harnesses of each crate keep their own domain (nfdhcpd's testbed, snf-ifup's lab,
@@ -11,6 +11,7 @@ mod bins;
 mod bridge;
 mod cmd;
 mod daemon;
+mod etcd;
 mod netns;
 mod skip;
 mod wait;
@@ -19,6 +20,7 @@ pub use bins::workspace_bins;
 pub use bridge::gateway_bridge;
 pub use cmd::{ok, output, run, run_ok, text, try_ok};
 pub use daemon::Daemon;
+pub use etcd::{ETCD, EtcdCluster, need_etcd, unique_prefix};
 pub use netns::{Netns, Veth, unique_name};
 pub use skip::{is_root, need_root, on_path, skip};
 pub use wait::wait_for;

@@ -1,5 +1,10 @@
 //! A temporary cluster per test, a `cmd` helper returning (exit code, stdout, stderr), and
 //! assertions on Ganeti's error layout and on config.data staying byte-identical.
+//!
+//! With `NETCONF_TEST_STORE=etcd` the whole suite runs against the etcd store instead: one
+//! etcd for the test process, a prefix of its own for each cluster; "config.data's bytes"
+//! are then every key of the prefix with its mod revision and value. Tests about the
+//! config.data file itself are file-store-only (`file_only`).
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -20,10 +25,26 @@ pub struct Run {
     pub stderr: String,
 }
 
-/// One cluster: `<tmp>/config.data` and `<tmp>/hooks`.
+/// One cluster: `<tmp>/config.data` (or a prefix in etcd) and `<tmp>/hooks`.
 pub struct Cluster {
     pub dir: tempfile::TempDir,
     verify_on_drop: std::sync::atomic::AtomicBool,
+    /// The etcd store URL of this cluster, when the suite runs on etcd.
+    store: Option<String>,
+}
+
+/// Whether this run is against the etcd store (`NETCONF_TEST_STORE=etcd`).
+pub fn on_etcd() -> bool {
+    std::env::var("NETCONF_TEST_STORE").is_ok_and(|v| v == "etcd")
+}
+
+/// For a test about the config.data file itself: false (and a SKIP line) on etcd.
+pub fn file_only(test: &str) -> bool {
+    if on_etcd() {
+        netconf_test_support::skip(test, "about the config.data file (file store only)");
+        return false;
+    }
+    true
 }
 
 impl Cluster {
@@ -33,10 +54,31 @@ impl Cluster {
             .tempdir()
             .expect("temp dir");
         fs::create_dir(dir.path().join("hooks")).expect("hooks dir");
+        let store = on_etcd().then(|| {
+            assert!(
+                Path::new(netconf_test_support::ETCD).is_file(),
+                "NETCONF_TEST_STORE=etcd needs etcd (scripts/install-test-deps)"
+            );
+            netconf_test_support::EtcdCluster::shared().url(&netconf_test_support::unique_prefix())
+        });
         Cluster {
             dir,
             verify_on_drop: std::sync::atomic::AtomicBool::new(true),
+            store,
         }
+    }
+
+    /// The etcd store URL of this cluster (etcd runs only).
+    pub fn store_url(&self) -> Option<&str> {
+        self.store.as_deref()
+    }
+
+    /// The etcd store of this cluster (etcd runs only).
+    fn etcd(&self) -> Option<netconf_cluster::config::etcd::EtcdStore> {
+        let url = self.store.as_ref()?;
+        Some(netconf_cluster::config::etcd::EtcdStore::new(
+            &url.parse().expect("test store URL"),
+        ))
     }
 
     /// For a test that leaves an inconsistent configuration on purpose.
@@ -60,6 +102,10 @@ impl Cluster {
             .env("NETCONF_CONFIG", self.config())
             .env("NETCONF_HOOKS_DIR", self.hooks())
             .env("TZ", "UTC");
+        match &self.store {
+            Some(url) => c.env("NETCONF_STORE", url),
+            None => c.env_remove("NETCONF_STORE"),
+        };
         c
     }
 
@@ -90,10 +136,17 @@ impl Cluster {
     }
 
     pub fn bytes(&self) -> Vec<u8> {
+        if let Some(store) = self.etcd() {
+            return store.raw_dump().expect("etcd dump");
+        }
         fs::read(self.config()).expect("config.data exists")
     }
 
+    /// config.data's text; on etcd, the configuration rendered as config.data would be.
     pub fn text(&self) -> String {
+        if self.store.is_some() {
+            return netconf_cluster::config::render(&self.parsed()).expect("render");
+        }
         fs::read_to_string(self.config()).expect("config.data exists")
     }
 
@@ -146,6 +199,13 @@ impl Cluster {
 
     /// Parses config.data with the library's own reader (the definition of "valid").
     pub fn parsed(&self) -> netconf_cluster::config::ClusterConfig {
+        if let Some(store) = self.etcd() {
+            use netconf_cluster::config::Store;
+            return store
+                .read_versioned()
+                .unwrap_or_else(|e| panic!("the etcd store does not read: {e}"))
+                .0;
+        }
         netconf_cluster::config::parse(&self.text(), &self.config())
             .unwrap_or_else(|e| panic!("config.data does not parse: {e}"))
     }
@@ -209,6 +269,16 @@ impl Drop for Cluster {
                 .verify_on_drop
                 .load(std::sync::atomic::Ordering::Relaxed)
         {
+            return;
+        }
+        if self.store.is_some() {
+            let r = self.cmd(CLUSTER, &["verify"]);
+            assert!(
+                r.code == 0 || r.stderr.contains("refusing to read"),
+                "gnt-cluster verify fails on the configuration this test left:\n{}{}",
+                r.stdout,
+                r.stderr
+            );
             return;
         }
         let path = self.config();

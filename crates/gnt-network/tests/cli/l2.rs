@@ -323,22 +323,25 @@ fn nics_on_an_l2_network_have_no_ipv4_address() {
     let r = c.cmd(CLUSTER, &["verify"]);
     assert_eq!(r.code, 0, "{}", r.stdout);
 
-    // A NIC on an L2 network given an address by hand is named by verify.
-    let text = c.text();
-    let vm1 = text.find("name = \"vm1\"").unwrap();
-    let nic = vm1 + text[vm1..].find("nics = [").unwrap();
-    let mut edited = text.clone();
-    edited.insert_str(nic + "nics = [\n  { ".len(), "ip = \"198.51.100.7\", ");
-    std::fs::write(c.config(), &edited).unwrap();
-    let r = c.cmd(CLUSTER, &["verify"]);
-    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
-    assert!(
-        r.stdout
-            .contains("NIC 0 has IP 198.51.100.7, but network l2 has no IPv4 subnet"),
-        "{}",
-        r.stdout
-    );
-    std::fs::write(c.config(), &text).unwrap();
+    // A NIC on an L2 network given an address by hand is named by verify (a hand edit
+    // of config.data: file store only).
+    if file_only("nics_on_an_l2_network_have_no_ipv4_address (hand edit)") {
+        let text = c.text();
+        let vm1 = text.find("name = \"vm1\"").unwrap();
+        let nic = vm1 + text[vm1..].find("nics = [").unwrap();
+        let mut edited = text.clone();
+        edited.insert_str(nic + "nics = [\n  { ".len(), "ip = \"198.51.100.7\", ");
+        std::fs::write(c.config(), &edited).unwrap();
+        let r = c.cmd(CLUSTER, &["verify"]);
+        assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+        assert!(
+            r.stdout
+                .contains("NIC 0 has IP 198.51.100.7, but network l2 has no IPv4 subnet"),
+            "{}",
+            r.stdout
+        );
+        std::fs::write(c.config(), &text).unwrap();
+    }
 
     c.ok(INST, &["remove", "vm1"]);
     c.ok(INST, &["remove", "vm3"]);

@@ -38,13 +38,17 @@ fn seed_network_connect_and_pool_instance() {
     let uuid = c.net_field("net1", "uuid");
     assert_eq!(uuid.len(), 36, "a UUID: {uuid}");
 
-    // Explicit --config works as well as NETCONF_CONFIG.
+    // Explicit --config works as well as NETCONF_CONFIG (on etcd: --store as well as
+    // NETCONF_STORE).
     let cfg = c.config();
-    let r = std::process::Command::new(NET)
-        .args(["--config", cfg.to_str().unwrap(), "info", "net1"])
-        .env_remove("NETCONF_CONFIG")
-        .output()
-        .unwrap();
+    let mut info = c.command(NET, &[]);
+    match c.store_url() {
+        Some(url) => info.args(["--store", url]).env_remove("NETCONF_STORE"),
+        None => info
+            .args(["--config", cfg.to_str().unwrap()])
+            .env_remove("NETCONF_CONFIG"),
+    };
+    let r = info.args(["info", "net1"]).output().unwrap();
     assert!(r.status.success());
     let info = String::from_utf8(r.stdout).unwrap();
     let first = format!("XX{}", ".".repeat(62));

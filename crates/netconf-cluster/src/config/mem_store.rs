@@ -78,7 +78,7 @@ impl Store for MemStore {
 }
 
 /// Runs a test body once against each store backend, each fresh and empty (the file store
-/// in a directory of its own), so that the operations are tested through the seam the
+/// in a directory of its own, an etcd prefix of its own), so that the operations are tested through the seam the
 /// commands use, whatever lies behind it. A new backend is one more line in `stores`.
 pub fn with_each_store(body: impl Fn(&dyn Store)) {
     let dir = tempfile::tempdir().expect("a temporary directory for the file store");
@@ -89,11 +89,33 @@ pub fn with_each_store(body: impl Fn(&dyn Store)) {
         ),
         ("memory", Box::new(MemStore::new())),
     ];
+    // Its own tests also run against a real etcd when one is installed (the etcd guard
+    // lives in the test-support crate, a dev-dependency of this crate only).
+    #[cfg(test)]
+    let stores = {
+        let mut stores = stores;
+        if let Some(store) = etcd_store() {
+            stores.push(("etcd", Box::new(store)));
+        }
+        stores
+    };
     for (backend, store) in stores {
         // Shown with a failing test's output: which backend it failed on.
         eprintln!("with_each_store: the {backend} store");
         body(store.as_ref());
     }
+}
+
+/// A store in a fresh prefix of the test process's etcd; `None` (and a SKIP line) when
+/// etcd is not installed.
+#[cfg(test)]
+pub(crate) fn etcd_store() -> Option<super::etcd::EtcdStore> {
+    use netconf_test_support as ts;
+    if !ts::need_etcd("etcd backend of with_each_store") {
+        return None;
+    }
+    let url = ts::EtcdCluster::shared().url(&ts::unique_prefix());
+    Some(super::etcd::EtcdStore::new(&url.parse().unwrap()))
 }
 
 #[cfg(test)]

@@ -3,10 +3,11 @@
 //! Its modules import downwards only, so that each can be read and tested on what lies
 //! below it: `instance`, `finding`, `fingerprint` and `segments` at the bottom; `index`,
 //! then `instances`, then `model` (the whole configuration); `writer`, `verify`, `cache`
-//! and `splice` over those; `store` on top, and `mem_store` (a store in memory for tests,
+//! and `splice` over those; `store` on top, with `etcd` (the same trait on etcd) beside it, and `mem_store` (a store in memory for tests,
 //! behind the same `Store` trait) over `store`.
 
 mod cache;
+pub mod etcd;
 mod finding;
 mod fingerprint;
 mod index;
@@ -37,5 +38,6 @@ pub use model::{
 #[cfg(any(test, feature = "test-support"))]
 pub use store::FileStore;
 pub use store::{
-    DEFAULT_CONFIG_PATH, Store, Version, open, open_for_one_command, parse, render, transaction,
+    DEFAULT_CONFIG_PATH, Location, Store, Version, open, open_at, open_for_one_command, parse,
+    render, transaction,
 };

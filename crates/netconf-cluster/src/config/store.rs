@@ -73,19 +73,19 @@ pub trait Store {
     ) -> Result<(), GntError>;
 }
 
-/// `Store::transact` with a return value and a one-shot closure.
+/// `Store::transact` with a return value. A store may run `f` more than once (etcd runs it
+/// again on a fresh snapshot after another command committed under it): the value of the
+/// run that committed is returned.
 pub fn transaction<T>(
     store: &dyn Store,
-    f: impl FnOnce(&mut ClusterConfig) -> Result<T, GntError>,
+    mut f: impl FnMut(&mut ClusterConfig) -> Result<T, GntError>,
 ) -> Result<T, GntError> {
-    let mut f = Some(f);
     let mut out = None;
     store.transact(&mut |cfg| {
-        let f = f.take().expect("transact runs the closure once");
         out = Some(f(cfg)?);
         Ok(())
     })?;
-    Ok(out.expect("closure ran"))
+    out.ok_or_else(|| GntError::Exec("the store committed without running the change".into()))
 }
 
 /// The configuration at `path` (config.data), for a process that may read it many times.
@@ -93,11 +93,51 @@ pub fn open(path: &Path) -> impl Store + use<> {
     FileStore::new(path)
 }
 
-/// The configuration at `path` for a command that commits at most once and then exits:
-/// the committed configuration is not freed (freeing 10,000 instances costs about as much
-/// as writing them).
-pub fn open_for_one_command(path: &Path) -> impl Store + use<> {
-    FileStore::new(path).exiting_after_commit()
+/// Where a cluster's configuration lives: a config.data file, or a prefix in etcd.
+#[derive(Clone, Debug)]
+pub enum Location {
+    File(PathBuf),
+    Etcd(super::etcd::EtcdUrl),
+}
+
+/// The store at `at`, for a process that may read it many times.
+pub fn open_at(at: &Location) -> Box<dyn Store> {
+    match at {
+        Location::File(p) => Box::new(FileStore::new(p)),
+        Location::Etcd(u) => Box::new(super::etcd::EtcdStore::new(u)),
+    }
+}
+
+/// The store at `at` for a command that commits at most once and then exits: a committed
+/// config.data is not freed (freeing 10,000 instances costs about as much as writing
+/// them). `debug` reports retried etcd commits on stderr.
+pub fn open_for_one_command(at: &Location, debug: bool) -> Box<dyn Store> {
+    match at {
+        Location::File(p) => Box::new(FileStore::new(p).exiting_after_commit()),
+        Location::Etcd(u) => Box::new(super::etcd::EtcdStore::new(u).with_debug(debug)),
+    }
+}
+
+/// A boxed store is a store (the commands hold whichever backend `--store` chose).
+impl Store for Box<dyn Store> {
+    fn read(&self) -> Result<ClusterConfig, GntError> {
+        (**self).read()
+    }
+    fn read_versioned(&self) -> Result<(ClusterConfig, Version), GntError> {
+        (**self).read_versioned()
+    }
+    fn commit_if_unchanged(&self, next: ClusterConfig, version: Version) -> Result<bool, GntError> {
+        (**self).commit_if_unchanged(next, version)
+    }
+    fn check_invariants(&self, cfg: &ClusterConfig) -> Result<(), GntError> {
+        (**self).check_invariants(cfg)
+    }
+    fn transact(
+        &self,
+        f: &mut dyn FnMut(&mut ClusterConfig) -> Result<(), GntError>,
+    ) -> Result<(), GntError> {
+        (**self).transact(f)
+    }
 }
 
 /// `config.data` on a local file system.
@@ -646,7 +686,7 @@ impl FileStore {
 /// How many of a check's errors a command repeats; `gnt-cluster verify` lists them all.
 const ERRORS_SHOWN: usize = 5;
 
-fn error_lines(errors: &[verify::Finding]) -> String {
+pub(super) fn error_lines(errors: &[verify::Finding]) -> String {
     let mut s: String = errors
         .iter()
         .take(ERRORS_SHOWN)
@@ -688,12 +728,25 @@ pub struct Version(Of);
 enum Of {
     /// The config.data bytes (none: the file did not exist).
     File(Option<Fingerprint>),
+    /// The etcd revision a snapshot was read at.
+    Etcd(i64),
     /// The count of commits of a store in memory.
     #[cfg_attr(not(any(test, feature = "test-support")), allow(dead_code))]
     Commits(u64),
 }
 
 impl Version {
+    pub(super) fn etcd(revision: i64) -> Self {
+        Version(Of::Etcd(revision))
+    }
+
+    pub(super) fn as_etcd(self) -> Option<i64> {
+        match self.0 {
+            Of::Etcd(r) => Some(r),
+            _ => None,
+        }
+    }
+
     #[cfg(any(test, feature = "test-support"))]
     pub(super) fn commits(n: u64) -> Self {
         Version(Of::Commits(n))
@@ -703,7 +756,7 @@ impl Version {
     pub(super) fn as_commits(self) -> Option<u64> {
         match self.0 {
             Of::Commits(n) => Some(n),
-            Of::File(_) => None,
+            Of::File(_) | Of::Etcd(_) => None,
         }
     }
 }

@@ -16,10 +16,7 @@ use crate::error::GntError;
 
 /// Runs `op` in a transaction that must commit: its result, with the cluster's serial
 /// advanced by exactly one in the store.
-fn committed<T>(
-    store: &dyn Store,
-    op: impl FnOnce(&mut ClusterConfig) -> Result<T, GntError>,
-) -> T {
+fn committed<T>(store: &dyn Store, op: impl FnMut(&mut ClusterConfig) -> Result<T, GntError>) -> T {
     let serial = store.read().unwrap().cluster.serial_no;
     let out = transaction(store, op).unwrap_or_else(|e| panic!("refused: {e}"));
     assert_eq!(store.read().unwrap().cluster.serial_no, serial + 1);
@@ -30,7 +27,7 @@ fn committed<T>(
 /// failed is not in the store, which holds exactly what it held before.
 fn refused<T: Debug>(
     store: &dyn Store,
-    op: impl FnOnce(&mut ClusterConfig) -> Result<T, GntError>,
+    op: impl FnMut(&mut ClusterConfig) -> Result<T, GntError>,
 ) -> GntError {
     let before = store.read().unwrap();
     let e = transaction(store, op).expect_err("the operation should fail");

@@ -1,0 +1,485 @@
+//! etcd's v3 API through its JSON gateway (`POST /v3/kv/range`, `/v3/kv/txn`), over plain
+//! HTTP with a blocking client: a command is one short process that reads once and commits
+//! once, so an async runtime, gRPC stubs and `protoc` would cost more than they give (see
+//! the commit that added this module for the measured figures).
+//!
+//! The gateway's traps are handled here once: numbers come as JSON strings; a failed txn has
+//! no `succeeded` field at all (missing means failed); a compare without `target` and
+//! `result` silently compares `VERSION == 0`, so every compare carries both; HTTP 400, 429
+//! and 503 carry etcd's error text in the body.
+
+use std::cell::Cell;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::{Deserialize, Deserializer};
+use serde_json::{Value, json};
+
+use super::url::EtcdUrl;
+
+/// A request waits this long at most; a leader that died with the request in flight would
+/// otherwise hold it for the server's own 5–7 s timeout.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// etcd's default `--max-txn-ops`: the most entries in each of a txn's lists.
+pub const MAX_TXN_OPS: usize = 128;
+/// etcd's default `--max-request-bytes` (of the decoded request).
+pub const MAX_REQUEST_BYTES: usize = 1_572_864;
+/// The protobuf framing of one compare or op, over its key and value bytes (a safe bound).
+const PER_ENTRY_OVERHEAD: usize = 48;
+/// A whole cluster read is refused above this (100,000 instances take about 60 MB).
+const MAX_RESPONSE_BYTES: u64 = 1 << 30;
+
+/// How a request failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EtcdError {
+    /// No member could be reached; nothing was sent.
+    Unreachable(String),
+    /// The request was sent but no answer came (a timeout, a dropped connection, etcd's own
+    /// "request timed out"): a txn may or may not have been applied.
+    Unknown(String),
+    /// etcd answered with an error (too large, too many operations, no space, …); nothing
+    /// was applied.
+    Refused(String),
+}
+
+impl std::fmt::Display for EtcdError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EtcdError::Unreachable(m) | EtcdError::Unknown(m) | EtcdError::Refused(m) => {
+                f.write_str(m)
+            }
+        }
+    }
+}
+
+/// One key as a range returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kv {
+    pub key: Vec<u8>,
+    pub value: Vec<u8>,
+    pub mod_revision: i64,
+    /// How many times the key was written since it was created (1 after the first put).
+    pub version: i64,
+}
+
+/// Every key of a range, all as of one revision.
+#[derive(Debug, Clone)]
+pub struct RangeResult {
+    pub revision: i64,
+    pub kvs: Vec<Kv>,
+}
+
+/// A condition of a txn.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cmp {
+    /// The key was last written at exactly this revision.
+    ModIs(Vec<u8>, i64),
+    /// The key does not exist (`CREATE == 0`).
+    Absent(Vec<u8>),
+    /// No key in `[from, to)` was written after `revision`.
+    NoneWrittenAfter {
+        from: Vec<u8>,
+        to: Vec<u8>,
+        revision: i64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    Put(Vec<u8>, Vec<u8>),
+    Delete(Vec<u8>),
+}
+
+/// What a txn did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnOutcome {
+    /// Every compare held and every op was applied, at this revision.
+    Committed(i64),
+    /// A compare failed; nothing was applied.
+    Conflict,
+}
+
+/// The end of a prefix range: the prefix with its last byte incremented.
+pub fn range_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    // Every byte 0xff: to the end of the key space.
+    vec![0]
+}
+
+/// Checks a txn against etcd's limits before sending it, so that a change too large for
+/// one transaction fails with the reason rather than etcd's bare code.
+pub fn check_limits(compares: &[Cmp], ops: &[Op]) -> Result<(), String> {
+    if compares.len() > MAX_TXN_OPS || ops.len() > MAX_TXN_OPS {
+        return Err(format!(
+            "this change needs {} conditions and {} writes in one etcd transaction, more than its limit of {MAX_TXN_OPS} each",
+            compares.len(),
+            ops.len()
+        ));
+    }
+    let cmp_bytes: usize = compares
+        .iter()
+        .map(|c| {
+            PER_ENTRY_OVERHEAD
+                + match c {
+                    Cmp::ModIs(k, _) | Cmp::Absent(k) => k.len(),
+                    Cmp::NoneWrittenAfter { from, to, .. } => from.len() + to.len(),
+                }
+        })
+        .sum();
+    let op_bytes: usize = ops
+        .iter()
+        .map(|o| {
+            PER_ENTRY_OVERHEAD
+                + match o {
+                    Op::Put(k, v) => k.len() + v.len(),
+                    Op::Delete(k) => k.len(),
+                }
+        })
+        .sum();
+    if cmp_bytes + op_bytes > MAX_REQUEST_BYTES {
+        return Err(format!(
+            "this change is about {} bytes, more than the {MAX_REQUEST_BYTES} bytes etcd accepts in one request",
+            cmp_bytes + op_bytes
+        ));
+    }
+    Ok(())
+}
+
+/// A client of one etcd cluster: its members' gateways, tried in turn.
+pub struct Client {
+    agent: ureq::Agent,
+    bases: Vec<String>,
+    /// The member that answered last; requests start there.
+    current: Cell<usize>,
+    shown: String,
+}
+
+/// A request body as a member can be asked it, and what came of the attempt.
+enum Attempt {
+    Answer(u16, Vec<u8>),
+    /// Nothing reached the member (refused, unreachable, connect timeout).
+    NotSent(String),
+    /// Sent, no complete answer.
+    Lost(String),
+}
+
+impl Client {
+    pub fn new(url: &EtcdUrl) -> Self {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(REQUEST_TIMEOUT))
+            .timeout_connect(Some(CONNECT_TIMEOUT))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        Client {
+            agent,
+            bases: url.endpoints().iter().map(|e| e.base()).collect(),
+            current: Cell::new(0),
+            shown: url.to_string(),
+        }
+    }
+
+    fn attempt(&self, base: &str, path: &str, body: &[u8]) -> Attempt {
+        let r = self
+            .agent
+            .post(format!("{base}{path}"))
+            .header("content-type", "application/json")
+            .send(body);
+        let mut resp = match r {
+            Ok(r) => r,
+            Err(e) => {
+                return if not_sent(&e) {
+                    Attempt::NotSent(format!("{base}: {e}"))
+                } else {
+                    Attempt::Lost(format!("{base}: {e}"))
+                };
+            }
+        };
+        let status = resp.status().as_u16();
+        match resp
+            .body_mut()
+            .with_config()
+            .limit(MAX_RESPONSE_BYTES)
+            .read_to_vec()
+        {
+            Ok(b) => Attempt::Answer(status, b),
+            Err(e) => Attempt::Lost(format!("{base}: reading the answer: {e}")),
+        }
+    }
+
+    /// POSTs `body` to `path`, starting at the member that answered last and moving on
+    /// when one cannot be reached. A request that may have been applied (`idempotent`
+    /// false: a txn) is not sent twice: its outcome is for the caller to find out.
+    fn post(&self, path: &str, body: &Value, idempotent: bool) -> Result<Value, EtcdError> {
+        let body = serde_json::to_vec(body).map_err(|e| EtcdError::Refused(e.to_string()))?;
+        let n = self.bases.len();
+        let mut errors = Vec::new();
+        // Two rounds: a member may be restarting, or a new leader being elected.
+        for round in 0..2 {
+            if round > 0 {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            for i in 0..n {
+                let at = (self.current.get() + i) % n;
+                let base = &self.bases[at];
+                match self.attempt(base, path, &body) {
+                    Attempt::Answer(200, b) => {
+                        self.current.set(at);
+                        return serde_json::from_slice(&b).map_err(|e| {
+                            EtcdError::Unknown(format!("{base}: not etcd's JSON answer: {e}"))
+                        });
+                    }
+                    Attempt::Answer(status, b) => {
+                        let why = error_text(status, &b);
+                        // 503: no leader, or etcd timed the request out (it may still be
+                        // applied); anything else: refused, nothing applied.
+                        if status == 503 {
+                            if !idempotent {
+                                return Err(EtcdError::Unknown(format!("{base}: {why}")));
+                            }
+                            errors.push(format!("{base}: {why}"));
+                        } else {
+                            return Err(EtcdError::Refused(format!("{base}: {why}")));
+                        }
+                    }
+                    Attempt::NotSent(e) => errors.push(e),
+                    Attempt::Lost(e) => {
+                        if !idempotent {
+                            return Err(EtcdError::Unknown(e));
+                        }
+                        errors.push(e);
+                    }
+                }
+            }
+        }
+        Err(EtcdError::Unreachable(format!(
+            "cannot reach the etcd cluster {}: {}",
+            self.shown,
+            errors.join("; ")
+        )))
+    }
+
+    /// Every key under `prefix`, at `revision` (the current one when `None`).
+    pub fn range_prefix(
+        &self,
+        prefix: &[u8],
+        revision: Option<i64>,
+    ) -> Result<RangeResult, EtcdError> {
+        let mut req = json!({
+            "key": B64.encode(prefix),
+            "range_end": B64.encode(range_end(prefix)),
+        });
+        if let Some(r) = revision {
+            req["revision"] = json!(r.to_string());
+        }
+        let v = self.post("/v3/kv/range", &req, true)?;
+        let r: RangeAnswer = serde_json::from_value(v)
+            .map_err(|e| EtcdError::Unknown(format!("etcd's range answer: {e}")))?;
+        let kvs = r
+            .kvs
+            .into_iter()
+            .map(KvAnswer::decode)
+            .collect::<Result<_, _>>()?;
+        Ok(RangeResult {
+            revision: r.header.revision,
+            kvs,
+        })
+    }
+
+    /// One txn: if every compare holds, apply every op.
+    pub fn txn(&self, compares: &[Cmp], ops: &[Op]) -> Result<TxnOutcome, EtcdError> {
+        check_limits(compares, ops).map_err(EtcdError::Refused)?;
+        let compare: Vec<Value> = compares.iter().map(cmp_json).collect();
+        let success: Vec<Value> = ops
+            .iter()
+            .map(|o| match o {
+                Op::Put(k, v) => {
+                    json!({"request_put": {"key": B64.encode(k), "value": B64.encode(v)}})
+                }
+                Op::Delete(k) => json!({"request_delete_range": {"key": B64.encode(k)}}),
+            })
+            .collect();
+        let v = self.post(
+            "/v3/kv/txn",
+            &json!({"compare": compare, "success": success}),
+            false,
+        )?;
+        let r: TxnAnswer = serde_json::from_value(v)
+            .map_err(|e| EtcdError::Unknown(format!("etcd's txn answer: {e}")))?;
+        // A failed txn's answer has no `succeeded` at all; only an explicit true commits.
+        Ok(if r.succeeded == Some(true) {
+            TxnOutcome::Committed(r.header.revision)
+        } else {
+            TxnOutcome::Conflict
+        })
+    }
+}
+
+fn cmp_json(c: &Cmp) -> Value {
+    match c {
+        Cmp::ModIs(k, rev) => json!({
+            "key": B64.encode(k), "target": "MOD", "result": "EQUAL",
+            "mod_revision": rev.to_string(),
+        }),
+        Cmp::Absent(k) => json!({
+            "key": B64.encode(k), "target": "CREATE", "result": "EQUAL",
+            "create_revision": "0",
+        }),
+        Cmp::NoneWrittenAfter { from, to, revision } => json!({
+            "key": B64.encode(from), "range_end": B64.encode(to),
+            "target": "MOD", "result": "LESS",
+            "mod_revision": (revision + 1).to_string(),
+        }),
+    }
+}
+
+/// Whether a failed request never reached the member (safe to send elsewhere).
+fn not_sent(e: &ureq::Error) -> bool {
+    use std::io::ErrorKind as K;
+    match e {
+        ureq::Error::Io(io) => matches!(
+            io.kind(),
+            K::ConnectionRefused | K::AddrNotAvailable | K::NetworkUnreachable | K::HostUnreachable
+        ),
+        ureq::Error::Timeout(t) => {
+            matches!(t, ureq::Timeout::Connect | ureq::Timeout::Resolve)
+        }
+        ureq::Error::HostNotFound | ureq::Error::ConnectionFailed => true,
+        _ => false,
+    }
+}
+
+/// etcd's error text from an error answer's body (`{"error": …, "code": …}`).
+fn error_text(status: u16, body: &[u8]) -> String {
+    #[derive(Deserialize)]
+    struct E {
+        #[serde(default)]
+        error: String,
+        #[serde(default)]
+        message: String,
+    }
+    match serde_json::from_slice::<E>(body) {
+        Ok(e) if !e.error.is_empty() => e.error,
+        Ok(e) if !e.message.is_empty() => e.message,
+        _ => format!(
+            "HTTP {status}: {}",
+            netconf::name::printable(&String::from_utf8_lossy(&body[..body.len().min(200)]))
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+struct Header {
+    #[serde(deserialize_with = "number", default)]
+    revision: i64,
+}
+
+#[derive(Deserialize)]
+struct RangeAnswer {
+    header: Header,
+    #[serde(default)]
+    kvs: Vec<KvAnswer>,
+}
+
+#[derive(Deserialize)]
+struct KvAnswer {
+    key: String,
+    #[serde(default)]
+    value: String,
+    #[serde(deserialize_with = "number", default)]
+    mod_revision: i64,
+    #[serde(deserialize_with = "number", default)]
+    version: i64,
+}
+
+impl KvAnswer {
+    fn decode(self) -> Result<Kv, EtcdError> {
+        let bad = |e: base64::DecodeError| EtcdError::Unknown(format!("etcd's answer: {e}"));
+        Ok(Kv {
+            key: B64.decode(self.key).map_err(bad)?,
+            value: B64.decode(self.value).map_err(bad)?,
+            mod_revision: self.mod_revision,
+            version: self.version,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct TxnAnswer {
+    header: Header,
+    #[serde(default)]
+    succeeded: Option<bool>,
+}
+
+/// The gateway's 64-bit numbers come as strings; accept plain numbers too.
+fn number<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum N {
+        S(String),
+        I(i64),
+    }
+    match N::deserialize(d)? {
+        N::I(i) => Ok(i),
+        N::S(s) => s.parse().map_err(serde::de::Error::custom),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn range_end_increments_the_last_byte_that_can_be() {
+        assert_eq!(range_end(b"/cfg/"), b"/cfg0");
+        assert_eq!(range_end(b"a\xff"), b"b");
+        assert_eq!(range_end(b"\xff\xff"), b"\0");
+    }
+
+    #[test]
+    fn compares_always_name_target_and_result() {
+        for c in [
+            Cmp::ModIs(b"k".to_vec(), 5),
+            Cmp::Absent(b"k".to_vec()),
+            Cmp::NoneWrittenAfter {
+                from: b"a".to_vec(),
+                to: b"b".to_vec(),
+                revision: 9,
+            },
+        ] {
+            let j = cmp_json(&c);
+            assert!(j["target"].is_string() && j["result"].is_string(), "{j}");
+        }
+    }
+
+    #[test]
+    fn a_txn_over_etcds_limits_is_refused_before_sending() {
+        let ops: Vec<Op> = (0..129)
+            .map(|i| Op::Put(format!("k{i}").into_bytes(), vec![]))
+            .collect();
+        assert!(
+            check_limits(&[], &ops)
+                .unwrap_err()
+                .contains("limit of 128")
+        );
+        let big = vec![Op::Put(b"k".to_vec(), vec![b'x'; MAX_REQUEST_BYTES])];
+        assert!(check_limits(&[], &big).unwrap_err().contains("bytes"));
+        assert!(check_limits(&[], &ops[..128]).is_ok());
+    }
+
+    #[test]
+    fn a_missing_succeeded_is_a_failed_txn() {
+        let r: TxnAnswer =
+            serde_json::from_str(r#"{"header":{"revision":"18"},"responses":[]}"#).unwrap();
+        assert_eq!(r.succeeded, None);
+        assert_eq!(r.header.revision, 18);
+    }
+}

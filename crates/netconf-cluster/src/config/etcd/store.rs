@@ -1,0 +1,781 @@
+//! The cluster configuration in etcd, behind the same [`Store`] trait as config.data.
+//!
+//! A read is one range over the prefix, so every object comes from one revision. A commit
+//! diffs the new configuration against that snapshot and sends one txn that writes only the
+//! changed objects, on the condition that nothing it read and depends on changed since:
+//!
+//! * a change of instances (and of existing networks, whose pools they allocate from)
+//!   compares the mod revision of every key it writes or deletes (`CREATE == 0` for a new
+//!   one), of the cluster and schema keys, and of every group, node and network the
+//!   changed instances refer to. Names and MACs are unique across instances through index
+//!   keys created only if absent, and an address is unique because the pool lives in the
+//!   network's key. Commands on different networks and instances thus commit side by side;
+//!   two that take from one pool collide on its key and one of them re-reads and retries.
+//! * any other change (cluster, groups, nodes, new or removed networks, renames) is rare
+//!   and may depend on anything, so it compares that no key but the serial was written
+//!   since its read: it commits as if it held config.data's lock.
+//!
+//! The cluster serial counts commits without making them collide: every commit writes the
+//! `serial` key without comparing it, and etcd counts the writes of a key (its `version`),
+//! so the serial shown is a base (the serial of the cluster this started from) plus that
+//! count. A key that every commit compared would serialise all commands on one key.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::client::{Client, Cmp, EtcdError, Kv, Op, RangeResult, TxnOutcome};
+use super::keys::{Key, Layout};
+use super::url::EtcdUrl;
+use crate::config::instance::Instance;
+use crate::config::instances::Instances;
+use crate::config::model::{CONFIG_VERSION, Cluster, ClusterConfig, Network, Node, NodeGroup, now};
+use crate::config::store::{Store, Version, check_commit, error_lines, version_from_elsewhere};
+use crate::config::verify;
+use crate::error::GntError;
+
+/// How many times a transaction is tried when others keep committing under it.
+const MAX_ATTEMPTS: u32 = 50;
+
+/// The serial key's value.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SerialValue {
+    /// The serial before the first commit here.
+    base: u64,
+    /// When the last commit was made (the cluster's `mtime`).
+    mtime: f64,
+    /// Which commit wrote it last: a client that lost the answer to its txn finds out
+    /// whether it was applied.
+    commit: String,
+}
+
+/// What a read saw: the configuration, and each key as etcd held it.
+#[derive(Clone)]
+struct Snapshot {
+    revision: i64,
+    cfg: ClusterConfig,
+    kvs: BTreeMap<Key, Kv>,
+    serial_base: u64,
+}
+
+/// A transaction ready to send.
+struct Plan {
+    compares: Vec<Cmp>,
+    ops: Vec<Op>,
+    /// The writes, to find out after a lost answer whether they were applied.
+    writes: BTreeMap<Key, Option<Vec<u8>>>,
+}
+
+/// The cluster under one prefix of one etcd cluster.
+pub struct EtcdStore {
+    url: EtcdUrl,
+    layout: Layout,
+    client: Client,
+    /// The last snapshot `read_versioned` handed out, for `commit_if_unchanged`.
+    last: Mutex<Option<Snapshot>>,
+    debug: bool,
+}
+
+fn b2s(b: &[u8]) -> String {
+    netconf::name::printable(&String::from_utf8_lossy(b))
+}
+
+impl EtcdStore {
+    pub fn new(url: &EtcdUrl) -> Self {
+        EtcdStore {
+            layout: Layout::new(url.prefix()),
+            client: Client::new(url),
+            url: url.clone(),
+            last: Mutex::new(None),
+            debug: false,
+        }
+    }
+
+    /// Reports retried commits on stderr (`--debug`).
+    pub fn with_debug(mut self, debug: bool) -> Self {
+        self.debug = debug;
+        self
+    }
+
+    pub fn url(&self) -> &EtcdUrl {
+        &self.url
+    }
+
+    /// Every key under the prefix with its mod revision and value, as text: what tests
+    /// compare to show that a failed command left the store untouched.
+    pub fn raw_dump(&self) -> Result<Vec<u8>, GntError> {
+        let r = self
+            .client
+            .range_prefix(self.layout.root(), None)
+            .map_err(|e| self.unreachable(&e))?;
+        let mut out = Vec::new();
+        for kv in r.kvs {
+            out.extend_from_slice(&kv.key);
+            out.extend_from_slice(format!(" @{}\n", kv.mod_revision).as_bytes());
+            out.extend_from_slice(&kv.value);
+            out.push(b'\n');
+        }
+        Ok(out)
+    }
+
+    fn unreachable(&self, e: &EtcdError) -> GntError {
+        match e {
+            EtcdError::Unreachable(m) => GntError::Exec(m.clone()),
+            _ => GntError::Exec(format!("etcd cluster {}: {e}", self.url)),
+        }
+    }
+
+    fn corrupt(&self, key: &[u8], why: impl std::fmt::Display) -> GntError {
+        GntError::Config(format!("{}: key '{}': {why}", self.url, b2s(key)))
+    }
+
+    /// The cluster as of `revision` (the current one when `None`).
+    fn load(&self, revision: Option<i64>) -> Result<Snapshot, GntError> {
+        let r = self
+            .client
+            .range_prefix(self.layout.root(), revision)
+            .map_err(|e| self.unreachable(&e))?;
+        // A range at an older revision answers with the current one in its header: the
+        // snapshot is as of the revision asked for.
+        let r = RangeResult {
+            revision: revision.unwrap_or(r.revision),
+            kvs: r.kvs,
+        };
+        let mut kvs = BTreeMap::new();
+        for kv in r.kvs {
+            let k = self
+                .layout
+                .parse(&kv.key)
+                .map_err(|e| GntError::Config(format!("{}: {e}", self.url)))?;
+            kvs.insert(k, kv);
+        }
+        let text = |kv: &Kv| {
+            std::str::from_utf8(&kv.value)
+                .map(str::to_owned)
+                .map_err(|_| self.corrupt(&kv.key, "not UTF-8"))
+        };
+        fn obj<T: for<'de> Deserialize<'de>>(
+            s: &EtcdStore,
+            kv: &Kv,
+            text: &str,
+        ) -> Result<T, GntError> {
+            toml::from_str(text).map_err(|e| s.corrupt(&kv.key, e.message()))
+        }
+        if kvs.is_empty() {
+            let cfg = ClusterConfig::new();
+            return Ok(Snapshot {
+                revision: r.revision,
+                serial_base: cfg.cluster.serial_no,
+                cfg,
+                kvs,
+            });
+        }
+        match kvs.get(&Key::Schema) {
+            None => {
+                return Err(GntError::Config(format!(
+                    "{}: keys but no schema key under the prefix (not a cluster written by this suite?)",
+                    self.url
+                )));
+            }
+            Some(kv) => {
+                let v: u32 = text(kv)?
+                    .trim()
+                    .parse()
+                    .map_err(|_| self.corrupt(&kv.key, "not a format version"))?;
+                if v > CONFIG_VERSION {
+                    return Err(GntError::Config(format!(
+                        "{}: written by a newer version (format {v}; this build reads up to {CONFIG_VERSION}); refusing to read or overwrite it",
+                        self.url
+                    )));
+                }
+                if v == 0 {
+                    return Err(self.corrupt(&kv.key, "version must be at least 1"));
+                }
+            }
+        }
+        let cluster_kv = kvs.get(&Key::Cluster).ok_or_else(|| {
+            GntError::Config(format!("{}: no cluster key under the prefix", self.url))
+        })?;
+        let mut cluster: Cluster = obj(self, cluster_kv, &text(cluster_kv)?)?;
+        let mut serial_base = cluster.serial_no;
+        if let Some(kv) = kvs.get(&Key::Serial) {
+            let s: SerialValue = obj(self, kv, &text(kv)?)?;
+            serial_base = s.base;
+            cluster.serial_no = s
+                .base
+                .saturating_add(u64::try_from(kv.version).unwrap_or(0));
+            cluster.mtime = s.mtime;
+        }
+        let mut cfg = ClusterConfig {
+            version: CONFIG_VERSION,
+            cluster,
+            nodegroups: BTreeMap::new(),
+            nodes: BTreeMap::new(),
+            networks: BTreeMap::new(),
+            instances: Instances::default(),
+            origin: Default::default(),
+        };
+        let mut instances = BTreeMap::new();
+        for (k, kv) in &kvs {
+            match k {
+                Key::Group(u) => {
+                    cfg.nodegroups
+                        .insert(u.clone(), obj::<NodeGroup>(self, kv, &text(kv)?)?);
+                }
+                Key::Node(u) => {
+                    cfg.nodes
+                        .insert(u.clone(), obj::<Node>(self, kv, &text(kv)?)?);
+                }
+                Key::Network(u) => {
+                    cfg.networks
+                        .insert(u.clone(), obj::<Network>(self, kv, &text(kv)?)?);
+                }
+                Key::Instance(u) => {
+                    instances.insert(u.clone(), obj::<Instance>(self, kv, &text(kv)?)?);
+                }
+                _ => {}
+            }
+        }
+        cfg.instances = Instances::from_map(instances);
+        // Parsed from text, as a hand-edited config.data: the commit check runs in full.
+        cfg.origin.parsed_from_toml = true;
+        Ok(Snapshot {
+            revision: r.revision,
+            cfg,
+            kvs,
+            serial_base,
+        })
+    }
+
+    /// The txn that turns `snap` into `next`.
+    fn plan(
+        &self,
+        snap: &Snapshot,
+        next: &ClusterConfig,
+        commit_id: &str,
+    ) -> Result<Plan, GntError> {
+        // A fresh cluster (nothing under the prefix) exists only in this snapshot: all of
+        // it is written.
+        let empty;
+        let old = if snap.kvs.is_empty() {
+            let mut e = snap.cfg.clone();
+            e.nodegroups.clear();
+            e.nodes.clear();
+            e.networks.clear();
+            e.instances = Instances::default();
+            empty = e;
+            &empty
+        } else {
+            &snap.cfg
+        };
+        let mut structural = false;
+        let mut writes: BTreeMap<Key, Option<Vec<u8>>> = BTreeMap::new();
+        let ser = |what: &str, v: &dyn erased::Ser| -> Result<Vec<u8>, GntError> {
+            v.toml()
+                .map(String::into_bytes)
+                .map_err(|e| GntError::Exec(format!("cannot encode {what}: {e}")))
+        };
+
+        if !snap.kvs.contains_key(&Key::Schema) {
+            writes.insert(Key::Schema, Some(CONFIG_VERSION.to_string().into_bytes()));
+            structural = true;
+        }
+        // The serial and mtime live in the serial key; the cluster key changes only with
+        // the cluster's parameters.
+        let mut cluster = next.cluster.clone();
+        cluster.serial_no = snap.serial_base;
+        cluster.mtime = old.cluster.mtime;
+        let mut old_cluster = old.cluster.clone();
+        old_cluster.serial_no = snap.serial_base;
+        if cluster != old_cluster || !snap.kvs.contains_key(&Key::Cluster) {
+            if !snap.kvs.contains_key(&Key::Cluster) {
+                cluster.ctime = next.cluster.ctime;
+            }
+            writes.insert(Key::Cluster, Some(ser("the cluster", &cluster)?));
+            structural = true;
+        }
+        diff_map(
+            &old.nodegroups,
+            &next.nodegroups,
+            Key::Group,
+            &mut writes,
+            &mut structural,
+            |_, _| true,
+            &ser,
+        )?;
+        diff_map(
+            &old.nodes,
+            &next.nodes,
+            Key::Node,
+            &mut writes,
+            &mut structural,
+            |_, _| true,
+            &ser,
+        )?;
+        // A network changed in place (its pool, tags, gateway) is an ordinary change; a new,
+        // removed or renamed one is structural.
+        diff_map(
+            &old.networks,
+            &next.networks,
+            Key::Network,
+            &mut writes,
+            &mut structural,
+            |a, b| a.name != b.name,
+            &ser,
+        )?;
+
+        // Instances: the objects, what they refer to, and the name and MAC indexes.
+        let mut refs: BTreeSet<Key> = BTreeSet::new();
+        let mut idx_del: BTreeMap<Key, String> = BTreeMap::new();
+        let mut idx_add: BTreeMap<Key, String> = BTreeMap::new();
+        let (oi, ni) = (old.instances.all_decoded(), next.instances.all_decoded());
+        let mut visit =
+            |uuid: &String, a: Option<&Instance>, b: Option<&Instance>| -> Result<(), GntError> {
+                if a == b {
+                    return Ok(());
+                }
+                let key = Key::Instance(uuid.clone());
+                match b {
+                    Some(i) => writes.insert(key, Some(ser("an instance", i)?)),
+                    None => writes.insert(key, None),
+                };
+                let (ia, ib) = (
+                    a.map(index_keys).unwrap_or_default(),
+                    b.map(index_keys).unwrap_or_default(),
+                );
+                for k in ia.difference(&ib) {
+                    idx_del.insert(k.clone(), uuid.clone());
+                }
+                for k in ib.difference(&ia) {
+                    idx_add.insert(k.clone(), uuid.clone());
+                }
+                for i in a.into_iter().chain(b) {
+                    refs.insert(Key::Group(i.group.clone()));
+                    if let Some(n) = &i.primary_node {
+                        refs.insert(Key::Node(n.clone()));
+                    }
+                    for nic in &i.nics {
+                        if let Some(net) = &nic.network {
+                            refs.insert(Key::Network(net.clone()));
+                        }
+                    }
+                }
+                Ok(())
+            };
+        for (u, a) in oi {
+            visit(u, Some(a), ni.get(u))?;
+        }
+        for (u, b) in ni {
+            if !oi.contains_key(u) {
+                visit(u, None, Some(b))?;
+            }
+        }
+        // Index keys: deletions first, so a name or MAC handed from one instance to
+        // another in the same command becomes one put.
+        for (k, uuid) in idx_del {
+            if snap
+                .kvs
+                .get(&k)
+                .is_some_and(|kv| kv.value == uuid.as_bytes())
+            {
+                writes.insert(k, None);
+            }
+        }
+        for (k, uuid) in idx_add {
+            if snap
+                .kvs
+                .get(&k)
+                .is_some_and(|kv| kv.value == uuid.as_bytes())
+            {
+                writes.remove(&k);
+            } else {
+                // Absent: created only if still absent. Present for another instance: a
+                // duplicate the commit check refused already, or left by an instance that
+                // is gone, which this put replaces if it is still the same.
+                writes.insert(k, Some(uuid.into_bytes()));
+            }
+        }
+
+        let mut compares = Vec::new();
+        if structural {
+            for (from, to) in self.layout.all_but_serial() {
+                compares.push(Cmp::NoneWrittenAfter {
+                    from,
+                    to,
+                    revision: snap.revision,
+                });
+            }
+        } else {
+            let mut keys: BTreeSet<&Key> = writes.keys().collect();
+            keys.extend(&refs);
+            keys.insert(&Key::Cluster);
+            keys.insert(&Key::Schema);
+            for k in keys {
+                let raw = self.layout.key(k);
+                compares.push(match snap.kvs.get(k) {
+                    Some(kv) => Cmp::ModIs(raw, kv.mod_revision),
+                    None => Cmp::Absent(raw),
+                });
+            }
+        }
+        let serial = SerialValue {
+            base: snap.serial_base,
+            mtime: now(),
+            commit: commit_id.to_owned(),
+        };
+        let mut ops: Vec<Op> = writes
+            .iter()
+            .map(|(k, v)| match v {
+                Some(v) => Op::Put(self.layout.key(k), v.clone()),
+                None => Op::Delete(self.layout.key(k)),
+            })
+            .collect();
+        ops.push(Op::Put(
+            self.layout.key(&Key::Serial),
+            ser("the serial", &serial)?,
+        ));
+        super::client::check_limits(&compares, &ops)
+            .map_err(|e| GntError::Exec(format!("{}: {e}; nothing was written", self.url)))?;
+        Ok(Plan {
+            compares,
+            ops,
+            writes,
+        })
+    }
+
+    /// Commits `next` over `snap` once: `Ok(false)` if something it depends on changed.
+    fn commit(&self, snap: &Snapshot, next: &ClusterConfig) -> Result<bool, GntError> {
+        self.check_invariants(next)?;
+        let commit_id = crate::config::new_uuid();
+        let plan = self.plan(snap, next, &commit_id)?;
+        match self.client.txn(&plan.compares, &plan.ops) {
+            Ok(TxnOutcome::Committed(_)) => Ok(true),
+            Ok(TxnOutcome::Conflict) => Ok(false),
+            Err(EtcdError::Unknown(why)) => self.applied_after_all(&plan, &commit_id, &why),
+            Err(e) => Err(GntError::Exec(format!(
+                "{}: {e}; nothing was written",
+                self.url
+            ))),
+        }
+    }
+
+    /// After a txn whose answer was lost: whether it was applied, from what etcd holds now.
+    fn applied_after_all(&self, plan: &Plan, commit_id: &str, why: &str) -> Result<bool, GntError> {
+        let unknown = || {
+            GntError::Exec(format!(
+                "{}: no answer to the commit ({why}); it may or may not have been applied: check before running the command again",
+                self.url
+            ))
+        };
+        let now = self.load_raw().map_err(|_| unknown())?;
+        let serial_is_ours = now.get(&Key::Serial).is_some_and(|kv| {
+            toml::from_str::<SerialValue>(&String::from_utf8_lossy(&kv.value))
+                .is_ok_and(|s| s.commit == commit_id)
+        });
+        let mut revs = BTreeSet::new();
+        let all_there = plan.writes.iter().all(|(k, v)| match (v, now.get(k)) {
+            (Some(v), Some(kv)) => {
+                revs.insert(kv.mod_revision);
+                kv.value == *v
+            }
+            (None, None) => true,
+            _ => false,
+        });
+        if serial_is_ours || (all_there && revs.len() == 1 && !plan.writes.is_empty()) {
+            return Ok(true);
+        }
+        // Nothing of it there: the txn was not applied (a later one may still be, were it
+        // in flight; etcd applies a txn before answering or not at all within its timeout).
+        Err(unknown())
+    }
+
+    fn load_raw(&self) -> Result<BTreeMap<Key, Kv>, EtcdError> {
+        let r = self.client.range_prefix(self.layout.root(), None)?;
+        Ok(r.kvs
+            .into_iter()
+            .filter_map(|kv| Some((self.layout.parse(&kv.key).ok()?, kv)))
+            .collect())
+    }
+
+    fn warn_if_inconsistent(&self, cfg: &ClusterConfig) {
+        let errors = verify::errors(cfg);
+        if !errors.is_empty() {
+            eprintln!(
+                "WARNING: {} is not consistent (changed by hand?):{}\nRun 'gnt-cluster verify' to see every problem; commands that change the configuration refuse to until it is fixed.",
+                self.url,
+                error_lines(&errors)
+            );
+        }
+    }
+
+    /// Waits before attempt `attempt + 1`: a random time up to `cycle` (how long the
+    /// failed attempt took: read, change, check, txn) times 2^attempt, capped. Commands
+    /// that collided spread over a window wide enough for each to read and commit alone,
+    /// instead of colliding again; the window grows with the contention.
+    fn backoff(&self, attempt: u32, cycle: Duration) {
+        let unit = cycle.clamp(Duration::from_millis(1), Duration::from_millis(200));
+        let window = (unit * (1u32 << attempt.min(5))).min(Duration::from_secs(2));
+        let r = getrandom::u64().unwrap_or(0);
+        let micros = u64::try_from(window.as_micros()).unwrap_or(u64::MAX).max(1);
+        std::thread::sleep(Duration::from_micros(r % micros));
+    }
+}
+
+/// The index keys an instance holds: its name and its NICs' MACs.
+fn index_keys(i: &Instance) -> BTreeSet<Key> {
+    let mut s = BTreeSet::new();
+    s.insert(Key::InstanceName(i.name.as_str().to_owned()));
+    for n in &i.nics {
+        s.insert(Key::Mac(n.mac.to_string()));
+    }
+    s
+}
+
+/// Puts and deletes for the objects of one map that differ; `structural` is set for a new
+/// or removed object, or a change `is_structural` says is one.
+fn diff_map<T: PartialEq + Serialize>(
+    old: &BTreeMap<String, T>,
+    new: &BTreeMap<String, T>,
+    key: fn(String) -> Key,
+    writes: &mut BTreeMap<Key, Option<Vec<u8>>>,
+    structural: &mut bool,
+    is_structural: impl Fn(&T, &T) -> bool,
+    ser: &Encoder,
+) -> Result<(), GntError> {
+    for (u, a) in old {
+        match new.get(u) {
+            None => {
+                writes.insert(key(u.clone()), None);
+                *structural = true;
+            }
+            Some(b) if a != b => {
+                writes.insert(key(u.clone()), Some(ser("an object", b)?));
+                *structural |= is_structural(a, b);
+            }
+            Some(_) => {}
+        }
+    }
+    for (u, b) in new {
+        if !old.contains_key(u) {
+            writes.insert(key(u.clone()), Some(ser("an object", b)?));
+            *structural = true;
+        }
+    }
+    Ok(())
+}
+
+/// Encodes an object (named for the error) as a value.
+type Encoder<'a> = dyn Fn(&str, &dyn erased::Ser) -> Result<Vec<u8>, GntError> + 'a;
+
+/// TOML encoding behind a trait object, so one closure encodes every kind of object.
+mod erased {
+    pub trait Ser {
+        fn toml(&self) -> Result<String, toml::ser::Error>;
+    }
+    impl<T: serde::Serialize> Ser for T {
+        fn toml(&self) -> Result<String, toml::ser::Error> {
+            toml::to_string(self)
+        }
+    }
+}
+
+impl Store for EtcdStore {
+    fn read(&self) -> Result<ClusterConfig, GntError> {
+        let snap = self.load(None)?;
+        self.warn_if_inconsistent(&snap.cfg);
+        Ok(snap.cfg)
+    }
+
+    fn read_versioned(&self) -> Result<(ClusterConfig, Version), GntError> {
+        let snap = self.load(None)?;
+        let out = (snap.cfg.clone(), Version::etcd(snap.revision));
+        *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(snap);
+        Ok(out)
+    }
+
+    fn commit_if_unchanged(&self, next: ClusterConfig, version: Version) -> Result<bool, GntError> {
+        let Some(rev) = version.as_etcd() else {
+            return Err(version_from_elsewhere());
+        };
+        let cached = self
+            .last
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+            .filter(|s| s.revision == rev);
+        let snap = match cached {
+            Some(s) => s,
+            // Another snapshot of this cluster: read it again as of its revision (gone
+            // once etcd compacted it: then it is not the current state either).
+            None => match self.load(Some(rev)) {
+                Ok(s) => s,
+                Err(_) => return Ok(false),
+            },
+        };
+        self.commit(&snap, &next)
+    }
+
+    fn check_invariants(&self, cfg: &ClusterConfig) -> Result<(), GntError> {
+        check_commit(cfg, &self.url.to_string())
+    }
+
+    fn transact(
+        &self,
+        f: &mut dyn FnMut(&mut ClusterConfig) -> Result<(), GntError>,
+    ) -> Result<(), GntError> {
+        for attempt in 0..MAX_ATTEMPTS {
+            let started = std::time::Instant::now();
+            let snap = self.load(None)?;
+            let mut cfg = snap.cfg.clone();
+            f(&mut cfg)?;
+            if self.commit(&snap, &cfg)? {
+                if self.debug && attempt > 0 {
+                    eprintln!("etcd: committed after {attempt} retries");
+                }
+                return Ok(());
+            }
+            self.backoff(attempt, started.elapsed());
+        }
+        Err(GntError::Exec(format!(
+            "{}: other commands kept changing what this one changes ({MAX_ATTEMPTS} attempts); nothing was written, run it again",
+            self.url
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::mem_store::etcd_store;
+    use crate::config::transaction;
+    use crate::ops::{Feedback, instance, network};
+
+    /// Two networks `a` (192.0.2.0/24) and `b` (198.51.100.0/24), connected to `default`.
+    fn two_networks(store: &EtcdStore) {
+        let mut fb = Feedback::default();
+        for (name, net) in [("a", "192.0.2.0/24"), ("b", "198.51.100.0/24")] {
+            let add = network::AddNetwork {
+                name: name.into(),
+                network: Some(net.into()),
+                conflicts_check: true,
+                ..Default::default()
+            };
+            transaction(store, |c| network::add(c, &add, &mut fb)).unwrap();
+            let raw = network::RawNicParams {
+                link: Some("br0".into()),
+                ..Default::default()
+            };
+            transaction(store, |c| {
+                network::connect(c, name, &raw, &[], true, &mut fb)
+            })
+            .unwrap();
+        }
+    }
+
+    fn add(cfg: &mut ClusterConfig, name: &str, nic: &str) -> Result<(), GntError> {
+        let a = instance::AddInstance {
+            name: name.into(),
+            nics: vec![instance::NicSpec::parse(nic).unwrap()],
+            conflicts_check: true,
+            ..Default::default()
+        };
+        instance::add(cfg, &a, &mut Feedback::default()).map(|_| ())
+    }
+
+    /// Snapshots taken before either commits, as two commands on two nodes would.
+    fn two_snapshots(store: &EtcdStore) -> [(ClusterConfig, Version); 2] {
+        let first = store.read_versioned().unwrap();
+        // Each read caches its snapshot; commit_if_unchanged reads the other one again
+        // at its revision.
+        let second = store.read_versioned().unwrap();
+        [first, second]
+    }
+
+    #[test]
+    fn commands_on_different_networks_commit_side_by_side() {
+        let Some(store) = etcd_store() else { return };
+        two_networks(&store);
+        let [(mut x, vx), (mut y, vy)] = two_snapshots(&store);
+        add(&mut x, "x", "ip=pool,network=a").unwrap();
+        add(&mut y, "y", "ip=pool,network=b").unwrap();
+        assert!(store.commit_if_unchanged(x, vx).unwrap());
+        assert!(
+            store.commit_if_unchanged(y, vy).unwrap(),
+            "an instance on another network does not collide"
+        );
+        assert_eq!(store.read().unwrap().instances.len(), 2);
+    }
+
+    #[test]
+    fn one_pool_one_name_and_one_mac_are_never_handed_out_twice() {
+        let Some(store) = etcd_store() else { return };
+        two_networks(&store);
+        // The same pool: both took the same first free address.
+        let [(mut x, vx), (mut y, vy)] = two_snapshots(&store);
+        add(&mut x, "x", "ip=pool,network=a").unwrap();
+        add(&mut y, "y", "ip=pool,network=a").unwrap();
+        assert!(store.commit_if_unchanged(x, vx).unwrap());
+        assert!(!store.commit_if_unchanged(y, vy).unwrap(), "pool collision");
+        // The same name, on different networks: only the name index collides.
+        let [(mut x, vx), (mut y, vy)] = two_snapshots(&store);
+        add(&mut x, "same", "ip=pool,network=a").unwrap();
+        add(&mut y, "same", "ip=pool,network=b").unwrap();
+        assert!(store.commit_if_unchanged(x, vx).unwrap());
+        assert!(!store.commit_if_unchanged(y, vy).unwrap(), "name collision");
+        // The same MAC, without networks: only the MAC index collides.
+        let [(mut x, vx), (mut y, vy)] = two_snapshots(&store);
+        add(&mut x, "m1", "mac=aa:00:00:11:22:33,link=br9").unwrap();
+        add(&mut y, "m2", "mac=aa:00:00:11:22:33,link=br9").unwrap();
+        assert!(store.commit_if_unchanged(x, vx).unwrap());
+        assert!(!store.commit_if_unchanged(y, vy).unwrap(), "MAC collision");
+        let cfg = store.read().unwrap();
+        assert_eq!(cfg.instances.len(), 3);
+        assert!(verify::errors(&cfg).is_empty());
+    }
+
+    #[test]
+    fn a_structural_change_collides_with_any_commit_since_its_read() {
+        let Some(store) = etcd_store() else { return };
+        two_networks(&store);
+        // Disconnecting network b, read before an instance was put on it.
+        let [(mut rm, vrm), (mut x, vx)] = two_snapshots(&store);
+        network::disconnect(&mut rm, "b", &[], &mut Feedback::default()).unwrap();
+        add(&mut x, "x", "network=b").unwrap();
+        assert!(store.commit_if_unchanged(x, vx).unwrap());
+        assert!(!store.commit_if_unchanged(rm, vrm).unwrap());
+        // And the other way round: the instance refers to the group that changed.
+        let [(mut rm, vrm), (mut y, vy)] = two_snapshots(&store);
+        network::disconnect(&mut rm, "a", &[], &mut Feedback::default()).unwrap();
+        add(&mut y, "y", "network=a").unwrap();
+        assert!(store.commit_if_unchanged(rm, vrm).unwrap());
+        assert!(!store.commit_if_unchanged(y, vy).unwrap());
+        assert!(verify::errors(&store.read().unwrap()).is_empty());
+    }
+
+    #[test]
+    fn the_serial_counts_commits_and_a_failed_command_writes_nothing() {
+        let Some(store) = etcd_store() else { return };
+        let s0 = store.read().unwrap().cluster.serial_no;
+        two_networks(&store);
+        let s1 = store.read().unwrap().cluster.serial_no;
+        assert_eq!(s1, s0 + 4, "one step per commit");
+        let before = store.raw_dump().unwrap();
+        let e = transaction(&store, |c| {
+            add(c, "x", "ip=pool,network=a")?;
+            Err::<(), _>(GntError::Exec("no".into()))
+        });
+        assert!(e.is_err());
+        assert_eq!(store.raw_dump().unwrap(), before);
+        // A removed instance takes its index keys along.
+        transaction(&store, |c| add(c, "x", "ip=pool,network=a")).unwrap();
+        transaction(&store, |c| instance::remove(c, "x").map(|_| ())).unwrap();
+        let keys = String::from_utf8(store.raw_dump().unwrap()).unwrap();
+        assert!(
+            !keys.contains("/names/") && !keys.contains("/macs/"),
+            "{keys}"
+        );
+    }
+}
