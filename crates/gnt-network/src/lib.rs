@@ -4,6 +4,7 @@
 
 pub mod cluster_cli;
 pub mod common;
+pub mod complete;
 pub mod group_cli;
 pub mod instance_cli;
 pub mod network_cli;

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use clap_complete::engine::ArgValueCandidates;
 use netconf::NicMode;
 use netconf_cluster::GntError;
 use netconf_cluster::config::{ClusterConfig, Network, Store};
@@ -12,6 +13,7 @@ use crate::common::{
     FormatArg, Global, JobOpts, ListArgs, ListFieldsArgs, TagArgs, change_tags, finish, list,
     list_fields, mutate, out, print_tags, split_list,
 };
+use crate::complete;
 use crate::sort::nice_cmp;
 use crate::table::{self, Field, Join, Kind, Value};
 
@@ -44,12 +46,14 @@ pub enum Cmd {
         force: bool,
         #[command(flatten)]
         jobs: JobOpts,
+        #[arg(add = ArgValueCandidates::new(complete::networks))]
         network: String,
     },
     /// Rename a network.
     Rename {
         #[command(flatten)]
         jobs: JobOpts,
+        #[arg(add = ArgValueCandidates::new(complete::networks))]
         old: String,
         new: String,
     },
@@ -59,13 +63,16 @@ pub enum Cmd {
     Disconnect {
         #[command(flatten)]
         jobs: JobOpts,
+        #[arg(add = ArgValueCandidates::new(complete::networks))]
         network: String,
+        #[arg(add = ArgValueCandidates::new(complete::groups))]
         groups: Vec<String>,
     },
     /// List networks.
     List {
         #[command(flatten)]
         opts: ListArgs,
+        #[arg(add = ArgValueCandidates::new(complete::networks))]
         networks: Vec<String>,
     },
     /// List the fields `list` knows.
@@ -74,6 +81,7 @@ pub enum Cmd {
     Info {
         #[command(flatten)]
         format: FormatArg,
+        #[arg(add = ArgValueCandidates::new(complete::networks))]
         networks: Vec<String>,
     },
     /// Add tags to a network.
@@ -81,7 +89,10 @@ pub enum Cmd {
     /// Remove tags from a network.
     RemoveTags(TagArgs),
     /// List a network's tags.
-    ListTags { network: String },
+    ListTags {
+        #[arg(add = ArgValueCandidates::new(complete::networks))]
+        network: String,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -137,6 +148,7 @@ pub struct ModifyArgs {
     pub mac_prefix: Option<String>,
     #[command(flatten)]
     pub jobs: JobOpts,
+    #[arg(add = ArgValueCandidates::new(complete::networks))]
     pub network: String,
 }
 
@@ -155,11 +167,12 @@ pub struct ConnectArgs {
     #[command(flatten)]
     pub jobs: JobOpts,
     /// NETWORK [GROUP…], or the old form NETWORK MODE LINK [GROUP…].
-    #[arg(required = true, value_name = "ARGS")]
+    #[arg(required = true, value_name = "ARGS", add = ArgValueCandidates::new(complete::network_then_groups))]
     pub args: Vec<String>,
 }
 
 pub fn main() -> ExitCode {
+    complete::handle::<Cli>(Some(complete::Kind::Network));
     finish(run(Cli::parse()))
 }
 

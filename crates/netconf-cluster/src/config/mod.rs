@@ -35,6 +35,6 @@ pub use model::{
     new_uuid, now,
 };
 pub use store::{
-    DEFAULT_CONFIG_PATH, FileStore, Store, Version, open, open_for_one_command, parse, render,
-    transaction,
+    DEFAULT_CONFIG_PATH, FileStore, Store, Version, open, open_for_one_command, open_read_only,
+    parse, render, transaction,
 };
