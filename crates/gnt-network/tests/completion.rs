@@ -165,6 +165,23 @@ fn names_of_every_kind_come_from_the_store() {
         tab(INSTANCE, c, &["gnt-instance", "info", "inst-b2"]),
         ["inst-b2"]
     );
+    assert_eq!(
+        names(tab(
+            NODE,
+            c,
+            &["gnt-node", "modify", "--node-group=grp", "node-b2"]
+        )),
+        ["node-b2"]
+    );
+    assert_eq!(
+        tab(INSTANCE, c, &["gnt-instance", "add", "--node=node-b", "x"]),
+        Vec::<String>::new()
+    );
+    // The value of `--opt=` is completed after the `=`.
+    assert_eq!(
+        tab(NODE, c, &["gnt-node", "modify", "--node-group=grp"]),
+        ["--node-group=grp-b"]
+    );
     // `--config` on the command line wins over the environment.
     let at = format!("--config={}", s.path().display());
     assert_eq!(
