@@ -491,6 +491,118 @@ fn hands_on_gnt_network_story() {
     });
 }
 
+/// An L2-only network (no IPv4 subnet, beyond Ganeti) carries a NIC end to end: the NIC
+/// has no IPv4 address, snf-ifup bridges it and writes a binding without one, and the
+/// guest forms its SLAAC address from nfdhcpd's router advertisement while a real DHCPv4
+/// client gets no lease (nfdhcpd leaves the request unanswered), although the bridge holds
+/// an IPv4 address and nfdhcpd serves DHCPv4 on it.
+#[test]
+fn an_l2_only_network_carries_a_nic_with_slaac_and_no_ipv4_lease() {
+    let Some(bin) = can_run("an_l2_only_network_carries_a_nic_with_slaac_and_no_ipv4_lease") else {
+        return;
+    };
+    let mut lab = Lab::new(bin);
+    lab.tool(
+        "gnt-network",
+        &[
+            "add",
+            "--network6",
+            "2001:db8:7::/64",
+            "--gateway6",
+            "2001:db8:7::1",
+            "--tags",
+            "nfdhcpd",
+            "l2net",
+        ],
+    );
+    lab.tool("gnt-network", &["connect", "l2net", "bridged", "prv0"]);
+    lab.tool(
+        "gnt-instance",
+        &["add", "--net", "0:network=l2net", "inst1"],
+    );
+    let info = lab.tool("gnt-instance", &["info", "inst1"]);
+    assert_eq!(info_field(&info, "IP:"), "None", "{info}");
+    let mac = info_field(&info, "MAC:");
+    let eui64 = info_field(&info, "IPv6 (EUI-64):");
+    let net = lab.tool("gnt-network", &["info", "l2net"]);
+    assert!(
+        net.contains(
+            "  Subnet: None
+"
+        ) && !net.contains("Usage map"),
+        "{net}"
+    );
+    lab.bridge("203.0.113.1/24", "2001:db8:7::1/64");
+    lab.start_nfdhcpd();
+
+    let vm = lab.add_guest();
+    let env = lab.boot(&vm, "tap0", "inst1", &mac);
+    let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    // As for any NIC without an address: no IP, and the network has no IPv4 subnet.
+    assert_eq!((get("IP"), get("NETWORK_SUBNET")), (None, None), "{env:?}");
+    assert_eq!(get("NETWORK_SUBNET6"), Some("2001:db8:7::/64"), "{env:?}");
+    let binding = std::fs::read_to_string(lab.bindings().join("tap0")).unwrap();
+    for line in ["IP=\n", "SUBNET=\n", "GATEWAY=\n", "INDEV=prv0\n"] {
+        assert!(binding.contains(line), "{line:?} not in\n{binding}");
+    }
+    assert!(binding.contains(&format!("EUI64={eui64}\n")), "{binding}");
+    // No IPv4 route or neighbour entry for the NIC on the node.
+    assert!(
+        !lab.node(&["ip", "-4", "route", "show", "table", "all"])
+            .contains("tap0"),
+        "IPv4 route for tap0"
+    );
+
+    // SLAAC from nfdhcpd's RA: the EUI-64 address gnt-instance info shows; reachable.
+    assert_eq!(lab.slaac(&vm), format!("{eui64}/64"));
+    assert!(lab.pings(&lab.node, &eui64), "node -> guest over IPv6");
+    assert!(lab.pings(&vm, "2001:db8:7::1"), "guest -> node over IPv6");
+
+    // A real DHCPv4 client (dhclient with the lab's hook script), one try of 8 seconds in
+    // the foreground: nfdhcpd sees its requests and gives no lease.
+    let lf = lab.path("l2.leases");
+    std::fs::write(&lf, "").unwrap();
+    let o = run(&mut lab.in_ns(
+        &vm,
+        &[
+            "timeout",
+            "8",
+            "dhclient",
+            "-1",
+            "-d",
+            "-v",
+            "-lf",
+            lf.to_str().unwrap(),
+            "-pf",
+            lab.path("l2.pid").to_str().unwrap(),
+            "-sf",
+            lab.path("dhclient-script").to_str().unwrap(),
+            "nic0",
+        ],
+    ));
+    assert!(!o.status.success(), "dhclient got a lease:\n{}", text(&o));
+    let out = text(&o);
+    assert!(out.contains("DHCPDISCOVER on nic0"), "{out}");
+    assert!(
+        !out.contains("DHCPOFFER") && !out.contains("bound to"),
+        "{out}"
+    );
+    assert_eq!(lab.last_bound(&vm), "", "the hook script was given a lease");
+    assert_eq!(lab.ipv4(&vm), "", "nic0 has an IPv4 address");
+    assert_eq!(
+        std::fs::read_to_string(&lf).unwrap(),
+        "",
+        "a lease was stored"
+    );
+    wait_for(
+        "nfdhcpd to count the requests",
+        Duration::from_secs(3),
+        || lab.counter("DHCPDISCOVER") == 0 && lab.counter("no-ipv4") >= 1,
+    );
+    lab.shutdown(&vm, "tap0", &env);
+    assert!(!lab.bindings().join("tap0").exists(), "binding left behind");
+}
+
 /// Two instances in two networks on one node: net1 bridged on prv0, net2 routed (table
 /// 100) with ip-less-routed. Both get their address from nfdhcpd, reach their gateway, and
 /// reach each other through the node; the routed NIC's source check drops a spoofed source.

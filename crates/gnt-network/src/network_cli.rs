@@ -8,6 +8,7 @@ use netconf::NicMode;
 use netconf_cluster::GntError;
 use netconf_cluster::config::{ClusterConfig, Network, Store};
 use netconf_cluster::ops::network::{self as ops, AddNetwork, ModifyNetwork, RawNicParams};
+use netconf_cluster::pool::AddressPool;
 
 use crate::common::{
     FormatArg, Global, JobOpts, ListArgs, ListFieldsArgs, TagArgs, change_tags, finish, list,
@@ -97,7 +98,7 @@ pub enum Cmd {
 
 #[derive(Args, Debug)]
 pub struct AddArgs {
-    /// IPv4 subnet in CIDR form, /16 to /30 (required).
+    /// IPv4 subnet in CIDR form, /16 to /30; without it the network is L2-only.
     #[arg(long, value_name = "CIDR")]
     pub network: Option<String>,
     /// IPv4 gateway; reserved externally.
@@ -106,6 +107,9 @@ pub struct AddArgs {
     /// Addresses to reserve externally, comma separated.
     #[arg(long, value_name = "IP,IP")]
     pub add_reserved_ips: Option<String>,
+    /// Let ip=pool allocate only from START to END (repeatable; default: the whole subnet).
+    #[arg(long, value_name = "START-END")]
+    pub allocation_range: Vec<String>,
     /// IPv6 subnet in CIDR form.
     #[arg(long, value_name = "CIDR6")]
     pub network6: Option<String>,
@@ -137,6 +141,15 @@ pub struct ModifyArgs {
     /// Addresses to release from the external reservations, comma separated.
     #[arg(long, value_name = "IP,IP")]
     pub remove_reserved_ips: Option<String>,
+    /// Replace the allocation ranges (repeatable), or `none` for the whole subnet.
+    #[arg(long, value_name = "START-END")]
+    pub allocation_range: Vec<String>,
+    /// Allocation ranges (START-END) to add, comma separated.
+    #[arg(long, value_name = "RANGE,RANGE")]
+    pub add_allocation_ranges: Option<String>,
+    /// Allocation ranges (START-END) to remove, comma separated.
+    #[arg(long, value_name = "RANGE,RANGE")]
+    pub remove_allocation_ranges: Option<String>,
     /// New IPv6 subnet, or `none`.
     #[arg(long, value_name = "CIDR6")]
     pub network6: Option<String>,
@@ -192,6 +205,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .as_deref()
                     .map(split_list)
                     .unwrap_or_default(),
+                allocation_ranges: a.allocation_range,
                 tags: a.tags.as_deref().map(split_list).unwrap_or_default(),
                 conflicts_check: !a.no_conflicts_check,
             };
@@ -208,6 +222,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 mac_prefix: m.mac_prefix,
                 add_reserved_ips: m.add_reserved_ips.as_deref().map(split_list),
                 remove_reserved_ips: m.remove_reserved_ips.as_deref().map(split_list),
+                allocation_ranges: (!m.allocation_range.is_empty()).then_some(m.allocation_range),
+                add_allocation_ranges: m.add_allocation_ranges.as_deref().map(split_list),
+                remove_allocation_ranges: m.remove_allocation_ranges.as_deref().map(split_list),
             };
             if args.is_empty() {
                 // Ganeti's client refuses before submitting anything.
@@ -242,14 +259,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::List { opts, networks } => {
             let cfg = store.read()?;
             return list(
-                &FIELDS,
+                &all_fields(),
                 &DEFAULT_FIELDS,
                 &opts,
                 || resolve(&cfg, &networks),
                 |u, f| value(&cfg, u, &cfg.networks[u], f),
             );
         }
-        Cmd::ListFields(a) => return list_fields(&FIELDS, &a),
+        // Named fields are looked up among all; the full listing stays Ganeti's.
+        Cmd::ListFields(a) if a.fields.is_empty() => return list_fields(&FIELDS, &a),
+        Cmd::ListFields(a) => return list_fields(&all_fields(), &a),
         Cmd::Info { format, networks } => {
             let cfg = store.read()?;
             if format.json() {
@@ -414,6 +433,20 @@ pub const FIELDS: [Field; 19] = [
     f("tags", "Tags", Kind::Other, "Tags"),
 ];
 
+/// Fields beyond Ganeti 3.0's. `list -o` and `list-fields NAME` know them; `list-fields`
+/// without names leaves them out, so that its output stays Ganeti's byte for byte.
+pub const EXTRA_FIELDS: [Field; 1] = [f(
+    "alloc_ranges",
+    "AllocRanges",
+    Kind::Text,
+    "Allocation ranges of ip=pool (none: the whole subnet)",
+)];
+
+/// Ganeti's fields, then ours.
+fn all_fields() -> Vec<Field> {
+    FIELDS.iter().chain(&EXTRA_FIELDS).copied().collect()
+}
+
 const DEFAULT_FIELDS: [&str; 6] = [
     "name",
     "network",
@@ -438,16 +471,18 @@ fn connections<'a>(
 }
 
 fn value(cfg: &ClusterConfig, uuid: &str, n: &Network, field: &str) -> Value {
+    // An L2-only network has no pool: its pool fields are unavailable, as its subnet.
+    let pool = |f: &dyn Fn(&AddressPool) -> Value| n.pool.as_ref().map_or(Value::Unavail, f);
     match field {
         "name" => Value::Text(n.name.to_string()),
-        "network" => Value::Text(n.network.to_string()),
+        "network" => opt(n.network),
         "gateway" => opt(n.gateway),
         "network6" => opt(n.network6),
         "gateway6" => opt(n.gateway6),
         "mac_prefix" => opt(n.mac_prefix),
-        "free_count" => Value::Number(n.pool.free_count() as i64),
-        "map" => Value::Text(n.pool.map()),
-        "reserved_count" => Value::Number(n.pool.reserved_count() as i64),
+        "free_count" => pool(&|p| Value::Number(p.free_count() as i64)),
+        "map" => pool(&|p| Value::Text(p.map())),
+        "reserved_count" => pool(&|p| Value::Number(p.reserved_count() as i64)),
         "group_list" => Value::Shaped(
             connections(cfg, uuid)
                 .map(|(g, p)| format!("{g} ({}, {}, {})", p.mode, p.link, p.vlan))
@@ -467,7 +502,10 @@ fn value(cfg: &ClusterConfig, uuid: &str, n: &Network, field: &str) -> Value {
             Join::With(","),
         ),
         "inst_cnt" => Value::Number(cfg.instances_on_network(uuid).len() as i64),
-        "external_reservations" => Value::list(n.pool.external_reservations(), Join::With(", ")),
+        "external_reservations" => {
+            pool(&|p| Value::list(p.external_reservations(), Join::With(", ")))
+        }
+        "alloc_ranges" => pool(&|p| Value::list(p.ranges(), Join::With(", "))),
         "ctime" => Value::Time(n.ctime),
         "mtime" => Value::Time(n.mtime),
         "uuid" => Value::Text(uuid.to_owned()),
@@ -484,7 +522,15 @@ fn join_ips(ips: &[std::net::Ipv4Addr]) -> String {
         .join(", ")
 }
 
-/// Ganeti 3.0.2's `gnt-network info` block for one network.
+fn join_ranges(pool: &AddressPool) -> String {
+    let v: Vec<String> = pool.ranges().iter().map(ToString::to_string).collect();
+    v.join(", ")
+}
+
+/// Ganeti 3.0.2's `gnt-network info` block for one network; allocation ranges, when a
+/// network has them, add a line and a map character of their own. An L2-only network
+/// shows `Subnet: None` and no pool lines (size, free, usage map, reservations): it has
+/// no pool, and Ganeti's block would divide by its size.
 pub fn info(cfg: &ClusterConfig, uuid: &str) -> String {
     use std::fmt::Write;
     let n = &cfg.networks[uuid];
@@ -493,7 +539,7 @@ pub fn info(cfg: &ClusterConfig, uuid: &str) -> String {
     let _ = writeln!(s, "Network name: {}", n.name);
     let _ = writeln!(s, "UUID: {uuid}");
     let _ = writeln!(s, "Serial number: {}", n.serial_no);
-    let _ = writeln!(s, "  Subnet: {}", n.network);
+    let _ = writeln!(s, "  Subnet: {}", none(n.network.map(|g| g.to_string())));
     let _ = writeln!(s, "  Gateway: {}", none(n.gateway.map(|g| g.to_string())));
     let _ = writeln!(
         s,
@@ -510,29 +556,8 @@ pub fn info(cfg: &ClusterConfig, uuid: &str) -> String {
         "  Mac Prefix: {}",
         none(n.mac_prefix.map(|g| g.to_string()))
     );
-    let free = n.pool.free_count();
-    let size = free + n.pool.reserved_count();
-    let _ = writeln!(s, "  Size: {size}");
-    let pct = if size == 0 {
-        0.0
-    } else {
-        free as f64 * 100.0 / size as f64
-    };
-    let _ = writeln!(s, "  Free: {free} ({pct:.2}%)");
-    let _ = writeln!(s, "  Usage map:");
-    let map = n.pool.map();
-    for (i, chunk) in map.as_bytes().chunks(64).enumerate() {
-        let start = i * 64;
-        let chunk = std::str::from_utf8(chunk).unwrap_or_default();
-        let _ = writeln!(s, "     {start:>4} {chunk:<64} {}", start + 63);
-    }
-    let _ = writeln!(s, "         (X) used    (.) free");
-    let ext = n.pool.external_reservations();
-    if !ext.is_empty() {
-        let _ = writeln!(s, "  externally reserved IPs:");
-        for line in table::wrap(&join_ips(&ext), 64) {
-            let _ = writeln!(s, "    {line}");
-        }
+    if let Some(pool) = &n.pool {
+        info_pool(&mut s, pool);
     }
     let groups: Vec<_> = connections(cfg, uuid).collect();
     if groups.is_empty() {
@@ -572,13 +597,55 @@ pub fn info(cfg: &ClusterConfig, uuid: &str) -> String {
     s
 }
 
+/// The pool lines of `info`: ranges, size, free count, usage map, reservations.
+fn info_pool(s: &mut String, pool: &AddressPool) {
+    use std::fmt::Write;
+    let ranged = !pool.ranges().is_empty();
+    if ranged {
+        let _ = writeln!(s, "  Allocation ranges: {}", join_ranges(pool));
+    }
+    let free = pool.free_count();
+    let _ = writeln!(s, "  Size: {}", pool.size());
+    // Of what ip=pool may hand out: the ranges, or (as Ganeti) the whole subnet.
+    let of = pool.allocatable_size();
+    let pct = if of == 0 {
+        0.0
+    } else {
+        free as f64 * 100.0 / of as f64
+    };
+    let _ = writeln!(s, "  Free: {free} ({pct:.2}%)");
+    let _ = writeln!(s, "  Usage map:");
+    let map = pool.map();
+    for (i, chunk) in map.as_bytes().chunks(64).enumerate() {
+        let start = i * 64;
+        let chunk = std::str::from_utf8(chunk).unwrap_or_default();
+        let _ = writeln!(s, "     {start:>4} {chunk:<64} {}", start + 63);
+    }
+    if ranged {
+        let _ = writeln!(
+            s,
+            "         (X) used    (.) free    (-) outside the allocation ranges"
+        );
+    } else {
+        let _ = writeln!(s, "         (X) used    (.) free");
+    }
+    let ext = pool.external_reservations();
+    if !ext.is_empty() {
+        let _ = writeln!(s, "  externally reserved IPs:");
+        for line in table::wrap(&join_ips(&ext), 64) {
+            let _ = writeln!(s, "    {line}");
+        }
+    }
+}
+
 /// `info --output-format json` of one network: the keys of the text block in snake case,
 /// typed (see JSON OUTPUT in gnt-network(8)).
 pub fn info_json(cfg: &ClusterConfig, uuid: &str) -> serde_json::Value {
     use serde_json::{Value as J, json};
     let n = &cfg.networks[uuid];
     let text = |v: Option<String>| v.map_or(J::Null, J::String);
-    let free = n.pool.free_count();
+    // An L2-only network's pool keys are null.
+    let pool = |f: &dyn Fn(&AddressPool) -> J| n.pool.as_ref().map_or(J::Null, f);
     let instances: Vec<J> = cfg
         .instances_on_network(uuid)
         .into_iter()
@@ -597,20 +664,24 @@ pub fn info_json(cfg: &ClusterConfig, uuid: &str) -> serde_json::Value {
         "network_name": n.name.to_string(),
         "uuid": uuid,
         "serial_number": n.serial_no,
-        "subnet": n.network.to_string(),
+        "subnet": text(n.network.map(|g| g.to_string())),
         "gateway": text(n.gateway.map(|g| g.to_string())),
         "ipv6_subnet": text(n.network6.map(|g| g.to_string())),
         "ipv6_gateway": text(n.gateway6.map(|g| g.to_string())),
         "mac_prefix": text(n.mac_prefix.map(|g| g.to_string())),
-        "size": free + n.pool.reserved_count(),
-        "free": free,
-        "usage_map": n.pool.map(),
-        "externally_reserved_ips": n
-            .pool
+        "allocation_ranges": pool(&|p| if p.ranges().is_empty() {
+            J::Null
+        } else {
+            J::Array(p.ranges().iter().map(|r| J::String(r.to_string())).collect())
+        }),
+        "size": pool(&|p| p.size().into()),
+        "free": pool(&|p| p.free_count().into()),
+        "usage_map": pool(&|p| p.map().into()),
+        "externally_reserved_ips": pool(&|p| p
             .external_reservations()
             .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>(),
+            .map(|ip| J::String(ip.to_string()))
+            .collect()),
         "node_groups": connections(cfg, uuid)
             .map(|(g, p)| table::connection_json("group", g, p))
             .collect::<Vec<_>>(),

@@ -19,10 +19,14 @@ mod instance_fields;
 mod instance_nics;
 #[path = "cli/json.rs"]
 mod json;
+#[path = "cli/l2.rs"]
+mod l2;
 #[path = "cli/names.rs"]
 mod names;
 #[path = "cli/ports.rs"]
 mod ports;
+#[path = "cli/ranges.rs"]
+mod ranges;
 #[path = "cli/seed.rs"]
 mod seed;
 #[path = "cli/verify.rs"]

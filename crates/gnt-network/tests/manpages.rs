@@ -306,6 +306,17 @@ fn every_list_field_is_documented_with_its_title() {
     assert!(missing.is_empty(), "{}", missing.join("\n"));
 }
 
+/// Fields beyond Ganeti's stay out of the full `list-fields`, not out of the page.
+#[test]
+fn beyond_ganeti_list_fields_are_documented_with_their_title() {
+    let page = Page::load("gnt-network");
+    let list = page.command("list").expect("a list command");
+    for f in gnt_network::network_cli::EXTRA_FIELDS {
+        let entry = format!(".B {}\n.I {}\n\\(em {}", f.name, f.title, f.doc);
+        assert!(list.contains(&entry), "gnt-network.8 list: {entry}");
+    }
+}
+
 #[test]
 fn pages_have_the_debian_sections_and_name_their_files() {
     let required = [

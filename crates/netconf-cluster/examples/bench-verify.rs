@@ -2,7 +2,7 @@
 //! the check every commit runs after a one-instance change, and a full `verify`.
 use std::time::{Duration, Instant};
 
-use netconf_cluster::config::{FileStore, Store, verify};
+use netconf_cluster::config::{Store, open, verify};
 use netconf_cluster::ops::{Feedback, instance};
 
 /// Median and minimum (the machine's other load only ever adds).
@@ -18,7 +18,7 @@ fn main() {
     let net = std::env::args()
         .nth(2)
         .expect("usage: bench-verify CONFIG NETWORK");
-    let store = FileStore::new(&p);
+    let store = open(p.as_ref());
     let (mut commit, mut full) = (Vec::new(), Vec::new());
     for k in 0..11 {
         // Loaded from the cache, as a command loads it; one instance added from the pool.

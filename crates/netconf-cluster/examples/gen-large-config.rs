@@ -11,6 +11,8 @@ use netconf_cluster::config::{
 };
 use netconf_cluster::pool::AddressPool;
 
+use anyhow::Context;
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let path = args
@@ -36,12 +38,12 @@ fn main() -> anyhow::Result<()> {
             uuid.clone(),
             Network {
                 name: netconf::NetworkName::parse(&format!("net{n}"))?,
-                network: net,
+                network: Some(net),
                 gateway: Some(gw),
                 network6: None,
                 gateway6: None,
                 mac_prefix: None,
-                pool: AddressPool::initialize(net, Some(gw))?,
+                pool: Some(AddressPool::initialize(net, Some(gw))?),
                 tags: BTreeSet::new(),
                 serial_no: 1,
                 ctime: t,
@@ -65,7 +67,7 @@ fn main() -> anyhow::Result<()> {
     for i in 0..insts {
         let nu = &net_uuids[(i % nets.max(1)) as usize];
         let net = cfg.networks.get_mut(nu).expect("net");
-        let ip = net.pool.allocate()?;
+        let ip = net.pool.as_mut().context("no pool")?.allocate()?;
         let mac = MacAddr([0xaa, 0, 0, (i >> 16) as u8, (i >> 8) as u8, i as u8]);
         let link = cfg.nodegroups[&group].networks[nu].link.clone();
         cfg.instances.insert(

@@ -2,7 +2,7 @@
 use std::time::Instant;
 fn main() {
     let p = std::env::args().nth(1).expect("usage: parse-time CONFIG");
-    let store = netconf_cluster::config::FileStore::new(&p);
+    let store = netconf_cluster::config::open(p.as_ref());
     use netconf_cluster::config::Store;
     for _ in 0..5 {
         let t = Instant::now();

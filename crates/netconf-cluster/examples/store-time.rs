@@ -2,11 +2,11 @@
 //! and its cache, their CRCs, a read and a transaction.
 use std::time::Instant;
 
-use netconf_cluster::config::{FileStore, Store, transaction};
+use netconf_cluster::config::{Store, open, transaction};
 
 fn main() {
     let p = std::env::args().nth(1).expect("usage: store-time CONFIG");
-    let store = FileStore::new(&p);
+    let store = open(p.as_ref());
     let cache = format!("{p}.cache");
     if std::env::args().nth(2).as_deref() == Some("raw") {
         let t = Instant::now();

@@ -60,7 +60,7 @@ impl NicEnvFromConfig for NicEnv {
                     name: n.name.to_string(),
                     uuid: nu.clone(),
                     tags: n.tags.iter().cloned().collect(),
-                    subnet: Some(n.network),
+                    subnet: n.network,
                     gateway: n.gateway,
                     subnet6: n.network6,
                     gateway6: n.gateway6,

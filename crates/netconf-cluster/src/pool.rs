@@ -1,9 +1,14 @@
 //! Ganeti's IPv4 address pool: two bitmaps over a subnet (instance and external
-//! reservations), lowest-free-first allocation, and the `X`/`.` usage map.
+//! reservations), lowest-free-first allocation, and the `X`/`.` usage map. Beyond Ganeti,
+//! optional allocation ranges (`range`) limit what `allocate` hands out.
 //!
 //! The bitmaps live in memory as `u64` words so that "first free" is a word scan (a /16 is
 //! 1,024 words) and nothing is re-serialised per operation; they are written to
 //! `config.data` once per transaction as compact offset ranges (`0-1,255`).
+
+mod range;
+
+pub use range::{AllocRange, RangeSyntax, problems as range_problems};
 
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -43,16 +48,22 @@ pub struct AddressPool {
     net: Ipv4Net,
     instance: Bits,
     external: Bits,
+    /// The allocation ranges, sorted; empty: the whole subnet is allocatable.
+    ranges: Vec<AllocRange>,
+    /// Set for every address outside `ranges`, as a third bitmap so that `first_free`
+    /// stays a word scan; `None` without ranges.
+    outside: Option<Bits>,
 }
 
 impl fmt::Debug for AddressPool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "AddressPool({}, instance={}, external={})",
+            "AddressPool({}, instance={}, external={}, ranges={:?})",
             self.net,
             encode_ranges(&self.instance),
-            encode_ranges(&self.external)
+            encode_ranges(&self.external),
+            self.ranges
         )
     }
 }
@@ -75,6 +86,8 @@ impl AddressPool {
             net,
             instance: Bits::repeat(false, size),
             external: Bits::repeat(false, size),
+            ranges: Vec::new(),
+            outside: None,
         })
     }
 
@@ -112,6 +125,42 @@ impl AddressPool {
 
     pub fn network(&self) -> Ipv4Net {
         self.net
+    }
+
+    /// The allocation ranges, sorted (empty: the whole subnet).
+    pub fn ranges(&self) -> &[AllocRange] {
+        &self.ranges
+    }
+
+    /// Limits allocation to `ranges` (none: the whole subnet). They are not checked here
+    /// ([`range_problems`] is, by the commands and `gnt-cluster verify`); parts outside
+    /// the subnet are ignored.
+    pub fn set_ranges(&mut self, mut ranges: Vec<AllocRange>) {
+        ranges.sort();
+        ranges.dedup();
+        self.outside = (!ranges.is_empty()).then(|| {
+            let mut outside = Bits::repeat(true, self.size());
+            let base = u32::from(self.net.network());
+            let last = self.size() - 1;
+            for r in &ranges {
+                let lo = u32::from(r.first()).saturating_sub(base) as usize;
+                let hi = (u32::from(r.last()).saturating_sub(base) as usize).min(last);
+                if u32::from(r.last()) >= base && lo <= hi {
+                    outside[lo..=hi].fill(false);
+                }
+            }
+            outside
+        });
+        self.ranges = ranges;
+    }
+
+    /// Whether `ip=pool` may hand out `ip` when it is free: inside the subnet and inside
+    /// the ranges, if there are any.
+    pub fn in_ranges(&self, ip: Ipv4Addr) -> bool {
+        match self.index(ip) {
+            Ok(i) => self.outside.as_ref().is_none_or(|o| !o[i]),
+            Err(_) => false,
+        }
     }
 
     /// Number of addresses, network and broadcast included.
@@ -183,23 +232,22 @@ impl AddressPool {
         Ok(())
     }
 
-    /// The lowest address free in both bitmaps (Ganeti's `GenerateFree`), not reserved.
+    /// The lowest address free in both bitmaps (Ganeti's `GenerateFree`) and inside the
+    /// allocation ranges, not reserved.
     pub fn first_free(&self) -> Option<Ipv4Addr> {
-        let size = self.size();
-        let words = self
-            .instance
-            .as_raw_slice()
-            .iter()
-            .zip(self.external.as_raw_slice());
-        for (w, (a, b)) in words.enumerate() {
-            let free = !(a | b);
-            if free != 0 {
-                let idx = w * 64 + free.trailing_zeros() as usize;
-                // Bits past the end of a short (/27../30) pool are free in the raw word.
-                return (idx < size).then(|| self.addr(idx));
-            }
-        }
-        None
+        let a = self.instance.as_raw_slice();
+        let b = self.external.as_raw_slice();
+        let found = match &self.outside {
+            None => first_zero(a.iter().zip(b).map(|(a, b)| a | b)),
+            Some(o) => first_zero(
+                a.iter()
+                    .zip(b)
+                    .zip(o.as_raw_slice())
+                    .map(|((a, b), o)| a | b | o),
+            ),
+        };
+        // Bits past the end of a short (/27../30) pool are free in the raw word.
+        found.filter(|&i| i < self.size()).map(|i| self.addr(i))
     }
 
     /// Ganeti's `GetFreeAddress`: the lowest free address, reserved for an instance.
@@ -211,36 +259,74 @@ impl AddressPool {
         Ok(ip)
     }
 
-    /// Addresses set in either bitmap (each counted once).
+    /// Addresses set in either bitmap (each counted once), inside the ranges or not.
     pub fn reserved_count(&self) -> usize {
-        let size = self.size();
-        let full_words = size / 64;
         let a = self.instance.as_raw_slice();
         let b = self.external.as_raw_slice();
-        let mut n: usize = (0..full_words)
-            .map(|w| (a[w] | b[w]).count_ones() as usize)
-            .sum();
-        if !size.is_multiple_of(64) {
-            let mask = (1u64 << (size % 64)) - 1;
-            n += ((a[full_words] | b[full_words]) & mask).count_ones() as usize;
-        }
-        n
+        self.count_ones(a.iter().zip(b).map(|(a, b)| a | b))
     }
 
+    /// Addresses `allocate` can still hand out: free, and inside the ranges if any.
     pub fn free_count(&self) -> usize {
-        self.size() - self.reserved_count()
+        let Some(o) = &self.outside else {
+            return self.size() - self.reserved_count();
+        };
+        let a = self.instance.as_raw_slice();
+        let b = self.external.as_raw_slice();
+        let unavailable = a
+            .iter()
+            .zip(b)
+            .zip(o.as_raw_slice())
+            .map(|((a, b), o)| a | b | o);
+        self.size() - self.count_ones(unavailable)
+    }
+
+    /// Addresses inside the ranges (the whole subnet, network and broadcast included,
+    /// without ranges): what `free_count` is a part of.
+    pub fn allocatable_size(&self) -> usize {
+        match &self.outside {
+            None => self.size(),
+            Some(o) => self.size() - o.count_ones(),
+        }
+    }
+
+    /// Set bits among the pool's `size` of the words `words`.
+    fn count_ones(&self, words: impl Iterator<Item = u64>) -> usize {
+        let size = self.size();
+        words
+            .enumerate()
+            .map(|(w, word)| {
+                let valid = size - w * 64;
+                let word = if valid < 64 {
+                    word & ((1u64 << valid) - 1)
+                } else {
+                    word
+                };
+                word.count_ones() as usize
+            })
+            .sum()
     }
 
     pub fn is_full(&self) -> bool {
         self.free_count() == 0
     }
 
-    /// One character per address: `X` used (either bitmap), `.` free.
+    /// One character per address: `X` used (either bitmap), `.` free, and with allocation
+    /// ranges `-` for a free address outside them.
     pub fn map(&self) -> String {
         self.instance
             .iter()
             .zip(self.external.iter())
-            .map(|(a, b)| if *a || *b { 'X' } else { '.' })
+            .enumerate()
+            .map(|(i, (a, b))| {
+                if *a || *b {
+                    'X'
+                } else if self.outside.as_ref().is_some_and(|o| o[i]) {
+                    '-'
+                } else {
+                    '.'
+                }
+            })
             .collect()
     }
 
@@ -266,6 +352,17 @@ impl AddressPool {
     pub fn instance_reservations(&self) -> Vec<Ipv4Addr> {
         self.instance.iter_ones().map(|i| self.addr(i)).collect()
     }
+}
+
+/// The index of the first zero bit of `words` (which may lie past a short pool's end).
+fn first_zero(words: impl Iterator<Item = u64>) -> Option<usize> {
+    for (w, word) in words.enumerate() {
+        let free = !word;
+        if free != 0 {
+            return Some(w * 64 + free.trailing_zeros() as usize);
+        }
+    }
+    None
 }
 
 /// `0-1,17,255`: the set bits as ascending offset ranges, found a word at a time.
@@ -469,6 +566,93 @@ mod tests {
         assert_eq!(p.allocate().unwrap(), ip("10.0.0.2"));
         assert_eq!(p.first_free(), None);
         assert_eq!(p.map(), "XXXX");
+    }
+
+    fn range(s: &str) -> AllocRange {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_range_hands_out_exactly_its_addresses_in_order_then_is_full() {
+        let mut p =
+            AddressPool::initialize(net("198.51.100.0/24"), Some(ip("198.51.100.1"))).unwrap();
+        p.set_ranges(vec![range("198.51.100.100-198.51.100.150")]);
+        assert_eq!(p.allocatable_size(), 51);
+        assert_eq!(p.free_count(), 51);
+        assert_eq!(p.reserved_count(), 3);
+        let got: Vec<Ipv4Addr> = std::iter::from_fn(|| p.allocate().ok()).collect();
+        let want: Vec<Ipv4Addr> = (100..=150)
+            .map(|i| Ipv4Addr::new(198, 51, 100, i))
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(p.free_count(), 0);
+        assert!(p.is_full());
+        assert_eq!(p.allocate().unwrap_err().0, "198.51.100.0/24 is full");
+        // Outside the ranges an address is still the operator's to give.
+        p.reserve(ip("198.51.100.20"), Kind::Instance).unwrap();
+        assert!(!p.in_ranges(ip("198.51.100.20")));
+        assert!(p.in_ranges(ip("198.51.100.150")));
+        assert!(!p.in_ranges(ip("203.0.113.1")));
+        assert_eq!(p.reserved_count(), 3 + 51 + 1);
+        // Releasing one inside gives it back to the next allocation.
+        p.release(ip("198.51.100.120"), Kind::Instance).unwrap();
+        assert_eq!(p.allocate().unwrap(), ip("198.51.100.120"));
+    }
+
+    #[test]
+    fn ranges_skip_reservations_and_follow_changes() {
+        let mut p = AddressPool::initialize(net("10.0.0.0/16"), None).unwrap();
+        p.set_ranges(vec![
+            range("10.0.200.0-10.0.200.1"),
+            range("10.0.1.254-10.0.2.1"),
+        ]);
+        assert_eq!(
+            p.ranges(),
+            [range("10.0.1.254-10.0.2.1"), range("10.0.200.0-10.0.200.1")]
+        );
+        p.reserve(ip("10.0.1.255"), Kind::External).unwrap();
+        assert_eq!(p.allocate().unwrap(), ip("10.0.1.254"));
+        assert_eq!(p.allocate().unwrap(), ip("10.0.2.0"));
+        assert_eq!(p.free_count(), 3);
+        // No ranges again: the whole subnet, as before.
+        p.set_ranges(Vec::new());
+        assert_eq!(p.first_free(), Some(ip("10.0.0.1")));
+        assert_eq!(p.free_count(), 65536 - 5);
+        assert_eq!(p.allocatable_size(), 65536);
+    }
+
+    #[test]
+    fn the_map_marks_free_addresses_outside_the_ranges() {
+        let mut p = AddressPool::initialize(net("192.0.2.0/28"), Some(ip("192.0.2.1"))).unwrap();
+        assert_eq!(p.map(), "XX.............X");
+        p.set_ranges(vec![range("192.0.2.4-192.0.2.7")]);
+        p.reserve(ip("192.0.2.10"), Kind::Instance).unwrap();
+        p.reserve(ip("192.0.2.5"), Kind::External).unwrap();
+        assert_eq!(p.map(), "XX--.X..--X----X");
+        assert_eq!(p.free_count(), 3);
+        assert_eq!(p.allocatable_size(), 4);
+        // A short pool's padding bits count nowhere.
+        let mut p = AddressPool::initialize(net("10.0.0.0/30"), None).unwrap();
+        p.set_ranges(vec![range("10.0.0.2-10.0.0.2")]);
+        assert_eq!((p.free_count(), p.allocatable_size()), (1, 1));
+        assert_eq!(p.allocate().unwrap(), ip("10.0.0.2"));
+        assert_eq!(p.first_free(), None);
+        assert_eq!(p.map(), "X-XX");
+    }
+
+    #[test]
+    fn ranges_outside_the_subnet_are_clipped_not_trusted() {
+        // A hand edit can hold such ranges; verify reports them, the pool must not panic.
+        let mut p = AddressPool::initialize(net("192.0.2.0/28"), None).unwrap();
+        p.set_ranges(vec![
+            range("192.0.1.0-192.0.2.2"),
+            range("192.0.2.14-192.0.3.9"),
+            range("203.0.113.1-203.0.113.9"),
+            range("10.0.0.0-10.0.0.9"),
+        ]);
+        assert_eq!(p.allocatable_size(), 5);
+        assert_eq!(p.map(), "X..-----------.X");
+        assert_eq!(p.allocate().unwrap(), ip("192.0.2.1"));
     }
 
     #[test]

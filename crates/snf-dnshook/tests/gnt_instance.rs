@@ -62,19 +62,8 @@ fn ptr4(ip: &str) -> String {
     format!("{}.in-addr.arpa.", o.join("."))
 }
 
-#[test]
-fn gnt_instance_hooks_keep_bind_in_step() {
-    if skip_reason("gnt_instance_hooks_keep_bind_in_step").is_none() {
-        return;
-    }
-    let (Some(gnt_network), Some(gnt_instance)) = (gnt("gnt-network"), gnt("gnt-instance")) else {
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIP gnt_instance_hooks_keep_bind_in_step: gnt-network/gnt-instance not built (run cargo test --workspace)"
-        );
-        return;
-    };
-    let named = Named::start(&[Zone::new(FWD), Zone::new(REV4), Zone::new(REV6)], &[KEY]);
+/// A cluster whose instance hooks run snf-dnshook against `named` (zone example.org).
+fn cluster(named: &Named) -> Cluster<'_> {
     let dir = tempfile::tempdir().unwrap();
     let hook_config = dir.path().join("dnshook.toml");
     std::fs::write(
@@ -92,12 +81,28 @@ fn gnt_instance_hooks_keep_bind_in_step() {
         .unwrap()
         .trim()
         .to_owned();
-    let c = Cluster {
-        named: &named,
+    Cluster {
+        named,
         dir,
         hook_config,
         node,
+    }
+}
+
+#[test]
+fn gnt_instance_hooks_keep_bind_in_step() {
+    if skip_reason("gnt_instance_hooks_keep_bind_in_step").is_none() {
+        return;
+    }
+    let (Some(gnt_network), Some(gnt_instance)) = (gnt("gnt-network"), gnt("gnt-instance")) else {
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIP gnt_instance_hooks_keep_bind_in_step: gnt-network/gnt-instance not built (run cargo test --workspace)"
+        );
+        return;
     };
+    let named = Named::start(&[Zone::new(FWD), Zone::new(REV4), Zone::new(REV6)], &[KEY]);
+    let c = cluster(&named);
 
     c.run(
         &gnt_network,
@@ -169,5 +174,52 @@ fn gnt_instance_hooks_keep_bind_in_step() {
         named.zone_records(FWD)
     );
     assert!(named.zone_records(REV4).is_empty());
+    assert!(named.zone_records(REV6).is_empty());
+}
+
+/// A NIC on an L2-only network (no IPv4 subnet) is, to the hook, a NIC without IP: its
+/// instance gets its AAAA record and no A or IPv4 PTR record, and loses it on removal.
+#[test]
+fn an_l2_only_nic_gets_only_its_aaaa_record() {
+    if skip_reason("an_l2_only_nic_gets_only_its_aaaa_record").is_none() {
+        return;
+    }
+    let (Some(gnt_network), Some(gnt_instance)) = (gnt("gnt-network"), gnt("gnt-instance")) else {
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIP an_l2_only_nic_gets_only_its_aaaa_record: gnt-network/gnt-instance not built (run cargo test --workspace)"
+        );
+        return;
+    };
+    let named = Named::start(&[Zone::new(FWD), Zone::new(REV4), Zone::new(REV6)], &[KEY]);
+    let c = cluster(&named);
+    c.run(
+        &gnt_network,
+        &[
+            "add",
+            "--network6",
+            "2001:db8:1::/64",
+            "--tags",
+            "public",
+            "l2",
+        ],
+    );
+    c.run(
+        &gnt_network,
+        &["connect", "-N", "mode=bridged,link=br0", "l2"],
+    );
+    c.run(
+        &gnt_instance,
+        &["add", "--net", "0:network=l2,mac=aa:00:00:12:34:56", "vm1"],
+    );
+    assert_eq!(
+        named.dig(&format!("vm1.{FWD}"), "AAAA"),
+        ["2001:db8:1:0:a800:ff:fe12:3456"]
+    );
+    assert!(named.dig(&format!("vm1.{FWD}"), "A").is_empty());
+    assert!(named.zone_records(REV4).is_empty());
+    assert_eq!(named.zone_records(REV6).len(), 1);
+    c.run(&gnt_instance, &["remove", "vm1"]);
+    assert!(named.zone_records(FWD).is_empty());
     assert!(named.zone_records(REV6).is_empty());
 }

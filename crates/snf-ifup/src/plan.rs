@@ -12,7 +12,10 @@ use netconf::{IfName, MacAddr, NicEnv, NicMode, eui64};
 use serde::{Deserialize, Serialize};
 
 use crate::config::IfupSettings;
-use crate::firewall::{Chain, Family, TableSpec, from_chain, to_chain};
+use crate::firewall::{
+    Chain, EtherType, Family, Hook, Icmp6Type, JumpMatch, L4, Match, Rule, TableSpec, Verdict,
+    from_chain, to_chain,
+};
 
 /// Who called us: KVM (Ganeti's kvm-ifup family, or standalone) or Xen (vif-custom).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,34 +64,39 @@ impl Profile {
     /// The shipped profile chains (snf-network's ferm file, plus conntrack for replies and
     /// ICMPv6 that the original's `proto icmp` missed in ip6tables).
     pub fn definition(self, family: Family) -> Chain {
+        use Match::{DstPort, NotSyn, Proto, ReplyOrRelated, SrcPort};
+        use Verdict::{Accept, Drop};
         let icmp = if family == Family::Ip6 {
-            "-p ipv6-icmp -j ACCEPT"
+            L4::Icmp6
         } else {
-            "-p icmp -j ACCEPT"
+            L4::Icmp
         };
-        let est = "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT";
-        let rules: Vec<&str> = match self {
+        let est = Rule::new([ReplyOrRelated], Accept);
+        let not_syn = Rule::new([Proto(L4::Tcp), NotSyn], Accept);
+        let dns = Rule::new([Proto(L4::Udp), SrcPort(53)], Accept);
+        let tcp_to = |port| Rule::new([Proto(L4::Tcp), DstPort(port)], Accept);
+        let rules = match self {
             Profile::Protected => vec![
                 est,
-                "-p tcp ! --syn -j ACCEPT",
-                "-p udp --sport 53 -j ACCEPT",
-                icmp,
-                "-j DROP",
+                not_syn,
+                dns,
+                Rule::new([Proto(icmp)], Accept),
+                Rule::new([], Drop),
             ],
             Profile::Limited => vec![
                 est,
-                "-p tcp ! --syn -j ACCEPT",
-                "-p tcp --dport 22 -j ACCEPT",
-                "-p tcp --dport 3389 -j ACCEPT",
-                "-p udp --sport 53 -j ACCEPT",
-                icmp,
-                "-j DROP",
+                not_syn,
+                tcp_to(22),
+                tcp_to(3389),
+                dns,
+                Rule::new([Proto(icmp)], Accept),
+                Rule::new([], Drop),
             ],
-            Profile::Unprotected => vec!["-j ACCEPT"],
+            Profile::Unprotected => vec![Rule::new([], Accept)],
         };
         Chain {
             name: self.chain().to_owned(),
-            rules: rules.into_iter().map(str::to_owned).collect(),
+            rules,
         }
     }
 }
@@ -418,6 +426,16 @@ fn bridged(p: &mut Plan, i: &Input) -> anyhow::Result<()> {
 fn routed(p: &mut Plan, i: &Input) -> anyhow::Result<()> {
     let (nic, t, facts) = (i.nic, i.t, i.facts);
     check_table(nic.link.as_deref(), facts.table_id)?;
+    let subnet6 = nic.network.as_ref().and_then(|n| n.subnet6).is_some();
+    // A NIC on an L2-only network (no IPv4 subnet, beyond Ganeti) is routed over IPv6
+    // alone: no IPv4 rule, proxy ARP or forwarding is set up for it.
+    let l2_only = nic.ip.is_none() && nic.network.as_ref().is_some_and(|n| n.subnet.is_none());
+    if l2_only && !subnet6 {
+        bail!(
+            "mode routed needs an address to route: network {} has neither an IPv4 nor an IPv6 subnet",
+            nic.network.as_ref().map_or("", |n| n.name.as_str())
+        );
+    }
     routed_mac(p, i);
     p.ip4.push(format!("link set dev {t} up"));
     let table = table_of(nic);
@@ -430,16 +448,21 @@ fn routed(p: &mut Plan, i: &Input) -> anyhow::Result<()> {
         ("net.ipv6.conf.{}.proxy_ndp", "1"),
         ("net.ipv6.conf.{}.forwarding", "1"),
     ] {
-        p.sysctls.push((k.replace("{}", t), v.to_owned()));
+        if !(l2_only && k.starts_with("net.ipv4.")) {
+            p.sysctls.push((k.replace("{}", t), v.to_owned()));
+        }
     }
-    let subnet6 = nic.network.as_ref().and_then(|n| n.subnet6).is_some();
     let link = nic.link.as_deref();
-    rules(&mut p.ip4, &facts.rules4, t, link, facts.table_id);
+    if !l2_only {
+        rules(&mut p.ip4, &facts.rules4, t, link, facts.table_id);
+    }
     if subnet6 {
         rules(&mut p.ip6, &facts.rules6, t, link, facts.table_id);
     }
     if nic.link.is_some() {
-        p.undo.rule_tables4.push(table.clone());
+        if !l2_only {
+            p.undo.rule_tables4.push(table.clone());
+        }
         if subnet6 {
             p.undo.rule_tables6.push(table.clone());
         }
@@ -565,13 +588,13 @@ fn ip_less_routed(p: &mut Plan, i: &Input) {
     }
     let v4 = p.firewall.entry(Family::Ip4).or_default();
     if let Some(ip) = nic.ip {
-        v4.push_rule(from, format!("! -s {ip}/32 -j DROP"));
-        v4.push_jump("FORWARD", format!("-i {t}"), from);
+        v4.push_rule(from, Rule::new([Match::not_src(ip)], Verdict::Drop));
+        v4.push_jump(Hook::Forward, JumpMatch::In(t.to_owned()), from);
     }
     if let Some(e) = i.eui {
         let v6 = p.firewall.entry(Family::Ip6).or_default();
-        v6.push_rule(from, format!("! -s {e}/128 -j DROP"));
-        v6.push_jump("FORWARD", format!("-i {t}"), from);
+        v6.push_rule(from, Rule::new([Match::not_src(e)], Verdict::Drop));
+        v6.push_jump(Hook::Forward, JumpMatch::In(t.to_owned()), from);
     }
 }
 
@@ -582,12 +605,17 @@ fn mac_filtered(p: &mut Plan, i: &Input) -> anyhow::Result<()> {
     match i.nic.mode {
         NicMode::Bridged => {
             let eb = p.firewall.entry(Family::Eb).or_default();
-            eb.push_rule(from, format!("-s ! {mac} -j DROP"));
-            eb.push_rule(to, format!("-s ! {mac}/{} -j DROP", i.cfg.mac_mask));
-            eb.push_jump("FORWARD", format!("-i {t}"), from);
-            eb.push_jump("INPUT", format!("-i {t}"), from);
-            eb.push_jump("FORWARD", format!("-o {t}"), to);
-            eb.push_jump("OUTPUT", format!("-o {t}"), to);
+            let other_prefix = Match::SrcMac {
+                not: true,
+                mac,
+                mask: Some(i.cfg.mac_mask),
+            };
+            eb.push_rule(from, Rule::new([Match::not_src_mac(mac)], Verdict::Drop));
+            eb.push_rule(to, Rule::new([other_prefix], Verdict::Drop));
+            eb.push_jump(Hook::Forward, JumpMatch::In(t.to_owned()), from);
+            eb.push_jump(Hook::Input, JumpMatch::In(t.to_owned()), from);
+            eb.push_jump(Hook::Forward, JumpMatch::Out(t.to_owned()), to);
+            eb.push_jump(Hook::Output, JumpMatch::Out(t.to_owned()), to);
         }
         NicMode::Routed => p
             .warnings
@@ -609,22 +637,22 @@ fn spoof_protected(p: &mut Plan, i: &Input) -> anyhow::Result<()> {
             for r in spoof_rules_eb(mac, nic.ip, i.eui, i.ll) {
                 eb.push_rule(from, r);
             }
-            eb.push_jump("FORWARD", format!("-i {t}"), from);
-            eb.push_jump("INPUT", format!("-i {t}"), from);
+            eb.push_jump(Hook::Forward, JumpMatch::In(t.to_owned()), from);
+            eb.push_jump(Hook::Input, JumpMatch::In(t.to_owned()), from);
         }
         NicMode::Routed => {
             let v4 = p.firewall.entry(Family::Ip4).or_default();
             for r in spoof_rules_ip4(mac, nic.ip) {
                 v4.push_rule(from, r);
             }
-            v4.push_jump("FORWARD", format!("-i {t}"), from);
-            v4.push_jump("INPUT", format!("-i {t}"), from);
+            v4.push_jump(Hook::Forward, JumpMatch::In(t.to_owned()), from);
+            v4.push_jump(Hook::Input, JumpMatch::In(t.to_owned()), from);
             let v6 = p.firewall.entry(Family::Ip6).or_default();
             for r in spoof_rules_ip6(mac, i.eui, i.ll) {
                 v6.push_rule(from, r);
             }
-            v6.push_jump("FORWARD", format!("-i {t}"), from);
-            v6.push_jump("INPUT", format!("-i {t}"), from);
+            v6.push_jump(Hook::Forward, JumpMatch::In(t.to_owned()), from);
+            v6.push_jump(Hook::Input, JumpMatch::In(t.to_owned()), from);
         }
         NicMode::OpenVSwitch => bail!(
             "network tag spoof-protected is not supported in mode openvswitch (ebtables does not see Open vSwitch ports)"
@@ -638,8 +666,8 @@ fn spoof_protected(p: &mut Plan, i: &Input) -> anyhow::Result<()> {
 fn firewall_profile(p: &mut Plan, i: &Input, prof: Profile) {
     let (t, to) = (i.t, &i.to);
     let matches = match i.nic.mode {
-        NicMode::Bridged => format!("-m physdev --physdev-out {t} --physdev-is-bridged"),
-        NicMode::Routed => format!("-o {t}"),
+        NicMode::Bridged => JumpMatch::BridgedOut(t.to_owned()),
+        NicMode::Routed => JumpMatch::Out(t.to_owned()),
         NicMode::OpenVSwitch => {
             p.warnings
                 .push("firewall profiles are not applied in mode openvswitch".to_owned());
@@ -648,9 +676,9 @@ fn firewall_profile(p: &mut Plan, i: &Input, prof: Profile) {
     };
     for fam in [Family::Ip4, Family::Ip6] {
         let spec = p.firewall.entry(fam).or_default();
-        spec.push_rule(to, format!("-j {}", prof.chain()));
+        spec.push_rule(to, Rule::new([], Verdict::Jump(prof.chain().to_owned())));
         spec.push_shared(prof.definition(fam));
-        spec.push_jump("FORWARD", matches.clone(), to);
+        spec.push_jump(Hook::Forward, matches.clone(), to);
     }
 }
 
@@ -721,64 +749,102 @@ pub fn spoof_rules_eb(
     ip: Option<Ipv4Addr>,
     eui: Option<Ipv6Addr>,
     ll: Ipv6Addr,
-) -> Vec<String> {
+) -> Vec<Rule> {
+    use EtherType::{Arp, Ip4, Ip6, Vlan};
+    use Match::{ArpSrcIp, ArpSrcMac, DstPort, Proto, SrcPort};
+    use Verdict::{Drop, Return};
+    let ty = Match::EtherType;
+    let any4 = Ipv4Addr::UNSPECIFIED;
     let mut r = vec![
-        format!("-s ! {mac} -j DROP"),
-        "-p 802_1Q -j DROP".to_owned(),
-        "-p IPv4 --ip-proto udp --ip-sport 67 -j DROP".to_owned(),
-        "-p IPv6 --ip6-proto ipv6-icmp --ip6-icmp-type router-advertisement -j DROP".to_owned(),
-        "-p IPv6 --ip6-proto udp --ip6-sport 547 -j DROP".to_owned(),
-        format!("-p ARP --arp-mac-src ! {mac} -j DROP"),
+        Rule::new([Match::not_src_mac(mac)], Drop),
+        Rule::new([ty(Vlan)], Drop),
+        Rule::new([ty(Ip4), Proto(L4::Udp), SrcPort(67)], Drop),
+        Rule::new(
+            [
+                ty(Ip6),
+                Proto(L4::Icmp6),
+                Match::Icmp6(Icmp6Type::RouterAdvert),
+            ],
+            Drop,
+        ),
+        Rule::new([ty(Ip6), Proto(L4::Udp), SrcPort(547)], Drop),
+        Rule::new([ty(Arp), ArpSrcMac { not: true, mac }], Drop),
     ];
     // ARP probes (RFC 5227) come from 0.0.0.0.
-    r.push("-p ARP --arp-ip-src 0.0.0.0 -j RETURN".to_owned());
+    r.push(Rule::new(
+        [
+            ty(Arp),
+            ArpSrcIp {
+                not: false,
+                ip: any4,
+            },
+        ],
+        Return,
+    ));
     match ip {
         Some(ip) => {
-            r.push(format!("-p ARP --arp-ip-src ! {ip} -j DROP"));
-            r.push(format!("-p IPv4 --ip-src {ip} -j RETURN"));
+            r.push(Rule::new([ty(Arp), ArpSrcIp { not: true, ip }], Drop));
+            r.push(Rule::new([ty(Ip4), Match::src(ip)], Return));
         }
-        None => r.push("-p ARP -j DROP".to_owned()),
+        None => r.push(Rule::new([ty(Arp)], Drop)),
     }
     // A DHCP client before it has its address.
-    r.push("-p IPv4 --ip-src 0.0.0.0 --ip-proto udp --ip-dport 67 -j RETURN".to_owned());
-    r.push("-p IPv4 -j DROP".to_owned());
+    r.push(Rule::new(
+        [ty(Ip4), Match::src(any4), Proto(L4::Udp), DstPort(67)],
+        Return,
+    ));
+    r.push(Rule::new([ty(Ip4)], Drop));
     if let Some(e) = eui {
-        r.push(format!("-p IPv6 --ip6-src {e} -j RETURN"));
+        r.push(Rule::new([ty(Ip6), Match::src(e)], Return));
     }
-    r.push(format!("-p IPv6 --ip6-src {ll} -j RETURN"));
+    r.push(Rule::new([ty(Ip6), Match::src(ll)], Return));
     // Duplicate address detection and MLD reports are sent from ::.
-    r.push("-p IPv6 --ip6-src :: --ip6-proto ipv6-icmp -j RETURN".to_owned());
-    r.push("-p IPv6 -j DROP".to_owned());
+    r.push(Rule::new(
+        [ty(Ip6), Match::src(Ipv6Addr::UNSPECIFIED), Proto(L4::Icmp6)],
+        Return,
+    ));
+    r.push(Rule::new([ty(Ip6)], Drop));
     r
 }
 
 /// iptables rules for a routed TAP (FORWARD and INPUT from the TAP).
-pub fn spoof_rules_ip4(mac: MacAddr, ip: Option<Ipv4Addr>) -> Vec<String> {
+pub fn spoof_rules_ip4(mac: MacAddr, ip: Option<Ipv4Addr>) -> Vec<Rule> {
+    use Match::{DstPort, Proto, SrcPort};
+    use Verdict::{Drop, Return};
+    let any4 = Ipv4Addr::UNSPECIFIED;
     let mut r = vec![
-        format!("-m mac ! --mac-source {mac} -j DROP"),
-        "-p udp --sport 67 -j DROP".to_owned(),
-        "-s 0.0.0.0/32 -p udp --dport 67 -j RETURN".to_owned(),
+        Rule::new([Match::not_src_mac(mac)], Drop),
+        Rule::new([Proto(L4::Udp), SrcPort(67)], Drop),
+        Rule::new([Match::src(any4), Proto(L4::Udp), DstPort(67)], Return),
     ];
     match ip {
-        Some(ip) => r.push(format!("! -s {ip}/32 -j DROP")),
-        None => r.push("-j DROP".to_owned()),
+        Some(ip) => r.push(Rule::new([Match::not_src(ip)], Drop)),
+        None => r.push(Rule::new([], Drop)),
     }
     r
 }
 
 /// ip6tables rules for a routed TAP.
-pub fn spoof_rules_ip6(mac: MacAddr, eui: Option<Ipv6Addr>, ll: Ipv6Addr) -> Vec<String> {
+pub fn spoof_rules_ip6(mac: MacAddr, eui: Option<Ipv6Addr>, ll: Ipv6Addr) -> Vec<Rule> {
+    use Match::{Proto, SrcPort};
+    use Verdict::{Drop, Return};
     let mut r = vec![
-        format!("-m mac ! --mac-source {mac} -j DROP"),
-        "-p ipv6-icmp -m icmp6 --icmpv6-type 134 -j DROP".to_owned(),
-        "-p udp --sport 547 -j DROP".to_owned(),
+        Rule::new([Match::not_src_mac(mac)], Drop),
+        Rule::new(
+            [Proto(L4::Icmp6), Match::Icmp6(Icmp6Type::RouterAdvert)],
+            Drop,
+        ),
+        Rule::new([Proto(L4::Udp), SrcPort(547)], Drop),
     ];
     if let Some(e) = eui {
-        r.push(format!("-s {e}/128 -j RETURN"));
+        r.push(Rule::new([Match::src(e)], Return));
     }
-    r.push(format!("-s {ll}/128 -j RETURN"));
-    r.push("-s ::/128 -p ipv6-icmp -j RETURN".to_owned());
-    r.push("-j DROP".to_owned());
+    r.push(Rule::new([Match::src(ll)], Return));
+    r.push(Rule::new(
+        [Match::src(Ipv6Addr::UNSPECIFIED), Proto(L4::Icmp6)],
+        Return,
+    ));
+    r.push(Rule::new([], Drop));
     r
 }
 
@@ -863,6 +929,70 @@ mod tests {
                 "vlan add dev tap1 vid 100 pvid untagged master",
                 "vlan add dev tap1 vid 200 master"
             ]
+        );
+    }
+
+    /// `nic` on an L2-only network: no IP, no IPv4 subnet or gateway.
+    fn l2_nic(mode: &str, net_tags: &str) -> NicEnv {
+        let mut n = nic(mode, net_tags, "");
+        n.ip = None;
+        let net = n.network.as_mut().unwrap();
+        net.subnet = None;
+        net.gateway = None;
+        n
+    }
+
+    #[test]
+    fn an_l2_only_nic_gets_no_ipv4_rules_routes_or_lease() {
+        let cfg = IfupSettings::default();
+        let n = l2_nic("bridged", "nfdhcpd spoof-protected");
+        let p = build(&n, &tap(), Flavour::Kvm, &cfg, &facts(), true).unwrap();
+        assert!(
+            !p.ip4
+                .iter()
+                .any(|l| l.contains("route") || l.contains("rule"))
+        );
+        assert!(p.ip6.is_empty() && p.arp.is_empty() && p.announce.is_empty());
+        // Spoof protection lets no IPv4 out but a DHCP request, which nfdhcpd leaves
+        // unanswered (the binding has no IP).
+        let eb = &p.firewall[&Family::Eb].chains[0].rules;
+        assert!(eb.iter().any(|r| *r == "-p ARP -j DROP"));
+        assert!(eb.iter().any(|r| *r == "-p IPv4 -j DROP"));
+        let b = p.binding.unwrap();
+        assert!(b.ip.is_none() && b.subnet.is_none() && b.gateway.is_none());
+        assert_eq!(
+            b.eui64.unwrap().to_string(),
+            "2001:db8:1:0:a800:ff:fe12:3456"
+        );
+
+        // Routed: IPv6 alone (route, proxy NDP), nothing of IPv4 but the link.
+        let n = l2_nic("routed", "nfdhcpd");
+        let p = build(&n, &tap(), Flavour::Kvm, &cfg, &facts(), true).unwrap();
+        assert_eq!(
+            p.ip4,
+            [
+                "link set dev tap1 address cc:47:52:4e:45:54",
+                "link set dev tap1 up"
+            ]
+        );
+        assert_eq!(
+            p.ip6,
+            [
+                "rule add iif tap1 table 100",
+                "route replace 2001:db8:1:0:a800:ff:fe12:3456/128 dev tap1 table 100 proto static",
+                "neigh replace proxy 2001:db8:1:0:a800:ff:fe12:3456 dev up0"
+            ]
+        );
+        assert!(!p.sysctls.iter().any(|(k, _)| k.starts_with("net.ipv4.")));
+        assert!(p.undo.rule_tables4.is_empty() && p.undo.routes4.is_empty());
+        // Without an IPv6 subnet either there is nothing to route.
+        let mut n = l2_nic("routed", "");
+        n.network.as_mut().unwrap().subnet6 = None;
+        let e = build(&n, &tap(), Flavour::Kvm, &cfg, &facts(), true).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("mode routed needs an address to route: network n has neither an IPv4 nor an IPv6 subnet"),
+            "{e}"
         );
     }
 

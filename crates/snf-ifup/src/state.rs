@@ -10,7 +10,9 @@ use anyhow::Context;
 use netconf::{IfName, NicEnv};
 use serde::{Deserialize, Serialize};
 
-use crate::firewall::{Driver, Family, TableSpec};
+use crate::firewall::{
+    Chain, Driver, Family, Hook, Jump, JumpMatch, TableSpec, parse_rule, rule_text,
+};
 use crate::plan::{Flavour, Undo};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,10 +42,114 @@ pub struct State {
     pub ifindex: Option<u32>,
 }
 
+/// One family's chains and jumps as applied. In the file, rules are the iptables/ebtables
+/// text of the rule (as before the rule model was typed), read back by the family's syntax.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "WireRecord", into = "WireRecord")]
 pub struct FwRecord {
     pub family: Family,
     pub spec: TableSpec,
+}
+
+#[derive(Serialize, Deserialize)]
+struct WireRecord {
+    family: Family,
+    spec: WireSpec,
+}
+
+#[derive(Serialize, Deserialize)]
+struct WireSpec {
+    chains: Vec<WireChain>,
+    shared: Vec<WireChain>,
+    jumps: Vec<WireJump>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct WireChain {
+    name: String,
+    rules: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct WireJump {
+    from: String,
+    matches: String,
+    target: String,
+}
+
+impl From<FwRecord> for WireRecord {
+    fn from(r: FwRecord) -> WireRecord {
+        let fam = r.family;
+        let chains = |cs: &[Chain]| -> Vec<WireChain> {
+            cs.iter()
+                .map(|c| WireChain {
+                    name: c.name.clone(),
+                    rules: c.rules.iter().map(|r| rule_text(fam, r)).collect(),
+                })
+                .collect()
+        };
+        WireRecord {
+            family: fam,
+            spec: WireSpec {
+                chains: chains(&r.spec.chains),
+                shared: chains(&r.spec.shared),
+                jumps: r
+                    .spec
+                    .jumps
+                    .iter()
+                    .map(|j| WireJump {
+                        from: j.from.to_string(),
+                        matches: j.matches.to_string(),
+                        target: j.target.clone(),
+                    })
+                    .collect(),
+            },
+        }
+    }
+}
+
+impl TryFrom<WireRecord> for FwRecord {
+    type Error = anyhow::Error;
+
+    fn try_from(w: WireRecord) -> anyhow::Result<FwRecord> {
+        let fam = w.family;
+        let chains = |cs: Vec<WireChain>| -> anyhow::Result<Vec<Chain>> {
+            cs.into_iter()
+                .map(|c| {
+                    Ok(Chain {
+                        rules: c
+                            .rules
+                            .iter()
+                            .map(|r| parse_rule(fam, r))
+                            .collect::<anyhow::Result<_>>()?,
+                        name: c.name,
+                    })
+                })
+                .collect()
+        };
+        let jumps = w
+            .spec
+            .jumps
+            .into_iter()
+            .map(|j| {
+                Ok(Jump {
+                    from: Hook::from_chain(&j.from)
+                        .with_context(|| format!("unknown hook {:?}", j.from))?,
+                    matches: JumpMatch::parse(&j.matches)
+                        .with_context(|| format!("cannot read the jump match {:?}", j.matches))?,
+                    target: j.target,
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(FwRecord {
+            family: fam,
+            spec: TableSpec {
+                chains: chains(w.spec.chains)?,
+                shared: chains(w.spec.shared)?,
+                jumps,
+            },
+        })
+    }
 }
 
 pub use crate::firewall::FwMap;
@@ -183,5 +289,92 @@ mod tests {
         remove(d.path(), &tap).unwrap();
         remove(d.path(), &tap).unwrap();
         assert_eq!(load(d.path(), &tap).unwrap(), None);
+    }
+
+    /// State files keep rules as iptables/ebtables text: one written before the rule model
+    /// was typed reads into it, and writing it again gives the same content.
+    #[test]
+    fn firewall_records_keep_their_text_form() {
+        use crate::firewall::{Match, Rule, Verdict};
+        let old = r#"
+family = "ip4"
+[spec]
+chains = [{ name = "SNF-FROM-tap1", rules = ["! -s 198.51.100.10/32 -j DROP"] },
+          { name = "SNF-TO-tap1", rules = ["-j snf-limited"] }]
+shared = [{ name = "snf-limited", rules = ["-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT", "-p tcp --dport 22 -j ACCEPT", "-j DROP"] }]
+jumps = [{ from = "FORWARD", matches = "-i tap1", target = "SNF-FROM-tap1" },
+         { from = "FORWARD", matches = "-m physdev --physdev-out tap1 --physdev-is-bridged", target = "SNF-TO-tap1" }]
+"#;
+        let r: FwRecord = toml::from_str(old).unwrap();
+        assert_eq!(
+            r.spec.chains[0].rules,
+            [Rule::new(
+                [Match::not_src(
+                    "198.51.100.10".parse::<std::net::Ipv4Addr>().unwrap()
+                )],
+                Verdict::Drop
+            )]
+        );
+        assert_eq!(
+            r.spec.jumps[1].matches,
+            JumpMatch::BridgedOut("tap1".into())
+        );
+        let again: toml::Value = toml::from_str(&toml::to_string(&r).unwrap()).unwrap();
+        assert_eq!(again, toml::from_str::<toml::Value>(old).unwrap());
+        // A rule no version wrote makes the file invalid rather than a rule lost.
+        let bad = old.replace("-p tcp --dport 22", "-m owner --uid-owner 0");
+        assert!(toml::from_str::<FwRecord>(&bad).is_err());
+    }
+
+    /// Every rule a plan writes survives the state file.
+    #[test]
+    fn every_planned_rule_round_trips() {
+        use crate::plan::{BridgeFacts, Facts, Flavour, build};
+        let cfg = crate::config::IfupSettings::default();
+        let facts = Facts {
+            tap_exists: true,
+            bridge: Some(BridgeFacts {
+                mtu: 1500,
+                vlan_filtering: Some(false),
+            }),
+            link_exists: true,
+            table_id: Some(100),
+            ..Facts::default()
+        };
+        let tap: IfName = "tap1".parse().unwrap();
+        let mut rules = 0;
+        for (mode, link) in [("bridged", "br0"), ("routed", "100")] {
+            for profile in ["protected", "limited", "unprotected"] {
+                let tags = format!("synnefo:network:0:{profile}");
+                let nic = NicEnv::from_env([
+                    ("INSTANCE", "vm1"),
+                    ("INTERFACE", "tap1"),
+                    ("INTERFACE_INDEX", "0"),
+                    ("INTERFACE_UUID", "u0"),
+                    ("MAC", "aa:00:00:12:34:56"),
+                    ("IP", "198.51.100.10"),
+                    ("MODE", mode),
+                    ("LINK", link),
+                    ("TAGS", tags.as_str()),
+                    ("NETWORK_NAME", "n"),
+                    (
+                        "NETWORK_TAGS",
+                        "nfdhcpd private-filtered spoof-protected ip-less-routed",
+                    ),
+                    ("NETWORK_SUBNET", "198.51.100.0/24"),
+                    ("NETWORK_GATEWAY", "198.51.100.1"),
+                    ("NETWORK_SUBNET6", "2001:db8:1::/64"),
+                ])
+                .unwrap();
+                let p = build(&nic, &tap, Flavour::Kvm, &cfg, &facts, false).unwrap();
+                for rec in to_records(&p.firewall) {
+                    let text = toml::to_string(&rec).unwrap();
+                    let back: FwRecord = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+                    assert_eq!(back, rec);
+                    rules += rec.spec.chains.iter().map(|c| c.rules.len()).sum::<usize>();
+                }
+            }
+        }
+        assert!(rules > 50, "{rules}");
     }
 }

@@ -159,11 +159,11 @@ fn pages_render_without_warnings() {
 /// config.data; a shell evaluating them gets the values back unchanged.
 #[test]
 fn env_prints_ganeti_variables_from_config_data() {
-    use netconf_cluster::config::{FileStore, transaction};
+    use netconf_cluster::config::{open, transaction};
     use netconf_cluster::ops::{self, Feedback};
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.data");
-    let store = FileStore::new(&config);
+    let store = open(&config);
     let mut fb = Feedback::default();
     transaction(&store, |cfg| {
         ops::network::add(

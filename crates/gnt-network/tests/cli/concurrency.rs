@@ -120,6 +120,8 @@ fn concurrent_pool_allocations_never_collide() {
     for ip in &ips {
         assert!(
             net.pool
+                .as_ref()
+                .unwrap()
                 .is_reserved(*ip, netconf_cluster::pool::Kind::Instance)
                 .unwrap(),
             "{ip} marked used"

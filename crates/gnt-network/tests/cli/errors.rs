@@ -20,14 +20,16 @@ fn base() -> Cluster {
     c
 }
 
+/// Ganeti requires --network; here a network without it is L2-only (tests/cli/l2.rs),
+/// and only the options that need a subnet are refused without it.
 #[test]
 fn network_option_missing() {
     let c = base();
     c.prereq(
         NET,
-        &["add", "n2"],
+        &["add", "--gateway", "192.0.2.1", "n2"],
         "wrong_input",
-        "The --network option must be given",
+        "The --gateway option needs an IPv4 subnet (--network); a network without one is L2-only",
     );
 }
 

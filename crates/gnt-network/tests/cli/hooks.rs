@@ -487,9 +487,9 @@ fn failing_pre_hook_aborts_with_nothing_changed() {
     );
     c.prereq(
         NET,
-        &["add", "n2"],
+        &["add", "--network", "foo", "n2"],
         "wrong_input",
-        "The --network option must be given",
+        "Parameter 'OP_NETWORK_ADD.network' fails validation",
     );
     assert!(!marker.exists());
     // Scripts with other names do not run at all.

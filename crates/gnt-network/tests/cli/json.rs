@@ -37,7 +37,17 @@ fn fixture() -> Cluster {
             "net1",
         ],
     );
-    c.ok(NET, &["add", "--network", "198.51.100.0/28", "net2"]);
+    c.ok(
+        NET,
+        &[
+            "add",
+            "--network",
+            "198.51.100.0/28",
+            "--allocation-range",
+            "198.51.100.4-198.51.100.9",
+            "net2",
+        ],
+    );
     c.ok(NET, &["add", "--network", "203.0.113.0/30", "lonely"]);
     c.ok(GROUP, &["add", "g2"]);
     c.ok(NET, &["connect", "net1", "bridged", "br1"]);
@@ -402,6 +412,7 @@ fn network_info_text(v: &J) -> String {
             "ipv6_subnet",
             "ipv6_gateway",
             "mac_prefix",
+            "allocation_ranges",
             "size",
             "free",
             "usage_map",
@@ -422,20 +433,45 @@ fn network_info_text(v: &J) -> String {
         none(&v["ipv6_gateway"]),
         none(&v["mac_prefix"]),
     );
+    let ranged = !v["allocation_ranges"].is_null();
     let (size, free) = (n(&v["size"]), n(&v["free"]));
-    let pct = if size == 0 {
-        0.0
-    } else {
-        free as f64 * 100.0 / size as f64
-    };
-    t += &format!("  Size: {size}\n  Free: {free} ({pct:.2}%)\n  Usage map:\n");
+    // The percentage is of what ip=pool may hand out: the ranges, or the whole subnet.
+    let mut of = size;
+    if ranged {
+        let ranges: Vec<&str> = v["allocation_ranges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(s)
+            .collect();
+        t += &format!("  Allocation ranges: {}\n", ranges.join(", "));
+        of = ranges
+            .iter()
+            .map(|r| {
+                let (a, b) = r.split_once('-').unwrap();
+                let a: std::net::Ipv4Addr = a.parse().unwrap();
+                let b: std::net::Ipv4Addr = b.parse().unwrap();
+                u64::from(u32::from(b) - u32::from(a)) + 1
+            })
+            .sum();
+    }
     let map = s(&v["usage_map"]);
     assert_eq!(map.len() as u64, size);
+    let pct = if of == 0 {
+        0.0
+    } else {
+        free as f64 * 100.0 / of as f64
+    };
+    t += &format!("  Size: {size}\n  Free: {free} ({pct:.2}%)\n  Usage map:\n");
     for (i, chunk) in map.as_bytes().chunks(64).enumerate() {
         let chunk = std::str::from_utf8(chunk).unwrap();
         t += &format!("     {:>4} {chunk:<64} {}\n", i * 64, i * 64 + 63);
     }
-    t += "         (X) used    (.) free\n";
+    t += if ranged {
+        "         (X) used    (.) free    (-) outside the allocation ranges\n"
+    } else {
+        "         (X) used    (.) free\n"
+    };
     let ext: Vec<&str> = v["externally_reserved_ips"]
         .as_array()
         .unwrap()

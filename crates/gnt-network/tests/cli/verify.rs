@@ -503,7 +503,10 @@ fn repair_pools_dry_run_changes_nothing_and_the_repair_leaves_a_clean_cluster() 
     assert_eq!(c.serial(), serial + 1, "one commit");
     c.ok(CLUSTER, &["verify"]);
     let cfg = c.parsed();
-    let pool = &cfg.networks[&cfg.network_uuid("net1").unwrap()].pool;
+    let pool = cfg.networks[&cfg.network_uuid("net1").unwrap()]
+        .pool
+        .as_ref()
+        .unwrap();
     assert_eq!(pool.to_stored(), ("2-3".to_owned(), "0-1,255".to_owned()));
 
     // Nothing left to repair: nothing is written.

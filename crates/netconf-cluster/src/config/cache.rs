@@ -18,15 +18,17 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::fingerprint::{Fingerprint, crc_from};
+use super::fingerprint::{Fingerprint, Marks, crc_from, crc_from_marked};
 use super::index;
 use super::instances::Stored;
 use super::model::{Cluster, ClusterConfig, Network, Node, NodeGroup};
 use super::segments::Out;
 use super::writer::END_MARKER;
 
-/// The cache format's magic, first in the header.
-const MAGIC: &[u8; 8] = b"NCCACHE5";
+/// The cache format's magic, first in the header. 6: networks carry allocation ranges
+/// (postcard is positional: a cache of 5 would decode wrongly, so it is ignored); 7: a
+/// network's subnet and reservations are optional (L2-only networks).
+const MAGIC: &[u8; 8] = b"NCCACHE7";
 
 /// The header's first part: the magic and the fingerprint of the config.data the cache
 /// was made from.
@@ -174,10 +176,18 @@ pub(super) fn load(
     let toml_start = meta
         .toml_start
         .filter(|s| s.checked_add(toml_total).and_then(|e| e.checked_add(tail)) == Some(fp.len()));
+    // The encodings fill the rest of the file exactly and check out, streamed (holding
+    // them costs a fresh process more in page faults than reading them).
+    let area: u64 = entries.iter().map(|p| u64::from(p.blob_len)).sum();
+    let (crc, len, more, blob_marks) = crc_from_marked(&cache, blob_base, area).ok()?;
+    if len != area || more || crc != blobs_crc {
+        return None;
+    }
     let stored = Stored {
         index: records,
         entries,
         blob_base,
+        blob_marks,
         toml: match toml_start {
             Some(s) => Some((toml.try_clone().ok()?, s)),
             None => None,
@@ -187,11 +197,7 @@ pub(super) fn load(
         fp: *fp,
         path: path.to_owned(),
     };
-    // The encodings fill the rest of the file exactly and check out, streamed (holding
-    // them costs a fresh process more in page faults than reading them).
-    let area: u64 = stored.entries.iter().map(|p| u64::from(p.blob_len)).sum();
-    let (crc, len, more) = crc_from(&stored.cache, blob_base, area).ok()?;
-    (len == area && !more && crc == blobs_crc).then_some((head, stored))
+    Some((head, stored))
 }
 
 /// What a new cache file holds besides its stamp.
@@ -200,13 +206,14 @@ pub(super) struct CachePlan<'a> {
     pub meta: IndexMeta,
     pub records: Out<'a>,
     pub blobs: Out<'a>,
-    /// The old cache, for encodings copied from it.
-    pub blob_src: Option<&'a File>,
+    /// The old cache, for encodings copied from it, and the marks of its encodings.
+    pub blob_src: Option<(&'a File, &'a Marks)>,
 }
 
 /// Writes a cache file but for its header (blank: it is not valid until `seal`ed): head
-/// part, index part, encodings. Returns the CRC-32 of the encodings, read back (some were
-/// copied by the kernel).
+/// part, index part, encodings. Returns the CRC-32 of the encodings planned, the copied
+/// ones by their CRC at load (should the kernel have copied other bytes, the cache fails
+/// its check and is not used); read back only where that cannot be had.
 pub(super) fn write(dst: &mut File, plan: &CachePlan<'_>) -> std::io::Result<u32> {
     let mut w = std::io::BufWriter::with_capacity(1 << 16, &mut *dst);
     w.write_all(&[0; HEADER_LEN])?;
@@ -224,7 +231,14 @@ pub(super) fn write(dst: &mut File, plan: &CachePlan<'_>) -> std::io::Result<u32
     plan.records.write_to(dst, None)?;
     dst.write_all(&crc.finalize().to_le_bytes())?;
     let base = dst.stream_position()?;
-    plan.blobs.write_to(dst, plan.blob_src)?;
+    plan.blobs.write_to(dst, plan.blob_src.map(|(f, _)| f))?;
+    let planned = plan.blobs.fingerprint(|from, len| match plan.blob_src {
+        Some((src, marks)) => marks.range_crc(src, from, len),
+        None => Err(std::io::ErrorKind::NotFound.into()),
+    });
+    if let Ok(fp) = planned {
+        return Ok(fp.crc());
+    }
     let end = dst.stream_position()?;
     Ok(crc_from(dst, base, end - base)?.0)
 }

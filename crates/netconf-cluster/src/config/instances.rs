@@ -27,7 +27,7 @@ use std::sync::{Arc, OnceLock};
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::fingerprint::Fingerprint;
+use super::fingerprint::{Fingerprint, Marks};
 use super::index::{self, Entry, Pos};
 use super::instance::Instance;
 use crate::error::GntError;
@@ -55,6 +55,9 @@ pub(super) struct Stored {
     pub(super) cache: File,
     /// Where the encoded instances start in `cache`.
     pub(super) blob_base: u64,
+    /// The marks of the load's CRC pass over the encodings, for the CRC of a new cache
+    /// that copies some of them.
+    pub(super) blob_marks: Marks,
     /// The config.data the index's TOML sizes describe, and where its instances start;
     /// `None` when the cache was made from a file this build did not write.
     pub(super) toml: Option<(File, u64)>,

@@ -5,7 +5,7 @@
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::model::{ClusterConfig, now};
-use super::store::{Store, Version, check_commit, version_from_elsewhere};
+use super::store::{FileStore, Store, Version, check_commit, version_from_elsewhere};
 use crate::error::GntError;
 
 /// The configuration and how many commits it has seen (its version).
@@ -77,21 +77,29 @@ impl Store for MemStore {
     }
 }
 
-/// Runs a test body once against each store backend (the file store in a directory of its
-/// own, the store in memory), so the operations are tested through the seam the commands
-/// use, whatever lies behind it.
-#[cfg(test)]
-pub(crate) fn with_each_store(body: impl Fn(&dyn Store)) {
-    let dir = tempfile::tempdir().unwrap();
-    body(&super::FileStore::new(dir.path().join("config.data")));
-    body(&MemStore::new());
+/// Runs a test body once against each store backend, each fresh and empty (the file store
+/// in a directory of its own), so that the operations are tested through the seam the
+/// commands use, whatever lies behind it. A new backend is one more line in `stores`.
+pub fn with_each_store(body: impl Fn(&dyn Store)) {
+    let dir = tempfile::tempdir().expect("a temporary directory for the file store");
+    let stores: Vec<(&str, Box<dyn Store>)> = vec![
+        (
+            "file",
+            Box::new(FileStore::new(dir.path().join("config.data"))),
+        ),
+        ("memory", Box::new(MemStore::new())),
+    ];
+    for (backend, store) in stores {
+        // Shown with a failing test's output: which backend it failed on.
+        eprintln!("with_each_store: the {backend} store");
+        body(store.as_ref());
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::store::transaction;
     use super::*;
-    use crate::config::FileStore;
 
     #[test]
     fn every_store_commits_all_or_nothing_and_refuses_a_stale_version() {

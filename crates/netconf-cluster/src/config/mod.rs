@@ -27,14 +27,16 @@ mod writer;
 pub use instance::{Instance, Nic, NicParams};
 pub use instances::Instances;
 #[cfg(any(test, feature = "test-support"))]
-pub use mem_store::MemStore;
-#[cfg(test)]
-pub(crate) use mem_store::with_each_store;
+pub use mem_store::{MemStore, with_each_store};
 pub use model::{
     CONFIG_VERSION, Cluster, ClusterConfig, Network, NetworkSpec, Node, NodeGroup, Origin,
     new_uuid, now,
 };
+// Callers open a store with `open`/`open_for_one_command` and know only `Store`; the file
+// store's own type is for the tests of its files (caches, spares, hand edits).
+#[cfg(any(test, feature = "test-support"))]
+pub use store::FileStore;
 pub use store::{
-    DEFAULT_CONFIG_PATH, FileStore, Store, Version, open, open_for_one_command, open_read_only,
-    parse, render, transaction,
+    DEFAULT_CONFIG_PATH, Store, Version, open, open_for_one_command, open_read_only, parse, render,
+    transaction,
 };

@@ -12,7 +12,7 @@ use super::finding::Finding;
 use super::instance::{Instance, NicParams};
 use super::instances::Instances;
 use crate::error::GntError;
-use crate::pool::AddressPool;
+use crate::pool::{AddressPool, AllocRange};
 use netconf::mac::{MacAddr, MacPrefix};
 use netconf::name::{GroupName, NetworkName, NodeName, printable};
 
@@ -131,7 +131,8 @@ pub struct Node {
 /// The user-facing parameters of a network (everything but the pool and bookkeeping).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NetworkSpec {
-    pub network: Ipv4Net,
+    /// `None`: an L2-only network (no IPv4 subnet, no pool).
+    pub network: Option<Ipv4Net>,
     pub gateway: Option<Ipv4Addr>,
     pub network6: Option<Ipv6Net>,
     pub gateway6: Option<Ipv6Addr>,
@@ -142,12 +143,15 @@ pub struct NetworkSpec {
 #[serde(try_from = "NetworkRepr", into = "NetworkRepr")]
 pub struct Network {
     pub name: NetworkName,
-    pub network: Ipv4Net,
+    /// The IPv4 subnet; `None` for an L2-only network (beyond Ganeti), which has no
+    /// gateway, pool, reservations or allocation ranges either: `pool` is `Some` exactly
+    /// when `network` is (checked when loaded and by `verify`).
+    pub network: Option<Ipv4Net>,
     pub gateway: Option<Ipv4Addr>,
     pub network6: Option<Ipv6Net>,
     pub gateway6: Option<Ipv6Addr>,
     pub mac_prefix: Option<MacPrefix>,
-    pub pool: AddressPool,
+    pub pool: Option<AddressPool>,
     pub tags: BTreeSet<String>,
     pub serial_no: u64,
     pub ctime: f64,
@@ -159,7 +163,9 @@ pub struct Network {
 #[serde(deny_unknown_fields)]
 struct NetworkRepr {
     name: NetworkName,
-    network: Ipv4Net,
+    /// Absent for an L2-only network, with the gateway, reservations and ranges.
+    #[serde(default)]
+    network: Option<Ipv4Net>,
     #[serde(default)]
     gateway: Option<Ipv4Addr>,
     #[serde(default)]
@@ -169,9 +175,16 @@ struct NetworkRepr {
     #[serde(default)]
     mac_prefix: Option<MacPrefix>,
     /// Offsets used by instances (`2-5,9`), or Ganeti's `0`/`1` string.
-    reservations: String,
+    #[serde(default)]
+    reservations: Option<String>,
     /// Offsets reserved externally.
-    ext_reservations: String,
+    #[serde(default)]
+    ext_reservations: Option<String>,
+    /// Where `ip=pool` may allocate (`["198.51.100.100-198.51.100.150"]`); absent: the
+    /// whole subnet. Written only when there are ranges, so files without stay Ganeti's
+    /// shape; always present in the cache's positional encoding.
+    #[serde(default)]
+    allocation_ranges: Vec<AllocRange>,
     #[serde(default)]
     tags: BTreeSet<String>,
     serial_no: u64,
@@ -182,14 +195,31 @@ struct NetworkRepr {
 impl TryFrom<NetworkRepr> for Network {
     type Error = String;
     fn try_from(r: NetworkRepr) -> Result<Self, String> {
-        if r.network != r.network.trunc() {
-            return Err(format!(
-                "network {}: {} has host bits set",
-                r.name, r.network
-            ));
-        }
-        let pool = AddressPool::from_stored(r.network, &r.reservations, &r.ext_reservations)
-            .map_err(|e| format!("network {}: {e}", r.name))?;
+        let pool = match (r.network, &r.reservations, &r.ext_reservations) {
+            (Some(net), Some(inst), Some(ext)) => {
+                if net != net.trunc() {
+                    return Err(format!("network {}: {net} has host bits set", r.name));
+                }
+                let mut pool = AddressPool::from_stored(net, inst, ext)
+                    .map_err(|e| format!("network {}: {e}", r.name))?;
+                pool.set_ranges(r.allocation_ranges);
+                Some(pool)
+            }
+            (Some(_), _, _) => {
+                return Err(format!(
+                    "network {}: missing field `reservations` or `ext_reservations`",
+                    r.name
+                ));
+            }
+            // A gateway alone is kept, for `verify` to name it.
+            (None, None, None) if r.allocation_ranges.is_empty() => None,
+            (None, ..) => {
+                return Err(format!(
+                    "network {}: reservations or allocation ranges without an IPv4 subnet",
+                    r.name
+                ));
+            }
+        };
         Ok(Network {
             name: r.name,
             network: r.network,
@@ -206,9 +236,24 @@ impl TryFrom<NetworkRepr> for Network {
     }
 }
 
+impl Network {
+    /// The IPv4 subnet and its pool; `None` for an L2-only network.
+    pub fn subnet(&self) -> Option<(Ipv4Net, &AddressPool)> {
+        self.network.zip(self.pool.as_ref())
+    }
+
+    /// Whether `ip` lies in the IPv4 subnet (never, for an L2-only network).
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        self.network.is_some_and(|n| n.contains(&ip))
+    }
+}
+
 impl From<Network> for NetworkRepr {
     fn from(n: Network) -> Self {
-        let (reservations, ext_reservations) = n.pool.to_stored();
+        let (reservations, ext_reservations) = match n.pool.as_ref().map(AddressPool::to_stored) {
+            Some((inst, ext)) => (Some(inst), Some(ext)),
+            None => (None, None),
+        };
         NetworkRepr {
             name: n.name,
             network: n.network,
@@ -218,6 +263,10 @@ impl From<Network> for NetworkRepr {
             mac_prefix: n.mac_prefix,
             reservations,
             ext_reservations,
+            allocation_ranges: n
+                .pool
+                .as_ref()
+                .map_or_else(Vec::new, |p| p.ranges().to_vec()),
             tags: n.tags,
             serial_no: n.serial_no,
             ctime: n.ctime,

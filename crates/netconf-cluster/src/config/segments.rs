@@ -8,6 +8,8 @@ use std::io::Write;
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
 
+use super::fingerprint::Fingerprint;
+
 enum Seg {
     /// Bytes of `Out::new`.
     New(Range<usize>),
@@ -99,6 +101,28 @@ impl<'a> Out<'a> {
                 Seg::Copy { .. } => {}
             }
         }
+    }
+
+    /// The fingerprint of the bytes these segments stand for, with `copied(from, len)` the
+    /// CRC-32 of a range of the source file: what a cache made with them describes.
+    pub(super) fn fingerprint(
+        &self,
+        mut copied: impl FnMut(u64, u64) -> std::io::Result<u32>,
+    ) -> std::io::Result<Fingerprint> {
+        let mut h = crc32fast::Hasher::new();
+        for s in &self.segs {
+            match s {
+                Seg::New(r) => h.update(&self.new[r.clone()]),
+                Seg::Mem(r) => h.update(&self.mem[r.clone()]),
+                Seg::Copy { from, len } => {
+                    h.combine(&crc32fast::Hasher::new_with_initial_len(
+                        copied(*from, *len)?,
+                        *len,
+                    ));
+                }
+            }
+        }
+        Ok(Fingerprint::from_parts(self.len() as u64, h.finalize()))
     }
 
     pub(super) fn write_to(&self, dst: &mut File, src: Option<&File>) -> std::io::Result<()> {

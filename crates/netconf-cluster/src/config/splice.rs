@@ -182,7 +182,7 @@ fn plan_splice<'a>(
             },
             records: records.finish(),
             blobs: blobs.finish(),
-            blob_src: stored.map(|s| &s.cache),
+            blob_src: stored.map(|s| (&s.cache, &s.blob_marks)),
         }),
     })
 }

@@ -204,7 +204,7 @@ fn a_cache_is_checked_encoding_by_encoding() {
     transaction(&store, |_| Ok(())).unwrap();
     let cache_path = dir.path().join("config.data.cache");
     let bytes = fs::read(&cache_path).unwrap();
-    assert!(bytes.starts_with(b"NCCACHE5"));
+    assert!(bytes.starts_with(b"NCCACHE7"));
     let toml = fs::read(store.path()).unwrap();
     let check = |cache: &[u8], toml: &[u8]| {
         let d = tempfile::tempdir().unwrap();

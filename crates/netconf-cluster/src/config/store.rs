@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use nix::libc;
 
 use super::cache;
-use super::fingerprint::Fingerprint;
+use super::fingerprint::{Fingerprint, Marks};
 use super::instances::Instances;
 use super::model::{CONFIG_VERSION, ClusterConfig, now};
 use super::splice;
@@ -122,6 +122,9 @@ struct Current {
     file: Option<File>,
     /// The fingerprint of `file`'s bytes when it was opened.
     fp: Option<Fingerprint>,
+    /// The marks of the pass that took `fp`, for the fingerprint of a new file that
+    /// copies ranges of this one.
+    marks: Option<Marks>,
     /// The mode for new config.data and cache files: 0644, or the current file's mode
     /// without write or execute bits for others (an operator's 0600 or 0640 stays).
     mode: u32,
@@ -248,6 +251,7 @@ impl FileStore {
         self
     }
 
+    #[cfg(any(test, feature = "test-support"))]
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -296,15 +300,17 @@ impl FileStore {
                 target,
                 file: None,
                 fp: None,
+                marks: None,
                 mode: 0o644,
             });
         };
-        let fp = Fingerprint::of_file(&f, MAX_CONFIG_LEN)
+        let (fp, marks) = Fingerprint::of_file_marked(&f, MAX_CONFIG_LEN)
             .map_err(|e| self.io_err("read", &target, &e))?
             .ok_or_else(|| self.too_large(&target))?;
         Ok(Current {
             target,
             fp: Some(fp),
+            marks: Some(marks),
             file: Some(f),
             mode: (m.mode() & 0o644) | 0o600,
         })
@@ -473,7 +479,8 @@ impl FileStore {
         })
     }
 
-    /// Public for benchmarks and tests: whether a valid cache exists for the current file.
+    /// For tests: whether a valid cache exists for the current file.
+    #[cfg(any(test, feature = "test-support"))]
     pub fn cache_is_fresh(&self) -> bool {
         let Ok(Current {
             file: Some(file),
@@ -606,8 +613,18 @@ impl FileStore {
             let toml = s.spawn(|| {
                 let (f, path, ()) =
                     Self::fill_spare(&spare, mode, |f| plan.toml.write_to(f, plan.toml_src))?;
-                // Read back: parts of it were copied by the kernel.
-                let fp = at(&path, Fingerprint::of_file(&f, u64::MAX))?;
+                // The fingerprint of the bytes planned, which the cache describes: the
+                // copied ranges by their CRC at load, from the marks, not read back. Should
+                // the kernel have copied other bytes (an edit meanwhile) the cache stamped
+                // with it matches no file and is not used. Read back only without marks.
+                let fp = plan
+                    .toml
+                    .fingerprint(|from, len| match (&cur.marks, plan.toml_src) {
+                        (Some(marks), Some(src)) => marks.range_crc(src, from, len),
+                        _ => Err(ErrorKind::NotFound.into()),
+                    })
+                    .map(Some)
+                    .or_else(|_| at(&path, Fingerprint::of_file(&f, u64::MAX)))?;
                 at(&path, f.sync_all())?;
                 // Unlocked explicitly: a child forked meanwhile (hooks, threads of a test
                 // harness) may share this open file until it execs.

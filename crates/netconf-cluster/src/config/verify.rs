@@ -1,7 +1,7 @@
 //! The invariants of a configuration that the commands rely on: every pool bit has exactly
 //! one owner (an instance NIC or an external reservation) and every owner its bit, no IPv4
 //! address twice in a network, no MAC twice in the cluster, network, broadcast and gateway
-//! reserved, every reference (NIC → network, network → group connection, instance → group
+//! reserved, allocation ranges inside their subnet and apart, every reference (NIC → network, network → group connection, instance → group
 //! and node, node → group) resolving, names unique, serial numbers sane.
 //!
 //! [`verify`] checks all of them and words each problem as Ganeti's `gnt-cluster verify`
@@ -15,14 +15,14 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use ipnet::Ipv6Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 
 pub use super::finding::{Finding, Level};
 use super::index;
 use super::instance::{Instance, NicParams};
-use super::model::ClusterConfig;
+use super::model::{ClusterConfig, Network};
 use crate::ops::instance::{MAX_NICS, normalize_vlan};
-use crate::pool::{AddressPool, Kind};
+use crate::pool::{AddressPool, Kind, range_problems};
 use netconf::mac::MacAddr;
 use netconf::nicmode::NicMode;
 
@@ -58,7 +58,7 @@ pub const CODES: [(&str, &str); 12] = [
     (codes::NODE_CFG, "node names"),
     (
         codes::NET_CFG,
-        "network names, gateways, network and broadcast addresses",
+        "network names, gateways, network and broadcast addresses, allocation ranges",
     ),
     (
         codes::NET_POOL,
@@ -184,10 +184,7 @@ pub fn verify(cfg: &ClusterConfig) -> Vec<Finding> {
                 macs.insert(nic.mac, (&inst.name, idx));
             }
             if let (Some(net), Some(ip)) = (&nic.network, nic.ipv4())
-                && cfg
-                    .networks
-                    .get(net)
-                    .is_some_and(|n| n.network.contains(&ip))
+                && cfg.networks.get(net).is_some_and(|n| n.contains(ip))
             {
                 owners
                     .entry(net)
@@ -214,12 +211,14 @@ pub fn verify(cfg: &ClusterConfig) -> Vec<Finding> {
     }
     let empty = BTreeMap::new();
     for (uuid, net) in &cfg.networks {
-        pool(
-            &net.name,
-            &net.pool,
-            owners.get(uuid.as_str()).unwrap_or(&empty),
-            &mut r,
-        );
+        if let Some(p) = &net.pool {
+            pool(
+                &net.name,
+                p,
+                owners.get(uuid.as_str()).unwrap_or(&empty),
+                &mut r,
+            );
+        }
     }
     r.0
 }
@@ -340,35 +339,26 @@ fn heads(cfg: &ClusterConfig, r: &mut Report) {
                 format!("name used by networks {other} and {uuid}"),
             );
         }
-        let ext = |ip: Ipv4Addr| n.pool.is_reserved(ip, Kind::External).unwrap_or(false);
-        for (what, ip) in [
-            ("network address", n.network.network()),
-            ("broadcast address", n.network.broadcast()),
-        ] {
-            if !ext(ip) {
-                r.error(
-                    codes::NET_CFG,
-                    "network",
-                    name,
-                    format!("{what} {ip} is not externally reserved"),
-                );
-            }
-        }
-        if let Some(gw) = n.gateway {
-            if !n.network.contains(&gw) {
-                r.error(
-                    codes::NET_CFG,
-                    "network",
-                    name,
-                    format!("gateway {gw} is outside {}", n.network),
-                );
-            } else if !ext(gw) {
-                r.error(
-                    codes::NET_CFG,
-                    "network",
-                    name,
-                    format!("gateway {gw} is not externally reserved"),
-                );
+        match n.subnet() {
+            Some((net, pool)) => ipv4_subnet(n, net, pool, r),
+            // An L2-only network: nothing of IPv4 may hang on it.
+            None => {
+                if n.network.is_some() || n.pool.is_some() {
+                    r.error(
+                        codes::NET_CFG,
+                        "network",
+                        name,
+                        "IPv4 subnet without its address pool, or a pool without a subnet".into(),
+                    );
+                }
+                if let Some(gw) = n.gateway {
+                    r.error(
+                        codes::NET_CFG,
+                        "network",
+                        name,
+                        format!("gateway {gw} on a network without an IPv4 subnet"),
+                    );
+                }
             }
         }
         // As `gnt-network` accepts it: inside the IPv6 subnet, or link-local.
@@ -386,22 +376,65 @@ fn heads(cfg: &ClusterConfig, r: &mut Report) {
         r.serial("network", name, n.serial_no, cs, (n.ctime, n.mtime));
     }
     // Overlaps are allowed with --no-conflicts-check; a pool then cannot see the other's use.
-    let nets: Vec<_> = cfg.networks.values().collect();
-    for (i, a) in nets.iter().enumerate() {
-        for b in &nets[i + 1..] {
-            if a.network.contains(&b.network.network()) || b.network.contains(&a.network.network())
-            {
+    let nets: Vec<_> = cfg
+        .networks
+        .values()
+        .filter_map(|n| n.network.map(|net| (n, net)))
+        .collect();
+    for (i, (a, an)) in nets.iter().enumerate() {
+        for (b, bn) in &nets[i + 1..] {
+            if an.contains(&bn.network()) || bn.contains(&an.network()) {
                 r.warn(
                     codes::NET_CFG,
                     "network",
                     &a.name,
                     format!(
-                        "{} overlaps network {} ({}): their pools hand out the same addresses",
-                        a.network, b.name, b.network
+                        "{an} overlaps network {} ({bn}): their pools hand out the same addresses",
+                        b.name
                     ),
                 );
             }
         }
+    }
+}
+
+/// A network's IPv4 side: fixed reservations, gateway, allocation ranges.
+fn ipv4_subnet(n: &Network, net: Ipv4Net, pool: &AddressPool, r: &mut Report) {
+    let name = n.name.as_str();
+    let ext = |ip: Ipv4Addr| pool.is_reserved(ip, Kind::External).unwrap_or(false);
+    for (what, ip) in [
+        ("network address", net.network()),
+        ("broadcast address", net.broadcast()),
+    ] {
+        if !ext(ip) {
+            r.error(
+                codes::NET_CFG,
+                "network",
+                name,
+                format!("{what} {ip} is not externally reserved"),
+            );
+        }
+    }
+    if let Some(gw) = n.gateway {
+        if !net.contains(&gw) {
+            r.error(
+                codes::NET_CFG,
+                "network",
+                name,
+                format!("gateway {gw} is outside {net}"),
+            );
+        } else if !ext(gw) {
+            r.error(
+                codes::NET_CFG,
+                "network",
+                name,
+                format!("gateway {gw} is not externally reserved"),
+            );
+        }
+    }
+    // Checked here, not when the file is read, so that a hand edit is named, not refused.
+    for problem in range_problems(net, pool.ranges()) {
+        r.error(codes::NET_CFG, "network", name, problem);
     }
 }
 
@@ -511,7 +544,7 @@ fn instance_local(cfg: &ClusterConfig, inst: &Instance, r: &mut Report) {
             }
             if let (Some(ip), Some(g)) = (nic.ipv4(), group) {
                 for nu in g.networks.keys() {
-                    if let Some(n) = cfg.networks.get(nu).filter(|n| n.network.contains(&ip)) {
+                    if let Some(n) = cfg.networks.get(nu).filter(|n| n.contains(ip)) {
                         r.warn(
                             codes::INST_NIC,
                             "instance",
@@ -567,14 +600,22 @@ fn instance_local(cfg: &ClusterConfig, inst: &Instance, r: &mut Report) {
                     net.name
                 ),
             ),
-            Some(IpAddr::V4(ip)) if !net.network.contains(&ip) => r.error(
+            Some(IpAddr::V4(ip)) if !net.contains(ip) => r.error(
                 codes::INST_NIC,
                 "instance",
                 name,
-                format!(
-                    "NIC {idx} has IP {ip}, outside network {} ({})",
-                    net.name, net.network
-                ),
+                match net.network {
+                    Some(subnet) => {
+                        format!(
+                            "NIC {idx} has IP {ip}, outside network {} ({subnet})",
+                            net.name
+                        )
+                    }
+                    None => format!(
+                        "NIC {idx} has IP {ip}, but network {} has no IPv4 subnet",
+                        net.name
+                    ),
+                },
             ),
             _ => {}
         }
@@ -669,10 +710,15 @@ fn quick_clean(cfg: &ClusterConfig) -> bool {
     // Hints stand for UUIDs; should two collide, the exact check decides. Sorted vectors,
     // not hash maps: 10,000 instances make 40,000 look-ups, and hashing them cost more
     // than the rest of the scan.
-    let mut nets: Vec<(u32, &str, AddressPool)> = Vec::with_capacity(cfg.networks.len());
+    // `None`: an L2-only network, on which no NIC may have an address.
+    let mut nets: Vec<(u32, &str, Option<AddressPool>)> = Vec::with_capacity(cfg.networks.len());
     for (uuid, n) in &cfg.networks {
-        let Ok(fresh) = AddressPool::empty(n.network) else {
-            return false;
+        let fresh = match n.network {
+            Some(net) => match AddressPool::empty(net) {
+                Ok(p) => Some(p),
+                Err(_) => return false,
+            },
+            None => None,
         };
         nets.push((index::hint(uuid), uuid, fresh));
     }
@@ -745,7 +791,10 @@ fn quick_clean(cfg: &ClusterConfig) -> bool {
             }
             // Outside the subnet or a second owner: both refuse.
             if let Some(ip) = ip
-                && nets[i].2.reserve(ip, Kind::Instance).is_err()
+                && nets[i]
+                    .2
+                    .as_mut()
+                    .is_none_or(|p| p.reserve(ip, Kind::Instance).is_err())
             {
                 ok = false;
                 return;
@@ -756,7 +805,12 @@ fn quick_clean(cfg: &ClusterConfig) -> bool {
         return false;
     }
     for (_, uuid, fresh) in &nets {
-        if !cfg.networks[*uuid].pool.same_bits(fresh, Kind::Instance) {
+        let same = match (&cfg.networks[*uuid].pool, fresh) {
+            (Some(p), Some(fresh)) => p.same_bits(fresh, Kind::Instance),
+            (None, None) => true,
+            _ => false,
+        };
+        if !same {
             return false;
         }
     }
@@ -796,29 +850,33 @@ pub fn repair_pools(cfg: &mut ClusterConfig) -> Vec<Repair> {
     let mut out = Vec::new();
     let t = super::model::now();
     for (uuid, net) in cfg.networks.iter_mut() {
+        // An L2-only network has no pool to repair.
+        let (Some(subnet), Some(pool)) = (net.network, net.pool.as_mut()) else {
+            continue;
+        };
         let mut changes = Vec::new();
         let empty = BTreeMap::new();
         let owners = used.get(uuid).unwrap_or(&empty);
-        for ip in net.pool.instance_reservations() {
-            if !owners.contains_key(&ip) && net.pool.release(ip, Kind::Instance).is_ok() {
+        for ip in pool.instance_reservations() {
+            if !owners.contains_key(&ip) && pool.release(ip, Kind::Instance).is_ok() {
                 changes.push(format!("released {ip}, which no NIC has"));
             }
         }
         for (ip, (inst, idx)) in owners {
-            if net.pool.is_reserved(*ip, Kind::Instance) == Ok(false)
-                && net.pool.reserve(*ip, Kind::Instance).is_ok()
+            if pool.is_reserved(*ip, Kind::Instance) == Ok(false)
+                && pool.reserve(*ip, Kind::Instance).is_ok()
             {
                 changes.push(format!("marked {ip} as used by instance {inst} NIC {idx}"));
             }
         }
         let mut fixed = vec![
-            ("network address", net.network.network()),
-            ("broadcast address", net.network.broadcast()),
+            ("network address", subnet.network()),
+            ("broadcast address", subnet.broadcast()),
         ];
         fixed.extend(net.gateway.map(|g| ("gateway", g)));
         for (what, ip) in fixed {
-            if net.pool.is_reserved(ip, Kind::External) == Ok(false)
-                && net.pool.reserve(ip, Kind::External).is_ok()
+            if pool.is_reserved(ip, Kind::External) == Ok(false)
+                && pool.reserve(ip, Kind::External).is_ok()
             {
                 changes.push(format!("reserved the {what} {ip} externally"));
             }

@@ -57,6 +57,8 @@ fn an_unmarked_address_is_found_by_both_checks_and_refused_at_commit() {
         .get_mut(&uuid)
         .unwrap()
         .pool
+        .as_mut()
+        .unwrap()
         .release(ip, Kind::Instance)
         .unwrap();
     assert!(!quick_clean(&cfg));
@@ -115,7 +117,11 @@ fn the_index_check_catches_clashes_with_instances_it_does_not_decode() {
                 unreachable!()
             };
             for n in c.networks.values_mut() {
-                n.pool.release(ip, Kind::Instance).unwrap();
+                n.pool
+                    .as_mut()
+                    .unwrap()
+                    .release(ip, Kind::Instance)
+                    .unwrap();
             }
         }),
     ));

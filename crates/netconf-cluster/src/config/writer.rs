@@ -126,7 +126,10 @@ fn node(out: &mut String, uuid: &str, n: &Node) {
 fn network(out: &mut String, uuid: &str, n: &Network) {
     let _ = writeln!(out, "\n[networks.{uuid}]");
     kv_str(out, "name", &n.name);
-    kv_str(out, "network", &n.network.to_string());
+    // An L2-only network has no IPv4 keys at all: files without one stay Ganeti's shape.
+    if let Some(v) = n.network {
+        kv_str(out, "network", &v.to_string());
+    }
     if let Some(v) = n.gateway {
         kv_str(out, "gateway", &v.to_string());
     }
@@ -139,13 +142,29 @@ fn network(out: &mut String, uuid: &str, n: &Network) {
     if let Some(v) = n.mac_prefix {
         kv_str(out, "mac_prefix", &v.to_string());
     }
-    let (inst, ext) = n.pool.to_stored();
-    kv_str(out, "reservations", &inst);
-    kv_str(out, "ext_reservations", &ext);
+    if let Some(pool) = &n.pool {
+        pool_keys(out, pool);
+    }
     tags(out, &n.tags);
     kv(out, "serial_no", n.serial_no);
     kv_f64(out, "ctime", n.ctime);
     kv_f64(out, "mtime", n.mtime);
+}
+
+fn pool_keys(out: &mut String, pool: &crate::pool::AddressPool) {
+    let (inst, ext) = pool.to_stored();
+    kv_str(out, "reservations", &inst);
+    kv_str(out, "ext_reservations", &ext);
+    if !pool.ranges().is_empty() {
+        out.push_str("allocation_ranges = [");
+        for (i, r) in pool.ranges().iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            quoted(out, &r.to_string());
+        }
+        out.push_str("]\n");
+    }
 }
 
 pub(super) fn instance(out: &mut String, uuid: &str, i: &Instance) {

@@ -264,7 +264,7 @@ fn check_ip_not_in_connected(cfg: &ClusterConfig, group: &str, ip: IpAddr) -> Re
     let IpAddr::V4(v4) = ip else { return Ok(()) };
     for net_uuid in cfg.nodegroups[group].networks.keys() {
         if let Some(net) = cfg.networks.get(net_uuid)
-            && net.network.contains(&v4)
+            && net.contains(v4)
         {
             return Err(GntError::state(format!(
                 "The requested IP address ({ip}) belongs to network {}, but the target NIC does not.",
@@ -413,9 +413,14 @@ fn new_nic(
             p.mode, p.link, p.vlan
         ));
         let pool = &mut cfg.networks.get_mut(net_uuid).expect("resolved").pool;
-        let ip = match ip {
-            Ip::None => None,
-            Ip::Pool => {
+        let pool = match (pool.as_mut(), &ip) {
+            (None, Ip::Given(addr)) => return Err(no_subnet(&net_name, idx, Some(*addr))),
+            (None, Ip::Pool) => return Err(no_subnet(&net_name, idx, None)),
+            (pool, _) => pool,
+        };
+        let ip = match (ip, pool) {
+            (Ip::None, _) | (_, None) => None,
+            (Ip::Pool, Some(pool)) => {
                 let ip = pool.allocate().map_err(|_| {
                     GntError::state(format!(
                         "Unable to get a free IP for NIC {idx} from the address pool"
@@ -424,7 +429,7 @@ fn new_nic(
                 fb.info(format!("Chose IP {ip} from network {net_name}"));
                 Some(IpAddr::V4(ip))
             }
-            Ip::Given(ip) => {
+            (Ip::Given(ip), Some(pool)) => {
                 reserve_given(pool, ip, conflicts_check).map_err(|()| {
                     GntError::prereq(
                         ErrorCode::NotUnique,
@@ -473,6 +478,20 @@ fn new_nic(
     })
 }
 
+/// The refusal of an address on an L2-only network: `ip=pool` (`given` is `None`) as a
+/// pool that cannot give one (the class and code of a full pool), an explicit address as
+/// wrong input.
+fn no_subnet(net_name: &str, idx: usize, given: Option<IpAddr>) -> GntError {
+    match given {
+        Some(addr) => GntError::inval(format!(
+            "Network {net_name} has no IPv4 subnet: NIC {idx} cannot have the IP address {addr}"
+        )),
+        None => GntError::state(format!(
+            "Network {net_name} has no IPv4 subnet and no address pool: NIC {idx} cannot use ip=pool"
+        )),
+    }
+}
+
 /// Ganeti's `ReserveIp`: never an address used by an instance; an externally reserved one
 /// only without the conflicts check.
 fn reserve_given(pool: &mut crate::pool::AddressPool, ip: IpAddr, check: bool) -> Result<(), ()> {
@@ -489,9 +508,9 @@ fn reserve_given(pool: &mut crate::pool::AddressPool, ip: IpAddr, check: bool) -
 /// Releases a NIC's address from its network, if it has both.
 fn release_nic_ip(cfg: &mut ClusterConfig, nic: &Nic) {
     if let (Some(net), Some(ip)) = (&nic.network, nic.ipv4())
-        && let Some(n) = cfg.networks.get_mut(net)
+        && let Some(pool) = cfg.networks.get_mut(net).and_then(|n| n.pool.as_mut())
     {
-        let _ = n.pool.release(ip, Kind::Instance);
+        let _ = pool.release(ip, Kind::Instance);
     }
 }
 
@@ -690,7 +709,10 @@ fn modify_nic(
         nic.ip = match (&ip_req, &new_network) {
             (Ip::Pool, None) => return Err(GntError::inval("ip=pool, but no network found")),
             (Ip::Pool, Some(nu)) => {
-                let pool = &mut cfg.networks.get_mut(nu).expect("resolved").pool;
+                let net = cfg.networks.get_mut(nu).expect("resolved");
+                let Some(pool) = net.pool.as_mut() else {
+                    return Err(no_subnet(&net.name, idx, None));
+                };
                 let ip = pool.allocate().map_err(|_| {
                     GntError::state("Unable to get a free IP from the address pool")
                 })?;
@@ -703,8 +725,11 @@ fn modify_nic(
             (_, Some(nu)) => match new_ip {
                 None => None,
                 Some(ip) => {
-                    let net_name = cfg.networks[nu].name.clone();
-                    let pool = &mut cfg.networks.get_mut(nu).expect("resolved").pool;
+                    let net = cfg.networks.get_mut(nu).expect("resolved");
+                    let net_name = net.name.clone();
+                    let Some(pool) = net.pool.as_mut() else {
+                        return Err(no_subnet(&net_name, idx, Some(ip)));
+                    };
                     reserve_given(pool, ip, conflicts_check).map_err(|()| {
                         GntError::prereq(
                             ErrorCode::NotUnique,
@@ -869,7 +894,7 @@ fn hook_nic(cfg: &ClusterConfig, nic: &Nic) -> HookNic {
         h.network = Some(n.name.to_string());
         h.network_uuid = set(nu);
         h.network_tags = n.tags.iter().cloned().collect();
-        h.subnet = Some(n.network);
+        h.subnet = n.network;
         h.gateway = n.gateway;
         h.subnet6 = n.network6;
         h.gateway6 = n.gateway6;

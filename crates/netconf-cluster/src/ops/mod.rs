@@ -7,6 +7,8 @@ pub mod instance;
 pub mod network;
 pub mod node;
 mod parse;
+#[cfg(test)]
+mod tests;
 
 pub use parse::{parse_net4, parse_net6};
 

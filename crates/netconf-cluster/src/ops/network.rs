@@ -8,7 +8,7 @@ use super::parse::{check_gateway6, parse_ip4, parse_ip6, parse_net4, parse_net6}
 use crate::config::{ClusterConfig, Network, NicParams, now, tags};
 use crate::error::{ErrorCode, GntError, IntoGnt};
 use crate::hooks::HookEnv;
-use crate::pool::{AddressPool, Kind};
+use crate::pool::{AddressPool, AllocRange, Kind, range_problems};
 use netconf::mac::MacPrefix;
 use netconf::name::NetworkName;
 use netconf::nicmode::NicMode;
@@ -25,6 +25,8 @@ pub struct AddNetwork {
     pub gateway6: Option<String>,
     pub mac_prefix: Option<String>,
     pub add_reserved_ips: Vec<String>,
+    /// `--allocation-range` (beyond Ganeti): where `ip=pool` may allocate; none: anywhere.
+    pub allocation_ranges: Vec<String>,
     pub tags: Vec<String>,
     /// Reserve node IPs and refuse overlapping subnets (`--no-conflicts-check` clears it).
     pub conflicts_check: bool,
@@ -44,15 +46,14 @@ fn parse_prefix(s: &str, op: &str) -> Result<MacPrefix, GntError> {
 
 /// The `NETWORK_*` hook variables Ganeti exports for add and modify.
 pub fn network_hook_vars(n: &Network) -> Vec<(String, String)> {
-    let mut v = vec![
-        ("NETWORK_NAME".to_owned(), n.name.to_string()),
-        ("NETWORK_SUBNET".to_owned(), n.network.to_string()),
-    ];
+    let mut v = vec![("NETWORK_NAME".to_owned(), n.name.to_string())];
     let mut opt = |k: &str, val: Option<String>| {
         if let Some(val) = val {
             v.push((k.to_owned(), val));
         }
     };
+    // Ganeti leaves out what a network does not have; an L2-only network has no subnet.
+    opt("NETWORK_SUBNET", n.network.map(|g| g.to_string()));
     opt("NETWORK_GATEWAY", n.gateway.map(|g| g.to_string()));
     opt("NETWORK_SUBNET6", n.network6.map(|g| g.to_string()));
     opt("NETWORK_GATEWAY6", n.gateway6.map(|g| g.to_string()));
@@ -61,6 +62,33 @@ pub fn network_hook_vars(n: &Network) -> Vec<(String, String)> {
         v.push(("NETWORK_TAGS".to_owned(), join_tags(&n.tags)));
     }
     v
+}
+
+/// Allocation ranges as given on the command line.
+fn parse_ranges<'a>(
+    given: impl IntoIterator<Item = &'a String>,
+) -> Result<Vec<AllocRange>, GntError> {
+    given
+        .into_iter()
+        .map(|s| {
+            s.parse()
+                .map_err(|e: crate::pool::RangeSyntax| GntError::inval(e.0))
+        })
+        .collect()
+}
+
+/// The first problem of `ranges` inside `net`, as a command's error.
+fn check_ranges(net: ipnet::Ipv4Net, ranges: &[AllocRange]) -> Result<(), GntError> {
+    match range_problems(net, ranges).into_iter().next() {
+        None => Ok(()),
+        Some(p) => {
+            let mut chars = p.chars();
+            let first = chars.next().map(|c| c.to_ascii_uppercase());
+            Err(GntError::inval(
+                first.into_iter().chain(chars).collect::<String>(),
+            ))
+        }
+    }
 }
 
 fn join_tags(t: &BTreeSet<String>) -> String {
@@ -81,12 +109,27 @@ pub fn add(
     a: &AddNetwork,
     fb: &mut Feedback,
 ) -> Result<HookEnv, GntError> {
-    // Client side, then opcode validation, in Ganeti's order.
-    let Some(net_s) = a.network.as_deref() else {
-        return Err(GntError::inval("The --network option must be given"));
-    };
+    // Client side, then opcode validation, in Ganeti's order. Without --network (Ganeti
+    // requires it) the network is L2-only, and nothing IPv4 may be given.
+    if a.network.is_none() {
+        for (given, option) in [
+            (a.gateway.is_some(), "--gateway"),
+            (!a.add_reserved_ips.is_empty(), "--add-reserved-ips"),
+            (!a.allocation_ranges.is_empty(), "--allocation-range"),
+        ] {
+            if given {
+                return Err(GntError::inval(format!(
+                    "The {option} option needs an IPv4 subnet (--network); a network without one is L2-only"
+                )));
+            }
+        }
+    }
     let name = NetworkName::parse(&a.name).map_err(|e| e.into_gnt(OP_ADD, "network_name"))?;
-    let net = parse_net4(OP_ADD, "network", net_s)?;
+    let net = a
+        .network
+        .as_deref()
+        .map(|n| parse_net4(OP_ADD, "network", n))
+        .transpose()?;
     let gateway = a
         .gateway
         .as_deref()
@@ -112,6 +155,7 @@ pub fn add(
         .as_deref()
         .map(|p| parse_prefix(p, OP_ADD))
         .transpose()?;
+    let ranges = parse_ranges(&a.allocation_ranges)?;
 
     // CheckPrereq.
     if let Ok(uuid) = cfg.network_uuid(&a.name)
@@ -128,16 +172,50 @@ pub fn add(
     let mut tag_set = BTreeSet::new();
     tags::add(&mut tag_set, &a.tags)?;
     check_gateway6(network6, gateway6)?;
+    let pool = match net {
+        Some(net) => Some(ipv4_pool(cfg, a, net, gateway, reserved, ranges, fb)?),
+        None => None,
+    };
+    let t = now();
+    let network = Network {
+        name,
+        network: net,
+        gateway,
+        network6,
+        gateway6,
+        mac_prefix,
+        pool,
+        tags: tag_set,
+        serial_no: 1,
+        ctime: t,
+        mtime: t,
+    };
+    let vars = network_hook_vars(&network);
+    cfg.networks.insert(crate::config::new_uuid(), network);
+    Ok(network_env(OP_ADD, "network-add", vars))
+}
+
+/// The rest of `add` for a network with an IPv4 subnet: its checks, then its pool.
+fn ipv4_pool(
+    cfg: &ClusterConfig,
+    a: &AddNetwork,
+    net: ipnet::Ipv4Net,
+    gateway: Option<Ipv4Addr>,
+    reserved: Vec<Ipv4Addr>,
+    ranges: Vec<AllocRange>,
+    fb: &mut Feedback,
+) -> Result<AddressPool, GntError> {
+    check_ranges(net, &ranges)?;
     if a.conflicts_check {
         // Ganeti never checked this; two networks sharing addresses hand out duplicates.
-        if let Some(other) = cfg
-            .networks
-            .values()
-            .find(|o| o.network.contains(&net.network()) || net.contains(&o.network.network()))
-        {
+        if let Some((other, other_net)) = cfg.networks.values().find_map(|o| {
+            o.network
+                .filter(|on| on.contains(&net.network()) || net.contains(&on.network()))
+                .map(|on| (o, on))
+        }) {
             return Err(GntError::state(format!(
-                "Network {net} overlaps with network '{}' ({}); use --no-conflicts-check to add it anyway",
-                other.name, other.network
+                "Network {net} overlaps with network '{}' ({other_net}); use --no-conflicts-check to add it anyway",
+                other.name
             )));
         }
     }
@@ -179,23 +257,8 @@ pub fn add(
         pool.reserve(ip, Kind::External)
             .map_err(|e| GntError::Exec(format!("Cannot reserve IP address '{ip}': {e}")))?;
     }
-    let t = now();
-    let network = Network {
-        name,
-        network: net,
-        gateway,
-        network6,
-        gateway6,
-        mac_prefix,
-        pool,
-        tags: tag_set,
-        serial_no: 1,
-        ctime: t,
-        mtime: t,
-    };
-    let vars = network_hook_vars(&network);
-    cfg.networks.insert(crate::config::new_uuid(), network);
-    Ok(network_env(OP_ADD, "network-add", vars))
+    pool.set_ranges(ranges);
+    Ok(pool)
 }
 
 #[derive(Clone, Debug, Default)]
@@ -207,6 +270,10 @@ pub struct ModifyNetwork {
     pub mac_prefix: Option<String>,
     pub add_reserved_ips: Option<Vec<String>>,
     pub remove_reserved_ips: Option<Vec<String>>,
+    /// `--allocation-range`: replaces all ranges (`["none"]` clears them).
+    pub allocation_ranges: Option<Vec<String>>,
+    pub add_allocation_ranges: Option<Vec<String>>,
+    pub remove_allocation_ranges: Option<Vec<String>>,
 }
 
 impl ModifyNetwork {
@@ -217,6 +284,9 @@ impl ModifyNetwork {
             && self.mac_prefix.is_none()
             && self.add_reserved_ips.is_none()
             && self.remove_reserved_ips.is_none()
+            && self.allocation_ranges.is_none()
+            && self.add_allocation_ranges.is_none()
+            && self.remove_allocation_ranges.is_none()
     }
 }
 
@@ -254,6 +324,25 @@ pub fn modify(
     };
     let add_ips = parse_list(&m.add_reserved_ips, "add_reserved_ips")?;
     let remove_ips = parse_list(&m.remove_reserved_ips, "remove_reserved_ips")?;
+    if m.allocation_ranges.is_some()
+        && (m.add_allocation_ranges.is_some() || m.remove_allocation_ranges.is_some())
+    {
+        return Err(GntError::inval(
+            "Cannot set and add/remove allocation ranges at once",
+        ));
+    }
+    let set_ranges = match m.allocation_ranges.as_deref() {
+        None => None,
+        Some([one]) if one == NONE => Some(Vec::new()),
+        Some(list) if list.iter().any(|r| r == NONE) => {
+            return Err(GntError::inval(
+                "--allocation-range none clears the ranges and cannot be given with ranges",
+            ));
+        }
+        Some(list) => Some(parse_ranges(list)?),
+    };
+    let add_ranges = parse_ranges(m.add_allocation_ranges.iter().flatten())?;
+    let remove_ranges = parse_ranges(m.remove_allocation_ranges.iter().flatten())?;
 
     let uuid = cfg.network_uuid(&m.name)?;
     let net = cfg.networks.get_mut(&uuid).expect("looked up");
@@ -266,14 +355,34 @@ pub fn modify(
     // CheckPrereq on a copy; the network is replaced only when everything held.
     let mut new = net.clone();
     let mut pending_warnings = Vec::new();
+    let ranges_given = set_ranges.is_some() || !add_ranges.is_empty() || !remove_ranges.is_empty();
+    let (Some(subnet), Some(pool)) = (new.network, new.pool.as_mut()) else {
+        // L2-only: only `--gateway none` (nothing to clear) is harmless.
+        for (given, what) in [
+            (matches!(gateway, Some(Some(_))), "a gateway"),
+            (
+                m.add_reserved_ips.is_some() || m.remove_reserved_ips.is_some(),
+                "reserved IP addresses",
+            ),
+            (ranges_given, "allocation ranges"),
+        ] {
+            if given {
+                return Err(GntError::inval(format!(
+                    "Network '{}' has no IPv4 subnet: it cannot have {what}",
+                    new.name
+                )));
+            }
+        }
+        modify_common(&mut new, mac_prefix, network6, gateway6)?;
+        return Ok(commit_modify(net, new, pending_warnings, fb));
+    };
     if let Some(gw) = gateway {
         match gw {
             Some(ip) if new.gateway == Some(ip) => {
                 pending_warnings.push(format!("Gateway is already {ip}"))
             }
             Some(ip) => {
-                if new
-                    .pool
+                if pool
                     .is_reserved(ip, Kind::Instance)
                     .map_err(|e| GntError::inval(e.to_string()))?
                 {
@@ -282,30 +391,29 @@ pub fn modify(
                     )));
                 }
                 // Ganeti reserved it blindly and the job crashed; refuse up front.
-                if new.pool.is_reserved(ip, Kind::External).unwrap_or(false) {
+                if pool.is_reserved(ip, Kind::External).unwrap_or(false) {
                     return Err(GntError::state(format!(
                         "Gateway IP address '{ip}' is already externally reserved; remove it from the reserved IPs first"
                     )));
                 }
-                new.pool
-                    .reserve(ip, Kind::External)
+                pool.reserve(ip, Kind::External)
                     .map_err(|e| GntError::Exec(e.to_string()))?;
                 if let Some(old) = new.gateway {
-                    let _ = new.pool.release(old, Kind::External);
+                    let _ = pool.release(old, Kind::External);
                 }
                 new.gateway = Some(ip);
             }
             None => {
                 // `--gateway none` also releases the old gateway's address.
                 if let Some(old) = new.gateway.take() {
-                    let _ = new.pool.release(old, Kind::External);
+                    let _ = pool.release(old, Kind::External);
                 }
             }
         }
     }
     if m.remove_reserved_ips.is_some() {
-        let first = new.network.network();
-        let last = new.network.broadcast();
+        let first = subnet.network();
+        let last = subnet.broadcast();
         let protected: Vec<String> = remove_ips
             .iter()
             .filter(|ip| **ip == first || **ip == last)
@@ -313,14 +421,13 @@ pub fn modify(
             .collect();
         if !protected.is_empty() {
             return Err(GntError::inval(format!(
-                "Cannot unreserve the network or broadcast address of {}: {}",
-                new.network,
+                "Cannot unreserve the network or broadcast address of {subnet}: {}",
                 protected.join(", ")
             )));
         }
     }
     for ip in &add_ips {
-        if let Err(e) = new.pool.reserve(*ip, Kind::External) {
+        if let Err(e) = pool.reserve(*ip, Kind::External) {
             pending_warnings.push(format!("Cannot reserve IP address {ip}: {e}"));
         }
     }
@@ -329,10 +436,38 @@ pub fn modify(
             pending_warnings.push("Cannot unreserve Gateway's IP".to_owned());
             continue;
         }
-        if let Err(e) = new.pool.release(*ip, Kind::External) {
+        if let Err(e) = pool.release(*ip, Kind::External) {
             pending_warnings.push(format!("Cannot release IP address {ip}: {e}"));
         }
     }
+    if ranges_given {
+        let mut ranges = set_ranges.unwrap_or_else(|| pool.ranges().to_vec());
+        for r in &remove_ranges {
+            // Unlike a reserved address, a range that is not there is an error: going on
+            // would leave the pool allocating where the operator meant it to stop.
+            let Some(i) = ranges.iter().position(|x| x == r) else {
+                return Err(GntError::inval(format!(
+                    "Allocation range {r} is not set on network '{}'",
+                    new.name
+                )));
+            };
+            ranges.remove(i);
+        }
+        ranges.extend(add_ranges);
+        check_ranges(subnet, &ranges)?;
+        pool.set_ranges(ranges);
+    }
+    modify_common(&mut new, mac_prefix, network6, gateway6)?;
+    Ok(commit_modify(net, new, pending_warnings, fb))
+}
+
+/// What `modify` changes on every network, with or without an IPv4 subnet.
+fn modify_common(
+    new: &mut Network,
+    mac_prefix: Option<Option<MacPrefix>>,
+    network6: Option<Option<ipnet::Ipv6Net>>,
+    gateway6: Option<Option<std::net::Ipv6Addr>>,
+) -> Result<(), GntError> {
     if let Some(p) = mac_prefix {
         new.mac_prefix = p;
     }
@@ -342,8 +477,15 @@ pub fn modify(
     if let Some(g6) = gateway6 {
         new.gateway6 = g6;
     }
-    check_gateway6(new.network6, new.gateway6)?;
+    check_gateway6(new.network6, new.gateway6)
+}
 
+fn commit_modify(
+    net: &mut Network,
+    mut new: Network,
+    pending_warnings: Vec<String>,
+    fb: &mut Feedback,
+) -> HookEnv {
     for w in pending_warnings {
         fb.warn(w);
     }
@@ -351,7 +493,7 @@ pub fn modify(
     new.mtime = now();
     let vars = network_hook_vars(&new);
     *net = new;
-    Ok(network_env(OP_SET, "network-modify", vars))
+    network_env(OP_SET, "network-modify", vars)
 }
 
 /// Group names connected to a network, sorted.
@@ -517,13 +659,14 @@ pub fn connect(
             continue;
         }
         let reconnect = cfg.nodegroups[&g].networks.contains_key(&uuid);
-        if conflicts_check {
+        // An L2-only network has no addresses to conflict with.
+        if conflicts_check && let Some(subnet) = net.network {
             // Only instances with an address in the network can conflict; the index
             // finds them without decoding the others.
-            let candidates = cfg.instances.with_ipv4_in(net.network);
+            let candidates = cfg.instances.with_ipv4_in(subnet);
             let conflicts = nic_conflicts(&candidates, &g, |nic| {
                 nic.network.as_deref() != Some(uuid.as_str())
-                    && nic.ipv4().is_some_and(|ip| net.network.contains(&ip))
+                    && nic.ipv4().is_some_and(|ip| subnet.contains(&ip))
             });
             if !conflicts.is_empty() {
                 fb.warn(format!(
@@ -648,3 +791,6 @@ pub fn remove_tags(cfg: &mut ClusterConfig, name: &str, old: &[String]) -> Resul
     net.mtime = now();
     Ok(())
 }
+
+#[cfg(test)]
+mod ranges_tests;

@@ -11,7 +11,7 @@ use anyhow::Context;
 
 use super::{
     Chain, Family, Firewall, FwMap, NicRules, TableSpec, from_chain, is_shared, join_all,
-    target_of, to_chain,
+    rule_text, target_of, to_chain,
 };
 use crate::{arp, exec, log};
 
@@ -74,7 +74,7 @@ impl Dump {
         }
         for j in &spec.jumps {
             d.rules.push((
-                j.from.clone(),
+                j.from.to_string(),
                 format!("{} {}", j.matches, family.jump_tail(&j.target)),
             ));
         }
@@ -126,7 +126,7 @@ pub fn render_many(
         .flat_map(|(_, s)| {
             s.jumps.iter().map(|j| {
                 (
-                    j.from.as_str(),
+                    j.from.chain(),
                     format!("{} {}", j.matches, family.jump_tail(&j.target)),
                 )
             })
@@ -168,13 +168,13 @@ pub fn render_many(
     for (_, s) in items {
         for c in &s.chains {
             for r in &c.rules {
-                out.push(format!("-A {} {r}", c.name));
+                out.push(format!("-A {} {}", c.name, rule_text(family, r)));
             }
         }
     }
     for c in &shared {
         for r in &c.rules {
-            out.push(format!("-A {} {r}", c.name));
+            out.push(format!("-A {} {}", c.name, rule_text(family, r)));
         }
     }
     for c in &ours {
@@ -188,7 +188,7 @@ pub fn render_many(
     for (_, s) in items {
         for j in s.jumps.iter().rev() {
             let text = format!("{} {}", j.matches, family.jump_tail(&j.target));
-            if kept.contains(&(j.from.as_str(), text.as_str())) {
+            if kept.contains(&(j.from.chain(), text.as_str())) {
                 continue;
             }
             out.push(format!("-I {} 1 {text}", j.from));
@@ -211,7 +211,7 @@ pub fn render_many(
             let referenced_by_spec = items.iter().any(|(_, s)| {
                 s.chains
                     .iter()
-                    .any(|c| c.rules.iter().any(|r| target_of(r) == Some(name.as_str())))
+                    .any(|c| c.rules.iter().any(|r| r.target() == Some(name.as_str())))
             });
             if !referenced_elsewhere && !referenced_by_spec {
                 out.push(format!("-F {name}"));
@@ -441,6 +441,7 @@ fn from_dump(fam: Family, tap: &str, want: &TableSpec) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::firewall::Hook;
 
     const FOREIGN: &str = "# Generated\n*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n:admin - [0:0]\n-A FORWARD -i eth9 -j admin\n-A admin -p tcp --dport 22 -j ACCEPT\nCOMMIT\n";
 
@@ -453,8 +454,8 @@ mod tests {
             name: "snf-protected".into(),
             rules: vec!["-p icmp -j ACCEPT".into(), "-j DROP".into()],
         });
-        s.push_jump("FORWARD", format!("-i {tap}"), &from_chain(tap));
-        s.push_jump("FORWARD", format!("-o {tap}"), &to_chain(tap));
+        s.push_jump(Hook::Forward, format!("-i {tap}").into(), &from_chain(tap));
+        s.push_jump(Hook::Forward, format!("-o {tap}").into(), &to_chain(tap));
         s
     }
 

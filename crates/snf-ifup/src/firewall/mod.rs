@@ -1,12 +1,17 @@
-//! Per-NIC firewall rules: a pure model of what each NIC needs (`model`) and drivers that
-//! apply it behind the [`Firewall`] trait: iptables/ebtables/arptables (`iptables`, the
-//! default) and native nftables (`nft`). `firewall` in snf-network.toml picks one.
+//! Per-NIC firewall rules: a pure model of what each NIC needs (`model`, its rules typed
+//! in `rule`) and drivers that apply it behind the [`Firewall`] trait:
+//! iptables/ebtables/arptables (`iptables`, the default, writing rules as `xt` text) and
+//! native nftables (`nft`). `firewall` in snf-network.toml picks one.
 
 mod iptables;
 mod model;
 mod nft;
+mod rule;
+mod xt;
 
 pub use model::*;
+pub use rule::*;
+pub use xt::{parse_rule, rule_text};
 
 use serde::{Deserialize, Serialize};
 

@@ -1,12 +1,13 @@
 //! The rule model both drivers render from: per family, the chains of one TAP
 //! (`SNF-FROM-<tap>`, `SNF-TO-<tap>`), the shared profile chains it uses and the jumps from
-//! the built-in hooks into them. Rules are kept in the iptables/ebtables match syntax that
-//! the iptables driver writes as is and the nftables driver translates token by token
-//! (`nft.rs`), refusing anything it does not know.
+//! the built-in hooks into them. Rules are data ([`Rule`]); each driver writes them in its
+//! own syntax.
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+
+use super::rule::{Hook, JumpMatch, Rule};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -60,23 +61,23 @@ impl fmt::Display for Family {
     }
 }
 
-/// A chain and its rules (each rule is the text after `-A <chain> `).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A chain and its rules.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Chain {
     pub name: String,
-    pub rules: Vec<String>,
+    pub rules: Vec<Rule>,
 }
 
 /// A rule in a built-in chain that jumps to one of our chains.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Jump {
-    pub from: String,
-    pub matches: String,
+    pub from: Hook,
+    pub matches: JumpMatch,
     pub target: String,
 }
 
 /// What one NIC wants in one table.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TableSpec {
     /// Per-TAP chains (`SNF-FROM-<tap>`, `SNF-TO-<tap>`).
     pub chains: Vec<Chain>,
@@ -92,7 +93,7 @@ impl TableSpec {
 
     /// Appends `rule` to chain `name` (created on first use), skipping duplicates so that
     /// features asking for the same rule share it.
-    pub fn push_rule(&mut self, name: &str, rule: String) {
+    pub fn push_rule(&mut self, name: &str, rule: Rule) {
         let chain = match self.chains.iter_mut().position(|c| c.name == name) {
             Some(i) => &mut self.chains[i],
             None => {
@@ -108,9 +109,9 @@ impl TableSpec {
         }
     }
 
-    pub fn push_jump(&mut self, from: &str, matches: String, target: &str) {
+    pub fn push_jump(&mut self, from: Hook, matches: JumpMatch, target: &str) {
         let j = Jump {
-            from: from.to_owned(),
+            from,
             matches,
             target: target.to_owned(),
         };
@@ -139,7 +140,7 @@ pub fn is_shared(name: &str) -> bool {
     name.starts_with("snf-")
 }
 
-/// The jump/goto target of a rule's text, if any.
+/// The jump/goto target of a rule's text (as `*-save` prints it), if any.
 pub fn target_of(rule: &str) -> Option<&str> {
     let mut it = rule.split_whitespace();
     let mut target = None;

@@ -12,8 +12,15 @@
 //! does not). The last NIC of a table takes the table with it, so that `down` leaves the
 //! ruleset as it was before the first `up`.
 //!
-//! Rules are translated from the model's iptables syntax token by token; an unknown token
-//! is an error, never a silently dropped match.
+//! Rules are rendered from the typed model ([`Rule`]); a combination nft cannot express
+//! (a port without TCP or UDP) is an error, never a silently dropped match.
+//!
+//! A bridged NIC's profile is where the iptables driver's `physdev` match is: after
+//! br_netfilter. The bridge family knows the port but has no conntrack without
+//! nf_conntrack_bridge, so the port's chain only marks the packet (two bits of the mark,
+//! [`MARK_MASK`]) and a base chain of the inet table, which br_netfilter runs on bridged
+//! packets and which has conntrack, applies the profile to the packets carrying its value
+//! and clears the bits.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -22,7 +29,10 @@ use anyhow::{Context, bail};
 use netconf::MacAddr;
 use serde::{Deserialize, Serialize};
 
-use super::{Family, Firewall, FwMap, NicRules, from_chain, is_shared, to_chain};
+use super::{
+    EtherType, Family, Firewall, FwMap, Hook, Icmp6Type, JumpMatch, L4, Match, NicRules, Rule,
+    Verdict, from_chain, is_shared, to_chain,
+};
 use crate::{exec, log};
 
 const TABLE: &str = "snf_ifup";
@@ -137,9 +147,81 @@ struct Want {
 }
 
 impl Want {
+    /// The tables this NIC uses: where it has elements, and where its bridged profile's
+    /// shared chains are (the inet table, which has no element of a bridge port).
     fn tables(&self) -> BTreeSet<Table> {
-        self.elements.iter().map(|(t, _, _)| *t).collect()
+        let shared = self.shared.keys().map(|(t, _)| *t);
+        self.elements
+            .iter()
+            .map(|(t, _, _)| *t)
+            .chain(shared)
+            .collect()
     }
+}
+
+/// The bits of the packet mark (`meta mark`) that carry a bridged profile from the bridge
+/// family, which knows the output port but has no conntrack without nf_conntrack_bridge,
+/// to the inet family, which br_netfilter (bridge-nf-call-ip6tables/iptables) runs on
+/// bridged packets and which has conntrack. Only these bits are changed, and they are
+/// cleared again where the profile is applied.
+const MARK_MASK: u32 = 0x0030_0000;
+
+/// The profile chains that need conntrack, each with its value under [`MARK_MASK`] (two
+/// bits: three values besides "none").
+const MARKED: [&str; 2] = ["snf-protected", "snf-limited"];
+const _: () = assert!(MARKED.len() as u32 <= MARK_MASK >> MARK_MASK.trailing_zeros());
+
+fn mark_of(profile: &str) -> anyhow::Result<u32> {
+    match MARKED.iter().position(|p| *p == profile) {
+        Some(i) => Ok(((i as u32) + 1) << MARK_MASK.trailing_zeros()),
+        None => bail!("nftables driver: no packet mark for the bridged profile {profile}"),
+    }
+}
+
+/// The inet chain that applies a bridged profile: a base chain of the forward hook (the
+/// mark, not an interface, says which packets are its own).
+fn bridged_profile_chain(profile: &str, fam: Family) -> String {
+    let suffix = if fam == Family::Ip6 { "6" } else { "4" };
+    format!("{profile}-br{suffix}")
+}
+
+/// `add chain` / `create chain` arguments after the name: bridged profile chains are base
+/// chains, every other chain of a NIC is a regular one.
+fn chain_spec(name: &str) -> &'static str {
+    if is_shared(name) && (name.ends_with("-br4") || name.ends_with("-br6")) {
+        " { type filter hook forward priority filter; policy accept; }"
+    } else {
+        ""
+    }
+}
+
+/// The rules of a bridged profile's inet chain: only the packets marked for it, whose
+/// mark bits it clears before the profile's own rules decide.
+fn bridged_profile_rules(
+    profile: &str,
+    fam: Family,
+    rules: Vec<String>,
+) -> anyhow::Result<Vec<String>> {
+    let proto = if fam == Family::Ip6 { "ipv6" } else { "ipv4" };
+    let mut out = vec![
+        format!("meta nfproto != {proto} return"),
+        format!(
+            "meta mark & {MARK_MASK:#010x} != {:#010x} return",
+            mark_of(profile)?
+        ),
+        format!("meta mark set meta mark & {:#010x}", !MARK_MASK),
+    ];
+    out.extend(rules);
+    Ok(out)
+}
+
+/// The bridge-family rule of a port's `SNF-TO` chain that sends its packets to `profile`.
+fn bridged_profile_mark(profile: &str) -> anyhow::Result<String> {
+    Ok(format!(
+        "meta mark set meta mark & {:#010x} | {:#010x}",
+        !MARK_MASK,
+        mark_of(profile)?
+    ))
 }
 
 /// An nft name for a model chain.
@@ -178,7 +260,10 @@ fn want_of(tap: &str, fw: &FwMap, arp: &[String]) -> anyhow::Result<Want> {
     check_tap(tap)?;
     let mut w = Want::default();
     for (&fam, spec) in fw {
-        let bridged = spec.jumps.iter().any(|j| j.matches.contains("physdev"));
+        let bridged = spec
+            .jumps
+            .iter()
+            .any(|j| matches!(j.matches, JumpMatch::BridgedOut(_)));
         let table = if fam == Family::Eb || bridged {
             Table::Bridge
         } else {
@@ -190,23 +275,20 @@ fn want_of(tap: &str, fw: &FwMap, arp: &[String]) -> anyhow::Result<Want> {
             Family::Ip6 => "6",
         };
         for j in &spec.jumps {
-            let dir = if j.matches == format!("-i {tap}") {
-                "iif"
-            } else if j.matches == format!("-o {tap}")
-                || j.matches == format!("-m physdev --physdev-out {tap} --physdev-is-bridged")
-            {
-                "oif"
-            } else {
+            if j.matches.tap() != tap {
                 bail!(
-                    "nftables driver: cannot translate the jump match {:?}",
+                    "nftables driver: a jump of {tap} matches another interface ({})",
                     j.matches
                 );
+            }
+            let dir = match j.matches {
+                JumpMatch::In(_) => "iif",
+                JumpMatch::Out(_) | JumpMatch::BridgedOut(_) => "oif",
             };
-            let hook = match j.from.as_str() {
-                "FORWARD" => "fwd",
-                "INPUT" => "in",
-                "OUTPUT" => "out",
-                other => bail!("nftables driver: unknown hook {other}"),
+            let hook = match j.from {
+                Hook::Forward => "fwd",
+                Hook::Input => "in",
+                Hook::Output => "out",
             };
             let map = format!("{hook}_{dir}{suffix}");
             let target = chain_name(fam, tap, &j.target)?;
@@ -225,6 +307,10 @@ fn want_of(tap: &str, fw: &FwMap, arp: &[String]) -> anyhow::Result<Want> {
             w.elements.insert((table, m, c));
         }
         let name = |n: &str| chain_name(fam, tap, n);
+        if bridged {
+            bridged_profile(&mut w, fam, spec, &name)?;
+            continue;
+        }
         for c in &spec.chains {
             let rules = c
                 .rules
@@ -254,121 +340,138 @@ fn want_of(tap: &str, fw: &FwMap, arp: &[String]) -> anyhow::Result<Want> {
     Ok(w)
 }
 
-struct Tokens<'a> {
-    toks: Vec<&'a str>,
-    i: usize,
-}
-
-impl<'a> Tokens<'a> {
-    fn next(&mut self) -> Option<&'a str> {
-        let t = self.toks.get(self.i).copied();
-        self.i += 1;
-        t
-    }
-
-    /// An option's value; ebtables writes a negation after the option (`-s ! MAC`).
-    fn value(&mut self, opt: &str) -> anyhow::Result<(bool, &'a str)> {
-        match self.next() {
-            Some("!") => Ok((true, self.value(opt)?.1)),
-            Some(v) => Ok((false, v)),
-            None => bail!("nftables driver: {opt} without a value"),
+/// A bridged NIC's profile. The bridge family has no conntrack without
+/// nf_conntrack_bridge, so a profile that needs it is applied in the inet family: the
+/// port's chain marks the packet (see [`MARK_MASK`]) and the profile's inet chain takes
+/// the packets so marked. A profile without conntrack stays in the bridge family.
+fn bridged_profile(
+    w: &mut Want,
+    fam: Family,
+    spec: &super::TableSpec,
+    name: &dyn Fn(&str) -> anyhow::Result<String>,
+) -> anyhow::Result<()> {
+    let mut marked = BTreeSet::new();
+    for c in &spec.shared {
+        let rules = c
+            .rules
+            .iter()
+            .map(|r| translate(fam, r, name))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let conntrack = c.rules.iter().flat_map(|r| &r.matches);
+        if conntrack.into_iter().any(|m| *m == Match::ReplyOrRelated) {
+            let rules = bridged_profile_rules(&c.name, fam, rules)?;
+            w.shared
+                .insert((Table::Inet, bridged_profile_chain(&c.name, fam)), rules);
+            marked.insert(c.name.as_str());
+        } else {
+            w.shared.insert((Table::Bridge, name(&c.name)?), rules);
         }
     }
+    for c in &spec.chains {
+        let rules = c
+            .rules
+            .iter()
+            .map(|r| match (r.matches.as_slice(), r.target()) {
+                ([], Some(p)) if marked.contains(p) => bridged_profile_mark(p),
+                _ => translate(fam, r, name),
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        w.chains.insert((Table::Bridge, name(&c.name)?), rules);
+    }
+    Ok(())
 }
 
-/// One model rule (iptables/ebtables syntax) as an nft statement.
+/// One rule as an nft statement.
 fn translate(
     fam: Family,
-    rule: &str,
+    rule: &Rule,
     chain: &dyn Fn(&str) -> anyhow::Result<String>,
 ) -> anyhow::Result<String> {
-    let mut t = Tokens {
-        toks: rule.split_whitespace().collect(),
-        i: 0,
-    };
     let mut out: Vec<String> = Vec::new();
-    let mut neg = false;
-    let mut proto: Option<&str> = None;
-    let unknown =
-        |tok: &str| anyhow::anyhow!("nftables driver: cannot translate {tok:?} in {rule:?}");
-    while let Some(tok) = t.next() {
-        if tok == "!" {
-            neg = true;
-            continue;
-        }
-        let (n, v) = match tok {
-            "--syn" => (false, ""),
-            _ => t.value(tok)?,
-        };
-        let ne = if neg || n { "!= " } else { "" };
-        neg = false;
-        let addr = |fam: Family| if fam == Family::Ip6 { "ip6" } else { "ip" };
-        let s = match (fam, tok) {
-            (_, "-j") => match v {
-                "DROP" => "drop".to_owned(),
-                "ACCEPT" => "accept".to_owned(),
-                "RETURN" => "return".to_owned(),
-                other => format!("jump {}", chain(other)?),
-            },
-            (_, "-m") => continue,
-            (Family::Ip4 | Family::Ip6, "-s") => format!("{} saddr {ne}{v}", addr(fam)),
-            (Family::Ip4 | Family::Ip6, "-p") | (Family::Eb, "--ip-proto" | "--ip6-proto") => {
-                proto = Some(v);
-                format!("meta l4proto {ne}{v}")
-            }
-            (_, "--sport" | "--dport" | "--ip-sport" | "--ip-dport" | "--ip6-sport") => {
-                let Some(p @ ("tcp" | "udp")) = proto else {
-                    return Err(unknown(tok));
+    let mut proto: Option<L4> = None;
+    let unknown = |what: &str| {
+        anyhow::anyhow!(
+            "nftables driver: cannot translate {what} in {:?}",
+            super::rule_text(fam, rule)
+        )
+    };
+    let ne = |not: bool| if not { "!= " } else { "" };
+    for m in &rule.matches {
+        out.push(match m {
+            // The address as the iptables family writes it (ebtables: without the length
+            // of a single address).
+            Match::Src { not, addr, len } => {
+                let (l3, full) = if addr.is_ipv6() {
+                    ("ip6", 128)
+                } else {
+                    ("ip", 32)
                 };
-                let dir = if tok.ends_with("sport") {
+                if fam == Family::Eb && *len == full {
+                    format!("{l3} saddr {}{addr}", ne(*not))
+                } else {
+                    format!("{l3} saddr {}{addr}/{len}", ne(*not))
+                }
+            }
+            Match::SrcMac {
+                not,
+                mac,
+                mask: None,
+            } => format!("ether saddr {}{mac}", ne(*not)),
+            Match::SrcMac {
+                not,
+                mac,
+                mask: Some(mask),
+            } => {
+                let mut net = mac.0;
+                for (b, m) in net.iter_mut().zip(mask.0) {
+                    *b &= m;
+                }
+                format!("ether saddr & {mask} {}{}", ne(*not), MacAddr(net))
+            }
+            Match::EtherType(t) => {
+                let ty = match t {
+                    EtherType::Vlan => "vlan",
+                    EtherType::Ip4 => "ip",
+                    EtherType::Ip6 => "ip6",
+                    EtherType::Arp => "arp",
+                };
+                format!("ether type {ty}")
+            }
+            Match::Proto(p) => {
+                proto = Some(*p);
+                format!("meta l4proto {}", p.name())
+            }
+            Match::SrcPort(n) | Match::DstPort(n) => {
+                let Some(p @ (L4::Tcp | L4::Udp)) = proto else {
+                    return Err(unknown("a port without TCP or UDP"));
+                };
+                let dir = if matches!(m, Match::SrcPort(_)) {
                     "sport"
                 } else {
                     "dport"
                 };
-                format!("{p} {dir} {ne}{v}")
+                format!("{} {dir} {n}", p.name())
             }
-            (_, "--syn") if proto == Some("tcp") => {
-                let op = if ne.is_empty() { "==" } else { "!=" };
-                format!("tcp flags & (fin|syn|rst|ack) {op} syn")
+            Match::NotSyn if proto == Some(L4::Tcp) => {
+                "tcp flags & (fin|syn|rst|ack) != syn".to_owned()
             }
-            (_, "--mac-source") => format!("ether saddr {ne}{v}"),
-            (_, "--ctstate") if ne.is_empty() => format!("ct state {}", v.to_lowercase()),
-            (_, "--icmpv6-type") => format!("icmpv6 type {ne}{v}"),
-            (Family::Eb, "-s") => match v.split_once('/') {
-                None => format!("ether saddr {ne}{v}"),
-                Some((mac, mask)) => {
-                    let (Ok(mac), Ok(mask)) = (mac.parse::<MacAddr>(), mask.parse::<MacAddr>())
-                    else {
-                        return Err(unknown(v));
-                    };
-                    let mut net = mac.0;
-                    for (b, m) in net.iter_mut().zip(mask.0) {
-                        *b &= m;
-                    }
-                    format!("ether saddr & {mask} {ne}{}", MacAddr(net))
-                }
-            },
-            (Family::Eb, "-p") => {
-                let ty = match v {
-                    "802_1Q" => "vlan",
-                    "IPv4" => "ip",
-                    "IPv6" => "ip6",
-                    "ARP" => "arp",
-                    _ => return Err(unknown(v)),
-                };
-                format!("ether type {ne}{ty}")
+            Match::NotSyn => return Err(unknown("a SYN match without TCP")),
+            Match::ReplyOrRelated => "ct state related,established".to_owned(),
+            // ip6tables names the type by number, ebtables by name; nft takes both.
+            Match::Icmp6(Icmp6Type::RouterAdvert) if fam == Family::Eb => {
+                "icmpv6 type nd-router-advert".to_owned()
             }
-            (Family::Eb, "--ip-src") => format!("ip saddr {ne}{v}"),
-            (Family::Eb, "--ip6-src") => format!("ip6 saddr {ne}{v}"),
-            (Family::Eb, "--ip6-icmp-type") if v == "router-advertisement" => {
-                format!("icmpv6 type {ne}nd-router-advert")
-            }
-            (Family::Eb, "--arp-mac-src") => format!("arp saddr ether {ne}{v}"),
-            (Family::Eb, "--arp-ip-src") => format!("arp saddr ip {ne}{v}"),
-            _ => return Err(unknown(tok)),
-        };
-        out.push(s);
+            Match::Icmp6(Icmp6Type::RouterAdvert) => "icmpv6 type 134".to_owned(),
+            Match::ArpSrcMac { not, mac } => format!("arp saddr ether {}{mac}", ne(*not)),
+            Match::ArpSrcIp { not, ip } => format!("arp saddr ip {}{ip}", ne(*not)),
+        });
     }
+    out.push(match &rule.verdict {
+        Verdict::Drop => "drop".to_owned(),
+        Verdict::Accept => "accept".to_owned(),
+        Verdict::Return => "return".to_owned(),
+        Verdict::Jump(t) => format!("jump {}", chain(t)?),
+    });
     Ok(out.join(" "))
 }
 
@@ -449,6 +552,25 @@ fn parse_listing(text: &str) -> Listing {
     out
 }
 
+/// The bridge ports, other than `items`' own, whose profiles live in the inet table: their
+/// port chains (`to4-`, `to6-`) in the bridge table, with the profile chains they use
+/// (none listed: the listing has names only).
+fn bridged_users<'a>(
+    l: &'a Listing,
+    items: &[Item],
+) -> impl Iterator<Item = (&'a String, &'a BTreeSet<String>)> {
+    let mine: BTreeSet<String> = items
+        .iter()
+        .flat_map(|i| Table::Bridge.chains_of(i.tap))
+        .collect();
+    l.get(&Table::Bridge)
+        .into_iter()
+        .flatten()
+        .filter(move |(c, _)| {
+            (c.starts_with("to4-") || c.starts_with("to6-")) && !mine.contains(*c)
+        })
+}
+
 /// One NIC in a transaction.
 struct Item<'a> {
     tap: &'a str,
@@ -501,12 +623,15 @@ fn transaction(items: &[Item], listing: Option<&Listing>) -> String {
         let mut gc_shared: Vec<&String> = Vec::new();
         if let Some(l) = listing {
             let now = l.get(&table);
-            let others: Vec<(&String, &BTreeSet<String>)> = now
+            let mut others: Vec<(&String, &BTreeSet<String>)> = now
                 .into_iter()
                 .flatten()
                 .filter(|(c, _)| !is_base(c) && !is_shared(c) && !ours.contains(*c))
                 .collect();
-            if others.is_empty() && wanted.is_empty() {
+            if table == Table::Inet {
+                others.extend(bridged_users(l, items));
+            }
+            if others.is_empty() && wanted.is_empty() && shared.is_empty() {
                 if now.is_some() {
                     out.push(format!("delete table {fam} {TABLE}"));
                 }
@@ -535,12 +660,15 @@ fn transaction(items: &[Item], listing: Option<&Listing>) -> String {
                 }
             }
         }
-        for c in ours
-            .iter()
-            .filter(|c| exists(c) || is_wanted(c))
-            .chain(shared.keys().copied())
+        // Base chains first, so that a rebuild lists them where a run of `up`s put them.
+        let (base, regular): (Vec<&String>, Vec<&String>) =
+            shared.keys().partition(|c| !chain_spec(c).is_empty());
+        for c in base
+            .into_iter()
+            .chain(ours.iter().filter(|c| exists(c) || is_wanted(c)))
+            .chain(regular)
         {
-            out.push(format!("add chain {fam} {TABLE} {c}"));
+            out.push(format!("add chain {fam} {TABLE} {c}{}", chain_spec(c)));
         }
         for i in &touched {
             for (map, chain) in table.slots(i.tap) {
@@ -596,13 +724,7 @@ fn run(tx: &str) -> anyhow::Result<()> {
     if tx.is_empty() {
         return Ok(());
     }
-    exec::with_stdin("nft", &["-f", "-"], tx).map_err(|e| {
-        if format!("{e:#}").contains("Protocol error") {
-            e.context("nft: the kernel lacks a feature these rules need (a bridged firewall profile needs bridge conntrack, nf_conntrack_bridge)")
-        } else {
-            e
-        }
-    })
+    exec::with_stdin("nft", &["-f", "-"], tx)
 }
 
 /// snf-ifup's own record of what its nftables tables hold (table family → TAP → the
@@ -655,6 +777,22 @@ impl Index {
                     e.extend(all_shared.cloned());
                 } else {
                     e.extend(jumps.iter().filter(|j| is_shared(j)).cloned());
+                }
+            }
+        }
+        // Bridge ports with a profile use the inet table's profile chains.
+        if let Some(inet) = l.get(&Table::Inet) {
+            let all_shared: BTreeSet<String> =
+                inet.keys().filter(|c| is_shared(c)).cloned().collect();
+            let e = ix
+                .tables
+                .entry(Table::Inet.family().to_owned())
+                .or_default();
+            for (c, _) in bridged_users(l, items) {
+                if let Some((_, tap)) = c.split_once('-') {
+                    e.entry(tap.to_owned())
+                        .or_default()
+                        .extend(all_shared.iter().cloned());
                 }
             }
         }
@@ -768,7 +906,7 @@ fn fast(tap: &str, want: &Want, old: &Want, index: &Index) -> Option<(String, In
         let used_by_others = |c: &str| others.iter().any(|s| s.contains(c));
         let (wc, ws, we) = parts(want, table);
         let (oc, os, oe) = parts(old, table);
-        if we.is_empty() {
+        if we.is_empty() && ws.is_empty() {
             if let Some(t) = after.tables.get_mut(fam) {
                 t.remove(tap);
                 if t.is_empty() {
@@ -796,7 +934,7 @@ fn fast(tap: &str, want: &Want, old: &Want, index: &Index) -> Option<(String, In
             out.push(format!("create chain {fam} {TABLE} {c}"));
         }
         for c in ws.keys().filter(|c| new_shared(c)) {
-            out.push(format!("create chain {fam} {TABLE} {c}"));
+            out.push(format!("create chain {fam} {TABLE} {c}{}", chain_spec(c)));
         }
         for (c, rules) in &wc {
             match oc.get(c) {
@@ -988,16 +1126,21 @@ pub fn usable() -> bool {
     for t in Table::ALL {
         probe.push_str(&format!("add table {} {TABLE}\n", t.family()));
     }
-    // A bridged profile needs conntrack in the bridge family.
+    // A profile needs conntrack in the inet family; a bridged one also the packet mark
+    // in the bridge family (not bridge conntrack: see [`MARK_MASK`]).
     probe.push_str(&format!(
-        "add chain bridge {TABLE} probe\nadd rule bridge {TABLE} probe ct state established accept\n"
+        "add chain inet {TABLE} probe\nadd rule inet {TABLE} probe ct state established accept\n\
+         add chain bridge {TABLE} probe\nadd rule bridge {TABLE} probe {}\n",
+        bridged_profile_mark(MARKED[0]).unwrap_or_default()
     ));
     let ok = matches!(
         exec::with_stdin_status("nft", &["-c", "-f", "-"], &probe),
         Ok((true, _))
     );
     if !ok {
-        log::info("nftables unusable here (no nft, or no bridge conntrack); using iptables");
+        log::info(
+            "nftables unusable here (no nft, or the kernel lacks conntrack or marks in nf_tables); using iptables",
+        );
     }
     ok
 }
@@ -1019,6 +1162,15 @@ pub fn queue_supported() -> bool {
 mod tests {
     use super::*;
     use crate::firewall::TableSpec;
+
+    /// [`super::translate`] of a rule the tests write in iptables syntax.
+    fn translate(
+        fam: Family,
+        text: &str,
+        name: &dyn Fn(&str) -> anyhow::Result<String>,
+    ) -> anyhow::Result<String> {
+        super::translate(fam, &crate::firewall::parse_rule(fam, text)?, name)
+    }
 
     fn name(fam: Family) -> impl Fn(&str) -> anyhow::Result<String> {
         move |n| chain_name(fam, "tap1", n)
@@ -1147,7 +1299,7 @@ mod tests {
     fn removal_needs_no_listing_and_gc_reads_it() {
         let mut spec = TableSpec::default();
         spec.push_rule("SNF-FROM-tap1", "-s ! aa:00:00:00:00:01 -j DROP".into());
-        spec.push_jump("FORWARD", "-i tap1".into(), "SNF-FROM-tap1");
+        spec.push_jump(Hook::Forward, "-i tap1".into(), "SNF-FROM-tap1");
         let fw: FwMap = [(Family::Eb, spec)].into_iter().collect();
         let want = want_of("tap1", &fw, &[]).unwrap();
         assert_eq!(want.tables(), [Table::Bridge].into_iter().collect());
@@ -1183,5 +1335,133 @@ mod tests {
         );
         assert_eq!(rm, "delete table bridge snf_ifup\n");
         assert!(check_tap("tap\"1").is_err());
+    }
+}
+
+#[cfg(test)]
+mod bridged_profile_tests {
+    use super::*;
+    use crate::firewall::{Chain, TableSpec};
+
+    /// The model of a bridged NIC with profile `p` (as `plan.rs` writes it).
+    fn bridged(tap: &str, p: &str) -> FwMap {
+        let mut fw = FwMap::new();
+        for fam in [Family::Ip4, Family::Ip6] {
+            let mut s = TableSpec::default();
+            s.push_rule(&to_chain(tap), Rule::new([], Verdict::Jump(p.to_owned())));
+            s.push_shared(Chain {
+                name: p.to_owned(),
+                rules: vec![
+                    "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT".into(),
+                    "-j DROP".into(),
+                ],
+            });
+            s.push_jump(
+                Hook::Forward,
+                format!("-m physdev --physdev-out {tap} --physdev-is-bridged").into(),
+                &to_chain(tap),
+            );
+            fw.insert(fam, s);
+        }
+        fw
+    }
+
+    #[test]
+    fn a_bridged_profile_marks_in_the_bridge_and_filters_in_inet() {
+        let w = want_of("tap1", &bridged("tap1", "snf-limited"), &[]).unwrap();
+        assert_eq!(
+            w.tables(),
+            [Table::Bridge, Table::Inet].into_iter().collect()
+        );
+        assert_eq!(
+            w.chains[&(Table::Bridge, "to4-tap1".to_owned())],
+            ["meta mark set meta mark & 0xffcfffff | 0x00200000"]
+        );
+        assert_eq!(
+            w.shared[&(Table::Inet, "snf-limited-br6".to_owned())],
+            [
+                "meta nfproto != ipv6 return",
+                "meta mark & 0x00300000 != 0x00200000 return",
+                "meta mark set meta mark & 0xffcfffff",
+                "ct state related,established accept",
+                "drop",
+            ]
+        );
+        assert!(!w.elements.iter().any(|(t, _, _)| *t == Table::Inet));
+        // A profile chain without conntrack stays in the bridge family.
+        let mut fw = bridged("tap1", "snf-unprotected");
+        for s in fw.values_mut() {
+            s.shared[0].rules = vec!["-j ACCEPT".into()];
+        }
+        let w = want_of("tap1", &fw, &[]).unwrap();
+        assert_eq!(w.tables(), [Table::Bridge].into_iter().collect());
+        assert_eq!(
+            w.chains[&(Table::Bridge, "to4-tap1".to_owned())],
+            ["jump snf-unprotected4"]
+        );
+        // An unknown profile has no mark value: refused, not applied without its filter.
+        assert!(want_of("tap1", &bridged("tap1", "snf-other"), &[]).is_err());
+    }
+
+    /// A bridge port with a profile keeps the inet table (and its profile chain) alive
+    /// when the last routed NIC goes, whichever way the transaction is computed.
+    #[test]
+    fn the_inet_table_lives_while_a_bridge_port_uses_it() {
+        let listing = parse_listing(
+            "table bridge snf_ifup {\n\tchain forward {\n\t}\n\tchain to4-tap1 {\n\t}\n\tchain to6-tap1 {\n\t}\n}\n\
+             table inet snf_ifup {\n\tchain forward {\n\t}\n\tchain snf-limited-br4 {\n\t}\n\tchain snf-limited-br6 {\n\t}\n\
+             \tchain from4-tap2 {\n\t}\n}\n",
+        );
+        let rm = |tap| Item {
+            tap,
+            want: Want::default(),
+            recorded: None,
+            touch: [Table::Inet].into_iter().collect(),
+        };
+        let tx = transaction(&[rm("tap2")], Some(&listing));
+        assert!(!tx.contains("delete table inet"), "{tx}");
+        assert!(
+            tx.contains("delete chain inet snf_ifup from4-tap2\n"),
+            "{tx}"
+        );
+        assert!(
+            !tx.contains("delete chain inet snf_ifup snf-limited-br4"),
+            "{tx}"
+        );
+        // The index says so too, so that `down` of tap2 from the record agrees.
+        let ix = Index::from_listing(&listing, &[]);
+        assert_eq!(
+            ix.tables["inet"]["tap1"],
+            ["snf-limited-br4", "snf-limited-br6"]
+                .into_iter()
+                .map(str::to_owned)
+                .collect()
+        );
+        // The bridge port's own `down` removes the inet table with it when it was the last.
+        let alone = parse_listing(
+            "table bridge snf_ifup {\n\tchain forward {\n\t}\n\tchain to4-tap1 {\n\t}\n}\n\
+             table inet snf_ifup {\n\tchain forward {\n\t}\n\tchain snf-limited-br4 {\n\t}\n\
+             \tchain snf-limited-br6 {\n\t}\n}\n",
+        );
+        let mut it = rm("tap1");
+        it.touch = [Table::Bridge, Table::Inet].into_iter().collect();
+        assert_eq!(
+            transaction(&[it], Some(&alone)),
+            "delete table bridge snf_ifup\ndelete table inet snf_ifup\n"
+        );
+        // From the record: the same, without a listing.
+        let old = want_of("tap1", &bridged("tap1", "snf-limited"), &[]).unwrap();
+        let ix = Index::from_listing(&alone, &[]);
+        let (tx, after) = fast("tap1", &Want::default(), &old, &ix).unwrap();
+        assert_eq!(
+            tx,
+            "delete table bridge snf_ifup\ndelete table inet snf_ifup\n"
+        );
+        assert!(after.tables.is_empty());
+        // `up` of a second port with the same profile creates nothing in inet.
+        let new = want_of("tap3", &bridged("tap3", "snf-limited"), &[]).unwrap();
+        let (tx, after) = fast("tap3", &new, &Want::default(), &ix).unwrap();
+        assert!(!tx.contains(" inet "), "{tx}");
+        assert!(after.tables["inet"].contains_key("tap3"));
     }
 }

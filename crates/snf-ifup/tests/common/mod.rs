@@ -136,9 +136,10 @@ impl Lab {
             .collect()
     }
 
-    /// Whether nftables' bridge family has conntrack here (nf_conntrack_bridge); checked
-    /// with `nft -c`, nothing is applied.
-    pub fn bridge_conntrack(&self) -> bool {
+    /// Whether nftables can hold a bridged firewall profile here: conntrack in the inet
+    /// family and the packet mark in the bridge family; checked with `nft -c`, nothing is
+    /// applied.
+    pub fn nft_takes_profiles(&self) -> bool {
         let mut c = Command::new("ip");
         c.args(["netns", "exec", &self.node, "nft", "-c", "-f", "-"]);
         c.stdin(std::process::Stdio::piped());
@@ -146,7 +147,8 @@ impl Lab {
         let Ok(mut child) = c.spawn() else {
             return false;
         };
-        let probe = "add table bridge probe\nadd chain bridge probe c\nadd rule bridge probe c ct state established accept\n";
+        let probe = "add table inet probe\nadd chain inet probe c\nadd rule inet probe c ct state established accept\n\
+            add table bridge probe\nadd chain bridge probe c\nadd rule bridge probe c meta mark set meta mark & 0xffcfffff | 0x00100000\n";
         let _ = child
             .stdin
             .take()
