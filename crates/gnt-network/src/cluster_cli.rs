@@ -51,6 +51,7 @@ pub enum Cmd {
 }
 
 pub fn main() -> ExitCode {
+    crate::complete::handle::<Cli>(None);
     finish(run(Cli::parse()))
 }
 

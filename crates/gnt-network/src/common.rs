@@ -333,6 +333,7 @@ pub struct TagArgs {
     #[command(flatten)]
     pub jobs: JobOpts,
     /// The object whose tags change.
+    #[arg(add = clap_complete::engine::ArgValueCandidates::new(crate::complete::own))]
     pub name: String,
     pub tags: Vec<String>,
 }

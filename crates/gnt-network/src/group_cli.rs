@@ -3,11 +3,13 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use clap_complete::engine::ArgValueCandidates;
 use netconf_cluster::GntError;
 use netconf_cluster::config::{ClusterConfig, Store};
 use netconf_cluster::ops::group as ops;
 
 use crate::common::{FormatArg, Global, JobOpts, ListArgs, finish, list, mutate, out};
+use crate::complete;
 use crate::sort::nice_cmp;
 use crate::table::{self, Field, Join, Kind, Value};
 
@@ -36,12 +38,14 @@ pub enum Cmd {
     Remove {
         #[command(flatten)]
         jobs: JobOpts,
+        #[arg(add = ArgValueCandidates::new(complete::groups))]
         group: String,
     },
     /// Rename a node group.
     Rename {
         #[command(flatten)]
         jobs: JobOpts,
+        #[arg(add = ArgValueCandidates::new(complete::groups))]
         old: String,
         new: String,
     },
@@ -49,25 +53,29 @@ pub enum Cmd {
     AssignNodes {
         #[command(flatten)]
         jobs: JobOpts,
+        #[arg(add = ArgValueCandidates::new(complete::groups))]
         group: String,
-        #[arg(required = true)]
+        #[arg(required = true, add = ArgValueCandidates::new(complete::nodes))]
         nodes: Vec<String>,
     },
     /// List node groups.
     List {
         #[command(flatten)]
         opts: ListArgs,
+        #[arg(add = ArgValueCandidates::new(complete::groups))]
         groups: Vec<String>,
     },
     /// Show node groups in detail.
     Info {
         #[command(flatten)]
         format: FormatArg,
+        #[arg(add = ArgValueCandidates::new(complete::groups))]
         groups: Vec<String>,
     },
 }
 
 pub fn main() -> ExitCode {
+    complete::handle::<Cli>(Some(complete::Kind::Group));
     finish(run(Cli::parse()))
 }
 

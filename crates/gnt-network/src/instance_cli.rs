@@ -5,6 +5,7 @@
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use clap_complete::engine::ArgValueCandidates;
 use netconf::eui64;
 use netconf::nicmode::NicMode;
 use netconf_cluster::GntError;
@@ -15,6 +16,7 @@ use crate::common::{
     FormatArg, Global, JobOpts, ListArgs, ListFieldsArgs, TagArgs, change_tags, finish, list,
     list_fields, mutate, out, print_tags, split_list,
 };
+use crate::complete;
 use crate::sort::nice_cmp;
 use crate::table::{Field, Join, Kind, Value};
 use netconf::timefmt::format_time;
@@ -109,10 +111,10 @@ pub enum Cmd {
     /// Add an instance with its NICs.
     Add {
         /// Primary node (its group gives the NICs' connections).
-        #[arg(short = 'n', long = "node", value_name = "NODE")]
+        #[arg(short = 'n', long = "node", value_name = "NODE", add = ArgValueCandidates::new(complete::nodes))]
         node: Option<String>,
         /// Node group, for instances without a node (default: `default`).
-        #[arg(short = 'g', long = "node-group", value_name = "GROUP")]
+        #[arg(short = 'g', long = "node-group", value_name = "GROUP", add = ArgValueCandidates::new(complete::groups))]
         group: Option<String>,
         /// NIC: IDX:ip=pool|none|ADDR,network=NET,mac=generate|ADDR,mode=M,link=L,vlan=V,name=N
         #[arg(long = "net", value_name = "IDX:PARAMS")]
@@ -151,6 +153,7 @@ pub enum Cmd {
         ignored: Ignored,
         #[command(flatten)]
         jobs: JobOpts,
+        #[arg(add = ArgValueCandidates::new(complete::instances))]
         name: String,
     },
     /// Remove an instance and release its addresses (no prompt: no disks are lost here).
@@ -164,6 +167,7 @@ pub enum Cmd {
         ignore_failures: bool,
         #[command(flatten)]
         jobs: JobOpts,
+        #[arg(add = ArgValueCandidates::new(complete::instances))]
         name: String,
     },
     /// Rename an instance.
@@ -174,6 +178,7 @@ pub enum Cmd {
         no_ip_check: bool,
         #[command(flatten)]
         jobs: JobOpts,
+        #[arg(add = ArgValueCandidates::new(complete::instances))]
         old: String,
         new: String,
     },
@@ -187,12 +192,14 @@ pub enum Cmd {
         static_: bool,
         #[command(flatten)]
         format: FormatArg,
+        #[arg(add = ArgValueCandidates::new(complete::instances))]
         names: Vec<String>,
     },
     /// List instances.
     List {
         #[command(flatten)]
         opts: ListArgs,
+        #[arg(add = ArgValueCandidates::new(complete::instances))]
         names: Vec<String>,
     },
     /// List the fields `list` knows.
@@ -202,10 +209,14 @@ pub enum Cmd {
     /// Remove tags from an instance.
     RemoveTags(TagArgs),
     /// List an instance's tags.
-    ListTags { name: String },
+    ListTags {
+        #[arg(add = ArgValueCandidates::new(complete::instances))]
+        name: String,
+    },
 }
 
 pub fn main() -> ExitCode {
+    complete::handle::<Cli>(Some(complete::Kind::Instance));
     finish(run(Cli::parse()))
 }
 

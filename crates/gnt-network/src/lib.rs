@@ -4,8 +4,10 @@
 
 pub mod cluster_cli;
 pub mod common;
+pub mod complete;
 pub mod group_cli;
 pub mod instance_cli;
+pub mod manpage;
 pub mod network_cli;
 pub mod node_cli;
 pub mod sort;

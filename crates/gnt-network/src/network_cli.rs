@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use clap_complete::engine::ArgValueCandidates;
 use netconf::NicMode;
 use netconf_cluster::GntError;
 use netconf_cluster::config::{ClusterConfig, Network, Store};
@@ -13,6 +14,7 @@ use crate::common::{
     FormatArg, Global, JobOpts, ListArgs, ListFieldsArgs, TagArgs, change_tags, finish, list,
     list_fields, mutate, out, print_tags, split_list,
 };
+use crate::complete;
 use crate::sort::nice_cmp;
 use crate::table::{self, Field, Join, Kind, Value};
 
@@ -45,12 +47,14 @@ pub enum Cmd {
         force: bool,
         #[command(flatten)]
         jobs: JobOpts,
+        #[arg(add = ArgValueCandidates::new(complete::networks))]
         network: String,
     },
     /// Rename a network.
     Rename {
         #[command(flatten)]
         jobs: JobOpts,
+        #[arg(add = ArgValueCandidates::new(complete::networks))]
         old: String,
         new: String,
     },
@@ -60,13 +64,16 @@ pub enum Cmd {
     Disconnect {
         #[command(flatten)]
         jobs: JobOpts,
+        #[arg(add = ArgValueCandidates::new(complete::networks))]
         network: String,
+        #[arg(add = ArgValueCandidates::new(complete::groups))]
         groups: Vec<String>,
     },
     /// List networks.
     List {
         #[command(flatten)]
         opts: ListArgs,
+        #[arg(add = ArgValueCandidates::new(complete::networks))]
         networks: Vec<String>,
     },
     /// List the fields `list` knows.
@@ -75,6 +82,7 @@ pub enum Cmd {
     Info {
         #[command(flatten)]
         format: FormatArg,
+        #[arg(add = ArgValueCandidates::new(complete::networks))]
         networks: Vec<String>,
     },
     /// Add tags to a network.
@@ -82,7 +90,10 @@ pub enum Cmd {
     /// Remove tags from a network.
     RemoveTags(TagArgs),
     /// List a network's tags.
-    ListTags { network: String },
+    ListTags {
+        #[arg(add = ArgValueCandidates::new(complete::networks))]
+        network: String,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -150,6 +161,7 @@ pub struct ModifyArgs {
     pub mac_prefix: Option<String>,
     #[command(flatten)]
     pub jobs: JobOpts,
+    #[arg(add = ArgValueCandidates::new(complete::networks))]
     pub network: String,
 }
 
@@ -168,11 +180,12 @@ pub struct ConnectArgs {
     #[command(flatten)]
     pub jobs: JobOpts,
     /// NETWORK [GROUP…], or the old form NETWORK MODE LINK [GROUP…].
-    #[arg(required = true, value_name = "ARGS")]
+    #[arg(required = true, value_name = "ARGS", add = ArgValueCandidates::new(complete::network_then_groups))]
     pub args: Vec<String>,
 }
 
 pub fn main() -> ExitCode {
+    complete::handle::<Cli>(Some(complete::Kind::Network));
     finish(run(Cli::parse()))
 }
 

@@ -4,11 +4,13 @@ use std::net::Ipv4Addr;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use clap_complete::engine::ArgValueCandidates;
 use netconf_cluster::GntError;
 use netconf_cluster::config::{ClusterConfig, Store};
 use netconf_cluster::ops::node as ops;
 
 use crate::common::{Global, JobOpts, ListArgs, finish, list, mutate};
+use crate::complete;
 use crate::sort::nice_cmp;
 use crate::table::{Field, Join, Kind, Value};
 
@@ -26,7 +28,7 @@ pub enum Cmd {
     /// Add a node to a group (`default` unless -g is given).
     Add {
         /// Node group of the new node.
-        #[arg(short = 'g', long = "node-group", value_name = "GROUP")]
+        #[arg(short = 'g', long = "node-group", value_name = "GROUP", add = ArgValueCandidates::new(complete::groups))]
         group: Option<String>,
         /// The node's primary IPv4 address (Ganeti resolves the name; this suite does not).
         #[arg(long, value_name = "IP")]
@@ -42,6 +44,7 @@ pub enum Cmd {
     Remove {
         #[command(flatten)]
         jobs: JobOpts,
+        #[arg(add = ArgValueCandidates::new(complete::nodes))]
         node: String,
     },
     /// Change a node: move it (and its instances) to another group.
@@ -50,22 +53,26 @@ pub enum Cmd {
             short = 'g',
             long = "node-group",
             value_name = "GROUP",
-            required = true
+            required = true,
+            add = ArgValueCandidates::new(complete::groups)
         )]
         group: String,
         #[command(flatten)]
         jobs: JobOpts,
+        #[arg(add = ArgValueCandidates::new(complete::nodes))]
         node: String,
     },
     /// List nodes.
     List {
         #[command(flatten)]
         opts: ListArgs,
+        #[arg(add = ArgValueCandidates::new(complete::nodes))]
         nodes: Vec<String>,
     },
 }
 
 pub fn main() -> ExitCode {
+    complete::handle::<Cli>(Some(complete::Kind::Node));
     finish(run(Cli::parse()))
 }
 

@@ -16,8 +16,27 @@ fn chunks(s: &str) -> Vec<(bool, &str)> {
 }
 
 pub fn nice_cmp(a: &str, b: &str) -> Ordering {
-    let (ca, cb) = (chunks(a), chunks(b));
-    for (x, y) in ca.iter().zip(&cb) {
+    cmp_chunks(&chunks(a), &chunks(b))
+}
+
+/// `names` in `nice_cmp`'s order, each split into chunks once instead of at every
+/// comparison (a shell completion sorts 10,000 instance names at each TAB).
+pub fn nice_sorted(names: Vec<String>) -> Vec<String> {
+    let order: Vec<usize> = {
+        let mut keyed: Vec<(Vec<(bool, &str)>, usize)> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (chunks(n), i))
+            .collect();
+        keyed.sort_by(|a, b| cmp_chunks(&a.0, &b.0));
+        keyed.into_iter().map(|(_, i)| i).collect()
+    };
+    let mut names: Vec<Option<String>> = names.into_iter().map(Some).collect();
+    order.into_iter().filter_map(|i| names[i].take()).collect()
+}
+
+fn cmp_chunks(ca: &[(bool, &str)], cb: &[(bool, &str)]) -> Ordering {
+    for (x, y) in ca.iter().zip(cb) {
         let o = match (x.0, y.0) {
             (true, true) => {
                 let (xa, ya) = (x.1.trim_start_matches('0'), y.1.trim_start_matches('0'));
@@ -41,5 +60,9 @@ mod tests {
         let mut v = vec!["net10", "net2", "a", "net1", "net1b"];
         v.sort_by(|a, b| nice_cmp(a, b));
         assert_eq!(v, ["a", "net1", "net1b", "net2", "net10"]);
+        let owned = ["net10", "net2", "a", "net1", "net1b", "net02"].map(String::from);
+        let mut by_cmp = owned.to_vec();
+        by_cmp.sort_by(|a, b| nice_cmp(a, b));
+        assert_eq!(nice_sorted(owned.to_vec()), by_cmp);
     }
 }

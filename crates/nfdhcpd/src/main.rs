@@ -54,6 +54,12 @@ enum OutputFormat {
 }
 
 fn main() -> ExitCode {
+    // `NETCONF_COMPLETE=bash nfdhcpd` prints the shell's completion script; with it set, the
+    // shell asks here for the words of a TAB (see the page's SHELL COMPLETION).
+    clap_complete::CompleteEnv::with_factory(<Cli as clap::CommandFactory>::command)
+        .var("NETCONF_COMPLETE")
+        .completer("nfdhcpd")
+        .complete();
     match run() {
         Ok(c) => c,
         Err(e) => {

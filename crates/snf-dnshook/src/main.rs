@@ -44,6 +44,12 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
+    // `NETCONF_COMPLETE=bash snf-dnshook` prints the shell's completion script; with it set, the
+    // shell asks here for the words of a TAB (see the page's SHELL COMPLETION).
+    clap_complete::CompleteEnv::with_factory(<Cli as clap::CommandFactory>::command)
+        .var("NETCONF_COMPLETE")
+        .completer("snf-dnshook")
+        .complete();
     let cli = Cli::parse();
     match run(&cli) {
         Ok(code) => code,

@@ -242,6 +242,12 @@ fn run() -> anyhow::Result<ExitCode> {
 }
 
 fn main() -> ExitCode {
+    // `NETCONF_COMPLETE=bash snf-ifup` prints the shell's completion script; with it set, the
+    // shell asks here for the words of a TAB (see the page's SHELL COMPLETION).
+    clap_complete::CompleteEnv::with_factory(<Cli as clap::CommandFactory>::command)
+        .var("NETCONF_COMPLETE")
+        .completer("snf-ifup")
+        .complete();
     match run() {
         Ok(code) => code,
         Err(e) => {

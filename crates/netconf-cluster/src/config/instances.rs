@@ -297,6 +297,20 @@ impl Instances {
             })
     }
 
+    /// Every instance's name, from the index: nothing is decoded (shell completion reads
+    /// these for each TAB).
+    pub fn names(&self) -> Vec<String> {
+        if let Some(m) = self.full.get() {
+            return m.values().map(|i| i.name.to_string()).collect();
+        }
+        let stored = self
+            .stored_live()
+            .map(|e| String::from_utf8_lossy(e.name).into_owned());
+        stored
+            .chain(self.overlay_live().map(|(_, i)| i.name.to_string()))
+            .collect()
+    }
+
     /// Every MAC address of every NIC.
     pub fn macs(&self) -> Vec<MacAddr> {
         if let Some(m) = self.full.get() {

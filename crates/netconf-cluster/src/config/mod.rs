@@ -38,6 +38,6 @@ pub use model::{
 #[cfg(any(test, feature = "test-support"))]
 pub use store::FileStore;
 pub use store::{
-    DEFAULT_CONFIG_PATH, Location, Store, Version, open, open_at, open_for_one_command, parse,
-    render, transaction,
+    DEFAULT_CONFIG_PATH, Location, Store, Version, open, open_at, open_for_one_command,
+    open_read_only, parse, render, transaction,
 };

@@ -140,6 +140,12 @@ impl Store for Box<dyn Store> {
     }
 }
 
+/// The configuration at `path` for a reader that must not change or wait on anything (shell
+/// completion): see [`FileStore::read_only`].
+pub fn open_read_only(path: &Path) -> impl Store + use<> {
+    FileStore::new(path).read_only()
+}
+
 /// `config.data` on a local file system.
 #[derive(Clone, Debug)]
 pub struct FileStore {
@@ -147,6 +153,7 @@ pub struct FileStore {
     lock_path: PathBuf,
     cache_path: PathBuf,
     free_after_commit: bool,
+    read_only: bool,
 }
 
 /// config.data as found now: its resolved path, and the open file (none: absent).
@@ -264,7 +271,17 @@ impl FileStore {
             cache_path: beside(".cache"),
             path,
             free_after_commit: true,
+            read_only: false,
         }
+    }
+
+    /// A view that writes nothing (no lock file, no cache rebuilt, every commit refused),
+    /// never waits for a writer's lock (writers replace config.data by an atomic rename, so
+    /// an unlocked reader still sees a whole file) and reads an absent config.data as an
+    /// error instead of imagining a fresh cluster.
+    pub fn read_only(mut self) -> Self {
+        self.read_only = true;
+        self
     }
 
     /// For a command that exits right after its transaction: the committed configuration
@@ -346,6 +363,24 @@ impl FileStore {
             p.display(),
             MAX_CONFIG_LEN >> 20
         ))
+    }
+
+    /// The lock file for a reader's shared lock; none for a read-only view.
+    fn shared_lock(&self) -> Result<Option<File>, GntError> {
+        if self.read_only {
+            return Ok(None);
+        }
+        self.open_lock(false)
+    }
+
+    fn refuse_if_read_only(&self) -> Result<(), GntError> {
+        if self.read_only {
+            return Err(GntError::Exec(format!(
+                "{}: opened read-only; nothing was written",
+                self.path.display()
+            )));
+        }
+        Ok(())
     }
 
     fn open_lock(&self, create: bool) -> Result<Option<File>, GntError> {
@@ -430,6 +465,12 @@ impl FileStore {
     /// fingerprint of the bytes it reflects.
     fn load(&self, cur: &Current) -> Result<(ClusterConfig, Option<Fingerprint>), GntError> {
         let (Some(file), Some(fp)) = (&cur.file, cur.fp) else {
+            if self.read_only {
+                return Err(GntError::Config(format!(
+                    "{}: no configuration",
+                    cur.target.display()
+                )));
+            }
             return Ok((ClusterConfig::new(), None));
         };
         if let Some(cfg) = self.load_cache(fp, file, &cur.target) {
@@ -456,7 +497,7 @@ impl FileStore {
         // A configuration that breaks an invariant gets no cache, so every command parses
         // it again and reports it (`verify`) until it is fixed.
         cfg.origin.errors = verify::errors(&cfg);
-        if cfg.origin.errors.is_empty() {
+        if cfg.origin.errors.is_empty() && !self.read_only {
             self.save_cache(fp, &cfg, cur.mode);
         }
         Ok((cfg, Some(fp)))
@@ -777,7 +818,7 @@ pub(super) fn check_commit(cfg: &ClusterConfig, place: &str) -> Result<(), GntEr
 
 impl Store for FileStore {
     fn read(&self) -> Result<ClusterConfig, GntError> {
-        let lock = self.open_lock(false)?;
+        let lock = self.shared_lock()?;
         if let Some(l) = &lock {
             l.lock_shared()
                 .map_err(|e| self.io_err("lock", &self.lock_path, &e))?;
@@ -788,7 +829,7 @@ impl Store for FileStore {
     }
 
     fn read_versioned(&self) -> Result<(ClusterConfig, Version), GntError> {
-        let lock = self.open_lock(false)?;
+        let lock = self.shared_lock()?;
         if let Some(l) = &lock {
             l.lock_shared()
                 .map_err(|e| self.io_err("lock", &self.lock_path, &e))?;
@@ -803,6 +844,7 @@ impl Store for FileStore {
         mut next: ClusterConfig,
         version: Version,
     ) -> Result<bool, GntError> {
+        self.refuse_if_read_only()?;
         let lock = self.open_lock(true)?;
         if let Some(l) = &lock {
             l.lock()
@@ -834,6 +876,7 @@ impl Store for FileStore {
         &self,
         f: &mut dyn FnMut(&mut ClusterConfig) -> Result<(), GntError>,
     ) -> Result<(), GntError> {
+        self.refuse_if_read_only()?;
         let lock = self.open_lock(true)?;
         if let Some(l) = &lock {
             l.lock()
@@ -959,6 +1002,45 @@ mod tests {
             3,
             "only config.data, its lock and its cache: {names:?}"
         );
+    }
+
+    /// Shell completion reads through this view: it must leave every file as it was, not
+    /// wait for a writer, and see no cluster where none was written.
+    #[test]
+    fn read_only_view_writes_nothing_waits_for_no_lock_and_needs_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.data");
+        let ro = FileStore::new(&path).read_only();
+        assert!(ro.read().is_err(), "an absent file is no cluster");
+        assert!(fs::read_dir(dir.path()).unwrap().next().is_none());
+        let store = FileStore::new(&path);
+        transaction(&store, |c| {
+            c.cluster.name = "c1".into();
+            Ok(())
+        })
+        .unwrap();
+        // A stale cache would be rebuilt by an ordinary reader; this one only reads.
+        let cache = dir.path().join("config.data.cache");
+        fs::remove_file(&cache).unwrap();
+        let listing = |d: &Path| {
+            let mut v: Vec<_> = fs::read_dir(d)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            v.sort();
+            v
+        };
+        let before = (listing(dir.path()), fs::read(&path).unwrap());
+        // A writer holding the lock does not hold this reader up.
+        let held = File::open(dir.path().join("config.data.lock")).unwrap();
+        held.lock().unwrap();
+        assert_eq!(ro.read().unwrap().cluster.name, "c1");
+        assert_eq!(ro.read_versioned().unwrap().0.cluster.name, "c1");
+        assert!(transaction(&ro, |_| Ok(())).is_err());
+        let (cfg, v) = ro.read_versioned().unwrap();
+        assert!(!ro.commit_if_unchanged(cfg, v).unwrap_or(false));
+        drop(held);
+        assert_eq!((listing(dir.path()), fs::read(&path).unwrap()), before);
     }
 
     #[test]
