@@ -535,30 +535,48 @@ fn transaction(items: &[Item], listing: Option<&Listing>) -> String {
                 }
             }
         }
+        // A chain the listing shows needs no `add` (nft parses every line: at 200 NICs the
+        // no-op lines cost more than the commit).
+        let listed =
+            |c: &String| listing.is_some_and(|l| l.get(&table).is_some_and(|m| m.contains_key(c)));
         for c in ours
             .iter()
             .filter(|c| exists(c) || is_wanted(c))
             .chain(shared.keys().copied())
+            .filter(|c| !listed(c))
         {
             out.push(format!("add chain {fam} {TABLE} {c}"));
         }
+        // One statement per map and operation, whatever the number of NICs.
+        let mut by_map: BTreeMap<&str, (Vec<String>, Vec<String>)> = BTreeMap::new();
+        let mut maps: Vec<&str> = Vec::new();
         for i in &touched {
             for (map, chain) in table.slots(i.tap) {
-                let el = format!(
-                    "element {fam} {TABLE} {map} {{ \"{}\" : jump {chain} }}",
-                    i.tap
-                );
                 let want_it = i.want.elements.contains(&(table, map, chain.clone()));
                 if !want_it && !exists(&chain) {
                     continue;
                 }
-                out.push(format!("add {el}"));
-                if !want_it {
-                    out.push(format!(
-                        "delete element {fam} {TABLE} {map} {{ \"{}\" }}",
-                        i.tap
-                    ));
+                if !maps.contains(&map) {
+                    maps.push(map);
                 }
+                let (add, del) = by_map.entry(map).or_default();
+                add.push(format!("\"{}\" : jump {chain}", i.tap));
+                if !want_it {
+                    del.push(format!("\"{}\"", i.tap));
+                }
+            }
+        }
+        for map in maps {
+            let (add, del) = &by_map[map];
+            out.push(format!(
+                "add element {fam} {TABLE} {map} {{ {} }}",
+                add.join(", ")
+            ));
+            if !del.is_empty() {
+                out.push(format!(
+                    "delete element {fam} {TABLE} {map} {{ {} }}",
+                    del.join(", ")
+                ));
             }
         }
         for (c, rules) in wanted
