@@ -94,37 +94,58 @@ impl Steps {
 
 pub(super) fn teardown(ctx: &Ctx, tap: &IfName, st: Option<&State>) -> anyhow::Result<()> {
     let t = tap.as_str();
-    let mut steps = Steps {
-        tap: t.to_owned(),
-        left: st.cloned(),
-        errors: Vec::new(),
-    };
     let known = st.filter(|s| s.complete).map(State::fw_map);
     let maybe = st.map_or(Family::ALL.to_vec(), |s| s.families.clone());
-    let drv = st.map_or_else(|| driver(ctx), |s| s.driver);
-    let fw = drv.get(&ctx.cfg.state_dir).apply(&[NicRules {
+    let drv = st
+        .map_or_else(|| driver(ctx), |s| s.driver)
+        .get(&ctx.cfg.state_dir);
+    let empty = FwMap::new();
+    let rules = [NicRules {
         tap: t,
-        want: &FwMap::new(),
+        want: &empty,
         arp_old: st.map_or(&[][..], |s| &s.undo.arp),
         arp_new: &[],
         known: known.as_ref(),
         recorded: None,
         maybe: &maybe,
-    }]);
-    // One driver call removes every table's rules: on failure all of it is retried (each
-    // removal is idempotent).
-    steps.step(fw, |s| {
-        s.families.clear();
-        s.firewall.clear();
-        s.undo.arp.clear();
-    });
+    }];
+    std::thread::scope(|scope| {
+        // The firewall's removal runs while the rest is undone: an nf_tables commit that
+        // deletes makes `nft` wait for a grace period of the kernel before it exits.
+        let fw = scope.spawn(|| drv.apply(&rules));
+        let mut rest = Steps {
+            tap: t.to_owned(),
+            left: st.cloned(),
+            errors: Vec::new(),
+        };
+        undo_rest(ctx, t, st, &mut rest);
+        let fw = fw
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("internal error: a worker panicked")));
+        let mut steps = Steps {
+            tap: t.to_owned(),
+            left: rest.left,
+            errors: Vec::new(),
+        };
+        // One driver call removes every table's rules: on failure all of it is retried
+        // (each removal is idempotent).
+        steps.step(fw, |s| {
+            s.families.clear();
+            s.firewall.clear();
+            s.undo.arp.clear();
+        });
+        steps.errors.extend(rest.errors);
+        steps.finish(ctx, tap)
+    })
+}
+
+/// Everything of a teardown but the firewall: rules and routes, bridge or switch port,
+/// MAC, sysctls, binding files.
+fn undo_rest(ctx: &Ctx, t: &str, st: Option<&State>, steps: &mut Steps) {
     let mut routing = RoutingCache::default();
     let mut nl = match rtnl::open() {
         Ok(nl) => nl,
-        Err(e) => {
-            steps.step(Err(e), |_| {});
-            return steps.finish(ctx, tap);
-        }
+        Err(e) => return steps.step(Err(e), |_| {}),
     };
     match teardown_lines(t, st, &mut routing) {
         Ok((v4, v6)) => {
@@ -189,7 +210,6 @@ pub(super) fn teardown(ctx: &Ctx, tap: &IfName, st: Option<&State>) -> anyhow::R
         }
     }
     steps.step(remove_file(&ctx.cfg.nfdhcpd_state_dir.join(t)), |_| {});
-    steps.finish(ctx, tap)
 }
 
 impl Steps {

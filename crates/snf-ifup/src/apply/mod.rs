@@ -176,7 +176,16 @@ fn execute(ctx: &Ctx, works: &[Work]) -> anyhow::Result<()> {
         .collect();
     let fw = driver(ctx).get(&ctx.cfg.state_dir);
     std::thread::scope(|scope| {
-        let fw = scope.spawn(|| fw.apply(&rules));
+        let fw = scope.spawn(|| {
+            let t0 = std::time::Instant::now();
+            fw.apply(&rules).inspect(|()| {
+                log::info(&format!(
+                    "firewall ({}) in {:.1} ms",
+                    fw.name(),
+                    t0.elapsed().as_secs_f64() * 1000.0
+                ));
+            })
+        });
         let files = scope.spawn(|| -> anyhow::Result<()> {
             for w in works {
                 write_binding(&ctx.cfg, w.tap, w.plan)?;

@@ -92,6 +92,7 @@ pub fn reapply(ctx: &Ctx, taps: &[IfName]) -> anyhow::Result<()> {
                 false
             }
         };
+        let t0 = std::time::Instant::now();
         for (tap, st, plan) in &ready {
             let r = if all_ok {
                 Ok(())
@@ -114,6 +115,10 @@ pub fn reapply(ctx: &Ctx, taps: &[IfName]) -> anyhow::Result<()> {
                 }
             }
         }
+        log::info(&format!(
+            "recorded in {:.1} ms",
+            t0.elapsed().as_secs_f64() * 1000.0
+        ));
     }
     if !failed.is_empty() {
         bail!("reapply failed for {}", failed.join(", "));
