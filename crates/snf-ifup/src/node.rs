@@ -79,11 +79,14 @@ impl Routing {
     }
 }
 
-/// Routing of both families, read on first use.
+/// Routing of both families, and what LINK devices are, read on first use in one run.
 #[derive(Default)]
 pub struct RoutingCache {
     v4: Option<Routing>,
     v6: Option<Routing>,
+    /// Device → (exists, its bridge facts): a reapply asks for the same bridge once per
+    /// NIC on it, and each sysfs path walk costs more than the rest of the NIC's plan.
+    links: std::collections::HashMap<String, (bool, Option<BridgeFacts>)>,
 }
 
 impl RoutingCache {
@@ -96,6 +99,14 @@ impl RoutingCache {
         self.v4 = Some(Routing::read(false)?);
         self.v6 = Some(Routing::read(true)?);
         Ok(())
+    }
+
+    /// Whether LINK device `dev` exists, and its bridge facts if it is a bridge.
+    pub fn link(&mut self, dev: &str) -> (bool, Option<BridgeFacts>) {
+        self.links
+            .entry(dev.to_owned())
+            .or_insert_with(|| (link_exists(dev), bridge(dev)))
+            .clone()
     }
 
     pub fn get(&mut self, v6: bool) -> anyhow::Result<&Routing> {
@@ -134,8 +145,7 @@ pub fn facts(nic: &NicEnv, tap: &IfName, routing: &mut RoutingCache) -> anyhow::
         ..Facts::default()
     };
     if let Some(link) = nic.link.as_deref() {
-        f.link_exists = link_exists(link);
-        f.bridge = bridge(link);
+        (f.link_exists, f.bridge) = routing.link(link);
     }
     match nic.mode {
         NicMode::Routed => {

@@ -134,18 +134,6 @@ fn stale_lines(old: &Undo, new: &Undo, tap: &str) -> (Vec<String>, Vec<String>) 
 }
 
 fn execute(ctx: &Ctx, works: &[Work]) -> anyhow::Result<()> {
-    // Before the links come up (accept_dad only matters then).
-    let t0 = std::time::Instant::now();
-    for w in works {
-        for (k, v) in &w.plan.sysctls {
-            std::fs::write(node::sysctl_path(k), v)
-                .with_context(|| format!("cannot set {k}={v}"))?;
-        }
-    }
-    log::info(&format!(
-        "sysctls in {:.1} ms",
-        t0.elapsed().as_secs_f64() * 1000.0
-    ));
     // The firewall, the links/routes and the bindings are independent: they run side by
     // side (the kernel's nf_tables commits mostly wait, they do not compute).
     let maybes: Vec<Vec<Family>> = works
@@ -195,15 +183,17 @@ fn execute(ctx: &Ctx, works: &[Work]) -> anyhow::Result<()> {
         // Announcements need the routes and proxy entries, not the firewall: they go out
         // while the firewall batches are still running.
         let t0 = std::time::Instant::now();
-        let links = links_and_routes(works).inspect(|()| {
-            log::info(&format!(
-                "links and routes in {:.1} ms",
-                t0.elapsed().as_secs_f64() * 1000.0
-            ));
-            for w in works {
-                announce_all(w.tap.as_str(), &w.plan.announce);
-            }
-        });
+        let links = sysctls(works)
+            .and_then(|()| links_and_routes(works))
+            .inspect(|()| {
+                log::info(&format!(
+                    "sysctls, links and routes in {:.1} ms",
+                    t0.elapsed().as_secs_f64() * 1000.0
+                ));
+                for w in works {
+                    announce_all(w.tap.as_str(), &w.plan.announce);
+                }
+            });
         let mut errors = Vec::new();
         for h in [fw, files] {
             match h.join() {
@@ -224,6 +214,17 @@ fn execute(ctx: &Ctx, works: &[Work]) -> anyhow::Result<()> {
             }
         }
     })
+}
+
+/// Before the links come up (accept_dad only matters then); the firewall need not wait.
+fn sysctls(works: &[Work]) -> anyhow::Result<()> {
+    for w in works {
+        for (k, v) in &w.plan.sysctls {
+            std::fs::write(node::sysctl_path(k), v)
+                .with_context(|| format!("cannot set {k}={v}"))?;
+        }
+    }
+    Ok(())
 }
 
 fn links_and_routes(works: &[Work]) -> anyhow::Result<()> {

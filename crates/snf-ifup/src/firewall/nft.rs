@@ -522,7 +522,9 @@ fn transaction(items: &[Item], listing: Option<&Listing>) -> String {
         }
         out.push(format!("add table {fam} {TABLE}"));
         skeleton(&mut out, table, true);
-        let is_wanted = |c: &String| wanted.iter().any(|(w, _)| *w == c);
+        // A set: a linear search per chain is quadratic in the NICs of a reapply.
+        let wanted_names: BTreeSet<&String> = wanted.iter().map(|(c, _)| *c).collect();
+        let is_wanted = |c: &String| wanted_names.contains(c);
         // A chain that exists and was last filled with what is wanted now is left as it
         // is (a refill is a deletion, and every deletion waits for a grace period).
         let mut unchanged: BTreeSet<&String> = BTreeSet::new();
