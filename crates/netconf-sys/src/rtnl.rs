@@ -156,7 +156,7 @@ impl Msg {
 }
 
 fn pad(b: &mut Vec<u8>) {
-    while b.len() % 4 != 0 {
+    while !b.len().is_multiple_of(4) {
         b.push(0);
     }
 }

@@ -1204,4 +1204,43 @@ mod tests {
         assert_eq!(rm, "delete table bridge snf_ifup\n");
         assert!(check_tap("tap\"1").is_err());
     }
+
+    #[test]
+    fn a_listed_transaction_adds_no_listed_chain_and_one_element_statement_per_map() {
+        let item = |tap: &'static str| {
+            let mut spec = TableSpec::default();
+            let from = from_chain(tap);
+            spec.push_rule(&from, "-s ! aa:00:00:00:00:01 -j DROP".into());
+            spec.push_jump("FORWARD", format!("-i {tap}"), &from);
+            let fw: FwMap = [(Family::Eb, spec)].into_iter().collect();
+            let want = want_of(tap, &fw, &[]).unwrap();
+            Item {
+                tap,
+                recorded: Some(want_of(tap, &fw, &[]).unwrap()),
+                want,
+                touch: [Table::Bridge].into_iter().collect(),
+            }
+        };
+        let l = parse_listing(
+            "table bridge snf_ifup {\n\tchain forward {\n\t}\n\tchain from-tap1 {\n\t}\n\tchain from-tap2 {\n\t}\n}\n",
+        );
+        let tx = transaction(&[item("tap1"), item("tap2")], Some(&l));
+        assert!(!tx.contains("add chain bridge snf_ifup from-"), "{tx}");
+        assert!(
+            tx.contains("add element bridge snf_ifup fwd_iif { \"tap1\" : jump from-tap1, \"tap2\" : jump from-tap2 }\n"),
+            "{tx}"
+        );
+        // The unwanted slots whose chain exists: one removal for both NICs.
+        assert!(
+            tx.contains("delete element bridge snf_ifup in_iif { \"tap1\", \"tap2\" }\n"),
+            "{tx}"
+        );
+        assert_eq!(
+            tx.matches("element bridge snf_ifup in_iif").count(),
+            2,
+            "{tx}"
+        );
+        // Unchanged per the record and listed: neither flushed nor refilled.
+        assert!(!tx.contains("from-tap1 ether saddr"), "{tx}");
+    }
 }
