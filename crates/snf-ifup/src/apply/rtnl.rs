@@ -2,6 +2,7 @@
 //! lines stay the plan's description (dry-run, status, snapshots); each one snf-ifup
 //! writes has a request here, and a line of any other form is an error, never skipped.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 use anyhow::{Context, anyhow, bail};
@@ -189,8 +190,23 @@ impl Failure {
     }
 }
 
-fn index(dev: &str) -> Result<u32, Failure> {
-    netconf_sys::link::index_of(dev).ok_or_else(|| Failure::NoDevice(dev.to_owned()))
+/// The socket the steps go through, and the indexes of the devices they named (a reapply
+/// names each TAP and bridge several times; each lookup is three system calls).
+pub struct Session {
+    nl: Rtnl,
+    indexes: HashMap<String, u32>,
+}
+
+impl Session {
+    fn index(&mut self, dev: &str) -> Result<u32, Failure> {
+        if let Some(&i) = self.indexes.get(dev) {
+            return Ok(i);
+        }
+        let i =
+            netconf_sys::link::index_of(dev).ok_or_else(|| Failure::NoDevice(dev.to_owned()))?;
+        self.indexes.insert(dev.to_owned(), i);
+        Ok(i)
+    }
 }
 
 fn table(name: &str) -> Result<u32, Failure> {
@@ -199,7 +215,7 @@ fn table(name: &str) -> Result<u32, Failure> {
         .ok_or_else(|| Failure::Other(anyhow!("table id value is invalid: \"{name}\"")))
 }
 
-fn exec(nl: &mut Rtnl, tool: Tool, step: &Step) -> Result<(), Failure> {
+fn exec(se: &mut Session, tool: Tool, step: &Step) -> Result<(), Failure> {
     let v6 = tool == Tool::Ip6;
     let r = match step {
         Step::Link {
@@ -212,7 +228,7 @@ fn exec(nl: &mut Rtnl, tool: Tool, step: &Step) -> Result<(), Failure> {
             let master = match master {
                 None => None,
                 Some(None) => Some(0),
-                Some(Some(b)) => Some(index(b)?),
+                Some(Some(b)) => Some(se.index(b)?),
             };
             let change = LinkChange {
                 mtu: *mtu,
@@ -220,36 +236,46 @@ fn exec(nl: &mut Rtnl, tool: Tool, step: &Step) -> Result<(), Failure> {
                 address: address.map(|m| m.octets()),
                 up: *up,
             };
-            nl.link_set(index(dev)?, &change)
+            let i = se.index(dev)?;
+            se.nl.link_set(i, &change)
         }
         Step::Rule {
             op,
             iif,
             priority,
             table: t,
-        } => nl.rule(*op, v6, iif, *priority, table(t)?),
+        } => se.nl.rule(*op, v6, iif, *priority, table(t)?),
         Step::Route {
             op,
             dst,
             prefix,
             dev,
             table: t,
-        } => nl.route(*op, *dst, *prefix, index(dev)?, table(t)?),
-        Step::NeighProxy { op, addr, dev } => nl.neigh_proxy(*op, *addr, index(dev)?),
+        } => {
+            let (i, t) = (se.index(dev)?, table(t)?);
+            se.nl.route(*op, *dst, *prefix, i, t)
+        }
+        Step::NeighProxy { op, addr, dev } => {
+            let i = se.index(dev)?;
+            se.nl.neigh_proxy(*op, *addr, i)
+        }
         Step::VlanAdd {
             dev,
             vid,
             pvid_untagged,
-        } => nl.bridge_vlan_add(index(dev)?, *vid, *pvid_untagged),
+        } => {
+            let i = se.index(dev)?;
+            se.nl.bridge_vlan_add(i, *vid, *pvid_untagged)
+        }
     };
     r.map_err(Failure::Kernel)
 }
 
 /// Runs `lines` in order, stopping at the first failure (as `ip -batch`).
-pub fn run(nl: &mut Rtnl, tool: Tool, lines: &[String]) -> anyhow::Result<()> {
+pub fn run(se: &mut Session, tool: Tool, lines: &[String]) -> anyhow::Result<()> {
     for line in lines {
         let step = parse(tool, line)?;
-        if let Err(f) = exec(nl, tool, &step) {
+        if let Err(f) = exec(se, tool, &step) {
             bail!("`{} {line}` failed: {}", tool.describe(), f.text());
         }
     }
@@ -258,11 +284,11 @@ pub fn run(nl: &mut Rtnl, tool: Tool, lines: &[String]) -> anyhow::Result<()> {
 
 /// Runs every line of a teardown (as `ip -force -batch`): what is already gone counts as
 /// done; the other failures are returned together.
-pub fn run_forgiving(nl: &mut Rtnl, tool: Tool, lines: &[String]) -> anyhow::Result<()> {
+pub fn run_forgiving(se: &mut Session, tool: Tool, lines: &[String]) -> anyhow::Result<()> {
     let mut real = Vec::new();
     for line in lines {
         match parse(tool, line) {
-            Ok(step) => match exec(nl, tool, &step) {
+            Ok(step) => match exec(se, tool, &step) {
                 Ok(()) => {}
                 Err(f) if f.is_gone() => {}
                 Err(f) => real.push(format!("`{} {line}`: {}", tool.describe(), f.text())),
@@ -278,19 +304,22 @@ pub fn run_forgiving(nl: &mut Rtnl, tool: Tool, lines: &[String]) -> anyhow::Res
 }
 
 /// Opens the socket the steps go through.
-pub fn open() -> anyhow::Result<Rtnl> {
-    Rtnl::open().context("cannot open a netlink socket")
+pub fn open() -> anyhow::Result<Session> {
+    Ok(Session {
+        nl: Rtnl::open().context("cannot open a netlink socket")?,
+        indexes: HashMap::new(),
+    })
 }
 
 /// `ip link set dev <dev> nomaster`.
-pub fn nomaster(nl: &mut Rtnl, dev: &str) -> anyhow::Result<()> {
-    run(nl, Tool::Ip4, &[format!("link set dev {dev} nomaster")])
+pub fn nomaster(se: &mut Session, dev: &str) -> anyhow::Result<()> {
+    run(se, Tool::Ip4, &[format!("link set dev {dev} nomaster")])
 }
 
 /// `ip link set dev <dev> address <mac>`.
-pub fn set_address(nl: &mut Rtnl, dev: &str, mac: MacAddr) -> anyhow::Result<()> {
+pub fn set_address(se: &mut Session, dev: &str, mac: MacAddr) -> anyhow::Result<()> {
     run(
-        nl,
+        se,
         Tool::Ip4,
         &[format!("link set dev {dev} address {mac}")],
     )
