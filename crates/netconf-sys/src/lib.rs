@@ -1,6 +1,6 @@
 //! netconf-sys: the node plumbing the tools share, and the only crate of the workspace with
 //! `unsafe` (each block allowed where it is, with its SAFETY comment): the packet socket,
-//! link lookups, rtnetlink dumps and the link monitor, the ARP/ND frame builders, and
+//! link lookups, rtnetlink dumps, requests (`rtnl`) and the link monitor, the ARP/ND frame builders, and
 //! running system tools (`command`), the iptables family among them (`xtables`: tool
 //! names, a bounded lock wait, errors carrying stderr, timing handed back to the caller).
 
@@ -12,4 +12,5 @@ pub mod frame;
 pub mod link;
 pub mod netlink;
 pub mod packet;
+pub mod rtnl;
 pub mod xtables;

@@ -82,7 +82,7 @@ pub fn default_routes(v6: bool) -> anyhow::Result<Vec<(u32, u32)>> {
 
 /// A NETLINK_ROUTE socket.
 #[allow(unsafe_code)]
-fn route_socket() -> anyhow::Result<OwnedFd> {
+pub(crate) fn route_socket() -> anyhow::Result<OwnedFd> {
     // SAFETY: plain socket(2); the result is checked before use.
     let raw = unsafe {
         libc::socket(

@@ -1,5 +1,5 @@
-//! Read-only look at the node: sysfs for links (no process per query), `ip` for routing
-//! rules and default routes.
+//! Read-only look at the node: sysfs for links (no process per query), netlink dumps for
+//! routing rules and default routes.
 
 use std::fs;
 use std::path::Path;
@@ -79,27 +79,34 @@ impl Routing {
     }
 }
 
-/// Routing of both families, read on first use.
+/// Routing of both families, and what LINK devices are, read on first use in one run.
 #[derive(Default)]
 pub struct RoutingCache {
     v4: Option<Routing>,
     v6: Option<Routing>,
+    /// Device → (exists, its bridge facts): a reapply asks for the same bridge once per
+    /// NIC on it, and each sysfs path walk costs more than the rest of the NIC's plan.
+    links: std::collections::HashMap<String, (bool, Option<BridgeFacts>)>,
 }
 
 impl RoutingCache {
-    /// Reads both families at once (two `ip` processes side by side).
+    /// Reads both families (two netlink dumps of well under a millisecond each: a thread
+    /// to run them side by side would cost more than it saves).
     pub fn load_both(&mut self) -> anyhow::Result<()> {
         if self.v4.is_some() || self.v6.is_some() {
             return Ok(());
         }
-        let (a, b) = std::thread::scope(|s| {
-            let h = s.spawn(|| Routing::read(true));
-            let a = Routing::read(false);
-            (a, h.join())
-        });
-        self.v4 = Some(a?);
-        self.v6 = Some(b.map_err(|_| anyhow::anyhow!("internal error: a worker panicked"))??);
+        self.v4 = Some(Routing::read(false)?);
+        self.v6 = Some(Routing::read(true)?);
         Ok(())
+    }
+
+    /// Whether LINK device `dev` exists, and its bridge facts if it is a bridge.
+    pub fn link(&mut self, dev: &str) -> (bool, Option<BridgeFacts>) {
+        self.links
+            .entry(dev.to_owned())
+            .or_insert_with(|| (link_exists(dev), bridge(dev)))
+            .clone()
     }
 
     pub fn get(&mut self, v6: bool) -> anyhow::Result<&Routing> {
@@ -138,8 +145,7 @@ pub fn facts(nic: &NicEnv, tap: &IfName, routing: &mut RoutingCache) -> anyhow::
         ..Facts::default()
     };
     if let Some(link) = nic.link.as_deref() {
-        f.link_exists = link_exists(link);
-        f.bridge = bridge(link);
+        (f.link_exists, f.bridge) = routing.link(link);
     }
     match nic.mode {
         NicMode::Routed => {

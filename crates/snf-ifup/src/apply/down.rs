@@ -4,7 +4,8 @@ use anyhow::{Context, bail};
 use netconf::IfName;
 
 use super::report::print_teardown;
-use super::{Ctx, batch_forgiving, driver, lock, remove_file, teardown_lines};
+use super::rtnl::{self, Tool};
+use super::{Ctx, driver, lock, remove_file, teardown_lines};
 use crate::exec;
 use crate::firewall::{Family, NicRules};
 use crate::log;
@@ -93,55 +94,77 @@ impl Steps {
 
 pub(super) fn teardown(ctx: &Ctx, tap: &IfName, st: Option<&State>) -> anyhow::Result<()> {
     let t = tap.as_str();
-    let mut steps = Steps {
-        tap: t.to_owned(),
-        left: st.cloned(),
-        errors: Vec::new(),
-    };
     let known = st.filter(|s| s.complete).map(State::fw_map);
     let maybe = st.map_or(Family::ALL.to_vec(), |s| s.families.clone());
-    let drv = st.map_or_else(|| driver(ctx), |s| s.driver);
-    let fw = drv.get(&ctx.cfg.state_dir).apply(&[NicRules {
+    let drv = st
+        .map_or_else(|| driver(ctx), |s| s.driver)
+        .get(&ctx.cfg.state_dir);
+    let empty = FwMap::new();
+    let rules = [NicRules {
         tap: t,
-        want: &FwMap::new(),
+        want: &empty,
         arp_old: st.map_or(&[][..], |s| &s.undo.arp),
         arp_new: &[],
         known: known.as_ref(),
         recorded: None,
         maybe: &maybe,
-    }]);
-    // One driver call removes every table's rules: on failure all of it is retried (each
-    // removal is idempotent).
-    steps.step(fw, |s| {
-        s.families.clear();
-        s.firewall.clear();
-        s.undo.arp.clear();
-    });
+    }];
+    std::thread::scope(|scope| {
+        // The firewall's removal runs while the rest is undone: an nf_tables commit that
+        // deletes makes `nft` wait for a grace period of the kernel before it exits.
+        let fw = scope.spawn(|| drv.apply(&rules));
+        let mut rest = Steps {
+            tap: t.to_owned(),
+            left: st.cloned(),
+            errors: Vec::new(),
+        };
+        undo_rest(ctx, t, st, &mut rest);
+        let fw = fw
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("internal error: a worker panicked")));
+        let mut steps = Steps {
+            tap: t.to_owned(),
+            left: rest.left,
+            errors: Vec::new(),
+        };
+        // One driver call removes every table's rules: on failure all of it is retried
+        // (each removal is idempotent).
+        steps.step(fw, |s| {
+            s.families.clear();
+            s.firewall.clear();
+            s.undo.arp.clear();
+        });
+        steps.errors.extend(rest.errors);
+        steps.finish(ctx, tap)
+    })
+}
+
+/// Everything of a teardown but the firewall: rules and routes, bridge or switch port,
+/// MAC, sysctls, binding files.
+fn undo_rest(ctx: &Ctx, t: &str, st: Option<&State>, steps: &mut Steps) {
     let mut routing = RoutingCache::default();
+    let mut nl = match rtnl::open() {
+        Ok(nl) => nl,
+        Err(e) => return steps.step(Err(e), |_| {}),
+    };
     match teardown_lines(t, st, &mut routing) {
         Ok((v4, v6)) => {
-            steps.step(
-                batch_forgiving("ip", &["-4", "-force", "-batch", "-"], &v4),
-                |s| {
-                    s.undo.routes4.clear();
-                    s.undo.rule_tables4.clear();
-                },
-            );
-            steps.step(
-                batch_forgiving("ip", &["-6", "-force", "-batch", "-"], &v6),
-                |s| {
-                    s.undo.routes6.clear();
-                    s.undo.rule_tables6.clear();
-                    s.undo.neigh_proxies.clear();
-                },
-            );
+            steps.step(rtnl::run_forgiving(&mut nl, Tool::Ip4, &v4), |s| {
+                s.undo.routes4.clear();
+                s.undo.rule_tables4.clear();
+            });
+            steps.step(rtnl::run_forgiving(&mut nl, Tool::Ip6, &v6), |s| {
+                s.undo.routes6.clear();
+                s.undo.rule_tables6.clear();
+                s.undo.neigh_proxies.clear();
+            });
         }
         Err(e) => steps.step(Err(e), |_| {}),
     }
     if let Some(s) = st {
         if let Some(br) = &s.undo.bridge {
             let r = if node::master(t).as_deref() == Some(br.as_str()) {
-                exec::run("ip", &["link", "set", "dev", t, "nomaster"])
+                rtnl::nomaster(&mut nl, t)
             } else {
                 Ok(())
             };
@@ -173,10 +196,7 @@ pub(super) fn teardown(ctx: &Ctx, tap: &IfName, st: Option<&State>) -> anyhow::R
                 && now != orig
                 && (now.octets()[0] == 0xfe || now == ctx.cfg.tap_constant_mac)
             {
-                let r = exec::run(
-                    "ip",
-                    &["link", "set", "dev", t, "address", &orig.to_string()],
-                );
+                let r = rtnl::set_address(&mut nl, t, orig);
                 steps.step(r, |s| s.undo.mac = None);
             }
             for (k, v) in &s.sysctl_restore {
@@ -190,17 +210,23 @@ pub(super) fn teardown(ctx: &Ctx, tap: &IfName, st: Option<&State>) -> anyhow::R
         }
     }
     steps.step(remove_file(&ctx.cfg.nfdhcpd_state_dir.join(t)), |_| {});
-    if steps.errors.is_empty() {
-        state::remove(&ctx.cfg.state_dir, tap)?;
-        log::info(&format!("{tap} taken down"));
-        return Ok(());
-    }
-    // Keep only what is still to undo, so that the next `down` retries exactly that.
-    if let Some(mut left) = steps.left {
-        left.complete = false;
-        if let Err(e) = state::save(&ctx.cfg.state_dir, &left) {
-            steps.errors.push(format!("{e:#}"));
+}
+
+impl Steps {
+    /// Forgets the NIC when every step succeeded, else keeps only what is still to undo,
+    /// so that the next `down` retries exactly that.
+    fn finish(mut self, ctx: &Ctx, tap: &IfName) -> anyhow::Result<()> {
+        if self.errors.is_empty() {
+            state::remove(&ctx.cfg.state_dir, tap)?;
+            log::info(&format!("{tap} taken down"));
+            return Ok(());
         }
+        if let Some(mut left) = self.left {
+            left.complete = false;
+            if let Err(e) = state::save(&ctx.cfg.state_dir, &left) {
+                self.errors.push(format!("{e:#}"));
+            }
+        }
+        bail!("taking down {tap}: {}", self.errors.join("; "))
     }
-    bail!("taking down {tap}: {}", steps.errors.join("; "))
 }

@@ -18,6 +18,7 @@ pub fn reapply(ctx: &Ctx, taps: &[IfName]) -> anyhow::Result<()> {
     let mut failed = Vec::new();
     let mut routing = RoutingCache::default();
     let mut ready: Vec<(IfName, State, Plan)> = Vec::new();
+    let started = std::time::Instant::now();
     for tap in taps {
         let res = (|| {
             let Some(st) = state::load(&ctx.cfg.state_dir, tap)? else {
@@ -43,6 +44,11 @@ pub fn reapply(ctx: &Ctx, taps: &[IfName]) -> anyhow::Result<()> {
             }
         }
     }
+    log::info(&format!(
+        "read and planned {} NICs in {:.1} ms",
+        ready.len(),
+        started.elapsed().as_secs_f64() * 1000.0
+    ));
     if ctx.dry_run {
         for (tap, st, plan) in &ready {
             print_plan(
@@ -86,6 +92,7 @@ pub fn reapply(ctx: &Ctx, taps: &[IfName]) -> anyhow::Result<()> {
                 false
             }
         };
+        let t0 = std::time::Instant::now();
         for (tap, st, plan) in &ready {
             let r = if all_ok {
                 Ok(())
@@ -108,6 +115,10 @@ pub fn reapply(ctx: &Ctx, taps: &[IfName]) -> anyhow::Result<()> {
                 }
             }
         }
+        log::info(&format!(
+            "recorded in {:.1} ms",
+            t0.elapsed().as_secs_f64() * 1000.0
+        ));
     }
     if !failed.is_empty() {
         bail!("reapply failed for {}", failed.join(", "));
