@@ -567,37 +567,32 @@ fn info_examples_are_real_output() {
 }
 
 /// The pages' SYNOPSIS and every command's synopsis are rendered from clap (see
-/// `gnt_network::manpage`): a page whose generated blocks differ from what the current
-/// command line gives is stale. `gnt-network connect` keeps a hand-written synopsis: it
-/// shows the old `NETWORK MODE LINK` form that clap reads as one list of words.
+/// `netconf_test_support::manpage`): a page whose generated blocks differ from what the
+/// current command line gives is stale. `gnt-network connect` keeps a hand-written synopsis:
+/// it shows the old `NETWORK MODE LINK` form that clap reads as one list of words.
 #[test]
 fn synopses_are_generated_from_clap() {
-    use gnt_network::manpage::{BEGIN, splice, tools};
-    let hand_written = [("gnt-network", "connect")];
-    let mut stale = Vec::new();
-    for (name, tool) in tools() {
-        let page = std::fs::read_to_string(page_path(name)).unwrap();
-        let blocks: Vec<&str> = page.lines().filter_map(|l| l.strip_prefix(BEGIN)).collect();
-        assert!(
-            blocks.contains(&"synopsis"),
-            "{name}.8: no generated SYNOPSIS"
-        );
-        for sub in tool.get_subcommands().map(|s| s.get_name()) {
-            let block = format!("command {sub}");
-            assert!(
-                blocks.contains(&block.as_str()) || hand_written.contains(&(name, sub)),
-                "{name}.8: no generated synopsis of {sub}"
-            );
-        }
-        match splice(&page, &tool) {
-            Ok(new) if new == page => {}
-            Ok(_) => stale.push(format!("{name}.8")),
-            Err(e) => stale.push(format!("{name}.8: {e}")),
-        }
-    }
+    let stale = netconf_test_support::manpage::stale(
+        &gnt_network::manpage::tools(),
+        &[("gnt-network", "connect")],
+    );
     assert!(
         stale.is_empty(),
-        "stale generated synopses in {}: run `cargo run -p gnt-network --example regen-man`",
-        stale.join(", ")
+        "stale generated synopses: run `cargo run -p gnt-network --example regen-man`:\n{}",
+        stale.join("\n")
     );
+}
+
+/// Where a page states the default of an option that has one in clap (`--config`,
+/// `--output-format`), it is clap's.
+#[test]
+fn stated_defaults_are_clap_defaults() {
+    let mut wrong = Vec::new();
+    for (name, tool) in gnt_network::manpage::tools() {
+        let page = std::fs::read_to_string(page_path(name)).unwrap();
+        wrong.extend(netconf_test_support::manpage::wrong_defaults(
+            name, &page, &tool,
+        ));
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }

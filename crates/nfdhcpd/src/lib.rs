@@ -4,6 +4,7 @@
 
 pub mod log;
 
+pub mod cli;
 pub mod config;
 pub mod convert;
 pub mod daemon;

@@ -1,57 +1,12 @@
 #![forbid(unsafe_code)] // all unsafe lives in netconf-sys
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
 
-use nfdhcpd::config::{self, DaemonSettings};
+use nfdhcpd::cli::{Cli, OutputFormat};
+use nfdhcpd::config::DaemonSettings;
 use nfdhcpd::{daemon, log};
-
-/// Node-local DHCPv4, Router Advertisement, Neighbor Advertisement and stateless DHCPv6
-/// responder for virtual machines, fed by NFQUEUE and per-TAP binding files.
-#[derive(Parser, Debug)]
-#[command(name = "nfdhcpd", version)]
-struct Cli {
-    /// Configuration file.
-    #[arg(short, long, value_name = "FILE", default_value = config::DEFAULT_PATH)]
-    config: PathBuf,
-    /// Stay in the foreground (always the case under systemd).
-    #[arg(short, long)]
-    foreground: bool,
-    /// Log at debug level.
-    #[arg(short, long)]
-    debug: bool,
-    /// Validate the configuration and exit.
-    #[arg(long)]
-    check_config: bool,
-    /// Do not install or remove the NFQUEUE rules; the operator provides them.
-    #[arg(long)]
-    no_rules: bool,
-    /// Print the counters of the running daemon and exit.
-    #[arg(long)]
-    status: bool,
-    /// How --status prints: text (the status file) or json.
-    #[arg(
-        long,
-        value_enum,
-        default_value_t,
-        value_name = "FORMAT",
-        requires = "status"
-    )]
-    output_format: OutputFormat,
-    /// Print the TOML equivalent of an original nfdhcpd.conf and exit.
-    #[arg(long, value_name = "OLD_CONF")]
-    convert_config: Option<PathBuf>,
-}
-
-/// What `--status` prints.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
-enum OutputFormat {
-    #[default]
-    Text,
-    Json,
-}
 
 fn main() -> ExitCode {
     // `NETCONF_COMPLETE=bash nfdhcpd` prints the shell's completion script; with it set, the

@@ -105,3 +105,21 @@ fn man_page_documents_every_option() {
         }
     }
 }
+
+/// nfdhcpd(8)'s SYNOPSIS is rendered from clap (`netconf_test_support::manpage`), and the
+/// defaults it states are clap's.
+#[test]
+fn synopsis_is_generated_from_clap() {
+    use clap::CommandFactory as _;
+    use netconf_test_support::manpage;
+    let tools = [("nfdhcpd", nfdhcpd::cli::Cli::command())];
+    let stale = manpage::stale(&tools, &[]);
+    assert!(
+        stale.is_empty(),
+        "run `cargo run -p nfdhcpd --example regen-man`:\n{}",
+        stale.join("\n")
+    );
+    let page = std::fs::read_to_string(manpage::page_path("nfdhcpd")).unwrap();
+    let wrong = manpage::wrong_defaults("nfdhcpd", &page, &tools[0].1);
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}

@@ -2,6 +2,7 @@
 //! instance's public NICs in sync, with RFC 2136 UPDATEs signed with TSIG.
 #![forbid(unsafe_code)] // all unsafe lives in netconf-sys
 
+pub mod cli;
 pub mod client;
 pub mod config;
 #[cfg(test)]

@@ -1,47 +1,15 @@
 #![forbid(unsafe_code)] // all unsafe lives in netconf-sys
 use std::ffi::OsString;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Parser;
 
+use snf_dnshook::cli::Cli;
 use snf_dnshook::client::Client;
 use snf_dnshook::config::{self, DnsHookSettings};
 use snf_dnshook::hookenv::{Action, HookEnv, Phase, dns_nics};
 use snf_dnshook::sync::{Job, Options, sync};
-
-/// Ganeti instance hook: keeps the A, AAAA and PTR records of an instance's NICs on
-/// DNS-tagged networks in sync, with RFC 2136 UPDATEs signed with TSIG.
-#[derive(Parser)]
-#[command(
-    version,
-    max_term_width = 100,
-    after_help = "Acts on OP_INSTANCE_CREATE, OP_INSTANCE_SET_PARAMS, OP_INSTANCE_RENAME and \
-                  OP_INSTANCE_REMOVE in the post phase, on the instance's primary node only, \
-                  reading the GANETI_* variables of the hook environment. Exit status: 0 done \
-                  or nothing to do, 1 failure, 2 usage error. See snf-dnshook(8) and \
-                  snf-dnshook.toml(5)."
-)]
-struct Cli {
-    /// Configuration file (see snf-dnshook.toml(5)).
-    #[arg(short, long, value_name = "FILE", env = "SNF_DNSHOOK_CONFIG",
-          default_value = config::DEFAULT_PATH)]
-    config: PathBuf,
-
-    /// Read the current records, print the UPDATEs that would be sent, send nothing.
-    #[arg(short = 'n', long)]
-    dry_run: bool,
-
-    /// Print every UPDATE sent, and why nothing was done when nothing was.
-    #[arg(short, long)]
-    verbose: bool,
-
-    /// This node's name, compared with GANETI_INSTANCE_PRIMARY [default: `node` in the
-    /// configuration file, else `hostname -f`].
-    #[arg(long, value_name = "NAME", env = "SNF_DNSHOOK_NODE")]
-    node: Option<String>,
-}
 
 fn main() -> ExitCode {
     // `NETCONF_COMPLETE=bash snf-dnshook` prints the shell's completion script; with it set, the

@@ -173,3 +173,21 @@ reverse_zone6 = "8.b.d.0.1.0.0.2.ip6.arpa"
         "{stderr}"
     );
 }
+
+/// snf-dnshook(8)'s SYNOPSIS is rendered from clap (`netconf_test_support::manpage`), and
+/// the defaults it states are clap's.
+#[test]
+fn synopsis_is_generated_from_clap() {
+    use clap::CommandFactory as _;
+    use netconf_test_support::manpage;
+    let tools = [("snf-dnshook", snf_dnshook::cli::Cli::command())];
+    let stale = manpage::stale(&tools, &[]);
+    assert!(
+        stale.is_empty(),
+        "run `cargo run -p snf-dnshook --example regen-man`:\n{}",
+        stale.join("\n")
+    );
+    let page = man("snf-dnshook.8");
+    let wrong = manpage::wrong_defaults("snf-dnshook", &page, &tools[0].1);
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}

@@ -5,6 +5,7 @@
 mod announce;
 mod apply;
 mod arp;
+mod cli;
 mod config;
 mod exec;
 mod extra;
@@ -17,49 +18,16 @@ mod standalone;
 mod state;
 mod watch;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::bail;
-use clap::{Args, Parser, Subcommand};
+use clap::Parser;
 use netconf::{IfName, NicEnv};
 
 use crate::apply::Ctx;
+use crate::cli::{Cli, Cmd, OutputFormat, StandaloneNic};
 use crate::invocation::Action;
 use crate::plan::Flavour;
-
-/// Configure the node side of a Ganeti NIC (TAP or Xen vif).
-///
-/// Install names: kvm-vif-bridge and kvm-ifup-custom (= `ganeti up`), kvm-ifdown-custom
-/// (= `ganeti down`), network/<mode>/up and down (Ganeti 3.2), vif-custom (= `xen`).
-#[derive(Parser, Debug)]
-#[command(name = "snf-ifup", version)]
-struct Cli {
-    /// Print every command and rule batch instead of applying them.
-    #[arg(long, global = true)]
-    dry_run: bool,
-    /// Also log what is done to stderr.
-    #[arg(short, long, global = true)]
-    verbose: bool,
-    #[command(subcommand)]
-    command: Cmd,
-}
-
-/// A NIC named in config.data, and the TAP it gets (the standalone entry points).
-#[derive(Args, Debug)]
-struct StandaloneNic {
-    /// The host interface (TAP) of the NIC.
-    tap: String,
-    /// Instance name (or UUID) in config.data.
-    #[arg(long)]
-    instance: String,
-    /// NIC index (0-based).
-    #[arg(long)]
-    nic: u32,
-    /// config.data to read.
-    #[arg(long, env = "NETCONF_CONFIG", default_value = netconf_cluster::config::DEFAULT_CONFIG_PATH, value_name = "FILE")]
-    config: PathBuf,
-}
 
 impl StandaloneNic {
     /// The TAP and the NIC's Ganeti environment, derived from config.data.
@@ -69,81 +37,6 @@ impl StandaloneNic {
         env.interface = Some(t.clone());
         Ok((t, env))
     }
-}
-
-#[derive(Subcommand, Debug)]
-enum Cmd {
-    /// Configure TAP for NIC IDX of INSTANCE, taken from config.data (standalone).
-    Up {
-        #[command(flatten)]
-        nic: StandaloneNic,
-    },
-    /// Print the Ganeti variables of NIC IDX of INSTANCE (from config.data) as shell assignments.
-    ///
-    /// TAP becomes INTERFACE.
-    Env {
-        #[command(flatten)]
-        nic: StandaloneNic,
-    },
-    /// Remove everything snf-ifup configured for TAP.
-    Down {
-        /// The host interface (TAP) of the NIC.
-        tap: String,
-        /// Accepted for symmetry with `up`; `down` uses the recorded state.
-        #[arg(long)]
-        instance: Option<String>,
-        #[arg(long)]
-        nic: Option<u32>,
-        #[arg(long)]
-        config: Option<PathBuf>,
-    },
-    /// Called by Ganeti (KVM): the NIC comes from Ganeti's environment.
-    Ganeti {
-        /// up or down (default: $ACTION, else up).
-        action: Option<String>,
-        /// The TAP (default: $INTERFACE).
-        tap: Option<String>,
-        /// Further arguments Ganeti passes (ignored).
-        #[arg(hide = true, trailing_var_arg = true, allow_hyphen_values = true)]
-        rest: Vec<String>,
-    },
-    /// Called by Xen as vif-custom: ACTION is online, offline, add or remove; the vif is $vif.
-    Xen {
-        /// online, offline, add or remove.
-        action: String,
-        #[arg(hide = true, trailing_var_arg = true, allow_hyphen_values = true)]
-        rest: Vec<String>,
-    },
-    /// Rebuild NICs (links, routes, rules, bindings) from their recorded state.
-    Reapply {
-        /// Every recorded NIC.
-        #[arg(long, conflicts_with = "taps")]
-        all: bool,
-        /// NICs to rebuild, by TAP.
-        taps: Vec<String>,
-    },
-    /// Take down every recorded NIC whose TAP disappears (runs as a service).
-    ///
-    /// Ganeti 3.0 never runs `down`. This follows link removals over netlink and looks at
-    /// every recorded NIC at start-up and after lost notifications; a TAP that exists again
-    /// under its name is left alone.
-    Watch,
-    /// Show what is applied for TAP (default: every recorded NIC).
-    Status {
-        /// Print text or json (see JSON OUTPUT in the man page).
-        #[arg(long, value_enum, default_value_t, value_name = "FORMAT")]
-        output_format: OutputFormat,
-        /// One TAP (default: all recorded).
-        tap: Option<String>,
-    },
-}
-
-/// What `status` prints. Long only, as `--output-format` of gnt-network's `list`.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
-enum OutputFormat {
-    #[default]
-    Text,
-    Json,
 }
 
 fn tap(s: &str) -> anyhow::Result<IfName> {

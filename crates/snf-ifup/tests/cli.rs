@@ -56,7 +56,7 @@ fn help_and_man_page_agree() {
         "up", "env", "down", "ganeti", "xen", "reapply", "status", "watch",
     ] {
         assert!(
-            man.contains(&format!(".B {cmd}")) || man.contains(&format!("\\fB{cmd}")),
+            man.contains(&format!(".SS {cmd}\n")),
             "no section for {cmd}"
         );
         for w in help_words(&[cmd]) {
@@ -244,4 +244,26 @@ fn env_prints_ganeti_variables_from_config_data() {
     ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("nosuch"));
+}
+
+// The binary's command line (no `crate::` paths in it); only the derived `Command` is used.
+#[allow(dead_code)]
+#[path = "../src/cli.rs"]
+mod snf_ifup_cli;
+
+/// snf-ifup(8)'s SYNOPSIS and every command's synopsis are rendered from clap
+/// (`netconf_test_support::manpage`), and the defaults the page states are clap's.
+#[test]
+fn synopses_are_generated_from_clap() {
+    use clap::CommandFactory as _;
+    use netconf_test_support::manpage;
+    let tools = [("snf-ifup", snf_ifup_cli::Cli::command())];
+    let stale = manpage::stale(&tools, &[]);
+    assert!(
+        stale.is_empty(),
+        "run `cargo run -p snf-ifup --example regen-man`:\n{}",
+        stale.join("\n")
+    );
+    let wrong = manpage::wrong_defaults("snf-ifup", &man(), &tools[0].1);
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }

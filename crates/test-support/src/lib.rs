@@ -5,6 +5,9 @@
 //!
 //! The harnesses of each crate keep their own domain (nfdhcpd's testbed, snf-ifup's lab,
 //! BIND for snf-dnshook, the cluster stories) and build on these pieces.
+//!
+//! `manpage` renders the parts of the man pages that clap knows; each tool's `regen-man`
+//! example and man page test use it.
 #![forbid(unsafe_code)] // all unsafe lives in netconf-sys
 
 mod bins;
@@ -12,6 +15,7 @@ mod bridge;
 mod cmd;
 mod daemon;
 mod etcd;
+pub mod manpage;
 mod netns;
 mod skip;
 mod wait;
