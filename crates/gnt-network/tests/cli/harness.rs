@@ -56,7 +56,7 @@ impl Cluster {
         fs::create_dir(dir.path().join("hooks")).expect("hooks dir");
         let store = on_etcd().then(|| {
             assert!(
-                std::path::Path::new(netconf_test_support::ETCD).is_file(),
+                Path::new(netconf_test_support::ETCD).is_file(),
                 "NETCONF_TEST_STORE=etcd needs etcd (scripts/install-test-deps)"
             );
             netconf_test_support::EtcdCluster::shared().url(&netconf_test_support::unique_prefix())

@@ -37,3 +37,29 @@ fn a_bad_store_url_is_a_usage_error_on_every_binary() {
     }
     assert!(!c.config().exists(), "nothing was written");
 }
+
+/// An etcd that cannot be reached is a command execution error naming the URL and each
+/// member's error, not a hang: each member is tried, twice, with a connect timeout.
+#[test]
+fn an_unreachable_etcd_fails_clearly() {
+    let c = Cluster::new();
+    // Port 1 on loopback: nothing listens there, the connection is refused at once.
+    let url = "etcd://127.0.0.1:1,127.0.0.2:1/x";
+    for (bin, args) in [
+        (NET, vec!["list"]),
+        (INST, vec!["add", "vm1"]),
+        (CLUSTER, vec!["verify"]),
+    ] {
+        let mut cmd = c.command(bin, &args);
+        let o = cmd.env("NETCONF_STORE", url).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.starts_with(&format!(
+                "Failure: command execution error:\ncannot reach the etcd cluster {url}: http://127.0.0.1:1: "
+            )),
+            "{args:?}: {err}"
+        );
+        assert!(err.contains("http://127.0.0.2:1: "), "{err}");
+    }
+}
