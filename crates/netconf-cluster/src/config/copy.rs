@@ -117,7 +117,15 @@ pub fn copy_store(from: &Location, to: &Location, replace: bool) -> Result<Copie
         Location::File(p) => FileStore::new(p).write_copy(&src, replace)?,
         Location::Etcd(u) => etcd::copy::write_whole(u, &src, replace)?,
     }
-    let (back, _) = open_at(to).read_versioned()?;
+    let (back, _) = open_at(to).read_versioned().map_err(|e| {
+        let e = match e {
+            GntError::Exec(m) => m,
+            other => other.to_string(),
+        };
+        GntError::Exec(format!(
+            "{to}: the copy was written, but reading it back to verify it failed: {e}"
+        ))
+    })?;
     if back != src {
         return Err(GntError::Exec(format!(
             "{to}: the copy read back differs from {from}; do not use it (run copy-store again with --force)"

@@ -139,6 +139,10 @@ pub fn write_whole(url: &EtcdUrl, cfg: &ClusterConfig, replace: bool) -> Result<
         return Err(refused(&url.to_string()));
     }
     let midway = |e: GntError| {
+        let e = match e {
+            GntError::Exec(m) => m,
+            other => other.to_string(),
+        };
         GntError::Exec(format!(
             "{e}\nThe copy stopped midway: {url} holds part of it and no schema key, so every command refuses it; run copy-store again with --force."
         ))
