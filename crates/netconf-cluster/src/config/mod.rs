@@ -7,6 +7,7 @@
 //! behind the same `Store` trait) over `store`.
 
 mod cache;
+pub mod copy;
 pub mod etcd;
 mod finding;
 mod fingerprint;

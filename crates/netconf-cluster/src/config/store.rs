@@ -296,6 +296,35 @@ impl FileStore {
         &self.path
     }
 
+    /// Whether config.data exists (as anything: a FIFO or directory there is not empty).
+    pub fn exists(&self) -> bool {
+        fs::symlink_metadata(&self.path).is_ok()
+    }
+
+    /// Writes `cfg` as it is, serial and times included (a copy from another store), under
+    /// the lock and as atomically as every commit; refuses an existing config.data unless
+    /// `replace`. No invariant is checked: a copy carries its source's problems along.
+    pub fn write_copy(&self, cfg: &ClusterConfig, replace: bool) -> Result<(), GntError> {
+        let lock = self.open_lock(true)?;
+        if let Some(l) = &lock {
+            l.lock()
+                .map_err(|e| self.io_err("lock", &self.lock_path, &e))?;
+        }
+        if !replace && self.exists() {
+            return Err(super::etcd::copy::refused(&self.path.display().to_string()));
+        }
+        let cur = self.current()?;
+        self.remove_stale_temporaries(&cur.target);
+        let loaded = cur.fp;
+        match self.write(cfg, &cur, loaded)? {
+            true => Ok(()),
+            false => Err(GntError::Exec(format!(
+                "{} was changed while it was being replaced; nothing was written",
+                cur.target.display()
+            ))),
+        }
+    }
+
     fn io_err(&self, what: &str, p: &Path, e: &std::io::Error) -> GntError {
         let _ = self;
         file_err(what, p, e)

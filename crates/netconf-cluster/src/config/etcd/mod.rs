@@ -5,6 +5,7 @@
 //! [`Store`]: super::Store
 
 pub mod client;
+pub mod copy;
 mod keys;
 mod store;
 pub mod url;

@@ -42,14 +42,14 @@ const MAX_ATTEMPTS: u32 = 50;
 /// The serial key's value.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SerialValue {
+pub(super) struct SerialValue {
     /// The serial before the first commit here.
-    base: u64,
+    pub(super) base: u64,
     /// When the last commit was made (the cluster's `mtime`).
-    mtime: f64,
+    pub(super) mtime: f64,
     /// Which commit wrote it last: a client that lost the answer to its txn finds out
     /// whether it was applied.
-    commit: String,
+    pub(super) commit: String,
 }
 
 /// What a read saw: the configuration, and each key as etcd held it.
@@ -525,7 +525,7 @@ impl EtcdStore {
 }
 
 /// The index keys an instance holds: its name and its NICs' MACs.
-fn index_keys(i: &Instance) -> BTreeSet<Key> {
+pub(super) fn index_keys(i: &Instance) -> BTreeSet<Key> {
     let mut s = BTreeSet::new();
     s.insert(Key::InstanceName(i.name.as_str().to_owned()));
     for n in &i.nics {
