@@ -3,7 +3,8 @@
 //! Its modules import downwards only, so that each can be read and tested on what lies
 //! below it: `instance`, `finding`, `fingerprint` and `segments` at the bottom; `index`,
 //! then `instances`, then `model` (the whole configuration); `writer`, `verify`, `cache`
-//! and `splice` over those; `store` on top, and `mem_store` (a store in memory for tests,
+//! and `splice` over those; `store` on top (with `watch`, which tells a follower when it
+//! changed), and `mem_store` (a store in memory for tests,
 //! behind the same `Store` trait) over `store`.
 
 mod cache;
@@ -22,6 +23,7 @@ mod splice_tests;
 mod store;
 pub mod tags;
 pub mod verify;
+mod watch;
 mod writer;
 
 pub use instance::{Instance, Nic, NicParams};
@@ -38,3 +40,4 @@ pub use store::{
     DEFAULT_CONFIG_PATH, FileStore, Store, Version, open, open_for_one_command, parse, render,
     transaction,
 };
+pub use watch::{FileWatch, StoreWatch};
