@@ -9,6 +9,7 @@ mod config;
 mod exec;
 mod extra;
 mod firewall;
+mod follow;
 mod invocation;
 mod log;
 mod node;
@@ -62,12 +63,17 @@ struct StandaloneNic {
 }
 
 impl StandaloneNic {
-    /// The TAP and the NIC's Ganeti environment, derived from config.data.
-    fn resolve(&self) -> anyhow::Result<(IfName, NicEnv)> {
+    /// The TAP and the NIC's Ganeti environment, derived from config.data, and the NIC's
+    /// identity there.
+    fn resolve(&self) -> anyhow::Result<(IfName, NicEnv, state::StoreNic)> {
         let t = tap(&self.tap)?;
-        let mut env = standalone::nic_from_config(&self.config, &self.instance, self.nic)?;
+        let (mut env, uuid) = standalone::nic_from_config(&self.config, &self.instance, self.nic)?;
         env.interface = Some(t.clone());
-        Ok((t, env))
+        let from = state::StoreNic {
+            instance_uuid: uuid,
+            index: self.nic,
+        };
+        Ok((t, env, from))
     }
 }
 
@@ -122,12 +128,19 @@ enum Cmd {
         /// NICs to rebuild, by TAP.
         taps: Vec<String>,
     },
-    /// Take down every recorded NIC whose TAP disappears (runs as a service).
+    /// Take down every recorded NIC whose TAP disappears, and re-apply NICs taken from the
+    /// cluster store when they change there (runs as a service).
     ///
     /// Ganeti 3.0 never runs `down`. This follows link removals over netlink and looks at
     /// every recorded NIC at start-up and after lost notifications; a TAP that exists again
-    /// under its name is left alone.
-    Watch,
+    /// under its name is left alone. NICs brought up with `up --instance` are compared with
+    /// the store at start-up and whenever it changes: a changed NIC is re-applied, one whose
+    /// instance (or NIC) left the store loses its rules, and its TAP stays.
+    Watch {
+        /// config.data to follow.
+        #[arg(long, env = "NETCONF_CONFIG", default_value = netconf_cluster::config::DEFAULT_CONFIG_PATH, value_name = "FILE")]
+        config: PathBuf,
+    },
     /// Show what is applied for TAP (default: every recorded NIC).
     Status {
         /// Print text or json (see JSON OUTPUT in the man page).
@@ -177,12 +190,15 @@ fn run() -> anyhow::Result<ExitCode> {
     };
     match cli.command {
         Cmd::Up { nic } => {
-            let (t, env) = nic.resolve()?;
+            let (t, env, from) = nic.resolve()?;
             apply::up(&ctx, &env, &t, Flavour::Kvm, true)?;
+            if !ctx.dry_run {
+                state::mark_from_store(&ctx.cfg.state_dir, &t, from)?;
+            }
             site_hook(&ctx, &t)?;
         }
         Cmd::Env { nic } => {
-            let (_, env) = nic.resolve()?;
+            let (_, env, _) = nic.resolve()?;
             print!("{}", standalone::shell_assignments(&env.to_env()));
         }
         Cmd::Down { tap: t, .. } => apply::down(&ctx, &tap(&t)?)?,
@@ -224,7 +240,10 @@ fn run() -> anyhow::Result<ExitCode> {
             };
             apply::reapply(&ctx, &list)?;
         }
-        Cmd::Watch => watch::run(&ctx)?,
+        Cmd::Watch { config } => {
+            let store = netconf_cluster::config::open(&config);
+            watch::run(&ctx, &store, &config.display().to_string())?
+        }
         Cmd::Status {
             tap: t,
             output_format,

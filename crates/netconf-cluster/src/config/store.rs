@@ -76,7 +76,9 @@ pub trait Store {
     /// Something that says when this store may have changed, for a process that follows it
     /// (`snf-ifup watch`); subscribe before the first read, so that no change is missed.
     fn changes(&self) -> Result<Box<dyn StoreWatch>, GntError> {
-        Err(GntError::Exec("this store cannot be watched for changes".into()))
+        Err(GntError::Exec(
+            "this store cannot be watched for changes".into(),
+        ))
     }
 }
 
