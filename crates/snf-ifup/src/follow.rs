@@ -32,8 +32,11 @@ pub fn sync(ctx: &Ctx, store: &dyn Store) -> bool {
     for tap in taps {
         match state::load(dir, &tap) {
             Ok(Some(st)) => {
-                // A gone TAP is the link watch's business.
+                // A gone TAP is the link watch's business. An unfinished record is an
+                // `up` under way or interrupted, or a `down` that left something to undo:
+                // neither is this watcher's to redo.
                 if let Some(from) = st.store.clone()
+                    && st.complete
                     && node::link_exists(tap.as_str())
                 {
                     followed.push((tap, st, from));
@@ -120,17 +123,13 @@ fn follow_one(
     nic.interface = Some(tap.clone());
     let now = nic.to_env();
     let changed = changed_vars(&st.env, &now);
-    if changed.is_empty() && st.complete {
+    if changed.is_empty() {
         return Ok(());
     }
     log::notice(&format!(
         "{tap}: NIC {} of {name} changed in the cluster store ({}); re-applying",
         from.index,
-        if changed.is_empty() {
-            "its last configuration was not finished".to_owned()
-        } else {
-            changed.join(", ")
-        }
+        changed.join(", ")
     ));
     apply::up(ctx, &nic, tap, st.flavour, true)?;
     if !ctx.dry_run {

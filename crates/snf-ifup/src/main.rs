@@ -133,9 +133,10 @@ enum Cmd {
     ///
     /// Ganeti 3.0 never runs `down`. This follows link removals over netlink and looks at
     /// every recorded NIC at start-up and after lost notifications; a TAP that exists again
-    /// under its name is left alone. NICs brought up with `up --instance` are compared with
-    /// the store at start-up and whenever it changes: a changed NIC is re-applied, one whose
-    /// instance (or NIC) left the store loses its rules, and its TAP stays.
+    /// under its name is left alone. NICs brought up with the --instance form of `up` are
+    /// compared with the store at start-up and whenever it changes: a changed NIC is
+    /// re-applied, one whose instance (or NIC) left the store loses its rules, and its TAP
+    /// stays.
     Watch {
         /// config.data to follow.
         #[arg(long, env = "NETCONF_CONFIG", default_value = netconf_cluster::config::DEFAULT_CONFIG_PATH, value_name = "FILE")]

@@ -309,8 +309,10 @@ mod tests {
         save(d.path(), &st).unwrap();
         let tap: IfName = "tap3".parse().unwrap();
         assert_eq!(load(d.path(), &tap).unwrap(), Some(st));
-        let _l = lock(d.path()).unwrap();
-        assert_eq!(all(d.path()).unwrap(), std::slice::from_ref(&tap));
+        {
+            let _l = lock(d.path()).unwrap();
+            assert_eq!(all(d.path()).unwrap(), std::slice::from_ref(&tap));
+        }
         let from = StoreNic {
             instance_uuid: "u-1".into(),
             index: 2,

@@ -10,7 +10,7 @@
 //! so NICs are never configured from two places of this process at once.
 
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use netconf::IfName;
 use netconf_cluster::config::{Store, StoreWatch};
@@ -40,7 +40,7 @@ pub fn run(ctx: &Ctx, store: &dyn Store, what: &str) -> anyhow::Result<()> {
         .changes()
         .map_err(|e| anyhow::anyhow!("cannot follow {what}: {e}"))?;
     rescan(ctx);
-    let mut retry = follow::sync(ctx, store);
+    let mut retry_at = retry_time(follow::sync(ctx, store));
     let (tx, rx) = mpsc::channel();
     let link_tx = tx.clone();
     std::thread::Builder::new()
@@ -67,18 +67,19 @@ pub fn run(ctx: &Ctx, store: &dyn Store, what: &str) -> anyhow::Result<()> {
         ctx.cfg.state_dir.display()
     ));
     loop {
-        let ev = if retry {
-            match rx.recv_timeout(RETRY) {
+        let ev = match retry_at {
+            Some(t) => match rx.recv_timeout(t.saturating_duration_since(Instant::now())) {
                 Ok(ev) => ev,
                 Err(mpsc::RecvTimeoutError::Timeout) => Event::Store,
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            }
-        } else {
-            match rx.recv() {
+            },
+            None => match rx.recv() {
                 Ok(ev) => ev,
                 Err(_) => break,
-            }
+            },
         };
+        // A retry that is due is not put off by a stream of link events.
+        let due = retry_at.is_some_and(|t| t <= Instant::now());
         match ev {
             Event::LinkFailed(e) => return Err(e),
             Event::Link(LinkEvents::Overflow) => {
@@ -98,10 +99,21 @@ pub fn run(ctx: &Ctx, store: &dyn Store, what: &str) -> anyhow::Result<()> {
                     check(ctx, &tap, Some(index));
                 }
             }
-            Event::Store => retry = follow::sync(ctx, store),
+            Event::Store => {
+                retry_at = retry_time(follow::sync(ctx, store));
+                continue;
+            }
+        }
+        if due {
+            retry_at = retry_time(follow::sync(ctx, store));
         }
     }
     anyhow::bail!("internal error: the watching threads stopped")
+}
+
+/// When to follow the store again after a pass that left something to retry.
+fn retry_time(failed: bool) -> Option<Instant> {
+    failed.then(|| Instant::now() + RETRY)
 }
 
 /// Waits on the store for ever; a failure to wait is logged and retried, never fatal: the
