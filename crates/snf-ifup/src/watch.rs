@@ -50,7 +50,7 @@ pub fn run(ctx: &Ctx, store: &dyn Store, what: &str) -> anyhow::Result<()> {
                 let ev = match mon.recv() {
                     Ok(ev) => Event::Link(ev),
                     Err(e) => {
-                        let _ = link_tx.send(Event::LinkFailed(e.into()));
+                        let _ = link_tx.send(Event::LinkFailed(e));
                         return;
                     }
                 };
