@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{Lab, can_run};
+use common::{Lab, can_run, nic, refs, set};
 
 const MAC1: &str = "aa:00:00:00:00:01";
 const TOOLS: [&str; 2] = ["gnt-network", "gnt-instance"];
@@ -127,6 +127,7 @@ fn watch_reapplies_a_nic_changed_in_the_store_and_unrules_a_removed_instance() {
     let mut lab = Lab::new();
     lab.bridge("br0", 1500);
     lab.guest("tap1", MAC1);
+    lab.guest("tap2", "aa:00:00:00:00:02");
     let config = lab.dir.path().join("config.data");
     let g = |tool: &str, args: &[&str]| gnt(&bin, &config, tool, args);
     g(
@@ -143,8 +144,8 @@ fn watch_reapplies_a_nic_changed_in_the_store_and_unrules_a_removed_instance() {
         ],
     );
     g("gnt-network", &["connect", "net1", "bridged", "br0"]);
-    let nic = format!("0:ip=198.51.100.11,network=net1,mac={MAC1}");
-    g("gnt-instance", &["add", "--net", &nic, "vm1"]);
+    let nic0 = format!("0:ip=198.51.100.11,network=net1,mac={MAC1}");
+    g("gnt-instance", &["add", "--net", &nic0, "vm1"]);
     g(
         "gnt-instance",
         &["add", "--net", "0:ip=198.51.100.12,network=net1", "vm2"],
@@ -158,6 +159,22 @@ fn watch_reapplies_a_nic_changed_in_the_store_and_unrules_a_removed_instance() {
     );
     let fw = fw_of_tap1(&lab).join("\n");
     assert!(fw.contains("198.51.100.11"), "{fw}");
+
+    // A NIC Ganeti described (its environment, not the store) is not followed, even when
+    // its INSTANCE names an instance of the store.
+    let mut ganeti = nic(
+        "tap2",
+        "aa:00:00:00:00:02",
+        "198.51.100.12",
+        "bridged",
+        "br0",
+        "nfdhcpd",
+        "",
+    );
+    set(&mut ganeti, "INSTANCE", "vm1");
+    lab.ifup_ok(&refs(&ganeti), &["ganeti", "up"]);
+    let tap2_state = lab.state_dir().join("tap2.toml");
+    let tap2 = std::fs::read_to_string(&tap2_state).unwrap();
 
     let w = Watcher::start(&lab, &config);
     // An unchanged store changes nothing.
@@ -213,4 +230,5 @@ fn watch_reapplies_a_nic_changed_in_the_store_and_unrules_a_removed_instance() {
         lab.exec(&["ip", "-o", "link", "show", "tap1"])
             .contains("tap1")
     );
+    assert_eq!(std::fs::read_to_string(&tap2_state).unwrap(), tap2);
 }
