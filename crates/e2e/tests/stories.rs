@@ -791,6 +791,70 @@ fn removed_instance_is_no_longer_answered() {
     );
 }
 
+/// Issue 14.4, a node following the cluster store: the NIC is brought up from config.data
+/// (`snf-ifup up --instance`) and `snf-ifup watch` runs on the node; `gnt-instance modify`
+/// gives the instance another address, the watcher re-applies the NIC (no reboot, no NIC
+/// script), nfdhcpd serves the new binding, and the guest's next DHCP exchange gets it.
+#[test]
+fn guest_renews_to_an_address_changed_in_the_store() {
+    let Some(bin) = can_run("guest_renews_to_an_address_changed_in_the_store") else {
+        return;
+    };
+    let mut lab = Lab::new(bin);
+    let info = seed_cluster(&mut lab);
+    let mac = info_field(&info, "MAC:");
+    let vm = lab.add_guest();
+    lab.plug(&vm, "tap0", &mac);
+    let snf_ifup = lab.bin.join("snf-ifup");
+    let mut up = lab.in_ns(&lab.node, &[]);
+    up.arg(&snf_ifup)
+        .args(["up", "tap0", "--instance", "inst1", "--nic", "0"]);
+    ok(&mut up);
+    lab.guest(&vm, &["ip", "link", "set", "nic0", "up"]);
+    let log = lab.path("watch.log");
+    let mut watch = lab.in_ns(&lab.node, &[]);
+    watch.arg(&snf_ifup).arg("watch");
+    // Declared after the lab: stopped before its namespaces go.
+    let _watcher = Daemon::spawn_logged(&mut watch, &log);
+    let said = |what: &str| std::fs::read_to_string(&log).is_ok_and(|l| l.contains(what));
+    wait_for("snf-ifup watch to start", Duration::from_secs(10), || {
+        said("watching for removed interfaces")
+    });
+    assert_eq!(lab.dhclient(&vm), "203.0.113.2/24");
+
+    let t0 = std::time::Instant::now();
+    lab.tool(
+        "gnt-instance",
+        &["modify", "--net", "0:ip=203.0.113.50", "inst1"],
+    );
+    let binding = lab.bindings().join("tap0");
+    wait_for(
+        "the binding to follow the store",
+        Duration::from_secs(5),
+        || std::fs::read_to_string(&binding).is_ok_and(|b| b.contains("IP=203.0.113.50\n")),
+    );
+    eprintln!(
+        "binding rewritten {} ms after gnt-instance modify started",
+        t0.elapsed().as_millis()
+    );
+    assert!(
+        said("changed in the cluster store (IP"),
+        "{:?}",
+        std::fs::read_to_string(&log)
+    );
+
+    // The guest's DHCP client starts over (as after its lease ran out): the new address.
+    lab.kill_dhclient(&vm);
+    lab.guest(&vm, &["ip", "-4", "addr", "flush", "dev", "nic0"]);
+    assert_eq!(lab.dhclient(&vm), "203.0.113.50/24");
+    assert!(
+        lab.last_bound(&vm).contains("ip=203.0.113.50 host=inst1"),
+        "{}",
+        lab.last_bound(&vm)
+    );
+    assert!(lab.pings(&lab.node, "203.0.113.50"), "node -> guest");
+}
+
 /// Renaming an instance: the NIC environment and the binding follow the new name, and
 /// after a reboot the guest gets the same address with the new host name.
 #[test]

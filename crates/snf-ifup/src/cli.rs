@@ -90,12 +90,20 @@ pub(crate) enum Cmd {
         /// NICs to rebuild, by TAP.
         taps: Vec<String>,
     },
-    /// Take down every recorded NIC whose TAP disappears (runs as a service).
+    /// Take down every recorded NIC whose TAP disappears, and re-apply NICs taken from the
+    /// cluster store when they change there (runs as a service).
     ///
     /// Ganeti 3.0 never runs `down`. This follows link removals over netlink and looks at
     /// every recorded NIC at start-up and after lost notifications; a TAP that exists again
-    /// under its name is left alone.
-    Watch,
+    /// under its name is left alone. NICs brought up with the --instance form of `up` are
+    /// compared with the store at start-up and whenever it changes: a changed NIC is
+    /// re-applied, one whose instance (or NIC) left the store loses its rules, and its TAP
+    /// stays.
+    Watch {
+        /// config.data to follow.
+        #[arg(long, env = "NETCONF_CONFIG", default_value = netconf_cluster::config::DEFAULT_CONFIG_PATH, value_name = "FILE")]
+        config: PathBuf,
+    },
     /// Show what is applied for TAP (default: every recorded NIC).
     Status {
         /// Print text or json (see JSON OUTPUT in the man page).

@@ -10,6 +10,7 @@ mod config;
 mod exec;
 mod extra;
 mod firewall;
+mod follow;
 mod invocation;
 mod log;
 mod node;
@@ -30,12 +31,17 @@ use crate::invocation::Action;
 use crate::plan::Flavour;
 
 impl StandaloneNic {
-    /// The TAP and the NIC's Ganeti environment, derived from config.data.
-    fn resolve(&self) -> anyhow::Result<(IfName, NicEnv)> {
+    /// The TAP and the NIC's Ganeti environment, derived from config.data, and the NIC's
+    /// identity there.
+    fn resolve(&self) -> anyhow::Result<(IfName, NicEnv, state::StoreNic)> {
         let t = tap(&self.tap)?;
-        let mut env = standalone::nic_from_config(&self.config, &self.instance, self.nic)?;
+        let (mut env, uuid) = standalone::nic_from_config(&self.config, &self.instance, self.nic)?;
         env.interface = Some(t.clone());
-        Ok((t, env))
+        let from = state::StoreNic {
+            instance_uuid: uuid,
+            index: self.nic,
+        };
+        Ok((t, env, from))
     }
 }
 
@@ -70,12 +76,15 @@ fn run() -> anyhow::Result<ExitCode> {
     };
     match cli.command {
         Cmd::Up { nic } => {
-            let (t, env) = nic.resolve()?;
+            let (t, env, from) = nic.resolve()?;
             apply::up(&ctx, &env, &t, Flavour::Kvm, true)?;
+            if !ctx.dry_run {
+                state::mark_from_store(&ctx.cfg.state_dir, &t, from)?;
+            }
             site_hook(&ctx, &t)?;
         }
         Cmd::Env { nic } => {
-            let (_, env) = nic.resolve()?;
+            let (_, env, _) = nic.resolve()?;
             print!("{}", standalone::shell_assignments(&env.to_env()));
         }
         Cmd::Down { tap: t, .. } => apply::down(&ctx, &tap(&t)?)?,
@@ -117,7 +126,10 @@ fn run() -> anyhow::Result<ExitCode> {
             };
             apply::reapply(&ctx, &list)?;
         }
-        Cmd::Watch => watch::run(&ctx)?,
+        Cmd::Watch { config } => {
+            let store = netconf_cluster::config::open(&config);
+            watch::run(&ctx, &store, &config.display().to_string())?
+        }
         Cmd::Status {
             tap: t,
             output_format,

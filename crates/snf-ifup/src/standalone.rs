@@ -9,14 +9,22 @@ use netconf::NicEnv;
 use netconf_cluster::NicEnvFromConfig;
 use netconf_cluster::config::{Store, open};
 
-/// The one place that builds a NIC from config.data.
-pub fn nic_from_config(config: &Path, instance: &str, index: u32) -> anyhow::Result<NicEnv> {
+/// The one place that builds a NIC from config.data; with the instance's UUID.
+pub fn nic_from_config(
+    config: &Path,
+    instance: &str,
+    index: u32,
+) -> anyhow::Result<(NicEnv, String)> {
     let cfg = open(config)
         .read()
         .map_err(|e| anyhow::anyhow!("{e}"))
         .with_context(|| format!("cannot read {}", config.display()))?;
-    NicEnv::from_config(&cfg, instance, index)
-        .with_context(|| format!("NIC {index} of instance {instance} in {}", config.display()))
+    let env = NicEnv::from_config(&cfg, instance, index)
+        .with_context(|| format!("NIC {index} of instance {instance} in {}", config.display()))?;
+    let uuid = cfg
+        .instance_uuid(instance)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok((env, uuid))
 }
 
 /// `KEY='value'` lines a POSIX shell can `eval` (or `set -a; . file`) to get exactly the

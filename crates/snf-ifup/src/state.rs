@@ -40,6 +40,18 @@ pub struct State {
     /// same name has another one, and its NIC is not this record's (see `watch`).
     #[serde(default)]
     pub ifindex: Option<u32>,
+    /// The NIC in the cluster store it was taken from (`up --instance`), which `watch`
+    /// follows; none for NICs Ganeti or Xen described (older files have none either).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<StoreNic>,
+}
+
+/// A NIC's identity in the cluster store: the instance by UUID (it survives a rename) and
+/// the NIC's index.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreNic {
+    pub instance_uuid: String,
+    pub index: u32,
 }
 
 /// One family's chains and jumps as applied. In the file, rules are the iptables/ebtables
@@ -212,6 +224,18 @@ pub fn save(dir: &Path, st: &State) -> anyhow::Result<()> {
     res.with_context(|| format!("cannot write {}", target.display()))
 }
 
+/// Records that `tap`'s NIC comes from the store (after an `up` from it), under the lock.
+pub fn mark_from_store(dir: &Path, tap: &IfName, nic: StoreNic) -> anyhow::Result<()> {
+    let _lock = lock(dir)?;
+    if let Some(mut st) = load(dir, tap)?
+        && st.store.as_ref() != Some(&nic)
+    {
+        st.store = Some(nic);
+        save(dir, &st)?;
+    }
+    Ok(())
+}
+
 pub fn remove(dir: &Path, tap: &IfName) -> anyhow::Result<()> {
     match fs::remove_file(path(dir, tap)) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -280,12 +304,21 @@ mod tests {
             }],
             driver: Driver::Nftables,
             ifindex: Some(7),
+            store: None,
         };
         save(d.path(), &st).unwrap();
         let tap: IfName = "tap3".parse().unwrap();
         assert_eq!(load(d.path(), &tap).unwrap(), Some(st));
-        let _l = lock(d.path()).unwrap();
-        assert_eq!(all(d.path()).unwrap(), std::slice::from_ref(&tap));
+        {
+            let _l = lock(d.path()).unwrap();
+            assert_eq!(all(d.path()).unwrap(), std::slice::from_ref(&tap));
+        }
+        let from = StoreNic {
+            instance_uuid: "u-1".into(),
+            index: 2,
+        };
+        mark_from_store(d.path(), &tap, from.clone()).unwrap();
+        assert_eq!(load(d.path(), &tap).unwrap().unwrap().store, Some(from));
         remove(d.path(), &tap).unwrap();
         remove(d.path(), &tap).unwrap();
         assert_eq!(load(d.path(), &tap).unwrap(), None);

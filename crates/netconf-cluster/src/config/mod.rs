@@ -3,7 +3,8 @@
 //! Its modules import downwards only, so that each can be read and tested on what lies
 //! below it: `instance`, `finding`, `fingerprint` and `segments` at the bottom; `index`,
 //! then `instances`, then `model` (the whole configuration); `writer`, `verify`, `cache`
-//! and `splice` over those; `store` on top, with `etcd` (the same trait on etcd) beside it, and `mem_store` (a store in memory for tests,
+//! and `splice` over those; `store` on top (with `watch`, which tells a follower when it
+//! changed), `etcd` (the same trait on etcd) beside it, and `mem_store` (a store in memory for tests,
 //! behind the same `Store` trait) over `store`.
 
 mod cache;
@@ -24,6 +25,7 @@ mod splice_tests;
 mod store;
 pub mod tags;
 pub mod verify;
+mod watch;
 mod writer;
 
 pub use instance::{Instance, Nic, NicParams};
@@ -42,3 +44,4 @@ pub use store::{
     DEFAULT_CONFIG_PATH, Location, Store, Version, open, open_at, open_for_one_command,
     open_read_only, parse, render, transaction,
 };
+pub use watch::{FileWatch, StoreWatch};

@@ -36,6 +36,7 @@ use super::instances::Instances;
 use super::model::{CONFIG_VERSION, ClusterConfig, now};
 use super::splice;
 use super::verify;
+use super::watch::{FileWatch, StoreWatch};
 use super::writer::END_MARKER;
 use crate::error::GntError;
 
@@ -71,6 +72,14 @@ pub trait Store {
         &self,
         f: &mut dyn FnMut(&mut ClusterConfig) -> Result<(), GntError>,
     ) -> Result<(), GntError>;
+
+    /// Something that says when this store may have changed, for a process that follows it
+    /// (`snf-ifup watch`); subscribe before the first read, so that no change is missed.
+    fn changes(&self) -> Result<Box<dyn StoreWatch>, GntError> {
+        Err(GntError::Exec(
+            "this store cannot be watched for changes".into(),
+        ))
+    }
 }
 
 /// `Store::transact` with a return value. A store may run `f` more than once (etcd runs it
@@ -846,6 +855,10 @@ pub(super) fn check_commit(cfg: &ClusterConfig, place: &str) -> Result<(), GntEr
 }
 
 impl Store for FileStore {
+    fn changes(&self) -> Result<Box<dyn StoreWatch>, GntError> {
+        Ok(Box::new(FileWatch::new(&self.path)?))
+    }
+
     fn read(&self) -> Result<ClusterConfig, GntError> {
         let lock = self.shared_lock()?;
         if let Some(l) = &lock {

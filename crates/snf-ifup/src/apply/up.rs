@@ -85,6 +85,8 @@ pub fn up(
             .map(|p| p.firewall.clone())
             .unwrap_or_default(),
         driver: drv,
+        // The caller that took the NIC from the store says so (`state::mark_from_store`).
+        store: None,
     };
     state::save(dir, &st)?;
 

@@ -1,0 +1,234 @@
+//! `snf-ifup watch` following the cluster store (issue 14 point 4, file mode): a NIC brought
+//! up with `up --instance` is re-applied when `gnt-instance modify` changes it in
+//! config.data, keeps what is applied while config.data is half written, and loses its
+//! rules (not its TAP) when its instance is removed. Real gnt-* binaries, real firewall, in
+//! a node namespace. Needs root and the workspace's gnt-* binaries; skips otherwise.
+
+mod common;
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::{Lab, can_run, nic, refs, set};
+
+const MAC1: &str = "aa:00:00:00:00:01";
+const TOOLS: [&str; 2] = ["gnt-network", "gnt-instance"];
+
+/// `snf-ifup watch` in the node namespace; killed when dropped.
+struct Watcher {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Watcher {
+    fn start(lab: &Lab, config: &Path) -> Watcher {
+        let mut child = lab
+            .ifup_command(&[], &["watch", "--config", config.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start snf-ifup watch");
+        let stderr = child.stderr.take().expect("piped");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("watch: {l}");
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        let w = Watcher { child, lines };
+        w.wait_for("watching for removed interfaces");
+        w
+    }
+
+    fn wait_for(&self, what: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l.contains(what) => return l,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        panic!("the watcher never said '{what}'");
+    }
+}
+
+fn gnt(bin: &Path, config: &Path, tool: &str, args: &[&str]) {
+    let o = Command::new(bin.join(tool))
+        .args(args)
+        .env("NETCONF_CONFIG", config)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{tool} {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+fn binding(lab: &Lab) -> String {
+    std::fs::read_to_string(lab.nfdhcpd_dir().join("tap1")).unwrap_or_default()
+}
+
+/// The firewall lines about tap1's NIC.
+fn fw_of_tap1(lab: &Lab) -> Vec<String> {
+    lab.fw_dump()
+        .lines()
+        .filter(|l| l.contains("tap1"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Polls `done` for up to 10 s; how long it took to become true.
+fn until(what: &str, mut done: impl FnMut() -> bool) -> Duration {
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(10) {
+        if done() {
+            return t0.elapsed();
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("{what}: not after 10 s");
+}
+
+fn bins(test: &str) -> Option<PathBuf> {
+    if !can_run(test) {
+        return None;
+    }
+    let b = netconf_test_support::workspace_bins(&TOOLS);
+    if b.is_none() {
+        eprintln!(
+            "SKIP {test}: {} not built next to the test executable (cargo build -p gnt-network)",
+            TOOLS.join(", ")
+        );
+    }
+    b
+}
+
+#[test]
+fn watch_reapplies_a_nic_changed_in_the_store_and_unrules_a_removed_instance() {
+    let test = "watch_reapplies_a_nic_changed_in_the_store_and_unrules_a_removed_instance";
+    let Some(bin) = bins(test) else {
+        return;
+    };
+    let mut lab = Lab::new();
+    lab.bridge("br0", 1500);
+    lab.guest("tap1", MAC1);
+    lab.guest("tap2", "aa:00:00:00:00:02");
+    let config = lab.dir.path().join("config.data");
+    let g = |tool: &str, args: &[&str]| gnt(&bin, &config, tool, args);
+    g(
+        "gnt-network",
+        &[
+            "add",
+            "--network",
+            "198.51.100.0/24",
+            "--gateway",
+            "198.51.100.1",
+            "--tags",
+            "nfdhcpd,spoof-protected",
+            "net1",
+        ],
+    );
+    g("gnt-network", &["connect", "net1", "bridged", "br0"]);
+    let nic0 = format!("0:ip=198.51.100.11,network=net1,mac={MAC1}");
+    g("gnt-instance", &["add", "--net", &nic0, "vm1"]);
+    g(
+        "gnt-instance",
+        &["add", "--net", "0:ip=198.51.100.12,network=net1", "vm2"],
+    );
+    let cfg_env = [("NETCONF_CONFIG", config.to_str().unwrap())];
+    lab.ifup_ok(&cfg_env, &["up", "tap1", "--instance", "vm1", "--nic", "0"]);
+    assert!(
+        binding(&lab).contains("IP=198.51.100.11\n"),
+        "{}",
+        binding(&lab)
+    );
+    let fw = fw_of_tap1(&lab).join("\n");
+    assert!(fw.contains("198.51.100.11"), "{fw}");
+
+    // A NIC Ganeti described (its environment, not the store) is not followed, even when
+    // its INSTANCE names an instance of the store.
+    let mut ganeti = nic(
+        "tap2",
+        "aa:00:00:00:00:02",
+        "198.51.100.12",
+        "bridged",
+        "br0",
+        "nfdhcpd",
+        "",
+    );
+    set(&mut ganeti, "INSTANCE", "vm1");
+    lab.ifup_ok(&refs(&ganeti), &["ganeti", "up"]);
+    let tap2_state = lab.state_dir().join("tap2.toml");
+    let tap2 = std::fs::read_to_string(&tap2_state).unwrap();
+
+    let w = Watcher::start(&lab, &config);
+    // An unchanged store changes nothing.
+    let before = (binding(&lab), fw_of_tap1(&lab));
+
+    // The address changes in the store: binding and rules follow, no `up` needed.
+    let t0 = Instant::now();
+    g(
+        "gnt-instance",
+        &["modify", "--net", "0:ip=198.51.100.21", "vm1"],
+    );
+    let after_cmd = t0.elapsed();
+    until("the new address in the binding and the rules", || {
+        let fw = fw_of_tap1(&lab).join("\n");
+        binding(&lab).contains("IP=198.51.100.21\n")
+            && fw.contains("198.51.100.21")
+            && !fw.contains("198.51.100.11")
+    });
+    let took = t0.elapsed();
+    eprintln!(
+        "re-applied {} ms after gnt-instance modify returned ({} ms including the command)",
+        (took - after_cmd).as_millis(),
+        took.as_millis()
+    );
+    let l = w.wait_for("changed in the cluster store");
+    assert!(l.contains("IP"), "{l}");
+    assert_ne!(before, (binding(&lab), fw_of_tap1(&lab)));
+
+    // A half-written config.data (cut in place) is not "every instance gone": what is
+    // applied stays, and the good file is followed again.
+    let good = std::fs::read_to_string(&config).unwrap();
+    let applied = (binding(&lab), fw_of_tap1(&lab));
+    std::fs::write(&config, &good[..good.len() / 2]).unwrap();
+    w.wait_for("cannot read the cluster store");
+    assert_eq!((binding(&lab), fw_of_tap1(&lab)), applied);
+    std::fs::write(&config, &good).unwrap();
+
+    // The instance leaves the store while its TAP exists: its rules and binding go, with a
+    // warning; the TAP stays.
+    g("gnt-instance", &["remove", "vm1"]);
+    let took = until("tap1's rules removed", || {
+        fw_of_tap1(&lab).is_empty()
+            && !lab.nfdhcpd_dir().join("tap1").exists()
+            && !lab.state_dir().join("tap1.toml").exists()
+    });
+    eprintln!(
+        "rules removed {} ms after gnt-instance remove",
+        took.as_millis()
+    );
+    let l = w.wait_for("no longer in the cluster store");
+    assert!(l.contains("tap1") && l.contains("vm1"), "{l}");
+    assert!(
+        lab.exec(&["ip", "-o", "link", "show", "tap1"])
+            .contains("tap1")
+    );
+    assert_eq!(std::fs::read_to_string(&tap2_state).unwrap(), tap2);
+}
