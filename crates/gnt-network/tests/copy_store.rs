@@ -88,9 +88,14 @@ fn seed(cfg: &Path) {
                 "203.0.113.0/26",
                 "--gateway",
                 "203.0.113.1",
+                "--allocation-range",
+                "203.0.113.20-203.0.113.29",
                 "net2",
             ],
         ),
+        // A network without an IPv4 subnet (L2 only), with an IPv6 subnet.
+        (NET, &["add", "--network6", "2001:db8:2::/64", "l2net"]),
+        (NET, &["connect", "-N", "mode=bridged,link=br2", "l2net"]),
         (NET, &["connect", "-N", "mode=bridged,link=br0", "net1"]),
         (
             NET,
@@ -121,6 +126,7 @@ fn seed(cfg: &Path) {
             &["add", "--net", "0:ip=198.51.100.77,network=net1", "db1"],
         ),
         (INST, &["add", "--net", "0:mode=bridged,link=br9", "l2only"]),
+        (INST, &["add", "--net", "0:network=l2net", "onl2"]),
     ];
     for (bin, args) in steps {
         ok(on_file(bin, cfg, args), &format!("{args:?}"));
@@ -146,7 +152,7 @@ fn file_to_etcd_and_back_is_byte_identical() {
         "copy to etcd",
     );
     assert!(
-        out.contains("4 instances") && out.contains("2 networks") && out.contains("verified"),
+        out.contains("5 instances") && out.contains("3 networks") && out.contains("verified"),
         "{out}"
     );
     // The tools see the same cluster on etcd.
@@ -262,7 +268,7 @@ fn non_empty_target_is_refused_without_force_and_replaced_with_it() {
             .unwrap(),
         "list",
     );
-    assert_eq!(names, "net1\nnet2\n");
+    assert_eq!(names, "l2net\nnet1\nnet2\n");
     let back = dir.path().join("again.data");
     ok(
         copy(&["--from", &url, "--to", back.to_str().unwrap()]),
