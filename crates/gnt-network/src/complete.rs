@@ -17,7 +17,7 @@ use clap_complete::engine::CompletionCandidate;
 use clap_complete::env::CompleteEnv;
 use netconf_cluster::config::{ClusterConfig, Location, Store, open_at, open_read_only};
 
-use crate::common::Global;
+use crate::global::Global;
 use crate::sort::nice_sorted;
 
 /// The variable that turns a run into a completion request (`bash`, `zsh` or `fish`).

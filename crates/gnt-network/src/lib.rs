@@ -5,6 +5,7 @@
 pub mod cluster_cli;
 pub mod common;
 pub mod complete;
+pub mod global;
 pub mod group_cli;
 pub mod instance_cli;
 pub mod manpage;

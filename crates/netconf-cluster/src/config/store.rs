@@ -102,6 +102,13 @@ pub fn open(path: &Path) -> impl Store + use<> {
     FileStore::new(path)
 }
 
+/// The refusal to overwrite a store that holds a cluster (a copy without `--force`).
+pub fn refused_to_overwrite(place: &str) -> GntError {
+    GntError::Exec(format!(
+        "{place} is not empty; refusing to overwrite it (use --force to replace it)"
+    ))
+}
+
 /// Where a cluster's configuration lives: a config.data file, or a prefix in etcd.
 #[derive(Clone, Debug)]
 pub enum Location {
@@ -320,7 +327,7 @@ impl FileStore {
                 .map_err(|e| self.io_err("lock", &self.lock_path, &e))?;
         }
         if !replace && self.exists() {
-            return Err(super::etcd::copy::refused(&self.path.display().to_string()));
+            return Err(refused_to_overwrite(&self.path.display().to_string()));
         }
         let cur = self.current()?;
         self.remove_stale_temporaries(&cur.target);

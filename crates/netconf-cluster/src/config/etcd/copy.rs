@@ -172,9 +172,4 @@ pub fn write_whole(url: &EtcdUrl, cfg: &ClusterConfig, replace: bool) -> Result<
     }
 }
 
-/// The refusal to overwrite a store that holds a cluster.
-pub fn refused(place: &str) -> GntError {
-    GntError::Exec(format!(
-        "{place} is not empty; refusing to overwrite it (use --force to replace it)"
-    ))
-}
+pub use crate::config::store::refused_to_overwrite as refused;
