@@ -398,3 +398,56 @@ fn every_tool_prints_a_script_for_each_shell() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+/// With `NETCONF_STORE` naming an etcd prefix, a TAB offers the names stored there, not those
+/// of a config.data that `NETCONF_CONFIG` names at the same time.
+#[test]
+fn names_come_from_etcd_when_the_store_is_etcd() {
+    use netconf_test_support::{EtcdCluster, need_etcd, unique_prefix};
+    if !need_etcd("names_come_from_etcd_when_the_store_is_etcd") {
+        return;
+    }
+    let url = EtcdCluster::shared().url(&unique_prefix());
+    let dir = tempfile::tempdir().unwrap();
+    let on_etcd = |bin: &str, args: &[&str]| {
+        let out = Command::new(bin)
+            .args(args)
+            .env("NETCONF_STORE", &url)
+            .env("NETCONF_HOOKS_DIR", dir.path().join("hooks"))
+            .env_remove("NETCONF_COMPLETE")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{bin} {args:?}: {out:?}");
+    };
+    on_etcd(NETWORK, &["add", "--network", "198.51.100.0/24", "net-e1"]);
+    on_etcd(INSTANCE, &["add", "--no-nics", "inst-e1"]);
+    // A file store beside it, with other names, must not be what the TAB reads.
+    let file = Store::seeded();
+
+    let tab_etcd = |bin: &str, words: &[&str]| {
+        let out = Command::new(bin)
+            .arg("--")
+            .args(words)
+            .env("NETCONF_COMPLETE", "bash")
+            .env("_CLAP_COMPLETE_INDEX", (words.len() - 1).to_string())
+            .env("_CLAP_IFS", "\n")
+            .env("NETCONF_STORE", &url)
+            .env("NETCONF_CONFIG", file.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{words:?}: {out:?}");
+        assert!(out.stderr.is_empty(), "{words:?} wrote to stderr: {out:?}");
+        names(
+            String::from_utf8(out.stdout)
+                .unwrap()
+                .lines()
+                .map(str::to_owned)
+                .collect(),
+        )
+    };
+    assert_eq!(tab_etcd(NETWORK, &["gnt-network", "info", ""]), ["net-e1"]);
+    assert_eq!(
+        tab_etcd(INSTANCE, &["gnt-instance", "modify", ""]),
+        ["inst-e1"]
+    );
+}
