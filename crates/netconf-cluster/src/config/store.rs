@@ -156,6 +156,16 @@ impl Store for Box<dyn Store> {
     }
 }
 
+/// The store at `at` for a reader that must answer at once or not at all (shell
+/// completion): config.data through [`open_read_only`], etcd with every request, retries
+/// and connecting included, over within `budget`.
+pub fn open_for_completion(at: &Location, budget: std::time::Duration) -> Box<dyn Store> {
+    match at {
+        Location::File(p) => Box::new(open_read_only(p)),
+        Location::Etcd(u) => Box::new(super::etcd::EtcdStore::new(u).with_budget(budget)),
+    }
+}
+
 /// The configuration at `path` for a reader that must not change or wait on anything (shell
 /// completion): see [`FileStore::read_only`].
 pub fn open_read_only(path: &Path) -> impl Store + use<> {

@@ -94,6 +94,13 @@ impl EtcdStore {
         }
     }
 
+    /// Every request ends within `total` from now (shell completion: see
+    /// `Client::with_budget`).
+    pub fn with_budget(mut self, total: Duration) -> Self {
+        self.client = self.client.with_budget(total);
+        self
+    }
+
     /// Reports retried commits on stderr (`--debug`).
     pub fn with_debug(mut self, debug: bool) -> Self {
         self.debug = debug;
