@@ -1,9 +1,11 @@
 //! The cluster store on etcd (v3 API, through its JSON gateway): `etcd://` and `etcds://`
 //! URLs (`url`), the TLS settings of `etcds://` (`tls`), the HTTP client (`client`), where
-//! each object lives (`keys`) and the [`Store`] over them (`store`).
+//! each object lives (`keys`), the [`Store`] over them (`store`), and the check of the name
+//! and MAC index keys against the instances (`audit`, for `gnt-cluster verify`).
 //!
 //! [`Store`]: super::Store
 
+mod audit;
 pub mod client;
 pub mod copy;
 mod keys;
