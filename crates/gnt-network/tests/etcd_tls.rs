@@ -222,6 +222,15 @@ fn wrong_tls_settings_fail_clearly_and_write_nothing() {
         "world.toml",
         &[("ca", &tls.ca), ("cert", &tls.cert), ("key", &open_key)],
     );
+    // Another key than the certificate's (the members' own).
+    let other_key = dir.path().join("other.key");
+    std::fs::copy(tls.ca.with_file_name("server.key"), &other_key).unwrap();
+    std::fs::set_permissions(&other_key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mismatch = settings(
+        dir.path(),
+        "mismatch.toml",
+        &[("ca", &tls.ca), ("cert", &tls.cert), ("key", &other_key)],
+    );
     let port = etcd.endpoints()[0].rsplit_once(':').unwrap().1.to_owned();
     let plain = url.replacen("etcds://", "etcd://", 1);
     // The members' certificates are for IP 127.0.0.1 only.
@@ -238,13 +247,13 @@ fn wrong_tls_settings_fail_clearly_and_write_nothing() {
             "no client certificate",
             &url,
             &no_cert,
-            "it may ask for a client certificate, and the TLS settings name none",
+            "the TLS settings name none)",
         ),
         (
             "plain etcd:// to TLS members",
             &plain,
             &good,
-            "hangs up on plain HTTP: use etcds://",
+            "(if the member serves TLS, use etcds://)",
         ),
         (
             "a name the certificate is not for",
@@ -259,6 +268,12 @@ fn wrong_tls_settings_fail_clearly_and_write_nothing() {
             "open.key: the private key is open to group or others (mode 0644)",
         ),
         ("no settings file", &url, &absent, "absent.toml: not found"),
+        (
+            "a key that is not the certificate's",
+            &url,
+            &mismatch,
+            "other.key: not a usable certificate and key",
+        ),
     ] {
         for (bin, args) in [
             (NET, &["list"][..]),

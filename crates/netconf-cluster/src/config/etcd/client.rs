@@ -165,8 +165,15 @@ pub struct Client {
     unusable: Option<String>,
     /// When every request of this client must have ended (`with_budget`).
     deadline: Option<Instant>,
-    /// `etcds://`: for the hints of failed connections.
-    tls: bool,
+    /// How the members are reached, for the hints of failed connections.
+    link: Link,
+}
+
+/// Plain HTTP, or TLS with or without a client certificate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Link {
+    Plain,
+    Tls { client_cert: bool },
 }
 
 /// A request body as a member can be asked it, and what came of the attempt.
@@ -185,9 +192,15 @@ impl Client {
             .timeout_connect(Some(CONNECT_TIMEOUT))
             .http_status_as_error(false);
         let mut unusable = None;
+        let mut link = Link::Plain;
         if url.tls() {
             match super::tls::load() {
-                Ok(tls) => config = config.tls_config(tls),
+                Ok(tls) => {
+                    link = Link::Tls {
+                        client_cert: tls.client_cert().is_some(),
+                    };
+                    config = config.tls_config(tls);
+                }
                 Err(e) => {
                     unusable = Some(format!(
                         "cannot use the etcd cluster {url}: its TLS settings: {e}"
@@ -206,7 +219,7 @@ impl Client {
             shown: url.to_string(),
             unusable,
             deadline: None,
-            tls: url.tls(),
+            link,
         }
     }
 
@@ -239,7 +252,7 @@ impl Client {
         let mut resp = match r {
             Ok(r) => r,
             Err(e) => {
-                let why = format!("{base}: {e}{}", hint(&e, self.tls));
+                let why = format!("{base}: {e}{}", hint(&e, self.link));
                 return if not_sent(&e) {
                     Attempt::NotSent(why)
                 } else {
@@ -424,9 +437,11 @@ fn not_sent(e: &ureq::Error) -> bool {
     }
 }
 
-/// What a failed connection most likely means, for the operator: a TLS handshake that
-/// failed on a certificate, or a plain HTTP request that a member serving TLS hung up on.
-fn hint(e: &ureq::Error, tls: bool) -> &'static str {
+/// What a failed connection may mean, for the operator: a TLS handshake that failed on a
+/// certificate, or a member that hung up at once (as one serving TLS does on a plain HTTP
+/// request, or with client certificates on a client that offers none or one it refuses).
+/// A member that dies mid-request hangs up too, hence the "if".
+fn hint(e: &ureq::Error, link: Link) -> &'static str {
     use std::io::ErrorKind as K;
     let (io_kind, tls_error) = match e {
         ureq::Error::Io(io) => (
@@ -437,21 +452,31 @@ fn hint(e: &ureq::Error, tls: bool) -> &'static str {
         ureq::Error::Rustls(r) => (None, Some(r)),
         _ => (None, None),
     };
-    match (tls, tls_error, io_kind) {
+    let hung_up = tls_error.is_none()
+        && matches!(
+            io_kind,
+            Some(K::BrokenPipe | K::ConnectionReset | K::UnexpectedEof)
+        );
+    match (link, tls_error) {
         (
-            true,
+            Link::Tls { .. },
             Some(rustls::Error::InvalidCertificate(
                 rustls::CertificateError::UnknownIssuer | rustls::CertificateError::BadSignature,
             )),
-            _,
         ) => " (the member's certificate is not signed by the CA that the TLS settings name)",
-        (true, Some(rustls::Error::AlertReceived(_)), _)
-        | (true, None, Some(K::BrokenPipe | K::ConnectionReset | K::UnexpectedEof)) => {
-            " (the member refused the connection: it may ask for a client certificate, and the TLS settings name none or one its CA did not sign)"
+        (Link::Tls { client_cert: false }, Some(rustls::Error::AlertReceived(_))) => {
+            " (the member refused the connection: it asks for a client certificate, and the TLS settings name none)"
         }
-        (false, None, Some(K::ConnectionReset | K::UnexpectedEof)) => {
-            " (a member that serves TLS hangs up on plain HTTP: use etcds://)"
+        (Link::Tls { client_cert: false }, _) if hung_up => {
+            " (if the member asks for a client certificate: the TLS settings name none)"
         }
+        (Link::Tls { client_cert: true }, Some(rustls::Error::AlertReceived(_))) => {
+            " (the member refused the connection: is the client certificate signed by its CA?)"
+        }
+        (Link::Tls { client_cert: true }, _) if hung_up => {
+            " (if the member asks for a client certificate: is this one signed by its CA?)"
+        }
+        (Link::Plain, _) if hung_up => " (if the member serves TLS, use etcds://)",
         _ => "",
     }
 }

@@ -320,5 +320,12 @@ mod tests {
         assert!(private_key(&link).is_ok());
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o604)).unwrap();
         assert!(private_key(&link).err().unwrap().contains("mode 0604"));
+        // Another user's key (only root can hand one over).
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        if nix::unistd::geteuid().is_root() {
+            std::os::unix::fs::chown(&key, Some(65534), None).unwrap();
+            let e = private_key(&key).err().unwrap();
+            assert!(e.contains("belongs to user 65534"), "{e}");
+        }
     }
 }
