@@ -150,6 +150,19 @@ fn gnt_commands_work_over_etcds() {
         );
         assert_eq!(nets.trim(), "net-t", "member {i}");
     }
+    // Shell completion reads the same settings.
+    let tab = Command::new(INST)
+        .args(["--", "gnt-instance", "modify", ""])
+        .env("NETCONF_COMPLETE", "bash")
+        .env("_CLAP_COMPLETE_INDEX", "2")
+        .env("_CLAP_IFS", "\n")
+        .env("NETCONF_STORE", &url)
+        .env("NETCONF_STORE_CONFIG", &good)
+        .output()
+        .unwrap();
+    assert!(tab.stderr.is_empty(), "{tab:?}");
+    let words = String::from_utf8(tab.stdout).unwrap();
+    assert!(words.lines().any(|w| w == "vm-t"), "{words}");
     // A copy to config.data and back to another prefix.
     let file = dir.path().join("config.data");
     let back = etcd.url(&unique_prefix());
