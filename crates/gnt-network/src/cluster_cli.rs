@@ -136,8 +136,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .into());
             }
             // Not `read`: its warning about an inconsistent file is what this prints in full.
-            let (cfg, _) = store.read_versioned()?;
+            let (cfg, version) = store.read_versioned()?;
             let mut findings = verify::verify(&cfg);
+            findings.extend(store.audit(&cfg, version)?);
             for f in &mut findings {
                 if ignore_errors.iter().any(|c| c == f.code) {
                     f.level = Level::Warning;

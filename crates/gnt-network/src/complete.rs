@@ -2,26 +2,32 @@
 //! engine, switched on by `NETCONF_COMPLETE`): options and subcommands come from the clap
 //! definitions of the binary that answers, so a completion can never be staler than the
 //! tool, and the names of networks, groups, nodes and instances come from the store the
-//! command line names (`--config`, its environment), read through a view that writes
-//! nothing and waits for no lock. Any failure there (no store, a broken one) means no
-//! candidates: a TAB never prints an error.
+//! command line names (`--config`, `--store`, their environment), read through a view
+//! that writes nothing and waits for no lock, nor for etcd longer than `STORE_BUDGET`.
+//! Any failure there (no store, a broken one, a silent etcd) means no candidates: a TAB
+//! never prints an error.
 //!
 //! `NETCONF_COMPLETE=bash gnt-network` prints the script that registers the completion
 //! (also zsh and fish); the packages ship those scripts, made at build time.
 
 use std::ffi::OsString;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use clap::{ArgMatches, Command, CommandFactory, FromArgMatches};
 use clap_complete::engine::CompletionCandidate;
 use clap_complete::env::CompleteEnv;
-use netconf_cluster::config::{ClusterConfig, Location, Store, open_at, open_read_only};
+use netconf_cluster::config::{ClusterConfig, Location, Store, open_for_completion};
 
 use crate::global::Global;
 use crate::sort::nice_sorted;
 
 /// The variable that turns a run into a completion request (`bash`, `zsh` or `fish`).
 pub const VAR: &str = "NETCONF_COMPLETE";
+
+/// How long a TAB may wait for etcd, connecting included: a dead or silent member must not
+/// freeze the shell; past it the TAB offers nothing.
+const STORE_BUDGET: Duration = Duration::from_millis(300);
 
 /// What a name on the command line names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,11 +109,13 @@ fn candidates(kind: Option<Kind>) -> Vec<CompletionCandidate> {
         return Vec::new();
     };
     let typed = typed_prefix();
-    // With --store (or NETCONF_STORE) the names come from etcd; a read there never writes.
-    let read = match &global.store {
-        Some(url) => open_at(&Location::Etcd(url.clone())).read_versioned(),
-        None => open_read_only(&global.config).read_versioned(),
+    // With --store (or NETCONF_STORE) the names come from etcd, within STORE_BUDGET; a
+    // read there never writes.
+    let at = match &global.store {
+        Some(url) => Location::Etcd(url.clone()),
+        None => Location::File(global.config.clone()),
     };
+    let read = open_for_completion(&at, STORE_BUDGET).read_versioned();
     match read {
         Ok((cfg, _)) => names(&cfg, kind, &typed)
             .into_iter()

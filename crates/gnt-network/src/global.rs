@@ -15,7 +15,7 @@ pub struct Global {
     #[arg(long, global = true, env = "NETCONF_CONFIG", default_value = netconf_cluster::config::DEFAULT_CONFIG_PATH, value_name = "FILE")]
     pub config: PathBuf,
     /// The cluster store in etcd instead of the file: etcd://host:port[,host:port…][/prefix]
-    /// (prefix /netconf when not given).
+    /// (prefix /netconf when not given), or etcds://… over TLS (see netconf-store(7)).
     #[arg(long, global = true, env = "NETCONF_STORE", value_name = "URL", value_parser = parse_store_url)]
     pub store: Option<EtcdUrl>,
     /// Print debugging output.

@@ -451,3 +451,56 @@ fn names_come_from_etcd_when_the_store_is_etcd() {
         ["inst-e1"]
     );
 }
+
+/// A TAB while `NETCONF_STORE` names an etcd that does not answer returns and offers no
+/// names (the options still), with nothing on stderr: a closed port, and sixteen members
+/// that accept connections but never answer (a hung etcd, a firewall that drops), where
+/// trying each in turn with the commands' own timeouts would hold the shell for a minute.
+#[test]
+fn a_silent_or_closed_etcd_gives_no_names_and_does_not_hold_the_tab() {
+    // Accepted by the kernel (the backlog), never read nor answered.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let members = vec![format!("127.0.0.1:{port}"); 16].join(",");
+    for (what, url) in [
+        ("closed", format!("etcd://127.0.0.1:{closed}/x")),
+        ("silent", format!("etcd://{members}/x")),
+    ] {
+        let mut child = Command::new(INSTANCE)
+            .args(["--", "gnt-instance", "modify", ""])
+            .env("NETCONF_COMPLETE", "bash")
+            .env("_CLAP_COMPLETE_INDEX", "2")
+            .env("_CLAP_IFS", "\n")
+            .env("NETCONF_STORE", &url)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Far beyond the completion's budget, far below what the commands' timeouts add
+        // up to over sixteen members: a TAB still running then is one that hangs.
+        let t0 = std::time::Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if t0.elapsed() > std::time::Duration::from_secs(30) {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{what}: the TAB did not return while etcd stayed silent");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{what}: {out:?}");
+        assert!(out.stderr.is_empty(), "{what}: wrote to stderr: {out:?}");
+        let got: Vec<String> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        assert!(names(got.clone()).is_empty(), "{what}: {got:?}");
+        assert!(got.contains(&"--store".to_owned()), "{what}: {got:?}");
+    }
+    drop(silent);
+}

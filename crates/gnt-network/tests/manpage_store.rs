@@ -1,6 +1,6 @@
 //! netconf-store(7), the page of the store URL, against the code: it documents every form
-//! and limit of the URL, its examples are URLs the tools accept, the gnt-cluster page
-//! points to it, and it renders without a groff or man warning.
+//! and limit of the URL and the TLS settings file, its examples are URLs the tools accept,
+//! the gnt-cluster page points to it, and it renders without a groff or man warning.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -35,6 +35,10 @@ fn store_page_documents_every_url_form_and_its_examples_parse() {
         "128 bytes",
         "NETCONF_STORE",
         "NETCONF_CONFIG",
+        "NETCONF_STORE_CONFIG",
+        "/etc/netconf/store.toml",
+        "--client-cert-auth",
+        "ECLUSTERINDEX",
         "--store",
         "--config",
         "gnt-cluster copy-store",
@@ -46,7 +50,11 @@ fn store_page_documents_every_url_form_and_its_examples_parse() {
     // Every URL of the examples is one the tools take.
     let urls: Vec<&str> = page
         .split_whitespace()
-        .filter(|w| w.strip_prefix("etcd://").is_some_and(|r| r.contains(':')))
+        .filter(|w| {
+            w.strip_prefix("etcd://")
+                .or_else(|| w.strip_prefix("etcds://"))
+                .is_some_and(|r| r.contains(':'))
+        })
         .filter(|w| !w.contains("host"))
         .collect();
     assert!(!urls.is_empty());
@@ -56,8 +64,9 @@ fn store_page_documents_every_url_form_and_its_examples_parse() {
             "netconf-store.7: example {u} does not parse"
         );
     }
-    // 'etcds://' is refused as the page says.
-    assert!("etcds://h:1".parse::<Location>().is_err());
+    // The settings file's name and variable are the code's.
+    use netconf_cluster::config::etcd::tls::{DEFAULT_SETTINGS, SETTINGS_VAR};
+    assert!(page.contains(DEFAULT_SETTINGS) && page.contains(SETTINGS_VAR));
     let cluster = plain(&text("gnt-cluster.8"));
     assert!(cluster.contains(".SS copy-store") && cluster.contains("netconf-store (7)"));
 }

@@ -24,7 +24,7 @@ pub use bins::workspace_bins;
 pub use bridge::gateway_bridge;
 pub use cmd::{ok, output, run, run_ok, text, try_ok};
 pub use daemon::Daemon;
-pub use etcd::{ETCD, EtcdCluster, need_etcd, unique_prefix};
+pub use etcd::{ETCD, EtcdCluster, EtcdTls, need_etcd, unique_prefix};
 pub use netns::{Netns, Veth, unique_name};
 pub use skip::{is_root, need_root, on_path, skip};
 pub use wait::wait_for;

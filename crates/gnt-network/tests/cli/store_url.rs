@@ -18,7 +18,8 @@ fn a_bad_store_url_is_a_usage_error_on_every_binary() {
             ("etcd://127.0.0.1", "expected host:port"),
             ("etcd://127.0.0.1:99999", "the port must be a number"),
             ("etcd://127.0.0.1:2379/a/../b", "segments may hold only"),
-            ("etcds://127.0.0.1:2379", "not supported yet"),
+            ("etcds://127.0.0.1", "expected host:port"),
+            ("etcdx://127.0.0.1:2379", "(or etcds:// for TLS)"),
         ] {
             let flag = c.cmd(bin, &[sub, "--store", url]);
             let mut env = c.command(bin, &[sub]);

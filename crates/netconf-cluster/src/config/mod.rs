@@ -41,7 +41,7 @@ pub use model::{
 #[cfg(any(test, feature = "test-support"))]
 pub use store::FileStore;
 pub use store::{
-    DEFAULT_CONFIG_PATH, Location, Store, Version, open, open_at, open_for_one_command,
-    open_read_only, parse, render, transaction,
+    DEFAULT_CONFIG_PATH, Location, Store, Version, open, open_at, open_for_completion,
+    open_for_one_command, open_read_only, parse, render, transaction,
 };
 pub use watch::{FileWatch, StoreWatch};

@@ -73,6 +73,17 @@ pub trait Store {
         f: &mut dyn FnMut(&mut ClusterConfig) -> Result<(), GntError>,
     ) -> Result<(), GntError>;
 
+    /// What `verify` cannot see in `cfg` (read at `version`) because it lies in how this
+    /// store keeps it: etcd's name and MAC index keys. Nothing for config.data.
+    fn audit(
+        &self,
+        cfg: &ClusterConfig,
+        version: Version,
+    ) -> Result<Vec<verify::Finding>, GntError> {
+        let _ = (cfg, version);
+        Ok(Vec::new())
+    }
+
     /// Something that says when this store may have changed, for a process that follows it
     /// (`snf-ifup watch`); subscribe before the first read, so that no change is missed.
     fn changes(&self) -> Result<Box<dyn StoreWatch>, GntError> {
@@ -153,6 +164,23 @@ impl Store for Box<dyn Store> {
         f: &mut dyn FnMut(&mut ClusterConfig) -> Result<(), GntError>,
     ) -> Result<(), GntError> {
         (**self).transact(f)
+    }
+    fn audit(
+        &self,
+        cfg: &ClusterConfig,
+        version: Version,
+    ) -> Result<Vec<verify::Finding>, GntError> {
+        (**self).audit(cfg, version)
+    }
+}
+
+/// The store at `at` for a reader that must answer at once or not at all (shell
+/// completion): config.data through [`open_read_only`], etcd with every request, retries
+/// and connecting included, over within `budget`.
+pub fn open_for_completion(at: &Location, budget: std::time::Duration) -> Box<dyn Store> {
+    match at {
+        Location::File(p) => Box::new(open_read_only(p)),
+        Location::Etcd(u) => Box::new(super::etcd::EtcdStore::new(u).with_budget(budget)),
     }
 }
 

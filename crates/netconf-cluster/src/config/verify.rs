@@ -40,10 +40,12 @@ pub mod codes {
     pub const INST_CFG: &str = "EINSTANCECFG";
     pub const INST_NIC: &str = "EINSTANCENIC";
     pub const SERIAL: &str = "ESERIAL";
+    /// Not Ganeti's: the etcd store's name and MAC index keys (`etcd/audit.rs`).
+    pub const STORE_INDEX: &str = "ECLUSTERINDEX";
 }
 
 /// Every code with what it covers, for the man page and `--ignore-errors`.
-pub const CODES: [(&str, &str); 12] = [
+pub const CODES: [(&str, &str); 13] = [
     (codes::CLUSTER_CFG, "cluster parameters"),
     (
         codes::DANGLING_NODES,
@@ -74,6 +76,10 @@ pub const CODES: [(&str, &str); 12] = [
         "NIC networks, connections, addresses and parameters",
     ),
     (codes::SERIAL, "serial numbers and timestamps"),
+    (
+        codes::STORE_INDEX,
+        "etcd only: index keys of instance names and MACs",
+    ),
 ];
 
 /// At most this many problems of one kind are listed per network; the rest are counted.

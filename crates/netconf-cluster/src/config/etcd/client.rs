@@ -1,5 +1,5 @@
 //! etcd's v3 API through its JSON gateway (`POST /v3/kv/range`, `/v3/kv/txn`), over plain
-//! HTTP with a blocking client: a command is one short process that reads once and commits
+//! HTTP (or HTTPS for `etcds://`, with the settings of `tls.rs`) with a blocking client: a command is one short process that reads once and commits
 //! once, so an async runtime, gRPC stubs and `protoc` would cost more than they give (see
 //! the commit that added this module for the measured figures).
 //!
@@ -9,7 +9,7 @@
 //! and 503 carry etcd's error text in the body.
 
 use std::cell::Cell;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -160,6 +160,20 @@ pub struct Client {
     /// The member that answered last; requests start there.
     current: Cell<usize>,
     shown: String,
+    /// Why nothing can be sent at all (the TLS settings of `etcds://` are unusable): every
+    /// request fails with it, before connecting.
+    unusable: Option<String>,
+    /// When every request of this client must have ended (`with_budget`).
+    deadline: Option<Instant>,
+    /// How the members are reached, for the hints of failed connections.
+    link: Link,
+}
+
+/// Plain HTTP, or TLS with or without a client certificate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Link {
+    Plain,
+    Tls { client_cert: bool },
 }
 
 /// A request body as a member can be asked it, and what came of the attempt.
@@ -173,33 +187,76 @@ enum Attempt {
 
 impl Client {
     pub fn new(url: &EtcdUrl) -> Self {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
+        let mut config = ureq::Agent::config_builder()
             .timeout_global(Some(REQUEST_TIMEOUT))
             .timeout_connect(Some(CONNECT_TIMEOUT))
-            .http_status_as_error(false)
-            .build()
-            .into();
+            .http_status_as_error(false);
+        let mut unusable = None;
+        let mut link = Link::Plain;
+        if url.tls() {
+            match super::tls::load() {
+                Ok(tls) => {
+                    link = Link::Tls {
+                        client_cert: tls.client_cert().is_some(),
+                    };
+                    config = config.tls_config(tls);
+                }
+                Err(e) => {
+                    unusable = Some(format!(
+                        "cannot use the etcd cluster {url}: its TLS settings: {e}"
+                    ));
+                }
+            }
+        }
         Client {
-            agent,
-            bases: url.endpoints().iter().map(|e| e.base()).collect(),
+            agent: config.build().into(),
+            bases: url
+                .endpoints()
+                .iter()
+                .map(|e| e.base_for(url.tls()))
+                .collect(),
             current: Cell::new(0),
             shown: url.to_string(),
+            unusable,
+            deadline: None,
+            link,
         }
     }
 
+    /// Every request of this client, retries and connecting included, ends within `total`
+    /// from now: for a reader that must answer at once or not at all (shell completion).
+    pub fn with_budget(mut self, total: Duration) -> Self {
+        self.deadline = Some(Instant::now() + total);
+        self
+    }
+
+    /// What is left of the budget: `None` without one, `Some(ZERO)` once spent.
+    fn left(&self) -> Option<Duration> {
+        self.deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
+    }
+
     fn attempt(&self, base: &str, path: &str, body: &[u8]) -> Attempt {
-        let r = self
+        let mut req = self
             .agent
             .post(format!("{base}{path}"))
-            .header("content-type", "application/json")
-            .send(body);
+            .header("content-type", "application/json");
+        if let Some(left) = self.left() {
+            req = req
+                .config()
+                .timeout_global(Some(left.min(REQUEST_TIMEOUT)))
+                .timeout_connect(Some(left.min(CONNECT_TIMEOUT)))
+                .build();
+        }
+        let r = req.send(body);
         let mut resp = match r {
             Ok(r) => r,
             Err(e) => {
+                let why = format!("{base}: {e}{}", hint(&e, self.link));
                 return if not_sent(&e) {
-                    Attempt::NotSent(format!("{base}: {e}"))
+                    Attempt::NotSent(why)
                 } else {
-                    Attempt::Lost(format!("{base}: {e}"))
+                    Attempt::Lost(why)
                 };
             }
         };
@@ -219,15 +276,26 @@ impl Client {
     /// when one cannot be reached. A request that may have been applied (`idempotent`
     /// false: a txn) is not sent twice: its outcome is for the caller to find out.
     fn post(&self, path: &str, body: &Value, idempotent: bool) -> Result<Value, EtcdError> {
+        if let Some(why) = &self.unusable {
+            return Err(EtcdError::Unreachable(why.clone()));
+        }
         let body = serde_json::to_vec(body).map_err(|e| EtcdError::Refused(e.to_string()))?;
         let n = self.bases.len();
         let mut errors = Vec::new();
         // Two rounds: a member may be restarting, or a new leader being elected.
-        for round in 0..2 {
+        'rounds: for round in 0..2 {
             if round > 0 {
-                std::thread::sleep(Duration::from_millis(200));
+                let pause = Duration::from_millis(200);
+                if self.left().is_some_and(|l| l <= pause) {
+                    break;
+                }
+                std::thread::sleep(pause);
             }
             for i in 0..n {
+                if self.left().is_some_and(|l| l.is_zero()) {
+                    errors.push("no answer within the time allowed".into());
+                    break 'rounds;
+                }
                 let at = (self.current.get() + i) % n;
                 let base = &self.bases[at];
                 match self.attempt(base, path, &body) {
@@ -341,20 +409,87 @@ fn cmp_json(c: &Cmp) -> Value {
     }
 }
 
-/// Whether a failed request never reached the member (safe to send elsewhere).
+/// Whether a failed request never reached the member (safe to send elsewhere). A TLS
+/// handshake that failed (a certificate refused either way) sent nothing either: the
+/// member refuses a client certificate before it reads a request.
 fn not_sent(e: &ureq::Error) -> bool {
     use std::io::ErrorKind as K;
     match e {
-        ureq::Error::Io(io) => matches!(
-            io.kind(),
-            K::ConnectionRefused | K::AddrNotAvailable | K::NetworkUnreachable | K::HostUnreachable
-        ),
+        ureq::Error::Io(io) => {
+            matches!(
+                io.kind(),
+                K::ConnectionRefused
+                    | K::AddrNotAvailable
+                    | K::NetworkUnreachable
+                    | K::HostUnreachable
+            ) || io
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                .is_some_and(handshake_refusal)
+        }
+        ureq::Error::Rustls(r) => handshake_refusal(r),
+        ureq::Error::Tls(_) => true,
         ureq::Error::Timeout(t) => {
             matches!(t, ureq::Timeout::Connect | ureq::Timeout::Resolve)
         }
         ureq::Error::HostNotFound | ureq::Error::ConnectionFailed => true,
         _ => false,
     }
+}
+
+/// What a failed connection may mean, for the operator: a TLS handshake that failed on a
+/// certificate, or a member that hung up at once (as one serving TLS does on a plain HTTP
+/// request, or with client certificates on a client that offers none or one it refuses).
+/// A member that dies mid-request hangs up too, hence the "if".
+fn hint(e: &ureq::Error, link: Link) -> &'static str {
+    use std::io::ErrorKind as K;
+    let (io_kind, tls_error) = match e {
+        ureq::Error::Io(io) => (
+            Some(io.kind()),
+            io.get_ref()
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>()),
+        ),
+        ureq::Error::Rustls(r) => (None, Some(r)),
+        _ => (None, None),
+    };
+    let hung_up = tls_error.is_none()
+        && matches!(
+            io_kind,
+            Some(K::BrokenPipe | K::ConnectionReset | K::UnexpectedEof)
+        );
+    match (link, tls_error) {
+        (
+            Link::Tls { .. },
+            Some(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::UnknownIssuer | rustls::CertificateError::BadSignature,
+            )),
+        ) => " (the member's certificate is not signed by the CA that the TLS settings name)",
+        (Link::Tls { client_cert: false }, Some(rustls::Error::AlertReceived(_))) => {
+            " (the member refused the connection: it asks for a client certificate, and the TLS settings name none)"
+        }
+        (Link::Tls { client_cert: false }, _) if hung_up => {
+            " (if the member asks for a client certificate: the TLS settings name none)"
+        }
+        (Link::Tls { client_cert: true }, Some(rustls::Error::AlertReceived(_))) => {
+            " (the member refused the connection: is the client certificate signed by its CA?)"
+        }
+        (Link::Tls { client_cert: true }, _) if hung_up => {
+            " (if the member asks for a client certificate: is this one signed by its CA?)"
+        }
+        (Link::Plain, _) if hung_up => " (if the member serves TLS, use etcds://)",
+        _ => "",
+    }
+}
+
+/// A certificate refused by either side: the connection ends before any request is read.
+fn handshake_refusal(e: &rustls::Error) -> bool {
+    matches!(
+        e,
+        rustls::Error::InvalidCertificate(_)
+            | rustls::Error::AlertReceived(_)
+            | rustls::Error::NoCertificatesPresented
+            | rustls::Error::PeerIncompatible(_)
+    )
 }
 
 /// etcd's error text from an error answer's body (`{"error": …, "code": …}`).

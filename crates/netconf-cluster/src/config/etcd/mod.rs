@@ -1,13 +1,16 @@
-//! The cluster store on etcd (v3 API, through its JSON gateway): `etcd://` URLs (`url`),
-//! the HTTP client (`client`), where each object lives (`keys`) and the [`Store`] over
-//! them (`store`).
+//! The cluster store on etcd (v3 API, through its JSON gateway): `etcd://` and `etcds://`
+//! URLs (`url`), the TLS settings of `etcds://` (`tls`), the HTTP client (`client`), where
+//! each object lives (`keys`), the [`Store`] over them (`store`), and the check of the name
+//! and MAC index keys against the instances (`audit`, for `gnt-cluster verify`).
 //!
 //! [`Store`]: super::Store
 
+mod audit;
 pub mod client;
 pub mod copy;
 mod keys;
 mod store;
+pub mod tls;
 pub mod url;
 
 pub use store::EtcdStore;

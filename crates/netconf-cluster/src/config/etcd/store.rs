@@ -33,7 +33,7 @@ use crate::config::instance::Instance;
 use crate::config::instances::Instances;
 use crate::config::model::{CONFIG_VERSION, Cluster, ClusterConfig, Network, Node, NodeGroup, now};
 use crate::config::store::{Store, Version, check_commit, error_lines, version_from_elsewhere};
-use crate::config::verify;
+use crate::config::verify::{self, Finding};
 use crate::error::GntError;
 
 /// How many times a transaction is tried when others keep committing under it.
@@ -92,6 +92,13 @@ impl EtcdStore {
             last: Mutex::new(None),
             debug: false,
         }
+    }
+
+    /// Every request ends within `total` from now (shell completion: see
+    /// `Client::with_budget`).
+    pub fn with_budget(mut self, total: Duration) -> Self {
+        self.client = self.client.with_budget(total);
+        self
     }
 
     /// Reports retried commits on stderr (`--debug`).
@@ -620,6 +627,12 @@ impl Store for EtcdStore {
 
     fn check_invariants(&self, cfg: &ClusterConfig) -> Result<(), GntError> {
         check_commit(cfg, &self.url.to_string())
+    }
+
+    fn audit(&self, cfg: &ClusterConfig, version: Version) -> Result<Vec<Finding>, GntError> {
+        let rev = version.as_etcd().ok_or_else(version_from_elsewhere)?;
+        super::audit::index_findings(&self.client, &self.layout, cfg, rev)
+            .map_err(|e| self.unreachable(&e))
     }
 
     fn transact(

@@ -1,6 +1,6 @@
-//! The store URL, `etcd://host:port[,host:port…][/prefix]`, checked once where it enters
-//! (`--store`, `NETCONF_STORE`) into a type that holds only usable endpoints and a prefix
-//! that cannot escape its key range.
+//! The store URL, `etcd://host:port[,host:port…][/prefix]` (or `etcds://` for TLS), checked
+//! once where it enters (`--store`, `NETCONF_STORE`) into a type that holds only usable
+//! endpoints and a prefix that cannot escape its key range.
 
 use std::fmt;
 use std::net::Ipv6Addr;
@@ -26,6 +26,15 @@ impl Endpoint {
     pub fn base(&self) -> String {
         format!("http://{self}")
     }
+
+    /// The member's gateway: `https://host:port` over TLS, else [`Endpoint::base`].
+    pub fn base_for(&self, tls: bool) -> String {
+        if tls {
+            format!("https://{self}")
+        } else {
+            self.base()
+        }
+    }
 }
 
 impl fmt::Display for Endpoint {
@@ -38,9 +47,12 @@ impl fmt::Display for Endpoint {
     }
 }
 
-/// A checked `etcd://` URL.
+/// A checked `etcd://` or `etcds://` URL.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EtcdUrl {
+    /// `etcds://`: HTTPS with the CA, client certificate and key of the TLS settings
+    /// (`tls.rs`); the host names the certificate of each member must be valid for.
+    tls: bool,
     endpoints: Vec<Endpoint>,
     /// Starts with `/`, has no trailing `/`, and only `[A-Za-z0-9._-]` segments, none of
     /// them `.` or `..`.
@@ -56,9 +68,15 @@ impl EtcdUrl {
         &self.prefix
     }
 
+    /// Whether the members are reached over TLS (`etcds://`).
+    pub fn tls(&self) -> bool {
+        self.tls
+    }
+
     /// The same members with another prefix (tests give each cluster its own).
     pub fn with_prefix(&self, prefix: &str) -> Result<Self, String> {
         Ok(EtcdUrl {
+            tls: self.tls,
             endpoints: self.endpoints.clone(),
             prefix: parse_prefix(prefix)?,
         })
@@ -67,7 +85,7 @@ impl EtcdUrl {
 
 impl fmt::Display for EtcdUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("etcd://")?;
+        f.write_str(if self.tls { "etcds://" } else { "etcd://" })?;
         for (i, e) in self.endpoints.iter().enumerate() {
             if i > 0 {
                 f.write_str(",")?;
@@ -82,14 +100,14 @@ impl FromStr for EtcdUrl {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        if s.starts_with("etcds://") {
-            return Err(
-                "etcds:// (etcd over TLS) is not supported yet; use etcd:// on a trusted network"
-                    .into(),
-            );
-        }
-        let Some(rest) = s.strip_prefix("etcd://") else {
-            return Err("expected etcd://host:port[,host:port…][/prefix]".into());
+        let (tls, rest) = match (s.strip_prefix("etcd://"), s.strip_prefix("etcds://")) {
+            (Some(rest), _) => (false, rest),
+            (_, Some(rest)) => (true, rest),
+            _ => {
+                return Err(
+                    "expected etcd://host:port[,host:port…][/prefix] (or etcds:// for TLS)".into(),
+                );
+            }
         };
         let (hosts, prefix) = match rest.find('/') {
             Some(i) => (&rest[..i], parse_prefix(&rest[i..])?),
@@ -105,7 +123,11 @@ impl FromStr for EtcdUrl {
         if endpoints.len() > MAX_ENDPOINTS {
             return Err(format!("more than {MAX_ENDPOINTS} endpoints"));
         }
-        Ok(EtcdUrl { endpoints, prefix })
+        Ok(EtcdUrl {
+            tls,
+            endpoints,
+            prefix,
+        })
     }
 }
 
@@ -197,13 +219,19 @@ mod tests {
         assert_eq!(plain.prefix(), DEFAULT_PREFIX);
         let slash: EtcdUrl = "etcd://h:1/p/".parse().unwrap();
         assert_eq!(slash.prefix(), "/p");
+        assert!(!slash.tls());
+        let tls: EtcdUrl = "etcds://127.0.0.1:2379,[::1]:2379/c".parse().unwrap();
+        assert!(tls.tls());
+        assert_eq!(tls.to_string(), "etcds://127.0.0.1:2379,[::1]:2379/c");
+        assert_eq!(tls.endpoints()[1].base_for(true), "https://[::1]:2379");
     }
 
     #[test]
     fn bad_urls_are_refused_with_the_reason() {
         for (url, why) in [
             ("http://h:1", "expected etcd://"),
-            ("etcds://h:1", "not supported yet"),
+            ("etcds://", "no host"),
+            ("etcds:/h:1", "expected etcd://"),
             ("etcd://", "no host"),
             ("etcd://h", "expected host:port"),
             ("etcd://h:0", "port must be"),
