@@ -154,6 +154,9 @@ impl Store for Box<dyn Store> {
     ) -> Result<(), GntError> {
         (**self).transact(f)
     }
+    fn changes(&self) -> Result<Box<dyn StoreWatch>, GntError> {
+        (**self).changes()
+    }
 }
 
 /// The configuration at `path` for a reader that must not change or wait on anything (shell
@@ -824,6 +827,11 @@ enum Of {
 impl Version {
     pub(super) fn etcd(revision: i64) -> Self {
         Version(Of::Etcd(revision))
+    }
+
+    /// The etcd revision a snapshot was read at (none for another store).
+    pub fn etcd_revision(self) -> Option<i64> {
+        self.as_etcd()
     }
 
     pub(super) fn as_etcd(self) -> Option<i64> {
