@@ -24,12 +24,12 @@ pub(crate) struct Cli {
     pub(crate) command: Cmd,
 }
 
-/// A NIC named in config.data, and the TAP it gets (the standalone entry points).
+/// A NIC named in the cluster store, and the TAP it gets (the standalone entry points).
 #[derive(Args, Debug)]
 pub(crate) struct StandaloneNic {
     /// The host interface (TAP) of the NIC.
     pub(crate) tap: String,
-    /// Instance name (or UUID) in config.data.
+    /// Instance name (or UUID) in the cluster store.
     #[arg(long)]
     pub(crate) instance: String,
     /// NIC index (0-based).
@@ -50,12 +50,12 @@ fn parse_store_url(s: &str) -> Result<EtcdUrl, String> {
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum Cmd {
-    /// Configure TAP for NIC IDX of INSTANCE, taken from config.data (standalone).
+    /// Configure TAP for NIC IDX of INSTANCE, taken from the cluster store (standalone).
     Up {
         #[command(flatten)]
         nic: StandaloneNic,
     },
-    /// Print the Ganeti variables of NIC IDX of INSTANCE (from config.data) as shell assignments.
+    /// Print the Ganeti variables of NIC IDX of INSTANCE (from the store) as shell assignments.
     ///
     /// TAP becomes INTERFACE.
     Env {
