@@ -76,7 +76,7 @@ pub fn for_node(cfg: &ClusterConfig, node: &str, keep: &[String]) -> ClusterConf
     let uuid = cfg
         .nodes
         .iter()
-        .find(|(_, n)| n.name.to_string() == node)
+        .find(|(_, n)| n.name.as_str() == node)
         .map(|(u, _)| u.clone());
     let mut out = cfg.clone();
     if let Some(uuid) = uuid {

@@ -448,6 +448,59 @@ mod tests {
     }
 
     #[test]
+    fn a_commit_is_reported_and_nothing_else_is() {
+        use crate::config::mem_store::etcd_store;
+        use crate::config::{Store, transaction};
+        let Some(store) = etcd_store() else { return };
+        let mut w = store.changes().unwrap();
+        assert!(!w.wait(Duration::from_millis(300)).unwrap());
+        transaction(&store, |c| {
+            c.cluster.name = "x".into();
+            Ok(())
+        })
+        .unwrap();
+        assert!(w.wait(Duration::from_secs(5)).unwrap());
+        // One commit, one report (however many keys it wrote).
+        assert!(!w.wait(Duration::from_millis(300)).unwrap());
+        assert!(w.news().is_empty());
+    }
+
+    #[test]
+    fn wait_returns_while_a_member_never_answers() {
+        // Connections complete into the backlog of a socket that never accepts: the
+        // watch's request hangs, and `wait` still returns (a generous bound, not a speed).
+        let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = hung.local_addr().unwrap().port();
+        let url: EtcdUrl = format!("etcd://127.0.0.1:{port}/p").parse().unwrap();
+        let mut w = EtcdWatch::start(&url, b"/p/").unwrap();
+        for _ in 0..3 {
+            let t0 = std::time::Instant::now();
+            assert!(!w.wait(Duration::from_millis(100)).unwrap());
+            assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+        }
+        drop(hung);
+    }
+
+    #[test]
+    fn an_unreachable_cluster_is_told_once() {
+        // A port nothing listens on (bound, then released).
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url: EtcdUrl = format!("etcd://127.0.0.1:{port}/p").parse().unwrap();
+        let mut w = EtcdWatch::start(&url, b"/p/").unwrap();
+        let mut news = Vec::new();
+        for _ in 0..10 {
+            assert!(!w.wait(Duration::from_millis(100)).unwrap());
+            news.extend(w.news());
+        }
+        assert_eq!(news.len(), 1, "the loss is told once: {news:?}");
+        assert!(news[0].contains("lost the watch"), "{news:?}");
+    }
+
+    #[test]
     fn backoff_grows_to_its_cap_and_is_never_zero() {
         assert!(backoff(1) >= FIRST_BACKOFF);
         assert!(backoff(1) <= FIRST_BACKOFF * 2);
