@@ -78,18 +78,26 @@ pub fn for_node(cfg: &ClusterConfig, node: &str, keep: &[String]) -> ClusterConf
         .iter()
         .find(|(_, n)| n.name.as_str() == node)
         .map(|(u, _)| u.clone());
-    let mut out = cfg.clone();
-    if let Some(uuid) = uuid {
-        let mine: BTreeMap<String, _> = cfg
-            .instances
-            .all_decoded()
-            .iter()
-            .filter(|(u, i)| i.primary_node.as_ref().is_none_or(|p| *p == uuid) || keep.contains(u))
-            .map(|(u, i)| (u.clone(), i.clone()))
-            .collect();
-        out.instances = Instances::from_map(mine);
+    let Some(uuid) = uuid else {
+        return cfg.clone();
+    };
+    // Built up without the other nodes' instances, which may be most of the cluster.
+    let mine: BTreeMap<String, _> = cfg
+        .instances
+        .all_decoded()
+        .iter()
+        .filter(|(u, i)| i.primary_node.as_ref().is_none_or(|p| *p == uuid) || keep.contains(u))
+        .map(|(u, i)| (u.clone(), i.clone()))
+        .collect();
+    ClusterConfig {
+        version: cfg.version,
+        cluster: cfg.cluster.clone(),
+        nodegroups: cfg.nodegroups.clone(),
+        nodes: cfg.nodes.clone(),
+        networks: cfg.networks.clone(),
+        instances: Instances::from_map(mine),
+        origin: cfg.origin.clone(),
     }
-    out
 }
 
 fn now_secs() -> u64 {
@@ -218,6 +226,40 @@ mod tests {
         // A second write replaces it.
         write(&p, &url("/c1"), 43, &cfg).unwrap();
         assert_eq!(read(&p, &url("/c1")).unwrap().1.revision, 43);
+    }
+
+    #[test]
+    fn a_node_keeps_its_own_unplaced_and_followed_instances() {
+        use netconf_cluster::ops::{Feedback, instance, node};
+        let mut cfg = ClusterConfig::new();
+        node::add(&mut cfg, "node-a", None, None, None).unwrap();
+        node::add(&mut cfg, "node-b", None, None, None).unwrap();
+        for (name, on) in [
+            ("a1", Some("node-a")),
+            ("b1", Some("node-b")),
+            ("b2", Some("node-b")),
+            ("free", None),
+        ] {
+            let a = instance::AddInstance {
+                name: name.into(),
+                node: on.map(str::to_owned),
+                nics: vec![instance::NicSpec::parse("link=br0").unwrap()],
+                ..Default::default()
+            };
+            instance::add(&mut cfg, &a, &mut Feedback::default()).unwrap();
+        }
+        let names = |c: &ClusterConfig| {
+            let mut n = c.instances.names();
+            n.sort();
+            n
+        };
+        let b2 = cfg.instance_uuid("b2").unwrap();
+        let mine = for_node(&cfg, "node-a", &[b2]);
+        assert_eq!(names(&mine), ["a1", "b2", "free"]);
+        assert_eq!(mine.nodes.len(), 2);
+        assert_eq!(mine.networks, cfg.networks);
+        // A node the cluster does not know: every instance, rather than none.
+        assert_eq!(names(&for_node(&cfg, "node-z", &[])), names(&cfg));
     }
 
     #[test]
