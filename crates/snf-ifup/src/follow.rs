@@ -104,6 +104,7 @@ pub fn sync(ctx: &Ctx, store: &dyn Store, keeper: Option<&mut SnapshotKeeper>) -
     if followed.is_empty() && keeper.is_none() {
         return false;
     }
+    let etcd = keeper.is_some();
     let read = match keeper {
         // The revision read is the snapshot's; a follower shows no verify warnings.
         Some(_) => store.read_versioned().map(|(c, v)| (c, v.etcd_revision())),
@@ -117,7 +118,9 @@ pub fn sync(ctx: &Ctx, store: &dyn Store, keeper: Option<&mut SnapshotKeeper>) -
                 e.to_string().replace('\n', " "),
                 followed.len()
             ));
-            return false;
+            // A changed file is told again when it is written whole; an etcd watch has
+            // moved past the change it told, so the read is tried again until it works.
+            return etcd;
         }
     };
     // An absent config.data (or an empty prefix) reads as a fresh cluster: that is a
