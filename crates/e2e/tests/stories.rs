@@ -879,6 +879,10 @@ fn guest_renews_to_an_address_changed_in_etcd() {
     if !netconf_test_support::need_etcd(test) {
         return;
     }
+    if !netconf_test_support::on_path("etcdctl") {
+        skip(test, "needs etcdctl (Debian's etcd-client)");
+        return;
+    }
     let mut lab = Lab::new(bin);
     let info = seed_cluster(&mut lab);
     let mac = info_field(&info, "MAC:");

@@ -123,6 +123,10 @@ fn bins(test: &str) -> Option<PathBuf> {
     if !can_run(test) || !need_etcd(test) {
         return None;
     }
+    if !netconf_test_support::on_path("etcdctl") {
+        netconf_test_support::skip(test, "needs etcdctl (Debian's etcd-client)");
+        return None;
+    }
     let b = netconf_test_support::workspace_bins(&TOOLS);
     if b.is_none() {
         eprintln!(
