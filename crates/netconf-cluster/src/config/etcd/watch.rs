@@ -227,7 +227,9 @@ impl Watcher {
                     };
                 }
                 Ok(_) => {}
-                Err(e) if is_timeout(&e) => return End::Quiet,
+                // Quiet after the watch was made: reopen it. Silent from the start: this
+                // member does not serve watches, try the next.
+                Err(e) if is_timeout(&e) && created => return End::Quiet,
                 Err(e) => {
                     return End::Broken {
                         why: format!("{base}: {e}"),
