@@ -203,10 +203,11 @@ impl Setup {
             &["modify", "--net", &format!("0:ip={ip}"), "vm1"],
         );
         let after_cmd = t0.elapsed();
-        let took = until(&format!("{ip} in tap1's binding and rules"), || {
+        until(&format!("{ip} in tap1's binding and rules"), || {
             binding(&self.lab, "tap1").contains(&format!("IP={ip}\n"))
                 && fw_of(&self.lab, "tap1").contains(ip)
         });
+        let took = t0.elapsed();
         eprintln!(
             "{what}: re-applied {} ms after gnt-instance modify returned ({} ms with the command)",
             (took - after_cmd).as_millis(),
