@@ -855,6 +855,136 @@ fn guest_renews_to_an_address_changed_in_the_store() {
     assert!(lab.pings(&lab.node, "203.0.113.50"), "node -> guest");
 }
 
+/// `program args` in the node namespace, with the cluster store at `url` (etcd).
+fn in_node(lab: &Lab, url: &str, program: PathBuf, args: &[&str]) -> Command {
+    let mut c = lab.in_ns(&lab.node, &[]);
+    c.arg(program).args(args).env("NETCONF_STORE", url);
+    c
+}
+
+/// Issue 14.4 and 14.5 on etcd: the cluster seeded in config.data is copied to a real
+/// 3-member etcd (running in the node namespace, on its loopback) with `gnt-cluster
+/// copy-store`; the NIC comes up from etcd (`snf-ifup up --store`), `snf-ifup watch
+/// --store` runs on the node, and `gnt-instance modify --store` (another process, as
+/// another node would run it) gives the instance another address: the watcher re-applies
+/// the NIC from its etcd watch, nfdhcpd serves the new binding, and the guest's next DHCP
+/// exchange gets it. With every member killed, the NIC comes up again from the node's
+/// local snapshot, and the guest still gets its address.
+#[test]
+fn guest_renews_to_an_address_changed_in_etcd() {
+    let test = "guest_renews_to_an_address_changed_in_etcd";
+    let Some(bin) = can_run(test) else {
+        return;
+    };
+    if !netconf_test_support::need_etcd(test) {
+        return;
+    }
+    if !netconf_test_support::on_path("etcdctl") {
+        skip(test, "needs etcdctl (Debian's etcd-client)");
+        return;
+    }
+    let mut lab = Lab::new(bin);
+    let info = seed_cluster(&mut lab);
+    let mac = info_field(&info, "MAC:");
+    // Declared after the lab: the members stop before its namespaces go.
+    let mut etcd = netconf_test_support::EtcdInNetns::start(&lab.node, &lab.path("etcd"));
+    let url = etcd.url("/cluster1");
+    let config = lab.path("config.data");
+    ok(&mut in_node(
+        &lab,
+        &url,
+        lab.bin.join("gnt-cluster"),
+        &[
+            "copy-store",
+            "--from",
+            config.to_str().unwrap(),
+            "--to",
+            &url,
+        ],
+    ));
+    // From here on config.data is not the cluster: a node reading it would see no change.
+    std::fs::remove_file(&config).unwrap();
+
+    let vm = lab.add_guest();
+    lab.plug(&vm, "tap0", &mac);
+    let snf_ifup = lab.bin.join("snf-ifup");
+    ok(&mut in_node(
+        &lab,
+        &url,
+        snf_ifup.clone(),
+        &["up", "tap0", "--instance", "inst1", "--nic", "0"],
+    ));
+    lab.guest(&vm, &["ip", "link", "set", "nic0", "up"]);
+    let log = lab.path("watch.log");
+    let mut watch = in_node(&lab, &url, snf_ifup.clone(), &["watch"]);
+    let _watcher = Daemon::spawn_logged(&mut watch, &log);
+    let said = |what: &str| std::fs::read_to_string(&log).is_ok_and(|l| l.contains(what));
+    wait_for("snf-ifup watch to start", Duration::from_secs(10), || {
+        said("watching for removed interfaces")
+    });
+    assert_eq!(lab.dhclient(&vm), "203.0.113.2/24");
+
+    let t0 = std::time::Instant::now();
+    ok(&mut in_node(
+        &lab,
+        &url,
+        lab.bin.join("gnt-instance"),
+        &["modify", "--net", "0:ip=203.0.113.50", "inst1"],
+    ));
+    let binding = lab.bindings().join("tap0");
+    wait_for(
+        "the binding to follow the store",
+        Duration::from_secs(5),
+        || std::fs::read_to_string(&binding).is_ok_and(|b| b.contains("IP=203.0.113.50\n")),
+    );
+    eprintln!(
+        "binding rewritten {} ms after gnt-instance modify started (etcd)",
+        t0.elapsed().as_millis()
+    );
+    assert!(
+        said("changed in the cluster store (IP"),
+        "{:?}",
+        std::fs::read_to_string(&log)
+    );
+    lab.kill_dhclient(&vm);
+    lab.guest(&vm, &["ip", "-4", "addr", "flush", "dev", "nic0"]);
+    assert_eq!(lab.dhclient(&vm), "203.0.113.50/24");
+    assert!(
+        lab.last_bound(&vm).contains("ip=203.0.113.50 host=inst1"),
+        "{}",
+        lab.last_bound(&vm)
+    );
+
+    // etcd is down: the VM "reboots" (its NIC is taken down and brought up again) from
+    // the node's local snapshot, which the watcher wrote at the modify's revision.
+    let snapshot = lab.path("snf-network/store/cluster.data");
+    wait_for("the local snapshot", Duration::from_secs(5), || {
+        std::fs::read_to_string(&snapshot).is_ok_and(|s| s.contains("203.0.113.50"))
+    });
+    for i in 0..3 {
+        etcd.kill(i);
+    }
+    lab.kill_dhclient(&vm);
+    ok(&mut in_node(
+        &lab,
+        &url,
+        snf_ifup.clone(),
+        &["down", "tap0"],
+    ));
+    assert!(!binding.exists());
+    let o = run(&mut in_node(
+        &lab,
+        &url,
+        snf_ifup,
+        &["up", "tap0", "--instance", "inst1", "--nic", "0"],
+    ));
+    assert!(o.status.success(), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("using the local snapshot"), "{err}");
+    lab.guest(&vm, &["ip", "-4", "addr", "flush", "dev", "nic0"]);
+    assert_eq!(lab.dhclient(&vm), "203.0.113.50/24");
+}
+
 /// Renaming an instance: the NIC environment and the binding follow the new name, and
 /// after a reboot the guest gets the same address with the new host name.
 #[test]

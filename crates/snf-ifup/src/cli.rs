@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use netconf_cluster::config::etcd::EtcdUrl;
 
 /// Configure the node side of a Ganeti NIC (TAP or Xen vif).
 ///
@@ -23,12 +24,12 @@ pub(crate) struct Cli {
     pub(crate) command: Cmd,
 }
 
-/// A NIC named in config.data, and the TAP it gets (the standalone entry points).
+/// A NIC named in the cluster store, and the TAP it gets (the standalone entry points).
 #[derive(Args, Debug)]
 pub(crate) struct StandaloneNic {
     /// The host interface (TAP) of the NIC.
     pub(crate) tap: String,
-    /// Instance name (or UUID) in config.data.
+    /// Instance name (or UUID) in the cluster store.
     #[arg(long)]
     pub(crate) instance: String,
     /// NIC index (0-based).
@@ -37,16 +38,24 @@ pub(crate) struct StandaloneNic {
     /// config.data to read.
     #[arg(long, env = "NETCONF_CONFIG", default_value = netconf_cluster::config::DEFAULT_CONFIG_PATH, value_name = "FILE")]
     pub(crate) config: PathBuf,
+    /// The cluster store in etcd instead of config.data: etcd://host:port[,host:port…][/prefix];
+    /// when etcd cannot be reached within a second, the local snapshot `watch` keeps.
+    #[arg(long, env = "NETCONF_STORE", value_name = "URL", value_parser = parse_store_url)]
+    pub(crate) store: Option<EtcdUrl>,
+}
+
+fn parse_store_url(s: &str) -> Result<EtcdUrl, String> {
+    s.parse()
 }
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum Cmd {
-    /// Configure TAP for NIC IDX of INSTANCE, taken from config.data (standalone).
+    /// Configure TAP for NIC IDX of INSTANCE, taken from the cluster store (standalone).
     Up {
         #[command(flatten)]
         nic: StandaloneNic,
     },
-    /// Print the Ganeti variables of NIC IDX of INSTANCE (from config.data) as shell assignments.
+    /// Print the Ganeti variables of NIC IDX of INSTANCE (from the store) as shell assignments.
     ///
     /// TAP becomes INTERFACE.
     Env {
@@ -64,6 +73,8 @@ pub(crate) enum Cmd {
         nic: Option<u32>,
         #[arg(long)]
         config: Option<PathBuf>,
+        #[arg(long, value_name = "URL")]
+        store: Option<String>,
     },
     /// Called by Ganeti (KVM): the NIC comes from Ganeti's environment.
     Ganeti {
@@ -103,6 +114,13 @@ pub(crate) enum Cmd {
         /// config.data to follow.
         #[arg(long, env = "NETCONF_CONFIG", default_value = netconf_cluster::config::DEFAULT_CONFIG_PATH, value_name = "FILE")]
         config: PathBuf,
+        /// Follow the cluster store in etcd instead (etcd://…), and keep its local snapshot.
+        #[arg(long, env = "NETCONF_STORE", value_name = "URL", value_parser = parse_store_url)]
+        store: Option<EtcdUrl>,
+        /// This node's name in the cluster (default: the host name): the snapshot keeps the
+        /// instances of this node only.
+        #[arg(long, value_name = "NAME")]
+        node: Option<String>,
     },
     /// Show what is applied for TAP (default: every recorded NIC).
     Status {

@@ -36,6 +36,10 @@ pub struct IfupSettings {
     pub ovs_timeout: u32,
     /// Firewall driver: iptables (default), nftables, or auto.
     pub firewall: crate::firewall::Choice,
+    /// The local snapshot of the cluster store that `watch --store` keeps and `up
+    /// --instance` falls back to when etcd cannot be reached; empty: `store/cluster.data`
+    /// in `state_dir`.
+    pub store_snapshot: PathBuf,
     pub tags: Tags,
 }
 
@@ -78,6 +82,7 @@ impl Default for IfupSettings {
             ifup_extra: "/etc/ganeti/ifup-extra".into(),
             ovs_timeout: 10,
             firewall: crate::firewall::Choice::Iptables,
+            store_snapshot: PathBuf::new(),
             tags: Tags::default(),
         }
     }
@@ -103,6 +108,15 @@ impl IfupSettings {
             cfg.ganeti_nic_dir = d.into();
         }
         Ok(cfg)
+    }
+
+    /// Where the local snapshot of the cluster store lives.
+    pub fn snapshot_path(&self) -> PathBuf {
+        if self.store_snapshot.as_os_str().is_empty() {
+            self.state_dir.join("store").join("cluster.data")
+        } else {
+            self.store_snapshot.clone()
+        }
     }
 
     fn from_file(path: &Path) -> anyhow::Result<IfupSettings> {

@@ -7,19 +7,74 @@
 //!
 //! The store is only read here, through [`Store`], whatever keeps it; a store that cannot
 //! be read (a half-written hand edit, an unreachable server) changes nothing applied.
+//!
+//! On etcd every pass also refreshes the node's local snapshot (see `snapshot`) when the
+//! revision read is new, NICs followed or not: it is what `up` falls back to in an outage.
+
+use std::path::PathBuf;
 
 use netconf::{IfName, NicEnv};
 use netconf_cluster::NicEnvFromConfig;
+use netconf_cluster::config::etcd::EtcdUrl;
 use netconf_cluster::config::{ClusterConfig, Store};
 
 use crate::apply::{self, Ctx};
 use crate::log;
 use crate::node;
+use crate::snapshot;
 use crate::state::{self, State, StoreNic};
 
-/// Brings every followed NIC in line with the store. Returns whether something failed
-/// that a later pass may fix (the caller tries again after a while).
-pub fn sync(ctx: &Ctx, store: &dyn Store) -> bool {
+/// Keeps the local snapshot of a store in etcd.
+pub struct SnapshotKeeper {
+    path: PathBuf,
+    url: EtcdUrl,
+    node: String,
+    /// The revision last written.
+    written: Option<i64>,
+}
+
+impl SnapshotKeeper {
+    pub fn new(path: PathBuf, url: EtcdUrl, node: String) -> Self {
+        SnapshotKeeper {
+            path,
+            url,
+            node,
+            written: None,
+        }
+    }
+
+    /// Writes what this node needs of `cfg` (read at `revision`), unless that revision is
+    /// written already; whether it failed.
+    fn keep(&mut self, cfg: &ClusterConfig, revision: Option<i64>, followed: &[String]) -> bool {
+        let Some(rev) = revision else {
+            return false;
+        };
+        if self.written == Some(rev) {
+            return false;
+        }
+        let mine = snapshot::for_node(cfg, &self.node, followed);
+        match snapshot::write(&self.path, &self.url, rev, &mine) {
+            Ok(()) => {
+                log::info(&format!(
+                    "local snapshot of revision {rev} written to {} ({} instances)",
+                    self.path.display(),
+                    mine.instances.len()
+                ));
+                self.written = Some(rev);
+                false
+            }
+            Err(e) => {
+                log::error(&format!("cannot keep the local snapshot: {e:#}"));
+                true
+            }
+        }
+    }
+}
+
+/// Brings every followed NIC in line with the store, and keeps the local snapshot when
+/// `keeper` is given. Returns whether something failed that a later pass may fix (the
+/// caller tries again after a while).
+pub fn sync(ctx: &Ctx, store: &dyn Store, keeper: Option<&mut SnapshotKeeper>) -> bool {
     let dir = &ctx.cfg.state_dir;
     let taps = match state::all(dir) {
         Ok(t) => t,
@@ -46,10 +101,16 @@ pub fn sync(ctx: &Ctx, store: &dyn Store) -> bool {
             Err(e) => log::error(&format!("{tap}: {e:#}")),
         }
     }
-    if followed.is_empty() {
+    if followed.is_empty() && keeper.is_none() {
         return false;
     }
-    let cfg = match store.read() {
+    let etcd = keeper.is_some();
+    let read = match keeper {
+        // The revision read is the snapshot's; a follower shows no verify warnings.
+        Some(_) => store.read_versioned().map(|(c, v)| (c, v.etcd_revision())),
+        None => store.read().map(|c| (c, None)),
+    };
+    let (cfg, revision) = match read {
         Ok(c) => c,
         Err(e) => {
             log::error(&format!(
@@ -57,12 +118,17 @@ pub fn sync(ctx: &Ctx, store: &dyn Store) -> bool {
                 e.to_string().replace('\n', " "),
                 followed.len()
             ));
-            return false;
+            // A changed file is told again when it is written whole; an etcd watch has
+            // moved past the change it told, so the read is tried again until it works.
+            return etcd;
         }
     };
     // An absent config.data (or an empty prefix) reads as a fresh cluster: that is a
     // store not there, not every VM of the node deleted.
     if cfg.instances.is_empty() {
+        if followed.is_empty() {
+            return false;
+        }
         log::warn(&format!(
             "the cluster store holds no instances; the {} NICs taken from it stay as applied",
             followed.len()
@@ -70,6 +136,13 @@ pub fn sync(ctx: &Ctx, store: &dyn Store) -> bool {
         return false;
     }
     let mut retry = false;
+    if let Some(k) = keeper {
+        let uuids: Vec<String> = followed
+            .iter()
+            .map(|(_, _, f)| f.instance_uuid.clone())
+            .collect();
+        retry |= k.keep(&cfg, revision, &uuids);
+    }
     for (tap, st, from) in &followed {
         if let Err(e) = follow_one(ctx, &cfg, tap, st, from) {
             log::error(&format!("{tap}: {e:#}"));

@@ -15,6 +15,7 @@ mod invocation;
 mod log;
 mod node;
 mod plan;
+mod snapshot;
 mod standalone;
 mod state;
 mod watch;
@@ -24,6 +25,7 @@ use std::process::ExitCode;
 use anyhow::bail;
 use clap::Parser;
 use netconf::{IfName, NicEnv};
+use netconf_cluster::config::Location;
 
 use crate::apply::Ctx;
 use crate::cli::{Cli, Cmd, OutputFormat, StandaloneNic};
@@ -31,11 +33,22 @@ use crate::invocation::Action;
 use crate::plan::Flavour;
 
 impl StandaloneNic {
-    /// The TAP and the NIC's Ganeti environment, derived from config.data, and the NIC's
-    /// identity there.
-    fn resolve(&self) -> anyhow::Result<(IfName, NicEnv, state::StoreNic)> {
+    /// The TAP and the NIC's Ganeti environment, derived from the cluster store, and the
+    /// NIC's identity there.
+    fn resolve(
+        &self,
+        cfg: &config::IfupSettings,
+    ) -> anyhow::Result<(IfName, NicEnv, state::StoreNic)> {
         let t = tap(&self.tap)?;
-        let (mut env, uuid) = standalone::nic_from_config(&self.config, &self.instance, self.nic)?;
+        let snap = cfg.snapshot_path();
+        let from = match &self.store {
+            Some(url) => standalone::Source::Etcd {
+                url,
+                snapshot: &snap,
+            },
+            None => standalone::Source::File(&self.config),
+        };
+        let (mut env, uuid) = standalone::nic_from_store(&from, &self.instance, self.nic)?;
         env.interface = Some(t.clone());
         let from = state::StoreNic {
             instance_uuid: uuid,
@@ -43,6 +56,13 @@ impl StandaloneNic {
         };
         Ok((t, env, from))
     }
+}
+
+/// This host's name, as a node of the cluster is called by default.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
 }
 
 fn tap(s: &str) -> anyhow::Result<IfName> {
@@ -76,7 +96,7 @@ fn run() -> anyhow::Result<ExitCode> {
     };
     match cli.command {
         Cmd::Up { nic } => {
-            let (t, env, from) = nic.resolve()?;
+            let (t, env, from) = nic.resolve(&ctx.cfg)?;
             apply::up(&ctx, &env, &t, Flavour::Kvm, true)?;
             if !ctx.dry_run {
                 state::mark_from_store(&ctx.cfg.state_dir, &t, from)?;
@@ -84,7 +104,7 @@ fn run() -> anyhow::Result<ExitCode> {
             site_hook(&ctx, &t)?;
         }
         Cmd::Env { nic } => {
-            let (_, env, _) = nic.resolve()?;
+            let (_, env, _) = nic.resolve(&ctx.cfg)?;
             print!("{}", standalone::shell_assignments(&env.to_env()));
         }
         Cmd::Down { tap: t, .. } => apply::down(&ctx, &tap(&t)?)?,
@@ -126,9 +146,27 @@ fn run() -> anyhow::Result<ExitCode> {
             };
             apply::reapply(&ctx, &list)?;
         }
-        Cmd::Watch { config } => {
+        Cmd::Watch {
+            config,
+            store: Some(url),
+            node,
+        } => {
+            let _ = config;
+            let store = netconf_cluster::config::open_at(&Location::Etcd(url.clone()));
+            let keeper = follow::SnapshotKeeper::new(
+                ctx.cfg.snapshot_path(),
+                url.clone(),
+                node.unwrap_or_else(host_name),
+            );
+            watch::run(&ctx, &store, &url.to_string(), Some(keeper))?
+        }
+        Cmd::Watch {
+            config,
+            store: None,
+            ..
+        } => {
             let store = netconf_cluster::config::open(&config);
-            watch::run(&ctx, &store, &config.display().to_string())?
+            watch::run(&ctx, &store, &config.display().to_string(), None)?
         }
         Cmd::Status {
             tap: t,

@@ -32,7 +32,12 @@ enum Event {
 }
 
 /// Runs until an error on the netlink socket (which systemd then restarts).
-pub fn run(ctx: &Ctx, store: &dyn Store, what: &str) -> anyhow::Result<()> {
+pub fn run(
+    ctx: &Ctx,
+    store: &dyn Store,
+    what: &str,
+    mut keeper: Option<follow::SnapshotKeeper>,
+) -> anyhow::Result<()> {
     // Subscribe before the first scans: a TAP removed (or a NIC changed) in between is
     // then seen twice (harmless), never missed.
     let mut mon = LinkMonitor::open()?;
@@ -40,7 +45,7 @@ pub fn run(ctx: &Ctx, store: &dyn Store, what: &str) -> anyhow::Result<()> {
         .changes()
         .map_err(|e| anyhow::anyhow!("cannot follow {what}: {e}"))?;
     rescan(ctx);
-    let mut retry_at = retry_time(follow::sync(ctx, store));
+    let mut retry_at = retry_time(follow::sync(ctx, store, keeper.as_mut()));
     let (tx, rx) = mpsc::channel();
     let link_tx = tx.clone();
     std::thread::Builder::new()
@@ -100,12 +105,12 @@ pub fn run(ctx: &Ctx, store: &dyn Store, what: &str) -> anyhow::Result<()> {
                 }
             }
             Event::Store => {
-                retry_at = retry_time(follow::sync(ctx, store));
+                retry_at = retry_time(follow::sync(ctx, store, keeper.as_mut()));
                 continue;
             }
         }
         if due {
-            retry_at = retry_time(follow::sync(ctx, store));
+            retry_at = retry_time(follow::sync(ctx, store, keeper.as_mut()));
         }
     }
     anyhow::bail!("internal error: the watching threads stopped")
@@ -120,7 +125,11 @@ fn retry_time(failed: bool) -> Option<Instant> {
 /// NICs stay as applied meanwhile.
 fn store_thread(mut changes: Box<dyn StoreWatch>, tx: &mpsc::Sender<Event>) {
     loop {
-        match changes.wait(Duration::from_secs(3600)) {
+        let waited = changes.wait(Duration::from_secs(3600));
+        for n in changes.news() {
+            log::notice(&n);
+        }
+        match waited {
             Ok(true) => {
                 if tx.send(Event::Store).is_err() {
                     return;

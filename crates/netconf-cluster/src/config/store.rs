@@ -172,6 +172,9 @@ impl Store for Box<dyn Store> {
     ) -> Result<Vec<verify::Finding>, GntError> {
         (**self).audit(cfg, version)
     }
+    fn changes(&self) -> Result<Box<dyn StoreWatch>, GntError> {
+        (**self).changes()
+    }
 }
 
 /// The store at `at` for a reader that must answer at once or not at all (shell
@@ -852,6 +855,11 @@ enum Of {
 impl Version {
     pub(super) fn etcd(revision: i64) -> Self {
         Version(Of::Etcd(revision))
+    }
+
+    /// The etcd revision a snapshot was read at (none for another store).
+    pub fn etcd_revision(self) -> Option<i64> {
+        self.as_etcd()
     }
 
     pub(super) fn as_etcd(self) -> Option<i64> {

@@ -25,6 +25,13 @@ pub trait StoreWatch: Send {
     /// never lost; one may be reported that changed nothing that matters, and a burst of
     /// changes is reported once when it settles. `Ok(false)`: nothing within `timeout`.
     fn wait(&mut self, timeout: Duration) -> Result<bool, GntError>;
+
+    /// What happened to the watch itself since the last call (a connection lost, one
+    /// found again, a history compacted away), for the follower's log. `wait` may return
+    /// `Ok(false)` before its timeout when there is news.
+    fn news(&mut self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Quiet time that ends a burst of events (an editor's writes, a writer's temp + rename).

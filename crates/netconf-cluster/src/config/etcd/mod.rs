@@ -1,7 +1,8 @@
 //! The cluster store on etcd (v3 API, through its JSON gateway): `etcd://` and `etcds://`
 //! URLs (`url`), the TLS settings of `etcds://` (`tls`), the HTTP client (`client`), where
-//! each object lives (`keys`), the [`Store`] over them (`store`), and the check of the name
-//! and MAC index keys against the instances (`audit`, for `gnt-cluster verify`).
+//! each object lives (`keys`), the [`Store`] over them (`store`), the watch that follows
+//! them (`watch`), and the check of the name and MAC index keys against the instances
+//! (`audit`, for `gnt-cluster verify`).
 //!
 //! [`Store`]: super::Store
 
@@ -12,6 +13,7 @@ mod keys;
 mod store;
 pub mod tls;
 pub mod url;
+mod watch;
 
 pub use store::EtcdStore;
 pub use url::EtcdUrl;

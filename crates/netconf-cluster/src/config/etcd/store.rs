@@ -29,11 +29,13 @@ use serde::{Deserialize, Serialize};
 use super::client::{Client, Cmp, EtcdError, Kv, Op, RangeResult, TxnOutcome};
 use super::keys::{Key, Layout};
 use super::url::EtcdUrl;
+use super::watch::EtcdWatch;
 use crate::config::instance::Instance;
 use crate::config::instances::Instances;
 use crate::config::model::{CONFIG_VERSION, Cluster, ClusterConfig, Network, Node, NodeGroup, now};
 use crate::config::store::{Store, Version, check_commit, error_lines, version_from_elsewhere};
 use crate::config::verify::{self, Finding};
+use crate::config::watch::StoreWatch;
 use crate::error::GntError;
 
 /// How many times a transaction is tried when others keep committing under it.
@@ -590,6 +592,10 @@ mod erased {
 }
 
 impl Store for EtcdStore {
+    fn changes(&self) -> Result<Box<dyn StoreWatch>, GntError> {
+        Ok(Box::new(EtcdWatch::start(&self.url, self.layout.root())?))
+    }
+
     fn read(&self) -> Result<ClusterConfig, GntError> {
         let snap = self.load(None)?;
         self.warn_if_inconsistent(&snap.cfg);
