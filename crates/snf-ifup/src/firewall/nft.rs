@@ -29,13 +29,14 @@ use anyhow::{Context, bail};
 use netconf::MacAddr;
 use serde::{Deserialize, Serialize};
 
+use netconf_sys::nftables::{self as nfnl, Family as NfFamily};
+
+use super::nftnl::{self, Stmt, TABLE, Tx};
 use super::{
     EtherType, Family, Firewall, FwMap, Hook, Icmp6Type, JumpMatch, L4, Match, NicRules, Rule,
     Verdict, from_chain, is_shared, to_chain,
 };
 use crate::{exec, log};
-
-const TABLE: &str = "snf_ifup";
 
 pub struct Nft {
     /// snf-ifup's record of its tables (see [`Index`]).
@@ -62,6 +63,14 @@ impl Table {
 
     fn from_family(s: &str) -> Option<Table> {
         Table::ALL.into_iter().find(|t| t.family() == s)
+    }
+
+    fn nf(self) -> NfFamily {
+        match self {
+            Table::Bridge => NfFamily::Bridge,
+            Table::Inet => NfFamily::Inet,
+            Table::Arp => NfFamily::Arp,
+        }
     }
 
     /// Base chains: (name, hook, dispatch rules as (match prefix, map)).
@@ -139,9 +148,9 @@ fn is_base(name: &str) -> bool {
 #[derive(Debug, Default)]
 struct Want {
     /// (table, chain) → statements, in order.
-    chains: BTreeMap<(Table, String), Vec<String>>,
+    chains: BTreeMap<(Table, String), Vec<Stmt>>,
     /// Shared profile chains.
-    shared: BTreeMap<(Table, String), Vec<String>>,
+    shared: BTreeMap<(Table, String), Vec<Stmt>>,
     /// (table, map, chain).
     elements: BTreeSet<(Table, &'static str, String)>,
 }
@@ -188,11 +197,17 @@ fn bridged_profile_chain(profile: &str, fam: Family) -> String {
 /// `add chain` / `create chain` arguments after the name: bridged profile chains are base
 /// chains, every other chain of a NIC is a regular one.
 fn chain_spec(name: &str) -> &'static str {
-    if is_shared(name) && (name.ends_with("-br4") || name.ends_with("-br6")) {
+    if chain_hook(name).is_some() {
         " { type filter hook forward priority filter; policy accept; }"
     } else {
         ""
     }
+}
+
+/// The hook of a NIC's chain that is a base chain (see [`chain_spec`]).
+fn chain_hook(name: &str) -> Option<nfnl::Hook> {
+    (is_shared(name) && (name.ends_with("-br4") || name.ends_with("-br6")))
+        .then_some(nfnl::Hook::Forward)
 }
 
 /// The rules of a bridged profile's inet chain: only the packets marked for it, whose
@@ -200,27 +215,38 @@ fn chain_spec(name: &str) -> &'static str {
 fn bridged_profile_rules(
     profile: &str,
     fam: Family,
-    rules: Vec<String>,
-) -> anyhow::Result<Vec<String>> {
-    let proto = if fam == Family::Ip6 { "ipv6" } else { "ipv4" };
+    rules: Vec<Stmt>,
+) -> anyhow::Result<Vec<Stmt>> {
+    let v6 = fam == Family::Ip6;
+    let proto = if v6 { "ipv6" } else { "ipv4" };
+    let mark = mark_of(profile)?;
     let mut out = vec![
-        format!("meta nfproto != {proto} return"),
-        format!(
-            "meta mark & {MARK_MASK:#010x} != {:#010x} return",
-            mark_of(profile)?
+        Stmt::new(
+            format!("meta nfproto != {proto} return"),
+            Some(nftnl::nfproto_not_return(v6)),
         ),
-        format!("meta mark set meta mark & {:#010x}", !MARK_MASK),
+        Stmt::new(
+            format!("meta mark & {MARK_MASK:#010x} != {mark:#010x} return"),
+            Some(nftnl::mark_not_return(MARK_MASK, mark)),
+        ),
+        Stmt::new(
+            format!("meta mark set meta mark & {:#010x}", !MARK_MASK),
+            Some(nftnl::mark_set(!MARK_MASK, 0)),
+        ),
     ];
     out.extend(rules);
     Ok(out)
 }
 
 /// The bridge-family rule of a port's `SNF-TO` chain that sends its packets to `profile`.
-fn bridged_profile_mark(profile: &str) -> anyhow::Result<String> {
-    Ok(format!(
-        "meta mark set meta mark & {:#010x} | {:#010x}",
-        !MARK_MASK,
-        mark_of(profile)?
+fn bridged_profile_mark(profile: &str) -> anyhow::Result<Stmt> {
+    let mark = mark_of(profile)?;
+    Ok(Stmt::new(
+        format!(
+            "meta mark set meta mark & {:#010x} | {mark:#010x}",
+            !MARK_MASK
+        ),
+        Some(nftnl::mark_set(!MARK_MASK, mark)),
     ))
 }
 
@@ -315,7 +341,7 @@ fn want_of(tap: &str, fw: &FwMap, arp: &[String]) -> anyhow::Result<Want> {
             let rules = c
                 .rules
                 .iter()
-                .map(|r| translate(fam, r, &name))
+                .map(|r| stmt(fam, table, r, &name))
                 .collect::<anyhow::Result<Vec<_>>>()?;
             w.chains.insert((table, name(&c.name)?), rules);
         }
@@ -323,7 +349,7 @@ fn want_of(tap: &str, fw: &FwMap, arp: &[String]) -> anyhow::Result<Want> {
             let rules = c
                 .rules
                 .iter()
-                .map(|r| translate(fam, r, &name))
+                .map(|r| stmt(fam, table, r, &name))
                 .collect::<anyhow::Result<Vec<_>>>()?;
             w.shared.insert((table, name(&c.name)?), rules);
         }
@@ -352,13 +378,19 @@ fn bridged_profile(
 ) -> anyhow::Result<()> {
     let mut marked = BTreeSet::new();
     for c in &spec.shared {
+        let conntrack = c.rules.iter().flat_map(|r| &r.matches);
+        let conntrack = conntrack.into_iter().any(|m| *m == Match::ReplyOrRelated);
+        let table = if conntrack {
+            Table::Inet
+        } else {
+            Table::Bridge
+        };
         let rules = c
             .rules
             .iter()
-            .map(|r| translate(fam, r, name))
+            .map(|r| stmt(fam, table, r, name))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let conntrack = c.rules.iter().flat_map(|r| &r.matches);
-        if conntrack.into_iter().any(|m| *m == Match::ReplyOrRelated) {
+        if conntrack {
             let rules = bridged_profile_rules(&c.name, fam, rules)?;
             w.shared
                 .insert((Table::Inet, bridged_profile_chain(&c.name, fam)), rules);
@@ -373,12 +405,23 @@ fn bridged_profile(
             .iter()
             .map(|r| match (r.matches.as_slice(), r.target()) {
                 ([], Some(p)) if marked.contains(p) => bridged_profile_mark(p),
-                _ => translate(fam, r, name),
+                _ => stmt(fam, Table::Bridge, r, name),
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         w.chains.insert((Table::Bridge, name(&c.name)?), rules);
     }
     Ok(())
+}
+
+/// One rule as an nft statement in a chain of `table`, with its bytecode.
+fn stmt(
+    fam: Family,
+    table: Table,
+    rule: &Rule,
+    chain: &dyn Fn(&str) -> anyhow::Result<String>,
+) -> anyhow::Result<Stmt> {
+    let text = translate(fam, rule, chain)?;
+    Ok(Stmt::new(text, nftnl::encode(table.nf(), rule, chain)))
 }
 
 /// One rule as an nft statement.
@@ -476,7 +519,7 @@ fn translate(
 }
 
 /// The arptables mangle rule of `arp::mangle_rule` as an nft statement.
-fn translate_arp(tap: &str, rule: &str) -> anyhow::Result<String> {
+fn translate_arp(tap: &str, rule: &str) -> anyhow::Result<Stmt> {
     let toks: Vec<&str> = rule.split_whitespace().collect();
     match toks.as_slice() {
         [
@@ -492,7 +535,10 @@ fn translate_arp(tap: &str, rule: &str) -> anyhow::Result<String> {
             let gw: std::net::Ipv4Addr = gw
                 .parse()
                 .with_context(|| format!("nftables driver: bad address in {rule:?}"))?;
-            Ok(format!("arp operation request arp saddr ip set {gw}"))
+            Ok(Stmt::new(
+                format!("arp operation request arp saddr ip set {gw}"),
+                Some(nftnl::arp_mangle(gw)),
+            ))
         }
         _ => bail!("nftables driver: cannot translate the arptables rule {rule:?}"),
     }
@@ -502,9 +548,25 @@ fn translate_arp(tap: &str, rule: &str) -> anyhow::Result<String> {
 /// listed without rules).
 type Listing = BTreeMap<Table, BTreeMap<String, BTreeSet<String>>>;
 
+/// Our tables' chain names, read over netlink (as `nft list chains` prints them, without
+/// starting `nft`).
 fn list() -> anyhow::Result<Listing> {
-    let text = exec::output("nft", &["list", "chains"])?;
-    Ok(parse_listing(&text))
+    let table = |f| match f {
+        NfFamily::Bridge => Table::Bridge,
+        NfFamily::Inet => Table::Inet,
+        NfFamily::Arp => Table::Arp,
+    };
+    let mut sock = nfnl::Socket::open()?;
+    let mut out = Listing::new();
+    for f in sock.tables(TABLE)? {
+        out.entry(table(f)).or_default();
+    }
+    for (f, chain) in sock.chains(TABLE)? {
+        out.entry(table(f))
+            .or_default()
+            .insert(chain, BTreeSet::new());
+    }
+    Ok(out)
 }
 
 fn parse_listing(text: &str) -> Listing {
@@ -571,6 +633,9 @@ fn bridged_users<'a>(
         })
 }
 
+/// A map's elements to add (interface, chain) and to remove (interface).
+type MapChange<'a> = (Vec<(&'a str, String)>, Vec<&'a str>);
+
 /// One NIC in a transaction.
 struct Item<'a> {
     tap: &'a str,
@@ -583,8 +648,14 @@ struct Item<'a> {
 
 /// The transaction for `items`. With a listing, profile chains and tables nobody uses any
 /// more are removed too.
+#[cfg(test)]
 fn transaction(items: &[Item], listing: Option<&Listing>) -> String {
-    let mut out: Vec<String> = Vec::new();
+    transaction_tx(items, listing).text()
+}
+
+/// [`transaction`] as text and batch.
+fn transaction_tx(items: &[Item], listing: Option<&Listing>) -> Tx {
+    let mut out = Tx::default();
     let mut tables: BTreeSet<Table> = BTreeSet::new();
     for it in items {
         tables.extend(&it.touch);
@@ -592,6 +663,7 @@ fn transaction(items: &[Item], listing: Option<&Listing>) -> String {
     }
     for table in tables {
         let fam = table.family();
+        let nf = table.nf();
         let touched: Vec<&Item> = items
             .iter()
             .filter(|i| i.touch.contains(&table) || i.want.tables().contains(&table))
@@ -600,13 +672,13 @@ fn transaction(items: &[Item], listing: Option<&Listing>) -> String {
             .iter()
             .flat_map(|i| table.chains_of(i.tap))
             .collect();
-        let wanted: Vec<(&String, &Vec<String>)> = touched
+        let wanted: Vec<(&String, &Vec<Stmt>)> = touched
             .iter()
             .flat_map(|i| i.want.chains.iter())
             .filter(|((t, _), _)| *t == table)
             .map(|((_, c), r)| (c, r))
             .collect();
-        let mut shared: BTreeMap<&String, &Vec<String>> = BTreeMap::new();
+        let mut shared: BTreeMap<&String, &Vec<Stmt>> = BTreeMap::new();
         for i in &touched {
             for ((t, c), r) in &i.want.shared {
                 if *t == table {
@@ -633,7 +705,7 @@ fn transaction(items: &[Item], listing: Option<&Listing>) -> String {
             }
             if others.is_empty() && wanted.is_empty() && shared.is_empty() {
                 if now.is_some() {
-                    out.push(format!("delete table {fam} {TABLE}"));
+                    out.del_table(nf, fam);
                 }
                 continue;
             }
@@ -645,7 +717,7 @@ fn transaction(items: &[Item], listing: Option<&Listing>) -> String {
                 }
             }
         }
-        out.push(format!("add table {fam} {TABLE}"));
+        out.add_table(nf, fam, false);
         skeleton(&mut out, table, true);
         // A set: a linear search per chain is quadratic in the NICs of a reapply.
         let wanted_names: BTreeSet<&String> = wanted.iter().map(|(c, _)| *c).collect();
@@ -675,10 +747,10 @@ fn transaction(items: &[Item], listing: Option<&Listing>) -> String {
             .chain(regular)
             .filter(|c| !listed(c))
         {
-            out.push(format!("add chain {fam} {TABLE} {c}{}", chain_spec(c)));
+            out.add_chain(nf, fam, c, chain_hook(c), chain_spec(c), false);
         }
         // One statement per map and operation, whatever the number of NICs.
-        let mut by_map: BTreeMap<&str, (Vec<String>, Vec<String>)> = BTreeMap::new();
+        let mut by_map: BTreeMap<&str, MapChange> = BTreeMap::new();
         let mut maps: Vec<&str> = Vec::new();
         for i in &touched {
             for (map, chain) in table.slots(i.tap) {
@@ -690,23 +762,18 @@ fn transaction(items: &[Item], listing: Option<&Listing>) -> String {
                     maps.push(map);
                 }
                 let (add, del) = by_map.entry(map).or_default();
-                add.push(format!("\"{}\" : jump {chain}", i.tap));
+                add.push((i.tap, chain));
                 if !want_it {
-                    del.push(format!("\"{}\"", i.tap));
+                    del.push(i.tap);
                 }
             }
         }
         for map in maps {
             let (add, del) = &by_map[map];
-            out.push(format!(
-                "add element {fam} {TABLE} {map} {{ {} }}",
-                add.join(", ")
-            ));
+            let add: Vec<(&str, &str)> = add.iter().map(|(t, c)| (*t, c.as_str())).collect();
+            out.add_elements(nf, fam, map, &add);
             if !del.is_empty() {
-                out.push(format!(
-                    "delete element {fam} {TABLE} {map} {{ {} }}",
-                    del.join(", ")
-                ));
+                out.del_elements(nf, fam, map, del);
             }
         }
         for (c, rules) in wanted
@@ -718,33 +785,44 @@ fn transaction(items: &[Item], listing: Option<&Listing>) -> String {
                 continue;
             }
             if exists(c) {
-                out.push(format!("flush chain {fam} {TABLE} {c}"));
+                out.flush_chain(nf, fam, c);
             }
             for r in rules {
-                out.push(format!("add rule {fam} {TABLE} {c} {r}"));
+                out.add_rule(nf, fam, c, &r.text, r.exprs.as_deref());
             }
         }
         for c in &ours {
             if !is_wanted(c) && exists(c) {
-                out.push(format!("delete chain {fam} {TABLE} {c}"));
+                out.del_chain(nf, fam, c);
             }
         }
         for c in gc_shared {
-            out.push(format!("delete chain {fam} {TABLE} {c}"));
+            out.del_chain(nf, fam, c);
         }
     }
-    let mut s = out.join("\n");
-    if !s.is_empty() {
-        s.push('\n');
-    }
-    s
+    out
 }
 
-fn run(tx: &str) -> anyhow::Result<()> {
+/// Applies `tx`: over netlink when every statement has bytecode, else with `nft -f`.
+fn run(tx: &Tx) -> anyhow::Result<()> {
     if tx.is_empty() {
         return Ok(());
     }
-    exec::with_stdin("nft", &["-f", "-"], tx)
+    let Some(batch) = tx.batch() else {
+        return exec::with_stdin("nft", &["-f", "-"], &tx.text());
+    };
+    let t0 = std::time::Instant::now();
+    let mut sock = nfnl::Socket::open()?;
+    let res = sock.commit(batch);
+    log::info(&format!(
+        "nf_tables batch of {} messages in {:.1} ms",
+        batch.len(),
+        t0.elapsed().as_secs_f64() * 1000.0
+    ));
+    res.map_err(|e| {
+        let what = e.index.and_then(|i| tx.line(i)).unwrap_or("the commit");
+        anyhow::anyhow!("nf_tables refused {what}: {e}")
+    })
 }
 
 /// snf-ifup's own record of what its nftables tables hold (table family → TAP → the
@@ -859,15 +937,12 @@ fn save_index(path: &Path, ix: &Index) -> anyhow::Result<()> {
 }
 
 type Parts<'a> = (
-    BTreeMap<&'a String, &'a Vec<String>>,
-    BTreeMap<&'a String, &'a Vec<String>>,
+    BTreeMap<&'a String, &'a Vec<Stmt>>,
+    BTreeMap<&'a String, &'a Vec<Stmt>>,
     BTreeSet<(&'static str, &'a String)>,
 );
 
-fn pick(
-    m: &BTreeMap<(Table, String), Vec<String>>,
-    table: Table,
-) -> BTreeMap<&String, &Vec<String>> {
+fn pick(m: &BTreeMap<(Table, String), Vec<Stmt>>, table: Table) -> BTreeMap<&String, &Vec<Stmt>> {
     m.iter()
         .filter(|((t, _), _)| *t == table)
         .map(|((_, c), r)| (c, r))
@@ -884,24 +959,28 @@ fn parts(w: &Want, table: Table) -> Parts<'_> {
     (pick(&w.chains, table), pick(&w.shared, table), els)
 }
 
-fn skeleton(out: &mut Vec<String>, table: Table, flush: bool) {
+fn skeleton(out: &mut Tx, table: Table, flush: bool) {
     let fam = table.family();
+    let nf = table.nf();
     for (base, rules) in table.skeleton() {
-        out.push(format!(
-            "add chain {fam} {TABLE} {base} {{ type filter hook {base} priority filter; policy accept; }}"
-        ));
+        let hook = match *base {
+            "input" => nfnl::Hook::Input,
+            "output" => nfnl::Hook::Output,
+            _ => nfnl::Hook::Forward,
+        };
+        let spec = format!(" {{ type filter hook {base} priority filter; policy accept; }}");
+        out.add_chain(nf, fam, base, Some(hook), &spec, false);
         for (_, map) in *rules {
-            out.push(format!(
-                "add map {fam} {TABLE} {map} {{ type ifname : verdict; }}"
-            ));
+            out.add_vmap(nf, fam, map);
         }
     }
     for (base, rules) in table.skeleton() {
         if flush {
-            out.push(format!("flush chain {fam} {TABLE} {base}"));
+            out.flush_chain(nf, fam, base);
         }
         for (m, map) in *rules {
-            out.push(format!("add rule {fam} {TABLE} {base} {m} vmap @{map}"));
+            let exprs = nftnl::dispatch(m, map);
+            out.add_rule(nf, fam, base, &format!("{m} vmap @{map}"), exprs.as_deref());
         }
     }
 }
@@ -910,12 +989,13 @@ fn skeleton(out: &mut Vec<String>, table: Table, flush: bool) {
 /// index; `None` when the index contradicts the record (then the ruleset is read). Only
 /// what changes is written: nothing is flushed or deleted that does not have to be, since
 /// every deletion makes the kernel wait for a grace period.
-fn fast(tap: &str, want: &Want, old: &Want, index: &Index) -> Option<(String, Index)> {
-    let mut out = Vec::new();
+fn fast(tap: &str, want: &Want, old: &Want, index: &Index) -> Option<(Tx, Index)> {
+    let mut out = Tx::default();
     let mut after = index.clone();
     let tables: BTreeSet<Table> = want.tables().union(&old.tables()).copied().collect();
     for table in tables {
         let fam = table.family();
+        let nf = table.nf();
         let entry = index.tables.get(fam);
         let others: Vec<&BTreeSet<String>> = entry
             .into_iter()
@@ -935,7 +1015,7 @@ fn fast(tap: &str, want: &Want, old: &Want, index: &Index) -> Option<(String, In
             }
             if others.is_empty() {
                 entry?;
-                out.push(format!("delete table {fam} {TABLE}"));
+                out.del_table(nf, fam);
                 continue;
             }
         } else {
@@ -945,57 +1025,49 @@ fn fast(tap: &str, want: &Want, old: &Want, index: &Index) -> Option<(String, In
                 .or_default()
                 .insert(tap.to_owned(), ws.keys().map(|c| (*c).clone()).collect());
             if entry.is_none() {
-                out.push(format!("create table {fam} {TABLE}"));
+                out.add_table(nf, fam, true);
                 skeleton(&mut out, table, false);
             }
         }
         let new_shared = |c: &str| !os.contains_key(&c.to_owned()) && !used_by_others(c);
         for c in wc.keys().filter(|c| !oc.contains_key(*c)) {
-            out.push(format!("create chain {fam} {TABLE} {c}"));
+            out.add_chain(nf, fam, c, None, "", true);
         }
         for c in ws.keys().filter(|c| new_shared(c)) {
-            out.push(format!("create chain {fam} {TABLE} {c}{}", chain_spec(c)));
+            out.add_chain(nf, fam, c, chain_hook(c), chain_spec(c), true);
         }
         for (c, rules) in &wc {
             match oc.get(c) {
                 Some(o) if o == rules => continue,
-                Some(_) => out.push(format!("flush chain {fam} {TABLE} {c}")),
+                Some(_) => out.flush_chain(nf, fam, c),
                 None => {}
             }
             for r in *rules {
-                out.push(format!("add rule {fam} {TABLE} {c} {r}"));
+                out.add_rule(nf, fam, c, &r.text, r.exprs.as_deref());
             }
         }
         for (c, rules) in ws.iter().filter(|(c, _)| new_shared(c)) {
             for r in *rules {
-                out.push(format!("add rule {fam} {TABLE} {c} {r}"));
+                out.add_rule(nf, fam, c, &r.text, r.exprs.as_deref());
             }
         }
         for (map, c) in we.difference(&oe) {
-            out.push(format!(
-                "add element {fam} {TABLE} {map} {{ \"{tap}\" : jump {c} }}"
-            ));
+            out.add_elements(nf, fam, map, &[(tap, c.as_str())]);
         }
         for (map, _) in oe.difference(&we) {
-            out.push(format!(
-                "delete element {fam} {TABLE} {map} {{ \"{tap}\" }}"
-            ));
+            out.del_elements(nf, fam, map, &[tap]);
         }
         for c in oc.keys().filter(|c| !wc.contains_key(*c)) {
-            out.push(format!("delete chain {fam} {TABLE} {c}"));
+            out.del_chain(nf, fam, c);
         }
         for c in os
             .keys()
             .filter(|c| !ws.contains_key(*c) && !used_by_others(c))
         {
-            out.push(format!("delete chain {fam} {TABLE} {c}"));
+            out.del_chain(nf, fam, c);
         }
     }
-    let mut s = out.join("\n");
-    if !s.is_empty() {
-        s.push('\n');
-    }
-    Some((s, after))
+    Some((out, after))
 }
 
 fn wants<'a>(nics: &[NicRules<'a>]) -> anyhow::Result<Vec<Item<'a>>> {
@@ -1019,7 +1091,7 @@ fn try_fast(
     index_path: &Path,
     nics: &[NicRules],
     items: &[Item],
-) -> anyhow::Result<Option<(String, Index, Index)>> {
+) -> anyhow::Result<Option<(Tx, Index, Index)>> {
     let ([n], [it]) = (nics, items) else {
         return Ok(None);
     };
@@ -1031,12 +1103,12 @@ fn try_fast(
 }
 
 /// The transaction computed from the ruleset as it is, and the index before and after.
-fn listed(items: Vec<Item>) -> anyhow::Result<(String, Index, Index)> {
+fn listed(items: Vec<Item>) -> anyhow::Result<(Tx, Index, Index)> {
     Ok(listed_from(items, &list()?))
 }
 
 /// [`listed`] with the ruleset as `l` says.
-fn listed_from(mut items: Vec<Item>, l: &Listing) -> (String, Index, Index) {
+fn listed_from(mut items: Vec<Item>, l: &Listing) -> (Tx, Index, Index) {
     // Tables that do not exist hold nothing to remove.
     for it in &mut items {
         let wanted = it.want.tables();
@@ -1044,10 +1116,10 @@ fn listed_from(mut items: Vec<Item>, l: &Listing) -> (String, Index, Index) {
     }
     let before = Index::from_listing(l, &[]);
     let after = Index::from_listing(l, &items);
-    (transaction(&items, Some(l)), before, after)
+    (transaction_tx(&items, Some(l)), before, after)
 }
 
-fn commit(index_path: &Path, tx: &str, before: &Index, after: &Index) -> anyhow::Result<()> {
+fn commit(index_path: &Path, tx: &Tx, before: &Index, after: &Index) -> anyhow::Result<()> {
     let grown = before.union(after);
     if &grown != before || load_index(index_path).is_none() {
         save_index(index_path, &grown)?;
@@ -1070,8 +1142,8 @@ impl Nft {
         let nics = std::slice::from_ref(nic);
         let items = wants(nics)?;
         let tx = match try_fast(&self.index, nics, &items)? {
-            Some((tx, _, _)) => tx,
-            None => listed_from(items, &list()?).0,
+            Some((tx, _, _)) => tx.text(),
+            None => listed_from(items, &list()?).0.text(),
         };
         Ok(if tx.is_empty() {
             tx
@@ -1151,7 +1223,9 @@ pub fn usable() -> bool {
     probe.push_str(&format!(
         "add chain inet {TABLE} probe\nadd rule inet {TABLE} probe ct state established accept\n\
          add chain bridge {TABLE} probe\nadd rule bridge {TABLE} probe {}\n",
-        bridged_profile_mark(MARKED[0]).unwrap_or_default()
+        bridged_profile_mark(MARKED[0])
+            .map(|s| s.text)
+            .unwrap_or_default()
     ));
     let ok = matches!(
         exec::with_stdin_status("nft", &["-c", "-f", "-"], &probe),
@@ -1513,13 +1587,14 @@ mod bridged_profile_tests {
         let ix = Index::from_listing(&alone, &[]);
         let (tx, after) = fast("tap1", &Want::default(), &old, &ix).unwrap();
         assert_eq!(
-            tx,
+            tx.text(),
             "delete table bridge snf_ifup\ndelete table inet snf_ifup\n"
         );
         assert!(after.tables.is_empty());
         // `up` of a second port with the same profile creates nothing in inet.
         let new = want_of("tap3", &bridged("tap3", "snf-limited"), &[]).unwrap();
         let (tx, after) = fast("tap3", &new, &Want::default(), &ix).unwrap();
+        let tx = tx.text();
         assert!(!tx.contains(" inet "), "{tx}");
         assert!(after.tables["inet"].contains_key("tap3"));
     }
