@@ -41,6 +41,7 @@ const NFT_MSG_NEWCHAIN: u16 = 3;
 const NFT_MSG_GETCHAIN: u16 = 4;
 const NFT_MSG_DELCHAIN: u16 = 5;
 const NFT_MSG_NEWRULE: u16 = 6;
+const NFT_MSG_GETRULE: u16 = 7;
 const NFT_MSG_DELRULE: u16 = 8;
 const NFT_MSG_NEWSET: u16 = 9;
 const NFT_MSG_NEWSETELEM: u16 = 12;
@@ -810,6 +811,21 @@ impl Socket {
             }
         })?;
         Ok(out)
+    }
+
+    /// The number of rules in chain `chain`.
+    pub fn rule_count(
+        &mut self,
+        family: Family,
+        table: &str,
+        chain: &str,
+    ) -> anyhow::Result<usize> {
+        let mut req = Buf::default();
+        req.str(NFTA_RULE_TABLE, table);
+        req.str(NFTA_RULE_CHAIN, chain);
+        let mut n = 0;
+        self.dump(NFT_MSG_GETRULE, family.nfproto(), &req, |_, _| n += 1)?;
+        Ok(n)
     }
 
     /// The elements of verdict map `map`: (interface name, chain it jumps to).

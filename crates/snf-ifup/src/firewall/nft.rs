@@ -145,7 +145,7 @@ fn is_base(name: &str) -> bool {
 }
 
 /// What one NIC wants in nftables terms.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Want {
     /// (table, chain) → statements, in order.
     chains: BTreeMap<(Table, String), Vec<Stmt>>,
@@ -650,11 +650,43 @@ struct Item<'a> {
 /// more are removed too.
 #[cfg(test)]
 fn transaction(items: &[Item], listing: Option<&Listing>) -> String {
-    transaction_tx(items, listing).text()
+    transaction_tx(items, listing, None).text()
+}
+
+/// What our tables hold beyond chain names, read over netlink for a listed transaction:
+/// the rule count of each base chain and each map's elements, so that what is already
+/// right is not written again (a rewrite deletes, and the socket of a transaction that
+/// deleted waits for a grace period when it closes).
+#[derive(Debug, Default)]
+struct Live {
+    base_rules: BTreeMap<(Table, &'static str), usize>,
+    /// (table, map) → interface → chain.
+    elements: BTreeMap<(Table, &'static str), BTreeMap<String, String>>,
+}
+
+fn read_live(l: &Listing) -> anyhow::Result<Live> {
+    let mut sock = nfnl::Socket::open()?;
+    let mut live = Live::default();
+    for (&table, chains) in l {
+        for (base, rules) in table.skeleton() {
+            if chains.contains_key(*base) {
+                let n = sock.rule_count(table.nf(), TABLE, base)?;
+                live.base_rules.insert((table, *base), n);
+            }
+            for (_, map) in *rules {
+                // A missing map is an error of the dump: nothing of it is known then.
+                if let Ok(els) = sock.vmap_elements(table.nf(), TABLE, map) {
+                    live.elements
+                        .insert((table, *map), els.into_iter().collect());
+                }
+            }
+        }
+    }
+    Ok(live)
 }
 
 /// [`transaction`] as text and batch.
-fn transaction_tx(items: &[Item], listing: Option<&Listing>) -> Tx {
+fn transaction_tx(items: &[Item], listing: Option<&Listing>, live: Option<&Live>) -> Tx {
     let mut out = Tx::default();
     let mut tables: BTreeSet<Table> = BTreeSet::new();
     for it in items {
@@ -718,7 +750,7 @@ fn transaction_tx(items: &[Item], listing: Option<&Listing>) -> Tx {
             }
         }
         out.add_table(nf, fam, false);
-        skeleton(&mut out, table, true);
+        skeleton(&mut out, table, true, live);
         // A set: a linear search per chain is quadratic in the NICs of a reapply.
         let wanted_names: BTreeSet<&String> = wanted.iter().map(|(c, _)| *c).collect();
         let is_wanted = |c: &String| wanted_names.contains(c);
@@ -758,6 +790,21 @@ fn transaction_tx(items: &[Item], listing: Option<&Listing>) -> Tx {
                 if !want_it && !exists(&chain) {
                     continue;
                 }
+                // Known elements: only what differs is written.
+                if let Some(els) = live.and_then(|l| l.elements.get(&(table, map))) {
+                    let now = els.get(i.tap);
+                    if want_it && now != Some(&chain) {
+                        by_map.entry(map).or_default().0.push((i.tap, chain));
+                    } else if !want_it && now.is_some() {
+                        by_map.entry(map).or_default().1.push(i.tap);
+                    } else {
+                        continue;
+                    }
+                    if !maps.contains(&map) {
+                        maps.push(map);
+                    }
+                    continue;
+                }
                 if !maps.contains(&map) {
                     maps.push(map);
                 }
@@ -771,7 +818,9 @@ fn transaction_tx(items: &[Item], listing: Option<&Listing>) -> Tx {
         for map in maps {
             let (add, del) = &by_map[map];
             let add: Vec<(&str, &str)> = add.iter().map(|(t, c)| (*t, c.as_str())).collect();
-            out.add_elements(nf, fam, map, &add);
+            if !add.is_empty() {
+                out.add_elements(nf, fam, map, &add);
+            }
             if !del.is_empty() {
                 out.del_elements(nf, fam, map, del);
             }
@@ -819,6 +868,7 @@ fn run(tx: &Tx) -> anyhow::Result<()> {
         batch.len(),
         t0.elapsed().as_secs_f64() * 1000.0
     ));
+
     res.map_err(|e| {
         let what = e.index.and_then(|i| tx.line(i)).unwrap_or("the commit");
         anyhow::anyhow!("nf_tables refused {what}: {e}")
@@ -959,10 +1009,26 @@ fn parts(w: &Want, table: Table) -> Parts<'_> {
     (pick(&w.chains, table), pick(&w.shared, table), els)
 }
 
-fn skeleton(out: &mut Tx, table: Table, flush: bool) {
+fn skeleton(out: &mut Tx, table: Table, flush: bool, live: Option<&Live>) {
     let fam = table.family();
     let nf = table.nf();
+    // A base chain that exists with as many rules as it should have is left as it is: its
+    // rules are only ever written here (a chain update, like a deletion, is released
+    // after a grace period).
+    let intact = |base: &str, rules: &[(&str, &str)]| {
+        live.is_some_and(|l| {
+            l.base_rules
+                .iter()
+                .any(|((t, b), n)| *t == table && *b == base && *n == rules.len())
+        })
+    };
     for (base, rules) in table.skeleton() {
+        if intact(base, rules) {
+            for (_, map) in *rules {
+                out.add_vmap(nf, fam, map);
+            }
+            continue;
+        }
         let hook = match *base {
             "input" => nfnl::Hook::Input,
             "output" => nfnl::Hook::Output,
@@ -975,6 +1041,9 @@ fn skeleton(out: &mut Tx, table: Table, flush: bool) {
         }
     }
     for (base, rules) in table.skeleton() {
+        if intact(base, rules) {
+            continue;
+        }
         if flush {
             out.flush_chain(nf, fam, base);
         }
@@ -1026,7 +1095,7 @@ fn fast(tap: &str, want: &Want, old: &Want, index: &Index) -> Option<(Tx, Index)
                 .insert(tap.to_owned(), ws.keys().map(|c| (*c).clone()).collect());
             if entry.is_none() {
                 out.add_table(nf, fam, true);
-                skeleton(&mut out, table, false);
+                skeleton(&mut out, table, false, None);
             }
         }
         let new_shared = |c: &str| !os.contains_key(&c.to_owned()) && !used_by_others(c);
@@ -1073,13 +1142,17 @@ fn fast(tap: &str, want: &Want, old: &Want, index: &Index) -> Option<(Tx, Index)
 fn wants<'a>(nics: &[NicRules<'a>]) -> anyhow::Result<Vec<Item<'a>>> {
     nics.iter()
         .map(|n| {
+            let want = want_of(n.tap, n.want, n.arp_new)?;
+            // Mostly the record is what is wanted (a reapply): translated once, not twice.
+            let recorded = match n.recorded {
+                Some(r) if r == n.want && n.arp_old == n.arp_new => Some(want.clone()),
+                Some(r) => Some(want_of(n.tap, r, n.arp_old)?),
+                None => None,
+            };
             Ok(Item {
                 tap: n.tap,
-                want: want_of(n.tap, n.want, n.arp_new)?,
-                recorded: n
-                    .recorded
-                    .map(|r| want_of(n.tap, r, n.arp_old))
-                    .transpose()?,
+                want,
+                recorded,
                 touch: Table::ALL.into_iter().collect(),
             })
         })
@@ -1104,11 +1177,13 @@ fn try_fast(
 
 /// The transaction computed from the ruleset as it is, and the index before and after.
 fn listed(items: Vec<Item>) -> anyhow::Result<(Tx, Index, Index)> {
-    Ok(listed_from(items, &list()?))
+    let l = list()?;
+    let live = read_live(&l)?;
+    Ok(listed_from(items, &l, Some(&live)))
 }
 
 /// [`listed`] with the ruleset as `l` says.
-fn listed_from(mut items: Vec<Item>, l: &Listing) -> (Tx, Index, Index) {
+fn listed_from(mut items: Vec<Item>, l: &Listing, live: Option<&Live>) -> (Tx, Index, Index) {
     // Tables that do not exist hold nothing to remove.
     for it in &mut items {
         let wanted = it.want.tables();
@@ -1116,7 +1191,7 @@ fn listed_from(mut items: Vec<Item>, l: &Listing) -> (Tx, Index, Index) {
     }
     let before = Index::from_listing(l, &[]);
     let after = Index::from_listing(l, &items);
-    (transaction_tx(&items, Some(l)), before, after)
+    (transaction_tx(&items, Some(l), live), before, after)
 }
 
 fn commit(index_path: &Path, tx: &Tx, before: &Index, after: &Index) -> anyhow::Result<()> {
@@ -1143,7 +1218,7 @@ impl Nft {
         let items = wants(nics)?;
         let tx = match try_fast(&self.index, nics, &items)? {
             Some((tx, _, _)) => tx.text(),
-            None => listed_from(items, &list()?).0.text(),
+            None => listed_from(items, &list()?, None).0.text(),
         };
         Ok(if tx.is_empty() {
             tx
@@ -1383,6 +1458,11 @@ mod tests {
                     let w = want_of("tap1", &p.firewall, &p.arp)
                         .unwrap_or_else(|e| panic!("{mode} {profile} {ip}: {e:#}"));
                     seen += w.chains.values().map(Vec::len).sum::<usize>();
+                    // Every planned rule has bytecode: none falls back to `nft -f`.
+                    let all = w.chains.values().chain(w.shared.values()).flatten();
+                    for s in all {
+                        assert!(s.exprs.is_some(), "{mode} {profile} {ip}: {}", s.text);
+                    }
                 }
             }
         }
