@@ -1,4 +1,5 @@
-//! The nftables driver: one `nft -f -` transaction per `up`, `down` and `reapply`, in the
+//! The nftables driver: one nf_tables transaction per `up`, `down` and `reapply` (sent
+//! over netlink, see `nftnl`; its `nft -f -` text is what `--dry-run` prints), in the
 //! tables snf-ifup owns (`table bridge snf_ifup`, `table inet snf_ifup`,
 //! `table arp snf_ifup`).
 //!
@@ -7,7 +8,7 @@
 //! direction plus its own chains, so adding or removing it never needs a rule handle.
 //! `up` and `down` of one NIC write only what changes, from its recorded state and an
 //! index of the tables ([`Index`]), without reading the ruleset; `reapply`, and any NIC
-//! whose record is missing or contradicted, is computed from `nft list chains`, where
+//! whose record is missing or contradicted, is computed from the chain listing, where
 //! removal is written as "add, then delete" (a no-op for what exists, no error for what
 //! does not). The last NIC of a table takes the table with it, so that `down` leaves the
 //! ruleset as it was before the first `up`.
