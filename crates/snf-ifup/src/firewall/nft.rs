@@ -1405,6 +1405,21 @@ mod tests {
     /// a new rule form in `plan.rs` fails here, not on a node.
     #[test]
     fn every_planned_rule_translates() {
+        let mut seen = 0;
+        for (what, w) in planned_wants() {
+            seen += w.chains.values().map(Vec::len).sum::<usize>();
+            // Every planned rule has bytecode: none falls back to `nft -f`.
+            let all = w.chains.values().chain(w.shared.values()).flatten();
+            for s in all {
+                assert!(s.exprs.is_some(), "{what}: {}", s.text);
+            }
+        }
+        assert!(seen > 100, "{seen}");
+    }
+
+    /// What tap1 wants in every mode with every tag and profile, with and without an
+    /// address: (what, want).
+    fn planned_wants() -> Vec<(String, Want)> {
         use crate::plan::{BridgeFacts, Facts, Flavour, build};
         let cfg = crate::config::IfupSettings::default();
         let facts = Facts {
@@ -1418,7 +1433,7 @@ mod tests {
             ..Facts::default()
         };
         let tap: netconf::IfName = "tap1".parse().unwrap();
-        let mut seen = 0;
+        let mut out = Vec::new();
         for (mode, link, tags) in [
             (
                 "bridged",
@@ -1456,18 +1471,140 @@ mod tests {
                     ])
                     .unwrap();
                     let p = build(&nic, &tap, Flavour::Kvm, &cfg, &facts, false).unwrap();
+                    let what = format!("{mode} {profile} {ip}");
                     let w = want_of("tap1", &p.firewall, &p.arp)
-                        .unwrap_or_else(|e| panic!("{mode} {profile} {ip}: {e:#}"));
-                    seen += w.chains.values().map(Vec::len).sum::<usize>();
-                    // Every planned rule has bytecode: none falls back to `nft -f`.
-                    let all = w.chains.values().chain(w.shared.values()).flatten();
-                    for s in all {
-                        assert!(s.exprs.is_some(), "{mode} {profile} {ip}: {}", s.text);
-                    }
+                        .unwrap_or_else(|e| panic!("{what}: {e:#}"));
+                    out.push((what, w));
                 }
             }
         }
-        assert!(seen > 100, "{seen}");
+        out
+    }
+
+    /// The netlink batch creates what `nft -f` creates from the same transaction's text,
+    /// for every planned rule: the kernel's bytecode (`nft --debug=netlink list ruleset`,
+    /// handles aside) and `nft --json list ruleset` are the same either way. In a
+    /// namespace of its own.
+    #[test]
+    fn the_batch_creates_what_nft_creates_from_the_text() {
+        use netconf_test_support::{Netns, need_root, on_path, skip, unique_name};
+        let test = "the_batch_creates_what_nft_creates_from_the_text";
+        if !need_root(test, "a network namespace and nf_tables") {
+            return;
+        }
+        if !on_path("nft") {
+            return skip(test, "needs nft");
+        }
+        let ns = Netns::add(&unique_name("nfe", "enc"));
+        ns.run(|| {
+            let nft = |args: &[&str], stdin: Option<&str>| {
+                let f = netconf_sys::command::run("nft", args, stdin).unwrap();
+                f.check().unwrap_or_else(|e| panic!("{e:#}"))
+            };
+            // Handles differ between the two runs; nothing else may.
+            let state = || {
+                let bytecode: String = nft(&["--debug=netlink", "list", "ruleset"], None)
+                    .lines()
+                    .map(|l| {
+                        let w: Vec<&str> = l.split(' ').collect();
+                        let handles =
+                            w.len() > 3 && w[3..].iter().all(|x| x.parse::<u64>().is_ok());
+                        if handles {
+                            w[..3].join(" ")
+                        } else {
+                            l.to_owned()
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                let json = nft(&["--json", "list", "ruleset"], None);
+                let json: String = json
+                    .split(',')
+                    .filter(|f| !f.contains("\"handle\""))
+                    .collect::<Vec<_>>()
+                    .join(",");
+                (bytecode, json)
+            };
+            let mut checked = 0;
+            for (what, want) in planned_wants() {
+                let item = Item {
+                    tap: "tap1",
+                    want,
+                    recorded: None,
+                    touch: BTreeSet::new(),
+                };
+                let tx = transaction_tx(std::slice::from_ref(&item), None, None);
+                let batch = tx.batch().unwrap_or_else(|| panic!("{what}: no batch"));
+                nft(&["-f", "-"], Some(&tx.text()));
+                let by_text = state();
+                nft(&["flush", "ruleset"], None);
+                nfnl::Socket::open()
+                    .unwrap()
+                    .commit(batch)
+                    .unwrap_or_else(|e| panic!("{what}: {e}"));
+                let by_batch = state();
+                nft(&["flush", "ruleset"], None);
+                assert_eq!(by_batch.0, by_text.0, "{what}: bytecode");
+                assert_eq!(by_batch.1, by_text.1, "{what}: json");
+                assert!(by_text.0.contains("tap1"), "{what}: {}", by_text.0);
+                checked += 1;
+            }
+            assert_eq!(checked, 16);
+        });
+    }
+
+    /// A reapply of what the tables already hold writes nothing that deletes (a flush,
+    /// a deleted element or chain, a re-added base chain): each would make the socket's
+    /// close wait for a grace period. Also after a NIC's rules changed, only its chain
+    /// is refilled. In a namespace of its own.
+    #[test]
+    fn an_unchanged_reapply_deletes_nothing() {
+        use netconf_test_support::{Netns, need_root, unique_name};
+        if !need_root("an_unchanged_reapply_deletes_nothing", "nf_tables") {
+            return;
+        }
+        let ns = Netns::add(&unique_name("nfe", "re"));
+        ns.run(|| {
+            let wants = planned_wants();
+            let pick = |what: &str| {
+                let (_, w) = wants.iter().find(|(w, _)| w == what).unwrap();
+                w.clone()
+            };
+            let item = |want: Want, recorded: Option<Want>| Item {
+                tap: "tap1",
+                want,
+                recorded,
+                touch: Table::ALL.into_iter().collect(),
+            };
+            let routed = pick("routed protected 198.51.100.10");
+            let (tx, _, _) = listed(vec![item(routed.clone(), None)]).unwrap();
+            run(&tx).unwrap();
+            let (tx, _, _) = listed(vec![item(routed.clone(), Some(routed.clone()))]).unwrap();
+            let text = tx.text();
+            assert!(
+                !text.contains("delete") && !text.contains("flush"),
+                "{text}"
+            );
+            assert!(
+                !text.contains("add chain") && !text.contains("add rule"),
+                "{text}"
+            );
+            run(&tx).unwrap();
+            // A changed profile: that chain is refilled, the base chains are not.
+            let limited = pick("routed limited 198.51.100.10");
+            let (tx, _, _) = listed(vec![item(limited, Some(routed))]).unwrap();
+            let text = tx.text();
+            assert!(
+                text.contains("flush chain inet snf_ifup to4-tap1\n"),
+                "{text}"
+            );
+            assert!(
+                !text.contains("flush chain inet snf_ifup forward"),
+                "{text}"
+            );
+            assert!(!text.contains("delete element"), "{text}");
+            run(&tx).unwrap();
+        });
     }
 
     #[test]
