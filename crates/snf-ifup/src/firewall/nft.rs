@@ -869,6 +869,12 @@ fn run(tx: &Tx) -> anyhow::Result<()> {
         batch.len(),
         t0.elapsed().as_secs_f64() * 1000.0
     ));
+    // Closing the socket of a transaction that deleted something waits for the kernel's
+    // destroy work (an RCU grace period, 8-20 ms here): it closes on a thread of its own,
+    // so that the index and state files are written meanwhile. The process still waits
+    // for it before it exits (a thread in the kernel's wait outlives exit_group only until
+    // the wait ends), so callers see the rules' memory released, as with `nft`.
+    std::thread::spawn(move || drop(sock));
 
     res.map_err(|e| {
         let what = e.index.and_then(|i| tx.line(i)).unwrap_or("the commit");
