@@ -641,6 +641,33 @@ impl Socket {
         })
     }
 
+    /// A batch is one datagram: one larger than the send buffer (about 200 KiB) is
+    /// refused with EMSGSIZE, so the buffer grows to fit it, as `nft` does
+    /// (SO_SNDBUFFORCE with CAP_NET_ADMIN, else up to the unprivileged limit).
+    #[allow(unsafe_code)]
+    fn grow_send_buffer(&self, len: usize) {
+        const DEFAULT: usize = 128 * 1024;
+        if len <= DEFAULT {
+            return;
+        }
+        let size = libc::c_int::try_from(len + 4096).unwrap_or(libc::c_int::MAX);
+        for opt in [libc::SO_SNDBUFFORCE, libc::SO_SNDBUF] {
+            // SAFETY: `size` is a c_int that outlives the call.
+            let r = unsafe {
+                libc::setsockopt(
+                    self.fd.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    opt,
+                    (&raw const size).cast(),
+                    size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            if r == 0 {
+                break;
+            }
+        }
+    }
+
     #[allow(unsafe_code)]
     fn send(&self, data: &[u8]) -> std::io::Result<()> {
         // SAFETY: `data` is valid for reads of its length; no address means the kernel.
@@ -693,7 +720,9 @@ impl Socket {
             index: None,
             message: None,
         };
-        self.send(&batch.finish()).map_err(os)?;
+        let data = batch.finish();
+        self.grow_send_buffer(data.len());
+        self.send(&data).map_err(os)?;
         let mut first: Option<Error> = None;
         while let Some(n) = self.recv(false).map_err(os)? {
             for (kind, flags, seq, body) in messages(&self.buf[..n]) {

@@ -1426,6 +1426,21 @@ mod tests {
     /// What tap1 wants in every mode with every tag and profile, with and without an
     /// address: (what, want).
     fn planned_wants() -> Vec<(String, Want)> {
+        let mut out = Vec::new();
+        for mode in ["bridged", "routed"] {
+            for profile in ["", "protected", "limited", "unprotected"] {
+                for ip in ["198.51.100.10", ""] {
+                    let what = format!("{mode} {profile} {ip}");
+                    out.push((what, planned_want("tap1", mode, profile, ip)));
+                }
+            }
+        }
+        out
+    }
+
+    /// What `tap` wants as a NIC of mode `mode` with every tag, profile `profile` (or
+    /// none) and address `ip` (or none).
+    fn planned_want(tap: &str, mode: &str, profile: &str, ip: &str) -> Want {
         use crate::plan::{BridgeFacts, Facts, Flavour, build};
         let cfg = crate::config::IfupSettings::default();
         let facts = Facts {
@@ -1438,53 +1453,71 @@ mod tests {
             table_id: Some(100),
             ..Facts::default()
         };
-        let tap: netconf::IfName = "tap1".parse().unwrap();
-        let mut out = Vec::new();
-        for (mode, link, tags) in [
-            (
-                "bridged",
-                "br0",
-                "nfdhcpd private-filtered spoof-protected masq",
-            ),
-            (
-                "routed",
-                "100",
-                "nfdhcpd ip-less-routed spoof-protected masq",
-            ),
-        ] {
-            for profile in ["", "protected", "limited", "unprotected"] {
-                for ip in ["198.51.100.10", ""] {
-                    let itags = if profile.is_empty() {
-                        String::new()
-                    } else {
-                        format!("synnefo:network:0:{profile}")
-                    };
-                    let nic = netconf::NicEnv::from_env([
-                        ("INSTANCE", "vm1"),
-                        ("INTERFACE", "tap1"),
-                        ("INTERFACE_INDEX", "0"),
-                        ("INTERFACE_UUID", "u0"),
-                        ("MAC", "aa:00:00:12:34:56"),
-                        ("IP", ip),
-                        ("MODE", mode),
-                        ("LINK", link),
-                        ("TAGS", itags.as_str()),
-                        ("NETWORK_NAME", "n"),
-                        ("NETWORK_TAGS", tags),
-                        ("NETWORK_SUBNET", "198.51.100.0/24"),
-                        ("NETWORK_GATEWAY", "198.51.100.1"),
-                        ("NETWORK_SUBNET6", "2001:db8:1::/64"),
-                    ])
-                    .unwrap();
-                    let p = build(&nic, &tap, Flavour::Kvm, &cfg, &facts, false).unwrap();
-                    let what = format!("{mode} {profile} {ip}");
-                    let w = want_of("tap1", &p.firewall, &p.arp)
-                        .unwrap_or_else(|e| panic!("{what}: {e:#}"));
-                    out.push((what, w));
-                }
-            }
+        let (link, tags) = if mode == "bridged" {
+            ("br0", "nfdhcpd private-filtered spoof-protected masq")
+        } else {
+            ("100", "nfdhcpd ip-less-routed spoof-protected masq")
+        };
+        let itags = if profile.is_empty() {
+            String::new()
+        } else {
+            format!("synnefo:network:0:{profile}")
+        };
+        let nic = netconf::NicEnv::from_env([
+            ("INSTANCE", "vm1"),
+            ("INTERFACE", tap),
+            ("INTERFACE_INDEX", "0"),
+            ("INTERFACE_UUID", "u0"),
+            ("MAC", "aa:00:00:12:34:56"),
+            ("IP", ip),
+            ("MODE", mode),
+            ("LINK", link),
+            ("TAGS", itags.as_str()),
+            ("NETWORK_NAME", "n"),
+            ("NETWORK_TAGS", tags),
+            ("NETWORK_SUBNET", "198.51.100.0/24"),
+            ("NETWORK_GATEWAY", "198.51.100.1"),
+            ("NETWORK_SUBNET6", "2001:db8:1::/64"),
+        ])
+        .unwrap();
+        let name: netconf::IfName = tap.parse().unwrap();
+        let p = build(&nic, &name, Flavour::Kvm, &cfg, &facts, false).unwrap();
+        want_of(tap, &p.firewall, &p.arp)
+            .unwrap_or_else(|e| panic!("{tap} {mode} {profile} {ip}: {e:#}"))
+    }
+
+    /// A rebuild of many NICs (a reapply after the ruleset was flushed) is one batch,
+    /// larger than a socket's default send buffer. In a namespace of its own.
+    #[test]
+    fn a_rebuild_of_200_nics_is_one_batch() {
+        use netconf_test_support::{Netns, need_root, unique_name};
+        if !need_root("a_rebuild_of_200_nics_is_one_batch", "nf_tables") {
+            return;
         }
-        out
+        let ns = Netns::add(&unique_name("nfe", "big"));
+        ns.run(|| {
+            let taps: Vec<String> = (0..200).map(|i| format!("tap{i}")).collect();
+            let items: Vec<Item> = taps
+                .iter()
+                .enumerate()
+                .map(|(i, tap)| {
+                    let mode = if i % 2 == 0 { "bridged" } else { "routed" };
+                    Item {
+                        tap,
+                        want: planned_want(tap, mode, "protected", "198.51.100.10"),
+                        recorded: None,
+                        touch: Table::ALL.into_iter().collect(),
+                    }
+                })
+                .collect();
+            let (tx, _, _) = listed(items).unwrap();
+            let size = tx.batch().map(nfnl::Batch::len).unwrap_or(0);
+            assert!(size > 3000, "{size} messages");
+            run(&tx).unwrap();
+            let chains = nfnl::Socket::open().unwrap().chains(TABLE).unwrap();
+            assert!(chains.contains(&(NfFamily::Bridge, "from-tap198".to_owned())));
+            assert!(chains.contains(&(NfFamily::Inet, "from4-tap199".to_owned())));
+        });
     }
 
     /// The netlink batch creates what `nft -f` creates from the same transaction's text,
