@@ -283,10 +283,8 @@ pub(super) fn mark_not_return(mask: u32, value: u32) -> Vec<Expr> {
             xor: vec![0; 4],
         },
         cmp(true, value.to_ne_bytes()),
+        Expr::Verdict(V::Return),
     ]
-    .into_iter()
-    .chain([Expr::Verdict(V::Return)])
-    .collect()
 }
 
 /// `meta mark set meta mark & KEEP | SET`
