@@ -358,11 +358,6 @@ fn ifname_key(name: &str) -> [u8; IFNAMSIZ] {
     k
 }
 
-/// `data` of a `cmp` against an interface name (as nft matches `iifname "x"`).
-pub fn ifname_bytes(name: &str) -> Vec<u8> {
-    ifname_key(name).to_vec()
-}
-
 /// One nf_tables transaction: messages between a batch begin and end.
 pub struct Batch {
     buf: Vec<u8>,
