@@ -874,7 +874,8 @@ fn run(tx: &Tx) -> anyhow::Result<()> {
     // so that the index and state files are written meanwhile. The process still waits
     // for it before it exits (a thread in the kernel's wait outlives exit_group only until
     // the wait ends), so callers see the rules' memory released, as with `nft`.
-    std::thread::spawn(move || drop(sock));
+    // (If no thread can be started, the closure and the socket with it are dropped here.)
+    let _ = std::thread::Builder::new().spawn(move || drop(sock));
 
     res.map_err(|e| {
         let what = e.index.and_then(|i| tx.line(i)).unwrap_or("the commit");
