@@ -11,6 +11,7 @@ pub mod command;
 pub mod frame;
 pub mod link;
 pub mod netlink;
+pub mod nftables;
 pub mod packet;
 pub mod rtnl;
 pub mod xtables;

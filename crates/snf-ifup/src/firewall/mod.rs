@@ -6,6 +6,7 @@
 mod iptables;
 mod model;
 mod nft;
+mod nftnl;
 mod rule;
 mod xt;
 

@@ -1,4 +1,5 @@
-//! The nftables driver: one `nft -f -` transaction per `up`, `down` and `reapply`, in the
+//! The nftables driver: one nf_tables transaction per `up`, `down` and `reapply` (sent
+//! over netlink, see `nftnl`; its `nft -f -` text is what `--dry-run` prints), in the
 //! tables snf-ifup owns (`table bridge snf_ifup`, `table inet snf_ifup`,
 //! `table arp snf_ifup`).
 //!
@@ -7,7 +8,7 @@
 //! direction plus its own chains, so adding or removing it never needs a rule handle.
 //! `up` and `down` of one NIC write only what changes, from its recorded state and an
 //! index of the tables ([`Index`]), without reading the ruleset; `reapply`, and any NIC
-//! whose record is missing or contradicted, is computed from `nft list chains`, where
+//! whose record is missing or contradicted, is computed from the chain listing, where
 //! removal is written as "add, then delete" (a no-op for what exists, no error for what
 //! does not). The last NIC of a table takes the table with it, so that `down` leaves the
 //! ruleset as it was before the first `up`.
@@ -29,13 +30,14 @@ use anyhow::{Context, bail};
 use netconf::MacAddr;
 use serde::{Deserialize, Serialize};
 
+use netconf_sys::nftables::{self as nfnl, Family as NfFamily};
+
+use super::nftnl::{self, Stmt, TABLE, Tx};
 use super::{
     EtherType, Family, Firewall, FwMap, Hook, Icmp6Type, JumpMatch, L4, Match, NicRules, Rule,
     Verdict, from_chain, is_shared, to_chain,
 };
 use crate::{exec, log};
-
-const TABLE: &str = "snf_ifup";
 
 pub struct Nft {
     /// snf-ifup's record of its tables (see [`Index`]).
@@ -62,6 +64,14 @@ impl Table {
 
     fn from_family(s: &str) -> Option<Table> {
         Table::ALL.into_iter().find(|t| t.family() == s)
+    }
+
+    fn nf(self) -> NfFamily {
+        match self {
+            Table::Bridge => NfFamily::Bridge,
+            Table::Inet => NfFamily::Inet,
+            Table::Arp => NfFamily::Arp,
+        }
     }
 
     /// Base chains: (name, hook, dispatch rules as (match prefix, map)).
@@ -136,12 +146,12 @@ fn is_base(name: &str) -> bool {
 }
 
 /// What one NIC wants in nftables terms.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Want {
     /// (table, chain) → statements, in order.
-    chains: BTreeMap<(Table, String), Vec<String>>,
+    chains: BTreeMap<(Table, String), Vec<Stmt>>,
     /// Shared profile chains.
-    shared: BTreeMap<(Table, String), Vec<String>>,
+    shared: BTreeMap<(Table, String), Vec<Stmt>>,
     /// (table, map, chain).
     elements: BTreeSet<(Table, &'static str, String)>,
 }
@@ -188,11 +198,17 @@ fn bridged_profile_chain(profile: &str, fam: Family) -> String {
 /// `add chain` / `create chain` arguments after the name: bridged profile chains are base
 /// chains, every other chain of a NIC is a regular one.
 fn chain_spec(name: &str) -> &'static str {
-    if is_shared(name) && (name.ends_with("-br4") || name.ends_with("-br6")) {
+    if chain_hook(name).is_some() {
         " { type filter hook forward priority filter; policy accept; }"
     } else {
         ""
     }
+}
+
+/// The hook of a NIC's chain that is a base chain (see [`chain_spec`]).
+fn chain_hook(name: &str) -> Option<nfnl::Hook> {
+    (is_shared(name) && (name.ends_with("-br4") || name.ends_with("-br6")))
+        .then_some(nfnl::Hook::Forward)
 }
 
 /// The rules of a bridged profile's inet chain: only the packets marked for it, whose
@@ -200,27 +216,38 @@ fn chain_spec(name: &str) -> &'static str {
 fn bridged_profile_rules(
     profile: &str,
     fam: Family,
-    rules: Vec<String>,
-) -> anyhow::Result<Vec<String>> {
-    let proto = if fam == Family::Ip6 { "ipv6" } else { "ipv4" };
+    rules: Vec<Stmt>,
+) -> anyhow::Result<Vec<Stmt>> {
+    let v6 = fam == Family::Ip6;
+    let proto = if v6 { "ipv6" } else { "ipv4" };
+    let mark = mark_of(profile)?;
     let mut out = vec![
-        format!("meta nfproto != {proto} return"),
-        format!(
-            "meta mark & {MARK_MASK:#010x} != {:#010x} return",
-            mark_of(profile)?
+        Stmt::new(
+            format!("meta nfproto != {proto} return"),
+            Some(nftnl::nfproto_not_return(v6)),
         ),
-        format!("meta mark set meta mark & {:#010x}", !MARK_MASK),
+        Stmt::new(
+            format!("meta mark & {MARK_MASK:#010x} != {mark:#010x} return"),
+            Some(nftnl::mark_not_return(MARK_MASK, mark)),
+        ),
+        Stmt::new(
+            format!("meta mark set meta mark & {:#010x}", !MARK_MASK),
+            Some(nftnl::mark_set(!MARK_MASK, 0)),
+        ),
     ];
     out.extend(rules);
     Ok(out)
 }
 
 /// The bridge-family rule of a port's `SNF-TO` chain that sends its packets to `profile`.
-fn bridged_profile_mark(profile: &str) -> anyhow::Result<String> {
-    Ok(format!(
-        "meta mark set meta mark & {:#010x} | {:#010x}",
-        !MARK_MASK,
-        mark_of(profile)?
+fn bridged_profile_mark(profile: &str) -> anyhow::Result<Stmt> {
+    let mark = mark_of(profile)?;
+    Ok(Stmt::new(
+        format!(
+            "meta mark set meta mark & {:#010x} | {mark:#010x}",
+            !MARK_MASK
+        ),
+        Some(nftnl::mark_set(!MARK_MASK, mark)),
     ))
 }
 
@@ -315,7 +342,7 @@ fn want_of(tap: &str, fw: &FwMap, arp: &[String]) -> anyhow::Result<Want> {
             let rules = c
                 .rules
                 .iter()
-                .map(|r| translate(fam, r, &name))
+                .map(|r| stmt(fam, table, r, &name))
                 .collect::<anyhow::Result<Vec<_>>>()?;
             w.chains.insert((table, name(&c.name)?), rules);
         }
@@ -323,7 +350,7 @@ fn want_of(tap: &str, fw: &FwMap, arp: &[String]) -> anyhow::Result<Want> {
             let rules = c
                 .rules
                 .iter()
-                .map(|r| translate(fam, r, &name))
+                .map(|r| stmt(fam, table, r, &name))
                 .collect::<anyhow::Result<Vec<_>>>()?;
             w.shared.insert((table, name(&c.name)?), rules);
         }
@@ -352,13 +379,19 @@ fn bridged_profile(
 ) -> anyhow::Result<()> {
     let mut marked = BTreeSet::new();
     for c in &spec.shared {
+        let conntrack = c.rules.iter().flat_map(|r| &r.matches);
+        let conntrack = conntrack.into_iter().any(|m| *m == Match::ReplyOrRelated);
+        let table = if conntrack {
+            Table::Inet
+        } else {
+            Table::Bridge
+        };
         let rules = c
             .rules
             .iter()
-            .map(|r| translate(fam, r, name))
+            .map(|r| stmt(fam, table, r, name))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let conntrack = c.rules.iter().flat_map(|r| &r.matches);
-        if conntrack.into_iter().any(|m| *m == Match::ReplyOrRelated) {
+        if conntrack {
             let rules = bridged_profile_rules(&c.name, fam, rules)?;
             w.shared
                 .insert((Table::Inet, bridged_profile_chain(&c.name, fam)), rules);
@@ -373,12 +406,23 @@ fn bridged_profile(
             .iter()
             .map(|r| match (r.matches.as_slice(), r.target()) {
                 ([], Some(p)) if marked.contains(p) => bridged_profile_mark(p),
-                _ => translate(fam, r, name),
+                _ => stmt(fam, Table::Bridge, r, name),
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         w.chains.insert((Table::Bridge, name(&c.name)?), rules);
     }
     Ok(())
+}
+
+/// One rule as an nft statement in a chain of `table`, with its bytecode.
+fn stmt(
+    fam: Family,
+    table: Table,
+    rule: &Rule,
+    chain: &dyn Fn(&str) -> anyhow::Result<String>,
+) -> anyhow::Result<Stmt> {
+    let text = translate(fam, rule, chain)?;
+    Ok(Stmt::new(text, nftnl::encode(table.nf(), rule, chain)))
 }
 
 /// One rule as an nft statement.
@@ -476,7 +520,7 @@ fn translate(
 }
 
 /// The arptables mangle rule of `arp::mangle_rule` as an nft statement.
-fn translate_arp(tap: &str, rule: &str) -> anyhow::Result<String> {
+fn translate_arp(tap: &str, rule: &str) -> anyhow::Result<Stmt> {
     let toks: Vec<&str> = rule.split_whitespace().collect();
     match toks.as_slice() {
         [
@@ -492,7 +536,10 @@ fn translate_arp(tap: &str, rule: &str) -> anyhow::Result<String> {
             let gw: std::net::Ipv4Addr = gw
                 .parse()
                 .with_context(|| format!("nftables driver: bad address in {rule:?}"))?;
-            Ok(format!("arp operation request arp saddr ip set {gw}"))
+            Ok(Stmt::new(
+                format!("arp operation request arp saddr ip set {gw}"),
+                Some(nftnl::arp_mangle(gw)),
+            ))
         }
         _ => bail!("nftables driver: cannot translate the arptables rule {rule:?}"),
     }
@@ -502,9 +549,25 @@ fn translate_arp(tap: &str, rule: &str) -> anyhow::Result<String> {
 /// listed without rules).
 type Listing = BTreeMap<Table, BTreeMap<String, BTreeSet<String>>>;
 
+/// Our tables' chain names, read over netlink (as `nft list chains` prints them, without
+/// starting `nft`).
 fn list() -> anyhow::Result<Listing> {
-    let text = exec::output("nft", &["list", "chains"])?;
-    Ok(parse_listing(&text))
+    let table = |f| match f {
+        NfFamily::Bridge => Table::Bridge,
+        NfFamily::Inet => Table::Inet,
+        NfFamily::Arp => Table::Arp,
+    };
+    let mut sock = nfnl::Socket::open()?;
+    let mut out = Listing::new();
+    for f in sock.tables(TABLE)? {
+        out.entry(table(f)).or_default();
+    }
+    for (f, chain) in sock.chains(TABLE)? {
+        out.entry(table(f))
+            .or_default()
+            .insert(chain, BTreeSet::new());
+    }
+    Ok(out)
 }
 
 fn parse_listing(text: &str) -> Listing {
@@ -571,6 +634,9 @@ fn bridged_users<'a>(
         })
 }
 
+/// A map's elements to add (interface, chain) and to remove (interface).
+type MapChange<'a> = (Vec<(&'a str, String)>, Vec<&'a str>);
+
 /// One NIC in a transaction.
 struct Item<'a> {
     tap: &'a str,
@@ -583,8 +649,46 @@ struct Item<'a> {
 
 /// The transaction for `items`. With a listing, profile chains and tables nobody uses any
 /// more are removed too.
+#[cfg(test)]
 fn transaction(items: &[Item], listing: Option<&Listing>) -> String {
-    let mut out: Vec<String> = Vec::new();
+    transaction_tx(items, listing, None).text()
+}
+
+/// What our tables hold beyond chain names, read over netlink for a listed transaction:
+/// the rule count of each base chain and each map's elements, so that what is already
+/// right is not written again (a rewrite deletes, and the socket of a transaction that
+/// deleted waits for a grace period when it closes).
+#[derive(Debug, Default)]
+struct Live {
+    base_rules: BTreeMap<(Table, &'static str), usize>,
+    /// (table, map) → interface → chain.
+    elements: BTreeMap<(Table, &'static str), BTreeMap<String, String>>,
+}
+
+fn read_live(l: &Listing) -> anyhow::Result<Live> {
+    let mut sock = nfnl::Socket::open()?;
+    let mut live = Live::default();
+    for (&table, chains) in l {
+        for (base, rules) in table.skeleton() {
+            if chains.contains_key(*base) {
+                let n = sock.rule_count(table.nf(), TABLE, base)?;
+                live.base_rules.insert((table, *base), n);
+            }
+            for (_, map) in *rules {
+                // A missing map is an error of the dump: nothing of it is known then.
+                if let Ok(els) = sock.vmap_elements(table.nf(), TABLE, map) {
+                    live.elements
+                        .insert((table, *map), els.into_iter().collect());
+                }
+            }
+        }
+    }
+    Ok(live)
+}
+
+/// [`transaction`] as text and batch.
+fn transaction_tx(items: &[Item], listing: Option<&Listing>, live: Option<&Live>) -> Tx {
+    let mut out = Tx::default();
     let mut tables: BTreeSet<Table> = BTreeSet::new();
     for it in items {
         tables.extend(&it.touch);
@@ -592,6 +696,7 @@ fn transaction(items: &[Item], listing: Option<&Listing>) -> String {
     }
     for table in tables {
         let fam = table.family();
+        let nf = table.nf();
         let touched: Vec<&Item> = items
             .iter()
             .filter(|i| i.touch.contains(&table) || i.want.tables().contains(&table))
@@ -600,13 +705,13 @@ fn transaction(items: &[Item], listing: Option<&Listing>) -> String {
             .iter()
             .flat_map(|i| table.chains_of(i.tap))
             .collect();
-        let wanted: Vec<(&String, &Vec<String>)> = touched
+        let wanted: Vec<(&String, &Vec<Stmt>)> = touched
             .iter()
             .flat_map(|i| i.want.chains.iter())
             .filter(|((t, _), _)| *t == table)
             .map(|((_, c), r)| (c, r))
             .collect();
-        let mut shared: BTreeMap<&String, &Vec<String>> = BTreeMap::new();
+        let mut shared: BTreeMap<&String, &Vec<Stmt>> = BTreeMap::new();
         for i in &touched {
             for ((t, c), r) in &i.want.shared {
                 if *t == table {
@@ -633,7 +738,7 @@ fn transaction(items: &[Item], listing: Option<&Listing>) -> String {
             }
             if others.is_empty() && wanted.is_empty() && shared.is_empty() {
                 if now.is_some() {
-                    out.push(format!("delete table {fam} {TABLE}"));
+                    out.del_table(nf, fam);
                 }
                 continue;
             }
@@ -645,8 +750,8 @@ fn transaction(items: &[Item], listing: Option<&Listing>) -> String {
                 }
             }
         }
-        out.push(format!("add table {fam} {TABLE}"));
-        skeleton(&mut out, table, true);
+        out.add_table(nf, fam, false);
+        skeleton(&mut out, table, true, live);
         // A set: a linear search per chain is quadratic in the NICs of a reapply.
         let wanted_names: BTreeSet<&String> = wanted.iter().map(|(c, _)| *c).collect();
         let is_wanted = |c: &String| wanted_names.contains(c);
@@ -675,10 +780,10 @@ fn transaction(items: &[Item], listing: Option<&Listing>) -> String {
             .chain(regular)
             .filter(|c| !listed(c))
         {
-            out.push(format!("add chain {fam} {TABLE} {c}{}", chain_spec(c)));
+            out.add_chain(nf, fam, c, chain_hook(c), chain_spec(c), false);
         }
         // One statement per map and operation, whatever the number of NICs.
-        let mut by_map: BTreeMap<&str, (Vec<String>, Vec<String>)> = BTreeMap::new();
+        let mut by_map: BTreeMap<&str, MapChange> = BTreeMap::new();
         let mut maps: Vec<&str> = Vec::new();
         for i in &touched {
             for (map, chain) in table.slots(i.tap) {
@@ -686,27 +791,39 @@ fn transaction(items: &[Item], listing: Option<&Listing>) -> String {
                 if !want_it && !exists(&chain) {
                     continue;
                 }
+                // Known elements: only what differs is written.
+                if let Some(els) = live.and_then(|l| l.elements.get(&(table, map))) {
+                    let now = els.get(i.tap);
+                    if want_it && now != Some(&chain) {
+                        by_map.entry(map).or_default().0.push((i.tap, chain));
+                    } else if !want_it && now.is_some() {
+                        by_map.entry(map).or_default().1.push(i.tap);
+                    } else {
+                        continue;
+                    }
+                    if !maps.contains(&map) {
+                        maps.push(map);
+                    }
+                    continue;
+                }
                 if !maps.contains(&map) {
                     maps.push(map);
                 }
                 let (add, del) = by_map.entry(map).or_default();
-                add.push(format!("\"{}\" : jump {chain}", i.tap));
+                add.push((i.tap, chain));
                 if !want_it {
-                    del.push(format!("\"{}\"", i.tap));
+                    del.push(i.tap);
                 }
             }
         }
         for map in maps {
             let (add, del) = &by_map[map];
-            out.push(format!(
-                "add element {fam} {TABLE} {map} {{ {} }}",
-                add.join(", ")
-            ));
+            let add: Vec<(&str, &str)> = add.iter().map(|(t, c)| (*t, c.as_str())).collect();
+            if !add.is_empty() {
+                out.add_elements(nf, fam, map, &add);
+            }
             if !del.is_empty() {
-                out.push(format!(
-                    "delete element {fam} {TABLE} {map} {{ {} }}",
-                    del.join(", ")
-                ));
+                out.del_elements(nf, fam, map, del);
             }
         }
         for (c, rules) in wanted
@@ -718,33 +835,52 @@ fn transaction(items: &[Item], listing: Option<&Listing>) -> String {
                 continue;
             }
             if exists(c) {
-                out.push(format!("flush chain {fam} {TABLE} {c}"));
+                out.flush_chain(nf, fam, c);
             }
             for r in rules {
-                out.push(format!("add rule {fam} {TABLE} {c} {r}"));
+                out.add_rule(nf, fam, c, &r.text, r.exprs.as_deref());
             }
         }
         for c in &ours {
             if !is_wanted(c) && exists(c) {
-                out.push(format!("delete chain {fam} {TABLE} {c}"));
+                out.del_chain(nf, fam, c);
             }
         }
         for c in gc_shared {
-            out.push(format!("delete chain {fam} {TABLE} {c}"));
+            out.del_chain(nf, fam, c);
         }
     }
-    let mut s = out.join("\n");
-    if !s.is_empty() {
-        s.push('\n');
-    }
-    s
+    out
 }
 
-fn run(tx: &str) -> anyhow::Result<()> {
+/// Applies `tx`: over netlink when every statement has bytecode, else with `nft -f`.
+fn run(tx: &Tx) -> anyhow::Result<()> {
     if tx.is_empty() {
         return Ok(());
     }
-    exec::with_stdin("nft", &["-f", "-"], tx)
+    let Some(batch) = tx.batch() else {
+        return exec::with_stdin("nft", &["-f", "-"], &tx.text());
+    };
+    let t0 = std::time::Instant::now();
+    let mut sock = nfnl::Socket::open()?;
+    let res = sock.commit(batch);
+    log::info(&format!(
+        "nf_tables batch of {} messages in {:.1} ms",
+        batch.len(),
+        t0.elapsed().as_secs_f64() * 1000.0
+    ));
+    // Closing the socket of a transaction that deleted something waits for the kernel's
+    // destroy work (an RCU grace period, 8-20 ms here): it closes on a thread of its own,
+    // so that the index and state files are written meanwhile. The process still waits
+    // for it before it exits (a thread in the kernel's wait outlives exit_group only until
+    // the wait ends), so callers see the rules' memory released, as with `nft`.
+    // (If no thread can be started, the closure and the socket with it are dropped here.)
+    let _ = std::thread::Builder::new().spawn(move || drop(sock));
+
+    res.map_err(|e| {
+        let what = e.index.and_then(|i| tx.line(i)).unwrap_or("the commit");
+        anyhow::anyhow!("nf_tables refused {what}: {e}")
+    })
 }
 
 /// snf-ifup's own record of what its nftables tables hold (table family → TAP → the
@@ -859,15 +995,12 @@ fn save_index(path: &Path, ix: &Index) -> anyhow::Result<()> {
 }
 
 type Parts<'a> = (
-    BTreeMap<&'a String, &'a Vec<String>>,
-    BTreeMap<&'a String, &'a Vec<String>>,
+    BTreeMap<&'a String, &'a Vec<Stmt>>,
+    BTreeMap<&'a String, &'a Vec<Stmt>>,
     BTreeSet<(&'static str, &'a String)>,
 );
 
-fn pick(
-    m: &BTreeMap<(Table, String), Vec<String>>,
-    table: Table,
-) -> BTreeMap<&String, &Vec<String>> {
+fn pick(m: &BTreeMap<(Table, String), Vec<Stmt>>, table: Table) -> BTreeMap<&String, &Vec<Stmt>> {
     m.iter()
         .filter(|((t, _), _)| *t == table)
         .map(|((_, c), r)| (c, r))
@@ -884,24 +1017,47 @@ fn parts(w: &Want, table: Table) -> Parts<'_> {
     (pick(&w.chains, table), pick(&w.shared, table), els)
 }
 
-fn skeleton(out: &mut Vec<String>, table: Table, flush: bool) {
+fn skeleton(out: &mut Tx, table: Table, flush: bool, live: Option<&Live>) {
     let fam = table.family();
+    let nf = table.nf();
+    // A base chain that exists with as many rules as it should have is left as it is: its
+    // rules are only ever written here (a chain update, like a deletion, is released
+    // after a grace period).
+    let intact = |base: &str, rules: &[(&str, &str)]| {
+        live.is_some_and(|l| {
+            l.base_rules
+                .iter()
+                .any(|((t, b), n)| *t == table && *b == base && *n == rules.len())
+        })
+    };
     for (base, rules) in table.skeleton() {
-        out.push(format!(
-            "add chain {fam} {TABLE} {base} {{ type filter hook {base} priority filter; policy accept; }}"
-        ));
+        if intact(base, rules) {
+            for (_, map) in *rules {
+                out.add_vmap(nf, fam, map);
+            }
+            continue;
+        }
+        let hook = match *base {
+            "input" => nfnl::Hook::Input,
+            "output" => nfnl::Hook::Output,
+            _ => nfnl::Hook::Forward,
+        };
+        let spec = format!(" {{ type filter hook {base} priority filter; policy accept; }}");
+        out.add_chain(nf, fam, base, Some(hook), &spec, false);
         for (_, map) in *rules {
-            out.push(format!(
-                "add map {fam} {TABLE} {map} {{ type ifname : verdict; }}"
-            ));
+            out.add_vmap(nf, fam, map);
         }
     }
     for (base, rules) in table.skeleton() {
+        if intact(base, rules) {
+            continue;
+        }
         if flush {
-            out.push(format!("flush chain {fam} {TABLE} {base}"));
+            out.flush_chain(nf, fam, base);
         }
         for (m, map) in *rules {
-            out.push(format!("add rule {fam} {TABLE} {base} {m} vmap @{map}"));
+            let exprs = nftnl::dispatch(m, map);
+            out.add_rule(nf, fam, base, &format!("{m} vmap @{map}"), exprs.as_deref());
         }
     }
 }
@@ -910,12 +1066,13 @@ fn skeleton(out: &mut Vec<String>, table: Table, flush: bool) {
 /// index; `None` when the index contradicts the record (then the ruleset is read). Only
 /// what changes is written: nothing is flushed or deleted that does not have to be, since
 /// every deletion makes the kernel wait for a grace period.
-fn fast(tap: &str, want: &Want, old: &Want, index: &Index) -> Option<(String, Index)> {
-    let mut out = Vec::new();
+fn fast(tap: &str, want: &Want, old: &Want, index: &Index) -> Option<(Tx, Index)> {
+    let mut out = Tx::default();
     let mut after = index.clone();
     let tables: BTreeSet<Table> = want.tables().union(&old.tables()).copied().collect();
     for table in tables {
         let fam = table.family();
+        let nf = table.nf();
         let entry = index.tables.get(fam);
         let others: Vec<&BTreeSet<String>> = entry
             .into_iter()
@@ -935,7 +1092,7 @@ fn fast(tap: &str, want: &Want, old: &Want, index: &Index) -> Option<(String, In
             }
             if others.is_empty() {
                 entry?;
-                out.push(format!("delete table {fam} {TABLE}"));
+                out.del_table(nf, fam);
                 continue;
             }
         } else {
@@ -945,69 +1102,65 @@ fn fast(tap: &str, want: &Want, old: &Want, index: &Index) -> Option<(String, In
                 .or_default()
                 .insert(tap.to_owned(), ws.keys().map(|c| (*c).clone()).collect());
             if entry.is_none() {
-                out.push(format!("create table {fam} {TABLE}"));
-                skeleton(&mut out, table, false);
+                out.add_table(nf, fam, true);
+                skeleton(&mut out, table, false, None);
             }
         }
         let new_shared = |c: &str| !os.contains_key(&c.to_owned()) && !used_by_others(c);
         for c in wc.keys().filter(|c| !oc.contains_key(*c)) {
-            out.push(format!("create chain {fam} {TABLE} {c}"));
+            out.add_chain(nf, fam, c, None, "", true);
         }
         for c in ws.keys().filter(|c| new_shared(c)) {
-            out.push(format!("create chain {fam} {TABLE} {c}{}", chain_spec(c)));
+            out.add_chain(nf, fam, c, chain_hook(c), chain_spec(c), true);
         }
         for (c, rules) in &wc {
             match oc.get(c) {
                 Some(o) if o == rules => continue,
-                Some(_) => out.push(format!("flush chain {fam} {TABLE} {c}")),
+                Some(_) => out.flush_chain(nf, fam, c),
                 None => {}
             }
             for r in *rules {
-                out.push(format!("add rule {fam} {TABLE} {c} {r}"));
+                out.add_rule(nf, fam, c, &r.text, r.exprs.as_deref());
             }
         }
         for (c, rules) in ws.iter().filter(|(c, _)| new_shared(c)) {
             for r in *rules {
-                out.push(format!("add rule {fam} {TABLE} {c} {r}"));
+                out.add_rule(nf, fam, c, &r.text, r.exprs.as_deref());
             }
         }
         for (map, c) in we.difference(&oe) {
-            out.push(format!(
-                "add element {fam} {TABLE} {map} {{ \"{tap}\" : jump {c} }}"
-            ));
+            out.add_elements(nf, fam, map, &[(tap, c.as_str())]);
         }
         for (map, _) in oe.difference(&we) {
-            out.push(format!(
-                "delete element {fam} {TABLE} {map} {{ \"{tap}\" }}"
-            ));
+            out.del_elements(nf, fam, map, &[tap]);
         }
         for c in oc.keys().filter(|c| !wc.contains_key(*c)) {
-            out.push(format!("delete chain {fam} {TABLE} {c}"));
+            out.del_chain(nf, fam, c);
         }
         for c in os
             .keys()
             .filter(|c| !ws.contains_key(*c) && !used_by_others(c))
         {
-            out.push(format!("delete chain {fam} {TABLE} {c}"));
+            out.del_chain(nf, fam, c);
         }
     }
-    let mut s = out.join("\n");
-    if !s.is_empty() {
-        s.push('\n');
-    }
-    Some((s, after))
+    Some((out, after))
 }
 
 fn wants<'a>(nics: &[NicRules<'a>]) -> anyhow::Result<Vec<Item<'a>>> {
     nics.iter()
         .map(|n| {
+            let want = want_of(n.tap, n.want, n.arp_new)?;
+            // Mostly the record is what is wanted (a reapply): translated once, not twice.
+            let recorded = match n.recorded {
+                Some(r) if r == n.want && n.arp_old == n.arp_new => Some(want.clone()),
+                Some(r) => Some(want_of(n.tap, r, n.arp_old)?),
+                None => None,
+            };
             Ok(Item {
                 tap: n.tap,
-                want: want_of(n.tap, n.want, n.arp_new)?,
-                recorded: n
-                    .recorded
-                    .map(|r| want_of(n.tap, r, n.arp_old))
-                    .transpose()?,
+                want,
+                recorded,
                 touch: Table::ALL.into_iter().collect(),
             })
         })
@@ -1019,7 +1172,7 @@ fn try_fast(
     index_path: &Path,
     nics: &[NicRules],
     items: &[Item],
-) -> anyhow::Result<Option<(String, Index, Index)>> {
+) -> anyhow::Result<Option<(Tx, Index, Index)>> {
     let ([n], [it]) = (nics, items) else {
         return Ok(None);
     };
@@ -1031,12 +1184,14 @@ fn try_fast(
 }
 
 /// The transaction computed from the ruleset as it is, and the index before and after.
-fn listed(items: Vec<Item>) -> anyhow::Result<(String, Index, Index)> {
-    Ok(listed_from(items, &list()?))
+fn listed(items: Vec<Item>) -> anyhow::Result<(Tx, Index, Index)> {
+    let l = list()?;
+    let live = read_live(&l)?;
+    Ok(listed_from(items, &l, Some(&live)))
 }
 
 /// [`listed`] with the ruleset as `l` says.
-fn listed_from(mut items: Vec<Item>, l: &Listing) -> (String, Index, Index) {
+fn listed_from(mut items: Vec<Item>, l: &Listing, live: Option<&Live>) -> (Tx, Index, Index) {
     // Tables that do not exist hold nothing to remove.
     for it in &mut items {
         let wanted = it.want.tables();
@@ -1044,10 +1199,10 @@ fn listed_from(mut items: Vec<Item>, l: &Listing) -> (String, Index, Index) {
     }
     let before = Index::from_listing(l, &[]);
     let after = Index::from_listing(l, &items);
-    (transaction(&items, Some(l)), before, after)
+    (transaction_tx(&items, Some(l), live), before, after)
 }
 
-fn commit(index_path: &Path, tx: &str, before: &Index, after: &Index) -> anyhow::Result<()> {
+fn commit(index_path: &Path, tx: &Tx, before: &Index, after: &Index) -> anyhow::Result<()> {
     let grown = before.union(after);
     if &grown != before || load_index(index_path).is_none() {
         save_index(index_path, &grown)?;
@@ -1070,8 +1225,8 @@ impl Nft {
         let nics = std::slice::from_ref(nic);
         let items = wants(nics)?;
         let tx = match try_fast(&self.index, nics, &items)? {
-            Some((tx, _, _)) => tx,
-            None => listed_from(items, &list()?).0,
+            Some((tx, _, _)) => tx.text(),
+            None => listed_from(items, &list()?, None).0.text(),
         };
         Ok(if tx.is_empty() {
             tx
@@ -1151,7 +1306,9 @@ pub fn usable() -> bool {
     probe.push_str(&format!(
         "add chain inet {TABLE} probe\nadd rule inet {TABLE} probe ct state established accept\n\
          add chain bridge {TABLE} probe\nadd rule bridge {TABLE} probe {}\n",
-        bridged_profile_mark(MARKED[0]).unwrap_or_default()
+        bridged_profile_mark(MARKED[0])
+            .map(|s| s.text)
+            .unwrap_or_default()
     ));
     let ok = matches!(
         exec::with_stdin_status("nft", &["-c", "-f", "-"], &probe),
@@ -1255,6 +1412,36 @@ mod tests {
     /// a new rule form in `plan.rs` fails here, not on a node.
     #[test]
     fn every_planned_rule_translates() {
+        let mut seen = 0;
+        for (what, w) in planned_wants() {
+            seen += w.chains.values().map(Vec::len).sum::<usize>();
+            // Every planned rule has bytecode: none falls back to `nft -f`.
+            let all = w.chains.values().chain(w.shared.values()).flatten();
+            for s in all {
+                assert!(s.exprs.is_some(), "{what}: {}", s.text);
+            }
+        }
+        assert!(seen > 100, "{seen}");
+    }
+
+    /// What tap1 wants in every mode with every tag and profile, with and without an
+    /// address: (what, want).
+    fn planned_wants() -> Vec<(String, Want)> {
+        let mut out = Vec::new();
+        for mode in ["bridged", "routed"] {
+            for profile in ["", "protected", "limited", "unprotected"] {
+                for ip in ["198.51.100.10", ""] {
+                    let what = format!("{mode} {profile} {ip}");
+                    out.push((what, planned_want("tap1", mode, profile, ip)));
+                }
+            }
+        }
+        out
+    }
+
+    /// What `tap` wants as a NIC of mode `mode` with every tag, profile `profile` (or
+    /// none) and address `ip` (or none).
+    fn planned_want(tap: &str, mode: &str, profile: &str, ip: &str) -> Want {
         use crate::plan::{BridgeFacts, Facts, Flavour, build};
         let cfg = crate::config::IfupSettings::default();
         let facts = Facts {
@@ -1267,52 +1454,197 @@ mod tests {
             table_id: Some(100),
             ..Facts::default()
         };
-        let tap: netconf::IfName = "tap1".parse().unwrap();
-        let mut seen = 0;
-        for (mode, link, tags) in [
-            (
-                "bridged",
-                "br0",
-                "nfdhcpd private-filtered spoof-protected masq",
-            ),
-            (
-                "routed",
-                "100",
-                "nfdhcpd ip-less-routed spoof-protected masq",
-            ),
-        ] {
-            for profile in ["", "protected", "limited", "unprotected"] {
-                for ip in ["198.51.100.10", ""] {
-                    let itags = if profile.is_empty() {
-                        String::new()
-                    } else {
-                        format!("synnefo:network:0:{profile}")
-                    };
-                    let nic = netconf::NicEnv::from_env([
-                        ("INSTANCE", "vm1"),
-                        ("INTERFACE", "tap1"),
-                        ("INTERFACE_INDEX", "0"),
-                        ("INTERFACE_UUID", "u0"),
-                        ("MAC", "aa:00:00:12:34:56"),
-                        ("IP", ip),
-                        ("MODE", mode),
-                        ("LINK", link),
-                        ("TAGS", itags.as_str()),
-                        ("NETWORK_NAME", "n"),
-                        ("NETWORK_TAGS", tags),
-                        ("NETWORK_SUBNET", "198.51.100.0/24"),
-                        ("NETWORK_GATEWAY", "198.51.100.1"),
-                        ("NETWORK_SUBNET6", "2001:db8:1::/64"),
-                    ])
-                    .unwrap();
-                    let p = build(&nic, &tap, Flavour::Kvm, &cfg, &facts, false).unwrap();
-                    let w = want_of("tap1", &p.firewall, &p.arp)
-                        .unwrap_or_else(|e| panic!("{mode} {profile} {ip}: {e:#}"));
-                    seen += w.chains.values().map(Vec::len).sum::<usize>();
-                }
-            }
+        let (link, tags) = if mode == "bridged" {
+            ("br0", "nfdhcpd private-filtered spoof-protected masq")
+        } else {
+            ("100", "nfdhcpd ip-less-routed spoof-protected masq")
+        };
+        let itags = if profile.is_empty() {
+            String::new()
+        } else {
+            format!("synnefo:network:0:{profile}")
+        };
+        let nic = netconf::NicEnv::from_env([
+            ("INSTANCE", "vm1"),
+            ("INTERFACE", tap),
+            ("INTERFACE_INDEX", "0"),
+            ("INTERFACE_UUID", "u0"),
+            ("MAC", "aa:00:00:12:34:56"),
+            ("IP", ip),
+            ("MODE", mode),
+            ("LINK", link),
+            ("TAGS", itags.as_str()),
+            ("NETWORK_NAME", "n"),
+            ("NETWORK_TAGS", tags),
+            ("NETWORK_SUBNET", "198.51.100.0/24"),
+            ("NETWORK_GATEWAY", "198.51.100.1"),
+            ("NETWORK_SUBNET6", "2001:db8:1::/64"),
+        ])
+        .unwrap();
+        let name: netconf::IfName = tap.parse().unwrap();
+        let p = build(&nic, &name, Flavour::Kvm, &cfg, &facts, false).unwrap();
+        want_of(tap, &p.firewall, &p.arp)
+            .unwrap_or_else(|e| panic!("{tap} {mode} {profile} {ip}: {e:#}"))
+    }
+
+    /// A rebuild of many NICs (a reapply after the ruleset was flushed) is one batch,
+    /// larger than a socket's default send buffer. In a namespace of its own.
+    #[test]
+    fn a_rebuild_of_200_nics_is_one_batch() {
+        use netconf_test_support::{Netns, need_root, unique_name};
+        if !need_root("a_rebuild_of_200_nics_is_one_batch", "nf_tables") {
+            return;
         }
-        assert!(seen > 100, "{seen}");
+        let ns = Netns::add(&unique_name("nfe", "big"));
+        ns.run(|| {
+            let taps: Vec<String> = (0..200).map(|i| format!("tap{i}")).collect();
+            let items: Vec<Item> = taps
+                .iter()
+                .enumerate()
+                .map(|(i, tap)| {
+                    let mode = if i % 2 == 0 { "bridged" } else { "routed" };
+                    Item {
+                        tap,
+                        want: planned_want(tap, mode, "protected", "198.51.100.10"),
+                        recorded: None,
+                        touch: Table::ALL.into_iter().collect(),
+                    }
+                })
+                .collect();
+            let (tx, _, _) = listed(items).unwrap();
+            let size = tx.batch().map(nfnl::Batch::len).unwrap_or(0);
+            assert!(size > 3000, "{size} messages");
+            run(&tx).unwrap();
+            let chains = nfnl::Socket::open().unwrap().chains(TABLE).unwrap();
+            assert!(chains.contains(&(NfFamily::Bridge, "from-tap198".to_owned())));
+            assert!(chains.contains(&(NfFamily::Inet, "from4-tap199".to_owned())));
+        });
+    }
+
+    /// The netlink batch creates what `nft -f` creates from the same transaction's text,
+    /// for every planned rule: the kernel's bytecode (`nft --debug=netlink list ruleset`,
+    /// handles aside) and `nft --json list ruleset` are the same either way. In a
+    /// namespace of its own.
+    #[test]
+    fn the_batch_creates_what_nft_creates_from_the_text() {
+        use netconf_test_support::{Netns, need_root, on_path, skip, unique_name};
+        let test = "the_batch_creates_what_nft_creates_from_the_text";
+        if !need_root(test, "a network namespace and nf_tables") {
+            return;
+        }
+        if !on_path("nft") {
+            return skip(test, "needs nft");
+        }
+        let ns = Netns::add(&unique_name("nfe", "enc"));
+        ns.run(|| {
+            let nft = |args: &[&str], stdin: Option<&str>| {
+                let f = netconf_sys::command::run("nft", args, stdin).unwrap();
+                f.check().unwrap_or_else(|e| panic!("{e:#}"))
+            };
+            // Handles differ between the two runs; nothing else may.
+            let state = || {
+                let bytecode: String = nft(&["--debug=netlink", "list", "ruleset"], None)
+                    .lines()
+                    .map(|l| {
+                        let w: Vec<&str> = l.split(' ').collect();
+                        let handles =
+                            w.len() > 3 && w[3..].iter().all(|x| x.parse::<u64>().is_ok());
+                        if handles {
+                            w[..3].join(" ")
+                        } else {
+                            l.to_owned()
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                let json = nft(&["--json", "list", "ruleset"], None);
+                let json: String = json
+                    .split(',')
+                    .filter(|f| !f.contains("\"handle\""))
+                    .collect::<Vec<_>>()
+                    .join(",");
+                (bytecode, json)
+            };
+            let mut checked = 0;
+            for (what, want) in planned_wants() {
+                let item = Item {
+                    tap: "tap1",
+                    want,
+                    recorded: None,
+                    touch: BTreeSet::new(),
+                };
+                let tx = transaction_tx(std::slice::from_ref(&item), None, None);
+                let batch = tx.batch().unwrap_or_else(|| panic!("{what}: no batch"));
+                nft(&["-f", "-"], Some(&tx.text()));
+                let by_text = state();
+                nft(&["flush", "ruleset"], None);
+                nfnl::Socket::open()
+                    .unwrap()
+                    .commit(batch)
+                    .unwrap_or_else(|e| panic!("{what}: {e}"));
+                let by_batch = state();
+                nft(&["flush", "ruleset"], None);
+                assert_eq!(by_batch.0, by_text.0, "{what}: bytecode");
+                assert_eq!(by_batch.1, by_text.1, "{what}: json");
+                assert!(by_text.0.contains("tap1"), "{what}: {}", by_text.0);
+                checked += 1;
+            }
+            assert_eq!(checked, 16);
+        });
+    }
+
+    /// A reapply of what the tables already hold writes nothing that deletes (a flush,
+    /// a deleted element or chain, a re-added base chain): each would make the socket's
+    /// close wait for a grace period. Also after a NIC's rules changed, only its chain
+    /// is refilled. In a namespace of its own.
+    #[test]
+    fn an_unchanged_reapply_deletes_nothing() {
+        use netconf_test_support::{Netns, need_root, unique_name};
+        if !need_root("an_unchanged_reapply_deletes_nothing", "nf_tables") {
+            return;
+        }
+        let ns = Netns::add(&unique_name("nfe", "re"));
+        ns.run(|| {
+            let wants = planned_wants();
+            let pick = |what: &str| {
+                let (_, w) = wants.iter().find(|(w, _)| w == what).unwrap();
+                w.clone()
+            };
+            let item = |want: Want, recorded: Option<Want>| Item {
+                tap: "tap1",
+                want,
+                recorded,
+                touch: Table::ALL.into_iter().collect(),
+            };
+            let routed = pick("routed protected 198.51.100.10");
+            let (tx, _, _) = listed(vec![item(routed.clone(), None)]).unwrap();
+            run(&tx).unwrap();
+            let (tx, _, _) = listed(vec![item(routed.clone(), Some(routed.clone()))]).unwrap();
+            let text = tx.text();
+            assert!(
+                !text.contains("delete") && !text.contains("flush"),
+                "{text}"
+            );
+            assert!(
+                !text.contains("add chain") && !text.contains("add rule"),
+                "{text}"
+            );
+            run(&tx).unwrap();
+            // A changed profile: that chain is refilled, the base chains are not.
+            let limited = pick("routed limited 198.51.100.10");
+            let (tx, _, _) = listed(vec![item(limited, Some(routed))]).unwrap();
+            let text = tx.text();
+            assert!(
+                text.contains("flush chain inet snf_ifup to4-tap1\n"),
+                "{text}"
+            );
+            assert!(
+                !text.contains("flush chain inet snf_ifup forward"),
+                "{text}"
+            );
+            assert!(!text.contains("delete element"), "{text}");
+            run(&tx).unwrap();
+        });
     }
 
     #[test]
@@ -1513,13 +1845,14 @@ mod bridged_profile_tests {
         let ix = Index::from_listing(&alone, &[]);
         let (tx, after) = fast("tap1", &Want::default(), &old, &ix).unwrap();
         assert_eq!(
-            tx,
+            tx.text(),
             "delete table bridge snf_ifup\ndelete table inet snf_ifup\n"
         );
         assert!(after.tables.is_empty());
         // `up` of a second port with the same profile creates nothing in inet.
         let new = want_of("tap3", &bridged("tap3", "snf-limited"), &[]).unwrap();
         let (tx, after) = fast("tap3", &new, &Want::default(), &ix).unwrap();
+        let tx = tx.text();
         assert!(!tx.contains(" inet "), "{tx}");
         assert!(after.tables["inet"].contains_key("tap3"));
     }
