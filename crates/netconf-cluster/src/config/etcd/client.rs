@@ -8,7 +8,7 @@
 //! `result` silently compares `VERSION == 0`, so every compare carries both; HTTP 400, 429
 //! and 503 carry etcd's error text in the body.
 
-use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use base64::Engine;
@@ -30,6 +30,9 @@ pub const MAX_REQUEST_BYTES: usize = 1_572_864;
 const PER_ENTRY_OVERHEAD: usize = 48;
 /// A whole cluster read is refused above this (100,000 instances take about 60 MB).
 const MAX_RESPONSE_BYTES: u64 = 1 << 30;
+/// A range of many keys is read in pages of this many, all at the revision of the first,
+/// so that no single answer takes longer than the request timeout.
+const PAGE_KEYS: i64 = 4096;
 
 /// How a request failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,8 +161,63 @@ pub struct Client {
     agent: ureq::Agent,
     bases: Vec<String>,
     /// The member that answered last; requests start there.
-    current: Cell<usize>,
+    current: AtomicUsize,
     shown: String,
+    /// Requests sent and answer bytes received, for tests that show what a command reads.
+    requests: AtomicU64,
+    received: AtomicU64,
+}
+
+/// One range of a read: `key` alone, or `[key, end)`, at `revision` (the current one when
+/// `None`), at most `limit` keys (0: all).
+#[derive(Debug, Clone)]
+pub struct Read {
+    pub key: Vec<u8>,
+    pub end: Option<Vec<u8>>,
+    pub revision: Option<i64>,
+    pub limit: i64,
+    pub keys_only: bool,
+}
+
+impl Read {
+    /// One key at `revision`.
+    pub fn key(key: Vec<u8>, revision: Option<i64>) -> Self {
+        Read {
+            key,
+            end: None,
+            revision,
+            limit: 0,
+            keys_only: false,
+        }
+    }
+
+    /// Every key under `prefix` at `revision`.
+    pub fn prefix(prefix: &[u8], revision: Option<i64>) -> Self {
+        Read {
+            key: prefix.to_vec(),
+            end: Some(range_end(prefix)),
+            revision,
+            limit: 0,
+            keys_only: false,
+        }
+    }
+
+    fn json(&self) -> Value {
+        let mut req = json!({ "key": B64.encode(&self.key) });
+        if let Some(e) = &self.end {
+            req["range_end"] = json!(B64.encode(e));
+        }
+        if let Some(r) = self.revision {
+            req["revision"] = json!(r.to_string());
+        }
+        if self.limit > 0 {
+            req["limit"] = json!(self.limit.to_string());
+        }
+        if self.keys_only {
+            req["keys_only"] = json!(true);
+        }
+        req
+    }
 }
 
 /// A request body as a member can be asked it, and what came of the attempt.
@@ -182,12 +240,23 @@ impl Client {
         Client {
             agent,
             bases: url.endpoints().iter().map(|e| e.base()).collect(),
-            current: Cell::new(0),
+            current: AtomicUsize::new(0),
             shown: url.to_string(),
+            requests: AtomicU64::new(0),
+            received: AtomicU64::new(0),
         }
     }
 
+    /// How many requests this client sent and how many answer bytes it received.
+    pub fn traffic(&self) -> (u64, u64) {
+        (
+            self.requests.load(Ordering::Relaxed),
+            self.received.load(Ordering::Relaxed),
+        )
+    }
+
     fn attempt(&self, base: &str, path: &str, body: &[u8]) -> Attempt {
+        self.requests.fetch_add(1, Ordering::Relaxed);
         let r = self
             .agent
             .post(format!("{base}{path}"))
@@ -210,7 +279,11 @@ impl Client {
             .limit(MAX_RESPONSE_BYTES)
             .read_to_vec()
         {
-            Ok(b) => Attempt::Answer(status, b),
+            Ok(b) => {
+                self.received
+                    .fetch_add(b.len() as u64, Ordering::Relaxed);
+                Attempt::Answer(status, b)
+            }
             Err(e) => Attempt::Lost(format!("{base}: reading the answer: {e}")),
         }
     }
@@ -228,11 +301,11 @@ impl Client {
                 std::thread::sleep(Duration::from_millis(200));
             }
             for i in 0..n {
-                let at = (self.current.get() + i) % n;
+                let at = (self.current.load(Ordering::Relaxed) + i) % n;
                 let base = &self.bases[at];
                 match self.attempt(base, path, &body) {
                     Attempt::Answer(200, b) => {
-                        self.current.set(at);
+                        self.current.store(at, Ordering::Relaxed);
                         return serde_json::from_slice(&b).map_err(|e| {
                             EtcdError::Unknown(format!("{base}: not etcd's JSON answer: {e}"))
                         });
@@ -267,31 +340,79 @@ impl Client {
         )))
     }
 
-    /// Every key under `prefix`, at `revision` (the current one when `None`).
+    /// Every key under `prefix`, at `revision` (the current one when `None`), read in
+    /// pages all at the revision of the first.
     pub fn range_prefix(
         &self,
         prefix: &[u8],
         revision: Option<i64>,
     ) -> Result<RangeResult, EtcdError> {
-        let mut req = json!({
-            "key": B64.encode(prefix),
-            "range_end": B64.encode(range_end(prefix)),
-        });
-        if let Some(r) = revision {
-            req["revision"] = json!(r.to_string());
+        let mut read = Read::prefix(prefix, revision);
+        read.limit = PAGE_KEYS;
+        let mut out: Option<RangeResult> = None;
+        loop {
+            let v = self.post("/v3/kv/range", &read.json(), true)?;
+            let r: RangeAnswer = serde_json::from_value(v)
+                .map_err(|e| EtcdError::Unknown(format!("etcd's range answer: {e}")))?;
+            let more = r.more;
+            let page = r.decode()?;
+            let Some(last) = page.kvs.last() else {
+                return Ok(out.unwrap_or(page));
+            };
+            read.key = last.key.clone();
+            read.key.push(0);
+            match &mut out {
+                None => {
+                    // The header names the current revision, not the one asked for.
+                    read.revision.get_or_insert(page.revision);
+                    out = Some(page);
+                }
+                Some(o) => o.kvs.extend(page.kvs),
+            }
+            if !more {
+                return Ok(out.unwrap_or_else(|| RangeResult {
+                    revision: 0,
+                    kvs: Vec::new(),
+                }));
+            }
         }
-        let v = self.post("/v3/kv/range", &req, true)?;
-        let r: RangeAnswer = serde_json::from_value(v)
-            .map_err(|e| EtcdError::Unknown(format!("etcd's range answer: {e}")))?;
-        let kvs = r
-            .kvs
-            .into_iter()
-            .map(KvAnswer::decode)
-            .collect::<Result<_, _>>()?;
-        Ok(RangeResult {
-            revision: r.header.revision,
-            kvs,
-        })
+    }
+
+    /// Several ranges in read-only txns (of at most [`MAX_TXN_OPS`] each), all at one
+    /// revision: that of the first txn's answer, unless the reads name theirs. Returns that
+    /// revision and each read's keys, in order.
+    pub fn read_many(&self, reads: &[Read]) -> Result<(i64, Vec<RangeResult>), EtcdError> {
+        let mut pinned: Option<i64> = None;
+        let mut out = Vec::with_capacity(reads.len());
+        for chunk in reads.chunks(MAX_TXN_OPS) {
+            let success: Vec<Value> = chunk
+                .iter()
+                .map(|r| {
+                    let mut r = r.clone();
+                    if r.revision.is_none() {
+                        r.revision = pinned;
+                    }
+                    json!({ "request_range": r.json() })
+                })
+                .collect();
+            let v = self.post("/v3/kv/txn", &json!({ "success": success }), true)?;
+            let r: ReadTxnAnswer = serde_json::from_value(v)
+                .map_err(|e| EtcdError::Unknown(format!("etcd's txn answer: {e}")))?;
+            if r.responses.len() != chunk.len() {
+                return Err(EtcdError::Unknown(format!(
+                    "etcd answered {} of {} reads",
+                    r.responses.len(),
+                    chunk.len()
+                )));
+            }
+            pinned.get_or_insert(r.header.revision);
+            for resp in r.responses {
+                let mut rr = resp.response_range.decode()?;
+                rr.revision = r.header.revision;
+                out.push(rr);
+            }
+        }
+        Ok((pinned.unwrap_or(0), out))
     }
 
     /// One txn: if every compare holds, apply every op.
@@ -384,9 +505,37 @@ struct Header {
 
 #[derive(Deserialize)]
 struct RangeAnswer {
-    header: Header,
+    #[serde(default)]
+    header: Option<Header>,
     #[serde(default)]
     kvs: Vec<KvAnswer>,
+    #[serde(default)]
+    more: bool,
+}
+
+impl RangeAnswer {
+    fn decode(self) -> Result<RangeResult, EtcdError> {
+        Ok(RangeResult {
+            revision: self.header.map_or(0, |h| h.revision),
+            kvs: self
+                .kvs
+                .into_iter()
+                .map(KvAnswer::decode)
+                .collect::<Result<_, _>>()?,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct ReadTxnAnswer {
+    header: Header,
+    #[serde(default)]
+    responses: Vec<ReadResponse>,
+}
+
+#[derive(Deserialize)]
+struct ReadResponse {
+    response_range: RangeAnswer,
 }
 
 #[derive(Deserialize)]

@@ -7,6 +7,7 @@
 pub mod client;
 pub mod copy;
 mod keys;
+mod snapshot;
 mod store;
 pub mod url;
 

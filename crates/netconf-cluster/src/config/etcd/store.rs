@@ -1,15 +1,17 @@
 //! The cluster configuration in etcd, behind the same [`Store`] trait as config.data.
 //!
-//! A read is one range over the prefix, so every object comes from one revision. A commit
-//! diffs the new configuration against that snapshot and sends one txn that writes only the
+//! A snapshot reads the heads (schema, cluster, serial, groups, nodes, networks) in one
+//! request and the instances on demand, all at one revision (`snapshot`): a command that
+//! changes an instance reads it and its index keys, not the whole cluster. A commit diffs
+//! the new configuration against that snapshot and sends one txn that writes only the
 //! changed objects, on the condition that nothing it read and depends on changed since:
 //!
 //! * a change of instances (and of existing networks, whose pools they allocate from)
 //!   compares the mod revision of every key it writes or deletes (`CREATE == 0` for a new
-//!   one), of the cluster and schema keys, and of every group, node and network the
-//!   changed instances refer to. Names and MACs are unique across instances through index
-//!   keys created only if absent, and an address is unique because the pool lives in the
-//!   network's key. Commands on different networks and instances thus commit side by side;
+//!   one), of every key it read on demand (an index key read absent stays absent), of the
+//!   cluster and schema keys, and of every group, node and network the changed instances
+//!   refer to. Names and MACs are unique across instances through index keys created only
+//!   if absent, and an address is unique because the pool lives in the network's key. Commands on different networks and instances thus commit side by side;
 //!   two that take from one pool collide on its key and one of them re-reads and retries.
 //! * any other change (cluster, groups, nodes, new or removed networks, renames) is rare
 //!   and may depend on anything, so it compares that no key but the serial was written
@@ -21,17 +23,18 @@
 //! count. A key that every commit compared would serialise all commands on one key.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::client::{Client, Cmp, EtcdError, Kv, Op, RangeResult, TxnOutcome};
+use super::client::{Client, Cmp, EtcdError, Kv, Op, Read, TxnOutcome};
 use super::keys::{Key, Layout};
+use super::snapshot::Snapshot;
 use super::url::EtcdUrl;
 use crate::config::instance::Instance;
-use crate::config::instances::Instances;
-use crate::config::model::{CONFIG_VERSION, Cluster, ClusterConfig, Network, Node, NodeGroup, now};
+use crate::config::instances::Remote;
+use crate::config::model::{CONFIG_VERSION, ClusterConfig, Heads, now};
 use crate::config::store::{Store, Version, check_commit, error_lines, version_from_elsewhere};
 use crate::config::verify;
 use crate::error::GntError;
@@ -51,16 +54,6 @@ pub(super) struct SerialValue {
     /// whether it was applied.
     pub(super) commit: String,
 }
-
-/// What a read saw: the configuration, and each key as etcd held it.
-#[derive(Clone)]
-struct Snapshot {
-    revision: i64,
-    cfg: ClusterConfig,
-    kvs: BTreeMap<Key, Kv>,
-    serial_base: u64,
-}
-
 /// A transaction ready to send.
 struct Plan {
     compares: Vec<Cmp>,
@@ -69,27 +62,25 @@ struct Plan {
     writes: BTreeMap<Key, Option<Vec<u8>>>,
 }
 
+/// One instance that a commit changes: its key, its value at the snapshot and its new one.
+type Change = (String, Option<Instance>, Option<Instance>);
+
 /// The cluster under one prefix of one etcd cluster.
 pub struct EtcdStore {
     url: EtcdUrl,
     layout: Layout,
-    client: Client,
-    /// The last snapshot `read_versioned` handed out, for `commit_if_unchanged`.
-    last: Mutex<Option<Snapshot>>,
+    /// Shared with the snapshots, which read instances on demand over the same
+    /// connections (one process keeps them alive from its first request to its last).
+    client: Arc<Client>,
     debug: bool,
-}
-
-fn b2s(b: &[u8]) -> String {
-    netconf::name::printable(&String::from_utf8_lossy(b))
 }
 
 impl EtcdStore {
     pub fn new(url: &EtcdUrl) -> Self {
         EtcdStore {
             layout: Layout::new(url.prefix()),
-            client: Client::new(url),
+            client: Arc::new(Client::new(url)),
             url: url.clone(),
-            last: Mutex::new(None),
             debug: false,
         }
     }
@@ -102,6 +93,12 @@ impl EtcdStore {
 
     pub fn url(&self) -> &EtcdUrl {
         &self.url
+    }
+
+    /// How many requests this store sent to etcd and how many answer bytes it received:
+    /// what tests measure to show that a command reads only what it needs.
+    pub fn traffic(&self) -> (u64, u64) {
+        self.client.traffic()
     }
 
     /// Every key under the prefix with its mod revision and value, as text: what tests
@@ -128,126 +125,72 @@ impl EtcdStore {
         }
     }
 
-    fn corrupt(&self, key: &[u8], why: impl std::fmt::Display) -> GntError {
-        GntError::Config(format!("{}: key '{}': {why}", self.url, b2s(key)))
+    /// The heads as of `revision` (the current one when `None`); instances on demand.
+    fn snapshot(&self, revision: Option<i64>) -> Result<Arc<Snapshot>, GntError> {
+        Snapshot::load(
+            self.client.clone(),
+            &self.layout,
+            &self.url.to_string(),
+            revision,
+        )
+        .map(Arc::new)
     }
 
-    /// The cluster as of `revision` (the current one when `None`).
-    fn load(&self, revision: Option<i64>) -> Result<Snapshot, GntError> {
-        let r = self
-            .client
-            .range_prefix(self.layout.root(), revision)
-            .map_err(|e| self.unreachable(&e))?;
-        // A range at an older revision answers with the current one in its header: the
-        // snapshot is as of the revision asked for.
-        let r = RangeResult {
-            revision: revision.unwrap_or(r.revision),
-            kvs: r.kvs,
-        };
-        let mut kvs = BTreeMap::new();
-        for kv in r.kvs {
-            let k = self
-                .layout
-                .parse(&kv.key)
-                .map_err(|e| GntError::Config(format!("{}: {e}", self.url)))?;
-            kvs.insert(k, kv);
+    /// The whole cluster, every instance read, as of the current revision.
+    fn load_whole(&self) -> Result<ClusterConfig, GntError> {
+        let snap = self.snapshot(None)?;
+        let mut cfg = snap.config();
+        cfg.instances.all_decoded();
+        if let Some(f) = snap.failure() {
+            return Err(f.error);
         }
-        let text = |kv: &Kv| {
-            std::str::from_utf8(&kv.value)
-                .map(str::to_owned)
-                .map_err(|_| self.corrupt(&kv.key, "not UTF-8"))
-        };
-        fn obj<T: for<'de> Deserialize<'de>>(
-            s: &EtcdStore,
-            kv: &Kv,
-            text: &str,
-        ) -> Result<T, GntError> {
-            toml::from_str(text).map_err(|e| s.corrupt(&kv.key, e.message()))
-        }
-        if kvs.is_empty() {
-            let cfg = ClusterConfig::new();
-            return Ok(Snapshot {
-                revision: r.revision,
-                serial_base: cfg.cluster.serial_no,
-                cfg,
-                kvs,
-            });
-        }
-        match kvs.get(&Key::Schema) {
-            None => {
-                return Err(GntError::Config(format!(
-                    "{}: keys but no schema key under the prefix (not a cluster written by this suite?)",
-                    self.url
-                )));
-            }
-            Some(kv) => {
-                let v: u32 = text(kv)?
-                    .trim()
-                    .parse()
-                    .map_err(|_| self.corrupt(&kv.key, "not a format version"))?;
-                if v > CONFIG_VERSION {
-                    return Err(GntError::Config(format!(
-                        "{}: written by a newer version (format {v}; this build reads up to {CONFIG_VERSION}); refusing to read or overwrite it",
-                        self.url
-                    )));
-                }
-                if v == 0 {
-                    return Err(self.corrupt(&kv.key, "version must be at least 1"));
-                }
-            }
-        }
-        let cluster_kv = kvs.get(&Key::Cluster).ok_or_else(|| {
-            GntError::Config(format!("{}: no cluster key under the prefix", self.url))
-        })?;
-        let mut cluster: Cluster = obj(self, cluster_kv, &text(cluster_kv)?)?;
-        let mut serial_base = cluster.serial_no;
-        if let Some(kv) = kvs.get(&Key::Serial) {
-            let s: SerialValue = obj(self, kv, &text(kv)?)?;
-            serial_base = s.base;
-            cluster.serial_no = s
-                .base
-                .saturating_add(u64::try_from(kv.version).unwrap_or(0));
-            cluster.mtime = s.mtime;
-        }
-        let mut cfg = ClusterConfig {
-            version: CONFIG_VERSION,
-            cluster,
-            nodegroups: BTreeMap::new(),
-            nodes: BTreeMap::new(),
-            networks: BTreeMap::new(),
-            instances: Instances::default(),
-            origin: Default::default(),
-        };
-        let mut instances = BTreeMap::new();
-        for (k, kv) in &kvs {
-            match k {
-                Key::Group(u) => {
-                    cfg.nodegroups
-                        .insert(u.clone(), obj::<NodeGroup>(self, kv, &text(kv)?)?);
-                }
-                Key::Node(u) => {
-                    cfg.nodes
-                        .insert(u.clone(), obj::<Node>(self, kv, &text(kv)?)?);
-                }
-                Key::Network(u) => {
-                    cfg.networks
-                        .insert(u.clone(), obj::<Network>(self, kv, &text(kv)?)?);
-                }
-                Key::Instance(u) => {
-                    instances.insert(u.clone(), obj::<Instance>(self, kv, &text(kv)?)?);
-                }
-                _ => {}
-            }
-        }
-        cfg.instances = Instances::from_map(instances);
-        // Parsed from text, as a hand-edited config.data: the commit check runs in full.
+        // Checked in full, as a hand-edited config.data is.
         cfg.origin.parsed_from_toml = true;
-        Ok(Snapshot {
-            revision: r.revision,
-            cfg,
-            kvs,
-            serial_base,
-        })
+        Ok(cfg)
+    }
+
+    /// The instances a commit of `next` over `snap` changes.
+    fn changes(&self, snap: &Snapshot, next: &ClusterConfig) -> Result<Vec<Change>, GntError> {
+        let failed = || {
+            snap.failure().map_or_else(
+                || GntError::Exec(format!("{}: cannot read the instances", self.url)),
+                |f| f.error,
+            )
+        };
+        let mut out = Vec::new();
+        if next.instances.is_remote_lazy() {
+            for (k, new) in next.instances.overlay() {
+                // Never read: a new instance, absent at the snapshot (the commit compares).
+                let old = next
+                    .instances
+                    .remote()
+                    .and_then(|r| r.known(k))
+                    .flatten();
+                if old != *new {
+                    out.push((k.clone(), old, new.clone()));
+                }
+            }
+            return Ok(out);
+        }
+        let empty = BTreeMap::new();
+        let oi = if snap.empty {
+            &empty
+        } else {
+            &snap.all_instances().ok_or_else(failed)?.0
+        };
+        let ni = next.instances.all_decoded();
+        for (u, a) in oi {
+            let b = ni.get(u);
+            if Some(a) != b {
+                out.push((u.clone(), Some(a.clone()), b.cloned()));
+            }
+        }
+        for (u, b) in ni {
+            if !oi.contains_key(u) {
+                out.push((u.clone(), None, Some(b.clone())));
+            }
+        }
+        Ok(out)
     }
 
     /// The txn that turns `snap` into `next`.
@@ -259,18 +202,8 @@ impl EtcdStore {
     ) -> Result<Plan, GntError> {
         // A fresh cluster (nothing under the prefix) exists only in this snapshot: all of
         // it is written.
-        let empty;
-        let old = if snap.kvs.is_empty() {
-            let mut e = snap.cfg.clone();
-            e.nodegroups.clear();
-            e.nodes.clear();
-            e.networks.clear();
-            e.instances = Instances::default();
-            empty = e;
-            &empty
-        } else {
-            &snap.cfg
-        };
+        let empty = Heads::default();
+        let old = if snap.empty { &empty } else { &*snap.base };
         let mut structural = false;
         let mut writes: BTreeMap<Key, Option<Vec<u8>>> = BTreeMap::new();
         let ser = |what: &str, v: &dyn erased::Ser| -> Result<Vec<u8>, GntError> {
@@ -279,7 +212,7 @@ impl EtcdStore {
                 .map_err(|e| GntError::Exec(format!("cannot encode {what}: {e}")))
         };
 
-        if !snap.kvs.contains_key(&Key::Schema) {
+        if !snap.heads.contains_key(&Key::Schema) {
             writes.insert(Key::Schema, Some(CONFIG_VERSION.to_string().into_bytes()));
             structural = true;
         }
@@ -287,11 +220,11 @@ impl EtcdStore {
         // the cluster's parameters.
         let mut cluster = next.cluster.clone();
         cluster.serial_no = snap.serial_base;
-        cluster.mtime = old.cluster.mtime;
-        let mut old_cluster = old.cluster.clone();
+        cluster.mtime = snap.cluster.mtime;
+        let mut old_cluster = snap.cluster.clone();
         old_cluster.serial_no = snap.serial_base;
-        if cluster != old_cluster || !snap.kvs.contains_key(&Key::Cluster) {
-            if !snap.kvs.contains_key(&Key::Cluster) {
+        if cluster != old_cluster || !snap.heads.contains_key(&Key::Cluster) {
+            if !snap.heads.contains_key(&Key::Cluster) {
                 cluster.ctime = next.cluster.ctime;
             }
             writes.insert(Key::Cluster, Some(ser("the cluster", &cluster)?));
@@ -328,75 +261,85 @@ impl EtcdStore {
         )?;
 
         // Instances: the objects, what they refer to, and the name and MAC indexes.
+        let changes = self.changes(snap, next)?;
         let mut refs: BTreeSet<Key> = BTreeSet::new();
         let mut idx_del: BTreeMap<Key, String> = BTreeMap::new();
         let mut idx_add: BTreeMap<Key, String> = BTreeMap::new();
-        let (oi, ni) = (old.instances.all_decoded(), next.instances.all_decoded());
-        let mut visit =
-            |uuid: &String, a: Option<&Instance>, b: Option<&Instance>| -> Result<(), GntError> {
-                if a == b {
-                    return Ok(());
-                }
-                let key = Key::Instance(uuid.clone());
-                match b {
-                    Some(i) => writes.insert(key, Some(ser("an instance", i)?)),
-                    None => writes.insert(key, None),
-                };
-                let (ia, ib) = (
-                    a.map(index_keys).unwrap_or_default(),
-                    b.map(index_keys).unwrap_or_default(),
-                );
-                for k in ia.difference(&ib) {
-                    idx_del.insert(k.clone(), uuid.clone());
-                }
-                for k in ib.difference(&ia) {
-                    idx_add.insert(k.clone(), uuid.clone());
-                }
-                for i in a.into_iter().chain(b) {
-                    refs.insert(Key::Group(i.group.clone()));
-                    if let Some(n) = &i.primary_node {
-                        refs.insert(Key::Node(n.clone()));
-                    }
-                    for nic in &i.nics {
-                        if let Some(net) = &nic.network {
-                            refs.insert(Key::Network(net.clone()));
-                        }
-                    }
-                }
-                Ok(())
+        let mut new_values: BTreeMap<&str, Option<&Instance>> = BTreeMap::new();
+        for (uuid, a, b) in &changes {
+            let key = Key::Instance(uuid.clone());
+            match b {
+                Some(i) => writes.insert(key, Some(ser("an instance", i)?)),
+                None => writes.insert(key, None),
             };
-        for (u, a) in oi {
-            visit(u, Some(a), ni.get(u))?;
-        }
-        for (u, b) in ni {
-            if !oi.contains_key(u) {
-                visit(u, None, Some(b))?;
+            new_values.insert(uuid, b.as_ref());
+            let (ia, ib) = (
+                a.as_ref().map(index_keys).unwrap_or_default(),
+                b.as_ref().map(index_keys).unwrap_or_default(),
+            );
+            for k in ia.difference(&ib) {
+                idx_del.insert(k.clone(), uuid.clone());
+            }
+            for k in ib.difference(&ia) {
+                if let Some(other) = idx_add.insert(k.clone(), uuid.clone()) {
+                    return Err(self.duplicate(&k, &other, uuid));
+                }
+            }
+            for i in a.iter().chain(b) {
+                refs.insert(Key::Group(i.group.clone()));
+                if let Some(n) = &i.primary_node {
+                    refs.insert(Key::Node(n.clone()));
+                }
+                for nic in &i.nics {
+                    if let Some(net) = &nic.network {
+                        refs.insert(Key::Network(net.clone()));
+                    }
+                }
             }
         }
-        // Index keys: deletions first, so a name or MAC handed from one instance to
-        // another in the same command becomes one put.
-        for (k, uuid) in idx_del {
-            if snap
-                .kvs
-                .get(&k)
-                .is_some_and(|kv| kv.value == uuid.as_bytes())
-            {
-                writes.insert(k, None);
+        // The index keys as of the snapshot, in one request for those not read yet.
+        let idx: Vec<Key> = idx_del.keys().chain(idx_add.keys()).cloned().collect();
+        if !snap.fetch(&idx) {
+            return Err(snap.failure().map_or_else(
+                || GntError::Exec(format!("{}: cannot read the index keys", self.url)),
+                |f| f.error,
+            ));
+        }
+        let held = |k: &Key| snap.kv(k).flatten();
+        // Deletions first, so a name or MAC handed from one instance to another in the same
+        // command becomes one put.
+        for (k, uuid) in &idx_del {
+            if held(k).is_some_and(|kv| kv.value == uuid.as_bytes()) {
+                writes.insert(k.clone(), None);
             }
         }
         for (k, uuid) in idx_add {
-            if snap
-                .kvs
-                .get(&k)
-                .is_some_and(|kv| kv.value == uuid.as_bytes())
-            {
-                writes.remove(&k);
-            } else {
-                // Absent: created only if still absent. Present for another instance: a
-                // duplicate the commit check refused already, or left by an instance that
-                // is gone, which this put replaces if it is still the same.
-                writes.insert(k, Some(uuid.into_bytes()));
+            match held(&k) {
+                Some(kv) if kv.value == uuid.as_bytes() => {
+                    writes.remove(&k);
+                }
+                // Held by another instance that this commit does not take it from: a
+                // duplicate, unless that instance no longer has it (an index key left
+                // behind by a hand edit), which this put replaces if it is still the same.
+                Some(kv) if !idx_del.contains_key(&k) => {
+                    let other = String::from_utf8_lossy(&kv.value).into_owned();
+                    let holder = match new_values.get(other.as_str()) {
+                        Some(v) => v.cloned(),
+                        None => snap.get(&other),
+                    };
+                    if holder.is_some_and(|i| index_keys(&i).contains(&k)) {
+                        return Err(self.duplicate(&k, &other, &uuid));
+                    }
+                    writes.insert(k, Some(uuid.into_bytes()));
+                }
+                // Absent: created only if still absent.
+                _ => {
+                    writes.insert(k, Some(uuid.into_bytes()));
+                }
             }
+        }
+        if let Some(f) = snap.failure() {
+            return Err(f.error);
         }
 
         let mut compares = Vec::new();
@@ -409,14 +352,18 @@ impl EtcdStore {
                 });
             }
         } else {
-            let mut keys: BTreeSet<&Key> = writes.keys().collect();
-            keys.extend(&refs);
-            keys.insert(&Key::Cluster);
-            keys.insert(&Key::Schema);
+            // What was written, what the changed instances refer to, and every key read on
+            // demand: the decisions rested on these (an index key read absent, a MAC found
+            // free, an instance modified).
+            let mut keys: BTreeSet<Key> = writes.keys().cloned().collect();
+            keys.extend(refs);
+            keys.insert(Key::Cluster);
+            keys.insert(Key::Schema);
+            keys.extend(snap.read_keys());
             for k in keys {
-                let raw = self.layout.key(k);
-                compares.push(match snap.kvs.get(k) {
-                    Some(kv) => Cmp::ModIs(raw, kv.mod_revision),
+                let raw = self.layout.key(&k);
+                compares.push(match snap.mod_revision(&k) {
+                    Some(rev) => Cmp::ModIs(raw, rev),
                     None => Cmp::Absent(raw),
                 });
             }
@@ -446,11 +393,31 @@ impl EtcdStore {
         })
     }
 
+    /// The refusal of a name or MAC that another instance holds.
+    fn duplicate(&self, k: &Key, holder: &str, uuid: &str) -> GntError {
+        let what = match k {
+            Key::InstanceName(n) => format!("name {n}"),
+            Key::Mac(m) => format!("MAC {m}"),
+            _ => "key".into(),
+        };
+        GntError::Config(format!(
+            "{}: refusing to commit an inconsistent configuration:\n  - instance {uuid}: the {what} is held by instance {holder}\nRun 'gnt-cluster verify' to see every problem.",
+            self.url
+        ))
+    }
+
     /// Commits `next` over `snap` once: `Ok(false)` if something it depends on changed.
     fn commit(&self, snap: &Snapshot, next: &ClusterConfig) -> Result<bool, GntError> {
+        if let Some(f) = snap.failure() {
+            return if f.compacted { Ok(false) } else { Err(f.error) };
+        }
         self.check_invariants(next)?;
         let commit_id = crate::config::new_uuid();
-        let plan = self.plan(snap, next, &commit_id)?;
+        let plan = match self.plan(snap, next, &commit_id) {
+            Ok(p) => p,
+            Err(_) if snap.failure().is_some_and(|f| f.compacted) => return Ok(false),
+            Err(e) => return Err(e),
+        };
         match self.client.txn(&plan.compares, &plan.ops) {
             Ok(TxnOutcome::Committed(_)) => Ok(true),
             Ok(TxnOutcome::Conflict) => Ok(false),
@@ -462,7 +429,8 @@ impl EtcdStore {
         }
     }
 
-    /// After a txn whose answer was lost: whether it was applied, from what etcd holds now.
+    /// After a txn whose answer was lost: whether it was applied, from what etcd holds now
+    /// (the keys it wrote and the serial, nothing else).
     fn applied_after_all(&self, plan: &Plan, commit_id: &str, why: &str) -> Result<bool, GntError> {
         let unknown = || {
             GntError::Exec(format!(
@@ -470,7 +438,18 @@ impl EtcdStore {
                 self.url
             ))
         };
-        let now = self.load_raw().map_err(|_| unknown())?;
+        let mut keys: Vec<Key> = plan.writes.keys().cloned().collect();
+        keys.push(Key::Serial);
+        let reads: Vec<Read> = keys
+            .iter()
+            .map(|k| Read::key(self.layout.key(k), None))
+            .collect();
+        let (_, answers) = self.client.read_many(&reads).map_err(|_| unknown())?;
+        let now: BTreeMap<&Key, Kv> = keys
+            .iter()
+            .zip(answers)
+            .filter_map(|(k, a)| Some((k, a.kvs.into_iter().next()?)))
+            .collect();
         let serial_is_ours = now.get(&Key::Serial).is_some_and(|kv| {
             toml::from_str::<SerialValue>(&String::from_utf8_lossy(&kv.value))
                 .is_ok_and(|s| s.commit == commit_id)
@@ -490,14 +469,6 @@ impl EtcdStore {
         // Nothing of it there: the txn was not applied (a later one may still be, were it
         // in flight; etcd applies a txn before answering or not at all within its timeout).
         Err(unknown())
-    }
-
-    fn load_raw(&self) -> Result<BTreeMap<Key, Kv>, EtcdError> {
-        let r = self.client.range_prefix(self.layout.root(), None)?;
-        Ok(r.kvs
-            .into_iter()
-            .filter_map(|kv| Some((self.layout.parse(&kv.key).ok()?, kv)))
-            .collect())
     }
 
     fn warn_if_inconsistent(&self, cfg: &ClusterConfig) {
@@ -581,45 +552,40 @@ mod erased {
         }
     }
 }
-
 impl Store for EtcdStore {
     fn read(&self) -> Result<ClusterConfig, GntError> {
-        let snap = self.load(None)?;
-        self.warn_if_inconsistent(&snap.cfg);
-        Ok(snap.cfg)
+        let cfg = self.load_whole()?;
+        self.warn_if_inconsistent(&cfg);
+        Ok(cfg)
     }
 
     fn read_versioned(&self) -> Result<(ClusterConfig, Version), GntError> {
-        let snap = self.load(None)?;
-        let out = (snap.cfg.clone(), Version::etcd(snap.revision));
-        *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(snap);
-        Ok(out)
+        let snap = self.snapshot(None)?;
+        Ok((snap.config(), Version::etcd(snap.revision)))
     }
 
     fn commit_if_unchanged(&self, next: ClusterConfig, version: Version) -> Result<bool, GntError> {
         let Some(rev) = version.as_etcd() else {
             return Err(version_from_elsewhere());
         };
-        let cached = self
-            .last
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-            .filter(|s| s.revision == rev);
-        let snap = match cached {
-            Some(s) => s,
-            // Another snapshot of this cluster: read it again as of its revision (gone
-            // once etcd compacted it: then it is not the current state either).
-            None => match self.load(Some(rev)) {
-                Ok(s) => s,
-                Err(_) => return Ok(false),
-            },
-        };
-        self.commit(&snap, &next)
+        if let Some(snap) = Snapshot::of(&next, &self.layout).filter(|s| s.revision == rev) {
+            return self.commit(snap, &next);
+        }
+        // Not read through this store: its snapshot read again as of its revision (gone
+        // once etcd compacted it: then it is not the current state either).
+        match self.snapshot(Some(rev)) {
+            Ok(s) => self.commit(&s, &next),
+            Err(_) => Ok(false),
+        }
     }
 
     fn check_invariants(&self, cfg: &ClusterConfig) -> Result<(), GntError> {
-        check_commit(cfg, &self.url.to_string())
+        let checked = check_commit(cfg, &self.url.to_string());
+        // The full check reads every instance: a read that failed is the error to show.
+        if let Some(f) = Snapshot::of(cfg, &self.layout).and_then(Snapshot::failure) {
+            return Err(f.error);
+        }
+        checked
     }
 
     fn transact(
@@ -628,9 +594,20 @@ impl Store for EtcdStore {
     ) -> Result<(), GntError> {
         for attempt in 0..MAX_ATTEMPTS {
             let started = std::time::Instant::now();
-            let snap = self.load(None)?;
-            let mut cfg = snap.cfg.clone();
-            f(&mut cfg)?;
+            let snap = self.snapshot(None)?;
+            let mut cfg = snap.config();
+            let done = f(&mut cfg);
+            // A read on demand that failed answered "absent": whatever `f` made of that is
+            // not to be trusted, its failure is the error (or, for a revision compacted
+            // meanwhile, a reason to start over).
+            match snap.failure() {
+                Some(fail) if fail.compacted => {
+                    self.backoff(attempt, started.elapsed());
+                    continue;
+                }
+                Some(fail) => return Err(fail.error),
+                None => done?,
+            }
             if self.commit(&snap, &cfg)? {
                 if self.debug && attempt > 0 {
                     eprintln!("etcd: committed after {attempt} retries");
