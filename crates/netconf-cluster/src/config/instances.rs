@@ -66,6 +66,8 @@ pub(crate) trait Remote: Any + Send + Sync {
     fn key_for_mac(&self, mac: MacAddr) -> Option<String>;
     /// Every instance.
     fn all(&self) -> BTreeMap<String, Instance>;
+    /// Reads, in one request, what `get` and `key_for_name` of `key_or_name` will ask.
+    fn prefetch(&self, key_or_name: &str);
     /// The value of `key` as this snapshot read it, without reading: `None` if it was not
     /// read, `Some(None)` if it was read as absent.
     fn known(&self, key: &str) -> Option<Option<Instance>>;
@@ -402,6 +404,12 @@ impl Instances {
 
     /// The key of the instance called `name`, or `name` itself when it is a key.
     pub fn key_of(&self, name: &str) -> Option<String> {
+        if let (Some(r), false) = (
+            &self.remote,
+            self.is_full() || self.overlay.contains_key(name),
+        ) {
+            r.prefetch(name);
+        }
         if self.contains_key(name) {
             return Some(name.to_owned());
         }
@@ -428,10 +436,10 @@ impl Instances {
             });
         }
         changed.or_else(|| {
-                self.stored_live()
-                    .find(|e| e.name == name.as_bytes())
-                    .map(|e| e.key.to_owned())
-            })
+            self.stored_live()
+                .find(|e| e.name == name.as_bytes())
+                .map(|e| e.key.to_owned())
+        })
     }
 
     /// Every instance's name, from the index: nothing is decoded (shell completion reads

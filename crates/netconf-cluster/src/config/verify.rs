@@ -933,7 +933,10 @@ fn remote_clean(cfg: &ClusterConfig, base: &super::model::Heads) -> bool {
         }
     }
     // Addresses on networks that are gone were refused above (a network went away).
-    freed.keys().chain(taken.keys()).all(|n| cfg.networks.contains_key(*n))
+    freed
+        .keys()
+        .chain(taken.keys())
+        .all(|n| cfg.networks.contains_key(*n))
 }
 
 /// One change `repair_pools` made (or would make).

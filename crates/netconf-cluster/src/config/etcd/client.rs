@@ -280,8 +280,7 @@ impl Client {
             .read_to_vec()
         {
             Ok(b) => {
-                self.received
-                    .fetch_add(b.len() as u64, Ordering::Relaxed);
+                self.received.fetch_add(b.len() as u64, Ordering::Relaxed);
                 Attempt::Answer(status, b)
             }
             Err(e) => Attempt::Lost(format!("{base}: reading the answer: {e}")),

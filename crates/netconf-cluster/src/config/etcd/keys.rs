@@ -25,7 +25,12 @@ impl Key {
     pub fn is_head(&self) -> bool {
         matches!(
             self,
-            Key::Schema | Key::Cluster | Key::Serial | Key::Group(_) | Key::Node(_) | Key::Network(_)
+            Key::Schema
+                | Key::Cluster
+                | Key::Serial
+                | Key::Group(_)
+                | Key::Node(_)
+                | Key::Network(_)
         )
     }
 }

@@ -68,8 +68,9 @@ impl Snapshot {
             EtcdError::Unreachable(m) => GntError::Exec(m.clone()),
             _ => GntError::Exec(format!("etcd cluster {shown}: {e}")),
         };
-        let corrupt =
-            |key: &[u8], why: &dyn std::fmt::Display| GntError::Config(format!("{shown}: key '{}': {why}", b2s(key)));
+        let corrupt = |key: &[u8], why: &dyn std::fmt::Display| {
+            GntError::Config(format!("{shown}: key '{}': {why}", b2s(key)))
+        };
         let mut anything = Read::prefix(layout.root(), revision);
         anything.limit = 1;
         anything.keys_only = true;
@@ -392,6 +393,15 @@ impl Remote for Snapshot {
         self.all_instances()
             .map(|(m, _)| m.clone())
             .unwrap_or_default()
+    }
+
+    fn prefetch(&self, key_or_name: &str) {
+        if self.all.get().is_none() {
+            self.fetch(&[
+                Key::Instance(key_or_name.to_owned()),
+                Key::InstanceName(key_or_name.to_owned()),
+            ]);
+        }
     }
 
     fn known(&self, key: &str) -> Option<Option<Instance>> {
