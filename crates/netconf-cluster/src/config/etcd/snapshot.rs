@@ -203,14 +203,19 @@ impl Snapshot {
         cfg
     }
 
-    /// The snapshot `cfg` was read from, if it came from this store's prefix.
-    pub(super) fn of<'a>(cfg: &'a ClusterConfig, layout: &Layout) -> Option<&'a Snapshot> {
+    /// The snapshot `cfg` was read from, if it came from this prefix of the etcd cluster
+    /// shown as `shown`.
+    pub(super) fn of<'a>(
+        cfg: &'a ClusterConfig,
+        layout: &Layout,
+        shown: &str,
+    ) -> Option<&'a Snapshot> {
         let s = cfg
             .instances
             .remote()?
             .as_any()
             .downcast_ref::<Snapshot>()?;
-        (s.layout.root() == layout.root()).then_some(s)
+        (s.layout.root() == layout.root() && s.shown == shown).then_some(s)
     }
 
     pub(super) fn failure(&self) -> Option<ReadFailure> {

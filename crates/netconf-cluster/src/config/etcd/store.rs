@@ -564,7 +564,9 @@ impl Store for EtcdStore {
         let Some(rev) = version.as_etcd() else {
             return Err(version_from_elsewhere());
         };
-        if let Some(snap) = Snapshot::of(&next, &self.layout).filter(|s| s.revision == rev) {
+        if let Some(snap) =
+            Snapshot::of(&next, &self.layout, &self.url.to_string()).filter(|s| s.revision == rev)
+        {
             return self.commit(snap, &next);
         }
         // Not read through this store: its snapshot read again as of its revision (gone
@@ -578,7 +580,9 @@ impl Store for EtcdStore {
     fn check_invariants(&self, cfg: &ClusterConfig) -> Result<(), GntError> {
         let checked = check_commit(cfg, &self.url.to_string());
         // The full check reads every instance: a read that failed is the error to show.
-        if let Some(f) = Snapshot::of(cfg, &self.layout).and_then(Snapshot::failure) {
+        if let Some(f) =
+            Snapshot::of(cfg, &self.layout, &self.url.to_string()).and_then(Snapshot::failure)
+        {
             return Err(f.error);
         }
         checked
