@@ -177,6 +177,9 @@ pub struct Read {
     pub revision: Option<i64>,
     pub limit: i64,
     pub keys_only: bool,
+    /// Answered by the member asked from what it has applied, without asking the leader
+    /// (for a read pinned to a revision that member has already shown).
+    pub serializable: bool,
 }
 
 impl Read {
@@ -188,6 +191,7 @@ impl Read {
             revision,
             limit: 0,
             keys_only: false,
+            serializable: false,
         }
     }
 
@@ -199,6 +203,7 @@ impl Read {
             revision,
             limit: 0,
             keys_only: false,
+            serializable: false,
         }
     }
 
@@ -215,6 +220,9 @@ impl Read {
         }
         if self.keys_only {
             req["keys_only"] = json!(true);
+        }
+        if self.serializable {
+            req["serializable"] = json!(true);
         }
         req
     }

@@ -26,7 +26,8 @@ use netconf::mac::MacAddr;
 #[derive(Clone)]
 pub(super) struct ReadFailure {
     pub(super) error: GntError,
-    /// The snapshot's revision was compacted away: a fresh snapshot will do.
+    /// The snapshot's revision was compacted away (or is not yet applied by the member
+    /// asked): a fresh snapshot will do.
     pub(super) compacted: bool,
 }
 
@@ -233,7 +234,10 @@ impl Snapshot {
     }
 
     fn fail_etcd(&self, e: &EtcdError) {
-        let compacted = e.to_string().contains("compacted");
+        let compacted = {
+            let m = e.to_string();
+            m.contains("compacted") || m.contains("future revision")
+        };
         let error = match e {
             EtcdError::Unreachable(m) => GntError::Exec(format!("{m}; nothing was written")),
             _ => GntError::Exec(format!(
@@ -261,9 +265,16 @@ impl Snapshot {
         if missing.is_empty() {
             return true;
         }
+        // Serializable: the member this client reads from answered the heads as of this
+        // revision, so it has applied it and needs no round to the leader. Should another
+        // member answer that has not yet, it refuses (a future revision) and the command
+        // starts over.
         let ask: Vec<Read> = missing
             .iter()
-            .map(|k| Read::key(self.layout.key(k), Some(self.revision)))
+            .map(|k| Read {
+                serializable: true,
+                ..Read::key(self.layout.key(k), Some(self.revision))
+            })
             .collect();
         match self.client.read_many(&ask) {
             Ok((_, answers)) => {
