@@ -64,8 +64,8 @@ pub(crate) trait Remote: Any + Send + Sync {
     /// The key of the instance with a NIC with MAC `mac`, from the MAC index, if that
     /// instance has it.
     fn key_for_mac(&self, mac: MacAddr) -> Option<String>;
-    /// Every instance.
-    fn all(&self) -> BTreeMap<String, Instance>;
+    /// Every instance; an error if they could not all be read.
+    fn all(&self) -> Result<BTreeMap<String, Instance>, GntError>;
     /// Reads, in one request, what `get` and `key_for_name` of `key_or_name` will ask.
     fn prefetch(&self, key_or_name: &str);
     /// The value of `key` as this snapshot read it, without reading: `None` if it was not
@@ -620,9 +620,16 @@ impl Instances {
     fn materialize(&self) -> &BTreeMap<String, Instance> {
         self.full.get_or_init(|| {
             let base = match self.stored.as_deref() {
-                None if self.remote.is_some() => {
-                    self.remote.as_ref().map(|r| r.all()).unwrap_or_default()
-                }
+                // As for a cache that no longer decodes: a caller that asks for every
+                // instance cannot be given fewer, so a failed read ends the command with
+                // its error (nothing was written).
+                None if let Some(r) = &self.remote => match r.all() {
+                    Ok(all) => all,
+                    Err(e) => {
+                        eprintln!("{e}");
+                        std::process::exit(i32::from(e.exit_code()))
+                    }
+                },
                 None => BTreeMap::new(),
                 Some(s) => match s.decode_all() {
                     Some(all) => all.into_iter().collect(),

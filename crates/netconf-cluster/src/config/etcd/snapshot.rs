@@ -405,10 +405,14 @@ impl Remote for Snapshot {
             .then_some(key)
     }
 
-    fn all(&self) -> BTreeMap<String, Instance> {
-        self.all_instances()
-            .map(|(m, _)| m.clone())
-            .unwrap_or_default()
+    fn all(&self) -> Result<BTreeMap<String, Instance>, GntError> {
+        match self.all_instances() {
+            Some((m, _)) => Ok(m.clone()),
+            None => Err(self.failure().map_or_else(
+                || GntError::Exec(format!("{}: cannot read the instances", self.shown)),
+                |f| f.error,
+            )),
+        }
     }
 
     fn prefetch(&self, key_or_name: &str) {

@@ -140,10 +140,13 @@ impl EtcdStore {
     fn load_whole(&self) -> Result<ClusterConfig, GntError> {
         let snap = self.snapshot(None)?;
         let mut cfg = snap.config();
-        cfg.instances.all_decoded();
+        // Read here, so that a failure is this call's error rather than the end of the
+        // process that `all_decoded` makes of it.
+        snap.all_instances();
         if let Some(f) = snap.failure() {
             return Err(f.error);
         }
+        cfg.instances.all_decoded();
         // Checked in full, as a hand-edited config.data is.
         cfg.origin.parsed_from_toml = true;
         Ok(cfg)
