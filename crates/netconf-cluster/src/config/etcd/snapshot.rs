@@ -72,9 +72,6 @@ impl Snapshot {
         let corrupt = |key: &[u8], why: &dyn std::fmt::Display| {
             GntError::Config(format!("{shown}: key '{}': {why}", b2s(key)))
         };
-        let mut anything = Read::prefix(layout.root(), revision);
-        anything.limit = 1;
-        anything.keys_only = true;
         let reads = [
             Read::key(layout.key(&Key::Schema), revision),
             Read::key(layout.key(&Key::Cluster), revision),
@@ -82,11 +79,24 @@ impl Snapshot {
             Read::prefix(&layout.under("groups"), revision),
             Read::prefix(&layout.under("nodes"), revision),
             Read::prefix(&layout.under("networks"), revision),
-            anything,
         ];
-        let (rev, mut answers) = client.read_many(&reads).map_err(|e| unreachable(&e))?;
+        let (rev, answers) = client.read_many(&reads).map_err(|e| unreachable(&e))?;
         let revision = revision.unwrap_or(rev);
-        let empty = answers.pop().is_none_or(|a| a.kvs.is_empty());
+        // Without a schema key: a fresh cluster if nothing at all is under the prefix, else
+        // a copy that stopped midway. Asked only then: etcd 3.4 counts every key of a
+        // range even when asked for one, which under a large cluster's prefix costs more
+        // than the rest of a command.
+        let empty = answers.first().is_none_or(|a| a.kvs.is_empty()) && {
+            let mut anything = Read::prefix(layout.root(), Some(revision));
+            anything.limit = 1;
+            anything.keys_only = true;
+            client
+                .read_many(&[anything])
+                .map_err(|e| unreachable(&e))?
+                .1
+                .first()
+                .is_none_or(|a| a.kvs.is_empty())
+        };
         let mut heads = BTreeMap::new();
         for kv in answers.into_iter().flat_map(|a| a.kvs) {
             let k = layout
