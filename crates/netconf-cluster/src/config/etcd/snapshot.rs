@@ -344,11 +344,11 @@ impl Snapshot {
     }
 
     /// A key holding an instance's UUID (an index key), read on demand.
-    fn index(&self, key: Key) -> Option<String> {
-        if !self.fetch(std::slice::from_ref(&key)) {
+    fn index(&self, key: &Key) -> Option<String> {
+        if !self.fetch(std::slice::from_ref(key)) {
             return None;
         }
-        let kv = self.kv(&key)??;
+        let kv = self.kv(key)??;
         String::from_utf8(kv.value).ok()
     }
 
@@ -401,7 +401,7 @@ impl Remote for Snapshot {
     }
 
     fn key_for_name(&self, name: &str) -> Option<String> {
-        let key = self.index(Key::InstanceName(name.to_owned()))?;
+        let key = self.index(&Key::InstanceName(name.to_owned()))?;
         // An index key left by an instance that is gone (a hand edit) names nobody.
         self.get(&key)
             .is_some_and(|i| i.name == name)
@@ -409,7 +409,7 @@ impl Remote for Snapshot {
     }
 
     fn key_for_mac(&self, mac: MacAddr) -> Option<String> {
-        let key = self.index(Key::Mac(mac.to_string()))?;
+        let key = self.index(&Key::Mac(mac.to_string()))?;
         self.get(&key)
             .is_some_and(|i| i.nics.iter().any(|n| n.mac == mac))
             .then_some(key)

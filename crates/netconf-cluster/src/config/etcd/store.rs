@@ -281,7 +281,7 @@ impl EtcdStore {
             }
             for k in ib.difference(&ia) {
                 if let Some(other) = idx_add.insert(k.clone(), uuid.clone()) {
-                    return Err(self.duplicate(&k, &other, uuid));
+                    return Err(self.duplicate(k, &other, uuid));
                 }
             }
             for i in a.iter().chain(b) {
