@@ -12,6 +12,7 @@ pub use range::{AllocRange, RangeSyntax, problems as range_problems};
 
 use std::fmt;
 use std::net::Ipv4Addr;
+use std::sync::{Arc, OnceLock};
 
 use bitvec::prelude::{BitVec, Lsb0};
 use ipnet::Ipv4Net;
@@ -43,17 +44,140 @@ impl fmt::Display for PoolError {
 
 impl std::error::Error for PoolError {}
 
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct AddressPool {
     net: Ipv4Net,
-    instance: Bits,
-    external: Bits,
+    instance: Bitmap,
+    external: Bitmap,
     /// The allocation ranges, sorted; empty: the whole subnet is allocatable.
     ranges: Vec<AllocRange>,
     /// Set for every address outside `ranges`, as a third bitmap so that `first_free`
     /// stays a word scan; `None` without ranges.
-    outside: Option<Bits>,
+    outside: Option<Arc<Bits>>,
 }
+
+/// A reservation bitmap, kept as the runs it was stored as (checked when read) until
+/// something needs its bits, and then shared until changed (copy on write). A command on
+/// etcd reads every network of the cluster (256 /16 pools are 4 MB of bits) and changes
+/// at most a few: the others are never expanded, and copying, comparing and writing
+/// them costs next to nothing.
+#[derive(Clone)]
+struct Bitmap {
+    size: usize,
+    /// The set runs (first, last), sorted and apart, while the bits are as stored.
+    runs: Option<Arc<[(usize, usize)]>>,
+    bits: OnceLock<Arc<Bits>>,
+}
+
+impl Bitmap {
+    fn zeros(size: usize) -> Self {
+        Bitmap {
+            size,
+            runs: Some(Arc::new([])),
+            bits: OnceLock::new(),
+        }
+    }
+
+    fn from_bits(bits: Bits) -> Self {
+        Bitmap {
+            size: bits.len(),
+            runs: None,
+            bits: OnceLock::from(Arc::new(bits)),
+        }
+    }
+
+    /// Bit `i` (< size), without expanding the runs.
+    fn get(&self, i: usize) -> bool {
+        match (&self.runs, self.bits.get()) {
+            (_, Some(b)) => b[i],
+            (Some(runs), None) => {
+                let k = runs.partition_point(|r| r.1 < i);
+                runs.get(k).is_some_and(|r| r.0 <= i)
+            }
+            (None, None) => false,
+        }
+    }
+
+    /// The bits, to change (no longer as stored).
+    fn make_mut(&mut self) -> &mut Bits {
+        let _ = &**self;
+        self.runs = None;
+        match self.bits.get_mut() {
+            Some(b) => Arc::make_mut(b),
+            None => unreachable!("expanded above"),
+        }
+    }
+
+    fn encode(&self) -> String {
+        match (&self.runs, self.bits.get()) {
+            (Some(runs), _) => {
+                let mut out = String::new();
+                for &(a, b) in runs.iter() {
+                    if !out.is_empty() {
+                        out.push(',');
+                    }
+                    if a == b {
+                        out.push_str(&a.to_string());
+                    } else {
+                        out.push_str(&format!("{a}-{b}"));
+                    }
+                }
+                out
+            }
+            _ => encode_ranges(self),
+        }
+    }
+}
+
+impl std::ops::Deref for Bitmap {
+    type Target = Bits;
+    fn deref(&self) -> &Bits {
+        self.bits.get_or_init(|| {
+            let mut bits = Bits::repeat(false, self.size);
+            for &(a, b) in self.runs.iter().flat_map(|r| r.iter()) {
+                bits[a..=b].fill(true);
+            }
+            Arc::new(bits)
+        })
+    }
+}
+
+/// Bitmaps as stored compare by their runs; expanded ones as memory, word by word, the
+/// last partial word by bits (bitvec's own equality walks them far slower).
+fn same(a: &Bitmap, b: &Bitmap) -> bool {
+    if let (Some(x), Some(y)) = (&a.runs, &b.runs) {
+        return a.size == b.size && x == y;
+    }
+    if let (Some(x), Some(y)) = (a.bits.get(), b.bits.get())
+        && Arc::ptr_eq(x, y)
+    {
+        return true;
+    }
+    same_words(a, b)
+}
+
+fn same_words(a: &Bits, b: &Bits) -> bool {
+    let whole = a.len() / u64::BITS as usize;
+    a.len() == b.len()
+        && a.as_raw_slice()[..whole] == b.as_raw_slice()[..whole]
+        && a[whole * u64::BITS as usize..] == b[whole * u64::BITS as usize..]
+}
+
+impl PartialEq for AddressPool {
+    fn eq(&self, o: &Self) -> bool {
+        self.net == o.net
+            && self.ranges == o.ranges
+            && same(&self.instance, &o.instance)
+            && same(&self.external, &o.external)
+            && match (&self.outside, &o.outside) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b) || same_words(a, b),
+                (None, None) => true,
+                _ => false,
+            }
+    }
+}
+
+impl Eq for AddressPool {}
 
 impl fmt::Debug for AddressPool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -61,8 +185,8 @@ impl fmt::Debug for AddressPool {
             f,
             "AddressPool({}, instance={}, external={}, ranges={:?})",
             self.net,
-            encode_ranges(&self.instance),
-            encode_ranges(&self.external),
+            self.instance.encode(),
+            self.external.encode(),
             self.ranges
         )
     }
@@ -71,6 +195,18 @@ impl fmt::Debug for AddressPool {
 impl AddressPool {
     /// An empty pool (no reservations at all) after Ganeti's size check.
     pub fn empty(net: Ipv4Net) -> Result<Self, PoolError> {
+        let size = Self::checked_size(net)?;
+        Ok(AddressPool {
+            net,
+            instance: Bitmap::zeros(size),
+            external: Bitmap::zeros(size),
+            ranges: Vec::new(),
+            outside: None,
+        })
+    }
+
+    /// How many addresses a pool of `net` holds, after Ganeti's size check.
+    fn checked_size(net: Ipv4Net) -> Result<usize, PoolError> {
         let size = 1usize << (32 - net.prefix_len());
         if net.prefix_len() > MAX_PREFIX {
             return Err(PoolError(format!(
@@ -82,13 +218,7 @@ impl AddressPool {
                 "A big network with {size} host(s) is currently not supported. please specify at most a /16 network"
             )));
         }
-        Ok(AddressPool {
-            net,
-            instance: Bits::repeat(false, size),
-            external: Bits::repeat(false, size),
-            ranges: Vec::new(),
-            outside: None,
-        })
+        Ok(size)
     }
 
     /// Ganeti's `InitializeNetwork`: network and broadcast, then the gateway, are reserved
@@ -96,8 +226,9 @@ impl AddressPool {
     pub fn initialize(net: Ipv4Net, gateway: Option<Ipv4Addr>) -> Result<Self, PoolError> {
         let mut pool = Self::empty(net)?;
         let last = pool.size() - 1;
-        pool.external.set(0, true);
-        pool.external.set(last, true);
+        let ext = pool.external.make_mut();
+        ext.set(0, true);
+        ext.set(last, true);
         if let Some(gw) = gateway {
             pool.reserve(gw, Kind::External)?;
         }
@@ -106,15 +237,19 @@ impl AddressPool {
 
     /// Rebuilds a pool from its stored bitmaps.
     pub fn from_stored(net: Ipv4Net, instance: &str, external: &str) -> Result<Self, PoolError> {
-        let mut pool = Self::empty(net)?;
-        pool.instance = decode_bits(instance, pool.size())?;
-        pool.external = decode_bits(external, pool.size())?;
-        Ok(pool)
+        let size = Self::checked_size(net)?;
+        Ok(AddressPool {
+            net,
+            instance: decode_bits(instance, size)?,
+            external: decode_bits(external, size)?,
+            ranges: Vec::new(),
+            outside: None,
+        })
     }
 
     /// The stored forms of the instance and external bitmaps.
     pub fn to_stored(&self) -> (String, String) {
-        (encode_ranges(&self.instance), encode_ranges(&self.external))
+        (self.instance.encode(), self.external.encode())
     }
 
     /// Ganeti's `0`/`1` strings, for export to Ganeti-format consumers.
@@ -149,7 +284,7 @@ impl AddressPool {
                     outside[lo..=hi].fill(false);
                 }
             }
-            outside
+            Arc::new(outside)
         });
         self.ranges = ranges;
     }
@@ -183,7 +318,7 @@ impl AddressPool {
         Ipv4Addr::from(u32::from(self.net.network()) + idx as u32)
     }
 
-    fn bits(&self, kind: Kind) -> &Bits {
+    fn bits(&self, kind: Kind) -> &Bitmap {
         match kind {
             Kind::Instance => &self.instance,
             Kind::External => &self.external,
@@ -192,25 +327,25 @@ impl AddressPool {
 
     fn bits_mut(&mut self, kind: Kind) -> &mut Bits {
         match kind {
-            Kind::Instance => &mut self.instance,
-            Kind::External => &mut self.external,
+            Kind::Instance => self.instance.make_mut(),
+            Kind::External => self.external.make_mut(),
         }
     }
 
     pub fn is_reserved(&self, ip: Ipv4Addr, kind: Kind) -> Result<bool, PoolError> {
         let i = self.index(ip)?;
-        Ok(self.bits(kind)[i])
+        Ok(self.bits(kind).get(i))
     }
 
     /// Set in either bitmap.
     pub fn is_used(&self, ip: Ipv4Addr) -> Result<bool, PoolError> {
         let i = self.index(ip)?;
-        Ok(self.instance[i] || self.external[i])
+        Ok(self.instance.get(i) || self.external.get(i))
     }
 
     pub fn reserve(&mut self, ip: Ipv4Addr, kind: Kind) -> Result<(), PoolError> {
         let i = self.index(ip)?;
-        if self.bits(kind)[i] {
+        if self.bits(kind).get(i) {
             return Err(PoolError(match kind {
                 Kind::Instance => format!("IP {ip} is already used by an instance"),
                 Kind::External => format!("IP {ip} is already externally reserved"),
@@ -222,7 +357,7 @@ impl AddressPool {
 
     pub fn release(&mut self, ip: Ipv4Addr, kind: Kind) -> Result<(), PoolError> {
         let i = self.index(ip)?;
-        if !self.bits(kind)[i] {
+        if !self.bits(kind).get(i) {
             return Err(PoolError(match kind {
                 Kind::Instance => format!("IP {ip} is not used by an instance"),
                 Kind::External => format!("IP {ip} is not externally reserved"),
@@ -332,15 +467,7 @@ impl AddressPool {
 
     /// Whether `other` has exactly the same `kind` bits (over the same subnet).
     pub fn same_bits(&self, other: &AddressPool, kind: Kind) -> bool {
-        let (a, b) = (self.bits(kind), other.bits(kind));
-        if self.net != other.net || a.len() != b.len() {
-            return false;
-        }
-        // Whole words compare as memory (bitvec's own equality walks them far slower, and
-        // the commit check compares every network's pool); the last, partial word by bits.
-        let whole = a.len() / u64::BITS as usize;
-        a.as_raw_slice()[..whole] == b.as_raw_slice()[..whole]
-            && a[whole * u64::BITS as usize..] == b[whole * u64::BITS as usize..]
+        self.net == other.net && same(self.bits(kind), other.bits(kind))
     }
 
     /// Externally reserved addresses in ascending order.
@@ -410,12 +537,12 @@ fn next_bit(words: &[u64], from: usize, len: usize, value: bool) -> Option<usize
 /// Reads either the range form or Ganeti's `0`/`1` string of exactly `size` characters
 /// (so a Ganeti export can be pasted in). The forms cannot be confused: a single offset
 /// written with `size` digits would exceed `size`.
-fn decode_bits(s: &str, size: usize) -> Result<Bits, PoolError> {
+fn decode_bits(s: &str, size: usize) -> Result<Bitmap, PoolError> {
     let bad = |why: &str| PoolError(format!("invalid reservation bitmap '{}': {why}", short(s)));
     if s.len() == size && s.bytes().all(|c| c == b'0' || c == b'1') {
-        return Ok(s.bytes().map(|c| c == b'1').collect());
+        return Ok(Bitmap::from_bits(s.bytes().map(|c| c == b'1').collect()));
     }
-    let mut bits = Bits::repeat(false, size);
+    let mut runs: Vec<(usize, usize)> = Vec::new();
     for part in s.split(',').filter(|p| !p.is_empty()) {
         let (a, b) = match part.split_once('-') {
             Some((a, b)) => (a, b),
@@ -426,9 +553,22 @@ fn decode_bits(s: &str, size: usize) -> Result<Bits, PoolError> {
         if a > b || b >= size {
             return Err(bad("offset out of range"));
         }
-        bits[a..=b].fill(true);
+        runs.push((a, b));
     }
-    Ok(bits)
+    // Sorted, overlapping and touching runs merged: the form `encode_ranges` writes.
+    runs.sort_unstable();
+    let mut merged: Vec<(usize, usize)> = Vec::with_capacity(runs.len());
+    for (a, b) in runs {
+        match merged.last_mut() {
+            Some(last) if a <= last.1.saturating_add(1) => last.1 = last.1.max(b),
+            _ => merged.push((a, b)),
+        }
+    }
+    Ok(Bitmap {
+        size,
+        runs: Some(merged.into()),
+        bits: OnceLock::new(),
+    })
 }
 
 fn short(s: &str) -> String {
@@ -448,6 +588,46 @@ mod tests {
     }
     fn ip(s: &str) -> Ipv4Addr {
         s.parse().unwrap()
+    }
+
+    /// A pool read from its stored form answers from the runs without expanding them,
+    /// exactly as the expanded bits would, writes them back in the canonical form, and
+    /// equals an expanded pool with the same bits.
+    #[test]
+    fn a_stored_pool_answers_from_its_runs_as_its_bits_would() {
+        let n = net("198.51.100.0/24");
+        let lazy = AddressPool::from_stored(n, "9,3-4,1-2,200-210,205", "0,255").unwrap();
+        assert!(lazy.instance.bits.get().is_none(), "read without expanding");
+        let mut expanded = lazy.clone();
+        expanded
+            .reserve(ip("198.51.100.100"), Kind::Instance)
+            .unwrap();
+        expanded
+            .release(ip("198.51.100.100"), Kind::Instance)
+            .unwrap();
+        assert!(expanded.instance.runs.is_none());
+        for i in 0..256u32 {
+            let a = Ipv4Addr::from(u32::from(n.network()) + i);
+            for kind in [Kind::Instance, Kind::External] {
+                assert_eq!(
+                    lazy.is_reserved(a, kind).unwrap(),
+                    expanded.is_reserved(a, kind).unwrap(),
+                    "{a}"
+                );
+            }
+        }
+        assert!(
+            lazy.instance.bits.get().is_none(),
+            "looked up without expanding"
+        );
+        assert_eq!(lazy.to_stored().0, "1-4,9,200-210");
+        assert_eq!(expanded.to_stored(), lazy.to_stored());
+        assert_eq!(lazy, expanded);
+        assert!(lazy.same_bits(&expanded, Kind::Instance));
+        expanded
+            .reserve(ip("198.51.100.7"), Kind::Instance)
+            .unwrap();
+        assert_ne!(lazy, expanded);
     }
 
     #[test]

@@ -14,8 +14,14 @@
 //! fails to decode later (someone wrote into the cache in place, a bug) is never fatal:
 //! the instances are then parsed from that config.data, after checking that it still
 //! holds the bytes the cache was made from, and behave as a plain map from then on.
+//!
+//! A configuration read from etcd keeps its instances *remote* ([`Remote`]): the lookups a
+//! mutation makes (by key, by name, by MAC) read just those keys, all at the snapshot's
+//! revision, and the queries that need every instance read them all once, at that same
+//! revision, after which they behave as a plain map too.
 
-use std::collections::BTreeMap;
+use std::any::Any;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::fs::File;
 use std::net::Ipv4Addr;
@@ -39,9 +45,78 @@ pub(super) type Overlay = BTreeMap<String, Option<Instance>>;
 #[derive(Clone, Default)]
 pub struct Instances {
     stored: Option<Arc<Stored>>,
+    /// Kept even once the whole map is read: the store commits against this snapshot.
+    remote: Option<Arc<dyn Remote>>,
     overlay: Overlay,
     /// Every instance, once something asked for the whole map.
     full: OnceLock<BTreeMap<String, Instance>>,
+}
+
+/// Instances kept in a replicated store and read on demand, every read at the revision of
+/// one snapshot. A read that fails answers as if nothing were there and is remembered: the
+/// store refuses to commit anything built on that snapshot and reports the failure.
+pub(crate) trait Remote: Any + Send + Sync {
+    /// The instance with key `key`.
+    fn get(&self, key: &str) -> Option<Instance>;
+    /// The key of the instance named `name`, from the name index, if that instance has
+    /// the name.
+    fn key_for_name(&self, name: &str) -> Option<String>;
+    /// The key of the instance with a NIC with MAC `mac`, from the MAC index, if that
+    /// instance has it.
+    fn key_for_mac(&self, mac: MacAddr) -> Option<String>;
+    /// Every instance; an error if they could not all be read.
+    fn all(&self) -> Result<BTreeMap<String, Instance>, GntError>;
+    /// Reads, in one request, what `get` and `key_for_name` of `key_or_name` will ask.
+    fn prefetch(&self, key_or_name: &str);
+    /// The value of `key` as this snapshot read it, without reading: `None` if it was not
+    /// read, `Some(None)` if it was read as absent.
+    fn known(&self, key: &str) -> Option<Option<Instance>>;
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// The MACs in use by instance NICs, as a command that changes NICs sees them: a set of
+/// every MAC for instances held locally; for remote ones the MACs this command took or
+/// freed over lookups in the store's MAC index, so that no command reads every instance
+/// to give one NIC a MAC.
+pub struct MacsInUse {
+    /// Every MAC in use (local), or the MACs of the instances this configuration changed
+    /// and those taken since (remote).
+    used: BTreeSet<MacAddr>,
+    /// Remote: MACs freed since.
+    freed: BTreeSet<MacAddr>,
+    /// Remote: the store, and the instances this configuration changed (their MACs are
+    /// in `used`, whatever the index says).
+    remote: Option<(Arc<dyn Remote>, BTreeSet<String>)>,
+}
+
+impl MacsInUse {
+    pub fn contains(&self, mac: &MacAddr) -> bool {
+        if self.used.contains(mac) {
+            return true;
+        }
+        match &self.remote {
+            Some((r, changed)) if !self.freed.contains(mac) => {
+                r.key_for_mac(*mac).is_some_and(|k| !changed.contains(&k))
+            }
+            _ => false,
+        }
+    }
+
+    /// Takes `mac`; false if it is in use.
+    pub fn insert(&mut self, mac: MacAddr) -> bool {
+        if self.contains(&mac) {
+            return false;
+        }
+        self.freed.remove(&mac);
+        self.used.insert(mac)
+    }
+
+    pub fn remove(&mut self, mac: &MacAddr) {
+        self.used.remove(mac);
+        if self.remote.is_some() {
+            self.freed.insert(*mac);
+        }
+    }
 }
 
 /// Instances as the snapshot cache holds them.
@@ -165,6 +240,16 @@ impl Instances {
     pub(super) fn from_stored(stored: Stored) -> Self {
         Instances {
             stored: Some(Arc::new(stored)),
+            remote: None,
+            overlay: BTreeMap::new(),
+            full: OnceLock::new(),
+        }
+    }
+
+    pub(crate) fn from_remote(remote: Arc<dyn Remote>) -> Self {
+        Instances {
+            stored: None,
+            remote: Some(remote),
             overlay: BTreeMap::new(),
             full: OnceLock::new(),
         }
@@ -173,9 +258,54 @@ impl Instances {
     pub fn from_map(map: BTreeMap<String, Instance>) -> Self {
         Instances {
             stored: None,
+            remote: None,
             overlay: BTreeMap::new(),
             full: OnceLock::from(map),
         }
+    }
+
+    /// The store these instances are read from, if remote.
+    pub(crate) fn remote(&self) -> Option<&Arc<dyn Remote>> {
+        self.remote.as_ref()
+    }
+
+    /// Whether these are remote instances of which only some were read.
+    pub(crate) fn is_remote_lazy(&self) -> bool {
+        self.remote.is_some() && !self.is_full()
+    }
+
+    /// Every change since the snapshot, removals (`None`) included; empty once the whole
+    /// map was read (then the map itself is the changed state).
+    pub(crate) fn overlay(&self) -> &Overlay {
+        &self.overlay
+    }
+
+    /// The MACs in use, for a command that gives NICs MACs.
+    pub fn macs_in_use(&self) -> MacsInUse {
+        match &self.remote {
+            Some(r) if !self.is_full() => MacsInUse {
+                used: self
+                    .overlay_live()
+                    .flat_map(|(_, i)| i.nics.iter().map(|n| n.mac))
+                    .collect(),
+                freed: BTreeSet::new(),
+                remote: Some((r.clone(), self.overlay.keys().cloned().collect())),
+            },
+            _ => MacsInUse {
+                used: self.macs().into_iter().collect(),
+                freed: BTreeSet::new(),
+                remote: None,
+            },
+        }
+    }
+
+    /// The whole map, if these are held whole or read from a remote store (which reads
+    /// them all now, once); `None` for stored instances, which are looked up in their index.
+    fn whole(&self) -> Option<&BTreeMap<String, Instance>> {
+        if let Some(m) = self.full.get() {
+            return Some(m);
+        }
+        self.remote.as_ref().map(|_| self.materialize())
     }
 
     /// The stored instances and the changes on top of them, while nothing forced the
@@ -184,7 +314,7 @@ impl Instances {
         &self,
         current: Option<Fingerprint>,
     ) -> Option<(Option<&Stored>, &Overlay)> {
-        if self.full.get().is_some() {
+        if self.full.get().is_some() || self.remote.is_some() {
             return None;
         }
         match self.stored.as_deref() {
@@ -244,7 +374,7 @@ impl Instances {
     }
 
     pub fn len(&self) -> usize {
-        if let Some(m) = self.full.get() {
+        if let Some(m) = self.whole() {
             return m.len();
         }
         let base = self.stored.as_ref().map_or(0, |s| s.len());
@@ -265,14 +395,21 @@ impl Instances {
         if let Some(m) = self.full.get() {
             return m.contains_key(key);
         }
-        match self.overlay.get(key) {
-            Some(v) => v.is_some(),
-            None => self.in_stored(key).is_some(),
+        match (self.overlay.get(key), &self.remote) {
+            (Some(v), _) => v.is_some(),
+            (None, Some(r)) => r.get(key).is_some(),
+            (None, None) => self.in_stored(key).is_some(),
         }
     }
 
     /// The key of the instance called `name`, or `name` itself when it is a key.
     pub fn key_of(&self, name: &str) -> Option<String> {
+        if let (Some(r), false) = (
+            &self.remote,
+            self.is_full() || self.overlay.contains_key(name),
+        ) {
+            r.prefetch(name);
+        }
         if self.contains_key(name) {
             return Some(name.to_owned());
         }
@@ -287,20 +424,28 @@ impl Instances {
                 .find(|(_, i)| i.name == name)
                 .map(|(k, _)| k.clone());
         }
-        self.overlay_live()
+        let changed = self
+            .overlay_live()
             .find(|(_, i)| i.name == name)
-            .map(|(k, _)| k.clone())
-            .or_else(|| {
-                self.stored_live()
-                    .find(|e| e.name == name.as_bytes())
-                    .map(|e| e.key.to_owned())
-            })
+            .map(|(k, _)| k.clone());
+        if let Some(r) = &self.remote {
+            // An instance changed here answers for itself, whatever the index said.
+            return changed.or_else(|| {
+                r.key_for_name(name)
+                    .filter(|k| !self.overlay.contains_key(k))
+            });
+        }
+        changed.or_else(|| {
+            self.stored_live()
+                .find(|e| e.name == name.as_bytes())
+                .map(|e| e.key.to_owned())
+        })
     }
 
     /// Every instance's name, from the index: nothing is decoded (shell completion reads
     /// these for each TAB).
     pub fn names(&self) -> Vec<String> {
-        if let Some(m) = self.full.get() {
+        if let Some(m) = self.whole() {
             return m.values().map(|i| i.name.to_string()).collect();
         }
         let stored = self
@@ -313,7 +458,7 @@ impl Instances {
 
     /// Every MAC address of every NIC.
     pub fn macs(&self) -> Vec<MacAddr> {
-        if let Some(m) = self.full.get() {
+        if let Some(m) = self.whole() {
             return m
                 .values()
                 .flat_map(|i| i.nics.iter().map(|n| n.mac))
@@ -371,7 +516,7 @@ impl Instances {
         maybe: impl Fn(Entry<'_>) -> bool,
         pred: impl Fn(&Instance) -> bool,
     ) -> Vec<(String, Instance)> {
-        if let Some(m) = self.full.get() {
+        if let Some(m) = self.whole() {
             return m
                 .iter()
                 .filter(|(_, i)| pred(i))
@@ -411,6 +556,7 @@ impl Instances {
         }
         match self.overlay.get(key) {
             Some(v) => v.clone(),
+            None if self.remote.is_some() => self.remote.as_ref()?.get(key),
             None => {
                 let s = self.stored.as_ref()?;
                 let i = s.find(key)?;
@@ -450,7 +596,7 @@ impl Instances {
         if let Some(m) = self.full.get_mut() {
             return m.remove(key);
         }
-        if self.in_stored(key).is_some() {
+        if self.in_stored(key).is_some() || self.remote.is_some() {
             self.overlay.insert(key.to_owned(), None);
         } else {
             self.overlay.remove(key);
@@ -474,6 +620,16 @@ impl Instances {
     fn materialize(&self) -> &BTreeMap<String, Instance> {
         self.full.get_or_init(|| {
             let base = match self.stored.as_deref() {
+                // As for a cache that no longer decodes: a caller that asks for every
+                // instance cannot be given fewer, so a failed read ends the command with
+                // its error (nothing was written).
+                None if let Some(r) = &self.remote => match r.all() {
+                    Ok(all) => all,
+                    Err(e) => {
+                        eprintln!("{e}");
+                        std::process::exit(i32::from(e.exit_code()))
+                    }
+                },
                 None => BTreeMap::new(),
                 Some(s) => match s.decode_all() {
                     Some(all) => all.into_iter().collect(),

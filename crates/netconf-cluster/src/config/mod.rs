@@ -29,7 +29,7 @@ mod watch;
 mod writer;
 
 pub use instance::{Instance, Nic, NicParams};
-pub use instances::Instances;
+pub use instances::{Instances, MacsInUse};
 #[cfg(any(test, feature = "test-support"))]
 pub use mem_store::{MemStore, with_each_store};
 pub use model::{

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ipnet::{Ipv4Net, Ipv6Net};
@@ -10,10 +11,10 @@ use serde::{Deserialize, Serialize};
 
 use super::finding::Finding;
 use super::instance::{Instance, NicParams};
-use super::instances::Instances;
+use super::instances::{Instances, MacsInUse};
 use crate::error::GntError;
 use crate::pool::{AddressPool, AllocRange};
-use netconf::mac::{MacAddr, MacPrefix};
+use netconf::mac::MacPrefix;
 use netconf::name::{GroupName, NetworkName, NodeName, printable};
 
 /// The format version this build writes; a file with a larger one is refused.
@@ -61,6 +62,17 @@ pub struct Origin {
     pub(super) skip_commit_check: bool,
     /// The errors `verify` found when the configuration was parsed from TOML by the store.
     pub(super) errors: Vec<Finding>,
+    /// The groups, nodes and networks of the snapshot this was read from, for a store
+    /// whose instances are read on demand: the commit check compares against them.
+    pub(crate) base: Option<Arc<Heads>>,
+}
+
+/// The objects of a cluster besides its instances, as one snapshot held them.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Heads {
+    pub(crate) nodegroups: BTreeMap<String, NodeGroup>,
+    pub(crate) nodes: BTreeMap<String, Node>,
+    pub(crate) networks: BTreeMap<String, Network>,
 }
 
 /// Provenance is not content: a configuration equals its parsed copy.
@@ -354,9 +366,9 @@ impl ClusterConfig {
         self.origin.skip_commit_check = true;
     }
 
-    /// Every MAC in use by an instance NIC.
-    pub fn macs_in_use(&self) -> BTreeSet<MacAddr> {
-        self.instances.macs().into_iter().collect()
+    /// The MACs in use by instance NICs (looked up one by one in a remote store).
+    pub fn macs_in_use(&self) -> MacsInUse {
+        self.instances.macs_in_use()
     }
 }
 

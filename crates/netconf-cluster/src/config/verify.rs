@@ -248,7 +248,13 @@ pub fn check_commit(cfg: &ClusterConfig) -> Result<(), Vec<Finding>> {
     if cfg.origin.skip_commit_check || checks_skipped() {
         return Ok(());
     }
-    if !cfg.origin.parsed_from_toml && !cfg.instances.is_full() && quick_clean(cfg) {
+    if cfg.instances.is_remote_lazy() {
+        if let Some(base) = &cfg.origin.base
+            && remote_clean(cfg, base)
+        {
+            return Ok(());
+        }
+    } else if !cfg.origin.parsed_from_toml && !cfg.instances.is_full() && quick_clean(cfg) {
         return Ok(());
     }
     let errors = errors(cfg);
@@ -822,6 +828,121 @@ fn quick_clean(cfg: &ClusterConfig) -> bool {
     }
     // A MAC given twice among the changed instances sits twice in `watch`, counted once.
     watch.windows(2).all(|w| w[0].0 != w[1].0) && watch.iter().all(|w| w.1 == 1)
+}
+
+/// A configuration whose instances live in a remote store (etcd) and were read only in
+/// part, against the snapshot it was read from (`base`): true if it proves every
+/// invariant. Reading every instance to check a change of one would cost a large cluster
+/// more than the whole command may, and is not needed: the snapshot kept every invariant
+/// (each commit was checked so, back to a copy that was verified in full), so by induction
+/// it is enough that
+///  * the heads (cluster, groups, nodes, networks) are clean, and none of them that an
+///    unchanged instance may lean on went away (a group, node or network, a connection, a
+///    node's group, a subnet; otherwise the full check runs);
+///  * each changed instance is clean on its own, and no name or MAC is given twice among
+///    them (against the other instances the store's name and MAC index keys, created
+///    only if absent within the commit's transaction, keep them unique);
+///  * each network's pool changed by exactly the addresses the changed instances gave up
+///    and took: then every bit still has exactly one owner, and no address taken is held
+///    by an instance that did not change (its bit was set, so taking it changes nothing
+///    and the counts differ).
+///
+/// A hand edit of the store that broke an invariant is not seen here; `gnt-cluster
+/// verify` reads everything and reports it.
+fn remote_clean(cfg: &ClusterConfig, base: &super::model::Heads) -> bool {
+    let Some(remote) = cfg.instances.remote() else {
+        return false;
+    };
+    let mut r = Report::default();
+    heads(cfg, &mut r);
+    if r.has_errors() {
+        return false;
+    }
+    let kept_groups = base.nodegroups.iter().all(|(u, g)| {
+        cfg.nodegroups
+            .get(u)
+            .is_some_and(|n| g.networks.keys().all(|k| n.networks.contains_key(k)))
+    });
+    let kept_nodes = base
+        .nodes
+        .iter()
+        .all(|(u, n)| cfg.nodes.get(u).is_some_and(|m| m.group == n.group));
+    let kept_nets = base
+        .networks
+        .iter()
+        .all(|(u, n)| cfg.networks.get(u).is_some_and(|m| m.network == n.network));
+    if !(kept_groups && kept_nodes && kept_nets) {
+        return false;
+    }
+    let mut names: HashSet<&str> = HashSet::new();
+    let mut macs: HashSet<MacAddr> = HashSet::new();
+    // Per network: addresses given up and taken by the changed instances.
+    let mut freed: HashMap<&str, Vec<Ipv4Addr>> = HashMap::new();
+    let mut taken: HashMap<&str, Vec<Ipv4Addr>> = HashMap::new();
+    let olds: Vec<(Option<Instance>, Option<&Instance>)> = cfg
+        .instances
+        .overlay()
+        .iter()
+        // Never read: absent at the snapshot, which the commit compares.
+        .map(|(k, v)| (remote.known(k).flatten(), v.as_ref()))
+        .collect();
+    for (old, new) in &olds {
+        if let Some(i) = new {
+            instance_local(cfg, i, &mut r);
+            if !names.insert(i.name.as_str()) || i.nics.iter().any(|n| !macs.insert(n.mac)) {
+                return false;
+            }
+        }
+        for (inst, into) in [(old.as_ref(), &mut freed), (*new, &mut taken)] {
+            for nic in inst.iter().flat_map(|i| &i.nics) {
+                if let (Some(net), Some(ip)) = (&nic.network, nic.ipv4()) {
+                    into.entry(net.as_str()).or_default().push(ip);
+                }
+            }
+        }
+    }
+    if r.has_errors() {
+        return false;
+    }
+    for (uuid, net) in &cfg.networks {
+        let (f, t) = (freed.get(uuid.as_str()), taken.get(uuid.as_str()));
+        let old = base.networks.get(uuid);
+        if f.is_none() && t.is_none() && old.is_some_and(|o| o.pool == net.pool) {
+            continue;
+        }
+        let Some(new_pool) = &net.pool else {
+            // An L2-only network: no NIC on it may have an address.
+            if t.is_some() {
+                return false;
+            }
+            continue;
+        };
+        let mut expect = match old.and_then(|o| o.pool.clone()) {
+            Some(p) => p,
+            None => match net.network.map(AddressPool::empty) {
+                Some(Ok(p)) => p,
+                _ => return false,
+            },
+        };
+        for ip in f.into_iter().flatten() {
+            if expect.release(*ip, Kind::Instance).is_err() {
+                return false;
+            }
+        }
+        for ip in t.into_iter().flatten() {
+            if expect.reserve(*ip, Kind::Instance).is_err() {
+                return false;
+            }
+        }
+        if !expect.same_bits(new_pool, Kind::Instance) {
+            return false;
+        }
+    }
+    // Addresses on networks that are gone were refused above (a network went away).
+    freed
+        .keys()
+        .chain(taken.keys())
+        .all(|n| cfg.networks.contains_key(*n))
 }
 
 /// One change `repair_pools` made (or would make).

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
 
 use super::Feedback;
-use crate::config::{ClusterConfig, Instance, Nic, NicParams, new_uuid, now, tags};
+use crate::config::{ClusterConfig, Instance, MacsInUse, Nic, NicParams, new_uuid, now, tags};
 use crate::error::{ErrorCode, GntError, IntoGnt};
 use crate::hooks::HookEnv;
 use crate::pool::Kind;
@@ -208,7 +208,7 @@ fn parse_mode(s: &str) -> Result<NicMode, GntError> {
 }
 
 /// A random MAC with `prefix`, unique among `used` (which it joins).
-pub fn generate_mac(prefix: MacPrefix, used: &mut BTreeSet<MacAddr>) -> Result<MacAddr, GntError> {
+pub fn generate_mac(prefix: MacPrefix, used: &mut MacsInUse) -> Result<MacAddr, GntError> {
     for _ in 0..64 {
         let mut low = [0u8; 3];
         getrandom::fill(&mut low)
@@ -344,7 +344,7 @@ fn new_nic(
     group: &str,
     node: Option<&str>,
     conflicts_check: bool,
-    used_macs: &mut BTreeSet<MacAddr>,
+    used_macs: &mut MacsInUse,
     fb: &mut Feedback,
 ) -> Result<Nic, GntError> {
     let network = match spec.network.as_deref() {
@@ -615,7 +615,7 @@ fn modify_nic(
     spec: &NicSpec,
     group: &str,
     conflicts_check: bool,
-    used_macs: &mut BTreeSet<MacAddr>,
+    used_macs: &mut MacsInUse,
     fb: &mut Feedback,
 ) -> Result<Nic, GntError> {
     let net_given = spec.network.as_deref().filter(|n| *n != "none");

@@ -8,7 +8,7 @@
 //! `result` silently compares `VERSION == 0`, so every compare carries both; HTTP 400, 429
 //! and 503 carry etcd's error text in the body.
 
-use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -30,6 +30,10 @@ pub const MAX_REQUEST_BYTES: usize = 1_572_864;
 const PER_ENTRY_OVERHEAD: usize = 48;
 /// A whole cluster read is refused above this (100,000 instances take about 60 MB).
 const MAX_RESPONSE_BYTES: u64 = 1 << 30;
+/// A range of many keys is read in pages of this many (about 10 MB of instances), all at
+/// the revision of the first, so that no single answer takes longer than the request
+/// timeout. Not fewer: etcd 3.4 walks every key of the range for each page to count them.
+const PAGE_KEYS: i64 = 16384;
 
 /// How a request failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,7 +162,7 @@ pub struct Client {
     agent: ureq::Agent,
     bases: Vec<String>,
     /// The member that answered last; requests start there.
-    current: Cell<usize>,
+    current: AtomicUsize,
     shown: String,
     /// Why nothing can be sent at all (the TLS settings of `etcds://` are unusable): every
     /// request fails with it, before connecting.
@@ -167,6 +171,9 @@ pub struct Client {
     deadline: Option<Instant>,
     /// How the members are reached, for the hints of failed connections.
     link: Link,
+    /// Requests sent and answer bytes received, for tests that show what a command reads.
+    requests: AtomicU64,
+    received: AtomicU64,
 }
 
 /// Plain HTTP, or TLS with or without a client certificate.
@@ -174,6 +181,66 @@ pub struct Client {
 enum Link {
     Plain,
     Tls { client_cert: bool },
+}
+
+/// One range of a read: `key` alone, or `[key, end)`, at `revision` (the current one when
+/// `None`), at most `limit` keys (0: all).
+#[derive(Debug, Clone)]
+pub struct Read {
+    pub key: Vec<u8>,
+    pub end: Option<Vec<u8>>,
+    pub revision: Option<i64>,
+    pub limit: i64,
+    pub keys_only: bool,
+    /// Answered by the member asked from what it has applied, without asking the leader
+    /// (for a read pinned to a revision that member has already shown).
+    pub serializable: bool,
+}
+
+impl Read {
+    /// One key at `revision`.
+    pub fn key(key: Vec<u8>, revision: Option<i64>) -> Self {
+        Read {
+            key,
+            end: None,
+            revision,
+            limit: 0,
+            keys_only: false,
+            serializable: false,
+        }
+    }
+
+    /// Every key under `prefix` at `revision`.
+    pub fn prefix(prefix: &[u8], revision: Option<i64>) -> Self {
+        Read {
+            key: prefix.to_vec(),
+            end: Some(range_end(prefix)),
+            revision,
+            limit: 0,
+            keys_only: false,
+            serializable: false,
+        }
+    }
+
+    fn json(&self) -> Value {
+        let mut req = json!({ "key": B64.encode(&self.key) });
+        if let Some(e) = &self.end {
+            req["range_end"] = json!(B64.encode(e));
+        }
+        if let Some(r) = self.revision {
+            req["revision"] = json!(r.to_string());
+        }
+        if self.limit > 0 {
+            req["limit"] = json!(self.limit.to_string());
+        }
+        if self.keys_only {
+            req["keys_only"] = json!(true);
+        }
+        if self.serializable {
+            req["serializable"] = json!(true);
+        }
+        req
+    }
 }
 
 /// A request body as a member can be asked it, and what came of the attempt.
@@ -215,11 +282,13 @@ impl Client {
                 .iter()
                 .map(|e| e.base_for(url.tls()))
                 .collect(),
-            current: Cell::new(0),
+            current: AtomicUsize::new(0),
             shown: url.to_string(),
             unusable,
             deadline: None,
             link,
+            requests: AtomicU64::new(0),
+            received: AtomicU64::new(0),
         }
     }
 
@@ -236,7 +305,16 @@ impl Client {
             .map(|d| d.saturating_duration_since(Instant::now()))
     }
 
+    /// How many requests this client sent and how many answer bytes it received.
+    pub fn traffic(&self) -> (u64, u64) {
+        (
+            self.requests.load(Ordering::Relaxed),
+            self.received.load(Ordering::Relaxed),
+        )
+    }
+
     fn attempt(&self, base: &str, path: &str, body: &[u8]) -> Attempt {
+        self.requests.fetch_add(1, Ordering::Relaxed);
         let mut req = self
             .agent
             .post(format!("{base}{path}"))
@@ -267,7 +345,10 @@ impl Client {
             .limit(MAX_RESPONSE_BYTES)
             .read_to_vec()
         {
-            Ok(b) => Attempt::Answer(status, b),
+            Ok(b) => {
+                self.received.fetch_add(b.len() as u64, Ordering::Relaxed);
+                Attempt::Answer(status, b)
+            }
             Err(e) => Attempt::Lost(format!("{base}: reading the answer: {e}")),
         }
     }
@@ -296,11 +377,11 @@ impl Client {
                     errors.push("no answer within the time allowed".into());
                     break 'rounds;
                 }
-                let at = (self.current.get() + i) % n;
+                let at = (self.current.load(Ordering::Relaxed) + i) % n;
                 let base = &self.bases[at];
                 match self.attempt(base, path, &body) {
                     Attempt::Answer(200, b) => {
-                        self.current.set(at);
+                        self.current.store(at, Ordering::Relaxed);
                         return serde_json::from_slice(&b).map_err(|e| {
                             EtcdError::Unknown(format!("{base}: not etcd's JSON answer: {e}"))
                         });
@@ -335,31 +416,79 @@ impl Client {
         )))
     }
 
-    /// Every key under `prefix`, at `revision` (the current one when `None`).
+    /// Every key under `prefix`, at `revision` (the current one when `None`), read in
+    /// pages all at the revision of the first.
     pub fn range_prefix(
         &self,
         prefix: &[u8],
         revision: Option<i64>,
     ) -> Result<RangeResult, EtcdError> {
-        let mut req = json!({
-            "key": B64.encode(prefix),
-            "range_end": B64.encode(range_end(prefix)),
-        });
-        if let Some(r) = revision {
-            req["revision"] = json!(r.to_string());
+        let mut read = Read::prefix(prefix, revision);
+        read.limit = PAGE_KEYS;
+        let mut out: Option<RangeResult> = None;
+        loop {
+            let v = self.post("/v3/kv/range", &read.json(), true)?;
+            let r: RangeAnswer = serde_json::from_value(v)
+                .map_err(|e| EtcdError::Unknown(format!("etcd's range answer: {e}")))?;
+            let more = r.more;
+            let page = r.decode()?;
+            let Some(last) = page.kvs.last() else {
+                return Ok(out.unwrap_or(page));
+            };
+            read.key = last.key.clone();
+            read.key.push(0);
+            match &mut out {
+                None => {
+                    // The header names the current revision, not the one asked for.
+                    read.revision.get_or_insert(page.revision);
+                    out = Some(page);
+                }
+                Some(o) => o.kvs.extend(page.kvs),
+            }
+            if !more {
+                return Ok(out.unwrap_or_else(|| RangeResult {
+                    revision: 0,
+                    kvs: Vec::new(),
+                }));
+            }
         }
-        let v = self.post("/v3/kv/range", &req, true)?;
-        let r: RangeAnswer = serde_json::from_value(v)
-            .map_err(|e| EtcdError::Unknown(format!("etcd's range answer: {e}")))?;
-        let kvs = r
-            .kvs
-            .into_iter()
-            .map(KvAnswer::decode)
-            .collect::<Result<_, _>>()?;
-        Ok(RangeResult {
-            revision: r.header.revision,
-            kvs,
-        })
+    }
+
+    /// Several ranges in read-only txns (of at most [`MAX_TXN_OPS`] each), all at one
+    /// revision: that of the first txn's answer, unless the reads name theirs. Returns that
+    /// revision and each read's keys, in order.
+    pub fn read_many(&self, reads: &[Read]) -> Result<(i64, Vec<RangeResult>), EtcdError> {
+        let mut pinned: Option<i64> = None;
+        let mut out = Vec::with_capacity(reads.len());
+        for chunk in reads.chunks(MAX_TXN_OPS) {
+            let success: Vec<Value> = chunk
+                .iter()
+                .map(|r| {
+                    let mut r = r.clone();
+                    if r.revision.is_none() {
+                        r.revision = pinned;
+                    }
+                    json!({ "request_range": r.json() })
+                })
+                .collect();
+            let v = self.post("/v3/kv/txn", &json!({ "success": success }), true)?;
+            let r: ReadTxnAnswer = serde_json::from_value(v)
+                .map_err(|e| EtcdError::Unknown(format!("etcd's txn answer: {e}")))?;
+            if r.responses.len() != chunk.len() {
+                return Err(EtcdError::Unknown(format!(
+                    "etcd answered {} of {} reads",
+                    r.responses.len(),
+                    chunk.len()
+                )));
+            }
+            pinned.get_or_insert(r.header.revision);
+            for resp in r.responses {
+                let mut rr = resp.response_range.decode()?;
+                rr.revision = r.header.revision;
+                out.push(rr);
+            }
+        }
+        Ok((pinned.unwrap_or(0), out))
     }
 
     /// One txn: if every compare holds, apply every op.
@@ -519,9 +648,37 @@ struct Header {
 
 #[derive(Deserialize)]
 struct RangeAnswer {
-    header: Header,
+    #[serde(default)]
+    header: Option<Header>,
     #[serde(default)]
     kvs: Vec<KvAnswer>,
+    #[serde(default)]
+    more: bool,
+}
+
+impl RangeAnswer {
+    fn decode(self) -> Result<RangeResult, EtcdError> {
+        Ok(RangeResult {
+            revision: self.header.map_or(0, |h| h.revision),
+            kvs: self
+                .kvs
+                .into_iter()
+                .map(KvAnswer::decode)
+                .collect::<Result<_, _>>()?,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct ReadTxnAnswer {
+    header: Header,
+    #[serde(default)]
+    responses: Vec<ReadResponse>,
+}
+
+#[derive(Deserialize)]
+struct ReadResponse {
+    response_range: RangeAnswer,
 }
 
 #[derive(Deserialize)]

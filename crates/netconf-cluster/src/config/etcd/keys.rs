@@ -20,6 +20,21 @@
 
 use std::fmt::Write;
 
+impl Key {
+    /// Whether a snapshot reads this key up front (the heads), rather than on demand.
+    pub fn is_head(&self) -> bool {
+        matches!(
+            self,
+            Key::Schema
+                | Key::Cluster
+                | Key::Serial
+                | Key::Group(_)
+                | Key::Node(_)
+                | Key::Network(_)
+        )
+    }
+}
+
 /// One key of the layout, without the prefix.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Key {
@@ -53,6 +68,11 @@ impl Layout {
     /// The range that holds the whole cluster.
     pub fn root(&self) -> &[u8] {
         self.root.as_bytes()
+    }
+
+    /// The range of one kind of object: `groups`, `nodes`, `networks` or `instances`.
+    pub fn under(&self, dir: &str) -> Vec<u8> {
+        format!("{}{dir}/", self.root).into_bytes()
     }
 
     pub fn key(&self, k: &Key) -> Vec<u8> {

@@ -10,6 +10,7 @@ mod audit;
 pub mod client;
 pub mod copy;
 mod keys;
+mod snapshot;
 mod store;
 pub mod tls;
 pub mod url;
