@@ -184,7 +184,7 @@ fn synopsis_is_generated_from_clap() {
     let stale = manpage::stale(&tools, &[]);
     assert!(
         stale.is_empty(),
-        "run `cargo run -p nfdhcpd --example regen-man`:\n{}",
+        "run `cargo run -p nfdhcpd --example regen-man-nfdhcpd`:\n{}",
         stale.join("\n")
     );
     let page = std::fs::read_to_string(manpage::page_path("nfdhcpd")).unwrap();
