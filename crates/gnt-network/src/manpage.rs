@@ -1,6 +1,6 @@
 //! The gnt-* tools whose man pages carry blocks rendered from clap (see
-//! `netconf_test_support::manpage`): `cargo run -p gnt-network --example regen-man` rewrites
-//! them, the test `synopses_are_generated_from_clap` (tests/manpages.rs) fails on a stale one.
+//! `netconf_test_support::manpage`): `cargo run -p gnt-network --example
+//! regen-man-gnt-network` rewrites them, the test `synopses_are_generated_from_clap` (tests/manpages.rs) fails on a stale one.
 
 use clap::{Command, CommandFactory};
 

@@ -578,7 +578,7 @@ fn synopses_are_generated_from_clap() {
     );
     assert!(
         stale.is_empty(),
-        "stale generated synopses: run `cargo run -p gnt-network --example regen-man`:\n{}",
+        "stale generated synopses: run `cargo run -p gnt-network --example regen-man-gnt-network`:\n{}",
         stale.join("\n")
     );
 }
@@ -595,4 +595,37 @@ fn stated_defaults_are_clap_defaults() {
         ));
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// Every example of the workspace has a name of its own (the man pages' `regen-man-<crate>`
+/// among them): examples of all crates share one output directory, where two of one name
+/// overwrite each other's binary (cargo's "output filename collision").
+#[test]
+fn example_names_are_unique_in_the_workspace() {
+    let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut seen: Vec<(String, String)> = Vec::new();
+    for c in std::fs::read_dir(&crates).unwrap().flatten() {
+        let Ok(examples) = std::fs::read_dir(c.path().join("examples")) else {
+            continue;
+        };
+        let owner = c.file_name().to_string_lossy().into_owned();
+        for e in examples.flatten() {
+            let p = e.path();
+            // An example is `name.rs` or a directory `name/` with a main.rs.
+            let name = match p.extension() {
+                Some(x) if x == "rs" => p.file_stem(),
+                None if p.join("main.rs").is_file() => p.file_name(),
+                _ => continue,
+            };
+            let name = name.unwrap().to_string_lossy().into_owned();
+            if let Some((_, other)) = seen.iter().find(|(n, _)| *n == name) {
+                panic!("example {name} exists in {other} and in {owner}");
+            }
+            seen.push((name, owner.clone()));
+        }
+    }
+    assert!(
+        seen.iter().any(|(n, _)| n == "regen-man-gnt-network"),
+        "{seen:?}"
+    );
 }

@@ -5,7 +5,7 @@
 
 use std::fmt;
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -269,50 +269,11 @@ impl Binding {
     }
 }
 
-/// Reads a binding file's text without ever blocking or following a link: opened with
-/// `O_NONBLOCK|O_NOFOLLOW` (a FIFO opens at once and is then refused), only a regular
-/// file of at most [`MAX_FILE_BYTES`] is read. Absence keeps its `NotFound` kind.
+/// Reads a binding file's text without ever blocking or following a link (see
+/// [`crate::textfile::read`]): only a regular file of at most [`MAX_FILE_BYTES`] is read.
+/// Absence keeps its `NotFound` kind.
 pub fn read_text(path: &Path) -> std::io::Result<String> {
-    use nix::fcntl::OFlag;
-    let f = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags((OFlag::O_NONBLOCK | OFlag::O_NOFOLLOW).bits())
-        .open(path)
-        .map_err(|e| {
-            if e.raw_os_error() == Some(nix::errno::Errno::ELOOP as i32) {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    "a symbolic link: refused, bindings must be regular files",
-                )
-            } else {
-                e
-            }
-        })?;
-    let meta = f.metadata()?;
-    if !meta.is_file() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "not a regular file: refused",
-        ));
-    }
-    if meta.len() > MAX_FILE_BYTES {
-        return Err(too_large());
-    }
-    let mut buf = Vec::with_capacity(meta.len() as usize);
-    // The limit again while reading: the file may grow after the fstat.
-    f.take(MAX_FILE_BYTES + 1).read_to_end(&mut buf)?;
-    if buf.len() as u64 > MAX_FILE_BYTES {
-        return Err(too_large());
-    }
-    String::from_utf8(buf)
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
-}
-
-fn too_large() -> std::io::Error {
-    std::io::Error::new(
-        std::io::ErrorKind::InvalidData,
-        format!("larger than {} KiB: refused", MAX_FILE_BYTES / 1024),
-    )
+    crate::textfile::read(path, MAX_FILE_BYTES)
 }
 
 /// Whether a file name in the state directory is a binding (temporaries and hidden files

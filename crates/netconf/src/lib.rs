@@ -11,6 +11,7 @@ pub mod mac;
 pub mod name;
 pub mod nicenv;
 pub mod nicmode;
+pub mod textfile;
 pub mod timefmt;
 
 pub use hookenv::{HookEnvError, HookNic, HookVars, InstanceHookEnv};

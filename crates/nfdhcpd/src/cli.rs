@@ -1,5 +1,5 @@
 //! nfdhcpd's command line, apart from `main` so that the man page's generated SYNOPSIS
-//! (`cargo run -p nfdhcpd --example regen-man`) is rendered from it.
+//! (`cargo run -p nfdhcpd --example regen-man-nfdhcpd`) is rendered from it.
 
 use std::path::PathBuf;
 

@@ -66,7 +66,7 @@ fn run() -> anyhow::Result<ExitCode> {
 
 fn status(cfg: &DaemonSettings, format: OutputFormat) -> anyhow::Result<ExitCode> {
     let path = &cfg.general.status_file;
-    let text = match std::fs::read_to_string(path) {
+    let text = match nfdhcpd::stats::read_status(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             eprintln!("nfdhcpd: not running ({} absent)", path.display());

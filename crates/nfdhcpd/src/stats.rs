@@ -137,6 +137,18 @@ pub fn status_json(text: &str) -> Result<serde_json::Value, String> {
     Ok(Value::Object(top))
 }
 
+/// The status file is a line per TAP that sent something: 4 MiB holds tens of thousands,
+/// far more than a node has; a larger file is not the daemon's and is refused unread.
+pub const MAX_STATUS_BYTES: u64 = 4 << 20;
+
+/// The status file's text for `nfdhcpd --status`, read as any file someone else writes
+/// (the directory may belong to the daemon's unprivileged user): never blocking on a
+/// FIFO, never following a link, only a regular file of at most [`MAX_STATUS_BYTES`].
+/// Absence keeps its `NotFound` kind (the daemon is not running).
+pub fn read_status(path: &Path) -> std::io::Result<String> {
+    netconf::textfile::read(path, MAX_STATUS_BYTES)
+}
+
 /// Atomically replaces the status file (readers never see half a file).
 pub fn write_status(path: &Path, text: &str) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {

@@ -77,6 +77,74 @@ fn status_without_daemon_exits_3() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not running"));
 }
 
+/// `--status` with something else than the daemon's file at the status path: a FIFO (no
+/// writer: a plain read would wait for ever), a file far larger than any status, a
+/// symbolic link (the directory may be the daemon's user's), a directory. Each is refused
+/// with a clear error and exit 1, at once.
+#[test]
+fn status_refuses_what_the_daemon_never_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let status = dir.path().join("status");
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!("[general]\nstatus_file = \"{}\"\n", status.display()),
+    )
+    .unwrap();
+    let real = dir.path().join("real");
+    std::fs::write(&real, format!("pid {}\n", std::process::id())).unwrap();
+    let make: [(&str, &dyn Fn()); 4] = [
+        ("not a regular file", &|| {
+            nix::unistd::mkfifo(&status, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        }),
+        ("larger than 4096 KiB", &|| {
+            let f = std::fs::File::create(&status).unwrap();
+            f.set_len((4 << 20) + 1).unwrap();
+        }),
+        ("a symbolic link", &|| {
+            std::os::unix::fs::symlink(&real, &status).unwrap();
+        }),
+        ("not a regular file", &|| {
+            std::fs::create_dir(&status).unwrap()
+        }),
+    ];
+    for (why, make) in make {
+        make();
+        // Files, not pipes: a child that fills a pipe nobody reads yet would block too.
+        let (out, err) = (dir.path().join("out"), dir.path().join("err"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_nfdhcpd"))
+            .args(["-c", cfg.to_str().unwrap(), "--status"])
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(&err).unwrap())
+            .spawn()
+            .unwrap();
+        // A bounded wait, so that a read that blocks fails the test instead of hanging it.
+        let t0 = std::time::Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if t0.elapsed() > std::time::Duration::from_secs(60) {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{why}: nfdhcpd --status still blocked after 60 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let code = child.wait().unwrap().code();
+        let err = std::fs::read_to_string(&err).unwrap();
+        assert_eq!(code, Some(1), "{why}: {err}");
+        assert!(
+            err.contains(&format!("reading {}", status.display())),
+            "{err}"
+        );
+        assert!(err.contains(why), "{why}: {err}");
+        assert_eq!(std::fs::metadata(&out).unwrap().len(), 0, "{why}");
+        if status.is_dir() {
+            std::fs::remove_dir(&status).unwrap();
+        } else {
+            std::fs::remove_file(&status).unwrap();
+        }
+    }
+}
+
 #[test]
 fn man_page_documents_every_option() {
     let help = String::from_utf8(nfdhcpd(&["--help"]).stdout).unwrap();
@@ -116,7 +184,7 @@ fn synopsis_is_generated_from_clap() {
     let stale = manpage::stale(&tools, &[]);
     assert!(
         stale.is_empty(),
-        "run `cargo run -p nfdhcpd --example regen-man`:\n{}",
+        "run `cargo run -p nfdhcpd --example regen-man-nfdhcpd`:\n{}",
         stale.join("\n")
     );
     let page = std::fs::read_to_string(manpage::page_path("nfdhcpd")).unwrap();

@@ -1,5 +1,5 @@
 //! snf-dnshook's command line, apart from `main` so that the man page's generated SYNOPSIS
-//! (`cargo run -p snf-dnshook --example regen-man`) is rendered from it.
+//! (`cargo run -p snf-dnshook --example regen-man-snf-dnshook`) is rendered from it.
 
 use std::path::PathBuf;
 

@@ -184,7 +184,7 @@ fn synopsis_is_generated_from_clap() {
     let stale = manpage::stale(&tools, &[]);
     assert!(
         stale.is_empty(),
-        "run `cargo run -p snf-dnshook --example regen-man`:\n{}",
+        "run `cargo run -p snf-dnshook --example regen-man-snf-dnshook`:\n{}",
         stale.join("\n")
     );
     let page = man("snf-dnshook.8");

@@ -1,5 +1,5 @@
 //! snf-ifup's command line, apart from `main` so that the man page's generated blocks
-//! (`cargo run -p snf-ifup --example regen-man`, which includes this file) are rendered
+//! (`cargo run -p snf-ifup --example regen-man-snf-ifup`, which includes this file) are rendered
 //! from it. No `crate::` paths here: the example and the man page test compile it alone.
 
 use std::path::PathBuf;

@@ -1,5 +1,5 @@
-//! Read-only look at the node: sysfs for links (no process per query), netlink dumps for
-//! routing rules and default routes.
+//! Read-only look at the node: sysfs for link attributes (no process per query), netlink
+//! dumps for routing rules and default routes.
 
 use std::fs;
 use std::path::Path;
@@ -16,8 +16,13 @@ fn sys(dev: &str, file: &str) -> Option<String> {
         .map(|s| s.trim().to_owned())
 }
 
+/// Whether a link named `dev` exists, asked of the kernel's name table (SIOCGIFINDEX).
+/// Not sysfs: the kernel takes a link out of its name table before it announces the
+/// removal (RTM_DELLINK) but removes `/sys/class/net/<dev>` only afterwards, so a watcher
+/// woken by the announcement could still find the entry there, keep the NIC, and never
+/// hear of the link again.
 pub fn link_exists(dev: &str) -> bool {
-    Path::new(&format!("/sys/class/net/{dev}")).exists()
+    link::index_of(dev).is_some()
 }
 
 /// The bridge `dev` is enslaved to.

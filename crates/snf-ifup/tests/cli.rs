@@ -261,7 +261,7 @@ fn synopses_are_generated_from_clap() {
     let stale = manpage::stale(&tools, &[]);
     assert!(
         stale.is_empty(),
-        "run `cargo run -p snf-ifup --example regen-man`:\n{}",
+        "run `cargo run -p snf-ifup --example regen-man-snf-ifup`:\n{}",
         stale.join("\n")
     );
     let wrong = manpage::wrong_defaults("snf-ifup", &man(), &tools[0].1);

@@ -7,7 +7,7 @@
 mod common;
 
 use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -269,8 +269,11 @@ impl Drop for Watcher {
 
 impl Watcher {
     fn start(lab: &Lab) -> Watcher {
-        let mut child = lab
-            .ifup_command(&[], &["watch"])
+        Watcher::spawn(lab.ifup_command(&[], &["watch"]))
+    }
+
+    fn spawn(mut cmd: Command) -> Watcher {
+        let mut child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -395,6 +398,41 @@ fn watch_leaves_a_tap_that_came_back_under_the_same_name() {
     assert!(t1.2 > 0);
     // The new VM's `up` on the new TAP, then the new TAP goes too: that one is taken down.
     lab.ifup_ok(&refs(&env1), &["ganeti", "up"]);
+    lab.exec(&["ip", "link", "del", "tap1"]);
+    wait_gone(&lab, "tap1");
+    drop(w);
+}
+
+/// The kernel announces a link's removal (RTM_DELLINK) before it removes the link's sysfs
+/// entry, so a watcher that wakes at once can still find `/sys/class/net/<tap>`. Here sysfs
+/// keeps listing the TAP for good (a tmpfs over /sys/class/net, in the watcher's own mount
+/// namespace): the removal is still seen, because the watcher asks the kernel's name table.
+#[test]
+fn watch_takes_down_a_tap_that_sysfs_still_lists() {
+    if !can_run("watch_takes_down_a_tap_that_sysfs_still_lists") {
+        return;
+    }
+    let lab = Lab::new();
+    lab.bridge("br0", 1500);
+    tuntap(&lab, "tap1", "02:00:00:00:00:11");
+    lab.ifup_ok(
+        &refs(&bridged_nic("tap1", MAC1, "198.51.100.11")),
+        &["ganeti", "up"],
+    );
+    // The same command, environment and namespace as `Watcher::start`, behind `unshare`.
+    let plain = lab.ifup_command(&[], &["watch"]);
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &lab.node, "unshare", "--mount", "sh", "-c"])
+        .arg(r#"mount -t tmpfs lingering /sys/class/net && mkdir /sys/class/net/tap1 && exec "$0" watch"#)
+        .arg(env!("CARGO_BIN_EXE_snf-ifup"))
+        .env_clear();
+    for (k, v) in plain.get_envs() {
+        if let Some(v) = v {
+            cmd.env(k, v);
+        }
+    }
+    let w = Watcher::spawn(cmd);
+    assert!(traces(&lab, "tap1").0);
     lab.exec(&["ip", "link", "del", "tap1"]);
     wait_gone(&lab, "tap1");
     drop(w);

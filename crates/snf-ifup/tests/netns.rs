@@ -1470,6 +1470,17 @@ fn errors_dry_run_and_openvswitch() {
     let mut lab = Lab::new();
     lab.bridge("br0", 1500);
     lab.guest("tap1", MAC1);
+    // The veth's own MAC is random, and one in 64 random MACs starts with `fe` already
+    // (then, rightly, nothing is changed): give it one that needs the change.
+    lab.exec(&[
+        "ip",
+        "link",
+        "set",
+        "dev",
+        "tap1",
+        "address",
+        "0a:00:00:12:34:56",
+    ]);
     let fw0 = lab.fw_dump();
     let net0 = lab.net_dump();
     let env = nic(
@@ -1485,7 +1496,7 @@ fn errors_dry_run_and_openvswitch() {
     let out = lab.ifup_ok(&refs(&env), &["--dry-run", "ganeti", "up"]);
     for needle in [
         // The TAP's own MAC with `fe` first, so that the bridge never takes it.
-        "# ip -4 -batch -\nlink set dev tap1 address fe:",
+        "# ip -4 -batch -\nlink set dev tap1 address fe:00:00:12:34:56\n",
         "\nlink set dev tap1 mtu 1500\nlink set dev tap1 master br0\nlink set dev tap1 up\n",
         "# ebtables-restore --noflush\n*filter\n-N SNF-FROM-tap1\n-P SNF-FROM-tap1 RETURN\n",
         "-I FORWARD 1 -i tap1 -j SNF-FROM-tap1\n",

@@ -6,8 +6,8 @@
 //! The harnesses of each crate keep their own domain (nfdhcpd's testbed, snf-ifup's lab,
 //! BIND for snf-dnshook, the cluster stories) and build on these pieces.
 //!
-//! `manpage` renders the parts of the man pages that clap knows; each tool's `regen-man`
-//! example and man page test use it.
+//! `manpage` renders the parts of the man pages that clap knows; each tool's
+//! `regen-man-<crate>` example and man page test use it.
 #![forbid(unsafe_code)] // all unsafe lives in netconf-sys
 
 mod bins;

@@ -3,9 +3,10 @@
 //! into `man/*.8` between marker comments, and the defaults the pages state, checked against
 //! clap's. The prose around them stays hand-written.
 //!
-//! Each tool's `cargo run -p <crate> --example regen-man` rewrites its pages ([`regen`]); its
-//! man page test fails while a page is stale ([`stale`]) or states another default than
-//! clap's ([`wrong_defaults`]). Only tests and examples use this: the tools do not link it.
+//! Each tool's `cargo run -p <crate> --example regen-man-<crate>` rewrites its pages
+//! ([`regen`]); its man page test fails while a page is stale ([`stale`]) or states another
+//! default than clap's ([`wrong_defaults`]). Only tests and examples use this: the tools do
+//! not link it.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -194,7 +195,7 @@ pub fn page_path(name: &str) -> PathBuf {
 }
 
 /// Rewrites the generated blocks of each tool's page (`man/NAME.8`); what the
-/// `regen-man` examples run. Prints each page it changes and each page it cannot.
+/// `regen-man-<crate>` examples run. Prints each page it changes and each page it cannot.
 pub fn regen(tools: &[(&str, Command)]) -> ExitCode {
     let mut failed = false;
     for (name, tool) in tools {

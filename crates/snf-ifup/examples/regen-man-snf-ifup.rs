@@ -1,5 +1,5 @@
 //! Rewrites the generated blocks (SYNOPSIS, each command's synopsis) of snf-ifup(8) from
-//! the clap definitions: `cargo run -p snf-ifup --example regen-man`. The test
+//! the clap definitions: `cargo run -p snf-ifup --example regen-man-snf-ifup`. The test
 //! `synopses_are_generated_from_clap` fails until this has been run after a change of the
 //! command line.
 

@@ -1,5 +1,5 @@
 //! Rewrites the generated blocks (synopses) of the gnt-* man pages from the clap
-//! definitions: `cargo run -p gnt-network --example regen-man`. The test
+//! definitions: `cargo run -p gnt-network --example regen-man-gnt-network`. The test
 //! `synopses_are_generated_from_clap` fails until this has been run after a CLI change.
 
 fn main() -> std::process::ExitCode {
