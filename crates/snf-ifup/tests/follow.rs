@@ -6,65 +6,15 @@
 
 mod common;
 
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::watcher::Watcher;
 use common::{Lab, can_run, nic, refs, set};
 
 const MAC1: &str = "aa:00:00:00:00:01";
 const TOOLS: [&str; 2] = ["gnt-network", "gnt-instance"];
-
-/// `snf-ifup watch` in the node namespace; killed when dropped.
-struct Watcher {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Drop for Watcher {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Watcher {
-    fn start(lab: &Lab, config: &Path) -> Watcher {
-        let mut child = lab
-            .ifup_command(&[], &["watch", "--config", config.to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start snf-ifup watch");
-        let stderr = child.stderr.take().expect("piped");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("watch: {l}");
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
-        let w = Watcher { child, lines };
-        w.wait_for("watching for removed interfaces");
-        w
-    }
-
-    fn wait_for(&self, what: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(l) if l.contains(what) => return l,
-                Ok(_) => {}
-                Err(_) => break,
-            }
-        }
-        panic!("the watcher never said '{what}'");
-    }
-}
 
 fn gnt(bin: &Path, config: &Path, tool: &str, args: &[&str]) {
     let o = Command::new(bin.join(tool))
@@ -176,7 +126,7 @@ fn watch_reapplies_a_nic_changed_in_the_store_and_unrules_a_removed_instance() {
     let tap2_state = lab.state_dir().join("tap2.toml");
     let tap2 = std::fs::read_to_string(&tap2_state).unwrap();
 
-    let w = Watcher::start(&lab, &config);
+    let w = Watcher::start(&lab, &["watch", "--config", config.to_str().unwrap()]);
     // An unchanged store changes nothing.
     let before = (binding(&lab), fw_of_tap1(&lab));
 

@@ -11,12 +11,12 @@
 
 mod common;
 
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Mutex, mpsc};
+use std::process::{Command, Output};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use common::watcher::Watcher;
 use common::{Lab, can_run};
 use netconf_test_support::{EtcdInNetns, need_etcd};
 
@@ -26,55 +26,6 @@ const TOOLS: [&str; 2] = ["gnt-network", "gnt-instance"];
 const PREFIX: &str = "/cluster1";
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-/// `snf-ifup watch --store URL` in the node namespace; killed when dropped.
-struct Watcher {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Drop for Watcher {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Watcher {
-    fn start(lab: &Lab, url: &str) -> Watcher {
-        let mut child = lab
-            .ifup_command(&[], &["watch", "--store", url])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start snf-ifup watch");
-        let stderr = child.stderr.take().expect("piped");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("watch: {l}");
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
-        let w = Watcher { child, lines };
-        w.wait_for("watching for removed interfaces");
-        w
-    }
-
-    fn wait_for(&self, what: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(l) if l.contains(what) => return l,
-                Ok(_) => {}
-                Err(_) => break,
-            }
-        }
-        panic!("the watcher never said '{what}'");
-    }
-}
 
 /// A gnt-* command in the node namespace, against the store at `url`, as any node runs it.
 fn gnt(lab: &Lab, bin: &Path, url: &str, tool: &str, args: &[&str]) {
@@ -232,7 +183,7 @@ fn watch_on_etcd_reapplies_a_modify_survives_outages_and_unrules_a_removed_insta
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(binding(&s.lab, "tap1").contains("IP=198.51.100.11\n"));
 
-    let w = Watcher::start(&s.lab, &s.url);
+    let w = Watcher::start(&s.lab, &["watch", "--store", &s.url]);
     s.modify_and_follow("198.51.100.21", "live");
     let l = w.wait_for("changed in the cluster store");
     assert!(l.contains("IP"), "{l}");
@@ -291,7 +242,7 @@ fn watch_on_etcd_resumes_from_its_revision_and_resyncs_after_a_compaction() {
     let o = s.up(&s.url, "tap1", "vm1", &[]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // The watcher knows member 0 only: while it is down, the others go on without it.
-    let w = Watcher::start(&s.lab, &s.etcd.member_url(0, PREFIX));
+    let w = Watcher::start(&s.lab, &["watch", "--store", &s.etcd.member_url(0, PREFIX)]);
     s.modify_and_follow("198.51.100.21", "live");
 
     // Changed while the watch is away: seen when it comes back, from where it left off.
@@ -347,7 +298,7 @@ fn up_on_etcd_boots_from_the_local_snapshot_while_etcd_is_down() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let mut s = Setup::new(bin);
     // Nothing followed yet: the watcher keeps the snapshot anyway.
-    let _w = Watcher::start(&s.lab, &s.url);
+    let _w = Watcher::start(&s.lab, &["watch", "--store", &s.url]);
     let snap = s.snapshot();
     until("the local snapshot", || snap.is_file());
     use std::os::unix::fs::PermissionsExt;

@@ -6,11 +6,10 @@
 
 mod common;
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::watcher::Watcher;
 use common::{Env, Lab, can_run, nic, refs, set};
 
 const MAC1: &str = "aa:00:00:00:00:01";
@@ -254,58 +253,6 @@ fn unusable_ip_or_mac_is_refused_and_nothing_applied() {
     }
 }
 
-/// `snf-ifup watch` in the node namespace; killed when dropped.
-struct Watcher {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Drop for Watcher {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Watcher {
-    fn start(lab: &Lab) -> Watcher {
-        Watcher::spawn(lab.ifup_command(&[], &["watch"]))
-    }
-
-    fn spawn(mut cmd: Command) -> Watcher {
-        let mut child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start snf-ifup watch");
-        let stderr = child.stderr.take().expect("piped");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("watch: {l}");
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
-        let w = Watcher { child, lines };
-        w.wait_for("watching for removed interfaces");
-        w
-    }
-
-    fn wait_for(&self, what: &str) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(l) if l.contains(what) => return,
-                Ok(_) => {}
-                Err(_) => break,
-            }
-        }
-        panic!("the watcher never said '{what}'");
-    }
-}
-
 /// Polls until `tap`'s NIC is gone; returns how long that took.
 fn wait_gone(lab: &Lab, tap: &str) -> Duration {
     let t0 = Instant::now();
@@ -341,7 +288,7 @@ fn watch_takes_down_a_deleted_tap_and_leaves_its_sibling() {
     let sibling = (fw_of(&lab, "tap2"), traces(&lab, "tap2"));
     assert_eq!(sibling.1, (true, true, sibling.0.len()));
     assert!(!sibling.0.is_empty());
-    let _w = Watcher::start(&lab);
+    let _w = Watcher::start(&lab, &["watch"]);
     // Nothing happens to NICs whose TAPs exist.
     assert!(traces(&lab, "tap1").0);
     lab.exec(&["ip", "link", "del", "tap1"]);
@@ -379,7 +326,7 @@ fn watch_leaves_a_tap_that_came_back_under_the_same_name() {
         &refs(&bridged_nic("tap2", MAC2, "198.51.100.12")),
         &["ganeti", "up"],
     );
-    let w = Watcher::start(&lab);
+    let w = Watcher::start(&lab, &["watch"]);
     // Holding snf-ifup's lock keeps the watcher from acting until the TAP is back.
     let lock = lab.state_dir().join(".lock").display().to_string();
     lab.exec(&[
@@ -460,7 +407,7 @@ fn watch_rescan_at_start_takes_down_taps_that_went_meanwhile() {
     lab.exec(&["ip", "link", "del", "tap3"]);
     assert!(traces(&lab, "tap3").0);
     // The start-up scan runs before the watcher reports that it is watching.
-    let _w = Watcher::start(&lab);
+    let _w = Watcher::start(&lab, &["watch"]);
     assert_eq!(traces(&lab, "tap3"), (false, false, 0));
     assert!(traces(&lab, "tap4").0);
     lab.exec(&["ip", "link", "del", "tap4"]);
@@ -483,8 +430,8 @@ fn watch_rescans_after_lost_notifications() {
         &refs(&bridged_nic("tap1", MAC1, "198.51.100.11")),
         &["ganeti", "up"],
     );
-    let w = Watcher::start(&lab);
-    let pid = w.child.id().to_string();
+    let w = Watcher::start(&lab, &["watch"]);
+    let pid = w.pid().to_string();
     common::ok(&["kill", "-STOP", &pid]);
     // Every alias change is one RTM_NEWLINK: cheap churn, far more than the socket holds.
     let mut batch = String::new();

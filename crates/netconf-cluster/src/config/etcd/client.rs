@@ -712,7 +712,7 @@ struct TxnAnswer {
 }
 
 /// The gateway's 64-bit numbers come as strings; accept plain numbers too.
-fn number<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+pub(super) fn number<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum N {

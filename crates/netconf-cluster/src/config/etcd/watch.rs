@@ -19,10 +19,10 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use serde_json::json;
 
-use super::client::range_end;
+use super::client::{number, range_end};
 use super::url::EtcdUrl;
 use crate::config::watch::StoreWatch;
 use crate::error::GntError;
@@ -421,20 +421,6 @@ struct Event {
 struct EventKv {
     #[serde(deserialize_with = "number", default)]
     mod_revision: i64,
-}
-
-/// The gateway's 64-bit numbers come as strings; accept plain numbers too.
-fn number<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum N {
-        S(String),
-        I(i64),
-    }
-    match N::deserialize(d)? {
-        N::I(i) => Ok(i),
-        N::S(s) => s.parse().map_err(serde::de::Error::custom),
-    }
 }
 
 #[cfg(test)]
