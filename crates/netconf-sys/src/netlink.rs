@@ -81,21 +81,56 @@ pub fn default_routes(v6: bool) -> anyhow::Result<Vec<(u32, u32)>> {
 }
 
 /// A NETLINK_ROUTE socket.
-#[allow(unsafe_code)]
 pub(crate) fn route_socket() -> anyhow::Result<OwnedFd> {
+    socket(NETLINK_ROUTE, "netlink socket")
+}
+
+/// A netlink socket of `protocol` (`what` names it in errors).
+#[allow(unsafe_code)]
+pub(crate) fn socket(protocol: libc::c_int, what: &str) -> anyhow::Result<OwnedFd> {
     // SAFETY: plain socket(2); the result is checked before use.
     let raw = unsafe {
         libc::socket(
             libc::AF_NETLINK,
             libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            NETLINK_ROUTE,
+            protocol,
         )
     };
     if raw < 0 {
-        return Err(std::io::Error::last_os_error()).context("netlink socket");
+        return Err(std::io::Error::last_os_error()).with_context(|| what.to_owned());
     }
     // SAFETY: `raw` is a fresh descriptor owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+const NETLINK_CAP_ACK: libc::c_int = 10;
+const NETLINK_EXT_ACK: libc::c_int = 11;
+
+/// Asks the kernel for explanations with errors, and errors without a copy of the
+/// request (the error bodies `ext_ack` readers expect).
+#[allow(unsafe_code)]
+pub(crate) fn ask_for_explanations(fd: &OwnedFd) {
+    let on: libc::c_int = 1;
+    for opt in [NETLINK_EXT_ACK, NETLINK_CAP_ACK] {
+        // SAFETY: `on` is a c_int that outlives the call; an old kernel refuses the
+        // options, which only costs the explanations.
+        let _ = unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_NETLINK,
+                opt,
+                (&raw const on).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+    }
+}
+
+/// Pads a message or attribute being built to netlink's 4-byte alignment.
+pub(crate) fn pad(b: &mut Vec<u8>) {
+    while !b.len().is_multiple_of(4) {
+        b.push(0);
+    }
 }
 
 #[allow(unsafe_code)]

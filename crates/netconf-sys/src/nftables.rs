@@ -12,9 +12,11 @@
 //! [`Socket`].
 
 use std::fmt;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use anyhow::Context;
+
+use crate::netlink::{self, pad};
 
 const NETLINK_NETFILTER: i32 = 12;
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
@@ -31,8 +33,6 @@ const NLM_F_APPEND: u16 = 0x800;
 const NLM_F_ACK_TLVS: u16 = 0x200;
 const NLMSGERR_ATTR_MSG: u16 = 1;
 const NLA_F_NESTED: u16 = 0x8000;
-const NETLINK_EXT_ACK: libc::c_int = 11;
-const NETLINK_CAP_ACK: libc::c_int = 10;
 
 const NFT_MSG_NEWTABLE: u16 = 0;
 const NFT_MSG_GETTABLE: u16 = 1;
@@ -252,12 +252,6 @@ impl Buf {
         let mut b = Buf::default();
         inner(&mut b);
         self.attr(t | NLA_F_NESTED, &b.0);
-    }
-}
-
-fn pad(b: &mut Vec<u8>) {
-    while !b.len().is_multiple_of(4) {
-        b.push(0);
     }
 }
 
@@ -601,35 +595,9 @@ pub struct Socket {
 }
 
 impl Socket {
-    #[allow(unsafe_code)]
     pub fn open() -> anyhow::Result<Socket> {
-        // SAFETY: plain socket(2); the result is checked before use.
-        let raw = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                NETLINK_NETFILTER,
-            )
-        };
-        if raw < 0 {
-            return Err(std::io::Error::last_os_error()).context("netfilter netlink socket");
-        }
-        // SAFETY: `raw` is a fresh descriptor owned by nobody else.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let on: libc::c_int = 1;
-        for opt in [NETLINK_EXT_ACK, NETLINK_CAP_ACK] {
-            // SAFETY: `on` is a c_int that outlives the call; an old kernel refuses the
-            // options, which only costs the explanations.
-            let _ = unsafe {
-                libc::setsockopt(
-                    fd.as_raw_fd(),
-                    libc::SOL_NETLINK,
-                    opt,
-                    (&raw const on).cast(),
-                    size_of::<libc::c_int>() as libc::socklen_t,
-                )
-            };
-        }
+        let fd = netlink::socket(NETLINK_NETFILTER, "netfilter netlink socket")?;
+        netlink::ask_for_explanations(&fd);
         Ok(Socket {
             fd,
             buf: vec![0; 256 * 1024],

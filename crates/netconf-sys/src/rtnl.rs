@@ -10,7 +10,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
 
-use crate::netlink::route_socket;
+use crate::netlink::{ask_for_explanations, pad, route_socket};
 
 const NLMSG_ERROR: u16 = 2;
 const NLM_F_REQUEST: u16 = 0x1;
@@ -22,8 +22,6 @@ const NLM_F_CREATE: u16 = 0x400;
 const NLM_F_ACK_TLVS: u16 = 0x200;
 const NLMSGERR_ATTR_MSG: u16 = 1;
 const NLM_F_CAPPED: u16 = 0x100;
-const NETLINK_CAP_ACK: libc::c_int = 10;
-const NETLINK_EXT_ACK: libc::c_int = 11;
 
 const RTM_NEWLINK: u16 = 16;
 const RTM_SETLINK: u16 = 19;
@@ -155,12 +153,6 @@ impl Msg {
     }
 }
 
-fn pad(b: &mut Vec<u8>) {
-    while !b.len().is_multiple_of(4) {
-        b.push(0);
-    }
-}
-
 fn ip_bytes(a: IpAddr) -> (u8, Vec<u8>) {
     match a {
         IpAddr::V4(v) => (libc::AF_INET as u8, v.octets().to_vec()),
@@ -184,24 +176,9 @@ fn table_byte(table: u32) -> u8 {
 }
 
 impl Rtnl {
-    #[allow(unsafe_code)]
     pub fn open() -> anyhow::Result<Rtnl> {
         let fd = route_socket()?;
-        let on: libc::c_int = 1;
-        // Explanations with errors, and errors without a copy of the request.
-        for opt in [NETLINK_EXT_ACK, NETLINK_CAP_ACK] {
-            // SAFETY: `on` is a c_int that outlives the call; an old kernel refuses the
-            // options, which only costs the explanations.
-            let _ = unsafe {
-                libc::setsockopt(
-                    fd.as_raw_fd(),
-                    libc::SOL_NETLINK,
-                    opt,
-                    (&raw const on).cast(),
-                    size_of::<libc::c_int>() as libc::socklen_t,
-                )
-            };
-        }
+        ask_for_explanations(&fd);
         Ok(Rtnl {
             fd,
             seq: 0,
