@@ -276,7 +276,11 @@ impl Client {
             }
         }
         Client {
-            agent: config.build().into(),
+            agent: ureq::Agent::with_parts(
+                config.build(),
+                ureq::unversioned::transport::DefaultConnector::new(),
+                super::resolve::LiteralFirst::default(),
+            ),
             bases: url
                 .endpoints()
                 .iter()
