@@ -73,6 +73,11 @@ pub trait Store {
         f: &mut dyn FnMut(&mut ClusterConfig) -> Result<(), GntError>,
     ) -> Result<(), GntError>;
 
+    /// A hint that the next transaction looks up the instance `name_or_key`: a store that
+    /// reads instances on demand (etcd) reads it with its first read rather than after it,
+    /// saving a round trip. Changes nothing a transaction sees or commits.
+    fn expect_instance(&self, _name_or_key: &str) {}
+
     /// What `verify` cannot see in `cfg` (read at `version`) because it lies in how this
     /// store keeps it: etcd's name and MAC index keys. Nothing for config.data.
     fn audit(
@@ -174,6 +179,9 @@ impl Store for Box<dyn Store> {
     }
     fn changes(&self) -> Result<Box<dyn StoreWatch>, GntError> {
         (**self).changes()
+    }
+    fn expect_instance(&self, name_or_key: &str) {
+        (**self).expect_instance(name_or_key)
     }
 }
 

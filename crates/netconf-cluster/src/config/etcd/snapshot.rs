@@ -64,6 +64,7 @@ impl Snapshot {
         layout: &Layout,
         shown: &str,
         revision: Option<i64>,
+        also: &[Key],
     ) -> Result<Snapshot, GntError> {
         let unreachable = |e: &EtcdError| match e {
             EtcdError::Unreachable(m) => GntError::Exec(m.clone()),
@@ -72,7 +73,7 @@ impl Snapshot {
         let corrupt = |key: &[u8], why: &dyn std::fmt::Display| {
             GntError::Config(format!("{shown}: key '{}': {why}", b2s(key)))
         };
-        let reads = [
+        let mut reads = vec![
             Read::key(layout.key(&Key::Schema), revision),
             Read::key(layout.key(&Key::Cluster), revision),
             Read::key(layout.key(&Key::Serial), revision),
@@ -80,7 +81,18 @@ impl Snapshot {
             Read::prefix(&layout.under("nodes"), revision),
             Read::prefix(&layout.under("networks"), revision),
         ];
-        let (rev, answers) = client.read_many(&reads).map_err(|e| unreachable(&e))?;
+        let n_heads = reads.len();
+        // Keys a read on demand would ask for next, read in the same txn: at the same
+        // revision, remembered as any read on demand is (and so compared at commit).
+        let also: Vec<&Key> = also.iter().filter(|k| !k.is_head()).collect();
+        reads.extend(also.iter().map(|k| Read::key(layout.key(k), revision)));
+        let (rev, mut answers) = client.read_many(&reads).map_err(|e| unreachable(&e))?;
+        let early: BTreeMap<Key, Option<Kv>> = also
+            .into_iter()
+            .cloned()
+            .zip(answers.split_off(n_heads.min(answers.len())))
+            .map(|(k, a)| (k, a.kvs.into_iter().next()))
+            .collect();
         let revision = revision.unwrap_or(rev);
         // Without a schema key: a fresh cluster if nothing at all is under the prefix, else
         // a copy that stopped midway. Asked only then: etcd 3.4 counts every key of a
@@ -126,7 +138,7 @@ impl Snapshot {
             client,
             layout: layout.clone(),
             shown: shown.to_owned(),
-            reads: Mutex::default(),
+            reads: Mutex::new(early),
             all: OnceLock::new(),
             failure: Mutex::default(),
         };

@@ -23,7 +23,7 @@
 //! count. A key that every commit compared would serialise all commands on one key.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -75,7 +75,13 @@ pub struct EtcdStore {
     /// connections (one process keeps them alive from its first request to its last).
     client: Arc<Client>,
     debug: bool,
+    /// Instances the next snapshots read with the heads ([`Store::expect_instance`]).
+    expected: Mutex<Vec<String>>,
 }
+
+/// At most this many expected instances are read with the heads (two keys each), so that
+/// the heads' txn stays far below etcd's 128 operations.
+const MAX_EXPECTED: usize = 8;
 
 impl EtcdStore {
     pub fn new(url: &EtcdUrl) -> Self {
@@ -84,6 +90,7 @@ impl EtcdStore {
             client: Arc::new(Client::new(url)),
             url: url.clone(),
             debug: false,
+            expected: Mutex::default(),
         }
     }
 
@@ -136,11 +143,19 @@ impl EtcdStore {
 
     /// The heads as of `revision` (the current one when `None`); instances on demand.
     fn snapshot(&self, revision: Option<i64>) -> Result<Arc<Snapshot>, GntError> {
+        let expected: Vec<Key> = self
+            .expected
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .flat_map(|n| [Key::Instance(n.clone()), Key::InstanceName(n.clone())])
+            .collect();
         Snapshot::load(
             self.client.clone(),
             &self.layout,
             &self.url.to_string(),
             revision,
+            &expected,
         )
         .map(Arc::new)
     }
@@ -565,6 +580,13 @@ impl Store for EtcdStore {
         Ok(Box::new(EtcdWatch::start(&self.url, self.layout.root())?))
     }
 
+    fn expect_instance(&self, name_or_key: &str) {
+        let mut e = self.expected.lock().unwrap_or_else(PoisonError::into_inner);
+        if e.len() < MAX_EXPECTED && !e.iter().any(|n| n == name_or_key) {
+            e.push(name_or_key.to_owned());
+        }
+    }
+
     fn read(&self) -> Result<ClusterConfig, GntError> {
         let cfg = self.load_whole()?;
         self.warn_if_inconsistent(&cfg);
@@ -706,6 +728,34 @@ mod tests {
             "an instance on another network does not collide"
         );
         assert_eq!(store.read().unwrap().instances.len(), 2);
+    }
+
+    #[test]
+    fn an_expected_instance_is_read_with_the_heads_and_compared_at_commit() {
+        let Some(store) = etcd_store() else { return };
+        two_networks(&store);
+        let hinted = EtcdStore::new(store.url());
+        hinted.expect_instance("same");
+        // The name's index key came with the heads: looking it up sends nothing more.
+        let (mut x, vx) = hinted.read_versioned().unwrap();
+        let before = hinted.traffic().0;
+        assert_eq!(x.instances.key_of("same"), None);
+        assert_eq!(
+            hinted.traffic().0,
+            before,
+            "the name was read with the heads"
+        );
+        // Another client takes the name meanwhile: the early read is compared at commit.
+        transaction(&store, |c| add(c, "same", "ip=pool,network=b")).unwrap();
+        add(&mut x, "same", "ip=pool,network=a").unwrap();
+        assert!(
+            !hinted.commit_if_unchanged(x, vx).unwrap(),
+            "name collision"
+        );
+        // And a fresh read sees it.
+        let (y, _) = hinted.read_versioned().unwrap();
+        assert!(y.instances.key_of("same").is_some());
+        assert_eq!(store.read().unwrap().instances.len(), 1);
     }
 
     #[test]
