@@ -146,7 +146,14 @@ pub fn open_at(at: &Location) -> Box<dyn Store> {
 pub fn open_for_one_command(at: &Location, debug: bool) -> Box<dyn Store> {
     match at {
         Location::File(p) => Box::new(FileStore::new(p).exiting_after_commit()),
-        Location::Etcd(u) => Box::new(super::etcd::EtcdStore::new(u).with_debug(debug)),
+        Location::Etcd(u) => {
+            let store = super::etcd::EtcdStore::new(u).with_debug(debug);
+            // NETCONF_CACHE_DIR: where a node keeps its copy of the heads (netconf-store(7)).
+            match std::env::var_os("NETCONF_CACHE_DIR") {
+                Some(dir) if !dir.is_empty() => Box::new(store.with_heads_cache(Path::new(&dir))),
+                _ => Box::new(store),
+            }
+        }
     }
 }
 

@@ -29,6 +29,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::client::{Client, Cmp, EtcdError, Kv, Op, Read, TxnOutcome};
+use super::heads_cache::HeadsCache;
 use super::keys::{Key, Layout};
 use super::snapshot::Snapshot;
 use super::url::EtcdUrl;
@@ -77,6 +78,8 @@ pub struct EtcdStore {
     debug: bool,
     /// Instances the next snapshots read with the heads ([`Store::expect_instance`]).
     expected: Mutex<Vec<String>>,
+    /// The node-local copy of the heads (`with_heads_cache`).
+    heads_cache: Option<HeadsCache>,
 }
 
 /// At most this many expected instances are read with the heads (two keys each), so that
@@ -91,6 +94,7 @@ impl EtcdStore {
             url: url.clone(),
             debug: false,
             expected: Mutex::default(),
+            heads_cache: None,
         }
     }
 
@@ -98,6 +102,14 @@ impl EtcdStore {
     /// `Client::with_budget`).
     pub fn with_budget(mut self, total: Duration) -> Self {
         self.client = Arc::new(Client::new(&self.url).with_budget(total));
+        self
+    }
+
+    /// Keeps a copy of the heads in `dir` (a directory of this user only, created if
+    /// missing), so that a snapshot reads from etcd only the groups, nodes and networks
+    /// changed since; without a usable `dir`, none.
+    pub fn with_heads_cache(mut self, dir: &std::path::Path) -> Self {
+        self.heads_cache = HeadsCache::new(dir, &self.url.to_string());
         self
     }
 
@@ -156,6 +168,7 @@ impl EtcdStore {
             &self.url.to_string(),
             revision,
             &expected,
+            self.heads_cache.as_ref(),
         )
         .map(Arc::new)
     }
@@ -756,6 +769,76 @@ mod tests {
         let (y, _) = hinted.read_versioned().unwrap();
         assert!(y.instances.key_of("same").is_some());
         assert_eq!(store.read().unwrap().instances.len(), 1);
+    }
+
+    fn net_names(cfg: &ClusterConfig) -> Vec<String> {
+        let mut v: Vec<String> = cfg.networks.values().map(|n| n.name.to_string()).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn the_heads_cache_sees_other_clients_changes_and_ignores_a_bad_copy() {
+        let Some(store) = etcd_store() else { return };
+        two_networks(&store);
+        let dir = tempfile::tempdir().unwrap();
+        let cached = EtcdStore::new(store.url()).with_heads_cache(dir.path());
+        let file = cached.heads_cache.clone().unwrap().path().to_owned();
+        let fresh = |what: &str| {
+            let (c, _) = cached.read_versioned().unwrap();
+            let (s, _) = store.read_versioned().unwrap();
+            assert_eq!(c.networks, s.networks, "{what}");
+            assert_eq!(c.nodegroups, s.nodegroups, "{what}");
+            assert_eq!(c.cluster.serial_no, s.cluster.serial_no, "{what}");
+            c
+        };
+        fresh("no copy yet");
+        assert!(file.is_file(), "a full read leaves a copy");
+        let mut fb = Feedback::default();
+        // Another client adds a network: seen, from the changes since the copy.
+        let c = network::AddNetwork {
+            name: "c".into(),
+            network: Some("203.0.113.0/24".into()),
+            ..Default::default()
+        };
+        transaction(&store, |cfg| network::add(cfg, &c, &mut fb)).unwrap();
+        let (before, _) = cached.read_versioned().unwrap();
+        assert_eq!(net_names(&before), ["a", "b", "c"]);
+        // ... and removes it once the copy holds it: the count shows the deletion.
+        std::fs::remove_file(&file).unwrap();
+        fresh("copy rewritten");
+        transaction(&store, |cfg| network::remove(cfg, "c", &mut fb).map(|_| ())).unwrap();
+        assert_eq!(net_names(&fresh("a network deleted")), ["a", "b"]);
+        // Commits through the cached heads compare the right revisions.
+        transaction(&cached, |cfg| add(cfg, "x", "ip=pool,network=a")).unwrap();
+        let [(mut y, vy), _] = two_snapshots(&cached);
+        add(&mut y, "y", "ip=pool,network=a").unwrap();
+        transaction(&store, |cfg| add(cfg, "z", "ip=pool,network=a")).unwrap();
+        assert!(
+            !cached.commit_if_unchanged(y, vy).unwrap(),
+            "pool collision"
+        );
+        assert!(verify::errors(&store.read().unwrap()).is_empty());
+        // A corrupt copy, a copy from the future, another cluster's copy and a symlink
+        // are all ignored.
+        std::fs::write(&file, b"{\"format\":1,\"identity\":").unwrap();
+        fresh("torn copy");
+        let text = std::fs::read_to_string(&file).unwrap();
+        let future = text.replacen("\"revision\":", "\"revision\":9000000000000,\"x\":", 1);
+        std::fs::write(&file, future).unwrap();
+        transaction(&store, |cfg| add(cfg, "w", "ip=pool,network=a")).unwrap();
+        fresh("copy from a later revision");
+        let other = etcd_store().unwrap();
+        two_networks(&other);
+        transaction(&other, |cfg| network::add(cfg, &c, &mut fb)).unwrap();
+        let other = EtcdStore::new(other.url()).with_heads_cache(dir.path());
+        other.read_versioned().unwrap();
+        let theirs = other.heads_cache.clone().unwrap().path().to_owned();
+        std::fs::copy(&theirs, &file).unwrap();
+        assert_eq!(net_names(&fresh("another cluster's copy")), ["a", "b"]);
+        std::fs::remove_file(&file).unwrap();
+        std::os::unix::fs::symlink(&theirs, &file).unwrap();
+        assert_eq!(net_names(&fresh("a symlink")), ["a", "b"]);
     }
 
     #[test]
