@@ -783,7 +783,7 @@ mod tests {
         two_networks(&store);
         let dir = tempfile::tempdir().unwrap();
         let cached = EtcdStore::new(store.url()).with_heads_cache(dir.path());
-        let file = cached.heads_cache.clone().unwrap().path().to_owned();
+        let file = cached.heads_cache.as_ref().unwrap().path().to_owned();
         let fresh = |what: &str| {
             let (c, _) = cached.read_versioned().unwrap();
             let (s, _) = store.read_versioned().unwrap();
@@ -833,7 +833,7 @@ mod tests {
         transaction(&other, |cfg| network::add(cfg, &c, &mut fb)).unwrap();
         let other = EtcdStore::new(other.url()).with_heads_cache(dir.path());
         other.read_versioned().unwrap();
-        let theirs = other.heads_cache.clone().unwrap().path().to_owned();
+        let theirs = other.heads_cache.unwrap().path().to_owned();
         std::fs::copy(&theirs, &file).unwrap();
         assert_eq!(net_names(&fresh("another cluster's copy")), ["a", "b"]);
         std::fs::remove_file(&file).unwrap();
