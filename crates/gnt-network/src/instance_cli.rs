@@ -306,6 +306,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             name,
         } => {
             ignored.warn();
+            // The store reads the name's index key with its first read (etcd).
+            match netconf::InstanceName::parse(&name) {
+                Ok(n) => store.expect_instance(n.as_str()),
+                Err(_) => store.expect_instance(&name),
+            }
             let args = AddInstance {
                 name,
                 node,
@@ -332,6 +337,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     GntError::Usage("Please give at least one of the parameters.".into()).into(),
                 );
             }
+            store.expect_instance(&name);
             let changes: Vec<NicChange> = net
                 .iter()
                 .map(|o| parse_change(o))
@@ -345,6 +351,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out(&format!("Modified instance {name}\n"))?;
         }
         Cmd::Remove { jobs, name, .. } => {
+            store.expect_instance(&name);
             mutate(&store, &jobs, "instance-remove", |cfg, _| {
                 Ok(((), vec![ops::remove(cfg, &name)?]))
             })?;

@@ -73,6 +73,11 @@ pub trait Store {
         f: &mut dyn FnMut(&mut ClusterConfig) -> Result<(), GntError>,
     ) -> Result<(), GntError>;
 
+    /// A hint that the next transaction looks up the instance `name_or_key`: a store that
+    /// reads instances on demand (etcd) reads it with its first read rather than after it,
+    /// saving a round trip. Changes nothing a transaction sees or commits.
+    fn expect_instance(&self, _name_or_key: &str) {}
+
     /// What `verify` cannot see in `cfg` (read at `version`) because it lies in how this
     /// store keeps it: etcd's name and MAC index keys. Nothing for config.data.
     fn audit(
@@ -141,7 +146,14 @@ pub fn open_at(at: &Location) -> Box<dyn Store> {
 pub fn open_for_one_command(at: &Location, debug: bool) -> Box<dyn Store> {
     match at {
         Location::File(p) => Box::new(FileStore::new(p).exiting_after_commit()),
-        Location::Etcd(u) => Box::new(super::etcd::EtcdStore::new(u).with_debug(debug)),
+        Location::Etcd(u) => {
+            let store = super::etcd::EtcdStore::new(u).with_debug(debug);
+            // NETCONF_CACHE_DIR: where a node keeps its copy of the heads (netconf-store(7)).
+            match std::env::var_os("NETCONF_CACHE_DIR") {
+                Some(dir) if !dir.is_empty() => Box::new(store.with_heads_cache(Path::new(&dir))),
+                _ => Box::new(store),
+            }
+        }
     }
 }
 
@@ -174,6 +186,9 @@ impl Store for Box<dyn Store> {
     }
     fn changes(&self) -> Result<Box<dyn StoreWatch>, GntError> {
         (**self).changes()
+    }
+    fn expect_instance(&self, name_or_key: &str) {
+        (**self).expect_instance(name_or_key)
     }
 }
 

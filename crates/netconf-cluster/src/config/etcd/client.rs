@@ -73,6 +73,11 @@ pub struct Kv {
 pub struct RangeResult {
     pub revision: i64,
     pub kvs: Vec<Kv>,
+    /// How many keys the range holds, before `min_mod_revision` left some out.
+    pub count: i64,
+    /// The etcd cluster that answered (its ID, as the gateway gives it): revisions mean
+    /// something only within one cluster.
+    pub cluster_id: String,
 }
 
 /// A condition of a txn.
@@ -195,6 +200,9 @@ pub struct Read {
     /// Answered by the member asked from what it has applied, without asking the leader
     /// (for a read pinned to a revision that member has already shown).
     pub serializable: bool,
+    /// Only keys changed at or after this revision are returned (the count still counts
+    /// them all).
+    pub min_mod_revision: Option<i64>,
 }
 
 impl Read {
@@ -207,6 +215,7 @@ impl Read {
             limit: 0,
             keys_only: false,
             serializable: false,
+            min_mod_revision: None,
         }
     }
 
@@ -219,6 +228,7 @@ impl Read {
             limit: 0,
             keys_only: false,
             serializable: false,
+            min_mod_revision: None,
         }
     }
 
@@ -238,6 +248,9 @@ impl Read {
         }
         if self.serializable {
             req["serializable"] = json!(true);
+        }
+        if let Some(m) = self.min_mod_revision {
+            req["min_mod_revision"] = json!(m.to_string());
         }
         req
     }
@@ -276,7 +289,11 @@ impl Client {
             }
         }
         Client {
-            agent: config.build().into(),
+            agent: ureq::Agent::with_parts(
+                config.build(),
+                ureq::unversioned::transport::DefaultConnector::new(),
+                super::resolve::LiteralFirst::default(),
+            ),
             bases: url
                 .endpoints()
                 .iter()
@@ -449,6 +466,8 @@ impl Client {
                 return Ok(out.unwrap_or_else(|| RangeResult {
                     revision: 0,
                     kvs: Vec::new(),
+                    count: 0,
+                    cluster_id: String::new(),
                 }));
             }
         }
@@ -485,6 +504,7 @@ impl Client {
             for resp in r.responses {
                 let mut rr = resp.response_range.decode()?;
                 rr.revision = r.header.revision;
+                rr.cluster_id.clone_from(&r.header.cluster_id);
                 out.push(rr);
             }
         }
@@ -644,6 +664,8 @@ fn error_text(status: u16, body: &[u8]) -> String {
 struct Header {
     #[serde(deserialize_with = "number", default)]
     revision: i64,
+    #[serde(default)]
+    cluster_id: String,
 }
 
 #[derive(Deserialize)]
@@ -654,12 +676,19 @@ struct RangeAnswer {
     kvs: Vec<KvAnswer>,
     #[serde(default)]
     more: bool,
+    #[serde(deserialize_with = "number", default)]
+    count: i64,
 }
 
 impl RangeAnswer {
     fn decode(self) -> Result<RangeResult, EtcdError> {
+        let (revision, cluster_id) = self
+            .header
+            .map_or((0, String::new()), |h| (h.revision, h.cluster_id));
         Ok(RangeResult {
-            revision: self.header.map_or(0, |h| h.revision),
+            revision,
+            cluster_id,
+            count: self.count,
             kvs: self
                 .kvs
                 .into_iter()

@@ -1,6 +1,6 @@
 //! The cluster store on etcd (v3 API, through its JSON gateway): `etcd://` and `etcds://`
-//! URLs (`url`), the TLS settings of `etcds://` (`tls`), the HTTP client (`client`), where
-//! each object lives (`keys`), the [`Store`] over them (`store`), the watch that follows
+//! URLs (`url`), the TLS settings of `etcds://` (`tls`), the HTTP client (`client`) and its resolver (`resolve`), where
+//! each object lives (`keys`), a node-local copy of the heads (`heads_cache`), the [`Store`] over them (`store`), the watch that follows
 //! them (`watch`), and the check of the name and MAC index keys against the instances
 //! (`audit`, for `gnt-cluster verify`).
 //!
@@ -9,7 +9,9 @@
 mod audit;
 pub mod client;
 pub mod copy;
+mod heads_cache;
 mod keys;
+mod resolve;
 mod snapshot;
 mod store;
 pub mod tls;

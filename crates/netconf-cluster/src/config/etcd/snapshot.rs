@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use serde::Deserialize;
 
 use super::client::{Client, EtcdError, Kv, Read};
+use super::heads_cache::HeadsCache;
 use super::keys::{Key, Layout};
 use super::store::SerialValue;
 use crate::config::instance::Instance;
@@ -21,6 +22,11 @@ use crate::config::instances::{Instances, Remote};
 use crate::config::model::{CONFIG_VERSION, Cluster, ClusterConfig, Heads};
 use crate::error::GntError;
 use netconf::mac::MacAddr;
+
+/// A cached copy of the heads is rewritten once more than this many keys, or bytes of
+/// values, changed since it was written.
+const REWRITE_KEYS: usize = 16;
+const REWRITE_BYTES: usize = 32 << 10;
 
 /// Why a read on demand failed: the snapshot can be committed against no more.
 #[derive(Clone)]
@@ -58,13 +64,42 @@ fn b2s(b: &[u8]) -> String {
 }
 
 impl Snapshot {
-    /// The heads as of `revision` (the current one when `None`).
+    /// The heads as of `revision` (the current one when `None`), with the keys `also` (read
+    /// in the same txn). With a `cache`, a read of the current revision asks only for the
+    /// groups, nodes and networks changed since the cached copy, and leaves the copy of
+    /// this revision there.
     pub(super) fn load(
         client: Arc<Client>,
         layout: &Layout,
         shown: &str,
         revision: Option<i64>,
+        also: &[Key],
+        cache: Option<&HeadsCache>,
     ) -> Result<Snapshot, GntError> {
+        let cache = cache.filter(|_| revision.is_none());
+        if cache.is_some() {
+            // A copy that does not add up, or a value in it that does not decode: read
+            // everything (and replace the copy).
+            match Self::load_with(client.clone(), layout, shown, revision, also, cache, true) {
+                Ok(Some(s)) => return Ok(s),
+                Ok(None) | Err(GntError::Config(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Self::load_with(client, layout, shown, revision, also, cache, false)
+            .map(|s| s.ok_or_else(|| GntError::Exec(format!("{shown}: cannot read the heads"))))?
+    }
+
+    /// [`Snapshot::load`]; `None` if `use_cached` and the cached copy proved unusable.
+    fn load_with(
+        client: Arc<Client>,
+        layout: &Layout,
+        shown: &str,
+        revision: Option<i64>,
+        also: &[Key],
+        cache: Option<&HeadsCache>,
+        use_cached: bool,
+    ) -> Result<Option<Snapshot>, GntError> {
         let unreachable = |e: &EtcdError| match e {
             EtcdError::Unreachable(m) => GntError::Exec(m.clone()),
             _ => GntError::Exec(format!("etcd cluster {shown}: {e}")),
@@ -72,7 +107,7 @@ impl Snapshot {
         let corrupt = |key: &[u8], why: &dyn std::fmt::Display| {
             GntError::Config(format!("{shown}: key '{}': {why}", b2s(key)))
         };
-        let reads = [
+        let mut reads = vec![
             Read::key(layout.key(&Key::Schema), revision),
             Read::key(layout.key(&Key::Cluster), revision),
             Read::key(layout.key(&Key::Serial), revision),
@@ -80,7 +115,72 @@ impl Snapshot {
             Read::prefix(&layout.under("nodes"), revision),
             Read::prefix(&layout.under("networks"), revision),
         ];
-        let (rev, answers) = client.read_many(&reads).map_err(|e| unreachable(&e))?;
+        let n_heads = reads.len();
+        const DIRS: [(usize, &str); 3] = [(3, "groups"), (4, "nodes"), (5, "networks")];
+        let cached = cache.filter(|_| use_cached).and_then(HeadsCache::load);
+        if let Some(c) = &cached {
+            for (i, _) in DIRS {
+                reads[i].min_mod_revision = Some(c.revision.saturating_add(1));
+            }
+        }
+        // Keys a read on demand would ask for next, read in the same txn: at the same
+        // revision, remembered as any read on demand is (and so compared at commit).
+        let also: Vec<&Key> = also.iter().filter(|k| !k.is_head()).collect();
+        reads.extend(also.iter().map(|k| Read::key(layout.key(k), revision)));
+        let (rev, mut answers) = client.read_many(&reads).map_err(|e| unreachable(&e))?;
+        let early: BTreeMap<Key, Option<Kv>> = also
+            .into_iter()
+            .cloned()
+            .zip(answers.split_off(n_heads.min(answers.len())))
+            .map(|(k, a)| (k, a.kvs.into_iter().next()))
+            .collect();
+        // The cached copy merged with what changed since (see heads_cache.rs for why
+        // that is the state at this revision).
+        let mut write_cache = cache.is_some();
+        if let Some(c) = cached {
+            let same_cluster = answers.len() == n_heads
+                && answers.iter().all(|a| a.cluster_id == c.cluster_id)
+                && rev >= c.revision;
+            if !same_cluster {
+                return Ok(None);
+            }
+            let mut placed = 0;
+            // The copy is rewritten only once enough has changed since it was written:
+            // an allocation changes its network every time, and what changed since comes
+            // in each answer anyway (writing 140 KB costs more than reading a few keys).
+            let (mut changed_keys, mut changed_bytes) = (0, 0);
+            for (i, dir) in DIRS {
+                let under = layout.under(dir);
+                let mut merged: BTreeMap<Vec<u8>, Kv> = c
+                    .kvs
+                    .iter()
+                    .filter(|kv| kv.key.starts_with(&under))
+                    .map(|kv| (kv.key.clone(), kv.clone()))
+                    .collect();
+                placed += merged.len();
+                let a = &mut answers[i];
+                changed_keys += a.kvs.len();
+                changed_bytes += a.kvs.iter().map(|kv| kv.value.len()).sum::<usize>();
+                for kv in std::mem::take(&mut a.kvs) {
+                    if !kv.key.starts_with(&under) {
+                        return Ok(None);
+                    }
+                    merged.insert(kv.key.clone(), kv);
+                }
+                if i64::try_from(merged.len()).ok() != Some(a.count) {
+                    return Ok(None);
+                }
+                a.kvs = merged.into_values().collect();
+            }
+            if placed != c.kvs.len() {
+                return Ok(None);
+            }
+            write_cache = changed_keys > REWRITE_KEYS || changed_bytes > REWRITE_BYTES;
+        }
+        let cluster_id = answers
+            .first()
+            .map(|a| a.cluster_id.clone())
+            .unwrap_or_default();
         let revision = revision.unwrap_or(rev);
         // Without a schema key: a fresh cluster if nothing at all is under the prefix, else
         // a copy that stopped midway. Asked only then: etcd 3.4 counts every key of a
@@ -126,7 +226,7 @@ impl Snapshot {
             client,
             layout: layout.clone(),
             shown: shown.to_owned(),
-            reads: Mutex::default(),
+            reads: Mutex::new(early),
             all: OnceLock::new(),
             failure: Mutex::default(),
         };
@@ -139,7 +239,7 @@ impl Snapshot {
                 nodes: fresh.nodes,
                 networks: fresh.networks,
             });
-            return Ok(snap);
+            return Ok(Some(snap));
         }
         match heads.get(&Key::Schema) {
             None => {
@@ -192,11 +292,21 @@ impl Snapshot {
                 _ => {}
             }
         }
+        if let (Some(c), true, false) = (cache, write_cache, cluster_id.is_empty()) {
+            c.store(
+                &cluster_id,
+                revision,
+                heads
+                    .iter()
+                    .filter(|(k, _)| matches!(k, Key::Group(_) | Key::Node(_) | Key::Network(_)))
+                    .map(|(_, kv)| kv),
+            );
+        }
         snap.heads = heads;
         snap.serial_base = serial_base;
         snap.cluster = cluster;
         snap.base = Arc::new(base);
-        Ok(snap)
+        Ok(Some(snap))
     }
 
     /// The configuration this snapshot stands for, its instances read on demand.

@@ -23,12 +23,13 @@
 //! count. A key that every commit compared would serialise all commands on one key.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::client::{Client, Cmp, EtcdError, Kv, Op, Read, TxnOutcome};
+use super::heads_cache::HeadsCache;
 use super::keys::{Key, Layout};
 use super::snapshot::Snapshot;
 use super::url::EtcdUrl;
@@ -75,7 +76,15 @@ pub struct EtcdStore {
     /// connections (one process keeps them alive from its first request to its last).
     client: Arc<Client>,
     debug: bool,
+    /// Instances the next snapshots read with the heads ([`Store::expect_instance`]).
+    expected: Mutex<Vec<String>>,
+    /// The node-local copy of the heads (`with_heads_cache`).
+    heads_cache: Option<HeadsCache>,
 }
+
+/// At most this many expected instances are read with the heads (two keys each), so that
+/// the heads' txn stays far below etcd's 128 operations.
+const MAX_EXPECTED: usize = 8;
 
 impl EtcdStore {
     pub fn new(url: &EtcdUrl) -> Self {
@@ -84,6 +93,8 @@ impl EtcdStore {
             client: Arc::new(Client::new(url)),
             url: url.clone(),
             debug: false,
+            expected: Mutex::default(),
+            heads_cache: None,
         }
     }
 
@@ -91,6 +102,14 @@ impl EtcdStore {
     /// `Client::with_budget`).
     pub fn with_budget(mut self, total: Duration) -> Self {
         self.client = Arc::new(Client::new(&self.url).with_budget(total));
+        self
+    }
+
+    /// Keeps a copy of the heads in `dir` (a directory of this user only, created if
+    /// missing), so that a snapshot reads from etcd only the groups, nodes and networks
+    /// changed since; without a usable `dir`, none.
+    pub fn with_heads_cache(mut self, dir: &std::path::Path) -> Self {
+        self.heads_cache = HeadsCache::new(dir, &self.url.to_string());
         self
     }
 
@@ -136,11 +155,20 @@ impl EtcdStore {
 
     /// The heads as of `revision` (the current one when `None`); instances on demand.
     fn snapshot(&self, revision: Option<i64>) -> Result<Arc<Snapshot>, GntError> {
+        let expected: Vec<Key> = self
+            .expected
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .flat_map(|n| [Key::Instance(n.clone()), Key::InstanceName(n.clone())])
+            .collect();
         Snapshot::load(
             self.client.clone(),
             &self.layout,
             &self.url.to_string(),
             revision,
+            &expected,
+            self.heads_cache.as_ref(),
         )
         .map(Arc::new)
     }
@@ -565,6 +593,13 @@ impl Store for EtcdStore {
         Ok(Box::new(EtcdWatch::start(&self.url, self.layout.root())?))
     }
 
+    fn expect_instance(&self, name_or_key: &str) {
+        let mut e = self.expected.lock().unwrap_or_else(PoisonError::into_inner);
+        if e.len() < MAX_EXPECTED && !e.iter().any(|n| n == name_or_key) {
+            e.push(name_or_key.to_owned());
+        }
+    }
+
     fn read(&self) -> Result<ClusterConfig, GntError> {
         let cfg = self.load_whole()?;
         self.warn_if_inconsistent(&cfg);
@@ -706,6 +741,104 @@ mod tests {
             "an instance on another network does not collide"
         );
         assert_eq!(store.read().unwrap().instances.len(), 2);
+    }
+
+    #[test]
+    fn an_expected_instance_is_read_with_the_heads_and_compared_at_commit() {
+        let Some(store) = etcd_store() else { return };
+        two_networks(&store);
+        let hinted = EtcdStore::new(store.url());
+        hinted.expect_instance("same");
+        // The name's index key came with the heads: looking it up sends nothing more.
+        let (mut x, vx) = hinted.read_versioned().unwrap();
+        let before = hinted.traffic().0;
+        assert_eq!(x.instances.key_of("same"), None);
+        assert_eq!(
+            hinted.traffic().0,
+            before,
+            "the name was read with the heads"
+        );
+        // Another client takes the name meanwhile: the early read is compared at commit.
+        transaction(&store, |c| add(c, "same", "ip=pool,network=b")).unwrap();
+        add(&mut x, "same", "ip=pool,network=a").unwrap();
+        assert!(
+            !hinted.commit_if_unchanged(x, vx).unwrap(),
+            "name collision"
+        );
+        // And a fresh read sees it.
+        let (y, _) = hinted.read_versioned().unwrap();
+        assert!(y.instances.key_of("same").is_some());
+        assert_eq!(store.read().unwrap().instances.len(), 1);
+    }
+
+    fn net_names(cfg: &ClusterConfig) -> Vec<String> {
+        let mut v: Vec<String> = cfg.networks.values().map(|n| n.name.to_string()).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn the_heads_cache_sees_other_clients_changes_and_ignores_a_bad_copy() {
+        let Some(store) = etcd_store() else { return };
+        two_networks(&store);
+        let dir = tempfile::tempdir().unwrap();
+        let cached = EtcdStore::new(store.url()).with_heads_cache(dir.path());
+        let file = cached.heads_cache.as_ref().unwrap().path().to_owned();
+        let fresh = |what: &str| {
+            let (c, _) = cached.read_versioned().unwrap();
+            let (s, _) = store.read_versioned().unwrap();
+            assert_eq!(c.networks, s.networks, "{what}");
+            assert_eq!(c.nodegroups, s.nodegroups, "{what}");
+            assert_eq!(c.cluster.serial_no, s.cluster.serial_no, "{what}");
+            c
+        };
+        fresh("no copy yet");
+        assert!(file.is_file(), "a full read leaves a copy");
+        let mut fb = Feedback::default();
+        // Another client adds a network: seen, from the changes since the copy.
+        let c = network::AddNetwork {
+            name: "c".into(),
+            network: Some("203.0.113.0/24".into()),
+            ..Default::default()
+        };
+        transaction(&store, |cfg| network::add(cfg, &c, &mut fb)).unwrap();
+        let (before, _) = cached.read_versioned().unwrap();
+        assert_eq!(net_names(&before), ["a", "b", "c"]);
+        // ... and removes it once the copy holds it: the count shows the deletion.
+        std::fs::remove_file(&file).unwrap();
+        fresh("copy rewritten");
+        transaction(&store, |cfg| network::remove(cfg, "c", &mut fb).map(|_| ())).unwrap();
+        assert_eq!(net_names(&fresh("a network deleted")), ["a", "b"]);
+        // Commits through the cached heads compare the right revisions.
+        transaction(&cached, |cfg| add(cfg, "x", "ip=pool,network=a")).unwrap();
+        let [(mut y, vy), _] = two_snapshots(&cached);
+        add(&mut y, "y", "ip=pool,network=a").unwrap();
+        transaction(&store, |cfg| add(cfg, "z", "ip=pool,network=a")).unwrap();
+        assert!(
+            !cached.commit_if_unchanged(y, vy).unwrap(),
+            "pool collision"
+        );
+        assert!(verify::errors(&store.read().unwrap()).is_empty());
+        // A corrupt copy, a copy from the future, another cluster's copy and a symlink
+        // are all ignored.
+        std::fs::write(&file, b"{\"format\":1,\"identity\":").unwrap();
+        fresh("torn copy");
+        let text = std::fs::read_to_string(&file).unwrap();
+        let future = text.replacen("\"revision\":", "\"revision\":9000000000000,\"x\":", 1);
+        std::fs::write(&file, future).unwrap();
+        transaction(&store, |cfg| add(cfg, "w", "ip=pool,network=a")).unwrap();
+        fresh("copy from a later revision");
+        let other = etcd_store().unwrap();
+        two_networks(&other);
+        transaction(&other, |cfg| network::add(cfg, &c, &mut fb)).unwrap();
+        let other = EtcdStore::new(other.url()).with_heads_cache(dir.path());
+        other.read_versioned().unwrap();
+        let theirs = other.heads_cache.unwrap().path().to_owned();
+        std::fs::copy(&theirs, &file).unwrap();
+        assert_eq!(net_names(&fresh("another cluster's copy")), ["a", "b"]);
+        std::fs::remove_file(&file).unwrap();
+        std::os::unix::fs::symlink(&theirs, &file).unwrap();
+        assert_eq!(net_names(&fresh("a symlink")), ["a", "b"]);
     }
 
     #[test]
