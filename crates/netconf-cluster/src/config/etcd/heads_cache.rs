@@ -32,6 +32,10 @@ const FORMAT: u32 = 1;
 /// A cache file above this size is not read (256 networks take about 140 KB).
 const MAX_FILE_BYTES: u64 = 64 << 20;
 
+/// A temp file older than this was left by a writer that died before its rename (no
+/// writer takes more than a moment): the next writer removes it.
+const STALE_TMP: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The cache of one cluster (URL and prefix) in one directory.
 #[derive(Debug, Clone)]
 pub(super) struct HeadsCache {
@@ -191,6 +195,37 @@ impl HeadsCache {
         if written.and_then(|()| fs::rename(&tmp, &self.path)).is_err() {
             let _ = fs::remove_file(&tmp);
         }
+        self.remove_stale_temporaries();
+    }
+
+    /// Removes this cache's temp files that a killed writer left (older than
+    /// [`STALE_TMP`]); a temp file of a writer still at work is younger and stays.
+    fn remove_stale_temporaries(&self) {
+        let (Some(dir), Some(stem)) = (
+            self.path.parent(),
+            self.path.file_stem().and_then(|s| s.to_str()),
+        ) else {
+            return;
+        };
+        let prefix = format!("{stem}.tmp.");
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            if !name.to_str().is_some_and(|n| n.starts_with(&prefix)) {
+                continue;
+            }
+            // `DirEntry::metadata` does not follow a link: only our own old files go.
+            let old = e
+                .metadata()
+                .ok()
+                .filter(|m| m.is_file() && private(m))
+                .and_then(|m| m.modified().ok()?.elapsed().ok());
+            if old.is_some_and(|age| age > STALE_TMP) {
+                let _ = fs::remove_file(e.path());
+            }
+        }
     }
 
     #[cfg(test)]
@@ -252,5 +287,36 @@ mod tests {
         fs::remove_file(&c.path).unwrap();
         nix::unistd::mkfifo(&c.path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
         assert!(c.load().is_none());
+    }
+    #[test]
+    fn a_writer_removes_the_temp_files_killed_writers_left_and_no_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = HeadsCache::new(dir.path(), "etcd://127.0.0.1:2379/p").unwrap();
+        let tmp = |n: &str| c.path.with_extension(format!("tmp.{n}"));
+        let (old, fresh) = (tmp("111.0"), tmp("222.0"));
+        let other = dir.path().join("heads-other.json.tmp.333.0");
+        for p in [&old, &fresh, &other] {
+            File::create(p).unwrap();
+        }
+        let long_ago = std::time::SystemTime::now() - STALE_TMP * 2;
+        for p in [&old, &other] {
+            File::options()
+                .write(true)
+                .open(p)
+                .unwrap()
+                .set_modified(long_ago)
+                .unwrap();
+        }
+        let kv = Kv {
+            key: b"/p/networks/u1".to_vec(),
+            value: b"name = 'a'".to_vec(),
+            mod_revision: 7,
+            version: 2,
+        };
+        c.store("42", 9, [&kv].into_iter());
+        assert!(!old.exists(), "a killed writer's temp file stays");
+        assert!(fresh.exists(), "a writer at work lost its temp file");
+        assert!(other.exists(), "another cluster's file was touched");
+        assert!(c.load().is_some());
     }
 }
