@@ -9,8 +9,8 @@
 use std::collections::BTreeMap;
 
 use super::client::{Client, EtcdError};
+use super::keys::index_keys;
 use super::keys::{Key, Layout};
-use super::store::index_keys;
 use crate::config::model::ClusterConfig;
 use crate::config::verify::{Finding, Level, codes};
 

@@ -10,8 +10,7 @@
 use std::collections::BTreeMap;
 
 use super::client::{Client, Cmp, EtcdError, Op, TxnOutcome, check_limits};
-use super::keys::{Key, Layout};
-use super::store::{SerialValue, index_keys};
+use super::keys::{Key, Layout, SerialValue, index_keys};
 use super::url::EtcdUrl;
 use crate::config::model::ClusterConfig;
 use crate::error::GntError;

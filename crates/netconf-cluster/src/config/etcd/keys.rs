@@ -18,7 +18,35 @@
 //! other than the fixed ones are escaped (`%XX` outside `[A-Za-z0-9._:-]`), so a name can
 //! never reach into another key's place.
 
+use std::collections::BTreeSet;
 use std::fmt::Write;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::instance::Instance;
+
+/// The serial key's value.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SerialValue {
+    /// The serial before the first commit here.
+    pub(super) base: u64,
+    /// When the last commit was made (the cluster's `mtime`).
+    pub(super) mtime: f64,
+    /// Which commit wrote it last: a client that lost the answer to its txn finds out
+    /// whether it was applied.
+    pub(super) commit: String,
+}
+
+/// The index keys an instance holds: its name and its NICs' MACs.
+pub(super) fn index_keys(i: &Instance) -> BTreeSet<Key> {
+    let mut s = BTreeSet::new();
+    s.insert(Key::InstanceName(i.name.as_str().to_owned()));
+    for n in &i.nics {
+        s.insert(Key::Mac(n.mac.to_string()));
+    }
+    s
+}
 
 impl Key {
     /// Whether a snapshot reads this key up front (the heads), rather than on demand.

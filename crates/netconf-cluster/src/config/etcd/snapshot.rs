@@ -15,8 +15,8 @@ use serde::Deserialize;
 
 use super::client::{Client, EtcdError, Kv, Read};
 use super::heads_cache::HeadsCache;
+use super::keys::SerialValue;
 use super::keys::{Key, Layout};
-use super::store::SerialValue;
 use crate::config::instance::Instance;
 use crate::config::instances::{Instances, Remote};
 use crate::config::model::{CONFIG_VERSION, Cluster, ClusterConfig, Heads};

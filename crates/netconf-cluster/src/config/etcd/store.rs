@@ -26,11 +26,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::client::{Client, Cmp, EtcdError, Kv, Op, Read, TxnOutcome};
 use super::heads_cache::HeadsCache;
-use super::keys::{Key, Layout};
+use super::keys::{Key, Layout, SerialValue, index_keys};
 use super::snapshot::Snapshot;
 use super::url::EtcdUrl;
 use super::watch::EtcdWatch;
@@ -45,18 +45,6 @@ use crate::error::GntError;
 /// How many times a transaction is tried when others keep committing under it.
 const MAX_ATTEMPTS: u32 = 50;
 
-/// The serial key's value.
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct SerialValue {
-    /// The serial before the first commit here.
-    pub(super) base: u64,
-    /// When the last commit was made (the cluster's `mtime`).
-    pub(super) mtime: f64,
-    /// Which commit wrote it last: a client that lost the answer to its txn finds out
-    /// whether it was applied.
-    pub(super) commit: String,
-}
 /// A transaction ready to send.
 struct Plan {
     compares: Vec<Cmp>,
@@ -529,16 +517,6 @@ impl EtcdStore {
         let micros = u64::try_from(window.as_micros()).unwrap_or(u64::MAX).max(1);
         std::thread::sleep(Duration::from_micros(r % micros));
     }
-}
-
-/// The index keys an instance holds: its name and its NICs' MACs.
-pub(super) fn index_keys(i: &Instance) -> BTreeSet<Key> {
-    let mut s = BTreeSet::new();
-    s.insert(Key::InstanceName(i.name.as_str().to_owned()));
-    for n in &i.nics {
-        s.insert(Key::Mac(n.mac.to_string()));
-    }
-    s
 }
 
 /// Puts and deletes for the objects of one map that differ; `structural` is set for a new
