@@ -126,6 +126,16 @@ pub(crate) fn ask_for_explanations(fd: &OwnedFd) {
     }
 }
 
+/// Appends attribute `t` holding `data` (length, type, data, padding) to a message being
+/// built.
+pub(crate) fn push_attr(b: &mut Vec<u8>, t: u16, data: &[u8]) {
+    let len = u16::try_from(4 + data.len()).unwrap_or(u16::MAX);
+    b.extend_from_slice(&len.to_ne_bytes());
+    b.extend_from_slice(&t.to_ne_bytes());
+    b.extend_from_slice(data);
+    pad(b);
+}
+
 /// Pads a message or attribute being built to netlink's 4-byte alignment.
 pub(crate) fn pad(b: &mut Vec<u8>) {
     while !b.len().is_multiple_of(4) {

@@ -16,7 +16,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 
 use anyhow::Context;
 
-use crate::netlink::{self, pad};
+use crate::netlink::{self, push_attr};
 
 const NETLINK_NETFILTER: i32 = 12;
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
@@ -230,11 +230,7 @@ struct Buf(Vec<u8>);
 
 impl Buf {
     fn attr(&mut self, t: u16, data: &[u8]) {
-        let len = u16::try_from(4 + data.len()).unwrap_or(u16::MAX);
-        self.0.extend_from_slice(&len.to_ne_bytes());
-        self.0.extend_from_slice(&t.to_ne_bytes());
-        self.0.extend_from_slice(data);
-        pad(&mut self.0);
+        push_attr(&mut self.0, t, data);
     }
 
     fn be32(&mut self, t: u16, v: u32) {

@@ -10,7 +10,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
 
-use crate::netlink::{ask_for_explanations, pad, route_socket};
+use crate::netlink::{ask_for_explanations, pad, push_attr, route_socket};
 
 const NLMSG_ERROR: u16 = 2;
 const NLM_F_REQUEST: u16 = 0x1;
@@ -135,11 +135,7 @@ impl Msg {
     }
 
     fn attr(&mut self, t: u16, data: &[u8]) {
-        let len = u16::try_from(4 + data.len()).unwrap_or(u16::MAX);
-        self.0.extend_from_slice(&len.to_ne_bytes());
-        self.0.extend_from_slice(&t.to_ne_bytes());
-        self.0.extend_from_slice(data);
-        pad(&mut self.0);
+        push_attr(&mut self.0, t, data);
     }
 
     fn attr_u32(&mut self, t: u16, v: u32) {
