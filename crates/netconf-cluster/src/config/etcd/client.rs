@@ -30,6 +30,9 @@ pub const MAX_REQUEST_BYTES: usize = 1_572_864;
 const PER_ENTRY_OVERHEAD: usize = 48;
 /// A whole cluster read is refused above this (100,000 instances take about 60 MB).
 const MAX_RESPONSE_BYTES: u64 = 1 << 30;
+/// ureq's input and output buffers, and the largest answer header taken (etcd's gateway
+/// sends a few hundred bytes of headers).
+const IO_BUFFER_BYTES: usize = 16 << 10;
 /// A range of many keys is read in pages of this many (about 10 MB of instances), all at
 /// the revision of the first, so that no single answer takes longer than the request
 /// timeout. Not fewer: etcd 3.4 walks every key of the range for each page to count them.
@@ -87,6 +90,9 @@ pub enum Cmp {
     ModIs(Vec<u8>, i64),
     /// The key does not exist (`CREATE == 0`).
     Absent(Vec<u8>),
+    /// The key exists and holds exactly this value (etcd fails a value compare on an
+    /// absent key).
+    ValueIs(Vec<u8>, Vec<u8>),
     /// No key in `[from, to)` was written after `revision`.
     NoneWrittenAfter {
         from: Vec<u8>,
@@ -139,6 +145,7 @@ pub fn check_limits(compares: &[Cmp], ops: &[Op]) -> Result<(), String> {
             PER_ENTRY_OVERHEAD
                 + match c {
                     Cmp::ModIs(k, _) | Cmp::Absent(k) => k.len(),
+                    Cmp::ValueIs(k, v) => k.len() + v.len(),
                     Cmp::NoneWrittenAfter { from, to, .. } => from.len() + to.len(),
                 }
         })
@@ -270,6 +277,12 @@ impl Client {
         let mut config = ureq::Agent::config_builder()
             .timeout_global(Some(REQUEST_TIMEOUT))
             .timeout_connect(Some(CONNECT_TIMEOUT))
+            // ureq's default buffers are 128 KiB each, allocated and zeroed for every
+            // connection, that is every command: a cost per command larger than the
+            // bodies sent here (a txn is a few KiB; answers stream through the buffer).
+            .input_buffer_size(IO_BUFFER_BYTES)
+            .output_buffer_size(IO_BUFFER_BYTES)
+            .max_response_header_size(IO_BUFFER_BYTES)
             .http_status_as_error(false);
         let mut unusable = None;
         let mut link = Link::Plain;
@@ -550,6 +563,10 @@ fn cmp_json(c: &Cmp) -> Value {
             "key": B64.encode(k), "target": "CREATE", "result": "EQUAL",
             "create_revision": "0",
         }),
+        Cmp::ValueIs(k, v) => json!({
+            "key": B64.encode(k), "target": "VALUE", "result": "EQUAL",
+            "value": B64.encode(v),
+        }),
         Cmp::NoneWrittenAfter { from, to, revision } => json!({
             "key": B64.encode(from), "range_end": B64.encode(to),
             "target": "MOD", "result": "LESS",
@@ -770,6 +787,7 @@ mod tests {
         for c in [
             Cmp::ModIs(b"k".to_vec(), 5),
             Cmp::Absent(b"k".to_vec()),
+            Cmp::ValueIs(b"k".to_vec(), b"v".to_vec()),
             Cmp::NoneWrittenAfter {
                 from: b"a".to_vec(),
                 to: b"b".to_vec(),

@@ -37,6 +37,30 @@ pub(super) struct ReadFailure {
     pub(super) compacted: bool,
 }
 
+/// What an optimistic snapshot took an index key to hold without reading it; the commit
+/// compares exactly that.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Assumed {
+    /// Absent: a MAC just drawn at random, which almost never is in use.
+    Absent,
+    /// The UUID of the instance whose index key it is, about to be deleted with it.
+    HeldBy(String),
+}
+
+/// How a snapshot reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Reading {
+    /// Linearizable heads; every key a decision rests on read before the commit.
+    Careful,
+    /// A command's first attempt, as cheap as its commit can check: the heads read
+    /// serializable (from what the member asked has applied, without a round to the
+    /// leader: possibly a little behind), index keys assumed rather than read. Every
+    /// commit compares what it rested on, so a stale read or a wrong assumption costs a
+    /// conflict, never a wrong commit; a conflict or an error is then tried again
+    /// carefully, so that no error is ever reported from a read that was not.
+    Optimistic,
+}
+
 /// Every instance with the mod revision of its key.
 type AllInstances = (BTreeMap<String, Instance>, BTreeMap<String, i64>);
 
@@ -50,11 +74,14 @@ pub(super) struct Snapshot {
     pub(super) serial_base: u64,
     pub(super) cluster: Cluster,
     pub(super) base: Arc<Heads>,
+    pub(super) reading: Reading,
     client: Arc<Client>,
     layout: Layout,
     shown: String,
     /// Every key read on demand, as of `revision` (`None`: absent).
     reads: Mutex<BTreeMap<Key, Option<Kv>>>,
+    /// Index keys taken to hold something without reading them (optimistic only).
+    assumed: Mutex<BTreeMap<Key, Assumed>>,
     all: OnceLock<Option<AllInstances>>,
     failure: Mutex<Option<ReadFailure>>,
 }
@@ -75,22 +102,33 @@ impl Snapshot {
         revision: Option<i64>,
         also: &[Key],
         cache: Option<&HeadsCache>,
+        reading: Reading,
     ) -> Result<Snapshot, GntError> {
         let cache = cache.filter(|_| revision.is_none());
         if cache.is_some() {
             // A copy that does not add up, or a value in it that does not decode: read
             // everything (and replace the copy).
-            match Self::load_with(client.clone(), layout, shown, revision, also, cache, true) {
+            match Self::load_with(
+                client.clone(),
+                layout,
+                shown,
+                revision,
+                also,
+                cache,
+                reading,
+                true,
+            ) {
                 Ok(Some(s)) => return Ok(s),
                 Ok(None) | Err(GntError::Config(_)) => {}
                 Err(e) => return Err(e),
             }
         }
-        Self::load_with(client, layout, shown, revision, also, cache, false)
+        Self::load_with(client, layout, shown, revision, also, cache, reading, false)
             .map(|s| s.ok_or_else(|| GntError::Exec(format!("{shown}: cannot read the heads"))))?
     }
 
     /// [`Snapshot::load`]; `None` if `use_cached` and the cached copy proved unusable.
+    #[allow(clippy::too_many_arguments)]
     fn load_with(
         client: Arc<Client>,
         layout: &Layout,
@@ -98,6 +136,7 @@ impl Snapshot {
         revision: Option<i64>,
         also: &[Key],
         cache: Option<&HeadsCache>,
+        reading: Reading,
         use_cached: bool,
     ) -> Result<Option<Snapshot>, GntError> {
         let unreachable = |e: &EtcdError| match e {
@@ -116,6 +155,7 @@ impl Snapshot {
             Read::prefix(&layout.under("networks"), revision),
         ];
         let n_heads = reads.len();
+        let serializable = reading == Reading::Optimistic;
         const DIRS: [(usize, &str); 3] = [(3, "groups"), (4, "nodes"), (5, "networks")];
         let cached = cache.filter(|_| use_cached).and_then(HeadsCache::load);
         if let Some(c) = &cached {
@@ -127,6 +167,9 @@ impl Snapshot {
         // revision, remembered as any read on demand is (and so compared at commit).
         let also: Vec<&Key> = also.iter().filter(|k| !k.is_head()).collect();
         reads.extend(also.iter().map(|k| Read::key(layout.key(k), revision)));
+        for r in &mut reads {
+            r.serializable = serializable;
+        }
         let (rev, mut answers) = client.read_many(&reads).map_err(|e| unreachable(&e))?;
         let early: BTreeMap<Key, Option<Kv>> = also
             .into_iter()
@@ -190,6 +233,7 @@ impl Snapshot {
             let mut anything = Read::prefix(layout.root(), Some(revision));
             anything.limit = 1;
             anything.keys_only = true;
+            anything.serializable = serializable;
             client
                 .read_many(&[anything])
                 .map_err(|e| unreachable(&e))?
@@ -223,10 +267,12 @@ impl Snapshot {
             serial_base: 0,
             cluster: ClusterConfig::new().cluster,
             base: Arc::default(),
+            reading,
             client,
             layout: layout.clone(),
             shown: shown.to_owned(),
             reads: Mutex::new(early),
+            assumed: Mutex::default(),
             all: OnceLock::new(),
             failure: Mutex::default(),
         };
@@ -377,8 +423,9 @@ impl Snapshot {
     pub(super) fn fetch(&self, keys: &[Key]) -> bool {
         let missing: Vec<Key> = {
             let reads = self.reads();
+            let assumed = self.assumed.lock().unwrap_or_else(PoisonError::into_inner);
             keys.iter()
-                .filter(|k| !k.is_head() && !reads.contains_key(k))
+                .filter(|k| !k.is_head() && !reads.contains_key(k) && !assumed.contains_key(k))
                 .cloned()
                 .collect()
         };
@@ -409,6 +456,39 @@ impl Snapshot {
                 false
             }
         }
+    }
+
+    /// What an optimistic snapshot assumed `key` holds, if it did.
+    pub(super) fn assumption(&self, key: &Key) -> Option<Assumed> {
+        self.assumed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+            .cloned()
+    }
+
+    /// Takes `key` to hold `what` without reading it, if this snapshot is optimistic and
+    /// has not read it: true if it now stands assumed (for the commit to compare).
+    pub(super) fn assume(&self, key: &Key, what: Assumed) -> bool {
+        if self.reading != Reading::Optimistic || key.is_head() || self.reads().contains_key(key) {
+            return false;
+        }
+        self.assumed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(key.clone())
+            .or_insert(what);
+        true
+    }
+
+    /// Every assumption made, for the commit to compare.
+    pub(super) fn assumptions(&self) -> Vec<(Key, Assumed)> {
+        self.assumed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(k, a)| (k.clone(), a.clone()))
+            .collect()
     }
 
     /// A key as of the snapshot: `None` if it was never read (nor is a head).
@@ -455,6 +535,12 @@ impl Snapshot {
 
     /// A key holding an instance's UUID (an index key), read on demand.
     fn index(&self, key: &Key) -> Option<String> {
+        if let Some(a) = self.assumption(key) {
+            return match a {
+                Assumed::Absent => None,
+                Assumed::HeldBy(u) => Some(u),
+            };
+        }
         if !self.fetch(std::slice::from_ref(key)) {
             return None;
         }
@@ -519,7 +605,11 @@ impl Remote for Snapshot {
     }
 
     fn key_for_mac(&self, mac: MacAddr) -> Option<String> {
-        let key = self.index(&Key::Mac(mac.to_string()))?;
+        let k = Key::Mac(mac.to_string());
+        // Asked of a MAC about to be given out: in use one time in millions when drawn at
+        // random, so a first attempt takes it as free and lets the commit check.
+        self.assume(&k, Assumed::Absent);
+        let key = self.index(&k)?;
         self.get(&key)
             .is_some_and(|i| i.nics.iter().any(|n| n.mac == mac))
             .then_some(key)

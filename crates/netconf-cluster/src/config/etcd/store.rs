@@ -17,6 +17,10 @@
 //!   and may depend on anything, so it compares that no key but the serial was written
 //!   since its read: it commits as if it held config.data's lock.
 //!
+//! A command's first attempt reads optimistically (see `snapshot::Reading`): what it did
+//! not read carefully, or only assumed, is compared like the rest, and a conflict or an
+//! error sends it to a careful attempt. An allocation is thus one read and one txn.
+//!
 //! The cluster serial counts commits without making them collide: every commit writes the
 //! `serial` key without comparing it, and etcd counts the writes of a key (its `version`),
 //! so the serial shown is a base (the serial of the cluster this started from) plus that
@@ -31,7 +35,7 @@ use serde::Serialize;
 use super::client::{Client, Cmp, EtcdError, Kv, Op, Read, TxnOutcome};
 use super::heads_cache::HeadsCache;
 use super::keys::{Key, Layout, SerialValue, index_keys};
-use super::snapshot::Snapshot;
+use super::snapshot::{Assumed, Reading, Snapshot};
 use super::url::EtcdUrl;
 use super::watch::EtcdWatch;
 use crate::config::instance::Instance;
@@ -142,7 +146,7 @@ impl EtcdStore {
     }
 
     /// The heads as of `revision` (the current one when `None`); instances on demand.
-    fn snapshot(&self, revision: Option<i64>) -> Result<Arc<Snapshot>, GntError> {
+    fn snapshot(&self, revision: Option<i64>, reading: Reading) -> Result<Arc<Snapshot>, GntError> {
         let expected: Vec<Key> = self
             .expected
             .lock()
@@ -157,13 +161,14 @@ impl EtcdStore {
             revision,
             &expected,
             self.heads_cache.as_ref(),
+            reading,
         )
         .map(Arc::new)
     }
 
     /// The whole cluster, every instance read, as of the current revision.
     fn load_whole(&self) -> Result<ClusterConfig, GntError> {
-        let snap = self.snapshot(None)?;
+        let snap = self.snapshot(None, Reading::Careful)?;
         let mut cfg = snap.config();
         // Read here, so that a failure is this call's error rather than the end of the
         // process that `all_decoded` makes of it.
@@ -321,7 +326,15 @@ impl EtcdStore {
                 }
             }
         }
-        // The index keys as of the snapshot, in one request for those not read yet.
+        // The index keys as of the snapshot, in one request for those not read yet; a
+        // first attempt takes those it has not read to be as they should (the removed
+        // instance's own, the new ones free) and lets the commit check that.
+        for (k, uuid) in &idx_del {
+            snap.assume(k, Assumed::HeldBy(uuid.clone()));
+        }
+        for k in idx_add.keys() {
+            snap.assume(k, Assumed::Absent);
+        }
         let idx: Vec<Key> = idx_del.keys().chain(idx_add.keys()).cloned().collect();
         if !snap.fetch(&idx) {
             return Err(snap.failure().map_or_else(
@@ -329,24 +342,28 @@ impl EtcdStore {
                 |f| f.error,
             ));
         }
-        let held = |k: &Key| snap.kv(k).flatten();
+        let held = |k: &Key| match snap.assumption(k) {
+            Some(Assumed::Absent) => None,
+            Some(Assumed::HeldBy(u)) => Some(u.into_bytes()),
+            None => snap.kv(k).flatten().map(|kv| kv.value),
+        };
         // Deletions first, so a name or MAC handed from one instance to another in the same
         // command becomes one put.
         for (k, uuid) in &idx_del {
-            if held(k).is_some_and(|kv| kv.value == uuid.as_bytes()) {
+            if held(k).is_some_and(|v| v == uuid.as_bytes()) {
                 writes.insert(k.clone(), None);
             }
         }
         for (k, uuid) in idx_add {
             match held(&k) {
-                Some(kv) if kv.value == uuid.as_bytes() => {
+                Some(v) if v == uuid.as_bytes() => {
                     writes.remove(&k);
                 }
                 // Held by another instance that this commit does not take it from: a
                 // duplicate, unless that instance no longer has it (an index key left
                 // behind by a hand edit), which this put replaces if it is still the same.
-                Some(kv) if !idx_del.contains_key(&k) => {
-                    let other = String::from_utf8_lossy(&kv.value).into_owned();
+                Some(v) if !idx_del.contains_key(&k) => {
+                    let other = String::from_utf8_lossy(&v).into_owned();
                     let holder = match new_values.get(other.as_str()) {
                         Some(v) => v.cloned(),
                         None => snap.get(&other),
@@ -366,7 +383,15 @@ impl EtcdStore {
             return Err(f.error);
         }
 
-        let mut compares = Vec::new();
+        // What a first attempt assumed instead of reading: compared whatever else is.
+        let assumed = snap.assumptions();
+        let mut compares: Vec<Cmp> = assumed
+            .iter()
+            .map(|(k, a)| match a {
+                Assumed::Absent => Cmp::Absent(self.layout.key(k)),
+                Assumed::HeldBy(u) => Cmp::ValueIs(self.layout.key(k), u.clone().into_bytes()),
+            })
+            .collect();
         if structural {
             for (from, to) in self.layout.all_but_serial() {
                 compares.push(Cmp::NoneWrittenAfter {
@@ -385,6 +410,9 @@ impl EtcdStore {
             keys.insert(Key::Schema);
             keys.extend(snap.read_keys());
             for k in keys {
+                if assumed.iter().any(|(a, _)| *a == k) {
+                    continue;
+                }
                 let raw = self.layout.key(&k);
                 compares.push(match snap.mod_revision(&k) {
                     Some(rev) => Cmp::ModIs(raw, rev),
@@ -432,20 +460,38 @@ impl EtcdStore {
 
     /// Commits `next` over `snap` once: `Ok(false)` if something it depends on changed.
     fn commit(&self, snap: &Snapshot, next: &ClusterConfig) -> Result<bool, GntError> {
+        match self.prepare(snap, next)? {
+            Some((plan, commit_id)) => self.send(&plan, &commit_id),
+            None => Ok(false),
+        }
+    }
+
+    /// The checked txn of a commit of `next` over `snap`, with its commit id: `None` if
+    /// the snapshot's revision is gone (read again), an error if `next` cannot be
+    /// committed. Nothing is sent.
+    fn prepare(
+        &self,
+        snap: &Snapshot,
+        next: &ClusterConfig,
+    ) -> Result<Option<(Plan, String)>, GntError> {
         if let Some(f) = snap.failure() {
-            return if f.compacted { Ok(false) } else { Err(f.error) };
+            return if f.compacted { Ok(None) } else { Err(f.error) };
         }
         self.check_invariants(next)?;
         let commit_id = crate::config::new_uuid();
-        let plan = match self.plan(snap, next, &commit_id) {
-            Ok(p) => p,
-            Err(_) if snap.failure().is_some_and(|f| f.compacted) => return Ok(false),
-            Err(e) => return Err(e),
-        };
+        match self.plan(snap, next, &commit_id) {
+            Ok(p) => Ok(Some((p, commit_id))),
+            Err(_) if snap.failure().is_some_and(|f| f.compacted) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sends a prepared txn: `Ok(false)` if a compare failed (nothing applied).
+    fn send(&self, plan: &Plan, commit_id: &str) -> Result<bool, GntError> {
         match self.client.txn(&plan.compares, &plan.ops) {
             Ok(TxnOutcome::Committed(_)) => Ok(true),
             Ok(TxnOutcome::Conflict) => Ok(false),
-            Err(EtcdError::Unknown(why)) => self.applied_after_all(&plan, &commit_id, &why),
+            Err(EtcdError::Unknown(why)) => self.applied_after_all(plan, commit_id, &why),
             Err(e) => Err(GntError::Exec(format!(
                 "{}: {e}; nothing was written",
                 self.url
@@ -585,7 +631,7 @@ impl Store for EtcdStore {
     }
 
     fn read_versioned(&self) -> Result<(ClusterConfig, Version), GntError> {
-        let snap = self.snapshot(None)?;
+        let snap = self.snapshot(None, Reading::Careful)?;
         Ok((snap.config(), Version::etcd(snap.revision)))
     }
 
@@ -600,7 +646,7 @@ impl Store for EtcdStore {
         }
         // Not read through this store: its snapshot read again as of its revision (gone
         // once etcd compacted it: then it is not the current state either).
-        match self.snapshot(Some(rev)) {
+        match self.snapshot(Some(rev), Reading::Careful) {
             Ok(s) => self.commit(&s, &next),
             Err(_) => Ok(false),
         }
@@ -627,9 +673,12 @@ impl Store for EtcdStore {
         &self,
         f: &mut dyn FnMut(&mut ClusterConfig) -> Result<(), GntError>,
     ) -> Result<(), GntError> {
+        // The first attempt reads optimistically (see `Reading`); any attempt after it,
+        // and so any error reported, carefully.
+        let mut reading = Reading::Optimistic;
         for attempt in 0..MAX_ATTEMPTS {
             let started = std::time::Instant::now();
-            let snap = self.snapshot(None)?;
+            let snap = self.snapshot(None, reading)?;
             let mut cfg = snap.config();
             let done = f(&mut cfg);
             // A read on demand that failed answered "absent": whatever `f` made of that is
@@ -641,9 +690,22 @@ impl Store for EtcdStore {
                     continue;
                 }
                 Some(fail) => return Err(fail.error),
-                None => done?,
+                None => {}
             }
-            if self.commit(&snap, &cfg)? {
+            let prepared = done.and_then(|()| self.prepare(&snap, &cfg));
+            if reading == Reading::Optimistic {
+                reading = Reading::Careful;
+                if prepared.is_err() {
+                    // Perhaps an effect of the optimism (a read a little behind, an index
+                    // key assumed): the error, if it stands, is the careful attempt's.
+                    continue;
+                }
+            }
+            let committed = match prepared? {
+                Some((plan, commit_id)) => self.send(&plan, &commit_id)?,
+                None => false,
+            };
+            if committed {
                 if self.debug && attempt > 0 {
                     eprintln!("etcd: committed after {attempt} retries");
                 }
@@ -955,10 +1017,92 @@ mod tests {
             cfg.instances.get_cloned(&seed7).unwrap().nics[0].ipv4(),
             Some("10.32.15.200".parse().unwrap())
         );
-        // A MAC already taken, found by its index key: refused before any commit.
+        // A MAC already taken: the first attempt takes it as free and its commit finds the
+        // index key there; the careful attempt reads it and refuses, nothing written.
         let e =
             transaction(&store, |c| add(c, "dup", "mac=aa:00:00:00:00:01,link=br9")).unwrap_err();
         assert!(e.to_string().contains("already in use"), "{e}");
+    }
+
+    /// The value of one raw key under the store's prefix, as etcd holds it now.
+    fn raw(store: &EtcdStore, k: &Key) -> Option<Vec<u8>> {
+        let (_, mut a) = store
+            .client
+            .read_many(&[Read::key(store.layout.key(k), None)])
+            .unwrap();
+        a.pop()?.kvs.pop().map(|kv| kv.value)
+    }
+
+    fn put_raw(store: &EtcdStore, k: &Key, v: &[u8]) {
+        let put = Op::Put(store.layout.key(k), v.to_vec());
+        assert!(matches!(
+            store.client.txn(&[], &[put]).unwrap(),
+            TxnOutcome::Committed(_)
+        ));
+    }
+
+    /// A first attempt reads the heads (with the hinted instance's keys) and sends its
+    /// txn: a new MAC is not looked up, nor are the index keys a remove deletes; the
+    /// commit compares them instead.
+    #[test]
+    fn a_first_attempt_reads_the_heads_and_commits() {
+        let Some(store) = etcd_store() else { return };
+        two_networks(&store);
+        let requests = |f: &mut dyn FnMut(&mut ClusterConfig) -> Result<(), GntError>| {
+            let r0 = store.traffic().0;
+            store.transact(f).unwrap();
+            store.traffic().0 - r0
+        };
+        store.expect_instance("one");
+        assert_eq!(
+            requests(&mut |c| add(c, "one", "ip=pool,network=a")),
+            2,
+            "an add: the heads with the name's index key, then the txn"
+        );
+        // A remove reads the instance its name's index key names, then commits.
+        assert_eq!(requests(&mut |c| instance::remove(c, "one").map(|_| ())), 3);
+        let keys = String::from_utf8(store.raw_dump().unwrap()).unwrap();
+        assert!(
+            !keys.contains("/macs/") && !keys.contains("/names/") && !keys.contains("/instances/"),
+            "the remove deleted the index keys it assumed: {keys}"
+        );
+    }
+
+    /// An assumption that does not hold costs the first attempt its commit, never a
+    /// wrong one: the careful attempt reads the key and decides as before.
+    #[test]
+    fn a_wrong_assumption_fails_the_first_commit_and_the_careful_attempt_decides() {
+        let Some(store) = etcd_store() else { return };
+        two_networks(&store);
+        let mac = "aa:00:00:12:34:56";
+        let mac_key = Key::Mac(mac.into());
+        // An index key left by a hand edit, naming no instance: the new instance takes it.
+        put_raw(&store, &mac_key, b"gone-uuid");
+        let r0 = store.traffic().0;
+        transaction(&store, |c| {
+            add(c, "m1", &format!("mac={mac},ip=pool,network=a"))
+        })
+        .unwrap();
+        assert!(
+            store.traffic().0 - r0 > 3,
+            "the first commit should have failed"
+        );
+        let cfg = store.read().unwrap();
+        let m1 = cfg.instance_uuid("m1").unwrap();
+        assert_eq!(raw(&store, &mac_key), Some(m1.clone().into_bytes()));
+        assert!(
+            verify::errors(&cfg).is_empty(),
+            "{:?}",
+            verify::errors(&cfg)
+        );
+
+        // The index key now names another instance: the remove, which assumed it its own,
+        // leaves it to that one.
+        put_raw(&store, &mac_key, b"other-uuid");
+        transaction(&store, |c| instance::remove(c, "m1").map(|_| ())).unwrap();
+        assert!(store.read().unwrap().instance_uuid("m1").is_err());
+        assert_eq!(raw(&store, &mac_key), Some(b"other-uuid".to_vec()));
+        assert_eq!(raw(&store, &Key::Instance(m1)), None);
     }
 
     /// A modify read before a remove of the same instance commits after it: it must not
