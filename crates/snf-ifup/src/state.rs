@@ -189,13 +189,23 @@ impl State {
     }
 }
 
+/// The most a state file may hold. Its bulk is the NIC's environment, which the kernel
+/// bounds (argv and environment together at most 6 MiB), or the store's tags (Ganeti's
+/// limits: 4096 tags of 128 characters per object); the rules and undo lists are small
+/// beside it. Room above that for TOML's quoting.
+pub const MAX_STATE_BYTES: u64 = 16 << 20;
+
 pub fn path(dir: &Path, tap: &IfName) -> PathBuf {
     dir.join(format!("{tap}.toml"))
 }
 
 pub fn load(dir: &Path, tap: &IfName) -> anyhow::Result<Option<State>> {
     let p = path(dir, tap);
-    let text = match fs::read_to_string(&p) {
+    // A symbolic link is refused, not followed: `save` only ever renames a regular file
+    // into place, so a link is not ours, and following it would let whoever made it
+    // choose what `down` tears down. A FIFO is refused at once rather than hanging every
+    // later call for this TAP.
+    let text = match netconf::textfile::read(&p, MAX_STATE_BYTES) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", p.display())),
