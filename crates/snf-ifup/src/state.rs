@@ -4,6 +4,7 @@
 
 use std::fs;
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -281,12 +282,20 @@ pub fn all(dir: &Path) -> anyhow::Result<Vec<IfName>> {
 pub fn lock(dir: &Path) -> anyhow::Result<fs::File> {
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let p = dir.join(".lock");
+    // Every `up` and `down` passes here, so nothing at this name may make it wait: a FIFO
+    // opens at once (O_NONBLOCK, and read-write, which never waits for the other end) and
+    // is refused; a symbolic link is refused rather than followed (creating its target).
     let f = fs::OpenOptions::new()
         .create(true)
         .truncate(false)
+        .read(true)
         .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(&p)
         .with_context(|| format!("cannot open {}", p.display()))?;
+    if !f.metadata().is_ok_and(|m| m.is_file()) {
+        anyhow::bail!("cannot lock {}: not a regular file: refused", p.display());
+    }
     f.lock()
         .with_context(|| format!("cannot lock {}", p.display()))?;
     Ok(f)

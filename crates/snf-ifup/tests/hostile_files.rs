@@ -1,8 +1,8 @@
-//! Files snf-ifup reads that something else may have put in place: the settings file,
-//! Ganeti's Xen NIC file, the per-TAP state file and the nfdhcpd binding it compares
-//! before rewriting. A FIFO at any of them once made the tool (and with it the VM's start)
-//! wait for ever; each is now refused at once, or replaced. Every run is bounded: a run
-//! that blocks fails the test instead of hanging it.
+//! Files snf-ifup reads or locks that something else may have put in place: the settings
+//! file, Ganeti's Xen NIC file, the per-TAP state file, the nfdhcpd binding it compares
+//! before rewriting, and the state directory's lock. A FIFO at any of them once made the
+//! tool (and with it the VM's start) wait for ever; each is now refused at once, or
+//! replaced. Every run is bounded: a run that blocks fails the test instead of hanging it.
 
 mod common;
 
@@ -215,4 +215,30 @@ fn up_replaces_a_fifo_at_the_binding_path() {
     assert_eq!(b.ip, Some("198.51.100.11".parse().unwrap()));
     lab.ifup_ok(&[], &["down", "tap1"]);
     assert!(!binding.exists());
+}
+
+/// As root, in a node namespace: a FIFO at the state directory's lock makes `up` and
+/// `down` fail at once, naming it, before they change anything.
+#[test]
+fn a_fifo_at_the_lock_is_refused_at_once() {
+    if !can_run("a_fifo_at_the_lock_is_refused_at_once") {
+        return;
+    }
+    let mut lab = Lab::new();
+    lab.bridge("br0", 1500);
+    lab.guest("tap1", MAC1);
+    let (fw0, net0) = (lab.fw_dump(), lab.net_dump());
+    std::fs::create_dir_all(lab.state_dir()).unwrap();
+    let lock = lab.state_dir().join(".lock");
+    fifo(&lock);
+    let env = nic("tap1", MAC1, "198.51.100.11", "bridged", "br0", "", "");
+    for args in [&["ganeti", "up"][..], &["down", "tap1"][..]] {
+        let (code, err) = bounded(lab.ifup_command(&refs(&env), args), lab.dir.path(), "lock");
+        assert_eq!(code, Some(1), "{args:?}: {err}");
+        let want = format!("cannot lock {}: not a regular file", lock.display());
+        assert!(err.contains(&want), "{want:?} not in {err}");
+    }
+    assert_eq!(lab.fw_dump(), fw0);
+    assert_eq!(lab.net_dump(), net0);
+    assert!(!lab.state_dir().join("tap1.toml").exists());
 }
