@@ -11,6 +11,10 @@ use serde::Deserialize;
 
 pub const DEFAULT_PATH: &str = "/etc/nfdhcpd/nfdhcpd.toml";
 
+/// The most a settings file (this one, or an old `nfdhcpd.conf` to convert) may hold: a
+/// real one is a few KiB; anything near this is not one.
+pub const MAX_SETTINGS_BYTES: u64 = 1 << 20;
+
 /// The file as written: sections and keys exactly as the operator spelled them.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -189,9 +193,12 @@ pub struct Ipv6Plan {
 }
 
 impl DaemonSettings {
+    /// Reads and checks the settings file at `path`. A symbolic link is followed
+    /// (configuration management installs settings that way); what it ends at must be a
+    /// regular file of at most [`MAX_SETTINGS_BYTES`]: a FIFO is refused, not waited on.
     pub fn load(path: &Path) -> anyhow::Result<DaemonSettings> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text = netconf::textfile::read_following(path, MAX_SETTINGS_BYTES)
+            .with_context(|| format!("reading {}", path.display()))?;
         DaemonSettings::parse(&text).with_context(|| format!("in {}", path.display()))
     }
 

@@ -28,8 +28,9 @@ fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     log::set_level(if cli.debug { log::DEBUG } else { log::INFO });
     if let Some(old) = &cli.convert_config {
-        let text =
-            std::fs::read_to_string(old).with_context(|| format!("reading {}", old.display()))?;
+        // An old settings file: read as the new one is (a link followed, a FIFO refused).
+        let text = netconf::textfile::read_following(old, nfdhcpd::config::MAX_SETTINGS_BYTES)
+            .with_context(|| format!("reading {}", old.display()))?;
         let toml =
             nfdhcpd::convert::convert(&text).with_context(|| format!("in {}", old.display()))?;
         print!("{toml}");

@@ -145,6 +145,95 @@ fn status_refuses_what_the_daemon_never_writes() {
     }
 }
 
+/// Runs nfdhcpd with `args`, its output to files (a pipe nobody reads yet could block it
+/// too); a run still going after 10 s is killed and fails the test: a read that blocks
+/// on a FIFO fails instead of hanging. Returns the exit code, stdout and stderr.
+fn run_bounded(dir: &std::path::Path, args: &[&str], what: &str) -> (Option<i32>, String, String) {
+    let (out, err) = (dir.join("out"), dir.join("err"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nfdhcpd"))
+        .args(args)
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t0.elapsed() > std::time::Duration::from_secs(10) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what}: nfdhcpd {args:?} still blocked after 10 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let code = child.wait().unwrap().code();
+    (
+        code,
+        std::fs::read_to_string(&out).unwrap(),
+        std::fs::read_to_string(&err).unwrap(),
+    )
+}
+
+/// The settings file (`-c`, read by `--check-config` and before anything else) and the
+/// old `nfdhcpd.conf` of `--convert-config`: a FIFO there (directly or behind a link), a
+/// directory, or a file over 1 MiB is refused at once, exit 1, with the path and the
+/// reason; a link to a real file is followed (configuration management makes those).
+#[test]
+fn settings_files_are_regular_bounded_and_never_waited_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let at = d.join("settings");
+    let fifo = d.join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let old = d.join("nfdhcpd.conf");
+    std::fs::write(&old, "[dhcp]\nenable_dhcp = True\n").unwrap();
+    let make: [(&str, &dyn Fn()); 4] = [
+        ("not a regular file", &|| {
+            nix::unistd::mkfifo(&at, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        }),
+        ("not a regular file", &|| {
+            std::os::unix::fs::symlink(&fifo, &at).unwrap();
+        }),
+        ("not a regular file", &|| std::fs::create_dir(&at).unwrap()),
+        ("larger than 1024 KiB", &|| {
+            // Comments only: valid TOML and INI but for its size.
+            let line = format!("# {}\n", "x".repeat(1021));
+            std::fs::write(&at, line.repeat(1025)).unwrap();
+        }),
+    ];
+    for (why, make) in make {
+        make();
+        for flag in ["--check-config", "--convert-config"] {
+            let args: Vec<&str> = if flag == "--check-config" {
+                vec!["-c", at.to_str().unwrap(), flag]
+            } else {
+                vec![flag, at.to_str().unwrap()]
+            };
+            let (code, out, err) = run_bounded(d, &args, why);
+            assert_eq!(code, Some(1), "{flag} {why}: {err}");
+            assert!(
+                err.starts_with(&format!("nfdhcpd: reading {}: {why}", at.display())),
+                "{flag} {why}: {err}"
+            );
+            assert!(out.is_empty(), "{flag} {why}: {out}");
+        }
+        if at.is_dir() {
+            std::fs::remove_dir(&at).unwrap();
+        } else {
+            std::fs::remove_file(&at).unwrap();
+        }
+    }
+    // Links to real files are followed, for both.
+    std::os::unix::fs::symlink(example(), &at).unwrap();
+    let (code, out, err) = run_bounded(d, &["-c", at.to_str().unwrap(), "--check-config"], "link");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("queues 42, 43, 44, 45"), "{out}");
+    std::fs::remove_file(&at).unwrap();
+    std::os::unix::fs::symlink(&old, &at).unwrap();
+    let (code, out, err) = run_bounded(d, &["--convert-config", at.to_str().unwrap()], "link");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("enable_dhcp = true"), "{out}");
+}
+
 #[test]
 fn man_page_documents_every_option() {
     let help = String::from_utf8(nfdhcpd(&["--help"]).stdout).unwrap();

@@ -575,3 +575,62 @@ fn files_others_may_read_or_change_get_one_warning_each() {
         "{err}"
     );
 }
+
+/// The settings file as a FIFO (directly or behind a link; no writer, so a plain read
+/// would wait for ever), and a TSIG key file as one: the hook fails at once, naming the
+/// file and why, before any server is contacted. A run still going after 30 s is killed
+/// and fails the test.
+#[test]
+fn fifos_for_settings_or_key_are_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let fifo = d.join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let link = d.join("link.toml");
+    std::os::unix::fs::symlink(&fifo, &link).unwrap();
+    let keyed = d.join("keyed.toml");
+    let plain = std::fs::read_to_string(write_config(d)).unwrap();
+    std::fs::write(
+        &keyed,
+        format!("{plain}[tsig]\nkey_file = \"{}\"\n", fifo.display()),
+    )
+    .unwrap();
+    let vars = with(
+        &PUBLIC_NIC,
+        &[
+            ("GANETI_HOOKS_PHASE", "post"),
+            ("GANETI_OP_CODE", "OP_INSTANCE_CREATE"),
+            ("GANETI_INSTANCE_NAME", "web1"),
+            ("GANETI_INSTANCE_PRIMARY", NODE),
+        ],
+    );
+    for config in [&fifo, &link, &keyed] {
+        let err_path = d.join("err");
+        let mut child = hook_command()
+            .env_clear()
+            .env("PATH", "/sbin:/bin:/usr/sbin:/usr/bin")
+            .env("SNF_DNSHOOK_CONFIG", config)
+            .env("SNF_DNSHOOK_NODE", NODE)
+            .envs(vars.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&err_path).unwrap())
+            .spawn()
+            .unwrap();
+        let t0 = std::time::Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if t0.elapsed() > std::time::Duration::from_secs(30) {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{}: snf-dnshook still blocked after 30 s", config.display());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let code = child.wait().unwrap().code();
+        let err = std::fs::read_to_string(&err_path).unwrap();
+        assert_eq!(code, Some(1), "{err}");
+        let shown = if config == &keyed { &fifo } else { config };
+        let want = format!("cannot read {}: not a regular file", shown.display());
+        assert!(err.contains(&want), "{want:?} not in {err}");
+        assert!(!err.contains("no usable answer"), "{err}");
+    }
+}

@@ -11,6 +11,10 @@ use serde::Deserialize;
 
 pub const DEFAULT_PATH: &str = "/etc/snf-network/snf-network.toml";
 
+/// The most the settings file may hold: a real one is a few KiB; anything near this is not
+/// one.
+pub const MAX_SETTINGS_BYTES: u64 = 1 << 20;
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct IfupSettings {
@@ -119,8 +123,11 @@ impl IfupSettings {
         }
     }
 
+    /// A symbolic link is followed (configuration management installs settings that way);
+    /// what it ends at must be a regular file of at most [`MAX_SETTINGS_BYTES`]: a FIFO
+    /// there is refused at once, where waiting on it would hang every VM's start.
     fn from_file(path: &Path) -> anyhow::Result<IfupSettings> {
-        let text = std::fs::read_to_string(path)
+        let text = netconf::textfile::read_following(path, MAX_SETTINGS_BYTES)
             .with_context(|| format!("cannot read configuration {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("invalid configuration {}", path.display()))
     }

@@ -9,6 +9,9 @@ use netconf::{IfName, NicEnv};
 use crate::config::IfupSettings;
 use crate::exec;
 
+/// The most a Ganeti NIC file may hold: a dozen `KEY=value` lines, well under 1 KiB.
+pub const MAX_NIC_FILE_BYTES: u64 = 64 * 1024;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
     Up,
@@ -143,7 +146,11 @@ pub fn xen_nic(cfg: &IfupSettings, tap: &IfName, domid: u32, devid: u32) -> anyh
         .ganeti_nic_dir
         .join(instance.as_str())
         .join(devid.to_string());
-    let text = std::fs::read_to_string(&path)
+    // Read on every vif call, so it must never block one (a FIFO is refused at once, as
+    // is anything over the limit). A symbolic link is refused, not followed: Ganeti
+    // writes the file itself (a regular file, renamed into place), so a link there is
+    // someone else's, and would let them choose the NIC that is configured.
+    let text = netconf::textfile::read(&path, MAX_NIC_FILE_BYTES)
         .with_context(|| format!("cannot read Ganeti NIC file {}", path.display()))?;
     let mut nic = NicEnv::from_xen_nic_file(&text, instance)
         .with_context(|| format!("invalid Ganeti NIC file {}", path.display()))?;

@@ -4,6 +4,7 @@
 
 use std::fs;
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -189,13 +190,23 @@ impl State {
     }
 }
 
+/// The most a state file may hold. Its bulk is the NIC's environment, which the kernel
+/// bounds (argv and environment together at most 6 MiB), or the store's tags (Ganeti's
+/// limits: 4096 tags of 128 characters per object); the rules and undo lists are small
+/// beside it. Room above that for TOML's quoting.
+pub const MAX_STATE_BYTES: u64 = 16 << 20;
+
 pub fn path(dir: &Path, tap: &IfName) -> PathBuf {
     dir.join(format!("{tap}.toml"))
 }
 
 pub fn load(dir: &Path, tap: &IfName) -> anyhow::Result<Option<State>> {
     let p = path(dir, tap);
-    let text = match fs::read_to_string(&p) {
+    // A symbolic link is refused, not followed: `save` only ever renames a regular file
+    // into place, so a link is not ours, and following it would let whoever made it
+    // choose what `down` tears down. A FIFO is refused at once rather than hanging every
+    // later call for this TAP.
+    let text = match netconf::textfile::read(&p, MAX_STATE_BYTES) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", p.display())),
@@ -271,12 +282,20 @@ pub fn all(dir: &Path) -> anyhow::Result<Vec<IfName>> {
 pub fn lock(dir: &Path) -> anyhow::Result<fs::File> {
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let p = dir.join(".lock");
+    // Every `up` and `down` passes here, so nothing at this name may make it wait: a FIFO
+    // opens at once (O_NONBLOCK, and read-write, which never waits for the other end) and
+    // is refused; a symbolic link is refused rather than followed (creating its target).
     let f = fs::OpenOptions::new()
         .create(true)
         .truncate(false)
+        .read(true)
         .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(&p)
         .with_context(|| format!("cannot open {}", p.display()))?;
+    if !f.metadata().is_ok_and(|m| m.is_file()) {
+        anyhow::bail!("cannot lock {}: not a regular file: refused", p.display());
+    }
     f.lock()
         .with_context(|| format!("cannot lock {}", p.display()))?;
     Ok(f)

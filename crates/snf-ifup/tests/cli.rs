@@ -3,10 +3,13 @@
 use std::io::Write as _;
 use std::process::Command;
 
+/// The shipped settings, which are the defaults (a device such as /dev/null is refused).
+const DEFAULTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/snf-network.toml");
+
 fn snf_ifup(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_snf-ifup"))
         .args(args)
-        .env("SNF_NETWORK_CONFIG", "/dev/null")
+        .env("SNF_NETWORK_CONFIG", DEFAULTS)
         .output()
         .unwrap()
 }
@@ -87,7 +90,7 @@ fn usage_errors_exit_2_and_bad_names_exit_1() {
     let o = Command::new(env!("CARGO_BIN_EXE_snf-ifup"))
         .args(["ganeti", "up", "tap0"])
         .env_clear()
-        .env("SNF_NETWORK_CONFIG", "/dev/null")
+        .env("SNF_NETWORK_CONFIG", DEFAULTS)
         .env("INTERFACE", "tap0")
         .env("ACTION", "sideways")
         .output()
@@ -96,7 +99,7 @@ fn usage_errors_exit_2_and_bad_names_exit_1() {
     let o = Command::new(env!("CARGO_BIN_EXE_snf-ifup"))
         .args(["ganeti"])
         .env_clear()
-        .env("SNF_NETWORK_CONFIG", "/dev/null")
+        .env("SNF_NETWORK_CONFIG", DEFAULTS)
         .env("ACTION", "sideways")
         .output()
         .unwrap();

@@ -279,7 +279,9 @@ fn write_binding(cfg: &IfupSettings, tap: &IfName, plan: &Plan) -> anyhow::Resul
     match &plan.binding {
         Some(b) => {
             // Unchanged bindings are not rewritten: nfdhcpd reloads on every write.
-            if std::fs::read_to_string(&path).is_ok_and(|old| old == b.render()) {
+            // Read as nfdhcpd reads it: a FIFO or link there is not waited on or followed
+            // but replaced (the rename replaces the name, not what a link points at).
+            if netconf::binding::read_text(&path).is_ok_and(|old| old == b.render()) {
                 return Ok(());
             }
             b.write_atomic(&cfg.nfdhcpd_state_dir, tap)

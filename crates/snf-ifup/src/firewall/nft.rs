@@ -975,11 +975,9 @@ impl Index {
 fn load_index(path: &Path) -> Option<Index> {
     // Our own file in a root-owned directory, still read with care: a regular file of
     // sane size, anything else (or unparsable) means "unknown" and the ruleset is read.
-    let md = std::fs::symlink_metadata(path).ok()?;
-    if !md.is_file() || md.len() > 4 << 20 {
-        return None;
-    }
-    toml::from_str(&std::fs::read_to_string(path).ok()?).ok()
+    // (One open, checked after: a check of the name before opening it could pass a file
+    // replaced by a FIFO in between.)
+    toml::from_str(&netconf::textfile::read(path, 4 << 20).ok()?).ok()
 }
 
 fn save_index(path: &Path, ix: &Index) -> anyhow::Result<()> {
