@@ -13,7 +13,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use common::follow::{add_net1, assert_ran, binding, fw_of, gnt_bins, until};
@@ -63,10 +63,19 @@ struct Setup {
     lab: Lab,
     bin: PathBuf,
     url: String,
+    // Declared last: the next test starts once this one's members and namespace are gone.
+    _one_at_a_time: MutexGuard<'static, ()>,
 }
 
 impl Setup {
-    fn new(bin: PathBuf) -> Setup {
+    /// The setup of `test` once no other test of this file runs; `None` when it skips.
+    fn start(test: &str) -> Option<Setup> {
+        let bin = bins(test)?;
+        let one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        Some(Setup::new(bin, one))
+    }
+
+    fn new(bin: PathBuf, one_at_a_time: MutexGuard<'static, ()>) -> Setup {
         let mut lab = Lab::new();
         lab.bridge("br0", 1500);
         lab.guest("tap1", MAC1);
@@ -78,6 +87,7 @@ impl Setup {
             lab,
             bin,
             url,
+            _one_at_a_time: one_at_a_time,
         };
         add_net1(|tool, args| s.gnt(tool, args));
         let nic1 = format!("0:ip=198.51.100.11,network=net1,mac={MAC1}");
@@ -126,12 +136,11 @@ impl Setup {
 
 #[test]
 fn watch_on_etcd_reapplies_a_modify_survives_outages_and_unrules_a_removed_instance() {
-    let test = "watch_on_etcd_reapplies_a_modify_survives_outages_and_unrules_a_removed_instance";
-    let Some(bin) = bins(test) else {
+    let Some(mut s) = Setup::start(
+        "watch_on_etcd_reapplies_a_modify_survives_outages_and_unrules_a_removed_instance",
+    ) else {
         return;
     };
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let mut s = Setup::new(bin);
     let o = s.up(&s.url, "tap1", "vm1", &[]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(binding(&s.lab, "tap1").contains("IP=198.51.100.11\n"));
@@ -186,12 +195,11 @@ fn watch_on_etcd_reapplies_a_modify_survives_outages_and_unrules_a_removed_insta
 
 #[test]
 fn watch_on_etcd_resumes_from_its_revision_and_resyncs_after_a_compaction() {
-    let test = "watch_on_etcd_resumes_from_its_revision_and_resyncs_after_a_compaction";
-    let Some(bin) = bins(test) else {
+    let Some(mut s) =
+        Setup::start("watch_on_etcd_resumes_from_its_revision_and_resyncs_after_a_compaction")
+    else {
         return;
     };
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let mut s = Setup::new(bin);
     let o = s.up(&s.url, "tap1", "vm1", &[]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // The watcher knows member 0 only: while it is down, the others go on without it.
@@ -244,12 +252,10 @@ fn watch_on_etcd_resumes_from_its_revision_and_resyncs_after_a_compaction() {
 
 #[test]
 fn up_on_etcd_boots_from_the_local_snapshot_while_etcd_is_down() {
-    let test = "up_on_etcd_boots_from_the_local_snapshot_while_etcd_is_down";
-    let Some(bin) = bins(test) else {
+    let Some(mut s) = Setup::start("up_on_etcd_boots_from_the_local_snapshot_while_etcd_is_down")
+    else {
         return;
     };
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let mut s = Setup::new(bin);
     // Nothing followed yet: the watcher keeps the snapshot anyway.
     let _w = Watcher::start(&s.lab, &["watch", "--store", &s.url]);
     let snap = s.snapshot();
