@@ -791,31 +791,46 @@ fn removed_instance_is_no_longer_answered() {
     );
 }
 
-/// Issue 14.4, a node following the cluster store: the NIC is brought up from config.data
+/// Where the node reads the cluster from: the lab's config.data, or etcd at a URL.
+#[derive(Clone, Copy)]
+enum StoreAt<'a> {
+    File,
+    Etcd(&'a str),
+}
+
+/// `program args` in the node namespace, reading the cluster from `store`.
+fn in_node(lab: &Lab, store: StoreAt, program: PathBuf, args: &[&str]) -> Command {
+    let mut c = lab.in_ns(&lab.node, &[]);
+    c.arg(program).args(args);
+    if let StoreAt::Etcd(url) = store {
+        c.env("NETCONF_STORE", url);
+    }
+    c
+}
+
+/// Issue 14.4, told on either store: inst1's NIC (MAC `mac`) comes up from the store
 /// (`snf-ifup up --instance`) and `snf-ifup watch` runs on the node; `gnt-instance modify`
-/// gives the instance another address, the watcher re-applies the NIC (no reboot, no NIC
-/// script), nfdhcpd serves the new binding, and the guest's next DHCP exchange gets it.
-#[test]
-fn guest_renews_to_an_address_changed_in_the_store() {
-    let Some(bin) = can_run("guest_renews_to_an_address_changed_in_the_store") else {
-        return;
-    };
-    let mut lab = Lab::new(bin);
-    let info = seed_cluster(&mut lab);
-    let mac = info_field(&info, "MAC:");
+/// (another process, as another node would run it) gives the instance another address,
+/// the watcher re-applies the NIC (no reboot, no NIC script), nfdhcpd serves the new
+/// binding, and the guest's next DHCP exchange gets it. Returns the guest and the watcher
+/// (the caller keeps it running while the story goes on).
+fn guest_renews_to_a_modified_address(
+    lab: &mut Lab,
+    store: StoreAt,
+    mac: &str,
+) -> (String, Daemon) {
     let vm = lab.add_guest();
-    lab.plug(&vm, "tap0", &mac);
+    lab.plug(&vm, "tap0", mac);
     let snf_ifup = lab.bin.join("snf-ifup");
-    let mut up = lab.in_ns(&lab.node, &[]);
-    up.arg(&snf_ifup)
-        .args(["up", "tap0", "--instance", "inst1", "--nic", "0"]);
-    ok(&mut up);
+    ok(&mut in_node(
+        lab,
+        store,
+        snf_ifup.clone(),
+        &["up", "tap0", "--instance", "inst1", "--nic", "0"],
+    ));
     lab.guest(&vm, &["ip", "link", "set", "nic0", "up"]);
     let log = lab.path("watch.log");
-    let mut watch = lab.in_ns(&lab.node, &[]);
-    watch.arg(&snf_ifup).arg("watch");
-    // Declared after the lab: stopped before its namespaces go.
-    let _watcher = Daemon::spawn_logged(&mut watch, &log);
+    let watcher = Daemon::spawn_logged(&mut in_node(lab, store, snf_ifup, &["watch"]), &log);
     let said = |what: &str| std::fs::read_to_string(&log).is_ok_and(|l| l.contains(what));
     wait_for("snf-ifup watch to start", Duration::from_secs(10), || {
         said("watching for removed interfaces")
@@ -823,10 +838,12 @@ fn guest_renews_to_an_address_changed_in_the_store() {
     assert_eq!(lab.dhclient(&vm), "203.0.113.2/24");
 
     let t0 = std::time::Instant::now();
-    lab.tool(
-        "gnt-instance",
+    ok(&mut in_node(
+        lab,
+        store,
+        lab.bin.join("gnt-instance"),
         &["modify", "--net", "0:ip=203.0.113.50", "inst1"],
-    );
+    ));
     let binding = lab.bindings().join("tap0");
     wait_for(
         "the binding to follow the store",
@@ -834,8 +851,12 @@ fn guest_renews_to_an_address_changed_in_the_store() {
         || std::fs::read_to_string(&binding).is_ok_and(|b| b.contains("IP=203.0.113.50\n")),
     );
     eprintln!(
-        "binding rewritten {} ms after gnt-instance modify started",
-        t0.elapsed().as_millis()
+        "binding rewritten {} ms after gnt-instance modify started ({})",
+        t0.elapsed().as_millis(),
+        match store {
+            StoreAt::File => "config.data",
+            StoreAt::Etcd(_) => "etcd",
+        }
     );
     assert!(
         said("changed in the cluster store (IP"),
@@ -852,24 +873,28 @@ fn guest_renews_to_an_address_changed_in_the_store() {
         "{}",
         lab.last_bound(&vm)
     );
-    assert!(lab.pings(&lab.node, "203.0.113.50"), "node -> guest");
+    (vm, watcher)
 }
 
-/// `program args` in the node namespace, with the cluster store at `url` (etcd).
-fn in_node(lab: &Lab, url: &str, program: PathBuf, args: &[&str]) -> Command {
-    let mut c = lab.in_ns(&lab.node, &[]);
-    c.arg(program).args(args).env("NETCONF_STORE", url);
-    c
+/// Issue 14.4 on config.data.
+#[test]
+fn guest_renews_to_an_address_changed_in_the_store() {
+    let Some(bin) = can_run("guest_renews_to_an_address_changed_in_the_store") else {
+        return;
+    };
+    let mut lab = Lab::new(bin);
+    let info = seed_cluster(&mut lab);
+    let mac = info_field(&info, "MAC:");
+    // Declared after the lab: stopped before its namespaces go.
+    let (_vm, _watcher) = guest_renews_to_a_modified_address(&mut lab, StoreAt::File, &mac);
+    assert!(lab.pings(&lab.node, "203.0.113.50"), "node -> guest");
 }
 
 /// Issue 14.4 and 14.5 on etcd: the cluster seeded in config.data is copied to a real
 /// 3-member etcd (running in the node namespace, on its loopback) with `gnt-cluster
-/// copy-store`; the NIC comes up from etcd (`snf-ifup up --store`), `snf-ifup watch
-/// --store` runs on the node, and `gnt-instance modify --store` (another process, as
-/// another node would run it) gives the instance another address: the watcher re-applies
-/// the NIC from its etcd watch, nfdhcpd serves the new binding, and the guest's next DHCP
-/// exchange gets it. With every member killed, the NIC comes up again from the node's
-/// local snapshot, and the guest still gets its address.
+/// copy-store`, and the story of [`guest_renews_to_a_modified_address`] is told on it
+/// (`--store` throughout). With every member killed, the NIC comes up again from the
+/// node's local snapshot, and the guest still gets its address.
 #[test]
 fn guest_renews_to_an_address_changed_in_etcd() {
     let test = "guest_renews_to_an_address_changed_in_etcd";
@@ -889,10 +914,11 @@ fn guest_renews_to_an_address_changed_in_etcd() {
     // Declared after the lab: the members stop before its namespaces go.
     let mut etcd = netconf_test_support::EtcdInNetns::start(&lab.node, &lab.path("etcd"));
     let url = etcd.url("/cluster1");
+    let store = StoreAt::Etcd(&url);
     let config = lab.path("config.data");
     ok(&mut in_node(
         &lab,
-        &url,
+        store,
         lab.bin.join("gnt-cluster"),
         &[
             "copy-store",
@@ -905,55 +931,8 @@ fn guest_renews_to_an_address_changed_in_etcd() {
     // From here on config.data is not the cluster: a node reading it would see no change.
     std::fs::remove_file(&config).unwrap();
 
-    let vm = lab.add_guest();
-    lab.plug(&vm, "tap0", &mac);
-    let snf_ifup = lab.bin.join("snf-ifup");
-    ok(&mut in_node(
-        &lab,
-        &url,
-        snf_ifup.clone(),
-        &["up", "tap0", "--instance", "inst1", "--nic", "0"],
-    ));
-    lab.guest(&vm, &["ip", "link", "set", "nic0", "up"]);
-    let log = lab.path("watch.log");
-    let mut watch = in_node(&lab, &url, snf_ifup.clone(), &["watch"]);
-    let _watcher = Daemon::spawn_logged(&mut watch, &log);
-    let said = |what: &str| std::fs::read_to_string(&log).is_ok_and(|l| l.contains(what));
-    wait_for("snf-ifup watch to start", Duration::from_secs(10), || {
-        said("watching for removed interfaces")
-    });
-    assert_eq!(lab.dhclient(&vm), "203.0.113.2/24");
-
-    let t0 = std::time::Instant::now();
-    ok(&mut in_node(
-        &lab,
-        &url,
-        lab.bin.join("gnt-instance"),
-        &["modify", "--net", "0:ip=203.0.113.50", "inst1"],
-    ));
-    let binding = lab.bindings().join("tap0");
-    wait_for(
-        "the binding to follow the store",
-        Duration::from_secs(5),
-        || std::fs::read_to_string(&binding).is_ok_and(|b| b.contains("IP=203.0.113.50\n")),
-    );
-    eprintln!(
-        "binding rewritten {} ms after gnt-instance modify started (etcd)",
-        t0.elapsed().as_millis()
-    );
-    assert!(
-        said("changed in the cluster store (IP"),
-        "{:?}",
-        std::fs::read_to_string(&log)
-    );
-    lab.kill_dhclient(&vm);
-    lab.guest(&vm, &["ip", "-4", "addr", "flush", "dev", "nic0"]);
-    assert_eq!(lab.dhclient(&vm), "203.0.113.50/24");
-    assert!(
-        lab.last_bound(&vm).contains("ip=203.0.113.50 host=inst1"),
-        "{}",
-        lab.last_bound(&vm)
-    );
+    // Declared after the members: the watcher stops first.
+    let (vm, _watcher) = guest_renews_to_a_modified_address(&mut lab, store, &mac);
 
     // etcd is down: the VM "reboots" (its NIC is taken down and brought up again) from
     // the node's local snapshot, which the watcher wrote at the modify's revision.
@@ -965,16 +944,17 @@ fn guest_renews_to_an_address_changed_in_etcd() {
         etcd.kill(i);
     }
     lab.kill_dhclient(&vm);
+    let snf_ifup = lab.bin.join("snf-ifup");
     ok(&mut in_node(
         &lab,
-        &url,
+        store,
         snf_ifup.clone(),
         &["down", "tap0"],
     ));
-    assert!(!binding.exists());
+    assert!(!lab.bindings().join("tap0").exists());
     let o = run(&mut in_node(
         &lab,
-        &url,
+        store,
         snf_ifup,
         &["up", "tap0", "--instance", "inst1", "--nic", "0"],
     ));

@@ -263,6 +263,21 @@ pub fn list_fields(all: &[Field], a: &ListFieldsArgs) -> anyhow::Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
+/// Ganeti's `info`: a text block per object, or with `--output-format json` one array of
+/// their JSON objects.
+pub fn print_info(
+    format: &FormatArg,
+    keys: &[String],
+    json: impl Fn(&str) -> serde_json::Value,
+    text: impl Fn(&str) -> String,
+) -> anyhow::Result<()> {
+    if format.json() {
+        let all: Vec<serde_json::Value> = keys.iter().map(|k| json(k)).collect();
+        return out(&table::json_text(&all));
+    }
+    out(&keys.iter().map(|k| text(k)).collect::<String>())
+}
+
 /// Writes to stdout, mapping a closed pipe to success in `finish`.
 pub fn out(text: &str) -> anyhow::Result<()> {
     let mut o = std::io::stdout().lock();

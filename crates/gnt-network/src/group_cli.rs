@@ -8,9 +8,9 @@ use netconf_cluster::GntError;
 use netconf_cluster::config::{ClusterConfig, Store};
 use netconf_cluster::ops::group as ops;
 
-use crate::common::{FormatArg, Global, JobOpts, ListArgs, finish, list, mutate, out};
+use crate::common::{FormatArg, Global, JobOpts, ListArgs, finish, list, mutate, print_info};
 use crate::complete;
-use crate::sort::nice_cmp;
+use crate::sort::{keys_by_name, nice_cmp};
 use crate::table::{self, Field, Join, Kind, Value};
 
 #[derive(Parser, Debug)]
@@ -155,46 +155,42 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Cmd::Info { format, groups } => {
             let cfg = store.read()?;
-            if format.json() {
-                let all: Vec<serde_json::Value> = resolve(&cfg, &groups)?
-                    .iter()
-                    .map(|u| info_json(&cfg, u))
-                    .collect();
-                out(&table::json_text(&all))?;
-                return Ok(ExitCode::SUCCESS);
-            }
-            let mut s = String::new();
-            for u in resolve(&cfg, &groups)? {
-                let g = &cfg.nodegroups[&u];
-                s.push_str(&format!(
-                    "Node group: {}\n  UUID: {u}\n  Serial number: {}\n  Alloc policy: preferred\n",
-                    g.name, g.serial_no
-                ));
-                s.push_str(&format!("  Nodes: {}\n", text_list(&nodes(&cfg, &u))));
-                s.push_str(&format!(
-                    "  Instances: {}\n",
-                    text_list(&instances(&cfg, &u))
-                ));
-                if g.networks.is_empty() {
-                    s.push_str("  Networks: none\n");
-                } else {
-                    s.push_str("  Networks:\n");
-                    for (nu, p) in &g.networks {
-                        let name = cfg
-                            .networks
-                            .get(nu)
-                            .map_or(nu.as_str(), |n| n.name.as_str());
-                        s.push_str(&format!(
-                            "    {name} (mode:{} link:{} vlan:{})\n",
-                            p.mode, p.link, p.vlan
-                        ));
-                    }
-                }
-            }
-            out(&s)?;
+            print_info(
+                &format,
+                &resolve(&cfg, &groups)?,
+                |u| info_json(&cfg, u),
+                |u| info(&cfg, u),
+            )?;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `info` of one group, as text.
+fn info(cfg: &ClusterConfig, u: &str) -> String {
+    let g = &cfg.nodegroups[u];
+    let mut s = format!(
+        "Node group: {}\n  UUID: {u}\n  Serial number: {}\n  Alloc policy: preferred\n",
+        g.name, g.serial_no
+    );
+    s.push_str(&format!("  Nodes: {}\n", text_list(&nodes(cfg, u))));
+    s.push_str(&format!("  Instances: {}\n", text_list(&instances(cfg, u))));
+    if g.networks.is_empty() {
+        s.push_str("  Networks: none\n");
+    } else {
+        s.push_str("  Networks:\n");
+        for (nu, p) in &g.networks {
+            let name = cfg
+                .networks
+                .get(nu)
+                .map_or(nu.as_str(), |n| n.name.as_str());
+            s.push_str(&format!(
+                "    {name} (mode:{} link:{} vlan:{})\n",
+                p.mode, p.link, p.vlan
+            ));
+        }
+    }
+    s
 }
 
 /// `info --output-format json` of one group (see JSON OUTPUT in gnt-group(8)).
@@ -255,13 +251,9 @@ fn instances(cfg: &ClusterConfig, g: &str) -> Vec<String> {
 
 fn resolve(cfg: &ClusterConfig, names: &[String]) -> Result<Vec<String>, GntError> {
     if names.is_empty() {
-        let mut all: Vec<(&String, &str)> = cfg
-            .nodegroups
-            .iter()
-            .map(|(u, g)| (u, g.name.as_str()))
-            .collect();
-        all.sort_by(|a, b| nice_cmp(a.1, b.1));
-        return Ok(all.into_iter().map(|(u, _)| u.clone()).collect());
+        return Ok(keys_by_name(
+            cfg.nodegroups.iter().map(|(u, g)| (u, g.name.as_str())),
+        ));
     }
     names.iter().map(|n| cfg.group_uuid(n)).collect()
 }

@@ -14,10 +14,10 @@ use netconf_cluster::ops::instance::{self as ops, AddInstance, NicChange, NicRef
 
 use crate::common::{
     FormatArg, Global, JobOpts, ListArgs, ListFieldsArgs, TagArgs, change_tags, finish, list,
-    list_fields, mutate, out, print_tags, split_list,
+    list_fields, mutate, out, print_info, print_tags, split_list,
 };
 use crate::complete;
-use crate::sort::nice_cmp;
+use crate::sort::keys_by_name;
 use crate::table::{Field, Join, Kind, Value};
 use netconf::timefmt::format_time;
 
@@ -378,19 +378,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
             let cfg = store.read()?;
-            if format.json() {
-                let all: Vec<serde_json::Value> = resolve(&cfg, &names)?
-                    .iter()
-                    .map(|u| info_json(&cfg, u))
-                    .collect();
-                out(&crate::table::json_text(&all))?;
-                return Ok(ExitCode::SUCCESS);
-            }
-            let mut s = String::new();
-            for u in resolve(&cfg, &names)? {
-                s.push_str(&info(&cfg, &u));
-            }
-            out(&s)?;
+            print_info(
+                &format,
+                &resolve(&cfg, &names)?,
+                |u| info_json(&cfg, u),
+                |u| info(&cfg, u),
+            )?;
         }
         Cmd::List { opts, names } => {
             let cfg = store.read()?;
@@ -416,9 +409,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 fn resolve(cfg: &ClusterConfig, names: &[String]) -> Result<Vec<String>, GntError> {
     if names.is_empty() {
-        let mut all: Vec<(&String, &Instance)> = cfg.instances.all_decoded().iter().collect();
-        all.sort_by(|a, b| nice_cmp(&a.1.name, &b.1.name));
-        return Ok(all.into_iter().map(|(u, _)| u.clone()).collect());
+        return Ok(keys_by_name(
+            cfg.instances
+                .all_decoded()
+                .iter()
+                .map(|(u, i)| (u, i.name.as_str())),
+        ));
     }
     names.iter().map(|n| cfg.instance_uuid(n)).collect()
 }

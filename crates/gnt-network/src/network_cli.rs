@@ -12,10 +12,10 @@ use netconf_cluster::pool::AddressPool;
 
 use crate::common::{
     FormatArg, Global, JobOpts, ListArgs, ListFieldsArgs, TagArgs, change_tags, finish, list,
-    list_fields, mutate, out, print_tags, split_list,
+    list_fields, mutate, print_info, print_tags, split_list,
 };
 use crate::complete;
-use crate::sort::nice_cmp;
+use crate::sort::keys_by_name;
 use crate::table::{self, Field, Join, Kind, Value};
 
 #[derive(Parser, Debug)]
@@ -271,19 +271,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::ListFields(a) => return list_fields(&all_fields(), &a),
         Cmd::Info { format, networks } => {
             let cfg = store.read()?;
-            if format.json() {
-                let all: Vec<serde_json::Value> = resolve(&cfg, &networks)?
-                    .iter()
-                    .map(|u| info_json(&cfg, u))
-                    .collect();
-                out(&table::json_text(&all))?;
-                return Ok(ExitCode::SUCCESS);
-            }
-            let mut text = String::new();
-            for uuid in resolve(&cfg, &networks)? {
-                text.push_str(&info(&cfg, &uuid));
-            }
-            out(&text)?;
+            print_info(
+                &format,
+                &resolve(&cfg, &networks)?,
+                |u| info_json(&cfg, u),
+                |u| info(&cfg, u),
+            )?;
         }
         Cmd::AddTags(a) => change_tags(&store, "network-add-tags", &a, ops::add_tags)?,
         Cmd::RemoveTags(a) => change_tags(&store, "network-remove-tags", &a, ops::remove_tags)?,
@@ -361,9 +354,9 @@ fn connect(store: &dyn Store, c: ConnectArgs) -> anyhow::Result<()> {
 /// Networks named on the command line (UUID or name), or all of them nice-sorted.
 fn resolve(cfg: &ClusterConfig, names: &[String]) -> Result<Vec<String>, GntError> {
     if names.is_empty() {
-        let mut all: Vec<(&String, &Network)> = cfg.networks.iter().collect();
-        all.sort_by(|a, b| nice_cmp(&a.1.name, &b.1.name));
-        return Ok(all.into_iter().map(|(u, _)| u.clone()).collect());
+        return Ok(keys_by_name(
+            cfg.networks.iter().map(|(u, n)| (u, n.name.as_str())),
+        ));
     }
     names
         .iter()

@@ -11,7 +11,7 @@ use netconf_cluster::ops::node as ops;
 
 use crate::common::{Global, JobOpts, ListArgs, finish, list, mutate};
 use crate::complete;
-use crate::sort::nice_cmp;
+use crate::sort::{keys_by_name, nice_cmp};
 use crate::table::{Field, Join, Kind, Value};
 
 #[derive(Parser, Debug)]
@@ -151,13 +151,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 fn resolve(cfg: &ClusterConfig, names: &[String]) -> Result<Vec<String>, GntError> {
     if names.is_empty() {
-        let mut all: Vec<(&String, &str)> = cfg
-            .nodes
-            .iter()
-            .map(|(u, n)| (u, n.name.as_str()))
-            .collect();
-        all.sort_by(|a, b| nice_cmp(a.1, b.1));
-        return Ok(all.into_iter().map(|(u, _)| u.clone()).collect());
+        return Ok(keys_by_name(
+            cfg.nodes.iter().map(|(u, n)| (u, n.name.as_str())),
+        ));
     }
     names.iter().map(|n| cfg.node_uuid(n)).collect()
 }

@@ -35,6 +35,14 @@ pub fn nice_sorted(names: Vec<String>) -> Vec<String> {
     order.into_iter().filter_map(|i| names[i].take()).collect()
 }
 
+/// The keys of `objects` (key, name) in `nice_cmp`'s order of their names: how every
+/// command lists all of a kind when none are named.
+pub fn keys_by_name<'a>(objects: impl Iterator<Item = (&'a String, &'a str)>) -> Vec<String> {
+    let mut all: Vec<(&String, &str)> = objects.collect();
+    all.sort_by(|a, b| nice_cmp(a.1, b.1));
+    all.into_iter().map(|(k, _)| k.clone()).collect()
+}
+
 fn cmp_chunks(ca: &[(bool, &str)], cb: &[(bool, &str)]) -> Ordering {
     for (x, y) in ca.iter().zip(cb) {
         let o = match (x.0, y.0) {

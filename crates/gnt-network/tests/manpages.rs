@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use gnt_network::table::Field;
+use netconf_test_support::manpage::{page_path, plain};
 
 /// The five binaries, their pages and their `list` fields (none: no `list` command).
 const TOOLS: [(&str, &str, &[Field]); 5] = [
@@ -32,12 +33,6 @@ const TOOLS: [(&str, &str, &[Field]); 5] = [
     ),
     ("gnt-cluster", env!("CARGO_BIN_EXE_gnt-cluster"), &[]),
 ];
-
-fn page_path(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../man")
-        .join(format!("{name}.8"))
-}
 
 fn help(bin: &str, args: &[&str]) -> String {
     let out = Command::new(bin)
@@ -99,19 +94,6 @@ fn options(help: &str) -> Vec<(Option<String>, Option<String>)> {
         out.push((short, long));
     }
     out
-}
-
-/// The page's text with font changes and roff escapes removed, so that `\-\-dry\-run`
-/// reads `--dry-run`.
-fn plain(roff: &str) -> String {
-    let mut s = roff.to_owned();
-    for esc in [r"\fB", r"\fI", r"\fR", r"\fP", r"\c", r"\&", r"\:", r"\%"] {
-        s = s.replace(esc, "");
-    }
-    s.replace(r"\-", "-")
-        .replace(r"\e", "\\")
-        .replace(r"\(aq", "'")
-        .replace(r"\(dq", "\"")
 }
 
 /// A parsed page: `.SH` sections, and the `.SS` subsections of COMMANDS.

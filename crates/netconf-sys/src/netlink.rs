@@ -103,26 +103,93 @@ pub(crate) fn socket(protocol: libc::c_int, what: &str) -> anyhow::Result<OwnedF
     Ok(unsafe { OwnedFd::from_raw_fd(raw) })
 }
 
+/// Sets the int socket option `opt` at `level`.
+#[allow(unsafe_code)]
+pub(crate) fn set_int_option(
+    fd: &OwnedFd,
+    level: libc::c_int,
+    opt: libc::c_int,
+    value: libc::c_int,
+) -> std::io::Result<()> {
+    // SAFETY: `value` is a c_int that outlives the call.
+    let r = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            opt,
+            (&raw const value).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Sets a socket buffer to `size` bytes with `force_opt` (SO_RCVBUFFORCE or
+/// SO_SNDBUFFORCE: allowed with CAP_NET_ADMIN), else with `opt`, where the unprivileged
+/// limit applies; a buffer that stays smaller only costs speed.
+pub(crate) fn set_buffer(fd: &OwnedFd, force_opt: libc::c_int, opt: libc::c_int, size: usize) {
+    let size = libc::c_int::try_from(size).unwrap_or(libc::c_int::MAX);
+    for opt in [force_opt, opt] {
+        if set_int_option(fd, libc::SOL_SOCKET, opt, size).is_ok() {
+            break;
+        }
+    }
+}
+
+/// Sends one datagram to the kernel.
+#[allow(unsafe_code)]
+pub(crate) fn send(fd: &OwnedFd, data: &[u8]) -> std::io::Result<usize> {
+    // SAFETY: `data` is valid for reads of its length; no address means the kernel.
+    let n = unsafe { libc::send(fd.as_raw_fd(), data.as_ptr().cast(), data.len(), 0) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(usize::try_from(n).unwrap_or(0))
+}
+
+/// Receives one datagram into `buf`, again when a signal interrupts the wait.
+#[allow(unsafe_code)]
+pub(crate) fn recv(fd: &OwnedFd, buf: &mut [u8], flags: libc::c_int) -> std::io::Result<usize> {
+    loop {
+        // SAFETY: `buf` is valid for writes of its length.
+        let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), flags) };
+        if n >= 0 {
+            return Ok(usize::try_from(n).unwrap_or(0));
+        }
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(e);
+        }
+    }
+}
+
+/// A kernel error as the netlink users show it: the kernel's explanation (extended ack),
+/// when it gave one, then the errno's text.
+pub(crate) fn fmt_error(
+    f: &mut std::fmt::Formatter<'_>,
+    errno: i32,
+    message: Option<&str>,
+) -> std::fmt::Result {
+    let io = std::io::Error::from_raw_os_error(errno);
+    match message {
+        Some(m) => write!(f, "{m} ({io})"),
+        None => write!(f, "{io}"),
+    }
+}
+
 const NETLINK_CAP_ACK: libc::c_int = 10;
 const NETLINK_EXT_ACK: libc::c_int = 11;
 
 /// Asks the kernel for explanations with errors, and errors without a copy of the
 /// request (the error bodies `ext_ack` readers expect).
-#[allow(unsafe_code)]
 pub(crate) fn ask_for_explanations(fd: &OwnedFd) {
-    let on: libc::c_int = 1;
     for opt in [NETLINK_EXT_ACK, NETLINK_CAP_ACK] {
-        // SAFETY: `on` is a c_int that outlives the call; an old kernel refuses the
-        // options, which only costs the explanations.
-        let _ = unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_NETLINK,
-                opt,
-                (&raw const on).cast(),
-                size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
+        // An old kernel refuses the options, which only costs the explanations.
+        let _ = set_int_option(fd, libc::SOL_NETLINK, opt, 1);
     }
 }
 
@@ -155,11 +222,7 @@ fn dump(kind: u16, v6: bool) -> anyhow::Result<Vec<Msg>> {
     req.extend_from_slice(&0u32.to_ne_bytes());
     req.push(family);
     req.extend_from_slice(&[0; 11]);
-    // SAFETY: `req` is valid for its length; a null address means the kernel.
-    let n = unsafe { libc::send(fd.as_raw_fd(), req.as_ptr().cast(), req.len(), 0) };
-    if n < 0 {
-        return Err(std::io::Error::last_os_error()).context("netlink send");
-    }
+    send(&fd, &req).context("netlink send")?;
     let mut out = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
@@ -249,24 +312,8 @@ impl LinkMonitor {
     pub fn open() -> anyhow::Result<LinkMonitor> {
         let fd = route_socket()?;
         // A large receive buffer makes overflows (and the rescans they cost) rare when many
-        // links go at once; SO_RCVBUFFORCE is allowed with CAP_NET_ADMIN, else the
-        // unprivileged limit applies.
-        let size: libc::c_int = 4 << 20;
-        for opt in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
-            // SAFETY: `size` is a c_int that outlives the call.
-            let r = unsafe {
-                libc::setsockopt(
-                    fd.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    opt,
-                    (&raw const size).cast(),
-                    size_of::<libc::c_int>() as libc::socklen_t,
-                )
-            };
-            if r == 0 {
-                break;
-            }
-        }
+        // links go at once.
+        set_buffer(&fd, libc::SO_RCVBUFFORCE, libc::SO_RCVBUF, 4 << 20);
         // SAFETY: an all-zero sockaddr_nl is valid; the fields are set below.
         let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
         addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
@@ -289,28 +336,11 @@ impl LinkMonitor {
     }
 
     /// Waits for the next notifications.
-    #[allow(unsafe_code)]
     pub fn recv(&mut self) -> anyhow::Result<LinkEvents> {
-        loop {
-            // SAFETY: `buf` is valid for writes of its length.
-            let n = unsafe {
-                libc::recv(
-                    self.fd.as_raw_fd(),
-                    self.buf.as_mut_ptr().cast(),
-                    self.buf.len(),
-                    0,
-                )
-            };
-            if n < 0 {
-                let e = std::io::Error::last_os_error();
-                match e.raw_os_error() {
-                    Some(libc::ENOBUFS) => return Ok(LinkEvents::Overflow),
-                    Some(libc::EINTR) => continue,
-                    _ => return Err(e).context("netlink recv"),
-                }
-            }
-            let data = &self.buf[..usize::try_from(n).unwrap_or(0)];
-            return Ok(LinkEvents::Deleted(deleted_links(data)));
+        match recv(&self.fd, &mut self.buf, 0) {
+            Ok(n) => Ok(LinkEvents::Deleted(deleted_links(&self.buf[..n]))),
+            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => Ok(LinkEvents::Overflow),
+            Err(e) => Err(e).context("netlink recv"),
         }
     }
 }

@@ -12,7 +12,7 @@
 //! [`Socket`].
 
 use std::fmt;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
 use anyhow::Context;
 
@@ -572,11 +572,7 @@ pub struct Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let io = std::io::Error::from_raw_os_error(self.errno);
-        match &self.message {
-            Some(m) => write!(f, "{m} ({io})"),
-            None => write!(f, "{io}"),
-        }
+        netlink::fmt_error(f, self.errno, self.message.as_deref())
     }
 }
 
@@ -603,66 +599,28 @@ impl Socket {
     /// A batch is one datagram: one larger than the send buffer (about 200 KiB) is
     /// refused with EMSGSIZE, so the buffer grows to fit it, as `nft` does
     /// (SO_SNDBUFFORCE with CAP_NET_ADMIN, else up to the unprivileged limit).
-    #[allow(unsafe_code)]
     fn grow_send_buffer(&self, len: usize) {
         const DEFAULT: usize = 128 * 1024;
         if len <= DEFAULT {
             return;
         }
-        let size = libc::c_int::try_from(len + 4096).unwrap_or(libc::c_int::MAX);
-        for opt in [libc::SO_SNDBUFFORCE, libc::SO_SNDBUF] {
-            // SAFETY: `size` is a c_int that outlives the call.
-            let r = unsafe {
-                libc::setsockopt(
-                    self.fd.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    opt,
-                    (&raw const size).cast(),
-                    size_of::<libc::c_int>() as libc::socklen_t,
-                )
-            };
-            if r == 0 {
-                break;
-            }
-        }
+        netlink::set_buffer(&self.fd, libc::SO_SNDBUFFORCE, libc::SO_SNDBUF, len + 4096);
     }
 
-    #[allow(unsafe_code)]
     fn send(&self, data: &[u8]) -> std::io::Result<()> {
-        // SAFETY: `data` is valid for reads of its length; no address means the kernel.
-        let n = unsafe { libc::send(self.fd.as_raw_fd(), data.as_ptr().cast(), data.len(), 0) };
-        if n < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        if usize::try_from(n).ok() != Some(data.len()) {
+        if netlink::send(&self.fd, data)? != data.len() {
             return Err(std::io::Error::from_raw_os_error(libc::EMSGSIZE));
         }
         Ok(())
     }
 
     /// Reads one datagram; `None` when nothing is queued and `block` is false.
-    #[allow(unsafe_code)]
     fn recv(&mut self, block: bool) -> std::io::Result<Option<usize>> {
         let flags = if block { 0 } else { libc::MSG_DONTWAIT };
-        loop {
-            // SAFETY: `buf` is valid for writes of its length.
-            let n = unsafe {
-                libc::recv(
-                    self.fd.as_raw_fd(),
-                    self.buf.as_mut_ptr().cast(),
-                    self.buf.len(),
-                    flags,
-                )
-            };
-            if n >= 0 {
-                return Ok(Some(usize::try_from(n).unwrap_or(0)));
-            }
-            let e = std::io::Error::last_os_error();
-            match e.raw_os_error() {
-                Some(libc::EINTR) => continue,
-                Some(libc::EAGAIN) if !block => return Ok(None),
-                _ => return Err(e),
-            }
+        match netlink::recv(&self.fd, &mut self.buf, flags) {
+            Ok(n) => Ok(Some(n)),
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) && !block => Ok(None),
+            Err(e) => Err(e),
         }
     }
 

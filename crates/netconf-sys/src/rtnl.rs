@@ -8,9 +8,9 @@
 
 use std::fmt;
 use std::net::IpAddr;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
-use crate::netlink::{ask_for_explanations, pad, push_attr, route_socket};
+use crate::netlink::{self, ask_for_explanations, pad, push_attr, route_socket};
 
 const NLMSG_ERROR: u16 = 2;
 const NLM_F_REQUEST: u16 = 0x1;
@@ -92,11 +92,7 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let io = std::io::Error::from_raw_os_error(self.errno);
-        match &self.message {
-            Some(m) => write!(f, "{m} ({io})"),
-            None => write!(f, "{io}"),
-        }
+        netlink::fmt_error(f, self.errno, self.message.as_deref())
     }
 }
 
@@ -318,36 +314,16 @@ impl Rtnl {
     }
 
     /// Sends one request and waits for its acknowledgement.
-    #[allow(unsafe_code)]
     fn request(&mut self, mut m: Msg) -> Result<(), Error> {
         self.seq = self.seq.wrapping_add(1);
         let seq = self.seq;
         let len = u32::try_from(m.0.len()).unwrap_or(u32::MAX);
         m.0[0..4].copy_from_slice(&len.to_ne_bytes());
         m.0[8..12].copy_from_slice(&seq.to_ne_bytes());
-        // SAFETY: `m.0` is valid for reads of its length; no address means the kernel.
-        let n = unsafe { libc::send(self.fd.as_raw_fd(), m.0.as_ptr().cast(), m.0.len(), 0) };
-        if n < 0 {
-            return Err(Error::os(&std::io::Error::last_os_error()));
-        }
+        netlink::send(&self.fd, &m.0).map_err(|e| Error::os(&e))?;
         loop {
-            // SAFETY: `buf` is valid for writes of its length.
-            let n = unsafe {
-                libc::recv(
-                    self.fd.as_raw_fd(),
-                    self.buf.as_mut_ptr().cast(),
-                    self.buf.len(),
-                    0,
-                )
-            };
-            if n < 0 {
-                let e = std::io::Error::last_os_error();
-                if e.raw_os_error() == Some(libc::EINTR) {
-                    continue;
-                }
-                return Err(Error::os(&e));
-            }
-            let data = &self.buf[..usize::try_from(n).unwrap_or(0)];
+            let n = netlink::recv(&self.fd, &mut self.buf, 0).map_err(|e| Error::os(&e))?;
+            let data = &self.buf[..n];
             if let Some(r) = ack_of(data, seq) {
                 return r;
             }

@@ -153,6 +153,41 @@ fn err(msg: String) -> NicEnvError {
     NicEnvError(msg)
 }
 
+/// Variable `name`, when set and not empty, parsed as a `T`; a bad value is refused as an
+/// invalid `what`, quoted (the std parsers' errors do not name the value).
+fn optional_as<T: FromStr>(
+    vars: &BTreeMap<String, String>,
+    name: &str,
+    what: &str,
+) -> Result<Option<T>, NicEnvError> {
+    optional_value(vars, name)
+        .map(|v| {
+            v.parse::<T>()
+                .map_err(|_| err(format!("{name}: invalid {what} '{v}'")))
+        })
+        .transpose()
+}
+
+/// Variable `name`, when set and not empty, parsed as a `T` whose errors already say what
+/// is wrong with the value.
+fn optional_explained<T>(
+    vars: &BTreeMap<String, String>,
+    name: &str,
+) -> Result<Option<T>, NicEnvError>
+where
+    T: FromStr,
+    T::Err: fmt::Display,
+{
+    optional_value(vars, name)
+        .map(|v| v.parse::<T>().map_err(|e| err(format!("{name}: {e}"))))
+        .transpose()
+}
+
+/// An empty variable counts as unset, as an empty required one counts as missing.
+fn optional_value<'a>(vars: &'a BTreeMap<String, String>, name: &str) -> Option<&'a str> {
+    vars.get(name).map(String::as_str).filter(|v| !v.is_empty())
+}
+
 fn split_tags(s: &str) -> Vec<String> {
     s.split_whitespace().map(str::to_owned).collect()
 }
@@ -211,26 +246,16 @@ impl NicEnv {
                 _ => Err(err(format!("{name} is missing"))),
             }
         };
-        let optional = |name: &str| get(name).filter(|v| !v.is_empty());
+        let optional = |name: &str| optional_value(vars, name);
         let parse = |name: &str, what: &str, v: &str| err(format!("{name}: invalid {what} '{v}'"));
 
         let instance = InstanceName::check(required("INSTANCE")?.to_owned())
             .map_err(|e| err(format!("INSTANCE: {e}")))?;
-        let interface = if kvm {
-            let v = required("INTERFACE")?;
-            Some(
-                v.parse::<IfName>()
-                    .map_err(|e| err(format!("INTERFACE: {e}")))?,
-            )
-        } else {
-            match optional("INTERFACE") {
-                Some(v) => Some(
-                    v.parse::<IfName>()
-                        .map_err(|e| err(format!("INTERFACE: {e}")))?,
-                ),
-                None => None,
-            }
-        };
+        let interface = optional_explained::<IfName>(vars, "INTERFACE")?;
+        // KVM names the TAP; a Xen NIC file does not (Xen names the vif).
+        if kvm && interface.is_none() {
+            return Err(err("INTERFACE is missing".to_owned()));
+        }
         let idx = required("INTERFACE_INDEX")?;
         let index = idx
             .parse::<u32>()
@@ -282,41 +307,11 @@ impl NicEnv {
                 None
             }
             Some(net_name) => {
-                let subnet = match optional("NETWORK_SUBNET") {
-                    Some(v) => Some(
-                        v.parse::<Ipv4Net>()
-                            .map_err(|_| parse("NETWORK_SUBNET", "IPv4 subnet", v))?,
-                    ),
-                    None => None,
-                };
-                let gateway = match optional("NETWORK_GATEWAY") {
-                    Some(v) => Some(
-                        v.parse::<Ipv4Addr>()
-                            .map_err(|_| parse("NETWORK_GATEWAY", "IPv4 address", v))?,
-                    ),
-                    None => None,
-                };
-                let subnet6 = match optional("NETWORK_SUBNET6") {
-                    Some(v) => Some(
-                        v.parse::<Ipv6Net>()
-                            .map_err(|_| parse("NETWORK_SUBNET6", "IPv6 subnet", v))?,
-                    ),
-                    None => None,
-                };
-                let gateway6 = match optional("NETWORK_GATEWAY6") {
-                    Some(v) => Some(
-                        v.parse::<Ipv6Addr>()
-                            .map_err(|_| parse("NETWORK_GATEWAY6", "IPv6 address", v))?,
-                    ),
-                    None => None,
-                };
-                let mac_prefix = match optional("NETWORK_MAC_PREFIX") {
-                    Some(v) => Some(
-                        v.parse::<MacPrefix>()
-                            .map_err(|e| err(format!("NETWORK_MAC_PREFIX: {e}")))?,
-                    ),
-                    None => None,
-                };
+                // Parsed in Ganeti's order of the variables, so that the first bad one is named.
+                let subnet = optional_as::<Ipv4Net>(vars, "NETWORK_SUBNET", "IPv4 subnet")?;
+                let gateway = optional_as::<Ipv4Addr>(vars, "NETWORK_GATEWAY", "IPv4 address")?;
+                let subnet6 = optional_as::<Ipv6Net>(vars, "NETWORK_SUBNET6", "IPv6 subnet")?;
+                let gateway6 = optional_as::<Ipv6Addr>(vars, "NETWORK_GATEWAY6", "IPv6 address")?;
                 Some(NetworkInfo {
                     name: net_name.to_owned(),
                     uuid: get("NETWORK_UUID").unwrap_or_default().to_owned(),
@@ -325,7 +320,7 @@ impl NicEnv {
                     gateway,
                     subnet6,
                     gateway6,
-                    mac_prefix,
+                    mac_prefix: optional_explained(vars, "NETWORK_MAC_PREFIX")?,
                 })
             }
         };
@@ -640,6 +635,22 @@ mod tests {
         assert_eq!(
             with("NETWORK_SUBNET", "10.0.0.0/33"),
             "NETWORK_SUBNET: invalid IPv4 subnet '10.0.0.0/33'"
+        );
+        assert_eq!(
+            with("NETWORK_GATEWAY", "198.51.100"),
+            "NETWORK_GATEWAY: invalid IPv4 address '198.51.100'"
+        );
+        assert_eq!(
+            with("NETWORK_SUBNET6", "2001:db8::/129"),
+            "NETWORK_SUBNET6: invalid IPv6 subnet '2001:db8::/129'"
+        );
+        assert_eq!(
+            with("NETWORK_GATEWAY6", "2001:db8::g"),
+            "NETWORK_GATEWAY6: invalid IPv6 address '2001:db8::g'"
+        );
+        assert_eq!(
+            with("NETWORK_MAC_PREFIX", "aa:00"),
+            "NETWORK_MAC_PREFIX: Invalid MAC address prefix 'aa:00'"
         );
         assert_eq!(
             with("INTERFACE", "a234567890123456"),

@@ -19,6 +19,19 @@ fn gnt(name: &str) -> Option<PathBuf> {
     p.exists().then_some(p)
 }
 
+/// gnt-network and gnt-instance, or `None` once it is said why `test` skips.
+fn gnt_tools(test: &str) -> Option<(PathBuf, PathBuf)> {
+    skip_reason(test)?;
+    let (Some(network), Some(instance)) = (gnt("gnt-network"), gnt("gnt-instance")) else {
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIP {test}: gnt-network/gnt-instance not built (run cargo test --workspace)"
+        );
+        return None;
+    };
+    Some((network, instance))
+}
+
 struct Cluster<'a> {
     /// gnt-* commands run in its namespace, and so do the hooks they start.
     named: &'a Named,
@@ -91,14 +104,8 @@ fn cluster(named: &Named) -> Cluster<'_> {
 
 #[test]
 fn gnt_instance_hooks_keep_bind_in_step() {
-    if skip_reason("gnt_instance_hooks_keep_bind_in_step").is_none() {
-        return;
-    }
-    let (Some(gnt_network), Some(gnt_instance)) = (gnt("gnt-network"), gnt("gnt-instance")) else {
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIP gnt_instance_hooks_keep_bind_in_step: gnt-network/gnt-instance not built (run cargo test --workspace)"
-        );
+    let Some((gnt_network, gnt_instance)) = gnt_tools("gnt_instance_hooks_keep_bind_in_step")
+    else {
         return;
     };
     let named = Named::start(&[Zone::new(FWD), Zone::new(REV4), Zone::new(REV6)], &[KEY]);
@@ -181,14 +188,8 @@ fn gnt_instance_hooks_keep_bind_in_step() {
 /// instance gets its AAAA record and no A or IPv4 PTR record, and loses it on removal.
 #[test]
 fn an_l2_only_nic_gets_only_its_aaaa_record() {
-    if skip_reason("an_l2_only_nic_gets_only_its_aaaa_record").is_none() {
-        return;
-    }
-    let (Some(gnt_network), Some(gnt_instance)) = (gnt("gnt-network"), gnt("gnt-instance")) else {
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIP an_l2_only_nic_gets_only_its_aaaa_record: gnt-network/gnt-instance not built (run cargo test --workspace)"
-        );
+    let Some((gnt_network, gnt_instance)) = gnt_tools("an_l2_only_nic_gets_only_its_aaaa_record")
+    else {
         return;
     };
     let named = Named::start(&[Zone::new(FWD), Zone::new(REV4), Zone::new(REV6)], &[KEY]);

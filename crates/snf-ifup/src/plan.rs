@@ -999,17 +999,12 @@ mod tests {
     #[test]
     fn bridge_ports_get_an_fe_mac_before_they_are_enslaved() {
         let cfg = IfupSettings::default();
+        let port = |f: &Facts, mode: &str, flavour: Flavour| {
+            build(&nic(mode, "", ""), &tap(), flavour, &cfg, f, true).unwrap()
+        };
         let mut f = facts();
         f.tap_mac = Some("02:11:22:33:44:55".parse().unwrap());
-        let p = build(
-            &nic("bridged", "", ""),
-            &tap(),
-            Flavour::Kvm,
-            &cfg,
-            &f,
-            true,
-        )
-        .unwrap();
+        let p = port(&f, "bridged", Flavour::Kvm);
         assert_eq!(
             p.ip4,
             [
@@ -1022,15 +1017,7 @@ mod tests {
         assert_eq!(p.undo.mac, f.tap_mac);
         // Open vSwitch bridges pick the lowest port MAC too.
         f.ovs_available = true;
-        let p = build(
-            &nic("openvswitch", "", ""),
-            &tap(),
-            Flavour::Kvm,
-            &cfg,
-            &f,
-            true,
-        )
-        .unwrap();
+        let p = port(&f, "openvswitch", Flavour::Kvm);
         assert_eq!(
             p.ip4,
             [
@@ -1040,27 +1027,11 @@ mod tests {
         );
         // Already fe: (a re-`up`, or a Xen vif): nothing to change; Xen vifs never.
         f.tap_mac = Some("fe:ff:ff:ff:ff:ff".parse().unwrap());
-        let p = build(
-            &nic("bridged", "", ""),
-            &tap(),
-            Flavour::Kvm,
-            &cfg,
-            &f,
-            true,
-        )
-        .unwrap();
+        let p = port(&f, "bridged", Flavour::Kvm);
         assert_eq!(p.ip4[0], "link set dev tap1 mtu 1400");
         assert_eq!(p.undo.mac, None);
         f.tap_mac = Some("02:11:22:33:44:55".parse().unwrap());
-        let p = build(
-            &nic("bridged", "", ""),
-            &tap(),
-            Flavour::Xen,
-            &cfg,
-            &f,
-            true,
-        )
-        .unwrap();
+        let p = port(&f, "bridged", Flavour::Xen);
         assert_eq!(p.ip4[0], "link set dev tap1 mtu 1400");
     }
 

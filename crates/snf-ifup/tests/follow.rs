@@ -10,11 +10,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::follow::{add_net1, assert_ran, binding, fw_of, gnt_bins, until};
 use common::watcher::Watcher;
 use common::{Lab, can_run, nic, refs, set};
 
 const MAC1: &str = "aa:00:00:00:00:01";
-const TOOLS: [&str; 2] = ["gnt-network", "gnt-instance"];
+/// How long a change may take to be followed: config.data is watched, no network between.
+const WAIT: Duration = Duration::from_secs(10);
 
 fn gnt(bin: &Path, config: &Path, tool: &str, args: &[&str]) {
     let o = Command::new(bin.join(tool))
@@ -22,50 +24,14 @@ fn gnt(bin: &Path, config: &Path, tool: &str, args: &[&str]) {
         .env("NETCONF_CONFIG", config)
         .output()
         .unwrap();
-    assert!(
-        o.status.success(),
-        "{tool} {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
-fn binding(lab: &Lab) -> String {
-    std::fs::read_to_string(lab.nfdhcpd_dir().join("tap1")).unwrap_or_default()
-}
-
-/// The firewall lines about tap1's NIC.
-fn fw_of_tap1(lab: &Lab) -> Vec<String> {
-    lab.fw_dump()
-        .lines()
-        .filter(|l| l.contains("tap1"))
-        .map(str::to_owned)
-        .collect()
-}
-
-/// Polls `done` for up to 10 s; how long it took to become true.
-fn until(what: &str, mut done: impl FnMut() -> bool) -> Duration {
-    let t0 = Instant::now();
-    while t0.elapsed() < Duration::from_secs(10) {
-        if done() {
-            return t0.elapsed();
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    panic!("{what}: not after 10 s");
+    assert_ran(tool, args, &o);
 }
 
 fn bins(test: &str) -> Option<PathBuf> {
     if !can_run(test) {
         return None;
     }
-    let b = netconf_test_support::workspace_bins(&TOOLS);
-    if b.is_none() {
-        eprintln!(
-            "SKIP {test}: {} not built next to the test executable (cargo build -p gnt-network)",
-            TOOLS.join(", ")
-        );
-    }
-    b
+    gnt_bins(test)
 }
 
 #[test]
@@ -80,20 +46,7 @@ fn watch_reapplies_a_nic_changed_in_the_store_and_unrules_a_removed_instance() {
     lab.guest("tap2", "aa:00:00:00:00:02");
     let config = lab.dir.path().join("config.data");
     let g = |tool: &str, args: &[&str]| gnt(&bin, &config, tool, args);
-    g(
-        "gnt-network",
-        &[
-            "add",
-            "--network",
-            "198.51.100.0/24",
-            "--gateway",
-            "198.51.100.1",
-            "--tags",
-            "nfdhcpd,spoof-protected",
-            "net1",
-        ],
-    );
-    g("gnt-network", &["connect", "net1", "bridged", "br0"]);
+    add_net1(g);
     let nic0 = format!("0:ip=198.51.100.11,network=net1,mac={MAC1}");
     g("gnt-instance", &["add", "--net", &nic0, "vm1"]);
     g(
@@ -103,11 +56,11 @@ fn watch_reapplies_a_nic_changed_in_the_store_and_unrules_a_removed_instance() {
     let cfg_env = [("NETCONF_CONFIG", config.to_str().unwrap())];
     lab.ifup_ok(&cfg_env, &["up", "tap1", "--instance", "vm1", "--nic", "0"]);
     assert!(
-        binding(&lab).contains("IP=198.51.100.11\n"),
+        binding(&lab, "tap1").contains("IP=198.51.100.11\n"),
         "{}",
-        binding(&lab)
+        binding(&lab, "tap1")
     );
-    let fw = fw_of_tap1(&lab).join("\n");
+    let fw = fw_of(&lab, "tap1");
     assert!(fw.contains("198.51.100.11"), "{fw}");
 
     // A NIC Ganeti described (its environment, not the store) is not followed, even when
@@ -128,7 +81,7 @@ fn watch_reapplies_a_nic_changed_in_the_store_and_unrules_a_removed_instance() {
 
     let w = Watcher::start(&lab, &["watch", "--config", config.to_str().unwrap()]);
     // An unchanged store changes nothing.
-    let before = (binding(&lab), fw_of_tap1(&lab));
+    let before = (binding(&lab, "tap1"), fw_of(&lab, "tap1"));
 
     // The address changes in the store: binding and rules follow, no `up` needed.
     let t0 = Instant::now();
@@ -137,9 +90,9 @@ fn watch_reapplies_a_nic_changed_in_the_store_and_unrules_a_removed_instance() {
         &["modify", "--net", "0:ip=198.51.100.21", "vm1"],
     );
     let after_cmd = t0.elapsed();
-    until("the new address in the binding and the rules", || {
-        let fw = fw_of_tap1(&lab).join("\n");
-        binding(&lab).contains("IP=198.51.100.21\n")
+    until("the new address in the binding and the rules", WAIT, || {
+        let fw = fw_of(&lab, "tap1");
+        binding(&lab, "tap1").contains("IP=198.51.100.21\n")
             && fw.contains("198.51.100.21")
             && !fw.contains("198.51.100.11")
     });
@@ -151,22 +104,22 @@ fn watch_reapplies_a_nic_changed_in_the_store_and_unrules_a_removed_instance() {
     );
     let l = w.wait_for("changed in the cluster store");
     assert!(l.contains("IP"), "{l}");
-    assert_ne!(before, (binding(&lab), fw_of_tap1(&lab)));
+    assert_ne!(before, (binding(&lab, "tap1"), fw_of(&lab, "tap1")));
 
     // A half-written config.data (cut in place) is not "every instance gone": what is
     // applied stays, and the good file is followed again.
     let good = std::fs::read_to_string(&config).unwrap();
-    let applied = (binding(&lab), fw_of_tap1(&lab));
+    let applied = (binding(&lab, "tap1"), fw_of(&lab, "tap1"));
     std::fs::write(&config, &good[..good.len() / 2]).unwrap();
     w.wait_for("cannot read the cluster store");
-    assert_eq!((binding(&lab), fw_of_tap1(&lab)), applied);
+    assert_eq!((binding(&lab, "tap1"), fw_of(&lab, "tap1")), applied);
     std::fs::write(&config, &good).unwrap();
 
     // The instance leaves the store while its TAP exists: its rules and binding go, with a
     // warning; the TAP stays.
     g("gnt-instance", &["remove", "vm1"]);
-    let took = until("tap1's rules removed", || {
-        fw_of_tap1(&lab).is_empty()
+    let took = until("tap1's rules removed", WAIT, || {
+        fw_of(&lab, "tap1").is_empty()
             && !lab.nfdhcpd_dir().join("tap1").exists()
             && !lab.state_dir().join("tap1.toml").exists()
     });

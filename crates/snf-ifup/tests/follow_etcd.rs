@@ -13,16 +13,18 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use common::follow::{add_net1, assert_ran, binding, fw_of, gnt_bins, until};
 use common::watcher::Watcher;
 use common::{Lab, can_run};
 use netconf_test_support::{EtcdInNetns, need_etcd};
 
 const MAC1: &str = "aa:00:00:00:00:01";
 const MAC2: &str = "aa:00:00:00:00:02";
-const TOOLS: [&str; 2] = ["gnt-network", "gnt-instance"];
+/// How long a change may take to be followed: etcd elections and reconnections take seconds.
+const WAIT: Duration = Duration::from_secs(30);
 const PREFIX: &str = "/cluster1";
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -38,36 +40,7 @@ fn gnt(lab: &Lab, bin: &Path, url: &str, tool: &str, args: &[&str]) {
         .env("NETCONF_HOOKS_DIR", "/nonexistent")
         .output()
         .unwrap();
-    assert!(
-        o.status.success(),
-        "{tool} {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
-fn binding(lab: &Lab, tap: &str) -> String {
-    std::fs::read_to_string(lab.nfdhcpd_dir().join(tap)).unwrap_or_default()
-}
-
-/// The firewall lines about `tap`'s NIC.
-fn fw_of(lab: &Lab, tap: &str) -> String {
-    lab.fw_dump()
-        .lines()
-        .filter(|l| l.contains(tap))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// Polls `done` for up to 30 s; how long it took to become true.
-fn until(what: &str, mut done: impl FnMut() -> bool) -> Duration {
-    let t0 = Instant::now();
-    while t0.elapsed() < Duration::from_secs(30) {
-        if done() {
-            return t0.elapsed();
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    panic!("{what}: not after 30 s");
+    assert_ran(tool, args, &o);
 }
 
 fn bins(test: &str) -> Option<PathBuf> {
@@ -78,14 +51,7 @@ fn bins(test: &str) -> Option<PathBuf> {
         netconf_test_support::skip(test, "needs etcdctl (Debian's etcd-client)");
         return None;
     }
-    let b = netconf_test_support::workspace_bins(&TOOLS);
-    if b.is_none() {
-        eprintln!(
-            "SKIP {test}: {} not built next to the test executable (cargo build -p gnt-network)",
-            TOOLS.join(", ")
-        );
-    }
-    b
+    gnt_bins(test)
 }
 
 /// A lab with two guests (tap1, tap2), a 3-member etcd in the node, and in it net1
@@ -97,10 +63,19 @@ struct Setup {
     lab: Lab,
     bin: PathBuf,
     url: String,
+    // Declared last: the next test starts once this one's members and namespace are gone.
+    _one_at_a_time: MutexGuard<'static, ()>,
 }
 
 impl Setup {
-    fn new(bin: PathBuf) -> Setup {
+    /// The setup of `test` once no other test of this file runs; `None` when it skips.
+    fn start(test: &str) -> Option<Setup> {
+        let bin = bins(test)?;
+        let one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        Some(Setup::new(bin, one))
+    }
+
+    fn new(bin: PathBuf, one_at_a_time: MutexGuard<'static, ()>) -> Setup {
         let mut lab = Lab::new();
         lab.bridge("br0", 1500);
         lab.guest("tap1", MAC1);
@@ -112,21 +87,9 @@ impl Setup {
             lab,
             bin,
             url,
+            _one_at_a_time: one_at_a_time,
         };
-        s.gnt(
-            "gnt-network",
-            &[
-                "add",
-                "--network",
-                "198.51.100.0/24",
-                "--gateway",
-                "198.51.100.1",
-                "--tags",
-                "nfdhcpd,spoof-protected",
-                "net1",
-            ],
-        );
-        s.gnt("gnt-network", &["connect", "net1", "bridged", "br0"]);
+        add_net1(|tool, args| s.gnt(tool, args));
         let nic1 = format!("0:ip=198.51.100.11,network=net1,mac={MAC1}");
         let nic2 = format!("0:ip=198.51.100.12,network=net1,mac={MAC2}");
         s.gnt("gnt-instance", &["add", "--net", &nic1, "vm1"]);
@@ -154,7 +117,7 @@ impl Setup {
             &["modify", "--net", &format!("0:ip={ip}"), "vm1"],
         );
         let after_cmd = t0.elapsed();
-        until(&format!("{ip} in tap1's binding and rules"), || {
+        until(&format!("{ip} in tap1's binding and rules"), WAIT, || {
             binding(&self.lab, "tap1").contains(&format!("IP={ip}\n"))
                 && fw_of(&self.lab, "tap1").contains(ip)
         });
@@ -173,12 +136,11 @@ impl Setup {
 
 #[test]
 fn watch_on_etcd_reapplies_a_modify_survives_outages_and_unrules_a_removed_instance() {
-    let test = "watch_on_etcd_reapplies_a_modify_survives_outages_and_unrules_a_removed_instance";
-    let Some(bin) = bins(test) else {
+    let Some(mut s) = Setup::start(
+        "watch_on_etcd_reapplies_a_modify_survives_outages_and_unrules_a_removed_instance",
+    ) else {
         return;
     };
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let mut s = Setup::new(bin);
     let o = s.up(&s.url, "tap1", "vm1", &[]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(binding(&s.lab, "tap1").contains("IP=198.51.100.11\n"));
@@ -213,7 +175,7 @@ fn watch_on_etcd_reapplies_a_modify_survives_outages_and_unrules_a_removed_insta
     // vm1 leaves the store while tap1 exists: its rules and binding go, with a warning;
     // the TAP stays.
     s.gnt("gnt-instance", &["remove", "vm1"]);
-    let took = until("tap1's rules removed", || {
+    let took = until("tap1's rules removed", WAIT, || {
         fw_of(&s.lab, "tap1").is_empty()
             && !s.lab.nfdhcpd_dir().join("tap1").exists()
             && !s.lab.state_dir().join("tap1.toml").exists()
@@ -233,12 +195,11 @@ fn watch_on_etcd_reapplies_a_modify_survives_outages_and_unrules_a_removed_insta
 
 #[test]
 fn watch_on_etcd_resumes_from_its_revision_and_resyncs_after_a_compaction() {
-    let test = "watch_on_etcd_resumes_from_its_revision_and_resyncs_after_a_compaction";
-    let Some(bin) = bins(test) else {
+    let Some(mut s) =
+        Setup::start("watch_on_etcd_resumes_from_its_revision_and_resyncs_after_a_compaction")
+    else {
         return;
     };
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let mut s = Setup::new(bin);
     let o = s.up(&s.url, "tap1", "vm1", &[]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // The watcher knows member 0 only: while it is down, the others go on without it.
@@ -258,7 +219,7 @@ fn watch_on_etcd_resumes_from_its_revision_and_resyncs_after_a_compaction() {
     s.etcd.launch(0);
     let l = w.wait_for("again through");
     assert!(l.contains("from revision"), "{l}");
-    until("198.51.100.31 in tap1's binding", || {
+    until("198.51.100.31 in tap1's binding", WAIT, || {
         binding(&s.lab, "tap1").contains("IP=198.51.100.31\n")
     });
 
@@ -283,7 +244,7 @@ fn watch_on_etcd_resumes_from_its_revision_and_resyncs_after_a_compaction() {
     s.etcd.launch(0);
     let l = w.wait_for("compacted");
     assert!(l.contains("reading the whole store again"), "{l}");
-    until("198.51.100.32 in tap1's binding", || {
+    until("198.51.100.32 in tap1's binding", WAIT, || {
         binding(&s.lab, "tap1").contains("IP=198.51.100.32\n")
             && fw_of(&s.lab, "tap1").contains("198.51.100.32")
     });
@@ -291,16 +252,14 @@ fn watch_on_etcd_resumes_from_its_revision_and_resyncs_after_a_compaction() {
 
 #[test]
 fn up_on_etcd_boots_from_the_local_snapshot_while_etcd_is_down() {
-    let test = "up_on_etcd_boots_from_the_local_snapshot_while_etcd_is_down";
-    let Some(bin) = bins(test) else {
+    let Some(mut s) = Setup::start("up_on_etcd_boots_from_the_local_snapshot_while_etcd_is_down")
+    else {
         return;
     };
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let mut s = Setup::new(bin);
     // Nothing followed yet: the watcher keeps the snapshot anyway.
     let _w = Watcher::start(&s.lab, &["watch", "--store", &s.url]);
     let snap = s.snapshot();
-    until("the local snapshot", || snap.is_file());
+    until("the local snapshot", WAIT, || snap.is_file());
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&snap).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);

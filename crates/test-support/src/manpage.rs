@@ -260,7 +260,7 @@ pub fn stale(tools: &[(&str, Command)], hand_written: &[(&str, &str)]) -> Vec<St
 
 /// The page's text with font changes and roff escapes removed, so that `\-\-dry\-run`
 /// reads `--dry-run`.
-fn plain(roff: &str) -> String {
+pub fn plain(roff: &str) -> String {
     let mut s = roff.to_owned();
     for esc in [r"\fB", r"\fI", r"\fR", r"\fP", r"\c", r"\&", r"\:", r"\%"] {
         s = s.replace(esc, "");

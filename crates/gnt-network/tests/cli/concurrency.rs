@@ -65,17 +65,7 @@ fn concurrent_reservations_are_all_kept() {
 #[test]
 fn concurrent_pool_allocations_never_collide() {
     let c = Cluster::new();
-    c.ok(
-        NET,
-        &[
-            "add",
-            "--network",
-            "10.64.0.0/22",
-            "--gateway",
-            "10.64.0.1",
-            "N",
-        ],
-    );
+    c.add_net("N", "10.64.0.0/22", "10.64.0.1");
     c.ok(NET, &["connect", "-N", "link=br0", "N"]);
     let serial0 = c.serial();
     std::thread::scope(|s| {

@@ -6,17 +6,7 @@ use crate::harness::*;
 /// A cluster holding net1 (192.0.2.0/24, gateway .1) so that config.data exists.
 fn base() -> Cluster {
     let c = Cluster::new();
-    c.ok(
-        NET,
-        &[
-            "add",
-            "--network",
-            "192.0.2.0/24",
-            "--gateway",
-            "192.0.2.1",
-            "net1",
-        ],
-    );
+    c.add_net("net1", "192.0.2.0/24", "192.0.2.1");
     c
 }
 

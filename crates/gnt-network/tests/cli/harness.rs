@@ -135,6 +135,15 @@ impl Cluster {
         r.stdout
     }
 
+    /// `gnt-network add --network SUBNET --gateway GATEWAY NAME`, which must succeed: the
+    /// network most fixtures start from.
+    pub fn add_net(&self, name: &str, subnet: &str, gateway: &str) {
+        self.ok(
+            NET,
+            &["add", "--network", subnet, "--gateway", gateway, name],
+        );
+    }
+
     pub fn bytes(&self) -> Vec<u8> {
         if let Some(store) = self.etcd() {
             return store.raw_dump().expect("etcd dump");

@@ -25,17 +25,7 @@ const ORDINALS: [&str; 8] = ["1st", "2nd", "3rd", "4th", "5th", "6th", "7th", "8
 /// with a VLAN and nothing else; NIC 2 routed with an address and no network.
 fn fixture() -> Cluster {
     let c = Cluster::new();
-    c.ok(
-        NET,
-        &[
-            "add",
-            "--network",
-            "192.0.2.0/24",
-            "--gateway",
-            "192.0.2.1",
-            "net1",
-        ],
-    );
+    c.add_net("net1", "192.0.2.0/24", "192.0.2.1");
     c.ok(
         NET,
         &["connect", "-N", "mode=bridged,link=br0", "net1", "default"],

@@ -7,17 +7,7 @@ use crate::harness::*;
 /// `default`; net2 = 198.51.100.0/24 (MAC prefix be:00:00) not connected.
 fn fixture() -> Cluster {
     let c = Cluster::new();
-    c.ok(
-        NET,
-        &[
-            "add",
-            "--network",
-            "192.0.2.0/24",
-            "--gateway",
-            "192.0.2.1",
-            "net1",
-        ],
-    );
+    c.add_net("net1", "192.0.2.0/24", "192.0.2.1");
     c.ok(
         NET,
         &["connect", "-N", "mode=bridged,link=br0", "net1", "default"],
@@ -497,17 +487,7 @@ fn create_nic_on_network_without_ip() {
 #[test]
 fn create_pool_exhausted() {
     let c = fixture();
-    c.ok(
-        NET,
-        &[
-            "add",
-            "--network",
-            "10.9.9.0/30",
-            "--gateway",
-            "10.9.9.1",
-            "tiny",
-        ],
-    );
+    c.add_net("tiny", "10.9.9.0/30", "10.9.9.1");
     c.ok(NET, &["connect", "-N", "link=brt", "tiny"]);
     c.prereq(
         INST,

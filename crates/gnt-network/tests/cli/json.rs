@@ -773,17 +773,7 @@ fn verify_json_agrees_with_the_text() {
     }
     let c = Cluster::new();
     c.skip_final_verify();
-    c.ok(
-        NET,
-        &[
-            "add",
-            "--network",
-            "198.51.100.0/24",
-            "--gateway",
-            "198.51.100.1",
-            "net1",
-        ],
-    );
+    c.add_net("net1", "198.51.100.0/24", "198.51.100.1");
     c.ok(
         NET,
         &[

@@ -11,17 +11,7 @@ use crate::harness::*;
 /// bridged br0 VLAN 100, next to the IPv4 network net1.
 fn base() -> Cluster {
     let c = Cluster::new();
-    c.ok(
-        NET,
-        &[
-            "add",
-            "--network",
-            "198.51.100.0/24",
-            "--gateway",
-            "198.51.100.1",
-            "net1",
-        ],
-    );
+    c.add_net("net1", "198.51.100.0/24", "198.51.100.1");
     c.ok(
         NET,
         &[

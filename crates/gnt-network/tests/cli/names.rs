@@ -12,17 +12,7 @@ const INJECTION: &str = "vm6\nMACSPOOF=1\nIP=203.0.113.77";
 /// A cluster with net1 connected to the default group, node1 and instance inst1.
 fn base() -> Cluster {
     let c = Cluster::new();
-    c.ok(
-        NET,
-        &[
-            "add",
-            "--network",
-            "198.51.100.0/24",
-            "--gateway",
-            "198.51.100.1",
-            "net1",
-        ],
-    );
+    c.add_net("net1", "198.51.100.0/24", "198.51.100.1");
     c.ok(NET, &["connect", "-N", "mode=bridged,link=br0", "net1"]);
     c.ok(NODE, &["add", "node1"]);
     c.ok(

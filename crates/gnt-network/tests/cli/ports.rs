@@ -238,17 +238,7 @@ fn qa_network_tags() {
 #[test]
 fn qa_network_list_every_field_and_unknown_fields() {
     let c = Cluster::new();
-    c.ok(
-        NET,
-        &[
-            "add",
-            "--network",
-            "192.0.2.0/28",
-            "--gateway",
-            "192.0.2.1",
-            "n1",
-        ],
-    );
+    c.add_net("n1", "192.0.2.0/28", "192.0.2.1");
     let out = c.ok(
         NET,
         &[
@@ -435,17 +425,7 @@ fn list_layout_separator_and_no_headers() {
 #[test]
 fn list_numbers_right_aligned_and_plus_fields_appended() {
     let c = Cluster::new();
-    c.ok(
-        NET,
-        &[
-            "add",
-            "--network",
-            "192.0.2.0/28",
-            "--gateway",
-            "192.0.2.1",
-            "n1",
-        ],
-    );
+    c.add_net("n1", "192.0.2.0/28", "192.0.2.1");
     c.ok(NET, &["add", "--network", "10.0.0.0/16", "n10"]);
     c.ok(NET, &["add", "--network", "10.1.0.0/24", "n2"]);
     // Nice sort: n1, n2, n10; numbers right-aligned to the widest cell.

@@ -394,17 +394,7 @@ Serial number: 1
 #[test]
 fn a_network_without_ranges_is_shown_and_stored_as_in_ganeti() {
     let c = Cluster::new();
-    c.ok(
-        NET,
-        &[
-            "add",
-            "--network",
-            "192.0.2.0/28",
-            "--gateway",
-            "192.0.2.1",
-            "net1",
-        ],
-    );
+    c.add_net("net1", "192.0.2.0/28", "192.0.2.1");
     assert!(!c.text().contains("allocation_ranges"));
     let info = c.ok(NET, &["info", "net1"]);
     assert!(

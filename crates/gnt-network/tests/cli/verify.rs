@@ -9,17 +9,7 @@ use crate::harness::*;
 /// `default`; instances a (on n1, 198.51.100.2) and b (198.51.100.3) from the pool.
 fn base() -> Cluster {
     let c = Cluster::new();
-    c.ok(
-        NET,
-        &[
-            "add",
-            "--network",
-            "198.51.100.0/24",
-            "--gateway",
-            "198.51.100.1",
-            "net1",
-        ],
-    );
+    c.add_net("net1", "198.51.100.0/24", "198.51.100.1");
     c.ok(NET, &["connect", "net1", "bridged", "br0"]);
     c.ok(GROUP, &["add", "g2"]);
     c.ok(NODE, &["add", "n1"]);

@@ -821,18 +821,22 @@ pub fn rename(cfg: &mut ClusterConfig, old: &str, new: &str) -> Result<HookEnv, 
 }
 
 pub fn add_tags(cfg: &mut ClusterConfig, name: &str, new: &[String]) -> Result<(), GntError> {
-    let uuid = cfg.instance_uuid(name)?;
-    let inst = cfg.instances.get_mut(&uuid).expect("looked up");
-    tags::add(&mut inst.tags, new)?;
-    inst.serial_no += 1;
-    inst.mtime = now();
-    Ok(())
+    change_tags(cfg, name, |t| tags::add(t, new))
 }
 
 pub fn remove_tags(cfg: &mut ClusterConfig, name: &str, old: &[String]) -> Result<(), GntError> {
+    change_tags(cfg, name, |t| tags::remove(t, old))
+}
+
+/// `change` on the tags of instance `name`; a change counts as a modification of it.
+fn change_tags(
+    cfg: &mut ClusterConfig,
+    name: &str,
+    change: impl FnOnce(&mut BTreeSet<String>) -> Result<(), GntError>,
+) -> Result<(), GntError> {
     let uuid = cfg.instance_uuid(name)?;
     let inst = cfg.instances.get_mut(&uuid).expect("looked up");
-    tags::remove(&mut inst.tags, old)?;
+    change(&mut inst.tags)?;
     inst.serial_no += 1;
     inst.mtime = now();
     Ok(())

@@ -775,18 +775,22 @@ pub fn disconnect(
 }
 
 pub fn add_tags(cfg: &mut ClusterConfig, name: &str, new: &[String]) -> Result<(), GntError> {
-    let uuid = cfg.network_uuid(name)?;
-    let net = cfg.networks.get_mut(&uuid).expect("looked up");
-    tags::add(&mut net.tags, new)?;
-    net.serial_no += 1;
-    net.mtime = now();
-    Ok(())
+    change_tags(cfg, name, |t| tags::add(t, new))
 }
 
 pub fn remove_tags(cfg: &mut ClusterConfig, name: &str, old: &[String]) -> Result<(), GntError> {
+    change_tags(cfg, name, |t| tags::remove(t, old))
+}
+
+/// `change` on the tags of network `name`; a change counts as a modification of it.
+fn change_tags(
+    cfg: &mut ClusterConfig,
+    name: &str,
+    change: impl FnOnce(&mut BTreeSet<String>) -> Result<(), GntError>,
+) -> Result<(), GntError> {
     let uuid = cfg.network_uuid(name)?;
     let net = cfg.networks.get_mut(&uuid).expect("looked up");
-    tags::remove(&mut net.tags, old)?;
+    change(&mut net.tags)?;
     net.serial_no += 1;
     net.mtime = now();
     Ok(())

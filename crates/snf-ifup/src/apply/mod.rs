@@ -95,8 +95,6 @@ fn table_known(t: &str) -> bool {
 }
 
 fn stale_lines(old: &Undo, new: &Undo, tap: &str) -> (Vec<String>, Vec<String>) {
-    let mut v4 = Vec::new();
-    let mut v6 = Vec::new();
     let nameable = |r: &(String, String)| {
         let known = table_known(&r.1);
         if !known {
@@ -107,22 +105,15 @@ fn stale_lines(old: &Undo, new: &Undo, tap: &str) -> (Vec<String>, Vec<String>) 
         }
         known
     };
-    for r in old
-        .routes4
-        .iter()
-        .filter(|r| !new.routes4.contains(r))
-        .filter(|r| nameable(r))
-    {
-        v4.push(format!("route del {} dev {tap} table {}", r.0, r.1));
-    }
-    for r in old
-        .routes6
-        .iter()
-        .filter(|r| !new.routes6.contains(r))
-        .filter(|r| nameable(r))
-    {
-        v6.push(format!("route del {} dev {tap} table {}", r.0, r.1));
-    }
+    let stale_routes = |old: &[(String, String)], new: &[(String, String)]| -> Vec<String> {
+        old.iter()
+            .filter(|r| !new.contains(r))
+            .filter(|r| nameable(r))
+            .map(|r| format!("route del {} dev {tap} table {}", r.0, r.1))
+            .collect()
+    };
+    let v4 = stale_routes(&old.routes4, &new.routes4);
+    let mut v6 = stale_routes(&old.routes6, &new.routes6);
     for n in old
         .neigh_proxies
         .iter()

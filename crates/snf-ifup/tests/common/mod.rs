@@ -12,6 +12,7 @@ use std::process::{Command, Output};
 use netconf_test_support::{Netns, Veth, need_root, on_path, skip, unique_name};
 pub use netconf_test_support::{ok, output as sh};
 
+pub mod follow;
 pub mod watcher;
 
 /// True when the test can run; otherwise prints why it skips.
