@@ -152,6 +152,44 @@ pub fn temp_prefix(path: &Path) -> std::io::Result<std::ffi::OsString> {
     Ok(name)
 }
 
+/// Removes the temporaries of `path` that writers killed between create and rename left
+/// (see [`temp_path`]): regular files of this user older than `older_than`, so that a
+/// writer still at work keeps its own. Links and anything else under such a name stay
+/// (an unlink would not follow them, but they are not ours). Best effort: errors are
+/// ignored, as the only cost of a leftover is its space.
+pub fn remove_stale_temporaries(path: &Path, older_than: std::time::Duration) {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::MetadataExt;
+    let Ok(prefix) = temp_prefix(path) else {
+        return;
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    let me = nix::unistd::geteuid().as_raw();
+    for e in entries.flatten() {
+        if !e.file_name().as_bytes().starts_with(prefix.as_bytes()) {
+            continue;
+        }
+        // `DirEntry::metadata` does not follow a link.
+        let stale = e.metadata().ok().is_some_and(|m| {
+            m.is_file()
+                && m.uid() == me
+                && m.modified()
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age > older_than)
+        });
+        if stale {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+}
+
 fn write_through<T>(
     path: &Path,
     tmp: &Path,
@@ -488,5 +526,38 @@ mod tests {
         fs::set_permissions(d.path(), fs::Permissions::from_mode(0o700)).unwrap();
         assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied);
         assert!(names(d.path()).is_empty());
+    }
+
+    #[test]
+    fn only_old_temporaries_of_this_file_are_swept() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("f");
+        let outside = tempfile::tempdir().unwrap();
+        let victim = outside.path().join("victim");
+        fs::write(&victim, "victim").unwrap();
+        let named = |n: &str| d.path().join(n);
+        let dead = named(".f.tmp999999.0");
+        let fresh = named(".f.tmp999999.1");
+        let other = named(".g.tmp999999.0");
+        let planted = named(".f.tmp999999.2");
+        for p in [&dead, &fresh, &other] {
+            fs::write(p, "left").unwrap();
+        }
+        link(&victim, &planted).unwrap();
+        let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        for p in [&dead, &other, &victim] {
+            fs::File::options()
+                .write(true)
+                .open(p)
+                .unwrap()
+                .set_modified(long_ago)
+                .unwrap();
+        }
+        remove_stale_temporaries(&f, std::time::Duration::from_secs(60));
+        assert_eq!(
+            names(d.path()),
+            [".f.tmp999999.1", ".f.tmp999999.2", ".g.tmp999999.0"]
+        );
+        assert_eq!(fs::read(&victim).unwrap(), b"victim");
     }
 }

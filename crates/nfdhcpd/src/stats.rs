@@ -162,7 +162,11 @@ pub fn write_status(path: &Path, text: &str) -> std::io::Result<()> {
         text.as_bytes(),
         0o644,
         netconf::textfile::Durability::None,
-    )
+    )?;
+    // A daemon killed while writing left its temporary; the run directory is ours to
+    // keep clean (a few entries, read once a second).
+    netconf::textfile::remove_stale_temporaries(path, std::time::Duration::from_secs(60));
+    Ok(())
 }
 
 #[cfg(test)]
@@ -222,7 +226,14 @@ mod tests {
         for seq in 0..256 {
             link(&netconf::textfile::temp_path(&path, seq).unwrap());
         }
+        // What a daemon killed while writing left, long ago: swept.
+        let dead = netconf::textfile::temp_prefix(&path).unwrap();
+        let dead = d.path().join(format!("{}999999.0", dead.to_string_lossy()));
+        let f = std::fs::File::create(&dead).unwrap();
+        f.set_modified(SystemTime::now() - std::time::Duration::from_secs(3600))
+            .unwrap();
         write_status(&path, "pid 1\n").unwrap();
+        assert!(!dead.exists(), "a killed daemon's temporary stays");
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "victim\n");
         assert_eq!(read_status(&path).unwrap(), "pid 1\n");
         use std::os::unix::fs::PermissionsExt;

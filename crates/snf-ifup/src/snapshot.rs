@@ -138,6 +138,8 @@ pub fn write(path: &Path, url: &EtcdUrl, revision: i64, cfg: &ClusterConfig) -> 
         },
     )
     .with_context(|| format!("cannot write {}", path.display()))?;
+    // A watcher killed while writing left its temporary (the snapshot can be large).
+    netconf::textfile::remove_stale_temporaries(path, Duration::from_secs(600));
     Ok(())
 }
 
@@ -286,7 +288,13 @@ mod tests {
             let tmp = netconf::textfile::temp_path(&real, seq).unwrap();
             std::os::unix::fs::symlink(&victim, tmp).unwrap();
         }
+        // What a watcher killed while writing left, long ago: swept.
+        let dead = d.path().join(".real.tmp999999.0");
+        let f = fs::File::create(&dead).unwrap();
+        f.set_modified(SystemTime::now() - Duration::from_secs(3600))
+            .unwrap();
         write(&real, &u, 2, &ClusterConfig::new()).unwrap();
         assert_eq!(fs::read_to_string(&victim).unwrap(), "keep");
+        assert!(!dead.exists(), "a killed watcher's temporary stays");
     }
 }
