@@ -128,9 +128,10 @@ pub fn write_atomic_with<T>(
     write_through(path, &tmp, mode, durability, fill)
 }
 
-/// The temporary name of the `seq`-th [`write_atomic_with`] of this process for `path`:
-/// `<dir>/.<name>.tmp<pid>.<seq>`. Every temporary of `path` starts with
-/// [`temp_prefix`]. `InvalidInput` if `path` has no file name.
+/// The temporary name [`write_atomic_with`] uses for `path` in the call numbered `seq` of
+/// this process (one counter for every path, from 0): `<dir>/.<name>.tmp<pid>.<seq>`.
+/// Every temporary of `path` starts with [`temp_prefix`]. `InvalidInput` if `path` has no
+/// file name.
 pub fn temp_path(path: &Path, seq: u64) -> std::io::Result<PathBuf> {
     let mut name = temp_prefix(path)?;
     name.push(format!("{}.{seq}", std::process::id()));
