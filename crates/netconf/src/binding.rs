@@ -5,9 +5,7 @@
 
 use std::fmt;
 use std::fs;
-use std::io::Write;
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use ipnet::{Ipv4Net, Ipv6Net};
@@ -237,35 +235,16 @@ impl Binding {
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
         fs::create_dir_all(dir)?;
         let target = dir.join(tap.as_str());
-        // A dot-name: nfdhcpd ignores dot-files, so the temporary is never loaded.
-        let tmp = dir.join(format!(".{}.tmp{}", tap.as_str(), std::process::id()));
-        let result = (|| {
-            // A leftover of an earlier run with the same pid would make O_EXCL fail forever;
-            // removing it never follows a link.
-            match fs::remove_file(&tmp) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-                _ => {}
-            }
-            // O_EXCL: a link planted under the temporary name is never followed.
-            let mut f = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(FILE_MODE)
-                .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
-                .open(&tmp)?;
-            // The mode given to open is masked by the umask; fchmod is not.
-            f.set_permissions(fs::Permissions::from_mode(FILE_MODE))?;
-            f.write_all(self.render().as_bytes())?;
-            f.sync_all()?;
-            // Closed before the rename: a close after it would reach nfdhcpd as a second
-            // write (IN_CLOSE_WRITE after IN_MOVED_TO) and load the binding twice.
-            drop(f);
-            fs::rename(&tmp, &target)
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        result.map(|()| target)
+        // The temporary is a dot-name, which nfdhcpd ignores, and is closed before the
+        // rename: a close after it would reach nfdhcpd as a second write (IN_CLOSE_WRITE
+        // after IN_MOVED_TO) and load the binding twice.
+        crate::textfile::write_atomic(
+            &target,
+            self.render().as_bytes(),
+            FILE_MODE,
+            crate::textfile::Durability::File,
+        )?;
+        Ok(target)
     }
 }
 

@@ -34,11 +34,16 @@ fn binding_files_are_written_and_read_safely() {
         assert_eq!(mode(&p), 0o644, "umask {umask:o}");
     }
 
-    // A link planted under the temporary name is never followed: the victim is untouched.
+    // A link planted under the temporary name (the one of old versions, and those
+    // `textfile::write_atomic` uses now) is never followed: the victim is untouched.
     let victim = dir.path().join("victim");
     fs::write(&victim, "precious\n").unwrap();
     let tmp = dir.path().join(format!(".tap2.tmp{}", std::process::id()));
     std::os::unix::fs::symlink(&victim, &tmp).unwrap();
+    for seq in 0..256 {
+        let tmp = netconf::textfile::temp_path(&dir.path().join("tap2"), seq).unwrap();
+        std::os::unix::fs::symlink(&victim, &tmp).unwrap();
+    }
     let p = b.write_atomic(dir.path(), &tap).unwrap();
     assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
     assert!(fs::symlink_metadata(&p).unwrap().file_type().is_file());

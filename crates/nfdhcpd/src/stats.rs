@@ -149,14 +149,24 @@ pub fn read_status(path: &Path) -> std::io::Result<String> {
     netconf::textfile::read(path, MAX_STATUS_BYTES)
 }
 
-/// Atomically replaces the status file (readers never see half a file).
+/// Atomically replaces the status file (readers never see half a file), never through a
+/// link planted under its temporary name (see [`netconf::textfile::write_atomic`]). Mode
+/// 0644: `nfdhcpd --status` reads it as any user. No fsync: it is rewritten every second
+/// and lives in a runtime directory a reboot empties.
 pub fn write_status(path: &Path, text: &str) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path)
+    netconf::textfile::write_atomic(
+        path,
+        text.as_bytes(),
+        0o644,
+        netconf::textfile::Durability::None,
+    )?;
+    // A daemon killed while writing left its temporary; the run directory is ours to
+    // keep clean (a few entries, read once a second).
+    netconf::textfile::remove_stale_temporaries(path, std::time::Duration::from_secs(60));
+    Ok(())
 }
 
 #[cfg(test)]
@@ -199,5 +209,35 @@ mod tests {
         let j = status_json("[taps]\ntap received last\ntap0 5\n").unwrap();
         assert!(j["taps"][0]["last"].is_null());
         assert_eq!(j["taps"][0]["received"], 5);
+    }
+
+    /// The status directory may belong to the daemon's unprivileged user; a link planted
+    /// there under the temporary name (the old `status.tmp`, and the next names used now)
+    /// must not make the daemon write through it.
+    #[test]
+    fn the_status_file_is_never_written_through_a_planted_link() {
+        let d = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let victim = outside.path().join("victim");
+        std::fs::write(&victim, "victim\n").unwrap();
+        let path = d.path().join("status");
+        let link = |tmp: &Path| std::os::unix::fs::symlink(&victim, tmp).unwrap();
+        link(&d.path().join("status.tmp"));
+        for seq in 0..256 {
+            link(&netconf::textfile::temp_path(&path, seq).unwrap());
+        }
+        // What a daemon killed while writing left, long ago: swept.
+        let dead = netconf::textfile::temp_prefix(&path).unwrap();
+        let dead = d.path().join(format!("{}999999.0", dead.to_string_lossy()));
+        let f = std::fs::File::create(&dead).unwrap();
+        f.set_modified(SystemTime::now() - std::time::Duration::from_secs(3600))
+            .unwrap();
+        write_status(&path, "pid 1\n").unwrap();
+        assert!(!dead.exists(), "a killed daemon's temporary stays");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "victim\n");
+        assert_eq!(read_status(&path).unwrap(), "pid 1\n");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o644);
     }
 }

@@ -5,13 +5,14 @@
 //!
 //! The file is config.data's format, so the file store's parser reads it, after one
 //! comment line that names the cluster it came from (its etcd prefix), the revision and
-//! when it was written. It is written atomically (temporary file created exclusively with
-//! mode 0600, fsync, rename, fsync of the directory) in a directory created with mode 0700.
+//! when it was written. It is written atomically (`netconf::textfile::write_atomic`: a
+//! temporary file created exclusively with mode 0600, fsync, rename, fsync of the
+//! directory) in a directory created with mode 0700.
 //! Read back it is distrusted as any input: a symbolic link, a FIFO, a device or a file
 //! over the size limit is refused, without blocking.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -121,42 +122,24 @@ pub fn write(path: &Path, url: &EtcdUrl, revision: i64, cfg: &ClusterConfig) -> 
     if !m.is_dir() {
         bail!("{} is not a directory", dir.display());
     }
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp"));
-    // A stale temporary (or anything planted there) goes; unlink never follows a link.
-    let _ = fs::remove_file(&tmp);
     let meta = Meta {
         prefix: url.prefix().to_owned(),
         revision,
         written: now_secs(),
     };
     let text = render(cfg).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&tmp)
-        .with_context(|| format!("cannot create {}", tmp.display()))?;
-    let written = f
-        .write_all(meta.line().as_bytes())
-        .and_then(|()| f.write_all(text.as_bytes()))
-        .and_then(|()| f.sync_all());
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("cannot write {}", tmp.display()));
-    }
-    drop(f);
-    if let Err(e) = fs::rename(&tmp, path) {
-        let _ = fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("cannot rename to {}", path.display()));
-    }
-    File::open(&dir)
-        .and_then(|d| d.sync_all())
-        .with_context(|| format!("cannot sync {}", dir.display()))?;
+    netconf::textfile::write_atomic_with(
+        path,
+        0o600,
+        netconf::textfile::Durability::Directory,
+        |f| {
+            f.write_all(meta.line().as_bytes())?;
+            f.write_all(text.as_bytes())
+        },
+    )
+    .with_context(|| format!("cannot write {}", path.display()))?;
+    // A watcher killed while writing left its temporary (the snapshot can be large).
+    netconf::textfile::remove_stale_temporaries(path, Duration::from_secs(600));
     Ok(())
 }
 
@@ -283,7 +266,10 @@ mod tests {
         let e = read(&fifo, &u).unwrap_err().to_string();
         assert!(e.contains("not a regular file"), "{e}");
         let big = d.path().join("big");
-        File::create(&big).unwrap().set_len(MAX_LEN + 1).unwrap();
+        fs::File::create(&big)
+            .unwrap()
+            .set_len(MAX_LEN + 1)
+            .unwrap();
         assert!(read(&big, &u).unwrap_err().to_string().contains("larger"));
         let plain = d.path().join("config.data");
         fs::write(&plain, render(&ClusterConfig::new()).unwrap()).unwrap();
@@ -293,11 +279,22 @@ mod tests {
                 .to_string()
                 .contains("not a snapshot")
         );
-        // A planted link at the temporary's name is replaced, not followed.
+        // A planted link at the temporary's name (the old one, and the next ones used
+        // now) is replaced, not followed.
         let victim = d.path().join("victim");
         fs::write(&victim, "keep").unwrap();
         std::os::unix::fs::symlink(&victim, d.path().join(".real.tmp")).unwrap();
+        for seq in 0..256 {
+            let tmp = netconf::textfile::temp_path(&real, seq).unwrap();
+            std::os::unix::fs::symlink(&victim, tmp).unwrap();
+        }
+        // What a watcher killed while writing left, long ago: swept.
+        let dead = d.path().join(".real.tmp999999.0");
+        let f = fs::File::create(&dead).unwrap();
+        f.set_modified(SystemTime::now() - Duration::from_secs(3600))
+            .unwrap();
         write(&real, &u, 2, &ClusterConfig::new()).unwrap();
         assert_eq!(fs::read_to_string(&victim).unwrap(), "keep");
+        assert!(!dead.exists(), "a killed watcher's temporary stays");
     }
 }

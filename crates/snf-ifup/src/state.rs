@@ -3,7 +3,6 @@
 //! that `down` after a partial `up` knows what to look for) and again when `up` finished.
 
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -216,23 +215,22 @@ pub fn load(dir: &Path, tap: &IfName) -> anyhow::Result<Option<State>> {
     Ok(Some(s))
 }
 
-/// Writes atomically (temporary file + rename in the same directory). No fsync: the
-/// state describes kernel objects that do not survive a reboot either.
+/// Writes atomically (see [`netconf::textfile::write_atomic`]: a temporary file in the same
+/// directory that a link planted under its name cannot redirect, then a rename), mode
+/// 0644 (what `File::create` gave under root's usual umask). No fsync: the state describes
+/// kernel objects that do not survive a reboot either.
 pub fn save(dir: &Path, st: &State) -> anyhow::Result<()> {
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let tap: IfName = st.tap.parse().map_err(anyhow::Error::msg)?;
     let target = path(dir, &tap);
-    let tmp = dir.join(format!(".{}.tmp{}", st.tap, std::process::id()));
     let text = toml::to_string(st).context("serialising state")?;
-    let res = (|| {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        fs::rename(&tmp, &target)
-    })();
-    if res.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    res.with_context(|| format!("cannot write {}", target.display()))
+    netconf::textfile::write_atomic(
+        &target,
+        text.as_bytes(),
+        0o644,
+        netconf::textfile::Durability::None,
+    )
+    .with_context(|| format!("cannot write {}", target.display()))
 }
 
 /// Records that `tap`'s NIC comes from the store (after an `up` from it), under the lock.
@@ -341,6 +339,46 @@ mod tests {
         remove(d.path(), &tap).unwrap();
         remove(d.path(), &tap).unwrap();
         assert_eq!(load(d.path(), &tap).unwrap(), None);
+    }
+
+    /// A link planted in the state directory under a temporary name `save` uses (the name
+    /// the old code used, `.<tap>.tmp<pid>`, and the next ones it uses now) is not
+    /// followed: the file it points to, outside the directory, keeps its content.
+    #[test]
+    fn save_never_follows_a_link_planted_under_its_temporary_name() {
+        let d = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let victim = outside.path().join("victim");
+        fs::write(&victim, "victim\n").unwrap();
+        let tap: IfName = "tap9".parse().unwrap();
+        let link = |tmp: PathBuf| std::os::unix::fs::symlink(&victim, tmp).unwrap();
+        link(d.path().join(format!(".tap9.tmp{}", std::process::id())));
+        for seq in 0..256 {
+            link(netconf::textfile::temp_path(&path(d.path(), &tap), seq).unwrap());
+        }
+        let st = State {
+            tap: "tap9".into(),
+            flavour: Flavour::Kvm,
+            complete: false,
+            env: vec![],
+            families: vec![],
+            sysctl_restore: vec![],
+            binding: None,
+            undo: Undo::default(),
+            firewall: vec![],
+            driver: Driver::Nftables,
+            ifindex: None,
+            store: None,
+        };
+        save(d.path(), &st).unwrap();
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "victim\n");
+        assert_eq!(load(d.path(), &tap).unwrap(), Some(st));
+        let m = fs::symlink_metadata(path(d.path(), &tap)).unwrap();
+        assert!(m.is_file());
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777,
+            0o644
+        );
     }
 
     /// State files keep rules as iptables/ebtables text: one written before the rule model

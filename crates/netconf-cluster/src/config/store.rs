@@ -532,7 +532,8 @@ impl FileStore {
             format!(".{n}.")
         };
         // `.config.data.tmp…` of old versions, `.config.data.spare.tmp…` (and the cache's)
-        // where a spare could not be used, and readers' `.config.cache.tmp…`.
+        // where a spare could not be used, readers' `.config.data.cache.tmp…` (named by
+        // `textfile::write_atomic_with`) and the `.config.cache.tmp…` of old versions.
         for (dir, prefix) in [
             (dir_of(target), name(target)),
             (self.dir(), name(&self.path)),
@@ -627,22 +628,22 @@ impl FileStore {
 
     /// Best effort: a missing or unwritable cache only costs speed. Readers may run side
     /// by side, so each writes its own temporary and renames it into place (a rename
-    /// replaces whatever was there, FIFO or link, without opening it).
+    /// replaces whatever was there, FIFO or link, without opening it); see
+    /// [`netconf::textfile::write_atomic_with`]. Not fsynced: a torn cache fails its check
+    /// and is rebuilt.
     fn save_cache(&self, fp: Fingerprint, cfg: &ClusterConfig, mode: u32) {
         let Some(plan) = splice::cache_full(cfg, None) else {
             return;
         };
-        let tmp = self
-            .dir()
-            .join(format!(".config.cache.tmp{}", std::process::id()));
-        let _ = fs::remove_file(&tmp);
-        let written = create_new(&tmp, mode).and_then(|mut f| {
-            let crc = cache::write(&mut f, &plan)?;
-            cache::seal(&f, &fp, crc)
-        });
-        if written.is_err() || fs::rename(&tmp, &self.cache_path).is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
+        let _ = netconf::textfile::write_atomic_with(
+            &self.cache_path,
+            mode,
+            netconf::textfile::Durability::None,
+            |f| {
+                let crc = cache::write(f, &plan)?;
+                cache::seal(f, &fp, crc)
+            },
+        );
     }
 
     /// Opens a file to write a new version of `live` into: its spare (the version before

@@ -980,16 +980,20 @@ fn load_index(path: &Path) -> Option<Index> {
     toml::from_str(&netconf::textfile::read(path, 4 << 20).ok()?).ok()
 }
 
+/// Written atomically and never through a link planted under the temporary name (see
+/// [`netconf::textfile::write_atomic`]), mode 0644 as before. No fsync: it is on every
+/// command's path, and a lost or torn index only means the ruleset is read.
 fn save_index(path: &Path, ix: &Index) -> anyhow::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let tmp = dir.join(format!(".nftables-index.tmp{}", std::process::id()));
     let text = toml::to_string(ix).context("serialising the nftables index")?;
-    let res = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, path));
-    if res.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    res.with_context(|| format!("cannot write {}", path.display()))
+    netconf::textfile::write_atomic(
+        path,
+        text.as_bytes(),
+        0o644,
+        netconf::textfile::Durability::None,
+    )
+    .with_context(|| format!("cannot write {}", path.display()))
 }
 
 type Parts<'a> = (
@@ -1724,6 +1728,35 @@ mod tests {
         );
         // Unchanged per the record and listed: neither flushed nor refilled.
         assert!(!tx.contains("from-tap1 ether saddr"), "{tx}");
+    }
+
+    /// The index is written in the state directory, which a link planted under its
+    /// temporary name (the name the old code used, `.nftables-index.tmp<pid>`, and the next
+    /// ones it uses now) must not redirect: the file it points to keeps its content.
+    #[test]
+    fn the_index_is_never_written_through_a_link_planted_under_its_temporary_name() {
+        let d = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let victim = outside.path().join("victim");
+        std::fs::write(&victim, "victim\n").unwrap();
+        let path = d.path().join(".nftables-index");
+        let link = |tmp: PathBuf| std::os::unix::fs::symlink(&victim, tmp).unwrap();
+        link(
+            d.path()
+                .join(format!(".nftables-index.tmp{}", std::process::id())),
+        );
+        for seq in 0..256 {
+            link(netconf::textfile::temp_path(&path, seq).unwrap());
+        }
+        let mut ix = Index::default();
+        ix.tables.entry("inet".into()).or_default().insert(
+            "tap1".into(),
+            ["snf-limited".to_owned()].into_iter().collect(),
+        );
+        save_index(&path, &ix).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "victim\n");
+        assert!(std::fs::symlink_metadata(&path).unwrap().is_file());
+        assert_eq!(load_index(&path), Some(ix));
     }
 }
 

@@ -18,11 +18,10 @@
 //! key, before `min_mod_revision` filters) then differs from the merged set's size, and the
 //! snapshot reads everything instead.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{Read as _, Write as _};
+use std::fs::{self, OpenOptions};
+use std::io::Read as _;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -178,42 +177,42 @@ impl HeadsCache {
         let Ok(text) = serde_json::to_vec(&d) else {
             return;
         };
-        static SEQ: AtomicU64 = AtomicU64::new(0);
-        let tmp = self.path.with_extension(format!(
-            "tmp.{}.{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
-        let written = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc_flags())
-            .open(&tmp)
-            .and_then(|mut f: File| f.write_all(&text));
-        // No fsync: a file torn by a crash fails to parse and is ignored.
-        if written.and_then(|()| fs::rename(&tmp, &self.path)).is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
+        // Mode 0600, not fsynced (it is on every command's path): a file torn by a crash
+        // fails to parse and is ignored. On failure only the old file is left.
+        let _ = netconf::textfile::write_atomic(
+            &self.path,
+            &text,
+            0o600,
+            netconf::textfile::Durability::None,
+        );
         self.remove_stale_temporaries();
     }
 
     /// Removes this cache's temp files that a killed writer left (older than
     /// [`STALE_TMP`]); a temp file of a writer still at work is younger and stays.
     fn remove_stale_temporaries(&self) {
-        let (Some(dir), Some(stem)) = (
+        let (Some(dir), Some(stem), Ok(prefix)) = (
             self.path.parent(),
             self.path.file_stem().and_then(|s| s.to_str()),
+            netconf::textfile::temp_prefix(&self.path),
         ) else {
             return;
         };
-        let prefix = format!("{stem}.tmp.");
+        // Temporaries are named by `textfile::write_atomic`; those of older versions were
+        // `<stem>.tmp.<pid>.<seq>`.
+        let prefixes = [
+            prefix.to_string_lossy().into_owned(),
+            format!("{stem}.tmp."),
+        ];
         let Ok(entries) = fs::read_dir(dir) else {
             return;
         };
         for e in entries.flatten() {
             let name = e.file_name();
-            if !name.to_str().is_some_and(|n| n.starts_with(&prefix)) {
+            if !name
+                .to_str()
+                .is_some_and(|n| prefixes.iter().any(|p| n.starts_with(p.as_str())))
+            {
                 continue;
             }
             // `DirEntry::metadata` does not follow a link: only our own old files go.
@@ -292,15 +291,19 @@ mod tests {
     fn a_writer_removes_the_temp_files_killed_writers_left_and_no_others() {
         let dir = tempfile::tempdir().unwrap();
         let c = HeadsCache::new(dir.path(), "etcd://127.0.0.1:2379/p").unwrap();
-        let tmp = |n: &str| c.path.with_extension(format!("tmp.{n}"));
-        let (old, fresh) = (tmp("111.0"), tmp("222.0"));
-        let other = dir.path().join("heads-other.json.tmp.333.0");
-        for p in [&old, &fresh, &other] {
-            File::create(p).unwrap();
+        let mut prefix = netconf::textfile::temp_prefix(&c.path).unwrap();
+        prefix.push("111.0");
+        let old = c.path.with_file_name(prefix);
+        // One of an older version, which named its temporaries otherwise.
+        let legacy = c.path.with_extension("tmp.111.0");
+        let fresh = netconf::textfile::temp_path(&c.path, 1 << 40).unwrap();
+        let other = dir.path().join(".heads-other.json.tmp333.0");
+        for p in [&old, &legacy, &fresh, &other] {
+            fs::File::create(p).unwrap();
         }
         let long_ago = std::time::SystemTime::now() - STALE_TMP * 2;
-        for p in [&old, &other] {
-            File::options()
+        for p in [&old, &legacy, &other] {
+            fs::File::options()
                 .write(true)
                 .open(p)
                 .unwrap()
@@ -315,6 +318,7 @@ mod tests {
         };
         c.store("42", 9, [&kv].into_iter());
         assert!(!old.exists(), "a killed writer's temp file stays");
+        assert!(!legacy.exists(), "an older version's temp file stays");
         assert!(fresh.exists(), "a writer at work lost its temp file");
         assert!(other.exists(), "another cluster's file was touched");
         assert!(c.load().is_some());
