@@ -580,7 +580,7 @@ impl Batch {
     }
 }
 
-fn os_error(e: std::io::Error) -> Error {
+fn os_error(e: &std::io::Error) -> Error {
     Error {
         errno: e.raw_os_error().unwrap_or(libc::EIO),
         index: None,
@@ -663,7 +663,7 @@ impl Socket {
         }
         let data = batch.finish();
         self.grow_send_buffer(data.len());
-        self.send(&data).map_err(os_error)?;
+        self.send(&data).map_err(|e| os_error(&e))?;
         self.answers(batch).map(|_| ())
     }
 
@@ -677,7 +677,7 @@ impl Socket {
     pub fn check(&mut self, batch: &Batch) -> Result<(), Error> {
         let data = batch.unterminated_with_acks();
         self.grow_send_buffer(data.len());
-        self.send(&data).map_err(os_error)?;
+        self.send(&data).map_err(|e| os_error(&e))?;
         let acks = self.answers(batch)?;
         if acks != batch.len() {
             return Err(Error {
@@ -697,7 +697,7 @@ impl Socket {
     fn answers(&mut self, batch: &Batch) -> Result<usize, Error> {
         let mut first: Option<Error> = None;
         let mut acks = 0;
-        while let Some(n) = self.recv(false).map_err(os_error)? {
+        while let Some(n) = self.recv(false).map_err(|e| os_error(&e))? {
             for (kind, flags, seq, body) in messages(&self.buf[..n]) {
                 if kind != NLMSG_ERROR {
                     continue;
