@@ -673,7 +673,9 @@ impl Socket {
     /// batch replayed) but, finding no end, aborts the transaction after a final
     /// validation (nfnetlink_rcv_batch's abort with NFNL_ABORT_VALIDATE), so nothing is
     /// applied. Every message asks for an acknowledgement, and success is one zero answer
-    /// per message: a batch the kernel never handled cannot pass for a taken one.
+    /// per message: a batch the kernel never handled cannot pass for a taken one. (The
+    /// acknowledgements wait in the receive buffer: this is for probes of a few messages,
+    /// not for a rebuild's thousands.)
     pub fn check(&mut self, batch: &Batch) -> Result<(), Error> {
         let data = batch.unterminated_with_acks();
         self.grow_send_buffer(data.len());
