@@ -26,6 +26,7 @@ const NFNL_MSG_BATCH_END: u16 = 0x11;
 const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
 const NLM_F_REQUEST: u16 = 0x1;
+const NLM_F_ACK: u16 = 0x4;
 const NLM_F_DUMP: u16 = 0x300;
 const NLM_F_EXCL: u16 = 0x200;
 const NLM_F_CREATE: u16 = 0x400;
@@ -546,6 +547,26 @@ impl Batch {
         self.msg(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, family, &b);
     }
 
+    /// The batch without its end, every message asking for an acknowledgement (for
+    /// [`Socket::check`]).
+    fn unterminated_with_acks(&self) -> Vec<u8> {
+        let mut out = self.buf.clone();
+        let mut at = 0;
+        while let Some(head) = out.get(at..at + 16) {
+            let len = u32::from_ne_bytes([head[0], head[1], head[2], head[3]]) as usize;
+            if len < 16 {
+                break;
+            }
+            let kind = u16::from_ne_bytes([head[4], head[5]]);
+            if kind != NFNL_MSG_BATCH_BEGIN {
+                let flags = u16::from_ne_bytes([head[6], head[7]]) | NLM_F_ACK;
+                out[at + 6..at + 8].copy_from_slice(&flags.to_ne_bytes());
+            }
+            at += (len + 3) & !3;
+        }
+        out
+    }
+
     fn finish(&self) -> Vec<u8> {
         let mut out = self.buf.clone();
         let mut end = Batch {
@@ -556,6 +577,14 @@ impl Batch {
         end.header(NFNL_MSG_BATCH_END, 0, 0, &Buf::default(), true);
         out.extend_from_slice(&end.buf);
         out
+    }
+}
+
+fn os_error(e: &std::io::Error) -> Error {
+    Error {
+        errno: e.raw_os_error().unwrap_or(libc::EIO),
+        index: None,
+        message: None,
     }
 }
 
@@ -632,16 +661,45 @@ impl Socket {
         if batch.is_empty() {
             return Ok(());
         }
-        let os = |e: std::io::Error| Error {
-            errno: e.raw_os_error().unwrap_or(libc::EIO),
-            index: None,
-            message: None,
-        };
         let data = batch.finish();
         self.grow_send_buffer(data.len());
-        self.send(&data).map_err(os)?;
+        self.send(&data).map_err(|e| os_error(&e))?;
+        self.answers(batch).map(|_| ())
+    }
+
+    /// Whether the kernel takes `batch`, without applying it (what `nft -c` does): the
+    /// batch is sent without its NFNL_MSG_BATCH_END. The kernel then handles every message
+    /// as for a commit (each is validated, a missing expression's module is loaded and the
+    /// batch replayed) but, finding no end, aborts the transaction after a final
+    /// validation (nfnetlink_rcv_batch's abort with NFNL_ABORT_VALIDATE), so nothing is
+    /// applied. Every message asks for an acknowledgement, and success is one zero answer
+    /// per message: a batch the kernel never handled cannot pass for a taken one. (The
+    /// acknowledgements wait in the receive buffer: this is for probes of a few messages,
+    /// not for a rebuild's thousands.)
+    pub fn check(&mut self, batch: &Batch) -> Result<(), Error> {
+        let data = batch.unterminated_with_acks();
+        self.grow_send_buffer(data.len());
+        self.send(&data).map_err(|e| os_error(&e))?;
+        let acks = self.answers(batch)?;
+        if acks != batch.len() {
+            return Err(Error {
+                errno: libc::EPROTO,
+                index: None,
+                message: Some(format!(
+                    "nf_tables acknowledged {acks} of {} messages",
+                    batch.len()
+                )),
+            });
+        }
+        Ok(())
+    }
+
+    /// Reads the answers queued for `batch`: the first error, or the number of
+    /// acknowledgements.
+    fn answers(&mut self, batch: &Batch) -> Result<usize, Error> {
         let mut first: Option<Error> = None;
-        while let Some(n) = self.recv(false).map_err(os)? {
+        let mut acks = 0;
+        while let Some(n) = self.recv(false).map_err(|e| os_error(&e))? {
             for (kind, flags, seq, body) in messages(&self.buf[..n]) {
                 if kind != NLMSG_ERROR {
                     continue;
@@ -652,7 +710,11 @@ impl Socket {
                 else {
                     continue;
                 };
-                if code == 0 || first.is_some() {
+                if code == 0 {
+                    acks += 1;
+                    continue;
+                }
+                if first.is_some() {
                     continue;
                 }
                 first = Some(Error {
@@ -666,7 +728,7 @@ impl Socket {
         }
         match first {
             Some(e) => Err(e),
-            None => Ok(()),
+            None => Ok(acks),
         }
     }
 
@@ -893,6 +955,28 @@ mod tests {
         assert_eq!((msgs[3].0, msgs[3].2), (NFNL_MSG_BATCH_END, 3));
         let attrs: Vec<_> = attributes(&msgs[1].3[4..]).collect();
         assert_eq!(attrs, [(NFTA_TABLE_NAME, &b"t\0"[..])]);
+    }
+
+    #[test]
+    fn a_check_is_the_batch_without_its_end_every_message_asking_for_an_ack() {
+        let mut b = Batch::new();
+        b.add_table(Family::Inet, "t", false);
+        b.add_chain(Family::Inet, "t", "c", Some(Hook::Forward), false);
+        let data = b.unterminated_with_acks();
+        let msgs: Vec<_> = messages(&data).collect();
+        assert_eq!(msgs.len(), 3);
+        assert_eq!(
+            (msgs[0].0, msgs[0].1),
+            (NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST)
+        );
+        assert_eq!(msgs[1].1, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK);
+        assert_eq!(msgs[2].1, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK);
+        assert_eq!(msgs[2].2, 2);
+        // Only the flags differ from what a commit sends.
+        let committed = b.finish();
+        assert_eq!(data.len(), committed.len() - 20);
+        let differ = data.iter().zip(&committed).filter(|(a, b)| a != b).count();
+        assert_eq!(differ, 2);
     }
 
     #[test]

@@ -52,7 +52,8 @@ pub enum Choice {
     #[default]
     Iptables,
     Nftables,
-    /// nftables when `nft` is installed and the kernel takes our tables, else iptables.
+    /// nftables when the kernel takes our tables and the expressions our rules need
+    /// (checked over netlink, `nft` need not be installed), else iptables.
     Auto,
 }
 

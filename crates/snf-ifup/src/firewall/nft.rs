@@ -62,6 +62,7 @@ impl Table {
         }
     }
 
+    #[cfg(test)]
     fn from_family(s: &str) -> Option<Table> {
         Table::ALL.into_iter().find(|t| t.family() == s)
     }
@@ -570,6 +571,9 @@ fn list() -> anyhow::Result<Listing> {
     Ok(out)
 }
 
+/// `nft list chains` (or `list ruleset`) text as a [`Listing`]: the tests hold the
+/// netlink listing to it.
+#[cfg(test)]
 fn parse_listing(text: &str) -> Listing {
     let mut out = Listing::new();
     let mut table: Option<Table> = None;
@@ -1269,63 +1273,82 @@ impl Firewall for Nft {
     }
 
     fn status(&self, taps: &[&str]) -> anyhow::Result<Vec<Vec<String>>> {
-        let text = if exec::in_path("nft") {
-            exec::output("nft", &["list", "chains"])?
-        } else {
-            String::new()
-        };
-        let l = parse_listing(&text);
-        Ok(taps
-            .iter()
-            .map(|t| {
-                let mut lines = Vec::new();
-                for (table, chains) in &l {
-                    for c in table.chains_of(t) {
-                        if chains.contains_key(&c) {
-                            lines.push(format!("nft {} {TABLE}: chain {c}", table.family()));
-                        }
-                    }
-                }
-                lines
-            })
-            .collect())
+        Ok(status_lines(&list()?, taps))
     }
 }
 
-/// Whether `nft` is installed and the kernel takes our tables (checked, not applied, in
-/// the current network namespace). Also says whether nfdhcpd could use nft's `queue`: it
-/// does not, its NFQUEUE rules stay on the iptables (xt) path either way.
-pub fn usable() -> bool {
-    if !exec::in_path("nft") {
-        return false;
-    }
-    let mut probe = String::new();
+/// `status`'s lines for each TAP: the chains of its own that `l` holds.
+fn status_lines(l: &Listing, taps: &[&str]) -> Vec<Vec<String>> {
+    taps.iter()
+        .map(|t| {
+            let mut lines = Vec::new();
+            for (table, chains) in l {
+                for c in table.chains_of(t) {
+                    if chains.contains_key(&c) {
+                        lines.push(format!("nft {} {TABLE}: chain {c}", table.family()));
+                    }
+                }
+            }
+            lines
+        })
+        .collect()
+}
+
+/// What `auto` checks: our tables in each family; a profile needs conntrack in the inet
+/// family, a bridged one also the packet mark in the bridge family (not bridge
+/// conntrack: see [`MARK_MASK`]). The rules are forms the driver writes, so that they
+/// have bytecode.
+fn probe() -> anyhow::Result<Tx> {
+    let mut tx = Tx::default();
     for t in Table::ALL {
-        probe.push_str(&format!("add table {} {TABLE}\n", t.family()));
+        tx.add_table(t.nf(), t.family(), false);
     }
-    // A profile needs conntrack in the inet family; a bridged one also the packet mark
-    // in the bridge family (not bridge conntrack: see [`MARK_MASK`]).
-    probe.push_str(&format!(
-        "add chain inet {TABLE} probe\nadd rule inet {TABLE} probe ct state established accept\n\
-         add chain bridge {TABLE} probe\nadd rule bridge {TABLE} probe {}\n",
-        bridged_profile_mark(MARKED[0])
-            .map(|s| s.text)
-            .unwrap_or_default()
-    ));
-    let ok = matches!(
-        exec::with_stdin_status("nft", &["-c", "-f", "-"], &probe),
-        Ok((true, _))
-    );
-    if !ok {
-        log::info(
-            "nftables unusable here (no nft, or the kernel lacks conntrack or marks in nf_tables); using iptables",
-        );
+    let ct = stmt(
+        Family::Ip4,
+        Table::Inet,
+        &Rule::new([Match::ReplyOrRelated], Verdict::Accept),
+        &|c: &str| Ok(c.to_owned()),
+    )?;
+    let mark = bridged_profile_mark(MARKED[0])?;
+    for (t, rule) in [(Table::Inet, ct), (Table::Bridge, mark)] {
+        let (nf, fam) = (t.nf(), t.family());
+        tx.add_chain(nf, fam, "probe", None, "", false);
+        tx.add_rule(nf, fam, "probe", &rule.text, rule.exprs.as_deref());
     }
-    ok
+    Ok(tx)
+}
+
+/// Whether the kernel takes our tables and the expressions our rules need, checked over
+/// netlink in the current network namespace without applying anything (the batch of
+/// [`probe`] without its end: see `Socket::check`). The `nft` program is not asked for:
+/// this driver sends every rule the plan writes as bytecode (`every_planned_rule_translates`
+/// holds it to that) and starts `nft -f` only for a form without one, so a node without
+/// `nft` still gets nftables under `auto`. Also says nothing about nfdhcpd: its NFQUEUE
+/// rules stay on the iptables (xt) path either way.
+pub fn usable() -> bool {
+    let res = probe().and_then(|tx| check(&tx));
+    if let Err(e) = &res {
+        log::info(&format!(
+            "nftables unusable here ({e:#}: the kernel lacks nf_tables, conntrack or marks in nf_tables); using iptables"
+        ));
+    }
+    res.is_ok()
+}
+
+/// Has the kernel check `tx` without applying it.
+fn check(tx: &Tx) -> anyhow::Result<()> {
+    let Some(batch) = tx.batch() else {
+        bail!("no bytecode for the probe");
+    };
+    nfnl::Socket::open()?.check(batch).map_err(|e| {
+        let what = e.index.and_then(|i| tx.line(i)).unwrap_or("the probe");
+        anyhow::anyhow!("nf_tables refused {what}: {e}")
+    })
 }
 
 /// Whether nft's `queue` statement (the kernel's nft_queue) works here; checked with
 /// `nft -c`, nothing is applied. nfdhcpd does not depend on it: it queues through iptables.
+/// Only `status` asks (not `up` or `down`), so it may start `nft`.
 pub fn queue_supported() -> bool {
     let probe = "add table inet snf_ifup_probe\n\
         add chain inet snf_ifup_probe c { type filter hook input priority filter; }\n\
@@ -1487,6 +1510,140 @@ mod tests {
         let p = build(&nic, &name, Flavour::Kvm, &cfg, &facts, false).unwrap();
         want_of(tap, &p.firewall, &p.arp)
             .unwrap_or_else(|e| panic!("{tap} {mode} {profile} {ip}: {e:#}"))
+    }
+
+    /// `nft` with `args` and `stdin` in the current namespace: (success, output).
+    fn nft_cmd(args: &[&str], stdin: Option<&str>) -> (bool, String) {
+        let f = netconf_sys::command::run("nft", args, stdin).unwrap();
+        match f.check() {
+            Ok(out) => (true, out),
+            Err(e) => (false, format!("{e:#}")),
+        }
+    }
+
+    /// The probe of `auto` over netlink says usable exactly when `nft -c -f` of the same
+    /// transaction succeeds, for the probe itself and for batches the kernel refuses (a
+    /// rule in a chain that does not exist, a base chain on a hook the arp family lacks),
+    /// and applies nothing either way: the ruleset is what it was, empty in a fresh
+    /// namespace and unchanged where our tables already hold a NIC. In a namespace of its
+    /// own.
+    #[test]
+    fn the_probe_is_checked_as_nft_checks_it_and_applies_nothing() {
+        use netconf_test_support::{Netns, need_root, on_path, skip, unique_name};
+        let test = "the_probe_is_checked_as_nft_checks_it_and_applies_nothing";
+        if !need_root(test, "a network namespace and nf_tables") {
+            return;
+        }
+        if !on_path("nft") {
+            return skip(test, "needs nft");
+        }
+        let ns = Netns::add(&unique_name("nfe", "probe"));
+        ns.run(|| {
+            let ruleset = || nft_cmd(&["list", "ruleset"], None).1;
+            let good = probe().unwrap();
+            assert!(good.batch().is_some());
+            let mut missing_chain = probe().unwrap();
+            missing_chain.add_rule(
+                NfFamily::Inet,
+                "inet",
+                "missing",
+                "accept",
+                Some(&nftnl::nfproto_not_return(false)),
+            );
+            let mut arp_forward = probe().unwrap();
+            arp_forward.add_chain(
+                NfFamily::Arp,
+                "arp",
+                "probe2",
+                Some(nfnl::Hook::Forward),
+                " { type filter hook forward priority filter; policy accept; }",
+                false,
+            );
+            let cases = [
+                ("the probe", &good, true),
+                ("a rule in a missing chain", &missing_chain, false),
+                ("an arp forward chain", &arp_forward, false),
+            ];
+            for round in ["empty", "with a NIC"] {
+                let before = ruleset();
+                for (what, tx, ok) in cases {
+                    let by_nft = nft_cmd(&["-c", "-f", "-"], Some(&tx.text()));
+                    assert_eq!(by_nft.0, ok, "{round}, {what}: nft -c: {}", by_nft.1);
+                    let by_netlink = check(tx);
+                    assert_eq!(by_netlink.is_ok(), ok, "{round}, {what}: {by_netlink:?}");
+                    assert_eq!(ruleset(), before, "{round}, {what}: applied");
+                }
+                assert!(usable(), "{round}");
+                assert_eq!(ruleset(), before, "{round}: usable() applied");
+                if round == "empty" {
+                    assert_eq!(before.trim(), "", "{round}");
+                    let nfnl_tables = nfnl::Socket::open().unwrap().tables(TABLE).unwrap();
+                    assert!(nfnl_tables.is_empty(), "{nfnl_tables:?}");
+                    let item = Item {
+                        tap: "tap1",
+                        want: planned_want("tap1", "bridged", "protected", "198.51.100.10"),
+                        recorded: None,
+                        touch: Table::ALL.into_iter().collect(),
+                    };
+                    run(&listed(vec![item]).unwrap().0).unwrap();
+                } else {
+                    assert!(before.contains("from-tap1"), "{before}");
+                }
+            }
+        });
+    }
+
+    /// `status` lists each TAP's chains over netlink exactly as it did from
+    /// `nft list chains`'s text, for TAPs of every mode and one without rules. In a
+    /// namespace of its own.
+    #[test]
+    fn status_over_netlink_prints_what_nft_list_chains_gave() {
+        use netconf_test_support::{Netns, need_root, on_path, skip, unique_name};
+        let test = "status_over_netlink_prints_what_nft_list_chains_gave";
+        if !need_root(test, "a network namespace and nf_tables") {
+            return;
+        }
+        if !on_path("nft") {
+            return skip(test, "needs nft");
+        }
+        let ns = Netns::add(&unique_name("nfe", "st"));
+        ns.run(|| {
+            let nics = [
+                ("tap1", "bridged", "protected", "198.51.100.10"),
+                ("tap2", "routed", "limited", "198.51.100.11"),
+                ("tap3", "routed", "", ""),
+            ];
+            let items: Vec<Item> = nics
+                .iter()
+                .map(|(tap, mode, profile, ip)| Item {
+                    tap,
+                    want: planned_want(tap, mode, profile, ip),
+                    recorded: None,
+                    touch: Table::ALL.into_iter().collect(),
+                })
+                .collect();
+            run(&listed(items).unwrap().0).unwrap();
+            let taps = ["tap1", "tap2", "tap3", "tap4"];
+            let drv = Nft {
+                index: PathBuf::new(),
+            };
+            let got = drv.status(&taps).unwrap();
+            let text = nft_cmd(&["list", "chains"], None);
+            assert!(text.0, "{}", text.1);
+            assert_eq!(got, status_lines(&parse_listing(&text.1), &taps));
+            assert_eq!(
+                got[0],
+                [
+                    "nft bridge snf_ifup: chain from-tap1",
+                    "nft bridge snf_ifup: chain to-tap1",
+                    "nft bridge snf_ifup: chain to4-tap1",
+                    "nft bridge snf_ifup: chain to6-tap1",
+                ]
+            );
+            assert!(got[1].contains(&"nft inet snf_ifup: chain from4-tap2".to_owned()));
+            assert!(got[1].contains(&"nft arp snf_ifup: chain mangle-tap2".to_owned()));
+            assert!(got[3].is_empty());
+        });
     }
 
     /// A rebuild of many NICs (a reapply after the ruleset was flushed) is one batch,
