@@ -18,7 +18,7 @@ use nix::fcntl::OFlag;
 /// refused", "not a regular file: refused", "larger than … KiB: refused", "not UTF-8
 /// text"); absence keeps its `NotFound` kind.
 pub fn read(path: &Path, max: u64) -> std::io::Result<String> {
-    read_opened(path, max, Links::Refuse)
+    read_opened(path, max, Links::Refuse).map(|(text, _)| text)
 }
 
 /// As [`read`], but a symbolic link at `path` is followed (for settings files, which
@@ -26,6 +26,16 @@ pub fn read(path: &Path, max: u64) -> std::io::Result<String> {
 /// a regular file of at most `max` bytes of UTF-8, and a FIFO or device there is refused
 /// without waiting. A dangling link is `NotFound`; a loop of links is the system's error.
 pub fn read_following(path: &Path, max: u64) -> std::io::Result<String> {
+    read_opened(path, max, Links::Follow).map(|(text, _)| text)
+}
+
+/// As [`read_following`], with the metadata of the file read (of the link's target),
+/// taken from the open file: a check of its owner or mode then concerns the very bytes
+/// returned, not whatever the path names a moment later.
+pub fn read_following_with_metadata(
+    path: &Path,
+    max: u64,
+) -> std::io::Result<(String, fs::Metadata)> {
     read_opened(path, max, Links::Follow)
 }
 
@@ -35,7 +45,7 @@ enum Links {
     Follow,
 }
 
-fn read_opened(path: &Path, max: u64, links: Links) -> std::io::Result<String> {
+fn read_opened(path: &Path, max: u64, links: Links) -> std::io::Result<(String, fs::Metadata)> {
     // O_NONBLOCK: opening a FIFO without a writer returns at once (the fstat below then
     // refuses it); on a regular file the flag changes nothing.
     let mut flags = OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
@@ -67,7 +77,8 @@ fn read_opened(path: &Path, max: u64, links: Links) -> std::io::Result<String> {
     if buf.len() as u64 > max {
         return Err(too_large());
     }
-    String::from_utf8(buf).map_err(|_| refused("not UTF-8 text".to_owned()))
+    let text = String::from_utf8(buf).map_err(|_| refused("not UTF-8 text".to_owned()))?;
+    Ok((text, meta))
 }
 
 fn refused(why: String) -> std::io::Error {

@@ -46,11 +46,13 @@ pub fn run(cfg: &DaemonSettings, opts: &Options) -> anyhow::Result<()> {
         }
         _ => None,
     };
-    if !opts.foreground {
-        nix::unistd::daemon(false, true).context("daemonizing")?;
-    }
+    // Before detaching: a log path that cannot be used (not a regular file, say) is
+    // reported to the one who started the daemon, with a failing exit status.
     if let Some(f) = &logfile {
         crate::log::to_file(f.clone())?;
+    }
+    if !opts.foreground {
+        nix::unistd::daemon(false, true).context("daemonizing")?;
     }
     // Threads inherit this mask, so only the main thread's sigwait sees these signals.
     let mut sigs = SigSet::empty();
@@ -143,7 +145,7 @@ pub fn run(cfg: &DaemonSettings, opts: &Options) -> anyhow::Result<()> {
         match sigs.wait() {
             Ok(Signal::SIGHUP) => {
                 if let Err(e) = crate::log::reopen() {
-                    error!("{e:#}");
+                    warn!("{e:#}; still writing to the old log file");
                 }
                 info!("SIGHUP: rescanning {}", datapath.display());
                 match bindings.rescan() {

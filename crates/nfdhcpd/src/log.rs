@@ -53,7 +53,8 @@ pub fn to_file(path: PathBuf) -> anyhow::Result<()> {
 }
 
 /// After logrotate moved the file away (SIGHUP): write to a new file at the same path.
-/// Without a log file this does nothing.
+/// Without a log file this does nothing; on an error standard error still points to the
+/// old file.
 pub fn reopen() -> anyhow::Result<()> {
     match lock::lock(&FILE).as_ref() {
         Some(path) => redirect(path),
@@ -62,14 +63,48 @@ pub fn reopen() -> anyhow::Result<()> {
 }
 
 fn redirect(path: &std::path::Path) -> anyhow::Result<()> {
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .with_context(|| format!("opening log file {}", path.display()))?;
+    let f = open_append(path).with_context(|| format!("opening log file {}", path.display()))?;
     nix::unistd::dup2_stdout(&f)
         .and_then(|()| nix::unistd::dup2_stderr(&f))
         .with_context(|| format!("redirecting to {}", path.display()))
+}
+
+/// Opens the log file for appending without ever waiting on it, and only if it is a
+/// regular file. A FIFO or device at the path is refused, not tolerated: the name is fixed
+/// (`<logdir>/nfdhcpd.log`), so something else there is a mistake or a trap, and a FIFO
+/// would block the daemon's start, its SIGHUP, or every log line once its reader stalls.
+fn open_append(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    use std::os::unix::fs::OpenOptionsExt;
+
+    let refused = || {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file: refused",
+        )
+    };
+    // O_NONBLOCK: opening a FIFO for writing without a reader fails at once (ENXIO) instead
+    // of waiting for one; on a regular file the flag changes nothing.
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o644)
+        .custom_flags((OFlag::O_NONBLOCK | OFlag::O_CLOEXEC | OFlag::O_NOCTTY).bits())
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(nix::errno::Errno::ENXIO as i32) {
+                refused()
+            } else {
+                e
+            }
+        })?;
+    if !f.metadata()?.is_file() {
+        return Err(refused());
+    }
+    // Back to ordinary writes; the descriptor is shared with standard output and error.
+    let flags = OFlag::from_bits_truncate(fcntl(&f, FcntlArg::F_GETFL)?);
+    fcntl(&f, FcntlArg::F_SETFL(flags - OFlag::O_NONBLOCK))?;
+    Ok(f)
 }
 
 #[macro_export]

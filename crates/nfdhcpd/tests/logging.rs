@@ -101,3 +101,98 @@ fn daemon_logs_to_logdir_and_reopens_after_rotation() {
     });
     assert!(read(&log).contains("exiting"), "{}", read(&log));
 }
+
+/// Runs `cmd` for at most 10 s: killed and `None` if it is still running then; otherwise
+/// its exit status and standard error. That goes through a file, not a pipe: a daemon that
+/// detached but hangs would keep a pipe open.
+fn run_bounded(
+    cmd: &mut std::process::Command,
+    err: &std::path::Path,
+) -> Option<(std::process::ExitStatus, String)> {
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(err).unwrap())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while t0.elapsed() < Duration::from_secs(10) {
+        if let Some(st) = child.try_wait().unwrap() {
+            return Some((st, std::fs::read_to_string(err).unwrap_or_default()));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+#[test]
+fn a_fifo_at_the_log_path_is_refused_without_blocking() {
+    if !need_root("a_fifo_at_the_log_path_is_refused_without_blocking") {
+        return;
+    }
+    let tb = Testbed::new(Mode::Routed, 1);
+    tb.bind(0);
+    let logdir = tb.path("log");
+    std::fs::create_dir(&logdir).unwrap();
+    let log = logdir.join("nfdhcpd.log");
+    let cfg = tb.path("nfdhcpd.toml");
+    std::fs::write(
+        &cfg,
+        tb.config_text("").replacen(
+            "[general]\n",
+            &format!("[general]\nlogdir = \"{}\"\n", logdir.display()),
+            1,
+        ),
+    )
+    .unwrap();
+    let launch = || {
+        run_bounded(
+            std::process::Command::new("ip")
+                .args(["netns", "exec", &tb.node, env!("CARGO_BIN_EXE_nfdhcpd")])
+                .args(["-d", "-c"])
+                .arg(&cfg),
+            &tb.path("launcher.err"),
+        )
+    };
+
+    // At start: a FIFO without a reader (opening it for writing would wait for one) is
+    // refused at once, to the launcher, with the reason and a failing status.
+    sh(&["mkfifo", log.to_str().unwrap()]);
+    let (st, err) = launch().expect("nfdhcpd blocked on the FIFO at its log path");
+    assert!(!st.success(), "{err}");
+    assert!(err.contains("not a regular file"), "{err}");
+    assert!(err.contains(log.to_str().unwrap()), "{err}");
+    assert!(!tb.path("nfdhcpd.pid").exists());
+
+    // On SIGHUP: a FIFO put where the rotated file was leaves the daemon on its old file,
+    // with a warning, and it goes on serving.
+    std::fs::remove_file(&log).unwrap();
+    let (st, err) = launch().expect("nfdhcpd did not detach");
+    assert!(st.success(), "{err}");
+    wait_for("the status file", Duration::from_secs(10), || {
+        tb.path("status").exists()
+    });
+    let pid = std::fs::read_to_string(tb.path("nfdhcpd.pid")).unwrap();
+    let pid = pid.trim().to_owned();
+    let rotated = logdir.join("nfdhcpd.log.1");
+    std::fs::rename(&log, &rotated).unwrap();
+    sh(&["mkfifo", log.to_str().unwrap()]);
+    sh(&["kill", "-HUP", &pid]);
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
+    wait_for(
+        "the SIGHUP in the old file",
+        Duration::from_secs(10),
+        || read(&rotated).contains("SIGHUP: rescanning"),
+    );
+    let text = read(&rotated);
+    assert!(
+        text.contains("WARNING  opening log file") && text.contains("not a regular file"),
+        "{text}"
+    );
+    assert!(tb.udhcpc_once(0).is_some(), "{}", read(&rotated));
+    sh(&["kill", "-TERM", &pid]);
+    wait_for("the daemon to exit", Duration::from_secs(10), || {
+        !tb.path("nfdhcpd.pid").exists()
+    });
+}

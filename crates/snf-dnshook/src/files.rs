@@ -1,13 +1,10 @@
 //! Reading the configuration and TSIG key files: regular files only, of bounded size, never
 //! blocking on a FIFO; and whether others than their owner and group may read or change them.
 
-use std::fs::OpenOptions;
-use std::io::Read;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use anyhow::{Context, Result, ensure};
-use nix::fcntl::OFlag;
+use anyhow::{Context, Result};
 
 /// Both files are a few hundred bytes; anything near this is not one of them.
 pub const MAX_SIZE: u64 = 1 << 20;
@@ -18,31 +15,11 @@ pub struct Contents {
     pub mode: u32,
 }
 
-/// Reads `path`, which must be a regular file of at most [`MAX_SIZE`] bytes of UTF-8.
+/// Reads `path`, which must be a regular file of at most [`MAX_SIZE`] bytes of UTF-8; a
+/// symbolic link is followed (configuration management installs such files as links).
 pub fn read(path: &Path) -> Result<Contents> {
-    read_inner(path).with_context(|| format!("cannot read {}", path.display()))
-}
-
-fn read_inner(path: &Path) -> Result<Contents> {
-    // O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then refuses it.
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(OFlag::O_NONBLOCK.bits())
-        .open(path)?;
-    let meta = file.metadata()?;
-    ensure!(meta.is_file(), "not a regular file");
-    ensure!(
-        meta.len() <= MAX_SIZE,
-        "{} bytes is too large (at most {MAX_SIZE})",
-        meta.len()
-    );
-    let mut bytes = Vec::new();
-    file.take(MAX_SIZE + 1).read_to_end(&mut bytes)?;
-    ensure!(
-        bytes.len() as u64 <= MAX_SIZE,
-        "it grew beyond {MAX_SIZE} bytes"
-    );
-    let text = String::from_utf8(bytes).context("not UTF-8 text")?;
+    let (text, meta) = netconf::textfile::read_following_with_metadata(path, MAX_SIZE)
+        .with_context(|| format!("cannot read {}", path.display()))?;
     Ok(Contents {
         text,
         mode: meta.mode() & 0o7777,
@@ -76,7 +53,21 @@ mod tests {
         let big = dir.path().join("big");
         std::fs::write(&big, vec![b'#'; MAX_SIZE as usize + 1]).unwrap();
         let e = format!("{:#}", read(&big).err().unwrap());
-        assert!(e.contains("too large"), "{e}");
+        assert!(e.contains("larger than 1024 KiB: refused"), "{e}");
+        // A link is followed: to a FIFO it is refused as the FIFO, to a file it gives the
+        // mode of its target, from the file read.
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&fifo, &link).unwrap();
+        let e = format!("{:#}", read(&link).err().unwrap());
+        assert!(e.contains("not a regular file"), "{e}");
+        let key = dir.path().join("key");
+        std::fs::write(&key, "k").unwrap();
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o640))
+            .unwrap();
+        let link2 = dir.path().join("link2");
+        std::os::unix::fs::symlink(&key, &link2).unwrap();
+        let c = read(&link2).unwrap();
+        assert_eq!((c.text.as_str(), c.mode), ("k", 0o640));
         assert_eq!(others_access(0o640), None);
         assert_eq!(others_access(0o644), Some("readable by others"));
         assert_eq!(others_access(0o602), Some("writable by others"));

@@ -245,8 +245,14 @@ pub fn mark_from_store(dir: &Path, tap: &IfName, nic: StoreNic) -> anyhow::Resul
     Ok(())
 }
 
+/// Forgets `tap`, with the temporaries of its state file that a run killed inside `save`
+/// left (`.<tap>.toml.tmp…`; nothing else ever removes them). Here rather than on every
+/// `save`: a `down` is rare and already writes the directory. Those of the last minute stay,
+/// in case a writer that does not hold the lock is still at work.
 pub fn remove(dir: &Path, tap: &IfName) -> anyhow::Result<()> {
-    match fs::remove_file(path(dir, tap)) {
+    let p = path(dir, tap);
+    netconf::textfile::remove_stale_temporaries(&p, std::time::Duration::from_secs(60));
+    match fs::remove_file(&p) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             Err(e).with_context(|| format!("cannot remove state of {tap}"))
         }
@@ -339,6 +345,40 @@ mod tests {
         remove(d.path(), &tap).unwrap();
         remove(d.path(), &tap).unwrap();
         assert_eq!(load(d.path(), &tap).unwrap(), None);
+    }
+
+    /// `remove` sweeps the temporaries killed writers of this TAP's state left, and only
+    /// those: not a fresh one, not another TAP's (`tap10` after `tap1`), not a link.
+    #[test]
+    fn remove_sweeps_stale_temporaries_of_its_own_tap() {
+        let d = tempfile::tempdir().unwrap();
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        let plant = |name: &str, aged: bool| {
+            let f = fs::File::create(d.path().join(name)).unwrap();
+            if aged {
+                f.set_modified(old).unwrap();
+            }
+        };
+        plant(".tap1.toml.tmp4242.0", true);
+        plant(".tap1.toml.tmp4243.7", true);
+        plant(".tap1.toml.tmp4244.0", false);
+        plant(".tap10.toml.tmp4245.0", true);
+        plant("tap1.toml", false);
+        std::os::unix::fs::symlink("/etc/hostname", d.path().join(".tap1.toml.tmp1.0")).unwrap();
+        remove(d.path(), &"tap1".parse().unwrap()).unwrap();
+        let mut left: Vec<String> = fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                ".tap1.toml.tmp1.0",
+                ".tap1.toml.tmp4244.0",
+                ".tap10.toml.tmp4245.0"
+            ]
+        );
     }
 
     /// A link planted in the state directory under a temporary name `save` uses (the name

@@ -1346,18 +1346,65 @@ fn check(tx: &Tx) -> anyhow::Result<()> {
     })
 }
 
-/// Whether nft's `queue` statement (the kernel's nft_queue) works here; checked with
-/// `nft -c`, nothing is applied. nfdhcpd does not depend on it: it queues through iptables.
-/// Only `status` asks (not `up` or `down`), so it may start `nft`.
+/// `udp dport 67 queue num 42 bypass` in a base chain on input: what [`queue_supported`]
+/// has the kernel check.
+fn queue_probe() -> Tx {
+    udp_67_probe(
+        "queue num 42 bypass",
+        nfnl::Expr::Queue {
+            num: 42,
+            bypass: true,
+        },
+    )
+}
+
+/// `udp dport 67 STMT` in a base chain on input.
+fn udp_67_probe(text: &str, stmt: nfnl::Expr) -> Tx {
+    use nfnl::{Base, Expr, MetaKey};
+    let (nf, fam) = (Table::Inet.nf(), Table::Inet.family());
+    let mut tx = Tx::default();
+    tx.add_table(nf, fam, false);
+    tx.add_chain(
+        nf,
+        fam,
+        "probe",
+        Some(nfnl::Hook::Input),
+        " { type filter hook input priority filter; policy accept; }",
+        false,
+    );
+    let exprs = [
+        Expr::Meta(MetaKey::L4Proto),
+        Expr::Cmp {
+            neq: false,
+            data: vec![17],
+        },
+        Expr::Payload {
+            base: Base::Transport,
+            offset: 2,
+            len: 2,
+        },
+        Expr::Cmp {
+            neq: false,
+            data: 67u16.to_be_bytes().to_vec(),
+        },
+        stmt,
+    ];
+    tx.add_rule(
+        nf,
+        fam,
+        "probe",
+        &format!("udp dport 67 {text}"),
+        Some(&exprs),
+    );
+    tx
+}
+
+/// Whether nft's `queue` statement (the kernel's nft_queue) works here; checked over
+/// netlink as [`usable`] checks its probe, nothing is applied and `nft` is not started
+/// (it cost about 40 ms of every `status`). nfdhcpd does not depend on it: it queues
+/// through iptables.
 pub fn queue_supported() -> bool {
-    let probe = "add table inet snf_ifup_probe\n\
-        add chain inet snf_ifup_probe c { type filter hook input priority filter; }\n\
-        add rule inet snf_ifup_probe c udp dport 67 queue num 42 bypass\n";
-    exec::in_path("nft")
-        && matches!(
-            exec::with_stdin_status("nft", &["-c", "-f", "-"], probe),
-            Ok((true, _))
-        )
+    check(&queue_probe()).is_ok()
 }
 
 #[cfg(test)]
@@ -1519,6 +1566,44 @@ mod tests {
             Ok(out) => (true, out),
             Err(e) => (false, format!("{e:#}")),
         }
+    }
+
+    /// The queue probe over netlink answers as `nft -c -f` of the same text, applies
+    /// nothing, and its bytecode, applied, is the ruleset `nft -f` makes of that text. In
+    /// a namespace of its own.
+    #[test]
+    fn the_queue_probe_is_checked_as_nft_checks_it_and_applies_nothing() {
+        use netconf_test_support::{Netns, need_root, on_path, skip, unique_name};
+        let test = "the_queue_probe_is_checked_as_nft_checks_it_and_applies_nothing";
+        if !need_root(test, "a network namespace and nf_tables") {
+            return;
+        }
+        if !on_path("nft") {
+            return skip(test, "needs nft");
+        }
+        let ns = Netns::add(&unique_name("nfe", "queue"));
+        ns.run(|| {
+            let ruleset = || nft_cmd(&["list", "ruleset"], None).1;
+            let tx = queue_probe();
+            assert!(tx.batch().is_some());
+            let before = ruleset();
+            // The same probe with `accept` passes both ways: a refusal is the queue's.
+            let accept = udp_67_probe("accept", nfnl::Expr::Verdict(nfnl::Verdict::Accept));
+            assert!(nft_cmd(&["-c", "-f", "-"], Some(&accept.text())).0);
+            check(&accept).unwrap();
+            let by_nft = nft_cmd(&["-c", "-f", "-"], Some(&tx.text()));
+            assert_eq!(queue_supported(), by_nft.0, "{}", by_nft.1);
+            assert_eq!(ruleset(), before);
+            if by_nft.0 {
+                run(&tx).unwrap();
+                let ours = ruleset();
+                assert!(ours.contains("udp dport 67 queue"), "{ours}");
+                assert!(nft_cmd(&["flush", "ruleset"], None).0);
+                let applied = nft_cmd(&["-f", "-"], Some(&tx.text()));
+                assert!(applied.0, "{}", applied.1);
+                assert_eq!(ruleset(), ours);
+            }
+        });
     }
 
     /// The probe of `auto` over netlink says usable exactly when `nft -c -f` of the same
