@@ -482,15 +482,11 @@ fn a_silent_or_closed_etcd_gives_no_names_and_does_not_hold_the_tab() {
             .unwrap();
         // Far beyond the completion's budget, far below what the commands' timeouts add
         // up to over sixteen members: a TAB still running then is one that hangs.
-        let t0 = std::time::Instant::now();
-        while child.try_wait().unwrap().is_none() {
-            if t0.elapsed() > std::time::Duration::from_secs(30) {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("{what}: the TAB did not return while etcd stayed silent");
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        netconf_test_support::wait_within(
+            &mut child,
+            std::time::Duration::from_secs(30),
+            &format!("{what}: the TAB while etcd stayed silent"),
+        );
         let out = child.wait_with_output().unwrap();
         assert!(out.status.success(), "{what}: {out:?}");
         assert!(out.stderr.is_empty(), "{what}: wrote to stderr: {out:?}");

@@ -110,33 +110,25 @@ fn status_refuses_what_the_daemon_never_writes() {
     ];
     for (why, make) in make {
         make();
-        // Files, not pipes: a child that fills a pipe nobody reads yet would block too.
-        let (out, err) = (dir.path().join("out"), dir.path().join("err"));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_nfdhcpd"))
-            .args(["-c", cfg.to_str().unwrap(), "--status"])
-            .stdout(std::fs::File::create(&out).unwrap())
-            .stderr(std::fs::File::create(&err).unwrap())
-            .spawn()
-            .unwrap();
-        // A bounded wait, so that a read that blocks fails the test instead of hanging it.
-        let t0 = std::time::Instant::now();
-        while child.try_wait().unwrap().is_none() {
-            if t0.elapsed() > std::time::Duration::from_secs(60) {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("{why}: nfdhcpd --status still blocked after 60 s");
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        let code = child.wait().unwrap().code();
-        let err = std::fs::read_to_string(&err).unwrap();
+        // A bounded run, so that a read that blocks fails the test instead of hanging it.
+        let run = netconf_test_support::run_within(
+            Command::new(env!("CARGO_BIN_EXE_nfdhcpd")).args([
+                "-c",
+                cfg.to_str().unwrap(),
+                "--status",
+            ]),
+            dir.path(),
+            std::time::Duration::from_secs(60),
+            why,
+        );
+        let (code, err) = (run.code, run.stderr);
         assert_eq!(code, Some(1), "{why}: {err}");
         assert!(
             err.contains(&format!("reading {}", status.display())),
             "{err}"
         );
         assert!(err.contains(why), "{why}: {err}");
-        assert_eq!(std::fs::metadata(&out).unwrap().len(), 0, "{why}");
+        assert!(run.stdout.is_empty(), "{why}");
         if status.is_dir() {
             std::fs::remove_dir(&status).unwrap();
         } else {
@@ -145,32 +137,16 @@ fn status_refuses_what_the_daemon_never_writes() {
     }
 }
 
-/// Runs nfdhcpd with `args`, its output to files (a pipe nobody reads yet could block it
-/// too); a run still going after 10 s is killed and fails the test: a read that blocks
-/// on a FIFO fails instead of hanging. Returns the exit code, stdout and stderr.
+/// Runs nfdhcpd with `args`, at most 10 s (a read that blocks on a FIFO fails the test
+/// instead of hanging it): its exit code, stdout and stderr.
 fn run_bounded(dir: &std::path::Path, args: &[&str], what: &str) -> (Option<i32>, String, String) {
-    let (out, err) = (dir.join("out"), dir.join("err"));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_nfdhcpd"))
-        .args(args)
-        .stdout(std::fs::File::create(&out).unwrap())
-        .stderr(std::fs::File::create(&err).unwrap())
-        .spawn()
-        .unwrap();
-    let t0 = std::time::Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if t0.elapsed() > std::time::Duration::from_secs(10) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what}: nfdhcpd {args:?} still blocked after 10 s");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let code = child.wait().unwrap().code();
-    (
-        code,
-        std::fs::read_to_string(&out).unwrap(),
-        std::fs::read_to_string(&err).unwrap(),
-    )
+    let run = netconf_test_support::run_within(
+        Command::new(env!("CARGO_BIN_EXE_nfdhcpd")).args(args),
+        dir,
+        std::time::Duration::from_secs(10),
+        what,
+    );
+    (run.code, run.stdout, run.stderr)
 }
 
 /// The settings file (`-c`, read by `--check-config` and before anything else) and the

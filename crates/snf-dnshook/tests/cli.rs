@@ -616,16 +616,12 @@ fn fifos_for_settings_or_key_are_refused_at_once() {
             .stderr(std::fs::File::create(&err_path).unwrap())
             .spawn()
             .unwrap();
-        let t0 = std::time::Instant::now();
-        while child.try_wait().unwrap().is_none() {
-            if t0.elapsed() > std::time::Duration::from_secs(30) {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("{}: snf-dnshook still blocked after 30 s", config.display());
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        let code = child.wait().unwrap().code();
+        let code = netconf_test_support::wait_within(
+            &mut child,
+            std::time::Duration::from_secs(30),
+            &format!("snf-dnshook with {}", config.display()),
+        )
+        .code();
         let err = std::fs::read_to_string(&err_path).unwrap();
         assert_eq!(code, Some(1), "{err}");
         let shown = if config == &keyed { &fifo } else { config };

@@ -8,33 +8,17 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{Lab, can_run, nic, refs};
 
 const MAC1: &str = "aa:00:00:00:00:01";
 
-/// Runs `cmd` with its output to files in `dir` (a pipe nobody reads yet could block it
-/// too); still running after 30 s it is killed and the test fails. Returns the exit code
-/// and stderr.
+/// Runs `cmd` for at most 30 s (a read that blocks fails the test instead of hanging it):
+/// its exit code and stderr.
 fn bounded(mut cmd: Command, dir: &Path, what: &str) -> (Option<i32>, String) {
-    let (out, err) = (dir.join("run.out"), dir.join("run.err"));
-    let mut child = cmd
-        .stdout(std::fs::File::create(&out).unwrap())
-        .stderr(std::fs::File::create(&err).unwrap())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if t0.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what}: snf-ifup still blocked after 30 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let code = child.wait().unwrap().code();
-    (code, std::fs::read_to_string(&err).unwrap())
+    let run = netconf_test_support::run_within(&mut cmd, dir, Duration::from_secs(30), what);
+    (run.code, run.stderr)
 }
 
 /// snf-ifup with only what a hypervisor passes, the settings at `settings` and all its

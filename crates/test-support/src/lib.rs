@@ -1,5 +1,6 @@
 //! What the suite's namespace tests share: the root/skip check, running commands with their
-//! output shown on failure, bounded waiting, and RAII guards for network namespaces, veth
+//! output shown on failure, bounded waiting (for a condition, or for a child that must end
+//! on its own), and RAII guards for network namespaces, veth
 //! pairs created directly inside them, daemons, and real etcd clusters on loopback. Every guard cleans up on drop, also
 //! when the test panics half-way, so that nothing a test made outlives it.
 //!
@@ -11,6 +12,7 @@
 #![forbid(unsafe_code)] // all unsafe lives in netconf-sys
 
 mod bins;
+mod bounded;
 mod bridge;
 mod cmd;
 mod daemon;
@@ -22,6 +24,7 @@ mod skip;
 mod wait;
 
 pub use bins::workspace_bins;
+pub use bounded::{Bounded, run_bounded, run_within, wait_bounded, wait_within};
 pub use bridge::gateway_bridge;
 pub use cmd::{ok, output, run, run_ok, text, try_ok};
 pub use daemon::Daemon;
