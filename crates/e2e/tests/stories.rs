@@ -803,7 +803,7 @@ fn in_node(lab: &Lab, store: StoreAt, program: PathBuf, args: &[&str]) -> Comman
     let mut c = lab.in_ns(&lab.node, &[]);
     c.arg(program).args(args);
     if let StoreAt::Etcd(url) = store {
-        c.env("NETCONF_STORE", url);
+        c.env("NETCONF_STORE", url).env("NETCONF_CACHE_DIR", "");
     }
     c
 }

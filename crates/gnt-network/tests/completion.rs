@@ -413,6 +413,7 @@ fn names_come_from_etcd_when_the_store_is_etcd() {
         let out = Command::new(bin)
             .args(args)
             .env("NETCONF_STORE", &url)
+            .env("NETCONF_CACHE_DIR", "")
             .env("NETCONF_HOOKS_DIR", dir.path().join("hooks"))
             .env_remove("NETCONF_COMPLETE")
             .output()
@@ -432,6 +433,7 @@ fn names_come_from_etcd_when_the_store_is_etcd() {
             .env("_CLAP_COMPLETE_INDEX", (words.len() - 1).to_string())
             .env("_CLAP_IFS", "\n")
             .env("NETCONF_STORE", &url)
+            .env("NETCONF_CACHE_DIR", "")
             .env("NETCONF_CONFIG", file.path())
             .output()
             .unwrap();
@@ -476,6 +478,7 @@ fn a_silent_or_closed_etcd_gives_no_names_and_does_not_hold_the_tab() {
             .env("_CLAP_COMPLETE_INDEX", "2")
             .env("_CLAP_IFS", "\n")
             .env("NETCONF_STORE", &url)
+            .env("NETCONF_CACHE_DIR", "")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()

@@ -161,6 +161,7 @@ fn file_to_etcd_and_back_is_byte_identical() {
         Command::new(bin)
             .args(args)
             .env("NETCONF_STORE", &url)
+            .env("NETCONF_CACHE_DIR", "")
             .env("TZ", "UTC")
             .output()
             .unwrap()
@@ -226,6 +227,7 @@ fn non_empty_target_is_refused_without_force_and_replaced_with_it() {
     let o = Command::new(NET)
         .args(["add", "--network", "192.0.2.0/24", "other"])
         .env("NETCONF_STORE", &url)
+        .env("NETCONF_CACHE_DIR", "")
         .output()
         .unwrap();
     ok(o, "a cluster on etcd");
@@ -264,6 +266,7 @@ fn non_empty_target_is_refused_without_force_and_replaced_with_it() {
         Command::new(NET)
             .args(["list", "--no-headers", "-o", "name"])
             .env("NETCONF_STORE", &url)
+            .env("NETCONF_CACHE_DIR", "")
             .output()
             .unwrap(),
         "list",

@@ -23,6 +23,7 @@ fn gnt(bin: &str, url: &str, args: &[&str]) -> std::process::Output {
     Command::new(bin)
         .args(args)
         .env("NETCONF_STORE", url)
+        .env("NETCONF_CACHE_DIR", "")
         .env("NETCONF_HOOKS_DIR", "/nonexistent")
         .env("TZ", "UTC")
         .output()

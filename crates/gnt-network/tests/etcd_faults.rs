@@ -211,6 +211,7 @@ fn gnt(bin: &str, url: &str, args: &[&str]) -> Command {
     let mut c = Command::new(bin);
     c.args(args)
         .env("NETCONF_STORE", url)
+        .env("NETCONF_CACHE_DIR", "")
         .env("NETCONF_HOOKS_DIR", "/nonexistent")
         .env("TZ", "UTC")
         .stdin(Stdio::null())

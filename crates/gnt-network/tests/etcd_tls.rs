@@ -39,6 +39,7 @@ fn gnt(bin: &str, url: &str, settings: &Path, args: &[&str]) -> Output {
     Command::new(bin)
         .args(args)
         .env("NETCONF_STORE", url)
+        .env("NETCONF_CACHE_DIR", "")
         .env("NETCONF_STORE_CONFIG", settings)
         .env("NETCONF_HOOKS_DIR", "/nonexistent")
         .env("TZ", "UTC")
@@ -157,6 +158,7 @@ fn gnt_commands_work_over_etcds() {
         .env("_CLAP_COMPLETE_INDEX", "2")
         .env("_CLAP_IFS", "\n")
         .env("NETCONF_STORE", &url)
+        .env("NETCONF_CACHE_DIR", "")
         .env("NETCONF_STORE_CONFIG", &good)
         .output()
         .unwrap();

@@ -17,6 +17,7 @@ fn gnt(bin: &str, url: &str, args: &[&str]) -> Output {
     Command::new(bin)
         .args(args)
         .env("NETCONF_STORE", url)
+        .env("NETCONF_CACHE_DIR", "")
         .env("NETCONF_HOOKS_DIR", "/nonexistent")
         .env("TZ", "UTC")
         .env_remove("NETCONF_COMPLETE")

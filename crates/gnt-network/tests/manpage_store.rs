@@ -36,6 +36,8 @@ fn store_page_documents_every_url_form_and_its_examples_parse() {
         "NETCONF_STORE",
         "NETCONF_CONFIG",
         "NETCONF_STORE_CONFIG",
+        "NETCONF_CACHE_DIR",
+        "/run/netconf/etcd-heads",
         "/etc/netconf/store.toml",
         "--client-cert-auth",
         "ECLUSTERINDEX",

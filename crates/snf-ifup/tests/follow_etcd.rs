@@ -36,6 +36,7 @@ fn gnt(lab: &Lab, bin: &Path, url: &str, tool: &str, args: &[&str]) {
         .arg(bin.join(tool))
         .args(args)
         .env("NETCONF_STORE", url)
+        .env("NETCONF_CACHE_DIR", "")
         .env("NETCONF_CONFIG", lab.dir.path().join("no-config.data"))
         .env("NETCONF_HOOKS_DIR", "/nonexistent")
         .output()

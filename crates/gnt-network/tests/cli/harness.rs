@@ -103,7 +103,11 @@ impl Cluster {
             .env("NETCONF_HOOKS_DIR", self.hooks())
             .env("TZ", "UTC");
         match &self.store {
-            Some(url) => c.env("NETCONF_STORE", url),
+            // The copy of the heads, on by default, kept with the cluster (not in /run):
+            // the whole suite runs through it on etcd.
+            Some(url) => c
+                .env("NETCONF_STORE", url)
+                .env("NETCONF_CACHE_DIR", self.dir.path().join("etcd-heads")),
             None => c.env_remove("NETCONF_STORE"),
         };
         c

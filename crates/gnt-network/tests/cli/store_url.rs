@@ -23,7 +23,11 @@ fn a_bad_store_url_is_a_usage_error_on_every_binary() {
         ] {
             let flag = c.cmd(bin, &[sub, "--store", url]);
             let mut env = c.command(bin, &[sub]);
-            let env = env.env("NETCONF_STORE", url).output().unwrap();
+            let env = env
+                .env("NETCONF_STORE", url)
+                .env("NETCONF_CACHE_DIR", "")
+                .output()
+                .unwrap();
             for (code, stderr) in [
                 (flag.code, flag.stderr),
                 (
@@ -52,7 +56,11 @@ fn an_unreachable_etcd_fails_clearly() {
         (CLUSTER, vec!["verify"]),
     ] {
         let mut cmd = c.command(bin, &args);
-        let o = cmd.env("NETCONF_STORE", url).output().unwrap();
+        let o = cmd
+            .env("NETCONF_STORE", url)
+            .env("NETCONF_CACHE_DIR", "")
+            .output()
+            .unwrap();
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
         assert!(

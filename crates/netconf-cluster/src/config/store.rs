@@ -148,13 +148,36 @@ pub fn open_for_one_command(at: &Location, debug: bool) -> Box<dyn Store> {
         Location::File(p) => Box::new(FileStore::new(p).exiting_after_commit()),
         Location::Etcd(u) => {
             let store = super::etcd::EtcdStore::new(u).with_debug(debug);
-            // NETCONF_CACHE_DIR: where a node keeps its copy of the heads (netconf-store(7)).
-            match std::env::var_os("NETCONF_CACHE_DIR") {
-                Some(dir) if !dir.is_empty() => Box::new(store.with_heads_cache(Path::new(&dir))),
-                _ => Box::new(store),
+            match heads_cache_dir() {
+                Some(dir) => Box::new(store.with_heads_cache(&dir)),
+                None => Box::new(store),
             }
         }
     }
+}
+
+/// Where a command keeps its copy of an etcd cluster's heads (netconf-store(7)):
+/// `NETCONF_CACHE_DIR` (empty: nowhere); unset, root's `/run/netconf/etcd-heads` and
+/// another user's `$XDG_RUNTIME_DIR/netconf-etcd-heads` (a tmpfs of theirs), or nowhere.
+/// On by default because at hundreds of networks the heads are most of what a command
+/// reads and decodes; the copy is checked against etcd at every use (heads_cache.rs).
+fn heads_cache_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("NETCONF_CACHE_DIR") {
+        return (!dir.is_empty()).then(|| PathBuf::from(dir));
+    }
+    if nix::unistd::geteuid().is_root() {
+        // /run is root's and 0755: its netconf directory is made like any in /run.
+        let parent = Path::new("/run/netconf");
+        if !parent.exists() {
+            use std::os::unix::fs::DirBuilderExt;
+            let _ = fs::DirBuilder::new().mode(0o755).create(parent);
+        }
+        return Some(parent.join("etcd-heads"));
+    }
+    let runtime = PathBuf::from(std::env::var_os("XDG_RUNTIME_DIR")?);
+    runtime
+        .is_absolute()
+        .then(|| runtime.join("netconf-etcd-heads"))
 }
 
 /// A boxed store is a store (the commands hold whichever backend `--store` chose).
