@@ -105,6 +105,18 @@ fn netns_is_deleted_with_its_processes_on_drop() {
     assert!(ns.exec(&["ip", "link", "show", "lo"]).contains("UP"));
     // A process the guard does not own, as a daemonizing client would leave.
     let mut stray = ns.cmd("sleep").arg("30").spawn().unwrap();
+    // Dropped only once it is in the namespace: `ip netns exec` enters it after the spawn
+    // returns, and a process not in it yet is not one the guard can find (on a loaded
+    // machine the drop could come first, and the sleep ran its 30 s).
+    let pid = stray.id().to_string();
+    wait_for(
+        "the stray process inside the namespace",
+        Duration::from_secs(10),
+        || {
+            try_ok(&["ip", "netns", "pids", &name])
+                .is_some_and(|p| p.split_whitespace().any(|x| x == pid))
+        },
+    );
     drop(ns);
     assert_eq!(stray.wait().unwrap().signal(), Some(9));
     assert!(!netns_listed(&name), "{name} left behind");
