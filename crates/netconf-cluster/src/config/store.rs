@@ -282,7 +282,8 @@ fn open_regular(path: &Path) -> std::io::Result<Option<(File, fs::Metadata)>> {
     Ok(Some((f, m)))
 }
 
-fn kind_of(m: &fs::Metadata) -> &'static str {
+/// What a file that is not a regular one is, for the refusal that names it.
+pub(crate) fn kind_of(m: &fs::Metadata) -> &'static str {
     use std::os::unix::fs::FileTypeExt;
     let t = m.file_type();
     if t.is_dir() {

@@ -96,7 +96,7 @@ impl Snapshot {
     /// groups, nodes and networks changed since the cached copy, and leaves the copy of
     /// this revision there.
     pub(super) fn load(
-        client: Arc<Client>,
+        client: &Arc<Client>,
         layout: &Layout,
         shown: &str,
         revision: Option<i64>,
@@ -105,10 +105,8 @@ impl Snapshot {
         reading: Reading,
     ) -> Result<Snapshot, GntError> {
         let cache = cache.filter(|_| revision.is_none());
-        if cache.is_some() {
-            // A copy that does not add up, or a value in it that does not decode: read
-            // everything (and replace the copy).
-            match Self::load_with(
+        let load = |use_cached| {
+            Self::load_with(
                 client.clone(),
                 layout,
                 shown,
@@ -116,14 +114,19 @@ impl Snapshot {
                 also,
                 cache,
                 reading,
-                true,
-            ) {
+                use_cached,
+            )
+        };
+        if cache.is_some() {
+            // A copy that does not add up, or a value in it that does not decode: read
+            // everything (and replace the copy).
+            match load(true) {
                 Ok(Some(s)) => return Ok(s),
                 Ok(None) | Err(GntError::Config(_)) => {}
                 Err(e) => return Err(e),
             }
         }
-        Self::load_with(client, layout, shown, revision, also, cache, reading, false)
+        load(false)
             .map(|s| s.ok_or_else(|| GntError::Exec(format!("{shown}: cannot read the heads"))))?
     }
 

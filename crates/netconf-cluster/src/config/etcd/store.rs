@@ -155,7 +155,7 @@ impl EtcdStore {
             .flat_map(|n| [Key::Instance(n.clone()), Key::InstanceName(n.clone())])
             .collect();
         Snapshot::load(
-            self.client.clone(),
+            &self.client,
             &self.layout,
             &self.url.to_string(),
             revision,

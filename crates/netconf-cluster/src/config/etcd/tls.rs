@@ -213,7 +213,7 @@ fn read_capped(path: &Path, max: u64) -> std::io::Result<(Vec<u8>, std::fs::Meta
     if !meta.is_file() {
         return Err(std::io::Error::other(format!(
             "not a regular file but {}",
-            kind_of(&meta)
+            crate::config::store::kind_of(&meta)
         )));
     }
     if meta.len() > max {
@@ -230,22 +230,6 @@ fn read_capped(path: &Path, max: u64) -> std::io::Result<(Vec<u8>, std::fs::Meta
         )));
     }
     Ok((v, meta))
-}
-
-fn kind_of(m: &std::fs::Metadata) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    let t = m.file_type();
-    if t.is_dir() {
-        "a directory"
-    } else if t.is_fifo() {
-        "a FIFO"
-    } else if t.is_socket() {
-        "a socket"
-    } else if t.is_char_device() || t.is_block_device() {
-        "a device"
-    } else {
-        "a special file"
-    }
 }
 
 #[cfg(test)]
